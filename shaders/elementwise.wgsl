@@ -1,0 +1,91 @@
+// Element-wise kernels. Binding 0 is the parameter block; storage buffers follow in the order the
+// launcher binds them. One invocation per element; 1-D grids fold into 2-D past 65535 groups.
+
+struct P {
+    n: u32,
+    alpha: f32,
+    beta: f32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+
+// unary: x -> out
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out2: array<f32>;
+// binary: x, y -> out
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out3: array<f32>;
+// in-place: buffer 1 is written
+@group(0) @binding(1) var<storage, read_write> inplace: array<f32>;
+
+const WG: u32 = 256u;
+
+fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG;
+}
+
+// out = alpha * x + beta * y
+@compute @workgroup_size(256)
+fn axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg);
+    if i >= p.n { return; }
+    out3[i] = p.alpha * x[i] + p.beta * y[i];
+}
+
+// out = alpha * x * y
+@compute @workgroup_size(256)
+fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg);
+    if i >= p.n { return; }
+    out3[i] = p.alpha * x[i] * y[i];
+}
+
+// out = alpha * x + beta
+@compute @workgroup_size(256)
+fn affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg);
+    if i >= p.n { return; }
+    out2[i] = p.alpha * x[i] + p.beta;
+}
+
+// out = max(x, 0)
+@compute @workgroup_size(256)
+fn relu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg);
+    if i >= p.n { return; }
+    out2[i] = max(x[i], 0.0);
+}
+
+// out = g where the forward output y > 0, else 0 (x = g, y = the ReLU output)
+@compute @workgroup_size(256)
+fn relu_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg);
+    if i >= p.n { return; }
+    out3[i] = select(0.0, x[i], y[i] > 0.0);
+}
+
+// out = x * s where s = y[0] (a scalar held on the GPU)
+@compute @workgroup_size(256)
+fn scale_by(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg);
+    if i >= p.n { return; }
+    out3[i] = p.alpha * x[i] * y[0];
+}
+
+// buffer = alpha
+@compute @workgroup_size(256)
+fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg);
+    if i >= p.n { return; }
+    inplace[i] = p.alpha;
+}
+
+// buffer += alpha * x   (binding 1 = buffer, binding 2 = x)
+@group(0) @binding(2) var<storage, read> src2: array<f32>;
+@compute @workgroup_size(256)
+fn acc(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg);
+    if i >= p.n { return; }
+    inplace[i] = inplace[i] + p.alpha * src2[i];
+}

@@ -1,0 +1,55 @@
+// Layout kernels used around the matrix product: pack a (possibly transposed) row-major matrix
+// into zero-padded vec4 rows, and unpack padded vec4 rows into a dense matrix.
+
+struct P {
+    rows: u32,   // K (pack) or M (unpack)
+    cols: u32,   // N
+    n4: u32,     // padded columns / 4
+    trans: u32,  // pack: source stored (cols, rows) instead of (rows, cols)
+    batch: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+// dst4[z, r, c4] = (src(z, r, 4c4 .. 4c4+3)), zero past `cols`.
+@compute @workgroup_size(256)
+fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg);
+    if t >= p.batch * p.rows * p.n4 { return; }
+    let c4 = t % p.n4;
+    let r = (t / p.n4) % p.rows;
+    let z = t / (p.n4 * p.rows);
+    let base = z * p.rows * p.cols;
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j += 1u) {
+        let col = c4 * 4u + j;
+        if col < p.cols {
+            if p.trans != 0u {
+                v[j] = src[base + col * p.rows + r];
+            } else {
+                v[j] = src[base + r * p.cols + col];
+            }
+        }
+    }
+    dst4[t] = v;
+}
+
+// dst[z, r, c] = src[z, r, c] from rows padded to 4*n4.
+@compute @workgroup_size(256)
+fn unpack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg);
+    if t >= p.batch * p.rows * p.cols { return; }
+    let col = t % p.cols;
+    let zr = t / p.cols;
+    dst[t] = src[zr * p.n4 * 4u + col];
+}

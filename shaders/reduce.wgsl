@@ -1,0 +1,80 @@
+// Reductions. A tensor is viewed as (outer, n, inner); sums run over n in a fixed order, so results
+// are deterministic (no float atomics).
+
+struct P {
+    outer: u32,
+    n: u32,
+    inner: u32,
+    alpha: f32,
+    offset: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+// out[o, j] = alpha * sum_k x[o, k, j]; one invocation per output, 4 partial sums for ILP.
+@compute @workgroup_size(256)
+fn sum_axis(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg);
+    if t >= p.outer * p.inner { return; }
+    let o = t / p.inner;
+    let j = t % p.inner;
+    let base = o * p.n * p.inner + j;
+    var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+    var k = 0u;
+    for (; k + 4u <= p.n; k += 4u) {
+        s0 += x[base + k * p.inner];
+        s1 += x[base + (k + 1u) * p.inner];
+        s2 += x[base + (k + 2u) * p.inner];
+        s3 += x[base + (k + 3u) * p.inner];
+    }
+    for (; k < p.n; k += 1u) {
+        s0 += x[base + k * p.inner];
+    }
+    out[t] = p.alpha * ((s0 + s1) + (s2 + s3));
+}
+
+// out[o, k, j] = alpha * x[o, j]: the backward of sum_axis.
+@compute @workgroup_size(256)
+fn broadcast_axis(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg);
+    if t >= p.outer * p.n * p.inner { return; }
+    let j = t % p.inner;
+    let o = t / (p.n * p.inner);
+    out[t] = p.alpha * x[o * p.inner + j];
+}
+
+// Partial sums of squares (alpha = 1) or plain sums (alpha = 0) over chunks of `inner` elements:
+// out[offset + c] = sum over x[c*inner .. min((c+1)*inner, n)]. One workgroup per chunk, tree reduction.
+var<workgroup> part: array<f32, 256>;
+@compute @workgroup_size(256)
+fn chunk_sum(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = wid.x + wid.y * nwg.x;
+    let start = c * p.inner;
+    let end = min(start + p.inner, p.n);
+    var s = 0.0;
+    var i = start + lid.x;
+    for (; i < end; i += 256u) {
+        let v = x[i];
+        s += select(v, v * v, p.alpha != 0.0);
+    }
+    part[lid.x] = s;
+    workgroupBarrier();
+    for (var w = 128u; w > 0u; w = w / 2u) {
+        if lid.x < w {
+            part[lid.x] = part[lid.x] + part[lid.x + w];
+        }
+        workgroupBarrier();
+    }
+    if lid.x == 0u && c < p.outer {
+        out[p.offset + c] = part[0];
+    }
+}

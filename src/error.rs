@@ -1,0 +1,54 @@
+//! The crate's error type: every fallible call returns `Result<_, Error>` with a message that names
+//! the value at fault and, where there is one, the fix.
+
+/// Errors raised by the library. The binary prints them as one line on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No adapter could be found (or none matched the user's choice).
+    #[error("{0}")]
+    NoAdapter(String),
+    /// Tensors whose shapes do not fit the operation.
+    #[error("shape mismatch in {op}: {detail}")]
+    Shape { op: &'static str, detail: String },
+    /// A buffer larger than the adapter allows.
+    #[error("{what} needs {requested} bytes, more than the adapter's {limit_name} limit of {limit} bytes")]
+    BufferTooLarge {
+        what: String,
+        requested: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+    /// An error reported by the GPU driver or wgpu.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// An invalid argument (a batch size of 0, an unknown name, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// An I/O failure on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A malformed data file.
+    #[error("{path}: {msg}")]
+    Data { path: String, msg: String },
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A shape error for operation `op`.
+    pub fn shape(op: &'static str, detail: impl Into<String>) -> Self {
+        Error::Shape {
+            op,
+            detail: detail.into(),
+        }
+    }
+    /// An invalid-argument error.
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+}

@@ -1,0 +1,177 @@
+//! Adapter choice: the user's backend and name filter (flags or environment), otherwise the best
+//! adapter by kind — discrete, integrated, virtual, then CPU (Mesa lavapipe).
+
+use crate::{Error, Result};
+
+/// How the user asked for an adapter.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    /// `vulkan`, `metal`, `dx12`, `gl` or `auto` (None = auto).
+    pub backend: Option<String>,
+    /// A case-insensitive substring of the adapter's name.
+    pub name: Option<String>,
+}
+
+impl AdapterChoice {
+    /// The choice from the environment: `SYMCLONE_BACKEND` and `SYMCLONE_ADAPTER`.
+    pub fn from_env() -> Self {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        AdapterChoice {
+            backend: get("SYMCLONE_BACKEND"),
+            name: get("SYMCLONE_ADAPTER"),
+        }
+    }
+}
+
+/// Parse a backend name into wgpu's backend set.
+pub fn parse_backends(name: Option<&str>) -> Result<wgpu::Backends> {
+    let n = name.unwrap_or("auto").trim().to_ascii_lowercase();
+    Ok(match n.as_str() {
+        "auto" | "" => wgpu::Backends::all(),
+        "vulkan" | "vk" => wgpu::Backends::VULKAN,
+        "metal" | "mtl" => wgpu::Backends::METAL,
+        "dx12" | "d3d12" => wgpu::Backends::DX12,
+        "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+        other => {
+            return Err(Error::invalid(format!(
+                "unknown backend '{other}': use one of vulkan, metal, dx12, gl, auto"
+            )))
+        }
+    })
+}
+
+/// Rank of a device type: lower is preferred.
+pub fn device_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+pub(crate) fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter of the given backends, in preference order (the first is what `auto` picks).
+pub fn enumerate(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
+    let backends = parse_backends(choice.backend.as_deref())?;
+    // With no backend named, look at the primary APIs first and at GL only if they have nothing.
+    let mut adapters = Vec::new();
+    let tries: &[wgpu::Backends] = if choice.backend.is_none() || backends == wgpu::Backends::all()
+    {
+        &[wgpu::Backends::PRIMARY, wgpu::Backends::GL]
+    } else {
+        std::slice::from_ref(&backends)
+    };
+    for &b in tries {
+        let instance = new_instance(b);
+        adapters = pollster::block_on(instance.enumerate_adapters(b));
+        if !adapters.is_empty() {
+            break;
+        }
+    }
+    if let Some(name) = &choice.name {
+        let needle = name.to_ascii_lowercase();
+        adapters.retain(|a| a.get_info().name.to_ascii_lowercase().contains(&needle));
+    }
+    adapters.sort_by_key(|a| {
+        let i = a.get_info();
+        // Prefer Vulkan/Metal/DX12 over GL at the same rank.
+        let gl = u32::from(i.backend == wgpu::Backend::Gl);
+        (device_rank(i.device_type), gl)
+    });
+    Ok(adapters)
+}
+
+/// The message printed when no adapter is found.
+pub fn no_adapter_message(choice: &AdapterChoice) -> String {
+    let what = match (&choice.backend, &choice.name) {
+        (Some(b), Some(n)) => format!(" for backend '{b}' with a name containing '{n}'"),
+        (Some(b), None) => format!(" for backend '{b}'"),
+        (None, Some(n)) => format!(" with a name containing '{n}'"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "no GPU adapter found{what}: install your GPU's Vulkan/Metal/DX12 driver, or Mesa's CPU Vulkan driver \
+         lavapipe (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`); `symclone-gpu devices` lists what is found"
+    )
+}
+
+/// Pick the adapter the user asked for, or the best one.
+pub fn choose(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
+    enumerate(choice)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::NoAdapter(no_adapter_message(choice)))
+}
+
+/// A printable description of one adapter: what `symclone-gpu devices` shows.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub timestamps: bool,
+    pub shader_f16: bool,
+    pub subgroups: bool,
+}
+
+impl AdapterSummary {
+    /// Describe an adapter.
+    pub fn of(a: &wgpu::Adapter) -> Self {
+        let i = a.get_info();
+        let l = a.limits();
+        let f = a.features();
+        AdapterSummary {
+            name: i.name,
+            backend: format!("{:?}", i.backend),
+            device_type: format!("{:?}", i.device_type),
+            driver: i.driver,
+            driver_info: i.driver_info,
+            max_buffer_size: l.max_buffer_size,
+            max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
+            max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+            max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+            max_compute_workgroups_per_dimension: l.max_compute_workgroups_per_dimension,
+            timestamps: f.contains(wgpu::Features::TIMESTAMP_QUERY),
+            shader_f16: f.contains(wgpu::Features::SHADER_F16),
+            subgroups: f.contains(wgpu::Features::SUBGROUP),
+        }
+    }
+
+    /// One block of text per adapter.
+    pub fn render(&self) -> String {
+        let mib = |b: u64| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0));
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        format!(
+            "{}\n  backend: {}   type: {}\n  driver: {} {}\n  max buffer: {}   max storage binding: {}\n  \
+             workgroup storage: {} B   invocations/workgroup: {}   workgroups/dim: {}\n  \
+             timestamps: {}   f16: {}   subgroups: {}",
+            self.name,
+            self.backend,
+            self.device_type,
+            self.driver,
+            self.driver_info,
+            mib(self.max_buffer_size),
+            mib(self.max_storage_buffer_binding_size),
+            self.max_compute_workgroup_storage_size,
+            self.max_compute_invocations_per_workgroup,
+            self.max_compute_workgroups_per_dimension,
+            yn(self.timestamps),
+            yn(self.shader_f16),
+            yn(self.subgroups)
+        )
+    }
+}

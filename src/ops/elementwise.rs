@@ -1,0 +1,188 @@
+//! Element-wise ops: add, sub, mul, scale, ReLU, fill, copy.
+
+use super::{same_shape, ELEMENTWISE};
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+use crate::Result;
+
+const WG: u32 = 256;
+
+fn params(n: usize, alpha: f32, beta: f32) -> [u32; 4] {
+    [n as u32, alpha.to_bits(), beta.to_bits(), 0]
+}
+
+fn binary(entry: &str, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+    let out = Tensor::empty(x.gpu(), x.shape())?;
+    x.gpu()
+        .launch(&ELEMENTWISE, entry)
+        .params(&params(x.numel(), alpha, beta))
+        .read(x.raw())
+        .read(y.raw())
+        .write(out.raw())
+        .dispatch_1d(x.numel(), WG)?;
+    Ok(out)
+}
+
+fn unary(entry: &str, x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+    super::expect_f32("unary", x)?;
+    let out = Tensor::empty(x.gpu(), x.shape())?;
+    x.gpu()
+        .launch(&ELEMENTWISE, entry)
+        .params(&params(x.numel(), alpha, beta))
+        .read(x.raw())
+        .write(out.raw())
+        .dispatch_1d(x.numel(), WG)?;
+    Ok(out)
+}
+
+/// `alpha·x + beta·y`.
+pub fn axpby(x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+    same_shape("axpby", x, y)?;
+    binary("axpby", x, y, alpha, beta)
+}
+
+/// `alpha·x·y` element-wise.
+pub fn mul(x: &Tensor, y: &Tensor, alpha: f32) -> Result<Tensor> {
+    same_shape("mul", x, y)?;
+    binary("mul", x, y, alpha, 0.0)
+}
+
+/// `alpha·x + beta`.
+pub fn affine(x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+    unary("affine", x, alpha, beta)
+}
+
+/// `max(x, 0)`.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    unary("relu", x, 0.0, 0.0)
+}
+
+/// The ReLU backward: `g` where the forward output `y > 0`, else 0.
+pub fn relu_bwd(g: &Tensor, y: &Tensor) -> Result<Tensor> {
+    same_shape("relu_bwd", g, y)?;
+    binary("relu_bwd", g, y, 0.0, 0.0)
+}
+
+/// `alpha·x·s` where `s` is a one-element tensor on the GPU.
+pub fn scale_by(x: &Tensor, s: &Tensor, alpha: f32) -> Result<Tensor> {
+    super::expect_f32("scale_by", x)?;
+    if s.numel() != 1 {
+        return Err(crate::Error::shape(
+            "scale_by",
+            format!("scale must be a scalar, got {:?}", s.shape()),
+        ));
+    }
+    binary("scale_by", x, s, alpha, 0.0)
+}
+
+/// Fill in place.
+pub fn fill_(t: &Tensor, v: f32) -> Result<()> {
+    t.gpu()
+        .launch(&ELEMENTWISE, "fill")
+        .params(&params(t.numel(), v, 0.0))
+        .write(t.raw())
+        .dispatch_1d(t.numel(), WG)
+}
+
+/// `t += alpha·x` in place.
+pub fn acc_(t: &Tensor, x: &Tensor, alpha: f32) -> Result<()> {
+    same_shape("acc", t, x)?;
+    t.gpu()
+        .launch(&ELEMENTWISE, "acc")
+        .params(&params(t.numel(), alpha, 0.0))
+        .write(t.raw())
+        .read(x.raw())
+        .dispatch_1d(t.numel(), WG)
+}
+
+/// Copy `src` into `dst` (same element count).
+pub fn copy_into(src: &Tensor, dst: &Tensor) -> Result<()> {
+    if src.numel() != dst.numel() {
+        return Err(crate::Error::shape(
+            "copy",
+            format!("{:?} into {:?}", src.shape(), dst.shape()),
+        ));
+    }
+    src.gpu()
+        .copy_buffer(src.raw(), dst.raw(), src.numel() as u64 * 4)
+}
+
+// ---- taped versions ----
+
+/// `a + b`.
+pub fn add_t(tape: &mut Tape, a: Var, b: Var) -> Result<Var> {
+    lin_comb_t(tape, a, b, 1.0, 1.0)
+}
+
+/// `a - b`.
+pub fn sub_t(tape: &mut Tape, a: Var, b: Var) -> Result<Var> {
+    lin_comb_t(tape, a, b, 1.0, -1.0)
+}
+
+/// `alpha·a + beta·b`.
+pub fn lin_comb_t(tape: &mut Tape, a: Var, b: Var, alpha: f32, beta: f32) -> Result<Var> {
+    let out = axpby(tape.value(a), tape.value(b), alpha, beta)?;
+    Ok(tape.push(
+        out,
+        &[a, b],
+        Box::new(move |g, need| {
+            Ok(vec![
+                if need[0] {
+                    Some(affine(g, alpha, 0.0)?)
+                } else {
+                    None
+                },
+                if need[1] {
+                    Some(affine(g, beta, 0.0)?)
+                } else {
+                    None
+                },
+            ])
+        }),
+    ))
+}
+
+/// `a ⊙ b`.
+pub fn mul_t(tape: &mut Tape, a: Var, b: Var) -> Result<Var> {
+    let (av, bv) = (tape.value(a).clone(), tape.value(b).clone());
+    let out = mul(&av, &bv, 1.0)?;
+    Ok(tape.push(
+        out,
+        &[a, b],
+        Box::new(move |g, need| {
+            Ok(vec![
+                if need[0] {
+                    Some(mul(g, &bv, 1.0)?)
+                } else {
+                    None
+                },
+                if need[1] {
+                    Some(mul(g, &av, 1.0)?)
+                } else {
+                    None
+                },
+            ])
+        }),
+    ))
+}
+
+/// `s·a` for a host scalar s.
+pub fn scale_t(tape: &mut Tape, a: Var, s: f32) -> Result<Var> {
+    let out = affine(tape.value(a), s, 0.0)?;
+    Ok(tape.push(
+        out,
+        &[a],
+        Box::new(move |g, _| Ok(vec![Some(affine(g, s, 0.0)?)])),
+    ))
+}
+
+/// `max(a, 0)`.
+pub fn relu_t(tape: &mut Tape, a: Var) -> Result<Var> {
+    let out = relu(tape.value(a))?;
+    let y = out.clone();
+    Ok(tape.push(
+        out,
+        &[a],
+        Box::new(move |g, _| Ok(vec![Some(relu_bwd(g, &y)?)])),
+    ))
+}

@@ -1,0 +1,294 @@
+//! Matrix products `C = op(A)·op(B) (+ bias) (ReLU)` with all four transpose combinations and an
+//! optional leading batch dimension on either operand (a rank-2 operand is shared by every batch).
+//!
+//! Two kernels: `mm_reg` (register tiles, vec4 loads, no workgroup memory; chosen on CPU adapters
+//! such as lavapipe) and `mm_tiled` (workgroup-shared 64×64 tiles; chosen on GPUs). B is packed to
+//! zero-padded vec4 rows only when it is transposed or N is not a multiple of 4; C likewise.
+
+use super::{elementwise, expect_f32, reduce, LAYOUT, MATMUL};
+use crate::gpu::KernelFamily;
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Register-tile shapes (rows, vec4 columns) the launcher may use; the shader test validates each.
+pub const REG_TILES: &[(u32, u32)] = &[(4, 2), (8, 2), (8, 3), (16, 2), (16, 3), (8, 4)];
+
+/// The default register tile (rows, vec4 columns), chosen by `symclone-gpu bench` on lavapipe.
+pub const DEFAULT_REG_TILE: (u32, u32) = (4, 2);
+
+/// What to apply after the product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epilogue {
+    None,
+    Bias,
+    Relu,
+    BiasRelu,
+}
+
+impl Epilogue {
+    fn relu(self) -> bool {
+        matches!(self, Epilogue::Relu | Epilogue::BiasRelu)
+    }
+}
+
+/// (batch, rows, cols) of op(X) for a rank-2 or rank-3 tensor; batch 0 marks a shared operand.
+fn dims(op: &'static str, x: &Tensor, trans: bool) -> Result<(usize, usize, usize)> {
+    expect_f32(op, x)?;
+    let s = x.shape();
+    let (z, r, c) = match s.len() {
+        2 => (0, s[0], s[1]),
+        3 => (s[0], s[1], s[2]),
+        _ => {
+            return Err(Error::shape(
+                op,
+                format!("operands must be rank 2 or 3, got {s:?}"),
+            ))
+        }
+    };
+    Ok(if trans { (z, c, r) } else { (z, r, c) })
+}
+
+/// The output shape of `op(a)·op(b)`.
+pub fn out_shape(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Vec<usize>> {
+    let (za, m, k) = dims("matmul", a, ta)?;
+    let (zb, kb, n) = dims("matmul", b, tb)?;
+    if k != kb {
+        return Err(Error::shape(
+            "matmul",
+            format!(
+                "inner dimensions differ: op(A) of {:?} (transposed: {ta}) has {k} columns, op(B) of {:?} (transposed: {tb}) has {kb} rows",
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    if za != 0 && zb != 0 && za != zb {
+        return Err(Error::shape(
+            "matmul",
+            format!("batch sizes differ: {za} vs {zb}"),
+        ));
+    }
+    let z = za.max(zb);
+    Ok(if z == 0 { vec![m, n] } else { vec![z, m, n] })
+}
+
+fn layout_params(rows: usize, cols: usize, n4: usize, trans: bool, batch: usize) -> [u32; 8] {
+    [
+        rows as u32,
+        cols as u32,
+        n4 as u32,
+        trans as u32,
+        batch as u32,
+        0,
+        0,
+        0,
+    ]
+}
+
+/// Pack x (batch of rows × cols, or its transpose) into zero-padded vec4 rows.
+fn pack(x: &Tensor, batch: usize, rows: usize, cols: usize, trans: bool) -> Result<Tensor> {
+    let n4 = cols.div_ceil(4);
+    let out = Tensor::empty(x.gpu(), &[batch * rows * n4 * 4])?;
+    x.gpu()
+        .launch(&LAYOUT, "pack")
+        .params(&layout_params(rows, cols, n4, trans, batch))
+        .read(x.raw())
+        .write(out.raw())
+        .dispatch_1d(batch * rows * n4, 256)?;
+    Ok(out)
+}
+
+/// `op(a)·op(b) + bias`, then ReLU when `relu`. `bias` has shape [N].
+pub fn matmul_ex(
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    bias: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
+    let shape = out_shape(a, b, ta, tb)?;
+    let (za, m, k) = dims("matmul", a, ta)?;
+    let (zb, _, n) = dims("matmul", b, tb)?;
+    let z = za.max(zb).max(1);
+    if let Some(bias) = bias {
+        expect_f32("matmul", bias)?;
+        if bias.shape() != [n] {
+            return Err(Error::shape(
+                "matmul",
+                format!("bias {:?} for {n} columns", bias.shape()),
+            ));
+        }
+    }
+    let gpu = a.gpu().clone();
+    let n4 = n.div_ceil(4);
+    let aligned = n % 4 == 0;
+    // B as K × n4 vec4 rows.
+    let bpacked;
+    let bbuf = if !tb && aligned {
+        b
+    } else {
+        let (rows, cols) = (k, n);
+        bpacked = pack(b, zb.max(1), rows, cols, tb)?;
+        &bpacked
+    };
+    let sbb = if zb == 0 { 0 } else { k * n4 };
+    let biaspacked;
+    let biasbuf = match bias {
+        Some(bv) if !aligned => {
+            biaspacked = pack(bv, 1, 1, n, false)?;
+            Some(&biaspacked)
+        }
+        other => other,
+    };
+    let out = Tensor::empty(&gpu, &shape)?;
+    let padded;
+    let cbuf = if aligned {
+        &out
+    } else {
+        padded = Tensor::empty(&gpu, &[z * m * n4 * 4])?;
+        &padded
+    };
+    // A strides.
+    let (sam, sak) = if ta { (1, m) } else { (k, 1) };
+    let sab = if za == 0 { 0 } else { m * k };
+    let flags = u32::from(bias.is_some()) | (u32::from(relu) << 1);
+    let params: [u32; 12] = [
+        m as u32,
+        n4 as u32,
+        k as u32,
+        sam as u32,
+        sak as u32,
+        sab as u32,
+        sbb as u32,
+        (m * n4) as u32,
+        flags,
+        0,
+        0,
+        0,
+    ];
+    if m > 0 && n > 0 {
+        let biasraw = biasbuf.map(|t| t.raw()).unwrap_or(bbuf.raw());
+        match gpu.family() {
+            KernelFamily::Register => {
+                let (tm, tn) = gpu.reg_tile();
+                let gx = (n4 as u32).div_ceil(tn * 8);
+                let gy = (m as u32).div_ceil(tm * 8);
+                gpu.launch(&MATMUL, "mm_reg")
+                    .constant("TM", tm)
+                    .constant("TN", tn)
+                    .params(&params)
+                    .read(a.raw())
+                    .read(bbuf.raw())
+                    .read(biasraw)
+                    .write(cbuf.raw())
+                    .dispatch([gx, gy, z as u32])?;
+            }
+            KernelFamily::Workgroup => {
+                let gx = (n4 as u32).div_ceil(16);
+                let gy = (m as u32).div_ceil(64);
+                gpu.launch(&MATMUL, "mm_tiled")
+                    .params(&params)
+                    .read(a.raw())
+                    .read(bbuf.raw())
+                    .read(biasraw)
+                    .write(cbuf.raw())
+                    .dispatch([gx, gy, z as u32])?;
+            }
+        }
+        if !aligned {
+            gpu.launch(&LAYOUT, "unpack")
+                .params(&layout_params(m, n, n4, false, z))
+                .read(cbuf.raw())
+                .write(out.raw())
+                .dispatch_1d(z * m * n, 256)?;
+        }
+    }
+    Ok(out)
+}
+
+/// `op(a)·op(b)`.
+pub fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
+    matmul_ex(a, b, ta, tb, None, false)
+}
+
+/// A gradient product; sums over the batch when the operand it is for was shared (rank 2).
+fn grad_product(x: &Tensor, y: &Tensor, tx: bool, ty: bool, target_rank: usize) -> Result<Tensor> {
+    let r = matmul(x, y, tx, ty)?;
+    if r.rank() == 3 && target_rank == 2 {
+        reduce::sum_axis(&r, 0)
+    } else {
+        Ok(r)
+    }
+}
+
+/// Taped `op(a)·op(b) (+ bias) (ReLU)`.
+pub fn matmul_t(
+    tape: &mut Tape,
+    a: Var,
+    b: Var,
+    ta: bool,
+    tb: bool,
+    bias: Option<Var>,
+    relu: bool,
+) -> Result<Var> {
+    let av = tape.value(a).clone();
+    let bv = tape.value(b).clone();
+    let biasv = bias.map(|v| tape.value(v).clone());
+    let out = matmul_ex(&av, &bv, ta, tb, biasv.as_ref(), relu)?;
+    let y = out.clone();
+    let mut inputs = vec![a, b];
+    inputs.extend(bias);
+    Ok(tape.push(
+        out,
+        &inputs,
+        Box::new(move |g, need| {
+            let g = if relu {
+                elementwise::relu_bwd(g, &y)?
+            } else {
+                g.clone()
+            };
+            let da = if need[0] {
+                Some(if ta {
+                    grad_product(&bv, &g, tb, true, av.rank())?
+                } else {
+                    grad_product(&g, &bv, false, !tb, av.rank())?
+                })
+            } else {
+                None
+            };
+            let db = if need[1] {
+                Some(if tb {
+                    grad_product(&g, &av, true, ta, bv.rank())?
+                } else {
+                    grad_product(&av, &g, !ta, false, bv.rank())?
+                })
+            } else {
+                None
+            };
+            let mut out = vec![da, db];
+            if need.len() > 2 {
+                out.push(if need[2] {
+                    let n = g.shape()[g.rank() - 1];
+                    Some(reduce::sum_axis(
+                        &g.reshape(&[g.numel() / n.max(1), n])?,
+                        0,
+                    )?)
+                } else {
+                    None
+                });
+            }
+            Ok(out)
+        }),
+    ))
+}
+
+/// A linear layer's product: `x Wᵀ (+ b)` with x (batch, in), W (out, in), b (out).
+pub fn linear(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, ep: Epilogue) -> Result<Var> {
+    let b = match ep {
+        Epilogue::Bias | Epilogue::BiasRelu => b,
+        _ => None,
+    };
+    matmul_t(tape, x, w, false, true, b, ep.relu())
+}

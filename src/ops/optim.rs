@@ -1,0 +1,125 @@
+//! Optimiser kernels: one launch updates one parameter buffer in place. The global gradient-norm
+//! clip coefficient is computed on the GPU and read by the update kernels from a buffer.
+
+use super::{reduce, same_shape, OPTIM};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Hyper-parameters of one Adam/AdamW step.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    /// true: AdamW (decoupled decay); false: Adam (L2 decay added to the gradient).
+    pub decoupled: bool,
+    /// The step number, from 1.
+    pub t: u32,
+}
+
+/// One Adam/AdamW step on `param` with state `m`, `v`; the gradient is scaled by `clip[0]`.
+pub fn adam_(
+    param: &Tensor,
+    grad: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    clip: &Tensor,
+    h: AdamStep,
+) -> Result<()> {
+    same_shape("adam", param, grad)?;
+    same_shape("adam", param, m)?;
+    same_shape("adam", param, v)?;
+    if h.t == 0 {
+        return Err(Error::invalid("Adam step numbers start at 1"));
+    }
+    let bc1 = 1.0 - (h.beta1 as f64).powi(h.t as i32);
+    let bc2 = 1.0 - (h.beta2 as f64).powi(h.t as i32);
+    let p: [u32; 12] = [
+        param.numel() as u32,
+        u32::from(h.decoupled),
+        h.lr.to_bits(),
+        h.beta1.to_bits(),
+        h.beta2.to_bits(),
+        h.eps.to_bits(),
+        h.weight_decay.to_bits(),
+        (bc1 as f32).to_bits(),
+        (bc2 as f32).to_bits(),
+        0,
+        0,
+        0,
+    ];
+    param
+        .gpu()
+        .launch(&OPTIM, "adam")
+        .params(&p)
+        .write(param.raw())
+        .read(grad.raw())
+        .read(clip.raw())
+        .write(m.raw())
+        .write(v.raw())
+        .dispatch_1d(param.numel(), 256)
+}
+
+/// One SGD-with-momentum step (PyTorch semantics); `first` marks the first step.
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_(
+    param: &Tensor,
+    grad: &Tensor,
+    buf: &Tensor,
+    clip: &Tensor,
+    lr: f32,
+    momentum: f32,
+    wd: f32,
+    first: bool,
+) -> Result<()> {
+    same_shape("sgd", param, grad)?;
+    same_shape("sgd", param, buf)?;
+    let bc1: f32 = if first || momentum == 0.0 { 1.0 } else { 0.0 };
+    let p: [u32; 12] = [
+        param.numel() as u32,
+        0,
+        lr.to_bits(),
+        momentum.to_bits(),
+        0,
+        0,
+        wd.to_bits(),
+        bc1.to_bits(),
+        0,
+        0,
+        0,
+        0,
+    ];
+    param
+        .gpu()
+        .launch(&OPTIM, "sgd")
+        .params(&p)
+        .write(param.raw())
+        .read(grad.raw())
+        .read(clip.raw())
+        .write(buf.raw())
+        .dispatch_1d(param.numel(), 256)
+}
+
+/// `[min(1, max_norm / (‖g‖ + 1e-6)), ‖g‖]` over all gradients, computed on the GPU.
+pub fn clip_coefficient(grads: &[Tensor], max_norm: f32) -> Result<Tensor> {
+    let gpu = grads
+        .first()
+        .ok_or_else(|| Error::invalid("gradient clipping with no gradients"))?
+        .gpu()
+        .clone();
+    let count: usize = grads.iter().map(|g| reduce::partial_count(g.numel())).sum();
+    let partials = Tensor::empty(&gpu, &[count])?;
+    let mut off = 0;
+    for g in grads {
+        off += reduce::sumsq_partials(g, &partials, off)?;
+    }
+    let out = Tensor::empty(&gpu, &[2])?;
+    gpu.launch(&OPTIM, "clip_coef")
+        .params(&[count as u32, max_norm.to_bits(), 0, 0])
+        .read(partials.raw())
+        .write(out.raw())
+        .dispatch([1, 1, 1])?;
+    Ok(out)
+}

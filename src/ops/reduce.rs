@@ -1,0 +1,188 @@
+//! Reductions: sum and mean over an axis, sums over all elements, sums of squares. Fixed summation
+//! order on the GPU, so results are deterministic.
+
+use super::{expect_f32, REDUCE};
+use crate::gpu::grid_1d;
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Elements one workgroup of `chunk_sum` reduces.
+const CHUNK: usize = 4096;
+
+fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    let outer = shape[..axis].iter().product();
+    let inner = shape[axis + 1..].iter().product();
+    (outer, shape[axis], inner)
+}
+
+fn check_axis(op: &'static str, x: &Tensor, axis: usize) -> Result<()> {
+    expect_f32(op, x)?;
+    if axis >= x.rank() {
+        return Err(Error::shape(
+            op,
+            format!("axis {axis} out of range for {:?}", x.shape()),
+        ));
+    }
+    Ok(())
+}
+
+fn params(outer: usize, n: usize, inner: usize, alpha: f32, offset: usize) -> [u32; 8] {
+    [
+        outer as u32,
+        n as u32,
+        inner as u32,
+        alpha.to_bits(),
+        offset as u32,
+        0,
+        0,
+        0,
+    ]
+}
+
+/// `alpha · Σ_axis x` (the axis is removed from the shape).
+pub fn sum_axis_scaled(x: &Tensor, axis: usize, alpha: f32) -> Result<Tensor> {
+    check_axis("sum_axis", x, axis)?;
+    let (outer, n, inner) = split(x.shape(), axis);
+    let mut shape = x.shape().to_vec();
+    shape.remove(axis);
+    let out = Tensor::empty(x.gpu(), &shape)?;
+    x.gpu()
+        .launch(&REDUCE, "sum_axis")
+        .params(&params(outer, n, inner, alpha, 0))
+        .read(x.raw())
+        .write(out.raw())
+        .dispatch_1d(outer * inner, 256)?;
+    Ok(out)
+}
+
+/// `Σ_axis x`.
+pub fn sum_axis(x: &Tensor, axis: usize) -> Result<Tensor> {
+    sum_axis_scaled(x, axis, 1.0)
+}
+
+/// Mean over an axis.
+pub fn mean_axis(x: &Tensor, axis: usize) -> Result<Tensor> {
+    check_axis("mean_axis", x, axis)?;
+    let n = x.shape()[axis].max(1);
+    sum_axis_scaled(x, axis, 1.0 / n as f32)
+}
+
+/// Insert `axis` of size `n` by repeating `g` (times alpha): the backward of `sum_axis`.
+pub fn broadcast_axis(g: &Tensor, axis: usize, n: usize, alpha: f32) -> Result<Tensor> {
+    expect_f32("broadcast_axis", g)?;
+    if axis > g.rank() {
+        return Err(Error::shape(
+            "broadcast_axis",
+            format!("axis {axis} for {:?}", g.shape()),
+        ));
+    }
+    let mut shape = g.shape().to_vec();
+    shape.insert(axis, n);
+    let (outer, _, inner) = split(&shape, axis);
+    let out = Tensor::empty(g.gpu(), &shape)?;
+    g.gpu()
+        .launch(&REDUCE, "broadcast_axis")
+        .params(&params(outer, n, inner, alpha, 0))
+        .read(g.raw())
+        .write(out.raw())
+        .dispatch_1d(outer * n * inner, 256)?;
+    Ok(out)
+}
+
+/// Record one `chunk_sum` pass: `out[offset + c]` = Σ (or Σ x²) over chunk c of x.
+fn chunk_pass(x: &Tensor, n: usize, squares: bool, out: &Tensor, offset: usize) -> Result<usize> {
+    let chunks = n.div_ceil(CHUNK).max(1);
+    let gpu = x.gpu();
+    let groups = grid_1d(chunks, 1, gpu.limits.max_compute_workgroups_per_dimension);
+    gpu.launch(&REDUCE, "chunk_sum")
+        .params(&params(
+            chunks,
+            n,
+            CHUNK,
+            if squares { 1.0 } else { 0.0 },
+            offset,
+        ))
+        .read(x.raw())
+        .write(out.raw())
+        .dispatch(groups)?;
+    Ok(chunks)
+}
+
+/// Number of partial sums `sumsq_partials` writes for a tensor of n elements.
+pub fn partial_count(n: usize) -> usize {
+    n.div_ceil(CHUNK).max(1)
+}
+
+/// Write the partial sums of squares of x into `out[offset ..]`; returns how many.
+pub fn sumsq_partials(x: &Tensor, out: &Tensor, offset: usize) -> Result<usize> {
+    expect_f32("sumsq", x)?;
+    if offset + partial_count(x.numel()) > out.numel() {
+        return Err(Error::shape("sumsq", "partials buffer too small"));
+    }
+    chunk_pass(x, x.numel(), true, out, offset)
+}
+
+fn total(x: &Tensor, squares: bool) -> Result<Tensor> {
+    expect_f32("sum_all", x)?;
+    let gpu = x.gpu();
+    let mut n = x.numel();
+    let mut cur = Tensor::empty(gpu, &[partial_count(n)])?;
+    chunk_pass(x, n, squares, &cur, 0)?;
+    n = cur.numel();
+    while n > 1 {
+        let next = Tensor::empty(gpu, &[partial_count(n)])?;
+        chunk_pass(&cur, n, false, &next, 0)?;
+        cur = next;
+        n = cur.numel();
+    }
+    cur.reshape(&[1])
+}
+
+/// `Σ x` as a one-element tensor.
+pub fn sum_all(x: &Tensor) -> Result<Tensor> {
+    total(x, false)
+}
+
+/// `Σ x²` as a one-element tensor.
+pub fn sumsq_all(x: &Tensor) -> Result<Tensor> {
+    total(x, true)
+}
+
+// ---- taped versions ----
+
+/// Sum over an axis.
+pub fn sum_axis_t(tape: &mut Tape, x: Var, axis: usize, mean: bool) -> Result<Var> {
+    let xv = tape.value(x);
+    check_axis("sum_axis", xv, axis)?;
+    let n = xv.shape()[axis];
+    let alpha = if mean { 1.0 / n.max(1) as f32 } else { 1.0 };
+    let out = sum_axis_scaled(xv, axis, alpha)?;
+    Ok(tape.push(
+        out,
+        &[x],
+        Box::new(move |g, _| Ok(vec![Some(broadcast_axis(g, axis, n, alpha)?)])),
+    ))
+}
+
+/// Sum (or mean) of all elements, as a one-element tensor of shape [1].
+pub fn sum_all_t(tape: &mut Tape, x: Var, mean: bool) -> Result<Var> {
+    let xv = tape.value(x).clone();
+    let n = xv.numel();
+    let s = sum_all(&xv)?;
+    let alpha = if mean { 1.0 / n.max(1) as f32 } else { 1.0 };
+    let out = if mean {
+        super::elementwise::affine(&s, alpha, 0.0)?
+    } else {
+        s
+    };
+    let shape = xv.shape().to_vec();
+    Ok(tape.push(
+        out,
+        &[x],
+        Box::new(move |g, _| {
+            let b = broadcast_axis(g, 0, n, alpha)?; // (n, 1)
+            Ok(vec![Some(b.reshape(&shape)?)])
+        }),
+    ))
+}

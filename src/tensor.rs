@@ -1,0 +1,189 @@
+//! A tensor is a shape plus a pooled GPU buffer. Element type f32 by default; u32 for labels and
+//! indices. Cloning a tensor clones a handle, not the data.
+
+use crate::gpu::{Gpu, PooledBuffer};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// Element type of a tensor's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+/// A tensor on the GPU.
+#[derive(Clone)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    dtype: DType,
+    buf: Arc<PooledBuffer>,
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({:?}, {:?})", self.shape, self.dtype)
+    }
+}
+
+/// Number of elements of a shape.
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl Tensor {
+    /// An uninitialised f32 tensor.
+    pub fn empty(gpu: &Arc<Gpu>, shape: &[usize]) -> Result<Tensor> {
+        Self::empty_typed(gpu, shape, DType::F32)
+    }
+
+    /// An uninitialised tensor of the given element type.
+    pub fn empty_typed(gpu: &Arc<Gpu>, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let n = numel(shape) as u64;
+        let bytes = n
+            .checked_mul(4)
+            .ok_or_else(|| Error::invalid("tensor size overflows"))?;
+        let buf = gpu.alloc(bytes.max(4))?;
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            dtype,
+            buf: Arc::new(buf),
+        })
+    }
+
+    /// Upload f32 data.
+    pub fn from_slice(gpu: &Arc<Gpu>, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        if numel(shape) != data.len() {
+            return Err(Error::shape(
+                "upload",
+                format!(
+                    "shape {shape:?} holds {} values, got {}",
+                    numel(shape),
+                    data.len()
+                ),
+            ));
+        }
+        let t = Self::empty(gpu, shape)?;
+        gpu.write(t.raw(), 0, bytemuck::cast_slice(data))?;
+        Ok(t)
+    }
+
+    /// Upload u32 data (labels, indices).
+    pub fn from_u32(gpu: &Arc<Gpu>, shape: &[usize], data: &[u32]) -> Result<Tensor> {
+        if numel(shape) != data.len() {
+            return Err(Error::shape(
+                "upload",
+                format!(
+                    "shape {shape:?} holds {} values, got {}",
+                    numel(shape),
+                    data.len()
+                ),
+            ));
+        }
+        let t = Self::empty_typed(gpu, shape, DType::U32)?;
+        gpu.write(t.raw(), 0, bytemuck::cast_slice(data))?;
+        Ok(t)
+    }
+
+    /// A tensor filled with zeros.
+    pub fn zeros(gpu: &Arc<Gpu>, shape: &[usize]) -> Result<Tensor> {
+        let t = Self::empty(gpu, shape)?;
+        crate::ops::elementwise::fill_(&t, 0.0)?;
+        Ok(t)
+    }
+
+    /// A tensor filled with `v`.
+    pub fn full(gpu: &Arc<Gpu>, shape: &[usize], v: f32) -> Result<Tensor> {
+        let t = Self::empty(gpu, shape)?;
+        crate::ops::elementwise::fill_(&t, v)?;
+        Ok(t)
+    }
+
+    /// Download f32 data.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let bytes = self
+            .gpu()
+            .read_bytes(self.raw(), 0, self.numel() as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Download u32 data.
+    pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        let bytes = self
+            .gpu()
+            .read_bytes(self.raw(), 0, self.numel() as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Download a one-element tensor.
+    pub fn item(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::shape(
+                "item",
+                format!("{:?} is not a scalar", self.shape),
+            ));
+        }
+        Ok(self.to_vec()?[0])
+    }
+
+    /// Overwrite the contents with host data of the same length.
+    pub fn write_slice(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::shape(
+                "write",
+                format!(
+                    "tensor {:?} holds {} values, got {}",
+                    self.shape,
+                    self.numel(),
+                    data.len()
+                ),
+            ));
+        }
+        self.gpu().write(self.raw(), 0, bytemuck::cast_slice(data))
+    }
+
+    /// The same buffer under another shape with the same element count.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if numel(shape) != self.numel() {
+            return Err(Error::shape(
+                "reshape",
+                format!("cannot view {:?} as {shape:?}", self.shape),
+            ));
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+            buf: self.buf.clone(),
+        })
+    }
+
+    /// A copy in a new buffer.
+    pub fn deep_clone(&self) -> Result<Tensor> {
+        let t = Self::empty_typed(self.gpu(), &self.shape, self.dtype)?;
+        crate::ops::elementwise::copy_into(self, &t)?;
+        Ok(t)
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        self.buf.gpu()
+    }
+    pub fn raw(&self) -> &wgpu::Buffer {
+        self.buf.raw()
+    }
+    /// Whether two tensors share one buffer.
+    pub fn same_buffer(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
+    }
+}

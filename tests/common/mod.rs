@@ -1,0 +1,47 @@
+//! Shared test helpers: one device per test binary, random data, error norms.
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+use symclone::gpu::KernelFamily;
+use symclone::rng::Rng;
+use symclone::Gpu;
+
+/// The adapter the tests run on (lavapipe in CI), opened once per test binary.
+pub fn gpu() -> Arc<Gpu> {
+    static G: OnceLock<Arc<Gpu>> = OnceLock::new();
+    G.get_or_init(|| {
+        Gpu::from_env()
+            .expect("the tests need a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
+    })
+    .clone()
+}
+
+/// A separate device whose matrix-product family is forced (the family is per device).
+pub fn gpu_with(family: KernelFamily) -> Arc<Gpu> {
+    static R: OnceLock<Arc<Gpu>> = OnceLock::new();
+    static W: OnceLock<Arc<Gpu>> = OnceLock::new();
+    let cell = match family {
+        KernelFamily::Register => &R,
+        KernelFamily::Workgroup => &W,
+    };
+    cell.get_or_init(|| {
+        let g = Gpu::from_env().expect("adapter");
+        g.set_family(family);
+        g
+    })
+    .clone()
+}
+
+pub fn rng(seed: u64) -> Rng {
+    Rng::new(seed)
+}
+
+/// Relative f32 summation error bound for K-term sums: a few ulps times √K, at least 1e-6.
+pub fn sum_tol(k: usize) -> f64 {
+    (4.0 * (k.max(1) as f64).sqrt() * f32::EPSILON as f64 / 2.0).max(1e-6)
+}
+
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
+    let e = symclone::reference::rel_err(got, want);
+    assert!(e <= tol, "{what}: relative error {e:.3e} > {tol:.1e}");
+}

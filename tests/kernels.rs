@@ -1,0 +1,416 @@
+//! Every kernel against its CPU reference on fresh random inputs with ragged shapes.
+
+mod common;
+use common::*;
+use symclone::gpu::KernelFamily;
+use symclone::ops::{elementwise, loss, matmul, optim, reduce};
+use symclone::reference::{self as r, matmul::Dims, to64};
+use symclone::tensor::Tensor;
+use symclone::Error;
+
+fn check_matmul(g: &std::sync::Arc<symclone::Gpu>, d: Dims, bias: bool, relu: bool, seed: u64) {
+    let mut rg = rng(seed);
+    let a_shape: Vec<usize> = {
+        let (r0, c0) = if d.ta { (d.k, d.m) } else { (d.m, d.k) };
+        if d.za == 0 {
+            vec![r0, c0]
+        } else {
+            vec![d.za, r0, c0]
+        }
+    };
+    let b_shape: Vec<usize> = {
+        let (r0, c0) = if d.tb { (d.n, d.k) } else { (d.k, d.n) };
+        if d.zb == 0 {
+            vec![r0, c0]
+        } else {
+            vec![d.zb, r0, c0]
+        }
+    };
+    let a = rg.normal_vec(a_shape.iter().product());
+    let b = rg.normal_vec(b_shape.iter().product());
+    let bi = rg.normal_vec(d.n);
+    let ga = Tensor::from_slice(g, &a_shape, &a).unwrap();
+    let gb = Tensor::from_slice(g, &b_shape, &b).unwrap();
+    let gbi = Tensor::from_slice(g, &[d.n], &bi).unwrap();
+    let out = matmul::matmul_ex(&ga, &gb, d.ta, d.tb, bias.then_some(&gbi), relu).unwrap();
+    let bi64 = to64(&bi);
+    let want = r::matmul::forward(&to64(&a), &to64(&b), d, bias.then_some(&bi64[..]), relu);
+    assert_close(
+        &format!("{d:?} bias={bias} relu={relu}"),
+        &out.to_vec().unwrap(),
+        &want,
+        sum_tol(d.k).max(1e-5),
+    );
+}
+
+fn dims(m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Dims {
+    Dims {
+        za: 0,
+        zb: 0,
+        m,
+        k,
+        n,
+        ta,
+        tb,
+    }
+}
+
+#[test]
+fn matmul_ragged_shapes_all_transposes_both_kernels() {
+    let sizes = [1usize, 7, 33, 129, 257];
+    for family in [KernelFamily::Register, KernelFamily::Workgroup] {
+        let g = gpu_with(family);
+        let mut seed = 0;
+        for (i, &m) in sizes.iter().enumerate() {
+            let k = sizes[(i + 2) % sizes.len()];
+            let n = sizes[(i + 4) % sizes.len()];
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    seed += 1;
+                    check_matmul(&g, dims(m, k, n, ta, tb), false, false, seed);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_long_sums_and_1000_rows() {
+    let g = gpu();
+    check_matmul(&g, dims(33, 4096, 7, false, false), false, false, 101);
+    check_matmul(&g, dims(1000, 257, 33, true, false), false, false, 102);
+    check_matmul(&g, dims(7, 1000, 1000, false, true), false, false, 103);
+    let w = gpu_with(KernelFamily::Workgroup);
+    check_matmul(&w, dims(129, 4096, 33, false, true), false, false, 104);
+}
+
+#[test]
+fn matmul_bias_relu_epilogue_and_batches() {
+    let g = gpu();
+    for (i, (m, k, n)) in [(7, 33, 1), (33, 7, 129), (64, 64, 64)]
+        .into_iter()
+        .enumerate()
+    {
+        for (bias, relu) in [(true, false), (false, true), (true, true)] {
+            check_matmul(&g, dims(m, k, n, false, true), bias, relu, 200 + i as u64);
+        }
+    }
+    // Batched both sides, and each side shared.
+    for (za, zb) in [(3, 3), (0, 4), (5, 0)] {
+        for (ta, tb) in [(false, false), (true, true)] {
+            let d = Dims {
+                za,
+                zb,
+                m: 17,
+                k: 9,
+                n: 6,
+                ta,
+                tb,
+            };
+            check_matmul(&g, d, false, false, 300);
+            check_matmul(&gpu_with(KernelFamily::Workgroup), d, true, true, 301);
+        }
+    }
+}
+
+#[test]
+fn matmul_shape_errors_are_errors() {
+    let g = gpu();
+    let a = Tensor::zeros(&g, &[3, 4]).unwrap();
+    let b = Tensor::zeros(&g, &[5, 6]).unwrap();
+    assert!(matches!(
+        matmul::matmul(&a, &b, false, false),
+        Err(Error::Shape { .. })
+    ));
+    let b3 = Tensor::zeros(&g, &[2, 4, 6]).unwrap();
+    let a3 = Tensor::zeros(&g, &[3, 3, 4]).unwrap();
+    assert!(matches!(
+        matmul::matmul(&a3, &b3, false, false),
+        Err(Error::Shape { .. })
+    ));
+    let bad_bias = Tensor::zeros(&g, &[5]).unwrap();
+    let b2 = Tensor::zeros(&g, &[4, 6]).unwrap();
+    assert!(matches!(
+        matmul::matmul_ex(&a, &b2, false, false, Some(&bad_bias), false),
+        Err(Error::Shape { .. })
+    ));
+    let x = Tensor::zeros(&g, &[3]).unwrap();
+    let y = Tensor::zeros(&g, &[4]).unwrap();
+    assert!(matches!(
+        elementwise::axpby(&x, &y, 1.0, 1.0),
+        Err(Error::Shape { .. })
+    ));
+    assert!(matches!(
+        Tensor::from_slice(&g, &[2, 2], &[1.0; 3]),
+        Err(Error::Shape { .. })
+    ));
+}
+
+#[test]
+fn oversized_buffer_is_an_error_naming_the_limit() {
+    let g = gpu();
+    let limit = g
+        .limits
+        .max_buffer_size
+        .min(g.limits.max_storage_buffer_binding_size);
+    let n = (limit / 4 + 1024) as usize;
+    let e = Tensor::empty(&g, &[n]).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::BufferTooLarge { .. }), "{msg}");
+    assert!(
+        msg.contains("limit") && msg.contains(&limit.to_string()),
+        "{msg}"
+    );
+}
+
+#[test]
+fn elementwise_ops_match_reference() {
+    let g = gpu();
+    let mut rg = rng(5);
+    for n in [1usize, 7, 33, 257, 1000, 70_000] {
+        let x = rg.normal_vec(n);
+        let y = rg.normal_vec(n);
+        let (gx, gy) = (
+            Tensor::from_slice(&g, &[n], &x).unwrap(),
+            Tensor::from_slice(&g, &[n], &y).unwrap(),
+        );
+        let (x6, y6) = (to64(&x), to64(&y));
+        assert_close(
+            "axpby",
+            &elementwise::axpby(&gx, &gy, 0.5, -2.0)
+                .unwrap()
+                .to_vec()
+                .unwrap(),
+            &r::elementwise::axpby(&x6, &y6, 0.5, -2.0),
+            1e-6,
+        );
+        assert_close(
+            "mul",
+            &elementwise::mul(&gx, &gy, 3.0).unwrap().to_vec().unwrap(),
+            &r::elementwise::mul(&x6, &y6, 3.0),
+            1e-6,
+        );
+        assert_close(
+            "affine",
+            &elementwise::affine(&gx, -1.5, 0.25)
+                .unwrap()
+                .to_vec()
+                .unwrap(),
+            &r::elementwise::affine(&x6, -1.5, 0.25),
+            1e-6,
+        );
+        let relu = elementwise::relu(&gx).unwrap();
+        assert_close(
+            "relu",
+            &relu.to_vec().unwrap(),
+            &r::elementwise::relu(&x6),
+            0.0,
+        );
+        let rb = elementwise::relu_bwd(&gy, &relu).unwrap();
+        assert_close(
+            "relu_bwd",
+            &rb.to_vec().unwrap(),
+            &r::elementwise::relu_bwd(&y6, &r::elementwise::relu(&x6)),
+            0.0,
+        );
+        let s = Tensor::from_slice(&g, &[1], &[2.5]).unwrap();
+        assert_close(
+            "scale_by",
+            &elementwise::scale_by(&gx, &s, 2.0)
+                .unwrap()
+                .to_vec()
+                .unwrap(),
+            &r::elementwise::affine(&x6, 5.0, 0.0),
+            1e-6,
+        );
+        let acc = gx.deep_clone().unwrap();
+        elementwise::acc_(&acc, &gy, 0.5).unwrap();
+        assert_close(
+            "acc",
+            &acc.to_vec().unwrap(),
+            &r::elementwise::axpby(&x6, &y6, 1.0, 0.5),
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn reductions_match_reference() {
+    let g = gpu();
+    let mut rg = rng(6);
+    for shape in [
+        vec![7usize, 33, 5],
+        vec![1, 257, 1],
+        vec![129, 3],
+        vec![4, 1000, 2],
+    ] {
+        let x = rg.normal_vec(shape.iter().product());
+        let gx = Tensor::from_slice(&g, &shape, &x).unwrap();
+        for axis in 0..shape.len() {
+            let got = reduce::sum_axis(&gx, axis).unwrap();
+            let want = r::reduce::sum_axis(&to64(&x), &shape, axis);
+            // Sums of random signs cancel: bound the error by the sum of magnitudes, not the sum.
+            let abs: Vec<f64> = to64(&x).iter().map(|v| v.abs()).collect();
+            let mag = r::reduce::sum_axis(&abs, &shape, axis);
+            let cond = (mag.iter().map(|v| v * v).sum::<f64>()
+                / want.iter().map(|v| v * v).sum::<f64>())
+            .sqrt();
+            let tol = sum_tol(shape[axis]) * cond.max(1.0);
+            assert_close("sum_axis", &got.to_vec().unwrap(), &want, tol);
+            let mean = reduce::mean_axis(&gx, axis).unwrap();
+            let wm: Vec<f64> = want.iter().map(|v| v / shape[axis] as f64).collect();
+            assert_close("mean_axis", &mean.to_vec().unwrap(), &wm, tol);
+            let gg: Vec<f32> = rg.normal_vec(want.len());
+            let gt = Tensor::from_slice(&g, got.shape(), &gg).unwrap();
+            let b = reduce::broadcast_axis(&gt, axis, shape[axis], 1.0).unwrap();
+            assert_close(
+                "broadcast_axis",
+                &b.to_vec().unwrap(),
+                &r::reduce::broadcast_axis(&to64(&gg), &shape, axis),
+                0.0,
+            );
+        }
+    }
+    for n in [1usize, 7, 4096, 4097, 1_000_000] {
+        let x = rg.normal_vec(n);
+        let gx = Tensor::from_slice(&g, &[n], &x).unwrap();
+        let s = reduce::sum_all(&gx).unwrap().item().unwrap();
+        let want = r::reduce::sum(&to64(&x));
+        let scale: f64 = to64(&x).iter().map(|v| v.abs()).sum();
+        assert!(
+            ((s as f64) - want).abs() <= sum_tol(n) * scale,
+            "sum_all n={n}: {s} vs {want}"
+        );
+        let q = reduce::sumsq_all(&gx).unwrap().item().unwrap();
+        let wq = r::reduce::sumsq(&to64(&x));
+        assert!(
+            ((q as f64) - wq).abs() / wq <= sum_tol(n),
+            "sumsq n={n}: {q} vs {wq}"
+        );
+    }
+}
+
+#[test]
+fn reductions_are_deterministic() {
+    let g = gpu();
+    let x = rng(9).normal_vec(300_001);
+    let gx = Tensor::from_slice(&g, &[300_001], &x).unwrap();
+    let a = reduce::sum_all(&gx).unwrap().item().unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            a.to_bits(),
+            reduce::sum_all(&gx).unwrap().item().unwrap().to_bits()
+        );
+    }
+}
+
+#[test]
+fn losses_and_metrics_match_reference() {
+    let g = gpu();
+    let mut rg = rng(11);
+    for (rows, classes) in [(1usize, 1usize), (7, 10), (64, 20), (257, 3)] {
+        let logits: Vec<f32> = rg
+            .normal_vec(rows * classes)
+            .iter()
+            .map(|v| v * 3.0)
+            .collect();
+        let labels: Vec<u32> = (0..rows).map(|_| rg.below(classes) as u32).collect();
+        let gl = Tensor::from_slice(&g, &[rows, classes], &logits).unwrap();
+        let gy = Tensor::from_u32(&g, &[rows], &labels).unwrap();
+        let (loss, grad) = loss::cross_entropy(&gl, &gy).unwrap();
+        let (wl, wg) = r::loss::cross_entropy(&to64(&logits), &labels, classes);
+        assert_close("ce loss", &loss.to_vec().unwrap(), &[wl], 1e-5);
+        assert_close("ce grad", &grad.to_vec().unwrap(), &wg, 1e-5);
+        let c = loss::correct_count(&gl, &gy).unwrap().item().unwrap();
+        assert_eq!(
+            c as usize,
+            r::loss::correct_count(&to64(&logits), &labels, classes)
+        );
+        let other: Vec<f32> = rg.normal_vec(rows * classes);
+        let go = Tensor::from_slice(&g, &[rows, classes], &other).unwrap();
+        let (wm, _) = r::loss::mse(&to64(&logits), &to64(&other));
+        assert_close(
+            "mse",
+            &loss::mse(&gl, &go).unwrap().to_vec().unwrap(),
+            &[wm],
+            1e-5,
+        );
+    }
+    // Wrong label dtype or shape.
+    let gl = Tensor::zeros(&g, &[4, 3]).unwrap();
+    let bad = Tensor::zeros(&g, &[4]).unwrap();
+    assert!(matches!(
+        loss::cross_entropy(&gl, &bad),
+        Err(Error::Shape { .. })
+    ));
+}
+
+#[test]
+fn optimisers_match_reference_over_10_steps() {
+    let g = gpu();
+    let mut rg = rng(12);
+    for (kind, decoupled) in [("adam", false), ("adamw", true), ("sgd", false)] {
+        for clip in [None, Some(0.5f32)] {
+            let n = 1000;
+            let p0 = rg.normal_vec(n);
+            let p = Tensor::from_slice(&g, &[n], &p0).unwrap();
+            let m = Tensor::zeros(&g, &[n]).unwrap();
+            let v = Tensor::zeros(&g, &[n]).unwrap();
+            let mut rp = to64(&p0);
+            let mut rm = vec![0.0; n];
+            let mut rv = vec![0.0; n];
+            for t in 1..=10u32 {
+                let gr = rg.normal_vec(n);
+                let gt = Tensor::from_slice(&g, &[n], &gr).unwrap();
+                let g64 = to64(&gr);
+                let (clip_t, scale) = match clip {
+                    Some(c) => (
+                        optim::clip_coefficient(std::slice::from_ref(&gt), c).unwrap(),
+                        r::optim::clip_coef(&[&g64], c as f64),
+                    ),
+                    None => (Tensor::full(&g, &[2], 1.0).unwrap(), 1.0),
+                };
+                match kind {
+                    "sgd" => {
+                        optim::sgd_(&p, &gt, &m, &clip_t, 0.05, 0.9, 1e-3, t == 1).unwrap();
+                        r::optim::sgd(&mut rp, &g64, &mut rm, 0.05, 0.9, 1e-3, t == 1, scale);
+                    }
+                    _ => {
+                        let h = optim::AdamStep {
+                            lr: 1e-2,
+                            beta1: 0.9,
+                            beta2: 0.999,
+                            eps: 1e-8,
+                            weight_decay: 0.01,
+                            decoupled,
+                            t,
+                        };
+                        optim::adam_(&p, &gt, &m, &v, &clip_t, h).unwrap();
+                        r::optim::adam(
+                            &mut rp, &g64, &mut rm, &mut rv, 1e-2, 0.9, 0.999, 1e-8, 0.01,
+                            decoupled, t, scale,
+                        );
+                    }
+                }
+            }
+            assert_close(
+                &format!("{kind} clip={clip:?}"),
+                &p.to_vec().unwrap(),
+                &rp,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
+fn buffer_pool_reuses_buffers() {
+    let g = symclone::Gpu::from_env().unwrap();
+    for _ in 0..10 {
+        let t = Tensor::zeros(&g, &[1000]).unwrap();
+        drop(t);
+    }
+    let s = g.pool_stats();
+    assert_eq!(s.misses, 1, "{s:?}");
+    assert_eq!(s.hits, 9, "{s:?}");
+}
