@@ -5,6 +5,9 @@
 //! [`reference`], used by the tests and the benchmark.
 
 pub mod bench;
+pub mod clone;
+pub mod data;
+pub mod equivariance;
 pub mod error;
 pub mod gpu;
 pub mod nn;

@@ -2,7 +2,13 @@
 //! Raw launchers (`fn name(&Tensor, ...) -> Result<Tensor>`) do no taping; the taped versions
 //! (`fn name_t(&mut Tape, Var, ...) -> Result<Var>` or named by the layer) call them.
 
+pub mod cloned;
+pub mod conv;
 pub mod elementwise;
+pub mod gconv;
+pub mod kl;
+pub mod pool;
+pub mod transform;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
@@ -27,6 +33,13 @@ pub static MATMUL: Shader = shader!("matmul");
 pub static LAYOUT: Shader = shader!("layout");
 pub static LOSS: Shader = shader!("loss");
 pub static OPTIM: Shader = shader!("optim");
+pub static CONV: Shader = shader!("conv");
+pub static GCONV: Shader = shader!("gconv");
+pub static POOL: Shader = shader!("pool");
+pub static TRANSFORM: Shader = shader!("transform");
+pub static DATA: Shader = shader!("data");
+pub static CLONED: Shader = shader!("cloned");
+pub static KL: Shader = shader!("kl");
 
 /// Every shader with the constant variants the launchers use (the naga test validates each).
 pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)> {
@@ -36,6 +49,13 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
         (&LAYOUT, vec![]),
         (&LOSS, vec![]),
         (&OPTIM, vec![]),
+        (&CONV, vec![]),
+        (&GCONV, vec![]),
+        (&POOL, vec![]),
+        (&TRANSFORM, vec![]),
+        (&DATA, vec![]),
+        (&CLONED, vec![]),
+        (&KL, vec![]),
     ];
     for (tm, tn) in matmul::REG_TILES {
         v.push((&MATMUL, vec![("TM", *tm), ("TN", *tn)]));

@@ -1,7 +1,14 @@
 //! CPU references for every kernel: plain loops in f64, obviously right, used by the tests (and,
 //! through the benchmark's threaded baselines, as the ground truth for agreement checks).
 
+pub mod cloned;
+pub mod conv;
+pub mod data;
 pub mod elementwise;
+pub mod gconv;
+pub mod kl;
+pub mod pool;
+pub mod transform;
 pub mod loss;
 pub mod matmul;
 pub mod optim;

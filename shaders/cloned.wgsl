@@ -1,0 +1,1 @@
+// Cloned-operator kernels: coefficient maps and contractions.

@@ -1,0 +1,1 @@
+// 2-D convolution (cross-correlation), forward and backward.

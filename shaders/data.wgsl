@@ -1,0 +1,1 @@
+// Batch gathering with the task transform applied per sample.

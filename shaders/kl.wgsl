@@ -1,0 +1,1 @@
+// The KL penalty between softmaxes, in delta form.

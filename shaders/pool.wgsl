@@ -1,0 +1,1 @@
+// Spatial max/average pooling and rotation pooling, forward and backward.

@@ -1,0 +1,1 @@
+//! Symmetry cloning: training dense operator layers to reproduce equivariant layers.

@@ -1,0 +1,1 @@
+//! Data: IDX loading, the embedded default, the tasks, GPU batching.

@@ -1,0 +1,1 @@
+//! Equivariance errors of layer stacks.
