@@ -1,1 +1,98 @@
-// The KL penalty between softmaxes, in delta form.
+// The KL penalty of SPEC §5 for one tensor, in δ form. The tensor is viewed as (outer, n, inner);
+// each softmax runs over n. With p = softmax(w0) and δ = w - w0 (exact in f32 when w ≈ w0):
+//   μ = Σ p δ,  e = δ - μ,  q = expm1(e) - e,  y = Σ p e + Σ p q,  L = log1p(y)
+//   KL_row = Σ p_i expm1(e_i - L) e_i - Σ p_i q_i + (y - log1p(y))
+//   ∂KL_row/∂w_i = p_new_i (e_i - L - KL_row),  p_new_i = p_i exp(e_i - L)
+// so no two nearly equal log-probabilities are ever subtracted.
+
+struct P {
+    outer: u32,
+    n: u32,
+    inner: u32,
+    _p0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> w0: array<f32>;
+@group(0) @binding(3) var<storage, read_write> kl_row: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+
+// expm1(x) - x, accurate for small x.
+fn expm1_minus_x(x: f32) -> f32 {
+    if abs(x) < 1e-2 {
+        let x2 = x * x;
+        return x2 * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0))));
+    }
+    return exp(x) - 1.0 - x;
+}
+
+fn expm1_(x: f32) -> f32 {
+    return x + expm1_minus_x(x);
+}
+
+fn log1p_(y: f32) -> f32 {
+    if abs(y) < 1e-2 {
+        return y - y * y * (0.5 - y * (1.0 / 3.0 - y * 0.25));
+    }
+    return log(1.0 + y);
+}
+
+// y - log1p(y), accurate for small y.
+fn y_minus_log1p(y: f32) -> f32 {
+    if abs(y) < 1e-2 {
+        return y * y * (0.5 - y * (1.0 / 3.0 - y * 0.25));
+    }
+    return y - log(1.0 + y);
+}
+
+@compute @workgroup_size(64)
+fn kl_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = gid.x + gid.y * nwg.x * 64u;
+    if t >= p.outer * p.inner { return; }
+    let o = t / p.inner;
+    let j = t % p.inner;
+    let base = o * p.n * p.inner + j;
+    let st = p.inner;
+    // p = softmax(w0)
+    var mx = w0[base];
+    for (var i = 1u; i < p.n; i += 1u) {
+        mx = max(mx, w0[base + i * st]);
+    }
+    var z = 0.0;
+    for (var i = 0u; i < p.n; i += 1u) {
+        z += exp(w0[base + i * st] - mx);
+    }
+    var mu = 0.0;
+    for (var i = 0u; i < p.n; i += 1u) {
+        let k = base + i * st;
+        mu += exp(w0[k] - mx) / z * (w[k] - w0[k]);
+    }
+    var spe = 0.0;
+    var spq = 0.0;
+    for (var i = 0u; i < p.n; i += 1u) {
+        let k = base + i * st;
+        let pi = exp(w0[k] - mx) / z;
+        let e = (w[k] - w0[k]) - mu;
+        spe += pi * e;
+        spq += pi * expm1_minus_x(e);
+    }
+    let y = spe + spq;
+    let l = log1p_(y);
+    var a = 0.0;
+    for (var i = 0u; i < p.n; i += 1u) {
+        let k = base + i * st;
+        let pi = exp(w0[k] - mx) / z;
+        let e = (w[k] - w0[k]) - mu;
+        a += pi * expm1_(e - l) * e;
+    }
+    let kl = a - spq + y_minus_log1p(y);
+    kl_row[t] = kl;
+    for (var i = 0u; i < p.n; i += 1u) {
+        let k = base + i * st;
+        let pi = exp(w0[k] - mx) / z;
+        let e = (w[k] - w0[k]) - mu;
+        let pn = pi * exp(e - l);
+        grad[k] = pn * ((e - l) - kl);
+    }
+}

@@ -53,3 +53,17 @@ fn unpack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let zr = t / p.cols;
     dst[t] = src[zr * p.n4 * 4u + col];
 }
+
+// dst[a, c, b, d] = src[a, b, c, d]: swap the two middle axes of (A, B, C, D).
+// Here rows = B, cols = C, n4 = D, batch = A.
+@compute @workgroup_size(256)
+fn swap12(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg);
+    let total = p.batch * p.rows * p.cols * p.n4;
+    if t >= total { return; }
+    let d = t % p.n4;
+    let b = (t / p.n4) % p.rows;
+    let c = (t / (p.n4 * p.rows)) % p.cols;
+    let a = t / (p.n4 * p.rows * p.cols);
+    dst[t] = src[((a * p.rows + b) * p.cols + c) * p.n4 + d];
+}

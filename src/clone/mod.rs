@@ -1,1 +1,8 @@
-//! Symmetry cloning: training dense operator layers to reproduce equivariant layers.
+//! Symmetry cloning (SPEC §2–§3): dense "operator" layers trained, as plain supervised regression,
+//! to reproduce a convolution (Z2), a lifting C4 convolution (Lift) or a P4 group convolution (P4).
+
+pub mod operator;
+pub mod train;
+
+pub use operator::{ClonedConv, ClonedOperator, OperatorKind};
+pub use train::{clone_random, CloneConfig, CloneStats};

@@ -1,1 +1,52 @@
-//! kl ops.
+//! The KL penalty of SPEC §5 for one cloned tensor, computed in δ form (see shaders/kl.wgsl):
+//! `mean over elements of p_new (log p_new − log p_init)`, `p = softmax` along one axis.
+
+use super::{elementwise, reduce, same_shape, KL};
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// `(KL as a one-element tensor, ∂KL/∂w)` for `w` against its initial value `w0`, softmax along `axis`.
+pub fn kl(w: &Tensor, w0: &Tensor, axis: usize) -> Result<(Tensor, Tensor)> {
+    same_shape("kl", w, w0)?;
+    if axis >= w.rank() {
+        return Err(Error::shape(
+            "kl",
+            format!("axis {axis} for {:?}", w.shape()),
+        ));
+    }
+    let s = w.shape();
+    let outer: usize = s[..axis].iter().product();
+    let inner: usize = s[axis + 1..].iter().product();
+    let n = s[axis];
+    let gpu = w.gpu();
+    let rows = Tensor::empty(gpu, &[outer * inner])?;
+    let grad = Tensor::empty(gpu, s)?;
+    let groups = crate::gpu::grid_1d(
+        outer * inner,
+        64,
+        gpu.limits.max_compute_workgroups_per_dimension,
+    );
+    gpu.launch(&KL, "kl_rows")
+        .params(&[outer as u32, n as u32, inner as u32, 0])
+        .read(w.raw())
+        .read(w0.raw())
+        .write(rows.raw())
+        .write(grad.raw())
+        .dispatch(groups)?;
+    let total = w.numel().max(1) as f32;
+    let value = elementwise::affine(&reduce::sum_all(&rows)?, 1.0 / total, 0.0)?;
+    let grad = elementwise::affine(&grad, 1.0 / total, 0.0)?;
+    Ok((value, grad))
+}
+
+/// Taped `β · KL(w ‖ w0)`; `w0` is a constant.
+pub fn kl_t(tape: &mut Tape, w: Var, w0: &Tensor, axis: usize, beta: f32) -> Result<Var> {
+    let (value, grad) = kl(tape.value(w), w0, axis)?;
+    let value = elementwise::affine(&value, beta, 0.0)?;
+    Ok(tape.push(
+        value,
+        &[w],
+        Box::new(move |g, _| Ok(vec![Some(elementwise::scale_by(&grad, g, beta)?)])),
+    ))
+}

@@ -1,0 +1,437 @@
+//! The cloned operator of SPEC §2 and the multi-channel layer of SPEC §4 built on it.
+//!
+//! An operator holds `nb` blocks `B_b` (n_out × n_in), the mixing matrices M1 (k² × m), M2 (k²·m × nb)
+//! and, for C4 kinds, the learned code transforms T. A filter code c gives coefficients
+//! `h(c) = flatten(c_j · M1[j, q]) @ M2` and the map `x ↦ Σ_b h(c)_b B_b x`.
+
+use crate::nn::Param;
+use crate::ops::{cloned as cl, matmul};
+use crate::reference::cloned::rot90_r;
+use crate::rng::Rng;
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+use crate::{Error, Gpu, Result};
+use std::sync::Arc;
+
+/// Filter side of every cloned layer (SPEC: 3×3).
+pub const K: usize = 3;
+const K2: usize = K * K;
+
+/// Which equivariant layer an operator clones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum OperatorKind {
+    /// A plain convolution (translations, T(2)).
+    Z2,
+    /// The lifting C4 convolution Z2 → P4.
+    Lift,
+    /// The P4 → P4 group convolution.
+    P4,
+}
+
+impl OperatorKind {
+    /// Length of one filter code: 9, 9 or 4·9.
+    pub fn code_len(self) -> usize {
+        match self {
+            OperatorKind::P4 => 4 * K2,
+            _ => K2,
+        }
+    }
+    /// Input planes per channel (4 rotations for P4 inputs).
+    pub fn in_planes(self) -> usize {
+        match self {
+            OperatorKind::P4 => 4,
+            _ => 1,
+        }
+    }
+    /// Output planes per channel (4 rotations for Lift and P4).
+    pub fn out_planes(self) -> usize {
+        match self {
+            OperatorKind::Z2 => 1,
+            _ => 4,
+        }
+    }
+    /// Transformed codes per filter: 1, 4 (r) or 16 (r, s).
+    pub fn codes_per_filter(self) -> usize {
+        self.in_planes() * self.out_planes()
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatorKind::Z2 => "z2",
+            OperatorKind::Lift => "lift",
+            OperatorKind::P4 => "p4",
+        }
+    }
+}
+
+/// The exact transformed codes of the true equivariant layer (SPEC §1), row-major (R, 9) per filter:
+/// Z2: c; Lift: rot90^r(c) for r = 0..3; P4: rot90^r(c_{(s−r) mod 4}) for (r, s).
+pub fn true_codes(kind: OperatorKind, code: &[f32]) -> Vec<f32> {
+    let c: Vec<f64> = code.iter().map(|&v| v as f64).collect();
+    let mut out = Vec::with_capacity(kind.codes_per_filter() * K2);
+    match kind {
+        OperatorKind::Z2 => out.extend(&c),
+        OperatorKind::Lift => {
+            for r in 0..4 {
+                out.extend(rot90_r(&c, K, r));
+            }
+        }
+        OperatorKind::P4 => {
+            for r in 0..4 {
+                for s in 0..4 {
+                    let t = (s + 4 - r) % 4;
+                    out.extend(rot90_r(&c[t * K2..(t + 1) * K2], K, r));
+                }
+            }
+        }
+    }
+    out.into_iter().map(|v| v as f32).collect()
+}
+
+/// The 9 0/1 shift matrices of a valid 3×3 correlation on d×d inputs, (9, n_out, n_in): with them as
+/// blocks and the code itself as coefficients the operator is exactly the true layer.
+pub fn shift_blocks(d: usize) -> Vec<f32> {
+    let o = d + 1 - K;
+    let (n_out, n_in) = (o * o, d * d);
+    let mut s = vec![0.0f32; K2 * n_out * n_in];
+    for u in 0..K {
+        for v in 0..K {
+            let j = u * K + v;
+            for a in 0..o {
+                for b in 0..o {
+                    s[(j * n_out + a * o + b) * n_in + (a + u) * d + (b + v)] = 1.0;
+                }
+            }
+        }
+    }
+    s
+}
+
+/// A cloned operator for one (kind, input size d).
+#[derive(Clone)]
+pub struct ClonedOperator {
+    pub kind: OperatorKind,
+    pub d: usize,
+    pub nb: usize,
+    pub m: usize,
+    /// (nb, n_out, n_in)
+    pub blocks: Param,
+    /// (9, m)
+    pub m1: Param,
+    /// (9·m, nb)
+    pub m2: Param,
+    /// Lift: (4·9, 9) — T_r stacked; P4: (16·9, 36) — T_{r,s} with columns (t, b).
+    pub t: Option<Param>,
+}
+
+impl ClonedOperator {
+    /// A fresh operator as SPEC §2 initialises it: blocks zero, M1, M2 and T uniform on [0, 1).
+    pub fn new(
+        gpu: &Arc<Gpu>,
+        kind: OperatorKind,
+        d: usize,
+        nb: usize,
+        m: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        if d < K {
+            return Err(Error::invalid(format!(
+                "a cloned layer needs inputs of at least {K}×{K}, got d = {d}"
+            )));
+        }
+        if nb == 0 || m == 0 {
+            return Err(Error::invalid("nb and m must be positive"));
+        }
+        let (n_out, n_in) = Self::io(d);
+        let name = format!("{}{d}", kind.name());
+        let blocks = Param::new(
+            format!("{name}.blocks"),
+            Tensor::zeros(gpu, &[nb, n_out, n_in])?,
+        );
+        let m1 = Param::new(
+            format!("{name}.m1"),
+            Tensor::from_slice(gpu, &[K2, m], &rng.uniform_vec(K2 * m, 0.0, 1.0))?,
+        );
+        let m2 = Param::new(
+            format!("{name}.m2"),
+            Tensor::from_slice(gpu, &[K2 * m, nb], &rng.uniform_vec(K2 * m * nb, 0.0, 1.0))?,
+        );
+        let t = match kind {
+            OperatorKind::Z2 => None,
+            OperatorKind::Lift => Some(Param::new(
+                format!("{name}.t"),
+                Tensor::from_slice(gpu, &[4 * K2, K2], &rng.uniform_vec(4 * K2 * K2, 0.0, 1.0))?,
+            )),
+            OperatorKind::P4 => Some(Param::new(
+                format!("{name}.t"),
+                Tensor::from_slice(
+                    gpu,
+                    &[16 * K2, 4 * K2],
+                    &rng.uniform_vec(16 * K2 * 4 * K2, 0.0, 1.0),
+                )?,
+            )),
+        };
+        Ok(ClonedOperator {
+            kind,
+            d,
+            nb,
+            m,
+            blocks,
+            m1,
+            m2,
+            t,
+        })
+    }
+
+    /// (n_out, n_in) for input size d.
+    pub fn io(d: usize) -> (usize, usize) {
+        let o = d + 1 - K;
+        (o * o, d * d)
+    }
+
+    /// Output side length.
+    pub fn out_side(&self) -> usize {
+        self.d + 1 - K
+    }
+
+    /// Every tensor of the operator, with the softmax axis the KL penalty uses (SPEC §5).
+    pub fn params_with_axes(&self) -> Vec<(Param, Vec<usize>, usize)> {
+        let (n_out, n_in) = Self::io(self.d);
+        let mut v = vec![
+            (self.blocks.clone(), vec![self.nb, n_out * n_in], 0),
+            (self.m1.clone(), vec![K2, self.m], 1),
+            (self.m2.clone(), vec![K2 * self.m, self.nb], 1),
+        ];
+        if let Some(t) = &self.t {
+            v.push((t.clone(), vec![t.numel() / K2, K2], 1));
+        }
+        v
+    }
+
+    pub fn params(&self) -> Vec<Param> {
+        self.params_with_axes().into_iter().map(|p| p.0).collect()
+    }
+
+    /// A copy with the same values whose tensors are frozen (`trainable = false`) or trainable.
+    pub fn with_trainable(&self, trainable: bool) -> Result<Self> {
+        let cp = |p: &Param| -> Result<Param> {
+            let v = p.value().deep_clone()?;
+            Ok(if trainable {
+                Param::new(p.name(), v)
+            } else {
+                Param::frozen(p.name(), v)
+            })
+        };
+        Ok(ClonedOperator {
+            kind: self.kind,
+            d: self.d,
+            nb: self.nb,
+            m: self.m,
+            blocks: cp(&self.blocks)?,
+            m1: cp(&self.m1)?,
+            m2: cp(&self.m2)?,
+            t: self.t.as_ref().map(cp).transpose()?,
+        })
+    }
+
+    /// Transformed codes: (rows, code_len) → (rows·R, 9), R = codes per filter, in (row, r[, s]) order.
+    pub fn codes_t(&self, tape: &mut Tape, c: Var) -> Result<Var> {
+        let rows = tape.value(c).shape()[0];
+        match &self.t {
+            None => Ok(c),
+            Some(t) => {
+                let tv = tape.param(t);
+                let y = matmul::matmul_t(tape, c, tv, false, true, None, false)?;
+                cl::reshape_t(tape, y, &[rows * self.kind.codes_per_filter(), K2])
+            }
+        }
+    }
+
+    /// Coefficients h(c) for codes (rows, 9) → (rows, nb).
+    pub fn coefficients_t(&self, tape: &mut Tape, codes: Var) -> Result<Var> {
+        let m1 = tape.param(&self.m1);
+        let m2 = tape.param(&self.m2);
+        let hq = cl::mix_t(tape, codes, m1)?;
+        matmul::matmul_t(tape, hq, m2, false, false, None, false)
+    }
+
+    /// Cloning form (SPEC §3): each of F filters has its own batch. `codes` (F, code_len); `x`
+    /// (F, in_planes·n_in, bs) with columns the samples. Returns (F, out_planes·n_out·bs) laid out
+    /// (F, r, n_out, bs).
+    pub fn forward_per_filter(&self, tape: &mut Tape, codes: Var, x: Var) -> Result<Var> {
+        let blocks = tape.param(&self.blocks);
+        let tc = self.codes_t(tape, codes)?;
+        let h = self.coefficients_t(tape, tc)?;
+        per_filter_apply(tape, self.kind, self.d, h, blocks, x)
+    }
+}
+
+/// The shared tail of the cloning form, for the clone (h from the coefficient map, blocks learned)
+/// and for the true layer (h = the transformed code itself, blocks = shift matrices).
+pub fn per_filter_apply(
+    tape: &mut Tape,
+    kind: OperatorKind,
+    d: usize,
+    h: Var,
+    blocks: Var,
+    x: Var,
+) -> Result<Var> {
+    let (n_out, n_in) = ClonedOperator::io(d);
+    let xs = tape.value(x).shape().to_vec();
+    let (f, bs) = (xs[0], xs[2]);
+    let nb = tape.value(blocks).shape()[0];
+    let bflat = cl::reshape_t(tape, blocks, &[nb, n_out * n_in])?;
+    let r = kind.codes_per_filter();
+    let w = matmul::matmul_t(tape, h, bflat, false, false, None, false)?; // (F·R, n_out·n_in)
+    let w = cl::reshape_t(tape, w, &[f * r, n_out, n_in])?;
+    let xin = match kind {
+        OperatorKind::Z2 => x,
+        OperatorKind::Lift => {
+            let x4 = cl::repeat_t(tape, x, 1, 4)?; // (F, 4, n_in·bs)
+            cl::reshape_t(tape, x4, &[f * 4, n_in, bs])?
+        }
+        OperatorKind::P4 => {
+            let x = cl::reshape_t(tape, x, &[f, 4 * n_in * bs])?;
+            let x4 = cl::repeat_t(tape, x, 1, 4)?; // (F, 4r, 4s·n_in·bs)
+            cl::reshape_t(tape, x4, &[f * 16, n_in, bs])?
+        }
+    };
+    let y = matmul::matmul_t(tape, w, xin, false, false, None, false)?; // (F·R, n_out, bs)
+    match kind {
+        OperatorKind::P4 => {
+            let y = cl::reshape_t(tape, y, &[f * 4, 4, n_out * bs])?;
+            let y = crate::ops::reduce::sum_axis_t(tape, y, 1, false)?; // sum over s
+            cl::reshape_t(tape, y, &[f, 4 * n_out * bs])
+        }
+        _ => cl::reshape_t(tape, y, &[f, kind.out_planes() * n_out * bs]),
+    }
+}
+
+/// The true layer in cloning form, for F filters with their own batches (the cloning target).
+pub fn true_per_filter(
+    gpu: &Arc<Gpu>,
+    tape: &mut Tape,
+    kind: OperatorKind,
+    d: usize,
+    codes: &[f32],
+    shifts: &Tensor,
+    x: Var,
+) -> Result<Var> {
+    let cl_len = kind.code_len();
+    let f = codes.len() / cl_len;
+    let mut tc = Vec::with_capacity(f * kind.codes_per_filter() * K2);
+    for c in codes.chunks(cl_len) {
+        tc.extend(true_codes(kind, c));
+    }
+    let h = tape.input(Tensor::from_slice(
+        gpu,
+        &[f * kind.codes_per_filter(), K2],
+        &tc,
+    )?);
+    let b = tape.input(shifts.clone());
+    per_filter_apply(tape, kind, d, h, b, x)
+}
+
+/// A multi-channel cloned layer (SPEC §4): trainable filters `w[o, i]` (code_len each) and
+/// `bias[o]` over a cloned operator, computed as `Z_b = B_b X` for all input maps and one
+/// contraction with the coefficients — never a dense matrix per channel pair.
+pub struct ClonedConv {
+    pub op: ClonedOperator,
+    pub cin: usize,
+    pub cout: usize,
+    /// (Cout, Cin, code_len)
+    pub weight: Param,
+    /// (Cout)
+    pub bias: Param,
+}
+
+impl ClonedConv {
+    /// Filters and bias initialised `U(±1/√(Cin·9))` (SPEC §4; rotation planes not counted).
+    pub fn new(
+        gpu: &Arc<Gpu>,
+        name: &str,
+        op: ClonedOperator,
+        cin: usize,
+        cout: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let bound = 1.0 / ((cin * K2) as f32).sqrt();
+        let cl_len = op.kind.code_len();
+        let w = rng.uniform_vec(cout * cin * cl_len, -bound, bound);
+        let b = rng.uniform_vec(cout, -bound, bound);
+        Ok(ClonedConv {
+            op,
+            cin,
+            cout,
+            weight: Param::new(
+                format!("{name}.weight"),
+                Tensor::from_slice(gpu, &[cout, cin, cl_len], &w)?,
+            ),
+            bias: Param::new(
+                format!("{name}.bias"),
+                Tensor::from_slice(gpu, &[cout], &b)?,
+            ),
+        })
+    }
+
+    /// x: (B, Cin, [4,] d, d) → (B, Cout, [4,] d−2, d−2).
+    pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        let kind = self.op.kind;
+        let d = self.op.d;
+        let (n_out, n_in) = ClonedOperator::io(d);
+        let xs = tape.value(x).shape().to_vec();
+        let s = kind.in_planes();
+        let expect_rank = if s == 4 { 5 } else { 4 };
+        if xs.len() != expect_rank
+            || xs[1] != self.cin
+            || xs[xs.len() - 1] != d
+            || xs[xs.len() - 2] != d
+            || (s == 4 && xs[2] != 4)
+        {
+            return Err(Error::shape(
+                "cloned layer",
+                format!(
+                    "a {} clone for d = {d} with {} input channels takes (B, {}{}, {d}, {d}), got {xs:?}",
+                    kind.name(),
+                    self.cin,
+                    self.cin,
+                    if s == 4 { ", 4" } else { "" }
+                ),
+            ));
+        }
+        let b = xs[0];
+        let nb = self.op.nb;
+        // Z = X Bᵀ: (B·Cin·S, n_in)·(nb·n_out, n_in)ᵀ → (B, Cin·S·nb, n_out)
+        let blocks = tape.param(&self.op.blocks);
+        let bview = cl::reshape_t(tape, blocks, &[nb * n_out, n_in])?;
+        let xrows = cl::reshape_t(tape, x, &[b * self.cin * s, n_in])?;
+        let z = matmul::matmul_t(tape, xrows, bview, false, true, None, false)?;
+        let z = cl::reshape_t(tape, z, &[b, self.cin * s * nb, n_out])?;
+        // Coefficients for every (o, i, r[, s]) → H (Cout·R', Cin·S·nb)
+        let w = tape.param(&self.weight);
+        let w = cl::reshape_t(tape, w, &[self.cout * self.cin, kind.code_len()])?;
+        let codes = self.op.codes_t(tape, w)?;
+        let h = self.op.coefficients_t(tape, codes)?; // (Cout·Cin·R, nb), rows (o, i, r, s)
+        let rp = kind.out_planes();
+        let hm = if rp == 1 {
+            cl::reshape_t(tape, h, &[self.cout, self.cin * nb])?
+        } else {
+            let sw = cl::swap12_t(tape, h, [self.cout, self.cin, 4, s * nb])?; // (o, r, i, s·nb)
+            cl::reshape_t(tape, sw, &[self.cout * 4, self.cin * s * nb])?
+        };
+        let y = matmul::matmul_t(tape, hm, z, false, false, None, false)?; // (B, Cout·R', n_out)
+        let o = self.op.out_side();
+        let shape: Vec<usize> = if rp == 1 {
+            vec![b, self.cout, o, o]
+        } else {
+            vec![b, self.cout, 4, o, o]
+        };
+        let y = cl::reshape_t(tape, y, &shape)?;
+        let bias = tape.param(&self.bias);
+        cl::channel_bias_t(tape, y, bias)
+    }
+
+    /// The layer's own parameters (filters and bias), without the operator's.
+    pub fn own_params(&self) -> Vec<Param> {
+        vec![self.weight.clone(), self.bias.clone()]
+    }
+}
