@@ -57,6 +57,31 @@ enum Command {
         #[arg(long)]
         family: Option<String>,
     },
+    /// Show a data set (counts, class histograms) and write PNG grids of each task's inputs.
+    Data {
+        /// Folder of IDX files (the four standard MNIST names, or one images/labels pair); default:
+        /// the embedded 10,000-digit MNIST subset.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Only this task: plain, symmetric, rot-sb or trans-sb (default: all four).
+        #[arg(long)]
+        task: Option<String>,
+        /// Write the grids here.
+        #[arg(long, default_value = "runs/data")]
+        out: PathBuf,
+        /// Use only the first N train images.
+        #[arg(long)]
+        train_n: Option<usize>,
+        /// Use only the first N test images.
+        #[arg(long)]
+        test_n: Option<usize>,
+        /// Seed of the per-sample transforms and the shuffle.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Samples per grid.
+        #[arg(long, default_value_t = 64)]
+        count: usize,
+    },
 }
 
 fn choice(cli: &Cli) -> AdapterChoice {
@@ -170,6 +195,37 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             if let Some(p) = markdown {
                 write_atomic(p, &md)?;
+            }
+        }
+        Command::Data {
+            data,
+            task,
+            out,
+            train_n,
+            test_n,
+            seed,
+            count,
+        } => {
+            use symclone::data::{Dataset, Task};
+            let tasks: Vec<Task> = match task {
+                Some(t) => vec![t.parse()?],
+                None => Task::ALL.to_vec(),
+            };
+            if *count == 0 {
+                return Err(Error::invalid(
+                    "--count 0: a grid needs at least one sample",
+                ));
+            }
+            let ds = match data {
+                Some(d) => Dataset::load(d)?,
+                None => Dataset::embedded()?,
+            }
+            .subset(*train_n, *test_n)?;
+            print!("{}", ds.describe());
+            let gpu = Gpu::new(&choice(&cli))?;
+            eprintln!("adapter: {}", gpu.describe());
+            for f in symclone::data::write_grids(&gpu, &ds, &tasks, out, *seed, *count)? {
+                println!("wrote {}", f.display());
             }
         }
     }

@@ -1,1 +1,85 @@
-//! Reference data.
+//! Reference data: the task transforms and batch gathering on the CPU, written forwards (rotate, then
+//! place on the canvas, then move every pixel by the shift) rather than by the inverse mapping the
+//! GPU kernel uses, so the two are independent.
+
+use crate::data::{Canvas, Sample};
+
+/// numpy's `rot90` (counter-clockwise) of an `n × n` image: `out[a, b] = img[b, n − 1 − a]`.
+pub fn rot90(img: &[u8], n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n * n];
+    for a in 0..n {
+        for b in 0..n {
+            out[a * n + b] = img[b * n + (n - 1 - a)];
+        }
+    }
+    out
+}
+
+/// `rot90` applied `r` times.
+pub fn rot90_k(img: &[u8], n: usize, r: u32) -> Vec<u8> {
+    let mut out = img.to_vec();
+    for _ in 0..r % 4 {
+        out = rot90(&out, n);
+    }
+    out
+}
+
+/// An `h × w` image placed at (`pad`, `pad`) on a zero `size × size` canvas.
+pub fn place(img: &[u8], h: usize, w: usize, canvas: Canvas) -> Vec<u8> {
+    let s = canvas.size;
+    let mut out = vec![0u8; s * s];
+    for y in 0..h {
+        for x in 0..w {
+            out[(y + canvas.pad) * s + x + canvas.pad] = img[y * w + x];
+        }
+    }
+    out
+}
+
+/// Every pixel of a `size × size` image moved by (`dx`, `dy`) (right, down); zero fill, pixels moved
+/// off the canvas are lost.
+pub fn shift(img: &[u8], size: usize, dx: i32, dy: i32) -> Vec<u8> {
+    let mut out = vec![0u8; size * size];
+    let s = size as i64;
+    for y in 0..s {
+        for x in 0..s {
+            let (ty, tx) = (y + dy as i64, x + dx as i64);
+            if (0..s).contains(&ty) && (0..s).contains(&tx) {
+                out[(ty * s + tx) as usize] = img[(y * s + x) as usize];
+            }
+        }
+    }
+    out
+}
+
+/// One sample's input as u8: rotate the digit, place it, shift the canvas.
+pub fn transform(img: &[u8], h: usize, w: usize, s: &Sample, canvas: Canvas) -> Vec<u8> {
+    let rotated = if s.rot.is_multiple_of(4) {
+        img.to_vec()
+    } else {
+        assert_eq!(h, w, "rotation needs a square image");
+        rot90_k(img, h, s.rot)
+    };
+    shift(&place(&rotated, h, w, canvas), canvas.size, s.dx, s.dy)
+}
+
+/// The batch of `samples` from `images` (n × h × w u8): f32 (len, 1, S, S) as `v / 255`, and labels.
+pub fn gather(
+    images: &[u8],
+    h: usize,
+    w: usize,
+    samples: &[Sample],
+    canvas: Canvas,
+) -> (Vec<f32>, Vec<u32>) {
+    let mut out = Vec::with_capacity(samples.len() * canvas.size * canvas.size);
+    for s in samples {
+        let i = s.index as usize;
+        let img = &images[i * h * w..(i + 1) * h * w];
+        out.extend(
+            transform(img, h, w, s, canvas)
+                .into_iter()
+                .map(|v| v as f32 / 255.0),
+        );
+    }
+    (out, samples.iter().map(|s| s.label).collect())
+}

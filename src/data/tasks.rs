@@ -1,0 +1,203 @@
+//! The tasks of SPEC §6: what each sample looks like (a rotation, a placement on a canvas, a shift)
+//! and what its label is. Every random choice comes from a seeded [`Rng`]; the per-sample parameters
+//! are drawn on the CPU and the GPU (or the CPU reference) applies them.
+//!
+//! | task | canvas | train | test | classes |
+//! |---|---|---|---|---|
+//! | `plain` | 28×28 | upright | upright | 10 |
+//! | `symmetric` | 28×28 | upright | rotated by r·90°, r ~ U{0..3} | 10 (label unchanged) |
+//! | `rot-sb` | 28×28 | rotated | rotated | 20: digit for r ∈ {0, 1}, digit + 10 for r ∈ {2, 3} |
+//! | `trans-sb` | 48×48 | shifted | shifted | 20: digit when shifted left, digit + 10 when right |
+//!
+//! Rotations are numpy's `rot90` (counter-clockwise): `rot90(A)[a, b] = A[b, n − 1 − a]`. For
+//! `trans-sb` the 28×28 digit is placed at (10, 10) on a zero 48×48 canvas (10 px of padding each
+//! side), then the canvas is shifted left by U{5..15} px or right by U{5..15} px (each with
+//! probability ½) and down by U{0..15} px with zero fill; pixels shifted off the canvas are lost.
+
+use crate::rng::Rng;
+use crate::{Error, Result};
+
+/// One of the tasks of SPEC §6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Task {
+    /// Upright digits, 10 classes.
+    Plain,
+    /// Train upright; test rotated by a random multiple of 90°, label unchanged.
+    Symmetric,
+    /// Train and test rotated; label = digit for 0°/90°, digit + 10 for 180°/270°.
+    RotSb,
+    /// 48×48 canvas shifted left or right by 5–15 px and down by 0–15 px; label = digit (left) or
+    /// digit + 10 (right).
+    TransSb,
+}
+
+/// Which part of a data set a sample comes from (the tasks treat them differently).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Part {
+    Train,
+    Test,
+}
+
+impl Part {
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Train => "train",
+            Part::Test => "test",
+        }
+    }
+}
+
+/// Padding of the digit on the `trans-sb` canvas, each side.
+pub const TRANS_PAD: usize = 10;
+/// The smallest and largest horizontal shift of `trans-sb` (inclusive).
+pub const TRANS_DX: (i32, i32) = (5, 15);
+/// The largest downward shift of `trans-sb` (inclusive; the smallest is 0).
+pub const TRANS_DY_MAX: i32 = 15;
+
+/// One sample as the batch kernel sees it: which image, how to transform it, its label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sample {
+    /// Index of the image in its split.
+    pub index: u32,
+    /// Counter-clockwise quarter turns (0..4), applied to the digit before placing it.
+    pub rot: u32,
+    /// Horizontal shift of the canvas in pixels (negative: left).
+    pub dx: i32,
+    /// Vertical shift of the canvas in pixels (positive: down).
+    pub dy: i32,
+    /// The task's label.
+    pub label: u32,
+}
+
+/// Where the transformed digit lives: a `size × size` canvas with the digit at (`pad`, `pad`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Canvas {
+    pub size: usize,
+    pub pad: usize,
+}
+
+impl Task {
+    /// Every task, in the order the CLI shows them.
+    pub const ALL: [Task; 4] = [Task::Plain, Task::Symmetric, Task::RotSb, Task::TransSb];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Plain => "plain",
+            Task::Symmetric => "symmetric",
+            Task::RotSb => "rot-sb",
+            Task::TransSb => "trans-sb",
+        }
+    }
+
+    /// Number of classes of the task's labels.
+    pub fn num_classes(self) -> usize {
+        match self {
+            Task::Plain | Task::Symmetric => 10,
+            Task::RotSb | Task::TransSb => 20,
+        }
+    }
+
+    /// Side of the (square) model input for 28×28 digits.
+    pub fn image_size(self) -> usize {
+        self.canvas(super::SIDE).size
+    }
+
+    /// The canvas for digits of side `side`.
+    pub fn canvas(self, side: usize) -> Canvas {
+        match self {
+            Task::TransSb => Canvas {
+                size: side + 2 * TRANS_PAD,
+                pad: TRANS_PAD,
+            },
+            _ => Canvas { size: side, pad: 0 },
+        }
+    }
+
+    /// Whether the task rotates samples of `part`.
+    pub fn rotates(self, part: Part) -> bool {
+        matches!(
+            (self, part),
+            (Task::Symmetric, Part::Test) | (Task::RotSb, _)
+        )
+    }
+
+    /// The label of a digit under a sample's transform (the rule of SPEC §6).
+    pub fn label(self, digit: u8, rot: u32, dx: i32) -> u32 {
+        let d = digit as u32;
+        match self {
+            Task::Plain | Task::Symmetric => d,
+            Task::RotSb => d + if rot >= 2 { 10 } else { 0 },
+            Task::TransSb => d + if dx > 0 { 10 } else { 0 },
+        }
+    }
+
+    /// Draw one sample's transform for image `index` with digit `digit`.
+    pub fn draw(self, part: Part, index: u32, digit: u8, rng: &mut Rng) -> Sample {
+        let (mut rot, mut dx, mut dy) = (0u32, 0i32, 0i32);
+        if self.rotates(part) {
+            rot = rng.below(4) as u32;
+        }
+        if self == Task::TransSb {
+            let right = rng.below(2) == 1;
+            let mag = TRANS_DX.0 + rng.below((TRANS_DX.1 - TRANS_DX.0 + 1) as usize) as i32;
+            dx = if right { mag } else { -mag };
+            dy = rng.below(TRANS_DY_MAX as usize + 1) as i32;
+        }
+        Sample {
+            index,
+            rot,
+            dx,
+            dy,
+            label: self.label(digit, rot, dx),
+        }
+    }
+
+    /// The transform and label of every image of a split, in index order, drawn from `seed`
+    /// (a different stream for each part, task and `round`; round 0 is the fixed data set, later
+    /// rounds are fresh draws for training that resamples every epoch).
+    pub fn plan(self, part: Part, labels: &[u8], seed: u64, round: u64) -> Vec<Sample> {
+        let tag = match part {
+            Part::Train => 1,
+            Part::Test => 2,
+        } * 16
+            + self as u64;
+        let mut rng = stream(seed, tag, round);
+        labels
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| self.draw(part, i as u32, d, &mut rng))
+            .collect()
+    }
+}
+
+/// A generator for (seed, purpose, round), so that independent uses of one seed draw independent
+/// streams.
+pub fn stream(seed: u64, tag: u64, round: u64) -> Rng {
+    let mut z =
+        seed ^ tag.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ round.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    // splitmix64 finaliser
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    Rng::new(z ^ (z >> 31))
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Task {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Task> {
+        Task::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown task '{s}': use plain, symmetric, rot-sb or trans-sb"
+                ))
+            })
+    }
+}
