@@ -89,3 +89,21 @@ fn acc(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     if i >= p.n { return; }
     inplace[i] = inplace[i] + p.alpha * src2[i];
 }
+
+// Inverted dropout with a counter-based mask: keep element i when hash(seed, i) ≥ p·2^32, scale
+// kept elements by 1/(1-p). alpha = p, beta = 1/(1-p), _pad = seed. The same (seed, i) gives the
+// same mask in the backward pass (out = g · mask).
+fn hash32(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+@compute @workgroup_size(256)
+fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg);
+    if i >= p.n { return; }
+    let h = hash32(i ^ hash32(p._pad));
+    let keep = f32(h >> 8u) / 16777216.0 >= p.alpha;
+    out2[i] = select(0.0, x[i] * p.beta, keep);
+}

@@ -235,6 +235,29 @@ fn elementwise_ops_match_reference() {
 }
 
 #[test]
+fn dropout_matches_reference_and_keeps_the_right_fraction() {
+    let g = gpu();
+    let x = rng(13).normal_vec(100_000);
+    let gx = Tensor::from_slice(&g, &[100_000], &x).unwrap();
+    let y = elementwise::dropout(&gx, 0.5, 77)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let want = r::elementwise::dropout(&to64(&x), 0.5f32 as f64, 77);
+    assert_close("dropout", &y, &want, 1e-7);
+    let kept = y.iter().filter(|v| **v != 0.0).count() as f64 / 1e5;
+    assert!((kept - 0.5).abs() < 0.01, "kept {kept}");
+    assert_ne!(
+        y,
+        elementwise::dropout(&gx, 0.5, 78)
+            .unwrap()
+            .to_vec()
+            .unwrap()
+    );
+    assert!(elementwise::dropout(&gx, 1.0, 1).is_err());
+}
+
+#[test]
 fn reductions_match_reference() {
     let g = gpu();
     let mut rg = rng(6);

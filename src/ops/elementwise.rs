@@ -107,6 +107,30 @@ pub fn copy_into(src: &Tensor, dst: &Tensor) -> Result<()> {
         .copy_buffer(src.raw(), dst.raw(), src.numel() as u64 * 4)
 }
 
+/// Inverted dropout: zero each element with probability `p` (mask from `seed` and the index),
+/// scale the rest by 1/(1−p).
+pub fn dropout(x: &Tensor, p: f32, seed: u32) -> Result<Tensor> {
+    super::expect_f32("dropout", x)?;
+    if !(0.0..1.0).contains(&p) {
+        return Err(crate::Error::invalid(format!(
+            "dropout probability {p} is not in [0, 1)"
+        )));
+    }
+    let out = Tensor::empty(x.gpu(), x.shape())?;
+    x.gpu()
+        .launch(&ELEMENTWISE, "dropout")
+        .params(&[
+            x.numel() as u32,
+            p.to_bits(),
+            (1.0 / (1.0 - p)).to_bits(),
+            seed,
+        ])
+        .read(x.raw())
+        .write(out.raw())
+        .dispatch_1d(x.numel(), WG)?;
+    Ok(out)
+}
+
 // ---- taped versions ----
 
 /// `a + b`.
@@ -184,5 +208,15 @@ pub fn relu_t(tape: &mut Tape, a: Var) -> Result<Var> {
         out,
         &[a],
         Box::new(move |g, _| Ok(vec![Some(relu_bwd(g, &y)?)])),
+    ))
+}
+
+/// Taped dropout (the backward applies the same mask).
+pub fn dropout_t(tape: &mut Tape, a: Var, p: f32, seed: u32) -> Result<Var> {
+    let out = dropout(tape.value(a), p, seed)?;
+    Ok(tape.push(
+        out,
+        &[a],
+        Box::new(move |g, _| Ok(vec![Some(dropout(g, p, seed)?)])),
     ))
 }

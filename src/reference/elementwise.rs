@@ -19,3 +19,24 @@ pub fn relu_bwd(g: &[f64], y: &[f64]) -> Vec<f64> {
         .map(|(g, y)| if *y > 0.0 { *g } else { 0.0 })
         .collect()
 }
+
+/// The dropout mask of the GPU kernel: keep element i when hash(seed, i) ≥ p·2^24 (24-bit uniform).
+pub fn dropout(x: &[f64], p: f64, seed: u32) -> Vec<f64> {
+    fn hash32(v: u32) -> u32 {
+        let state = v.wrapping_mul(747796405).wrapping_add(2891336453);
+        let word = ((state >> ((state >> 28) + 4)) ^ state).wrapping_mul(277803737);
+        (word >> 22) ^ word
+    }
+    let hs = hash32(seed);
+    x.iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let u = (hash32(i as u32 ^ hs) >> 8) as f64 / 16777216.0;
+            if u >= p {
+                v / (1.0 - p)
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
