@@ -1,1 +1,80 @@
-// Image and feature-map transforms: rot90, the C4 action on P4 maps, translation, padding.
+// Image and feature-map transforms (gathers; each is a permutation or a zero-filled shift, so each
+// adjoint is the same kernel with the inverse parameters).
+//
+//   rot90:  out[pl, a, b] = x[pl, rot_src(r, a, b)]       square planes, rot90(A)[a, b] = A[b, n-1-a]
+//   c4_act: out[o, s, a, b] = x[o, (s - r) mod 4, rot_src(r, a, b)]   the C4 action g^r on P4 maps
+//   shift:  out[pl, y, x] = x[pl, y - oy, x - ox], zero outside; output planes ho × wo (translation,
+//           padding onto a larger canvas, or cropping, by the choice of sizes and signed offsets)
+
+struct P {
+    planes: u32,
+    h: u32,
+    w: u32,
+    ho: u32,
+    wo: u32,
+    r: u32,
+    oy: i32,
+    ox: i32,
+    total: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+const WG: u32 = 64u;
+
+fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG;
+}
+
+fn rot_src(r: u32, a: u32, b: u32, n: u32) -> u32 {
+    let n1 = n - 1u;
+    switch r {
+        case 0u: { return a * n + b; }
+        case 1u: { return b * n + (n1 - a); }
+        case 2u: { return (n1 - a) * n + (n1 - b); }
+        default: { return (n1 - b) * n + a; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn rot90(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg);
+    if t >= p.total { return; }
+    let n = p.h;
+    let nn = n * n;
+    let q = t % nn;
+    let pl = t / nn;
+    out[t] = x[pl * nn + rot_src(p.r, q / n, q % n, n)];
+}
+
+@compute @workgroup_size(64)
+fn c4_act(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg);
+    if t >= p.total { return; }
+    let n = p.h;
+    let nn = n * n;
+    let q = t % nn;
+    let s = (t / nn) % 4u;
+    let o = t / (4u * nn);
+    let ss = (s + 4u - p.r) % 4u;
+    out[t] = x[(o * 4u + ss) * nn + rot_src(p.r, q / n, q % n, n)];
+}
+
+@compute @workgroup_size(64)
+fn shift(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg);
+    if t >= p.total { return; }
+    let xx = i32(t % p.wo) - p.ox;
+    let yy = i32((t / p.wo) % p.ho) - p.oy;
+    let pl = t / (p.wo * p.ho);
+    var v = 0.0;
+    if xx >= 0 && yy >= 0 && xx < i32(p.w) && yy < i32(p.h) {
+        v = x[(pl * p.h + u32(yy)) * p.w + u32(xx)];
+    }
+    out[t] = v;
+}

@@ -1,1 +1,133 @@
-//! Equivariance errors of layer stacks.
+//! Equivariance as a measurement: `‖Φ(g·x) − g·Φ(x)‖ / ‖g·Φ(x)‖`, averaged over the elements of a
+//! group, for any map Φ from a tensor to a tensor (a layer, a stack, a cloned layer).
+//!
+//! How a group element acts depends on the rank of the tensor it acts on:
+//! - C4 on P4 maps (rank 5, (B, C, 4, n, n)): rotate space and roll the rotation axis
+//!   (`(g·y)[.., r] = rot90(y[.., (r − 1) mod 4])`, SPEC §1);
+//! - C4 on Z2 maps (rank 3 or 4, (…, n, n)): `rot90`;
+//! - on rank 1 and 2 tensors (e.g. (B, C) pooled features) trivially: the check becomes invariance;
+//! - translations by (dy, dx) on Z2 maps (…, H, W): shift with zero fill; only the interior is
+//!   compared (pixels q with q and q − (dy, dx) inside `[margin, size − margin)` of the output),
+//!   since zero padding and the zero fill break the law at the border. A valid (unpadded)
+//!   convolution needs margin 0; a convolution padded by p needs margin p (per layer, summed).
+//!
+//! The transforms run on the GPU (`ops::transform`); the norms are summed on the host in f64.
+
+use crate::ops::transform;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// The group whose action is checked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Group {
+    /// The rotations by r·90°, r = 1, 2, 3 (r = 0 is trivially exact).
+    C4,
+    /// Integer translations by each (dy, dx) in `shifts`, compared on the interior.
+    Translations {
+        shifts: Vec<(i64, i64)>,
+        margin: usize,
+    },
+}
+
+/// A map whose equivariance is measured.
+pub type Map<'a> = &'a dyn Fn(&Tensor) -> Result<Tensor>;
+
+/// The C4 element `g^r` acting on a tensor of any supported rank (see the module docs).
+pub fn c4_act_any(x: &Tensor, r: usize) -> Result<Tensor> {
+    let s = x.shape();
+    match s.len() {
+        1 | 2 => Ok(x.clone()),
+        3 | 4 => transform::rot90(x, r),
+        5 if s[2] == 4 => transform::c4_act(x, r),
+        _ => Err(Error::shape(
+            "equivariance",
+            format!("no C4 action on a tensor of shape {s:?} (expected (B, C), (B, C, n, n) or (B, C, 4, n, n))"),
+        )),
+    }
+}
+
+/// The relative error for each group element (r = 1, 2, 3 for C4; one per shift for translations).
+pub fn equivariance_errors(phi: Map<'_>, x: &Tensor, group: &Group) -> Result<Vec<f64>> {
+    let y = phi(x)?;
+    match group {
+        Group::C4 => (1..4)
+            .map(|r| {
+                let lhs = phi(&c4_act_any(x, r)?)?;
+                let rhs = c4_act_any(&y, r)?;
+                if lhs.shape() != rhs.shape() {
+                    return Err(Error::shape(
+                        "equivariance",
+                        format!("Φ(g·x) {:?} vs g·Φ(x) {:?}", lhs.shape(), rhs.shape()),
+                    ));
+                }
+                Ok(rel(&lhs.to_vec()?, &rhs.to_vec()?, None))
+            })
+            .collect(),
+        Group::Translations { shifts, margin } => {
+            if x.rank() < 2 || y.rank() < 2 {
+                return Err(Error::shape(
+                    "equivariance",
+                    format!(
+                        "translations act on maps (…, H, W): input {:?}, output {:?}",
+                        x.shape(),
+                        y.shape()
+                    ),
+                ));
+            }
+            let ys = y.shape();
+            let (ho, wo) = (ys[ys.len() - 2], ys[ys.len() - 1]);
+            shifts
+                .iter()
+                .map(|&(dy, dx)| {
+                    let lhs = phi(&transform::translate(x, dy, dx)?)?;
+                    let rhs = transform::translate(&y, dy, dx)?;
+                    if lhs.shape() != rhs.shape() {
+                        return Err(Error::shape(
+                            "equivariance",
+                            format!("Φ(g·x) {:?} vs g·Φ(x) {:?}", lhs.shape(), rhs.shape()),
+                        ));
+                    }
+                    let m = *margin as i64;
+                    let inside = |q: i64, d: i64, n: usize| {
+                        let hi = n as i64 - m;
+                        q >= m && q < hi && q - d >= m && q - d < hi
+                    };
+                    let mask: Vec<bool> = (0..ho * wo)
+                        .map(|q| inside((q / wo) as i64, dy, ho) && inside((q % wo) as i64, dx, wo))
+                        .collect();
+                    if !mask.iter().any(|&b| b) {
+                        return Err(Error::invalid(format!(
+                            "the shift ({dy}, {dx}) with margin {margin} leaves no interior of the {ho}×{wo} output to compare"
+                        )));
+                    }
+                    Ok(rel(&lhs.to_vec()?, &rhs.to_vec()?, Some(&mask)))
+                })
+                .collect()
+        }
+    }
+}
+
+/// The mean over the group of [`equivariance_errors`].
+pub fn equivariance_error(phi: Map<'_>, x: &Tensor, group: &Group) -> Result<f64> {
+    let e = equivariance_errors(phi, x, group)?;
+    Ok(e.iter().sum::<f64>() / e.len().max(1) as f64)
+}
+
+/// `‖a − b‖ / ‖b‖` over the positions the plane mask keeps (all when None); `‖a − b‖` when b is 0.
+fn rel(a: &[f32], b: &[f32], mask: Option<&[bool]>) -> f64 {
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+        if let Some(m) = mask {
+            if !m[i % m.len()] {
+                continue;
+            }
+        }
+        num += (x as f64 - y as f64).powi(2);
+        den += (y as f64).powi(2);
+    }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
+}

@@ -7,12 +7,12 @@ pub mod conv;
 pub mod elementwise;
 pub mod gconv;
 pub mod kl;
-pub mod pool;
-pub mod transform;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
+pub mod transform;
 
 use crate::gpu::Shader;
 use crate::tensor::{DType, Tensor};
@@ -57,6 +57,9 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
         (&CLONED, vec![]),
         (&KL, vec![]),
     ];
+    for k in conv::KERNEL_SIZES {
+        v.push((&CONV, vec![("K", *k), ("TO", conv::TILE_OUT)]));
+    }
     for (tm, tn) in matmul::REG_TILES {
         v.push((&MATMUL, vec![("TM", *tm), ("TN", *tn)]));
     }

@@ -1,1 +1,189 @@
-//! transform ops.
+//! Image and feature-map transforms on the GPU: `rot90^r` of square images, the C4 action on P4 maps
+//! (rotate space and roll the rotation axis, SPEC §1), integer translation with zero fill, and zero
+//! padding onto a larger canvas (centred or at an offset). Each is a gather; each backward rule is
+//! the same kernel with the inverse parameters.
+
+use super::{expect_f32, TRANSFORM};
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+const WG: u32 = 64;
+
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    entry: &str,
+    x: &Tensor,
+    out_shape: &[usize],
+    planes: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    r: usize,
+    oy: i64,
+    ox: i64,
+) -> Result<Tensor> {
+    let out = Tensor::empty(x.gpu(), out_shape)?;
+    let n = out.numel();
+    if n > 0 {
+        let p: [u32; 12] = [
+            planes as u32,
+            h as u32,
+            w as u32,
+            ho as u32,
+            wo as u32,
+            r as u32,
+            (oy as i32) as u32,
+            (ox as i32) as u32,
+            n as u32,
+            0,
+            0,
+            0,
+        ];
+        x.gpu()
+            .launch(&TRANSFORM, entry)
+            .params(&p)
+            .read(x.raw())
+            .write(out.raw())
+            .dispatch_1d(n, WG)?;
+    }
+    Ok(out)
+}
+
+fn square(op: &'static str, x: &Tensor, min_rank: usize) -> Result<usize> {
+    expect_f32(op, x)?;
+    let s = x.shape();
+    if s.len() < min_rank || s[s.len() - 1] != s[s.len() - 2] {
+        return Err(Error::shape(
+            op,
+            format!("needs square planes (…, n, n), got {s:?}"),
+        ));
+    }
+    Ok(s[s.len() - 1])
+}
+
+/// `rot90^r` (counter-clockwise, numpy `rot90`) of every square plane of x (…, n, n).
+pub fn rot90(x: &Tensor, r: usize) -> Result<Tensor> {
+    let n = square("rot90", x, 2)?;
+    let planes = x.numel() / (n * n).max(1);
+    launch("rot90", x, x.shape(), planes, n, n, n, n, r % 4, 0, 0)
+}
+
+/// The C4 action `g^r` on P4 maps (…, 4, n, n): `(g·y)[.., s] = rot90(y[.., (s − 1) mod 4])`.
+pub fn c4_act(y: &Tensor, r: usize) -> Result<Tensor> {
+    let n = square("c4_act", y, 3)?;
+    let s = y.shape();
+    if s[s.len() - 3] != 4 {
+        return Err(Error::shape(
+            "c4_act",
+            format!("needs P4 maps (…, 4, n, n), got {s:?}"),
+        ));
+    }
+    let outer = y.numel() / (4 * n * n).max(1);
+    launch("c4_act", y, s, outer, n, n, n, n, r % 4, 0, 0)
+}
+
+/// `out[.., y, x] = x[.., y − oy, x − ox]` (zero outside) with output planes `ho × wo`: translation,
+/// padding onto a larger canvas or cropping, by the choice of sizes and signed offsets.
+pub fn shift_crop(x: &Tensor, ho: usize, wo: usize, oy: i64, ox: i64) -> Result<Tensor> {
+    expect_f32("shift_crop", x)?;
+    let s = x.shape();
+    if s.len() < 2 {
+        return Err(Error::shape(
+            "shift_crop",
+            format!("needs planes (…, H, W), got {s:?}"),
+        ));
+    }
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    let planes: usize = s[..s.len() - 2].iter().product();
+    let mut shape = s.to_vec();
+    let l = shape.len();
+    shape[l - 2] = ho;
+    shape[l - 1] = wo;
+    launch("shift", x, &shape, planes, h, w, ho, wo, 0, oy, ox)
+}
+
+/// Translate every plane by (dy, dx) pixels (down, right), filling with zeros.
+pub fn translate(x: &Tensor, dy: i64, dx: i64) -> Result<Tensor> {
+    let s = x.shape();
+    if s.len() < 2 {
+        return Err(Error::shape(
+            "translate",
+            format!("needs planes (…, H, W), got {s:?}"),
+        ));
+    }
+    shift_crop(x, s[s.len() - 2], s[s.len() - 1], dy, dx)
+}
+
+/// Zero-pad every plane onto an `ht × wt` canvas with its top-left corner at (oy, ox).
+pub fn pad_to(x: &Tensor, ht: usize, wt: usize, oy: usize, ox: usize) -> Result<Tensor> {
+    let s = x.shape();
+    if s.len() < 2 || oy + s[s.len() - 2] > ht || ox + s[s.len() - 1] > wt {
+        return Err(Error::shape(
+            "pad_to",
+            format!("{s:?} at ({oy}, {ox}) does not fit a {ht}×{wt} canvas"),
+        ));
+    }
+    shift_crop(x, ht, wt, oy as i64, ox as i64)
+}
+
+/// Zero-pad every plane onto an `ht × wt` canvas, centred (the extra pixel, if any, goes right/down).
+pub fn pad_center(x: &Tensor, ht: usize, wt: usize) -> Result<Tensor> {
+    let s = x.shape();
+    if s.len() < 2 || s[s.len() - 2] > ht || s[s.len() - 1] > wt {
+        return Err(Error::shape(
+            "pad_center",
+            format!("{s:?} does not fit a {ht}×{wt} canvas"),
+        ));
+    }
+    pad_to(
+        x,
+        ht,
+        wt,
+        (ht - s[s.len() - 2]) / 2,
+        (wt - s[s.len() - 1]) / 2,
+    )
+}
+
+// ---- taped versions ----
+
+/// Taped [`rot90`].
+pub fn rot90_t(tape: &mut Tape, x: Var, r: usize) -> Result<Var> {
+    let out = rot90(tape.value(x), r)?;
+    Ok(tape.push(
+        out,
+        &[x],
+        Box::new(move |g, _| Ok(vec![Some(rot90(g, (4 - r % 4) % 4)?)])),
+    ))
+}
+
+/// Taped [`c4_act`].
+pub fn c4_act_t(tape: &mut Tape, x: Var, r: usize) -> Result<Var> {
+    let out = c4_act(tape.value(x), r)?;
+    Ok(tape.push(
+        out,
+        &[x],
+        Box::new(move |g, _| Ok(vec![Some(c4_act(g, (4 - r % 4) % 4)?)])),
+    ))
+}
+
+/// Taped [`shift_crop`] (translation, padding, cropping); the backward rule is the inverse shift.
+pub fn shift_crop_t(
+    tape: &mut Tape,
+    x: Var,
+    ho: usize,
+    wo: usize,
+    oy: i64,
+    ox: i64,
+) -> Result<Var> {
+    let xv = tape.value(x);
+    let out = shift_crop(xv, ho, wo, oy, ox)?;
+    let s = xv.shape();
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    Ok(tape.push(
+        out,
+        &[x],
+        Box::new(move |g, _| Ok(vec![Some(shift_crop(g, h, w, -oy, -ox)?)])),
+    ))
+}

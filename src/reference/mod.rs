@@ -7,12 +7,12 @@ pub mod data;
 pub mod elementwise;
 pub mod gconv;
 pub mod kl;
-pub mod pool;
-pub mod transform;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
+pub mod transform;
 
 /// `‖a − b‖ / ‖b‖` (or `‖a − b‖` when b is zero).
 pub fn rel_err(a: &[f32], b: &[f64]) -> f64 {
