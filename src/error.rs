@@ -31,6 +31,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The user interrupted the run (Ctrl-C); everything written so far is complete.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     /// A malformed data file.
     #[error("{path}: {msg}")]
     Data { path: String, msg: String },
@@ -50,5 +53,28 @@ impl Error {
     /// An invalid-argument error.
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
+    }
+}
+
+static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ask long loops to stop at their next check (the binary calls this on Ctrl-C).
+pub fn request_interrupt() {
+    INTERRUPT.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether an interrupt was requested.
+pub fn interrupt_requested() -> bool {
+    INTERRUPT.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Fail with [`Error::Interrupted`] if an interrupt was requested; `what` names the work stopped.
+pub fn check_interrupt(what: &str) -> Result<()> {
+    if INTERRUPT.load(std::sync::atomic::Ordering::SeqCst) {
+        Err(Error::Interrupted(format!(
+            "stopped during {what}; files written so far are complete"
+        )))
+    } else {
+        Ok(())
     }
 }

@@ -10,12 +10,16 @@ pub mod data;
 pub mod equivariance;
 pub mod error;
 pub mod gpu;
+pub mod models;
 pub mod nn;
 pub mod ops;
+pub mod pipeline;
 pub mod reference;
+pub mod report;
 pub mod rng;
 pub mod tape;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::Gpu;

@@ -123,6 +123,12 @@ pub struct ClonedOperator {
     pub t: Option<Param>,
 }
 
+impl std::fmt::Debug for ClonedOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClonedOperator({:?}, d = {}, nb = {}, m = {})", self.kind, self.d, self.nb, self.m)
+    }
+}
+
 impl ClonedOperator {
     /// A fresh operator as SPEC §2 initialises it: blocks zero, M1, M2 and T uniform on [0, 1).
     pub fn new(

@@ -104,6 +104,7 @@ pub fn clone_random(
     let mut window: Option<Tensor> = None;
     let mut in_window = 0usize;
     for it in 1..=cfg.iters {
+        crate::error::check_interrupt("cloning")?;
         let codes = rng.normal_vec(cfg.filters * code_len);
         let noise_seed = rng.next_u64();
         let mut tape = Tape::new();

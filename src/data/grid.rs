@@ -82,17 +82,7 @@ pub fn render(images: &[f32], labels: &[u32], side: usize, cols: usize, zoom: us
     }
 }
 
-/// Write `bytes` to `path` through a temporary name in the same folder, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
+pub use crate::report::write_atomic;
 
 /// Encode a grey image as PNG and write it atomically.
 pub fn write_png(path: &Path, img: &Gray) -> Result<()> {

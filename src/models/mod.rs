@@ -1,0 +1,445 @@
+//! The networks of SPEC §4: `gcnn`, `faux-gcnn`, `faux-gcnn-kl`, `cnn`, `mlp`, and for the T(2) task
+//! `faux-cnn`, `faux-cnn-kl`. A network is a feature stack (convolutions, group convolutions or
+//! cloned layers, each followed by ReLU, with 2×2 max pools) and a head.
+
+use crate::clone::{ClonedConv, ClonedOperator, OperatorKind};
+use crate::nn::{Linear, Param};
+use crate::ops::{cloned as cl, conv, elementwise, gconv, kl, pool};
+use crate::rng::Rng;
+use crate::tape::{Tape, Var};
+use crate::tensor::Tensor;
+use crate::{Error, Gpu, Result};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Which network.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum ModelKind {
+    Gcnn,
+    FauxGcnn,
+    FauxGcnnKl,
+    Cnn,
+    Mlp,
+    FauxCnn,
+    FauxCnnKl,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 7] = [
+        ModelKind::Gcnn,
+        ModelKind::FauxGcnn,
+        ModelKind::FauxGcnnKl,
+        ModelKind::Cnn,
+        ModelKind::Mlp,
+        ModelKind::FauxCnn,
+        ModelKind::FauxCnnKl,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Gcnn => "gcnn",
+            ModelKind::FauxGcnn => "faux-gcnn",
+            ModelKind::FauxGcnnKl => "faux-gcnn-kl",
+            ModelKind::Cnn => "cnn",
+            ModelKind::Mlp => "mlp",
+            ModelKind::FauxCnn => "faux-cnn",
+            ModelKind::FauxCnnKl => "faux-cnn-kl",
+        }
+    }
+    /// Whether the network uses cloned layers, and of which operator kind for its first layer.
+    pub fn cloned(self) -> Option<(OperatorKind, OperatorKind)> {
+        match self {
+            ModelKind::FauxGcnn | ModelKind::FauxGcnnKl => {
+                Some((OperatorKind::Lift, OperatorKind::P4))
+            }
+            ModelKind::FauxCnn | ModelKind::FauxCnnKl => Some((OperatorKind::Z2, OperatorKind::Z2)),
+            _ => None,
+        }
+    }
+    /// Whether the cloned tensors train under the KL penalty.
+    pub fn kl(self) -> bool {
+        matches!(self, ModelKind::FauxGcnnKl | ModelKind::FauxCnnKl)
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::invalid(format!("unknown model '{s}': use one of gcnn, faux-gcnn, faux-gcnn-kl, cnn, mlp, faux-cnn, faux-cnn-kl")))
+    }
+}
+
+/// Sizes of a network.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Arch {
+    /// Input side (28, or 48 for the T(2) task).
+    pub side: usize,
+    pub classes: usize,
+    /// Channels of the four feature layers.
+    pub channels: [usize; 4],
+    /// Width of the hidden FC layer of the convolutional heads (SPEC: 50).
+    pub hidden: usize,
+    /// Hidden widths of the MLP.
+    pub mlp: Vec<usize>,
+    /// Dropout probability in the heads (SPEC: 0.5).
+    pub dropout: f32,
+}
+
+impl Arch {
+    /// SPEC §4's sizes for a model, input side and class count.
+    pub fn paper(kind: ModelKind, side: usize, classes: usize) -> Arch {
+        let channels = match kind {
+            ModelKind::Gcnn => [10, 20, 20, 20],
+            ModelKind::FauxGcnn | ModelKind::FauxGcnnKl => [10, 10, 20, 20],
+            _ => [20, 10, 20, 20],
+        };
+        let mlp = if classes > 10 {
+            vec![256, 512, 1024, 1024, 512, 256]
+        } else {
+            vec![256, 256, 512, 512, 256, 128]
+        };
+        Arch {
+            side,
+            classes,
+            channels,
+            hidden: 50,
+            mlp,
+            dropout: 0.5,
+        }
+    }
+    /// Side lengths at the input of each of the four feature layers.
+    pub fn feature_sides(&self) -> Result<[usize; 4]> {
+        let s0 = self.side;
+        let ok = s0 >= 2 * (2 * ((s0 - 4) / 2 - 4) / 2) && s0 >= 14;
+        if !ok {
+            return Err(Error::invalid(format!(
+                "input side {s0} is too small for the convolutional networks (need ≥ 14)"
+            )));
+        }
+        let s2 = (s0 - 4) / 2;
+        Ok([s0, s0 - 2, s2, s2 - 2])
+    }
+    /// Side of the maps after the second pool.
+    pub fn final_side(&self) -> Result<usize> {
+        let [_, _, _, s3] = self.feature_sides()?;
+        Ok((s3 - 2) / 2)
+    }
+}
+
+/// The cloned operators a network needs, keyed by (kind, input side).
+pub type CloneSet = BTreeMap<(OperatorKindKey, usize), ClonedOperator>;
+
+/// A sortable key for [`OperatorKind`].
+pub type OperatorKindKey = u8;
+
+/// The key of an operator in a [`CloneSet`].
+pub fn clone_key(kind: OperatorKind, d: usize) -> (OperatorKindKey, usize) {
+    let k = match kind {
+        OperatorKind::Z2 => 0,
+        OperatorKind::Lift => 1,
+        OperatorKind::P4 => 2,
+    };
+    (k, d)
+}
+
+/// The (kind, side) of every cloned operator a network of this kind needs.
+pub fn clones_needed(kind: ModelKind, arch: &Arch) -> Result<Vec<(OperatorKind, usize)>> {
+    let Some((first, rest)) = kind.cloned() else {
+        return Ok(Vec::new());
+    };
+    let s = arch.feature_sides()?;
+    Ok(vec![
+        (first, s[0]),
+        (rest, s[1]),
+        (rest, s[2]),
+        (rest, s[3]),
+    ])
+}
+
+/// A plain or group convolution layer: weight and bias with SPEC §4's initialisation.
+struct ConvLayer {
+    weight: Param,
+    bias: Param,
+    /// 0 = conv, 1 = lift, 2 = P4
+    group: u8,
+}
+
+impl ConvLayer {
+    fn new(
+        gpu: &Arc<Gpu>,
+        name: &str,
+        group: u8,
+        cin: usize,
+        cout: usize,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        let bound = 1.0 / ((cin * 9) as f32).sqrt();
+        let shape: Vec<usize> = if group == 2 {
+            vec![cout, cin, 4, 3, 3]
+        } else {
+            vec![cout, cin, 3, 3]
+        };
+        let n: usize = shape.iter().product();
+        Ok(ConvLayer {
+            weight: Param::new(
+                format!("{name}.weight"),
+                Tensor::from_slice(gpu, &shape, &rng.uniform_vec(n, -bound, bound))?,
+            ),
+            bias: Param::new(
+                format!("{name}.bias"),
+                Tensor::from_slice(gpu, &[cout], &rng.uniform_vec(cout, -bound, bound))?,
+            ),
+            group,
+        })
+    }
+    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        let w = tape.param(&self.weight);
+        let b = tape.param(&self.bias);
+        match self.group {
+            0 => conv::conv2d_t(tape, x, w, Some(b), 0),
+            1 => gconv::lift_c4_t(tape, x, w, Some(b), 0),
+            _ => gconv::p4_conv_t(tape, x, w, Some(b), 0),
+        }
+    }
+}
+
+enum Feature {
+    Conv(ConvLayer),
+    Cloned(ClonedConv),
+}
+
+/// A network of SPEC §4.
+pub struct Model {
+    pub kind: ModelKind,
+    pub arch: Arch,
+    features: Vec<Feature>,
+    head: Vec<Linear>,
+    /// For KL models: each cloned tensor's initial value and softmax axis.
+    kl_refs: Vec<(Param, Tensor, Vec<usize>, usize)>,
+    /// Whether the feature maps carry a rotation axis.
+    p4: bool,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Model({}, {:?})", self.kind, self.arch)
+    }
+}
+
+impl Model {
+    /// Build a network. Cloned networks take their operators from `clones` (copied: frozen for
+    /// `faux-*`, trainable under KL for `faux-*-kl`).
+    pub fn new(
+        gpu: &Arc<Gpu>,
+        kind: ModelKind,
+        arch: &Arch,
+        clones: &CloneSet,
+        rng: &mut Rng,
+    ) -> Result<Model> {
+        let mut features = Vec::new();
+        let mut kl_refs = Vec::new();
+        let mut head = Vec::new();
+        let p4 = matches!(
+            kind,
+            ModelKind::Gcnn | ModelKind::FauxGcnn | ModelKind::FauxGcnnKl
+        );
+        match kind {
+            ModelKind::Mlp => {
+                let mut fan_in = arch.side * arch.side;
+                for (i, &w) in arch.mlp.iter().enumerate() {
+                    head.push(Linear::new(gpu, &format!("fc{i}"), fan_in, w, rng)?);
+                    fan_in = w;
+                }
+                head.push(Linear::new(
+                    gpu,
+                    &format!("fc{}", arch.mlp.len()),
+                    fan_in,
+                    arch.classes,
+                    rng,
+                )?);
+            }
+            _ => {
+                let sides = arch.feature_sides()?;
+                let c = arch.channels;
+                let cins = [1, c[0], c[1], c[2]];
+                for l in 0..4 {
+                    let name = format!("layer{l}");
+                    match kind.cloned() {
+                        None => {
+                            let group = match (kind, l) {
+                                (ModelKind::Gcnn, 0) => 1,
+                                (ModelKind::Gcnn, _) => 2,
+                                _ => 0,
+                            };
+                            features.push(Feature::Conv(ConvLayer::new(
+                                gpu, &name, group, cins[l], c[l], rng,
+                            )?));
+                        }
+                        Some((first, rest)) => {
+                            let ok = if l == 0 { first } else { rest };
+                            let op = clones.get(&clone_key(ok, sides[l])).ok_or_else(|| {
+                                Error::invalid(format!(
+                                    "{kind} needs a {} clone for {}×{} inputs, and none was given (clone it first: `symclone-gpu clone --kind {} --dim {}`)",
+                                    ok.name(),
+                                    sides[l],
+                                    sides[l],
+                                    ok.name(),
+                                    sides[l]
+                                ))
+                            })?;
+                            if op.d != sides[l] || op.kind != ok {
+                                return Err(Error::invalid(format!("clone of kind {:?} for d = {} does not fit layer {l} of {kind} (needs {:?}, d = {})", op.kind, op.d, ok, sides[l])));
+                            }
+                            let own = op.with_trainable(kind.kl())?;
+                            if kind.kl() {
+                                for (p, shape, axis) in own.params_with_axes() {
+                                    kl_refs.push((p.clone(), p.value().deep_clone()?, shape, axis));
+                                }
+                            }
+                            features.push(Feature::Cloned(ClonedConv::new(
+                                gpu, &name, own, cins[l], c[l], rng,
+                            )?));
+                        }
+                    }
+                }
+                let s = arch.final_side()?;
+                let flat = if p4 { c[3] } else { c[3] * s * s };
+                head.push(Linear::new(gpu, "fc0", flat, arch.hidden, rng)?);
+                head.push(Linear::new(gpu, "fc1", arch.hidden, arch.classes, rng)?);
+            }
+        }
+        Ok(Model {
+            kind,
+            arch: arch.clone(),
+            features,
+            head,
+            kl_refs,
+            p4,
+        })
+    }
+
+    /// Logits for a batch x (B, 1, side, side). `train` enables dropout with masks from `seed`.
+    pub fn forward(&self, tape: &mut Tape, x: Var, train: bool, seed: u32) -> Result<Var> {
+        let xs = tape.value(x).shape().to_vec();
+        if xs.len() != 4 || xs[1] != 1 || xs[2] != self.arch.side || xs[3] != self.arch.side {
+            return Err(Error::shape(
+                "model input",
+                format!(
+                    "{} takes (B, 1, {s}, {s}) images, got {xs:?}",
+                    self.kind,
+                    s = self.arch.side
+                ),
+            ));
+        }
+        let b = xs[0];
+        let mut h = x;
+        if self.kind == ModelKind::Mlp {
+            h = cl::reshape_t(tape, h, &[b, self.arch.side * self.arch.side])?;
+            let last = self.head.len() - 1;
+            for (i, l) in self.head.iter().enumerate() {
+                h = l.forward(tape, h, i < last)?;
+            }
+            return Ok(h);
+        }
+        for (l, f) in self.features.iter().enumerate() {
+            h = match f {
+                Feature::Conv(c) => c.forward(tape, h)?,
+                Feature::Cloned(c) => c.forward(tape, h)?,
+            };
+            h = elementwise::relu_t(tape, h)?;
+            if l == 1 || l == 3 {
+                h = self.pool(tape, h)?;
+            }
+        }
+        h = if self.p4 {
+            pool::global_mean_t(tape, h)? // (B, C)
+        } else {
+            let n = tape.value(h).numel() / b;
+            cl::reshape_t(tape, h, &[b, n])?
+        };
+        h = self.head[0].forward(tape, h, true)?;
+        if train && self.arch.dropout > 0.0 {
+            h = elementwise::dropout_t(tape, h, self.arch.dropout, seed)?;
+        }
+        self.head[1].forward(tape, h, false)
+    }
+
+    fn pool(&self, tape: &mut Tape, h: Var) -> Result<Var> {
+        let s = tape.value(h).shape().to_vec();
+        if self.p4 {
+            let (b, c, hh, ww) = (s[0], s[1], s[3], s[4]);
+            let flat = cl::reshape_t(tape, h, &[b, c * 4, hh, ww])?;
+            let p = pool::max_pool2d_t(tape, flat, 2, 2)?;
+            let ps = tape.value(p).shape().to_vec();
+            cl::reshape_t(tape, p, &[b, c, 4, ps[2], ps[3]])
+        } else {
+            pool::max_pool2d_t(tape, h, 2, 2)
+        }
+    }
+
+    /// `β · Σ_t KL_t` over the cloned tensors (KL models only; None otherwise).
+    pub fn kl_penalty(&self, tape: &mut Tape, beta: f32) -> Result<Option<Var>> {
+        let mut total: Option<Var> = None;
+        for (p, init, shape, axis) in &self.kl_refs {
+            let v = tape.param(p);
+            let v = cl::reshape_t(tape, v, shape)?;
+            let k = kl::kl_t(tape, v, &init.reshape(shape)?, *axis, beta)?;
+            total = Some(match total {
+                None => k,
+                Some(t) => elementwise::add_t(tape, t, k)?,
+            });
+        }
+        Ok(total)
+    }
+
+    /// Every parameter (frozen cloned tensors included; the optimiser skips those).
+    pub fn params(&self) -> Vec<Param> {
+        let mut v = Vec::new();
+        for f in &self.features {
+            match f {
+                Feature::Conv(c) => v.extend([c.weight.clone(), c.bias.clone()]),
+                Feature::Cloned(c) => {
+                    v.extend(c.own_params());
+                    for p in c.op.params() {
+                        v.push(p);
+                    }
+                }
+            }
+        }
+        for l in &self.head {
+            v.extend(l.params());
+        }
+        v
+    }
+
+    /// Trainable parameter count.
+    pub fn trainable_count(&self) -> usize {
+        self.params()
+            .iter()
+            .filter(|p| p.trainable())
+            .map(|p| p.numel())
+            .sum()
+    }
+
+    /// Parameters of the cloned operators (for the frozen check).
+    pub fn cloned_params(&self) -> Vec<Param> {
+        self.features
+            .iter()
+            .filter_map(|f| match f {
+                Feature::Cloned(c) => Some(c.op.params()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+}

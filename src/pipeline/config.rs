@@ -1,0 +1,237 @@
+//! The configuration of a whole run and its two presets: `quick` (sized to finish in minutes on a
+//! CPU Vulkan driver) and `paper` (SPEC §3–§6 unchanged).
+
+use crate::clone::{CloneConfig, OperatorKind};
+use crate::models::ModelKind;
+use crate::train::TrainConfig;
+use crate::{Error, Result};
+use std::path::PathBuf;
+
+/// How the cloned operators are trained.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct CloneSettings {
+    pub nb: usize,
+    pub m: usize,
+    pub filters: usize,
+    /// Noise images per filter for Z2 and Lift clones.
+    pub batch: usize,
+    /// Noise images per filter for P4 clones.
+    pub batch_p4: usize,
+    pub iters: usize,
+    pub accum: usize,
+    pub lr: f32,
+    pub lr_p4: f32,
+    pub weight_decay: f32,
+    pub clip: f32,
+    pub lr_decay: f32,
+}
+
+impl CloneSettings {
+    /// The cloning run for one operator.
+    pub fn config(&self, kind: OperatorKind, d: usize, seed: u64) -> CloneConfig {
+        let p4 = kind == OperatorKind::P4;
+        CloneConfig {
+            kind,
+            d,
+            nb: self.nb,
+            m: self.m,
+            filters: self.filters,
+            batch: if p4 { self.batch_p4 } else { self.batch },
+            iters: self.iters,
+            accum: self.accum,
+            lr: if p4 { self.lr_p4 } else { self.lr },
+            weight_decay: self.weight_decay,
+            clip: self.clip,
+            lr_decay: self.lr_decay,
+            seed,
+        }
+    }
+}
+
+/// One task and the models trained on it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct TaskPlan {
+    /// plain, symmetric, rot-sb or trans-sb.
+    pub task: String,
+    pub models: Vec<ModelKind>,
+    pub train: TrainConfig,
+}
+
+/// Everything a run does.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RunConfig {
+    pub preset: String,
+    /// A data folder (None: the embedded MNIST subset).
+    pub data: Option<PathBuf>,
+    pub train_n: Option<usize>,
+    pub test_n: Option<usize>,
+    /// Digits are centre-cropped to this side (28: unchanged). MNIST digits sit in the central
+    /// 20×20 box, so a 20-pixel crop keeps them whole and makes the dense clones 4× cheaper.
+    pub side: usize,
+    /// Channels of the four feature layers (None: SPEC §4's per model).
+    pub channels: Option<[usize; 4]>,
+    /// Hidden widths of the MLP (None: SPEC §4's).
+    pub mlp: Option<Vec<usize>>,
+    pub seeds: usize,
+    pub seed: u64,
+    pub clone: CloneSettings,
+    pub tasks: Vec<TaskPlan>,
+}
+
+fn symmetric_train(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch: 64,
+        lr: 1e-3,
+        lr_decay: 0.95,
+        optimizer: "adamw".into(),
+        weight_decay: 0.0,
+        beta: 1e15,
+        seed: 0,
+    }
+}
+
+fn breaking_train(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch: 32,
+        lr: 5e-4,
+        lr_decay: 0.95,
+        optimizer: "adam".into(),
+        weight_decay: 1e-3,
+        beta: 5e10,
+        seed: 0,
+    }
+}
+
+fn all_tasks(epochs: usize) -> Vec<TaskPlan> {
+    use ModelKind::*;
+    vec![
+        TaskPlan {
+            task: "symmetric".into(),
+            models: vec![Gcnn, FauxGcnn, FauxGcnnKl, Cnn, Mlp],
+            train: symmetric_train(epochs),
+        },
+        TaskPlan {
+            task: "rot-sb".into(),
+            models: vec![Gcnn, FauxGcnn, FauxGcnnKl, Cnn, Mlp],
+            train: breaking_train(epochs),
+        },
+        TaskPlan {
+            task: "trans-sb".into(),
+            models: vec![Cnn, Mlp, FauxCnn, FauxCnnKl],
+            train: breaking_train(epochs),
+        },
+    ]
+}
+
+impl RunConfig {
+    /// A named preset.
+    pub fn preset(name: &str) -> Result<RunConfig> {
+        match name {
+            "paper" => Ok(RunConfig {
+                preset: "paper".into(),
+                data: None,
+                train_n: None,
+                test_n: None,
+                side: 28,
+                channels: None,
+                mlp: None,
+                seeds: 1,
+                seed: 0,
+                clone: CloneSettings {
+                    nb: 9,
+                    m: 10,
+                    filters: 128,
+                    batch: 1000,
+                    batch_p4: 500,
+                    iters: 10_000,
+                    accum: 5,
+                    lr: 1e-2,
+                    lr_p4: 5e-3,
+                    weight_decay: 0.01,
+                    clip: 1.0,
+                    lr_decay: 1.0,
+                },
+                tasks: all_tasks(50),
+            }),
+            "quick" => {
+                let mut tasks = all_tasks(3);
+                for t in &mut tasks {
+                    t.train.batch = 32;
+                    t.train.lr = 2e-3;
+                }
+                Ok(RunConfig {
+                    preset: "quick".into(),
+                    data: None,
+                    train_n: Some(2000),
+                    test_n: Some(500),
+                    side: 20,
+                    channels: Some([6, 6, 8, 8]),
+                    mlp: Some(vec![128, 128, 64]),
+                    seeds: 1,
+                    seed: 0,
+                    clone: CloneSettings {
+                        nb: 9,
+                        m: 10,
+                        filters: 16,
+                        batch: 32,
+                        batch_p4: 16,
+                        iters: 300,
+                        accum: 1,
+                        lr: 1e-2,
+                        lr_p4: 5e-3,
+                        weight_decay: 0.01,
+                        clip: 1.0,
+                        lr_decay: 0.99,
+                    },
+                    tasks,
+                })
+            }
+            other => Err(Error::invalid(format!(
+                "unknown preset '{other}': use quick or paper"
+            ))),
+        }
+    }
+
+    /// Check the configuration before any work starts.
+    pub fn validate(&self) -> Result<()> {
+        if self.seeds == 0 {
+            return Err(Error::invalid("--seeds 0: use at least 1"));
+        }
+        if !(16..=28).contains(&self.side) {
+            return Err(Error::invalid(format!(
+                "--side {}: use a crop between 16 and 28 pixels",
+                self.side
+            )));
+        }
+        for t in &self.tasks {
+            let task: crate::data::Task = t.task.parse()?;
+            if t.train.batch == 0 {
+                return Err(Error::invalid("a batch size of 0: use at least 1"));
+            }
+            if t.train.epochs == 0 {
+                return Err(Error::invalid("--epochs 0: use at least 1"));
+            }
+            t.train.optimizer_kind()?;
+            for m in &t.models {
+                let c4 = matches!(
+                    m,
+                    ModelKind::Gcnn | ModelKind::FauxGcnn | ModelKind::FauxGcnnKl
+                );
+                let t2 = matches!(m, ModelKind::FauxCnn | ModelKind::FauxCnnKl);
+                use crate::data::Task::*;
+                let fits = match task {
+                    TransSb => !c4,
+                    _ => !t2,
+                };
+                if !fits {
+                    return Err(Error::invalid(format!(
+                        "model {m} does not go with task {task}: the C4 models (gcnn, faux-gcnn, faux-gcnn-kl) are for plain, symmetric and rot-sb; faux-cnn and faux-cnn-kl are for trans-sb"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,173 @@
+//! Training and evaluation of the downstream networks (SPEC §6): an epoch loop over GPU batches,
+//! the learning rate multiplied by a decay after each epoch, loss and accuracy accumulated on the
+//! GPU and read once per epoch, the KL penalty added for `*-kl` models.
+
+use crate::data::Batcher;
+use crate::models::Model;
+use crate::nn::{Optimizer, OptimizerKind};
+use crate::ops::{elementwise, loss};
+use crate::tape::Tape;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// How a network is trained.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f32,
+    /// Multiply the learning rate by this after every epoch (SPEC: 0.95).
+    pub lr_decay: f32,
+    /// "adam" (L2 weight decay) or "adamw" (decoupled).
+    pub optimizer: String,
+    pub weight_decay: f32,
+    /// KL weight β for `*-kl` models.
+    pub beta: f32,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The optimiser this configuration names.
+    pub fn optimizer_kind(&self) -> Result<OptimizerKind> {
+        match self.optimizer.as_str() {
+            "adam" => Ok(OptimizerKind::adam(self.weight_decay)),
+            "adamw" => Ok(OptimizerKind::adamw(self.weight_decay)),
+            o => Err(Error::invalid(format!(
+                "unknown optimiser '{o}': use adam or adamw"
+            ))),
+        }
+    }
+}
+
+/// One epoch's record.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    /// Mean classification loss over the epoch's batches.
+    pub loss: f32,
+    /// Mean KL penalty (β·KL) over the epoch, for KL models.
+    pub penalty: Option<f32>,
+    pub train_acc: f32,
+    pub seconds: f64,
+}
+
+/// What a training run measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TrainResult {
+    pub history: Vec<EpochLog>,
+    pub test_acc: f32,
+    pub seconds: f64,
+    pub trainable_params: usize,
+}
+
+/// Progress callback: (epoch, step in epoch, steps per epoch).
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, usize);
+
+/// Accuracy of a model on every batch of a batcher (no-grad tapes, counts summed on the GPU).
+pub fn evaluate(model: &Model, batches: &Batcher) -> Result<f32> {
+    let mut correct: Option<Tensor> = None;
+    let mut n = 0usize;
+    for step in 0..batches.steps() {
+        let b = batches.batch(step)?;
+        let mut tape = Tape::no_grad();
+        let x = tape.input(b.images.clone());
+        let logits = model.forward(&mut tape, x, false, 0)?;
+        let c = loss::correct_count(tape.value(logits), &b.labels)?;
+        match &correct {
+            None => correct = Some(c),
+            Some(acc) => elementwise::acc_(acc, &c, 1.0)?,
+        }
+        n += b.len;
+    }
+    let c = correct.map(|c| c.item()).transpose()?.unwrap_or(0.0);
+    Ok(c / n.max(1) as f32)
+}
+
+/// Train a model for `cfg.epochs` epochs over `train`, then evaluate on `test`.
+pub fn train(
+    model: &Model,
+    train: &mut Batcher,
+    test: &Batcher,
+    cfg: &TrainConfig,
+    progress: Progress,
+) -> Result<TrainResult> {
+    if cfg.epochs == 0 {
+        return Err(Error::invalid("training for 0 epochs: use at least 1"));
+    }
+    let t0 = std::time::Instant::now();
+    let params = model.params();
+    let mut opt = Optimizer::new(cfg.optimizer_kind()?, cfg.lr, &params);
+    let mut history = Vec::new();
+    let mut global_step = 0u64;
+    for epoch in 0..cfg.epochs {
+        let te = std::time::Instant::now();
+        train.set_epoch(epoch)?;
+        let steps = train.steps();
+        let mut loss_sum: Option<Tensor> = None;
+        let mut pen_sum: Option<Tensor> = None;
+        let mut correct: Option<Tensor> = None;
+        let mut seen = 0usize;
+        for step in 0..steps {
+            crate::error::check_interrupt("training")?;
+            let b = train.batch(step)?;
+            let mut tape = Tape::new();
+            let x = tape.input(b.images.clone());
+            let seed = (cfg.seed as u32) ^ (global_step as u32).wrapping_mul(0x9E37_79B9);
+            let logits = model.forward(&mut tape, x, true, seed)?;
+            let nll = loss::cross_entropy_t(&mut tape, logits, &b.labels)?;
+            let c = loss::correct_count(tape.value(logits), &b.labels)?;
+            let total = match model.kl_penalty(&mut tape, cfg.beta)? {
+                Some(pen) => {
+                    accumulate(&mut pen_sum, tape.value(pen))?;
+                    elementwise::add_t(&mut tape, nll, pen)?
+                }
+                None => nll,
+            };
+            accumulate(&mut loss_sum, tape.value(nll))?;
+            accumulate(&mut correct, &c)?;
+            tape.backward(total)?;
+            drop(tape);
+            opt.step()?;
+            opt.zero_grad();
+            seen += b.len;
+            global_step += 1;
+            progress(epoch, step + 1, steps);
+        }
+        let loss = loss_sum.map(|t| t.item()).transpose()?.unwrap_or(0.0) / steps.max(1) as f32;
+        if !loss.is_finite() {
+            return Err(Error::invalid(format!(
+                "the training loss of {} became {loss} in epoch {} (by step {global_step}); lower the learning rate or β",
+                model.kind,
+                epoch + 1
+            )));
+        }
+        let penalty = pen_sum
+            .map(|t| t.item())
+            .transpose()?
+            .map(|p| p / steps.max(1) as f32);
+        let train_acc = correct.map(|t| t.item()).transpose()?.unwrap_or(0.0) / seen.max(1) as f32;
+        history.push(EpochLog {
+            epoch: epoch + 1,
+            loss,
+            penalty,
+            train_acc,
+            seconds: te.elapsed().as_secs_f64(),
+        });
+        opt.lr *= cfg.lr_decay;
+    }
+    let test_acc = evaluate(model, test)?;
+    Ok(TrainResult {
+        history,
+        test_acc,
+        seconds: t0.elapsed().as_secs_f64(),
+        trainable_params: model.trainable_count(),
+    })
+}
+
+fn accumulate(slot: &mut Option<Tensor>, v: &Tensor) -> Result<()> {
+    match slot {
+        None => *slot = Some(v.deep_clone()?),
+        Some(acc) => elementwise::acc_(acc, v, 1.0)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! The pipeline end to end on a few hundred images, checkpoints, frozen clones, and every bad
+//! input the run can meet.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use symclone::clone::{ClonedOperator, OperatorKind};
+use symclone::data::{Batcher, Dataset, GpuSplit, Part, Task};
+use symclone::models::{clone_key, Arch, CloneSet, Model, ModelKind};
+use symclone::pipeline::{self, RunConfig, Silent};
+use symclone::report::checkpoint;
+use symclone::train::{self, TrainConfig};
+use symclone::Error;
+
+fn tmp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("symclone-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+/// A tiny configuration: every task, every model, one epoch, small clones.
+fn tiny() -> RunConfig {
+    let mut c = RunConfig::preset("quick").unwrap();
+    c.train_n = Some(192);
+    c.test_n = Some(64);
+    c.side = 16;
+    c.channels = Some([2, 2, 3, 3]);
+    c.mlp = Some(vec![16]);
+    c.clone.iters = 6;
+    c.clone.filters = 2;
+    c.clone.batch = 4;
+    c.clone.batch_p4 = 2;
+    for t in &mut c.tasks {
+        t.train.epochs = 1;
+        t.train.batch = 64;
+    }
+    c
+}
+
+#[test]
+fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
+    let g = gpu();
+    let out = tmp("smoke");
+    let cfg = tiny();
+    let r = pipeline::run(&g, &cfg, &out, false, None, &mut Silent).unwrap();
+    // Every task × model has a result, every clone a row, and the files are there.
+    let expected: usize = cfg.tasks.iter().map(|t| t.models.len()).sum();
+    assert_eq!(r.results.len(), expected);
+    assert!(r
+        .results
+        .iter()
+        .all(|m| m.test_acc.len() == 1 && (0.0..=1.0).contains(&m.mean)));
+    // faux-gcnn: lift 16, p4 14, 6, 4; faux-cnn on the 36-pixel canvas: z2 36, 34, 16, 14.
+    assert_eq!(
+        r.clones.len(),
+        8,
+        "{:?}",
+        r.clones.iter().map(|c| (c.kind, c.d)).collect::<Vec<_>>()
+    );
+    assert!(r.fidelity.is_some());
+    for m in &r.results {
+        if m.model == ModelKind::FauxGcnn || m.model == ModelKind::FauxCnn {
+            assert_eq!(
+                m.clones_unchanged,
+                Some(true),
+                "{} changed its frozen clones",
+                m.model
+            );
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    for key in [
+        "version", "adapter", "data", "config", "clones", "fidelity", "results", "seconds",
+    ] {
+        assert!(json.get(key).is_some(), "report.json lacks {key}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for t in [
+        "symmetric",
+        "rot-sb",
+        "trans-sb",
+        "faux-gcnn-kl",
+        "faux-cnn-kl",
+        "Fidelity",
+        "Clones",
+    ] {
+        assert!(md.contains(t), "report.md lacks {t}");
+    }
+    for f in [
+        "feature-maps.png",
+        "clone-loss.png",
+        "train-loss.png",
+        "config.json",
+        "clones/lift16.safetensors",
+        "models/symmetric-gcnn-s0.safetensors",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = walk(&out)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Resuming reuses every phase: same numbers, far less time.
+    let r2 = pipeline::run(&g, &cfg, &out, true, None, &mut Silent).unwrap();
+    for (a, b) in r.results.iter().zip(&r2.results) {
+        assert_eq!(a.test_acc, b.test_acc);
+    }
+    for (a, b) in r.clones.iter().zip(&r2.clones) {
+        assert_eq!(a.stats.best_loss, b.stats.best_loss);
+    }
+    // Clones load back for fine-tuning, and a model missing one is refused with its size named.
+    let set = pipeline::load_clones(&g, &out).unwrap();
+    assert!(set.contains_key(&clone_key(OperatorKind::P4, 14)));
+    let mut c2 = cfg.clone();
+    c2.side = 18;
+    c2.tasks.retain(|t| t.task == "symmetric");
+    c2.tasks[0].models = vec![ModelKind::FauxGcnn];
+    let e = pipeline::run(&g, &c2, &tmp("wrong-size"), false, Some(set), &mut Silent).unwrap_err();
+    assert!(e.to_string().contains("no lift clone for 18×18"), "{e}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            v.extend(walk(&p));
+        } else {
+            v.push(p);
+        }
+    }
+    v
+}
+
+#[test]
+fn checkpoints_round_trip_and_refuse_other_configurations() {
+    let g = gpu();
+    let mut rng = rng(50);
+    let op = ClonedOperator::new(&g, OperatorKind::P4, 6, 9, 4, &mut rng).unwrap();
+    op.blocks
+        .value()
+        .write_slice(&rng.normal_vec(op.blocks.numel()))
+        .unwrap();
+    let path = tmp("ckpt").join("p4.safetensors");
+    let meta = pipeline::clone_metadata(&op, "abc");
+    checkpoint::save(&path, &op.params(), &meta).unwrap();
+    let back = pipeline::load_clone(&g, &path).unwrap();
+    for (a, b) in op.params().iter().zip(back.params()) {
+        assert_eq!(
+            a.value().to_vec().unwrap(),
+            b.value().to_vec().unwrap(),
+            "{}",
+            a.name()
+        );
+    }
+    // The safetensors header names every tensor with its shape (what PyTorch's loader reads).
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(header["p46.blocks"]["dtype"], "F32");
+    assert_eq!(
+        header["p46.blocks"]["shape"],
+        serde_json::json!([9, 16, 36])
+    );
+    // Another configuration's checkpoint is refused, naming the differing entry.
+    let other: HashMap<String, String> = [("config_hash".to_string(), "xyz".to_string())].into();
+    let e = checkpoint::load(&path, &op.params(), &other)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("another configuration") && e.contains("config_hash"),
+        "{e}"
+    );
+    // A tensor of the wrong shape is refused.
+    let wrong = symclone::nn::Param::new("p46.blocks", symclone::tensor::Tensor::zeros(&g, &[9, 16, 35]).unwrap());
+    let e = checkpoint::load(&path, &[wrong], &HashMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("the model needs"), "{e}");
+    // Not a safetensors file.
+    let junk = path.with_extension("junk");
+    std::fs::write(&junk, b"hello").unwrap();
+    assert!(pipeline::load_clone(&g, &junk)
+        .unwrap_err()
+        .to_string()
+        .contains("not a safetensors file"));
+}
+
+fn small_data() -> Dataset {
+    let ds = Dataset::embedded()
+        .unwrap()
+        .subset(Some(128), Some(64))
+        .unwrap();
+    Dataset {
+        train: pipeline::center_crop(&ds.train, 16).unwrap(),
+        test: pipeline::center_crop(&ds.test, 16).unwrap(),
+        source: ds.source,
+    }
+}
+
+#[test]
+fn frozen_clones_stay_bit_identical_and_kl_clones_move() {
+    let g = gpu();
+    let ds = small_data();
+    let mut rng = rng(51);
+    let mut set = CloneSet::new();
+    for (k, d) in [
+        (OperatorKind::Lift, 16),
+        (OperatorKind::P4, 14),
+        (OperatorKind::P4, 6),
+        (OperatorKind::P4, 4),
+    ] {
+        let op = ClonedOperator::new(&g, k, d, 9, 4, &mut rng).unwrap();
+        op.blocks
+            .value()
+            .write_slice(
+                &rng.normal_vec(op.blocks.numel())
+                    .iter()
+                    .map(|v| v * 0.1)
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        set.insert(clone_key(k, d), op);
+    }
+    let split = GpuSplit::upload(&g, &ds.train).unwrap();
+    let test = GpuSplit::upload(&g, &ds.test).unwrap();
+    for kind in [ModelKind::FauxGcnn, ModelKind::FauxGcnnKl] {
+        let mut arch = Arch::paper(kind, 16, 10);
+        arch.channels = [2, 2, 3, 3];
+        let m = Model::new(&g, kind, &arch, &set, &mut rng).unwrap();
+        let before: Vec<Vec<f32>> = m
+            .cloned_params()
+            .iter()
+            .map(|p| p.value().to_vec().unwrap())
+            .collect();
+        let cfg = TrainConfig {
+            epochs: 1,
+            batch: 32,
+            lr: 1e-2,
+            lr_decay: 0.95,
+            optimizer: "adam".into(),
+            weight_decay: 1e-3,
+            beta: 1.0,
+            seed: 0,
+        };
+        let mut tb = Batcher::on(split.clone(), Task::Symmetric, Part::Train, 32, 0).unwrap();
+        let eb = Batcher::on(test.clone(), Task::Symmetric, Part::Test, 64, 0).unwrap();
+        let r = train::train(&m, &mut tb, &eb, &cfg, &mut |_, _, _| {}).unwrap();
+        assert!(r.history[0].loss.is_finite());
+        let after: Vec<Vec<f32>> = m
+            .cloned_params()
+            .iter()
+            .map(|p| p.value().to_vec().unwrap())
+            .collect();
+        let identical = before
+            .iter()
+            .zip(&after)
+            .all(|(a, b)| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        if kind.kl() {
+            assert!(!identical, "KL clones did not train");
+            assert!(r.history[0].penalty.unwrap() > 0.0);
+        } else {
+            assert!(identical, "frozen clones changed");
+            assert!(r.history[0].penalty.is_none());
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let g = gpu();
+    // Unknown model/task pairings and names.
+    let mut c = tiny();
+    c.tasks[0].models = vec![ModelKind::FauxCnn];
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("does not go with task symmetric"), "{e}");
+    assert!("resnet"
+        .parse::<ModelKind>()
+        .unwrap_err()
+        .to_string()
+        .contains("unknown model"));
+    assert!(RunConfig::preset("huge")
+        .unwrap_err()
+        .to_string()
+        .contains("unknown preset"));
+    let mut c = tiny();
+    c.seeds = 0;
+    assert!(c.validate().is_err());
+    let mut c = tiny();
+    c.tasks[0].train.batch = 0;
+    assert!(c
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("batch size of 0"));
+    // A model missing its clone names what it needs.
+    let mut rng = rng(52);
+    let e = Model::new(
+        &g,
+        ModelKind::FauxGcnn,
+        &Arch::paper(ModelKind::FauxGcnn, 16, 10),
+        &CloneSet::new(),
+        &mut rng,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("lift clone for 16×16"), "{e}");
+    // A NaN loss stops training with the step number.
+    let ds = small_data();
+    let m = Model::new(
+        &g,
+        ModelKind::Mlp,
+        &Arch {
+            mlp: vec![8],
+            ..Arch::paper(ModelKind::Mlp, 16, 10)
+        },
+        &CloneSet::new(),
+        &mut rng,
+    )
+    .unwrap();
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch: 32,
+        lr: 1e30,
+        lr_decay: 1.0,
+        optimizer: "adam".into(),
+        weight_decay: 0.0,
+        beta: 0.0,
+        seed: 0,
+    };
+    let mut tb = Batcher::new(&g, &ds.train, Task::Plain, Part::Train, 32, 0).unwrap();
+    let eb = Batcher::new(&g, &ds.test, Task::Plain, Part::Test, 64, 0).unwrap();
+    let e = train::train(&m, &mut tb, &eb, &cfg, &mut |_, _, _| {}).unwrap_err();
+    assert!(
+        matches!(e, Error::Invalid(_)) && e.to_string().contains("by step"),
+        "{e}"
+    );
+    // A batch of the wrong image size for the model.
+    let mut tape = symclone::tape::Tape::no_grad();
+    let x = tape.input(symclone::tensor::Tensor::zeros(&g, &[2, 1, 28, 28]).unwrap());
+    assert!(m
+        .forward(&mut tape, x, false, 0)
+        .unwrap_err()
+        .to_string()
+        .contains("takes (B, 1, 16, 16)"));
+}
