@@ -1,6 +1,6 @@
 // Cloned-operator kernels (SPEC §2): the coefficient map h(c) = flatten_{j,q}(c_j · M1[j, q]) @ M2 is
 // split into `mix` (the outer product with M1, here) and a matrix product with M2 (matmul.wgsl);
-// per-channel bias over (B, C, rest) maps; Gaussian noise generated on the GPU.
+// Gaussian noise generated on the GPU.
 
 struct P {
     rows: u32,
@@ -56,15 +56,6 @@ fn mix_bwd_m1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         s += in1[r * w + t] * in2[r * p.k2 + j];
     }
     out[t] = s;
-}
-
-// out[b, c, i] = x[b, c, i] + bias[c]; here rows = B, k2 = C, m = inner.
-@compute @workgroup_size(256)
-fn channel_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
-    if t >= p.rows * p.k2 * p.m { return; }
-    let c = (t / p.m) % p.k2;
-    out[t] = in1[t] + in2[c];
 }
 
 // Standard normal noise: out[i] = N(0, 1) from a counter-based hash of (seed, i).

@@ -110,6 +110,17 @@ impl Tape {
         Var(self.nodes.len() - 1)
     }
 
+    /// The same values under another shape (a view; the gradient is reshaped back).
+    pub fn reshape(&mut self, x: Var, shape: &[usize]) -> Result<Var> {
+        let orig = self.value(x).shape().to_vec();
+        let out = self.value(x).reshape(shape)?;
+        Ok(self.push(
+            out,
+            &[x],
+            Box::new(move |g, _| Ok(vec![Some(g.reshape(&orig)?)])),
+        ))
+    }
+
     /// Back-propagate from a scalar `loss` (its gradient seeded with 1). Parameter gradients are
     /// added to the parameters' gradient buffers (so several backward passes accumulate).
     pub fn backward(&mut self, loss: Var) -> Result<()> {

@@ -125,7 +125,11 @@ pub struct ClonedOperator {
 
 impl std::fmt::Debug for ClonedOperator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClonedOperator({:?}, d = {}, nb = {}, m = {})", self.kind, self.d, self.nb, self.m)
+        write!(
+            f,
+            "ClonedOperator({:?}, d = {}, nb = {}, m = {})",
+            self.kind, self.d, self.nb, self.m
+        )
     }
 }
 
@@ -247,7 +251,7 @@ impl ClonedOperator {
             Some(t) => {
                 let tv = tape.param(t);
                 let y = matmul::matmul_t(tape, c, tv, false, true, None, false)?;
-                cl::reshape_t(tape, y, &[rows * self.kind.codes_per_filter(), K2])
+                tape.reshape(y, &[rows * self.kind.codes_per_filter(), K2])
             }
         }
     }
@@ -285,30 +289,30 @@ pub fn per_filter_apply(
     let xs = tape.value(x).shape().to_vec();
     let (f, bs) = (xs[0], xs[2]);
     let nb = tape.value(blocks).shape()[0];
-    let bflat = cl::reshape_t(tape, blocks, &[nb, n_out * n_in])?;
+    let bflat = tape.reshape(blocks, &[nb, n_out * n_in])?;
     let r = kind.codes_per_filter();
     let w = matmul::matmul_t(tape, h, bflat, false, false, None, false)?; // (F·R, n_out·n_in)
-    let w = cl::reshape_t(tape, w, &[f * r, n_out, n_in])?;
+    let w = tape.reshape(w, &[f * r, n_out, n_in])?;
     let xin = match kind {
         OperatorKind::Z2 => x,
         OperatorKind::Lift => {
             let x4 = cl::repeat_t(tape, x, 1, 4)?; // (F, 4, n_in·bs)
-            cl::reshape_t(tape, x4, &[f * 4, n_in, bs])?
+            tape.reshape(x4, &[f * 4, n_in, bs])?
         }
         OperatorKind::P4 => {
-            let x = cl::reshape_t(tape, x, &[f, 4 * n_in * bs])?;
+            let x = tape.reshape(x, &[f, 4 * n_in * bs])?;
             let x4 = cl::repeat_t(tape, x, 1, 4)?; // (F, 4r, 4s·n_in·bs)
-            cl::reshape_t(tape, x4, &[f * 16, n_in, bs])?
+            tape.reshape(x4, &[f * 16, n_in, bs])?
         }
     };
     let y = matmul::matmul_t(tape, w, xin, false, false, None, false)?; // (F·R, n_out, bs)
     match kind {
         OperatorKind::P4 => {
-            let y = cl::reshape_t(tape, y, &[f * 4, 4, n_out * bs])?;
+            let y = tape.reshape(y, &[f * 4, 4, n_out * bs])?;
             let y = crate::ops::reduce::sum_axis_t(tape, y, 1, false)?; // sum over s
-            cl::reshape_t(tape, y, &[f, 4 * n_out * bs])
+            tape.reshape(y, &[f, 4 * n_out * bs])
         }
-        _ => cl::reshape_t(tape, y, &[f, kind.out_planes() * n_out * bs]),
+        _ => tape.reshape(y, &[f, kind.out_planes() * n_out * bs]),
     }
 }
 
@@ -408,21 +412,21 @@ impl ClonedConv {
         let nb = self.op.nb;
         // Z = X Bᵀ: (B·Cin·S, n_in)·(nb·n_out, n_in)ᵀ → (B, Cin·S·nb, n_out)
         let blocks = tape.param(&self.op.blocks);
-        let bview = cl::reshape_t(tape, blocks, &[nb * n_out, n_in])?;
-        let xrows = cl::reshape_t(tape, x, &[b * self.cin * s, n_in])?;
+        let bview = tape.reshape(blocks, &[nb * n_out, n_in])?;
+        let xrows = tape.reshape(x, &[b * self.cin * s, n_in])?;
         let z = matmul::matmul_t(tape, xrows, bview, false, true, None, false)?;
-        let z = cl::reshape_t(tape, z, &[b, self.cin * s * nb, n_out])?;
+        let z = tape.reshape(z, &[b, self.cin * s * nb, n_out])?;
         // Coefficients for every (o, i, r[, s]) → H (Cout·R', Cin·S·nb)
         let w = tape.param(&self.weight);
-        let w = cl::reshape_t(tape, w, &[self.cout * self.cin, kind.code_len()])?;
+        let w = tape.reshape(w, &[self.cout * self.cin, kind.code_len()])?;
         let codes = self.op.codes_t(tape, w)?;
         let h = self.op.coefficients_t(tape, codes)?; // (Cout·Cin·R, nb), rows (o, i, r, s)
         let rp = kind.out_planes();
         let hm = if rp == 1 {
-            cl::reshape_t(tape, h, &[self.cout, self.cin * nb])?
+            tape.reshape(h, &[self.cout, self.cin * nb])?
         } else {
             let sw = cl::swap12_t(tape, h, [self.cout, self.cin, 4, s * nb])?; // (o, r, i, s·nb)
-            cl::reshape_t(tape, sw, &[self.cout * 4, self.cin * s * nb])?
+            tape.reshape(sw, &[self.cout * 4, self.cin * s * nb])?
         };
         let y = matmul::matmul_t(tape, hm, z, false, false, None, false)?; // (B, Cout·R', n_out)
         let o = self.op.out_side();
@@ -431,7 +435,7 @@ impl ClonedConv {
         } else {
             vec![b, self.cout, 4, o, o]
         };
-        let y = cl::reshape_t(tape, y, &shape)?;
+        let y = tape.reshape(y, &shape)?;
         let bias = tape.param(&self.bias);
         cl::channel_bias_t(tape, y, bias)
     }

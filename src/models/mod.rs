@@ -3,8 +3,9 @@
 //! cloned layers, each followed by ReLU, with 2×2 max pools) and a head.
 
 use crate::clone::{ClonedConv, ClonedOperator, OperatorKind};
+use crate::nn::conv::{Conv2d, GroupConvC4, LiftC4};
 use crate::nn::{Linear, Param};
-use crate::ops::{cloned as cl, conv, elementwise, gconv, kl, pool};
+use crate::ops::{elementwise, kl, pool};
 use crate::rng::Rng;
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
@@ -166,55 +167,10 @@ pub fn clones_needed(kind: ModelKind, arch: &Arch) -> Result<Vec<(OperatorKind, 
     ])
 }
 
-/// A plain or group convolution layer: weight and bias with SPEC §4's initialisation.
-struct ConvLayer {
-    weight: Param,
-    bias: Param,
-    /// 0 = conv, 1 = lift, 2 = P4
-    group: u8,
-}
-
-impl ConvLayer {
-    fn new(
-        gpu: &Arc<Gpu>,
-        name: &str,
-        group: u8,
-        cin: usize,
-        cout: usize,
-        rng: &mut Rng,
-    ) -> Result<Self> {
-        let bound = 1.0 / ((cin * 9) as f32).sqrt();
-        let shape: Vec<usize> = if group == 2 {
-            vec![cout, cin, 4, 3, 3]
-        } else {
-            vec![cout, cin, 3, 3]
-        };
-        let n: usize = shape.iter().product();
-        Ok(ConvLayer {
-            weight: Param::new(
-                format!("{name}.weight"),
-                Tensor::from_slice(gpu, &shape, &rng.uniform_vec(n, -bound, bound))?,
-            ),
-            bias: Param::new(
-                format!("{name}.bias"),
-                Tensor::from_slice(gpu, &[cout], &rng.uniform_vec(cout, -bound, bound))?,
-            ),
-            group,
-        })
-    }
-    fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
-        let w = tape.param(&self.weight);
-        let b = tape.param(&self.bias);
-        match self.group {
-            0 => conv::conv2d_t(tape, x, w, Some(b), 0),
-            1 => gconv::lift_c4_t(tape, x, w, Some(b), 0),
-            _ => gconv::p4_conv_t(tape, x, w, Some(b), 0),
-        }
-    }
-}
-
 enum Feature {
-    Conv(ConvLayer),
+    Conv(Conv2d),
+    Lift(LiftC4),
+    P4(GroupConvC4),
     Cloned(ClonedConv),
 }
 
@@ -275,16 +231,15 @@ impl Model {
                 for l in 0..4 {
                     let name = format!("layer{l}");
                     match kind.cloned() {
-                        None => {
-                            let group = match (kind, l) {
-                                (ModelKind::Gcnn, 0) => 1,
-                                (ModelKind::Gcnn, _) => 2,
-                                _ => 0,
-                            };
-                            features.push(Feature::Conv(ConvLayer::new(
-                                gpu, &name, group, cins[l], c[l], rng,
-                            )?));
-                        }
+                        None => features.push(match (kind, l) {
+                            (ModelKind::Gcnn, 0) => {
+                                Feature::Lift(LiftC4::new(gpu, &name, cins[l], c[l], 3, 0, rng)?)
+                            }
+                            (ModelKind::Gcnn, _) => {
+                                Feature::P4(GroupConvC4::new(gpu, &name, cins[l], c[l], 3, 0, rng)?)
+                            }
+                            _ => Feature::Conv(Conv2d::new(gpu, &name, cins[l], c[l], 3, 0, rng)?),
+                        }),
                         Some((first, rest)) => {
                             let ok = if l == 0 { first } else { rest };
                             let op = clones.get(&clone_key(ok, sides[l])).ok_or_else(|| {
@@ -344,7 +299,7 @@ impl Model {
         let b = xs[0];
         let mut h = x;
         if self.kind == ModelKind::Mlp {
-            h = cl::reshape_t(tape, h, &[b, self.arch.side * self.arch.side])?;
+            h = tape.reshape(h, &[b, self.arch.side * self.arch.side])?;
             let last = self.head.len() - 1;
             for (i, l) in self.head.iter().enumerate() {
                 h = l.forward(tape, h, i < last)?;
@@ -354,6 +309,8 @@ impl Model {
         for (l, f) in self.features.iter().enumerate() {
             h = match f {
                 Feature::Conv(c) => c.forward(tape, h)?,
+                Feature::Lift(c) => c.forward(tape, h)?,
+                Feature::P4(c) => c.forward(tape, h)?,
                 Feature::Cloned(c) => c.forward(tape, h)?,
             };
             h = elementwise::relu_t(tape, h)?;
@@ -365,7 +322,7 @@ impl Model {
             pool::global_mean_t(tape, h)? // (B, C)
         } else {
             let n = tape.value(h).numel() / b;
-            cl::reshape_t(tape, h, &[b, n])?
+            tape.reshape(h, &[b, n])?
         };
         h = self.head[0].forward(tape, h, true)?;
         if train && self.arch.dropout > 0.0 {
@@ -378,10 +335,10 @@ impl Model {
         let s = tape.value(h).shape().to_vec();
         if self.p4 {
             let (b, c, hh, ww) = (s[0], s[1], s[3], s[4]);
-            let flat = cl::reshape_t(tape, h, &[b, c * 4, hh, ww])?;
+            let flat = tape.reshape(h, &[b, c * 4, hh, ww])?;
             let p = pool::max_pool2d_t(tape, flat, 2, 2)?;
             let ps = tape.value(p).shape().to_vec();
-            cl::reshape_t(tape, p, &[b, c, 4, ps[2], ps[3]])
+            tape.reshape(p, &[b, c, 4, ps[2], ps[3]])
         } else {
             pool::max_pool2d_t(tape, h, 2, 2)
         }
@@ -392,7 +349,7 @@ impl Model {
         let mut total: Option<Var> = None;
         for (p, init, shape, axis) in &self.kl_refs {
             let v = tape.param(p);
-            let v = cl::reshape_t(tape, v, shape)?;
+            let v = tape.reshape(v, shape)?;
             let k = kl::kl_t(tape, v, &init.reshape(shape)?, *axis, beta)?;
             total = Some(match total {
                 None => k,
@@ -407,7 +364,9 @@ impl Model {
         let mut v = Vec::new();
         for f in &self.features {
             match f {
-                Feature::Conv(c) => v.extend([c.weight.clone(), c.bias.clone()]),
+                Feature::Conv(c) => v.extend(c.params()),
+                Feature::Lift(c) => v.extend(c.params()),
+                Feature::P4(c) => v.extend(c.params()),
                 Feature::Cloned(c) => {
                     v.extend(c.own_params());
                     for p in c.op.params() {

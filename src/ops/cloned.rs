@@ -1,7 +1,7 @@
 //! Cloned-operator ops (SPEC §2): the coefficient map's outer product with M1, per-channel bias,
-//! axis swaps and reshapes on the tape, and Gaussian noise generated on the GPU.
+//! axis swaps and repeats on the tape, and Gaussian noise generated on the GPU.
 
-use super::{expect_f32, reduce, CLONED, LAYOUT};
+use super::{conv, expect_f32, reduce, CLONED, LAYOUT};
 use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -83,45 +83,17 @@ pub fn mix_t(tape: &mut Tape, c: Var, m1: Var) -> Result<Var> {
     ))
 }
 
-/// `y[b, c, i] = x[b, c, i] + bias[c]` for x of shape (B, C, ...).
-pub fn channel_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    expect_f32("channel_bias", x)?;
-    if x.rank() < 2 || bias.shape() != [x.shape()[1]] {
-        return Err(Error::shape(
-            "channel_bias",
-            format!("x {:?} with bias {:?}", x.shape(), bias.shape()),
-        ));
-    }
-    let (b, c) = (x.shape()[0], x.shape()[1]);
-    let inner = x.numel() / (b * c).max(1);
-    let out = Tensor::empty(x.gpu(), x.shape())?;
-    x.gpu()
-        .launch(&CLONED, "channel_bias")
-        .params(&p4(b, c, inner))
-        .read(x.raw())
-        .read(bias.raw())
-        .write(out.raw())
-        .dispatch_1d(x.numel(), 256)?;
-    Ok(out)
-}
-
-/// The bias gradient of `channel_bias`: Σ over batch and the trailing axes.
-pub fn channel_bias_grad(g: &Tensor) -> Result<Tensor> {
-    let (b, c) = (g.shape()[0], g.shape()[1]);
-    let inner = g.numel() / (b * c).max(1);
-    let s = reduce::sum_axis(&g.reshape(&[b, c, inner])?, 2)?;
-    reduce::sum_axis(&s, 0)
-}
-
-/// Taped `channel_bias`.
+/// `y[b, c, …] = x[b, c, …] + bias[c]` for x of shape (B, C, …), taped; the bias gradient sums
+/// over the batch and the trailing axes.
 pub fn channel_bias_t(tape: &mut Tape, x: Var, bias: Var) -> Result<Var> {
-    let out = channel_bias(tape.value(x), tape.value(bias))?;
+    let out = tape.value(x).deep_clone()?;
+    conv::add_channel_bias_(&out, tape.value(bias))?;
     Ok(tape.push(
         out,
         &[x, bias],
         Box::new(move |g, need| {
             let db = if need[1] {
-                Some(channel_bias_grad(g)?)
+                Some(conv::conv2d_bias_grad(g)?)
             } else {
                 None
             };
@@ -159,17 +131,6 @@ pub fn swap12_t(tape: &mut Tape, x: Var, dims: [usize; 4]) -> Result<Var> {
         out,
         &[x],
         Box::new(move |g, _| Ok(vec![Some(swap12(g, [a, c, b, d])?.reshape(&xs)?)])),
-    ))
-}
-
-/// Taped reshape (a view; the gradient is reshaped back).
-pub fn reshape_t(tape: &mut Tape, x: Var, shape: &[usize]) -> Result<Var> {
-    let xs = tape.value(x).shape().to_vec();
-    let out = tape.value(x).reshape(shape)?;
-    Ok(tape.push(
-        out,
-        &[x],
-        Box::new(move |g, _| Ok(vec![Some(g.reshape(&xs)?)])),
     ))
 }
 

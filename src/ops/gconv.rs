@@ -166,18 +166,6 @@ pub fn expand_bias4_t(tape: &mut Tape, b: Var) -> Result<Var> {
     ))
 }
 
-/// A taped view of the same buffer under another shape.
-pub fn reshape_t(tape: &mut Tape, x: Var, shape: &[usize]) -> Result<Var> {
-    let xv = tape.value(x);
-    let orig = xv.shape().to_vec();
-    let out = xv.reshape(shape)?;
-    Ok(tape.push(
-        out,
-        &[x],
-        Box::new(move |g, _| Ok(vec![Some(g.reshape(&orig)?)])),
-    ))
-}
-
 fn p4_out(y: &Tensor, cout: usize) -> Result<Tensor> {
     let s = y.shape();
     y.reshape(&[s[0], cout, 4, s[2], s[3]])
@@ -251,7 +239,7 @@ pub fn lift_c4_t(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, pad: usize) ->
     let bb = b.map(|b| expand_bias4_t(tape, b)).transpose()?;
     let y = conv2d_t(tape, x, tw, bb, pad)?;
     let s = tape.value(y).shape().to_vec();
-    reshape_t(tape, y, &[s[0], cout, 4, s[2], s[3]])
+    tape.reshape(y, &[s[0], cout, 4, s[2], s[3]])
 }
 
 /// Taped [`p4_conv`].
@@ -259,10 +247,10 @@ pub fn p4_conv_t(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, pad: usize) ->
     p4_check(tape.value(x), tape.value(w))?;
     let cout = tape.value(w).shape()[0];
     let xs = tape.value(x).shape().to_vec();
-    let xf = reshape_t(tape, x, &[xs[0], xs[1] * 4, xs[3], xs[4]])?;
+    let xf = tape.reshape(x, &[xs[0], xs[1] * 4, xs[3], xs[4]])?;
     let tw = p4_filter_t(tape, w)?;
     let bb = b.map(|b| expand_bias4_t(tape, b)).transpose()?;
     let y = conv2d_t(tape, xf, tw, bb, pad)?;
     let s = tape.value(y).shape().to_vec();
-    reshape_t(tape, y, &[s[0], cout, 4, s[2], s[3]])
+    tape.reshape(y, &[s[0], cout, 4, s[2], s[3]])
 }
