@@ -177,7 +177,10 @@ fn checkpoints_round_trip_and_refuse_other_configurations() {
         "{e}"
     );
     // A tensor of the wrong shape is refused.
-    let wrong = symclone::nn::Param::new("p46.blocks", symclone::tensor::Tensor::zeros(&g, &[9, 16, 35]).unwrap());
+    let wrong = symclone::nn::Param::new(
+        "p46.blocks",
+        symclone::tensor::Tensor::zeros(&g, &[9, 16, 35]).unwrap(),
+    );
     let e = checkpoint::load(&path, &[wrong], &HashMap::new())
         .unwrap_err()
         .to_string();
