@@ -548,3 +548,102 @@ fn kl_penalty_delta_form_value_and_gradient() {
         1e-3,
     );
 }
+
+#[test]
+fn end_to_end_lift_p4_clone_and_teacher_sourced_clone_learn() {
+    let g = gpu();
+    // Lift(6) → P4(4), 45-vector codes: the composition's mean square is 9 · 36 = 324 (what an
+    // all-zero output scores). From scratch the composed loss falls slowly; within this budget it
+    // must fall well below that baseline.
+    let cfg = CloneConfig {
+        filters: 8,
+        batch: 16,
+        lr: 3e-3,
+        lr_decay: 1.0,
+        ..small_cfg(OperatorKind::Lift, 9, 300)
+    };
+    let (lift, p4, stats) =
+        symclone::clone::clone_lift_p4(&g, &cfg, None, 50, &mut |_, _| {}).unwrap();
+    assert_eq!((lift.d, p4.d), (6, 4));
+    eprintln!("lift+p4 from scratch: best {:.3e}", stats.best_loss);
+    assert!(stats.best_loss / 324.0 <= 0.9, "{:?}", stats.history);
+    // Warm-started from separately cloned layers it starts as exact as their composition and the
+    // joint training improves on it.
+    let (l1, _) = clone_random(
+        &g,
+        &small_cfg(OperatorKind::Lift, 9, 500),
+        100,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let (p1, _) = clone_random(
+        &g,
+        &CloneConfig {
+            d: 4,
+            ..small_cfg(OperatorKind::P4, 9, 500)
+        },
+        100,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let cfg = CloneConfig {
+        filters: 8,
+        batch: 16,
+        lr: 1e-4,
+        ..small_cfg(OperatorKind::Lift, 9, 100)
+    };
+    // (the from-scratch assertion above is loose on purpose: 300 iterations is far from convergence)
+    let (_, _, warm) =
+        symclone::clone::clone_lift_p4(&g, &cfg, Some((&l1, &p1)), 50, &mut |_, _| {}).unwrap();
+    eprintln!("lift+p4 warm: {:?}", warm.history);
+    assert!(
+        warm.history[0].1 / 324.0 <= 2e-2 && warm.final_loss < warm.history[0].1,
+        "{:?}",
+        warm.history
+    );
+    // Teacher-sourced: codes from a "teacher" layer and its feature maps as inputs (here random
+    // codes over 3 input channels and positive maps, as ReLU features are).
+    let mut rg = rng(47);
+    let (cin, n_maps, d) = (3usize, 20usize, 6usize);
+    let channels: Vec<usize> = (0..6).map(|i| i % cin).collect();
+    let codes = rg.normal_vec(channels.len() * 36);
+    let feats: Vec<f32> = rg
+        .normal_vec(n_maps * cin * 4 * d * d)
+        .iter()
+        .map(|v| v.max(0.0))
+        .collect();
+    let cfg = CloneConfig {
+        filters: 8,
+        batch: 16,
+        ..small_cfg(OperatorKind::P4, 9, 200)
+    };
+    let (op, st) = symclone::clone::clone_from_teacher(
+        &g,
+        &cfg,
+        &codes,
+        &channels,
+        &feats,
+        cin,
+        50,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    eprintln!(
+        "teacher-sourced p4: first {:.3e}, best {:.3e}",
+        st.history[0].1, st.best_loss
+    );
+    assert_eq!(op.d, d);
+    assert!(st.best_loss < st.history[0].1 / 100.0, "{:?}", st.history);
+    // Codes or maps that do not fit are an error.
+    assert!(symclone::clone::clone_from_teacher(
+        &g,
+        &cfg,
+        &codes[1..],
+        &channels,
+        &feats,
+        cin,
+        50,
+        &mut |_, _| {}
+    )
+    .is_err());
+}

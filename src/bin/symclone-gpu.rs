@@ -80,8 +80,9 @@ enum Command {
         /// Number of blocks (9 can be exact; 7 and 8 cannot).
         #[arg(long)]
         blocks: Option<usize>,
-        /// Where filters and inputs come from: random (Gaussian filters and noise; the only source
-        /// implemented so far).
+        /// Where filters and inputs come from: random (Gaussian filters and noise, SPEC §3) or
+        /// teacher (a gcnn/cnn teacher is trained first; its filters and its feature maps on
+        /// rotated/translated digits are the cloning data).
         #[arg(long, default_value = "random")]
         source: String,
         #[command(flatten)]
@@ -200,6 +201,9 @@ struct RunOpts {
     /// Learning-rate decay per cloning step (1 = constant, the paper's).
     #[arg(long)]
     clone_lr_decay: Option<f32>,
+    /// Where cloning takes filters and inputs from: random or teacher.
+    #[arg(long)]
+    clone_source: Option<String>,
 }
 
 impl RunOpts {
@@ -283,6 +287,9 @@ impl RunOpts {
         }
         if let Some(v) = self.clone_lr_decay {
             c.clone.lr_decay = v;
+        }
+        if let Some(v) = &self.clone_source {
+            c.clone.source = v.clone();
         }
         c.validate()?;
         Ok(c)
@@ -490,18 +497,15 @@ fn run(cli: Cli) -> Result<(), Error> {
             opts,
         } => {
             use symclone::clone::OperatorKind;
-            if source != "random" {
-                return Err(Error::invalid(format!(
-                    "--source {source}: only random (Gaussian filters and noise) is implemented"
-                )));
-            }
             let mut cfg = opts.config()?;
+            cfg.clone.source = source.clone();
             if let Some(nb) = blocks {
                 if *nb == 0 {
                     return Err(Error::invalid("--blocks 0: use at least 1"));
                 }
                 cfg.clone.nb = *nb;
             }
+            cfg.validate()?;
             let needed: Vec<(OperatorKind, usize)> = match kind.as_str() {
                 "z2" => vec![(OperatorKind::Z2, *dim)],
                 "lift" => vec![(OperatorKind::Lift, *dim)],
@@ -524,19 +528,51 @@ fn run(cli: Cli) -> Result<(), Error> {
             let gpu = Gpu::new(&choice(&cli))?;
             let out = opts.out_dir();
             eprintln!("adapter: {}", gpu.describe());
-            let (_, reports) = symclone::pipeline::clone_phase(
-                &gpu,
-                &cfg,
-                &needed,
-                &out,
-                false,
-                &mut Bars { bar: None },
-            )?;
-            for r in reports {
+            let ds = symclone::pipeline::load_data(&cfg)?;
+            let mut bars = Bars { bar: None };
+            let (set, reports) =
+                symclone::pipeline::clone_phase(&gpu, &cfg, &needed, &out, false, &ds, &mut bars)?;
+            for r in &reports {
                 println!(
                     "{}{}: best MSE {:.3e} (relative {:.2e}), final {:.3e}, equivariance error {:.2e} (true layer {:.2e}), {:.0} s",
                     r.kind.name(), r.d, r.stats.best_loss, r.best_relative_mse, r.stats.final_loss, r.equivariance_clone, r.equivariance_true, r.stats.seconds
                 );
+            }
+            if kind == "lift+p4" {
+                // SPEC §3's end-to-end two-layer clone, warm-started from the two layers just cloned.
+                let (l, p) = (
+                    &set[&symclone::models::clone_key(OperatorKind::Lift, *dim)],
+                    &set[&symclone::models::clone_key(OperatorKind::P4, dim - 2)],
+                );
+                let ccfg = cfg
+                    .clone
+                    .config(OperatorKind::Lift, *dim, cfg.seed.wrapping_add(77));
+                use symclone::pipeline::Reporter;
+                bars.phase("clone lift+p4 jointly", ccfg.iters as u64);
+                let (l2, p2, st) = symclone::clone::clone_lift_p4(
+                    &gpu,
+                    &ccfg,
+                    Some((l, p)),
+                    10,
+                    &mut |it, loss| bars.progress(it as u64, &format!("MSE {loss:.3e}")),
+                )?;
+                bars.finish(&format!("lift{dim}+p4{}: end-to-end MSE best {:.3e}, final {:.3e} (45-vector codes), {:.0} s", dim - 2, st.best_loss, st.final_loss, st.seconds));
+                for op in [&l2, &p2] {
+                    let h = format!("joint-{}", cfg.seed);
+                    let path =
+                        out.join("clones")
+                            .join(format!("{}{}.safetensors", op.kind.name(), op.d));
+                    symclone::report::checkpoint::save(
+                        &path,
+                        &op.params(),
+                        &symclone::pipeline::clone_metadata(op, &h),
+                    )?;
+                }
+                let digit: Vec<f32> = ds.test.image(0).iter().map(|&v| v as f32 / 255.0).collect();
+                if digit.len() == dim * dim {
+                    let (f, _) = symclone::pipeline::fidelity(&gpu, &l2, &p2, &digit, cfg.seed)?;
+                    println!("fidelity (clone lift → clone P4 vs true, one digit, filters U[0,1)): MSE {:.3e} (true output mean square {:.3e})", f.mse, f.target_mean_square);
+                }
             }
             println!("clones written to {}", out.join("clones").display());
         }

@@ -5,4 +5,4 @@ pub mod operator;
 pub mod train;
 
 pub use operator::{ClonedConv, ClonedOperator, OperatorKind};
-pub use train::{clone_random, CloneConfig, CloneStats};
+pub use train::{clone_from_teacher, clone_lift_p4, clone_random, CloneConfig, CloneStats};

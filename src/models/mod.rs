@@ -285,6 +285,47 @@ impl Model {
 
     /// Logits for a batch x (B, 1, side, side). `train` enables dropout with masks from `seed`.
     pub fn forward(&self, tape: &mut Tape, x: Var, train: bool, seed: u32) -> Result<Var> {
+        self.forward_probed(tape, x, train, seed, &mut |_, _| {})
+    }
+
+    /// The input of each of the four feature layers for a batch (no tape kept): what a teacher's
+    /// layers see, for teacher-sourced cloning. Empty for the MLP.
+    pub fn layer_inputs(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let mut tape = Tape::no_grad();
+        let xv = tape.input(x.clone());
+        let mut seen = Vec::new();
+        self.forward_probed(&mut tape, xv, false, 0, &mut |_, t| seen.push(t.clone()))?;
+        Ok(seen)
+    }
+
+    /// The filters of feature layer `l` of a convolutional teacher as cloning codes, one per
+    /// (output, input) channel pair, with the input channel each reads: (codes, channels, Cin).
+    pub fn layer_codes(&self, l: usize) -> Result<(Vec<f32>, Vec<usize>, usize)> {
+        let w = match self.features.get(l) {
+            Some(Feature::Conv(c)) => c.weight.value(),
+            Some(Feature::Lift(c)) => c.weight.value(),
+            Some(Feature::P4(c)) => c.weight.value(),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "{} has no convolution filters at layer {l}",
+                    self.kind
+                )))
+            }
+        };
+        let s = w.shape().to_vec();
+        let (cout, cin) = (s[0], s[1]);
+        let channels = (0..cout * cin).map(|k| k % cin).collect();
+        Ok((w.to_vec()?, channels, cin))
+    }
+
+    fn forward_probed(
+        &self,
+        tape: &mut Tape,
+        x: Var,
+        train: bool,
+        seed: u32,
+        probe: &mut dyn FnMut(usize, &Tensor),
+    ) -> Result<Var> {
         let xs = tape.value(x).shape().to_vec();
         if xs.len() != 4 || xs[1] != 1 || xs[2] != self.arch.side || xs[3] != self.arch.side {
             return Err(Error::shape(
@@ -307,6 +348,7 @@ impl Model {
             return Ok(h);
         }
         for (l, f) in self.features.iter().enumerate() {
+            probe(l, tape.value(h));
             h = match f {
                 Feature::Conv(c) => c.forward(tape, h)?,
                 Feature::Lift(c) => c.forward(tape, h)?,

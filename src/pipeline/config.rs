@@ -24,6 +24,14 @@ pub struct CloneSettings {
     pub weight_decay: f32,
     pub clip: f32,
     pub lr_decay: f32,
+    /// Where filters and inputs come from: "random" (Gaussian filters and noise, SPEC §3) or
+    /// "teacher" (a trained teacher's filters and its feature maps on transformed digits, **[ours]**).
+    #[serde(default = "random_source")]
+    pub source: String,
+}
+
+fn random_source() -> String {
+    "random".into()
 }
 
 impl CloneSettings {
@@ -152,6 +160,7 @@ impl RunConfig {
                     weight_decay: 0.01,
                     clip: 1.0,
                     lr_decay: 1.0,
+                    source: random_source(),
                 },
                 tasks: all_tasks(50),
             }),
@@ -184,6 +193,7 @@ impl RunConfig {
                         weight_decay: 0.01,
                         clip: 1.0,
                         lr_decay: 0.99,
+                        source: random_source(),
                     },
                     tasks,
                 })
@@ -196,6 +206,12 @@ impl RunConfig {
 
     /// Check the configuration before any work starts.
     pub fn validate(&self) -> Result<()> {
+        if !["random", "teacher"].contains(&self.clone.source.as_str()) {
+            return Err(Error::invalid(format!(
+                "clone source '{}': use random or teacher",
+                self.clone.source
+            )));
+        }
         if self.seeds == 0 {
             return Err(Error::invalid("--seeds 0: use at least 1"));
         }

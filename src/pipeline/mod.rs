@@ -47,6 +47,9 @@ impl Reporter for Silent {
 pub struct CloneReport {
     pub kind: OperatorKind,
     pub d: usize,
+    /// "random" or "teacher".
+    #[serde(default)]
+    pub source: String,
     pub stats: CloneStats,
     /// Relative MSE: best loss divided by the target's mean square.
     pub best_relative_mse: f32,
@@ -150,6 +153,123 @@ pub fn center_crop(s: &Split, side: usize) -> Result<Split> {
     })
 }
 
+/// The configuration's data: the embedded default or `--data`, subset, centre-cropped.
+pub fn load_data(cfg: &RunConfig) -> Result<Dataset> {
+    let ds = match &cfg.data {
+        None => Dataset::embedded()?,
+        Some(dir) => Dataset::load(dir)?,
+    }
+    .subset(cfg.train_n, cfg.test_n)?;
+    Ok(Dataset {
+        train: center_crop(&ds.train, cfg.side)?,
+        test: center_crop(&ds.test, cfg.side)?,
+        source: ds.source,
+    })
+}
+
+/// What teacher-sourced cloning takes from a trained teacher: the filter codes of the layer whose
+/// inputs are d×d, the input channel of each code, the teacher's inputs to that layer on
+/// group-transformed digits, and their channel count.
+pub struct TeacherMaterial {
+    pub codes: Vec<f32>,
+    pub channels: Vec<usize>,
+    pub features: Vec<f32>,
+    pub cin: usize,
+}
+
+/// Train the teacher of one family of operators (gcnn for Lift/P4 on the first C4 task of the run,
+/// cnn for Z2 on trans-sb) and take its material for every (kind, side) in `family`.
+fn teacher_material(
+    gpu: &Arc<Gpu>,
+    cfg: &RunConfig,
+    family: &[(OperatorKind, usize)],
+    ds: &Dataset,
+    rep: &mut dyn Reporter,
+) -> Result<BTreeMap<(u8, usize), TeacherMaterial>> {
+    let Some(&(first_kind, _)) = family.first() else {
+        return Ok(BTreeMap::new());
+    };
+    let (model, wanted_task, probe_task) = match first_kind {
+        OperatorKind::Z2 => (ModelKind::Cnn, vec![Task::TransSb], Task::TransSb),
+        _ => (
+            ModelKind::Gcnn,
+            vec![Task::Symmetric, Task::RotSb, Task::Plain],
+            Task::RotSb,
+        ),
+    };
+    let plan = cfg
+        .tasks
+        .iter()
+        .find(|t| {
+            t.task
+                .parse::<Task>()
+                .is_ok_and(|x| wanted_task.contains(&x))
+        })
+        .cloned()
+        .or_else(|| {
+            // A run of only the other family: train the teacher with that family's settings.
+            cfg.tasks.first().cloned().map(|mut t| {
+                t.task = wanted_task[0].name().to_string();
+                t
+            })
+        })
+        .ok_or_else(|| {
+            Error::invalid("teacher-sourced cloning needs a task to train the teacher on")
+        })?;
+    let task: Task = plan.task.parse()?;
+    let arch = arch_for(cfg, model, task);
+    let mut rng = Rng::new(cfg.seed.wrapping_add(4242));
+    let m = Model::new(gpu, model, &arch, &CloneSet::new(), &mut rng)?;
+    let mut tb = Batcher::new(
+        gpu,
+        &ds.train,
+        task,
+        Part::Train,
+        plan.train.batch,
+        cfg.seed,
+    )?;
+    let eb = Batcher::new(gpu, &ds.test, task, Part::Test, 256, cfg.seed)?;
+    let total = (tb.steps() * plan.train.epochs) as u64;
+    rep.phase(&format!("teacher {} on {task}", model.name()), total);
+    let tr = train::train(&m, &mut tb, &eb, &plan.train, &mut |e, st, n| {
+        rep.progress((e * n + st) as u64, &format!("epoch {}", e + 1))
+    })?;
+    rep.finish(&format!(
+        "teacher {} on {task}: test accuracy {:.2}% (its filters and feature maps feed the clones)",
+        model.name(),
+        100.0 * tr.test_acc
+    ));
+    // Group-transformed digits: rotated (C4) or translated (T(2)) training images.
+    let probe = Batcher::new(
+        gpu,
+        &ds.train,
+        probe_task,
+        Part::Train,
+        256,
+        cfg.seed ^ 0x7EAC,
+    )?
+    .batch(0)?;
+    let inputs = m.layer_inputs(&probe.images)?;
+    let layer_sides = arch.feature_sides()?;
+    let mut out = BTreeMap::new();
+    for &(kind, d) in family {
+        let l = (0..4)
+            .find(|&l| layer_sides[l] == d && (kind == OperatorKind::Lift) == (l == 0))
+            .ok_or_else(|| Error::invalid(format!("no layer of the {} teacher takes {d}×{d} inputs for a {} clone (its layers take {layer_sides:?})", model.name(), kind.name())))?;
+        let (codes, channels, cin) = m.layer_codes(l)?;
+        out.insert(
+            clone_key(kind, d),
+            TeacherMaterial {
+                codes,
+                channels,
+                features: inputs[l].to_vec()?,
+                cin,
+            },
+        );
+    }
+    Ok(out)
+}
+
 /// The architecture of a model on a task under this configuration.
 pub fn arch_for(cfg: &RunConfig, model: ModelKind, task: Task) -> Arch {
     let side = task.canvas(cfg.side).size;
@@ -161,11 +281,6 @@ pub fn arch_for(cfg: &RunConfig, model: ModelKind, task: Task) -> Arch {
         a.mlp = m.clone();
     }
     a
-}
-
-/// The mean square of the cloning target for unit Gaussian codes and inputs: 9 per input plane.
-fn target_mean_square(kind: OperatorKind) -> f32 {
-    (K * K * kind.in_planes()) as f32
 }
 
 /// A single-channel layer over an operator, with filter `code` and no bias.
@@ -367,16 +482,19 @@ pub fn clone_phase(
     needed: &[(OperatorKind, usize)],
     out: &Path,
     resume: bool,
+    ds: &Dataset,
     rep: &mut dyn Reporter,
 ) -> Result<(CloneSet, Vec<CloneReport>)> {
     std::fs::create_dir_all(out.join("clones")).map_err(|e| io_err(out, e))?;
+    let teacher = cfg.clone.source == "teacher";
+    let mut material: BTreeMap<(u8, usize), TeacherMaterial> = BTreeMap::new();
     let mut clones: CloneSet = BTreeMap::new();
     let mut clone_reports = Vec::new();
     for (i, &(kind, d)) in needed.iter().enumerate() {
         let ccfg = cfg
             .clone
             .config(kind, d, cfg.seed.wrapping_add(1000 + i as u64));
-        let h = hash_of(&ccfg);
+        let h = hash_of(&(&ccfg, &cfg.clone.source));
         let stem = format!("{}{d}", kind.name());
         let ckpt = out.join("clones").join(format!("{stem}.safetensors"));
         let meta_path = out.join("clones").join(format!("{stem}.json"));
@@ -399,10 +517,34 @@ pub fn clone_phase(
             _ => {
                 rep.phase(&format!("clone {stem}"), ccfg.iters as u64);
                 let tc = std::time::Instant::now();
-                let (op, stats) = clone_random(gpu, &ccfg, 10, &mut |it, l| {
+                if teacher && !material.contains_key(&clone_key(kind, d)) {
+                    // One teacher per family (gcnn for Lift and P4, cnn for Z2), trained once.
+                    let z2 = |k: OperatorKind| k == OperatorKind::Z2;
+                    let family: Vec<(OperatorKind, usize)> = needed
+                        .iter()
+                        .copied()
+                        .filter(|n| z2(n.0) == z2(kind))
+                        .collect();
+                    material.extend(teacher_material(gpu, cfg, &family, ds, rep)?);
+                    rep.phase(&format!("clone {stem}"), ccfg.iters as u64);
+                }
+                let mut progress = |it: usize, l: f32| {
                     let rate = it as f64 / tc.elapsed().as_secs_f64();
                     rep.progress(it as u64, &format!("MSE {l:.3e}  {rate:.1} it/s"))
-                })?;
+                };
+                let (op, stats) = match material.get(&clone_key(kind, d)) {
+                    Some(t) => crate::clone::clone_from_teacher(
+                        gpu,
+                        &ccfg,
+                        &t.codes,
+                        &t.channels,
+                        &t.features,
+                        t.cin,
+                        10,
+                        &mut progress,
+                    )?,
+                    None => clone_random(gpu, &ccfg, 10, &mut progress)?,
+                };
                 for (dst, src) in fresh.params().iter().zip(op.params()) {
                     crate::ops::elementwise::copy_into(&src.value(), &dst.value())?;
                 }
@@ -410,7 +552,8 @@ pub fn clone_phase(
                 let r = CloneReport {
                     kind,
                     d,
-                    best_relative_mse: stats.best_loss / target_mean_square(kind),
+                    source: cfg.clone.source.clone(),
+                    best_relative_mse: stats.best_relative(),
                     stats,
                     equivariance_clone: ec,
                     equivariance_true: et,
@@ -446,16 +589,7 @@ pub fn run(
     std::fs::create_dir_all(out.join("clones")).map_err(|e| io_err(out, e))?;
     std::fs::create_dir_all(out.join("models")).map_err(|e| io_err(out, e))?;
     write_json(&out.join("config.json"), cfg)?;
-    let ds = match &cfg.data {
-        None => Dataset::embedded()?,
-        Some(dir) => Dataset::load(dir)?,
-    }
-    .subset(cfg.train_n, cfg.test_n)?;
-    let ds = Dataset {
-        train: center_crop(&ds.train, cfg.side)?,
-        test: center_crop(&ds.test, cfg.side)?,
-        source: ds.source.clone(),
-    };
+    let ds = load_data(cfg)?;
     let data_desc = format!(
         "{} ({} train, {} test, {}×{} crop)",
         ds.source, ds.train.n, ds.test.n, cfg.side, cfg.side
@@ -497,7 +631,7 @@ pub fn run(
             }
             (set, Vec::new())
         }
-        None => clone_phase(gpu, cfg, &needed, out, resume, rep)?,
+        None => clone_phase(gpu, cfg, &needed, out, resume, &ds, rep)?,
     };
     let lift = clones.get(&clone_key(OperatorKind::Lift, cfg.side));
     let p4 = clones.get(&clone_key(OperatorKind::P4, cfg.side - 2));
@@ -700,12 +834,13 @@ pub fn markdown(r: &Report) -> String {
         ));
     }
     if !r.clones.is_empty() {
-        s.push_str("\n## Clones\n\n| operator | d | best MSE | final MSE | best relative MSE | equivariance error (clone) | equivariance error (true layer) | time |\n|---|--:|--:|--:|--:|--:|--:|--:|\n");
+        s.push_str("\n## Clones\n\n| operator | d | source | best MSE | final MSE | best relative MSE | equivariance error (clone) | equivariance error (true layer) | time |\n|---|--:|---|--:|--:|--:|--:|--:|--:|\n");
         for c in &r.clones {
             s.push_str(&format!(
-                "| {} | {} | {:.2e} | {:.2e} | {:.2e} | {:.2e} | {:.2e} | {:.0} s |\n",
+                "| {} | {} | {} | {:.2e} | {:.2e} | {:.2e} | {:.2e} | {:.2e} | {:.0} s |\n",
                 c.kind.name(),
                 c.d,
+                c.source,
                 c.stats.best_loss,
                 c.stats.final_loss,
                 c.best_relative_mse,
