@@ -215,3 +215,30 @@ fn add_channel_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let o = (t / (p.ho * p.wo)) % p.cout;
     cy[t] = cy[t] + cb2[o];
 }
+
+// ---- pack a filter bank for the generated register kernels (`conv_reg`, see src/ops/conv.rs):
+// wv[q, o] with q = (i*K + ky)*K + kx over the convolution's input channels and o over its output
+// channels padded to p.nob (a multiple of the kernel's channel tile; zero past p.cout), so the
+// kernel reads 4 output channels as one vec4. flags bit 1: the filter given is the forward filter
+// w (p.cin, p.cout, K, K) of an input gradient, flipped and transposed on the fly
+// (wv[(i*K + ky)*K + kx, o] = w[i, o, K-1-ky, K-1-kx]); otherwise w is (p.cout, p.cin, K, K).
+// p.total = p.cin·K²·p.nob. Bindings: 1 = w, 2 = wv.
+@compute @workgroup_size(64)
+fn wpack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg);
+    if t >= p.total { return; }
+    let o = t % p.nob;
+    let q = t / p.nob;
+    let kx = q % K;
+    let ky = (q / K) % K;
+    let i = q / (K * K);
+    var v = 0.0;
+    if o < p.cout {
+        if (p.flags & 2u) != 0u {
+            v = cx[((i * p.cout + o) * K + (K - 1u - ky)) * K + (K - 1u - kx)];
+        } else {
+            v = cx[((o * p.cin + i) * K + ky) * K + kx];
+        }
+    }
+    cwt[t] = v;
+}

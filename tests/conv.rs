@@ -43,6 +43,10 @@ const CONV_CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (1, 1, 2, 3, 2, 5, 2),
     (2, 16, 6, 6, 17, 3, 2),
     (1, 9, 33, 33, 3, 5, 1),
+    // Past one channel tile of the generated kernels (32), a ragged last column tile, and more
+    // images than weight-gradient splits (64: two images per split, a ragged last split).
+    (67, 3, 6, 19, 37, 3, 1),
+    (2, 41, 5, 7, 70, 3, 0),
 ];
 
 fn dims(c: (usize, usize, usize, usize, usize, usize, usize)) -> ConvDims {
