@@ -204,6 +204,9 @@ struct RunOpts {
     /// Where cloning takes filters and inputs from: random or teacher.
     #[arg(long)]
     clone_source: Option<String>,
+    /// Cloning learning rate for Z2 and Lift clones (P4 clones use half, as SPEC §3).
+    #[arg(long)]
+    clone_lr: Option<f32>,
 }
 
 impl RunOpts {
@@ -280,6 +283,7 @@ impl RunOpts {
         }
         if let Some(v) = self.clone_filters {
             c.clone.filters = v;
+            c.clone.filters_p4 = None;
         }
         if let Some(v) = self.clone_batch {
             c.clone.batch = v;
@@ -287,6 +291,10 @@ impl RunOpts {
         }
         if let Some(v) = self.clone_lr_decay {
             c.clone.lr_decay = v;
+        }
+        if let Some(v) = self.clone_lr {
+            c.clone.lr = v;
+            c.clone.lr_p4 = v / 2.0;
         }
         if let Some(v) = &self.clone_source {
             c.clone.source = v.clone();

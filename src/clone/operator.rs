@@ -275,6 +275,31 @@ impl ClonedOperator {
     }
 }
 
+impl ClonedOperator {
+    /// The dense operators `W = Σ_b h(T c)_b B_b` of F filter codes: (F·R, n_out·n_in), rows in
+    /// (filter, r[, s]) order — what the expected-loss form of cloning compares directly.
+    pub fn dense_t(&self, tape: &mut Tape, codes: Var) -> Result<Var> {
+        let (n_out, n_in) = Self::io(self.d);
+        let blocks = tape.param(&self.blocks);
+        let bflat = tape.reshape(blocks, &[self.nb, n_out * n_in])?;
+        let tc = self.codes_t(tape, codes)?;
+        let h = self.coefficients_t(tape, tc)?;
+        matmul::matmul_t(tape, h, bflat, false, false, None, false)
+    }
+}
+
+/// The true layer's dense operators for host codes: (F·R, n_out·n_in), built from the shift
+/// matrices (`shifts`, (9, n_out, n_in)) and the exactly transformed codes.
+pub fn true_dense(gpu: &Arc<Gpu>, kind: OperatorKind, d: usize, codes: &[f32], shifts: &Tensor) -> Result<Tensor> {
+    let (n_out, n_in) = ClonedOperator::io(d);
+    let mut tc = Vec::with_capacity(codes.len() / kind.code_len() * kind.codes_per_filter() * K2);
+    for c in codes.chunks(kind.code_len()) {
+        tc.extend(true_codes(kind, c));
+    }
+    let h = Tensor::from_slice(gpu, &[tc.len() / K2, K2], &tc)?;
+    matmul::matmul(&h, &shifts.reshape(&[K2, n_out * n_in])?, false, false)
+}
+
 /// The shared tail of the cloning form, for the clone (h from the coefficient map, blocks learned)
 /// and for the true layer (h = the transformed code itself, blocks = shift matrices).
 pub fn per_filter_apply(

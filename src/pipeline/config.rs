@@ -13,6 +13,10 @@ pub struct CloneSettings {
     pub nb: usize,
     pub m: usize,
     pub filters: usize,
+    /// Filter codes per iteration for P4 clones (each has 16 transformed codes, so its dense
+    /// operators are 4× those of a lift clone's).
+    #[serde(default)]
+    pub filters_p4: Option<usize>,
     /// Noise images per filter for Z2 and Lift clones.
     pub batch: usize,
     /// Noise images per filter for P4 clones.
@@ -28,6 +32,10 @@ pub struct CloneSettings {
     /// "teacher" (a trained teacher's filters and its feature maps on transformed digits, **[ours]**).
     #[serde(default = "random_source")]
     pub source: String,
+    /// Random-source cloning with the exact expectation over Gaussian inputs (see
+    /// `CloneConfig::expected`) instead of sampled noise images.
+    #[serde(default)]
+    pub expected: bool,
 }
 
 fn random_source() -> String {
@@ -43,7 +51,7 @@ impl CloneSettings {
             d,
             nb: self.nb,
             m: self.m,
-            filters: self.filters,
+            filters: if p4 { self.filters_p4.unwrap_or(self.filters) } else { self.filters },
             batch: if p4 { self.batch_p4 } else { self.batch },
             iters: self.iters,
             accum: self.accum,
@@ -52,6 +60,8 @@ impl CloneSettings {
             clip: self.clip,
             lr_decay: self.lr_decay,
             seed,
+            expected: self.expected,
+            chunk: None,
         }
     }
 }
@@ -151,6 +161,7 @@ impl RunConfig {
                     nb: 9,
                     m: 10,
                     filters: 128,
+                    filters_p4: None,
                     batch: 1000,
                     batch_p4: 500,
                     iters: 10_000,
@@ -161,39 +172,54 @@ impl RunConfig {
                     clip: 1.0,
                     lr_decay: 1.0,
                     source: random_source(),
+                    expected: false,
                 },
                 tasks: all_tasks(50),
             }),
             "quick" => {
-                let mut tasks = all_tasks(3);
+                // Sized for a CPU Vulkan driver: 20×20 crops, 8 channels, 2,000 training digits,
+                // 5 epochs; clones trained on the exact expected loss with a high, decaying
+                // learning rate. The T(2) task runs cnn and mlp only: faux-cnn's dense clones of
+                // the 40×40 canvas cost minutes per epoch on a CPU driver (run them with
+                // `--preset paper` or `--models faux-cnn,faux-cnn-kl` on a GPU). faux-gcnn-kl is
+                // trained on rot-sb, where its point is made.
+                use ModelKind::*;
+                let mut tasks = all_tasks(5);
                 for t in &mut tasks {
                     t.train.batch = 32;
                     t.train.lr = 2e-3;
+                    t.models.retain(|m| match t.task.as_str() {
+                        "symmetric" => *m != FauxGcnnKl,
+                        "trans-sb" => !matches!(m, FauxCnn | FauxCnnKl),
+                        _ => true,
+                    });
                 }
                 Ok(RunConfig {
                     preset: "quick".into(),
                     data: None,
                     train_n: Some(2000),
-                    test_n: Some(500),
+                    test_n: Some(1000),
                     side: 20,
-                    channels: Some([6, 6, 8, 8]),
-                    mlp: Some(vec![128, 128, 64]),
+                    channels: Some([8, 8, 8, 8]),
+                    mlp: Some(vec![256, 128]),
                     seeds: 1,
                     seed: 0,
                     clone: CloneSettings {
                         nb: 9,
                         m: 10,
                         filters: 16,
+                        filters_p4: Some(4),
                         batch: 32,
                         batch_p4: 16,
                         iters: 300,
                         accum: 1,
-                        lr: 1e-2,
-                        lr_p4: 5e-3,
+                        lr: 0.1,
+                        lr_p4: 0.1,
                         weight_decay: 0.01,
                         clip: 1.0,
-                        lr_decay: 0.99,
+                        lr_decay: 0.992,
                         source: random_source(),
+                        expected: true,
                     },
                     tasks,
                 })

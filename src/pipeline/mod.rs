@@ -714,14 +714,32 @@ pub fn run(
                         let total = (tb.steps() * tcfg.epochs) as u64;
                         rep.phase(&format!("{} on {task} (seed {seed})", model.name()), total);
                         let tt = std::time::Instant::now();
-                        let r = train::train(&m, &mut tb, &eb, &tcfg, &mut |e, st, n| {
-                            let done = (e * n + st) as u64;
-                            let rate = done as f64 / tt.elapsed().as_secs_f64();
-                            rep.progress(
-                                done,
-                                &format!("epoch {}/{}  {rate:.1} steps/s", e + 1, tcfg.epochs),
-                            )
-                        })?;
+                        let last_loss = std::cell::Cell::new(f32::NAN);
+                        let ckpt = out.join("models").join(format!("{stem}.safetensors"));
+                        let meta: HashMap<String, String> = [
+                            ("config_hash".to_string(), h.clone()),
+                            ("model".to_string(), model.name().to_string()),
+                            ("task".to_string(), plan.task.clone()),
+                        ]
+                        .into();
+                        let r = train::train_with(
+                            &m,
+                            &mut tb,
+                            &eb,
+                            &tcfg,
+                            &mut |e, st, n| {
+                                let done = (e * n + st) as u64;
+                                let rate = done as f64 / tt.elapsed().as_secs_f64();
+                                let l = last_loss.get();
+                                let loss = if l.is_finite() { format!("  loss {l:.3}") } else { String::new() };
+                                rep.progress(done, &format!("epoch {}/{}{loss}  {rate:.1} steps/s", e + 1, tcfg.epochs))
+                            },
+                            // A checkpoint after every good epoch: a NaN later leaves the last good one.
+                            &mut |log| {
+                                last_loss.set(log.loss);
+                                checkpoint::save(&ckpt, &m.params(), &meta)
+                            },
+                        )?;
                         let same = if model.cloned().is_some() && !model.kl() {
                             let mut all = true;
                             for p in m.cloned_params() {
@@ -740,17 +758,6 @@ pub fn run(
                         } else {
                             None
                         };
-                        let meta: HashMap<String, String> = [
-                            ("config_hash".to_string(), h.clone()),
-                            ("model".to_string(), model.name().to_string()),
-                            ("task".to_string(), plan.task.clone()),
-                        ]
-                        .into();
-                        checkpoint::save(
-                            &out.join("models").join(format!("{stem}.safetensors")),
-                            &m.params(),
-                            &meta,
-                        )?;
                         write_json(&res_path, &(h.clone(), &r, same))?;
                         rep.finish(&format!(
                             "{} on {task} (seed {seed}): test accuracy {:.2}%, {:.0} s",

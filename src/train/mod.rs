@@ -91,6 +91,19 @@ pub fn train(
     cfg: &TrainConfig,
     progress: Progress,
 ) -> Result<TrainResult> {
+    train_with(model, train, test, cfg, progress, &mut |_| Ok(()))
+}
+
+/// `train`, calling `on_epoch` after every epoch whose loss is finite (the pipeline writes a
+/// checkpoint there, so a later NaN leaves the last good one on disk).
+pub fn train_with(
+    model: &Model,
+    train: &mut Batcher,
+    test: &Batcher,
+    cfg: &TrainConfig,
+    progress: Progress,
+    on_epoch: &mut dyn FnMut(&EpochLog) -> Result<()>,
+) -> Result<TrainResult> {
     if cfg.epochs == 0 {
         return Err(Error::invalid("training for 0 epochs: use at least 1"));
     }
@@ -153,6 +166,7 @@ pub fn train(
             train_acc,
             seconds: te.elapsed().as_secs_f64(),
         });
+        on_epoch(history.last().expect("just pushed"))?;
         opt.lr *= cfg.lr_decay;
     }
     let test_acc = evaluate(model, test)?;
