@@ -655,7 +655,15 @@ fn the_expected_loss_is_the_sampled_loss_without_input_noise() {
     for kind in [OperatorKind::Z2, OperatorKind::Lift, OperatorKind::P4] {
         // A half-trained operator: random blocks, so the loss is far from zero.
         let op = ClonedOperator::new(&g, kind, 6, 9, 4, &mut rg).unwrap();
-        op.blocks.value().write_slice(&rg.normal_vec(op.blocks.numel()).iter().map(|v| 0.05 * v).collect::<Vec<_>>()).unwrap();
+        op.blocks
+            .value()
+            .write_slice(
+                &rg.normal_vec(op.blocks.numel())
+                    .iter()
+                    .map(|v| 0.05 * v)
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
         let codes = rg.normal_vec(4 * kind.code_len());
         let (_, n_in) = ClonedOperator::io(6);
         let o = 4usize;
@@ -665,23 +673,50 @@ fn the_expected_loss_is_the_sampled_loss_without_input_noise() {
         let c = tape.input(Tensor::from_slice(&g, &[4, kind.code_len()], &codes).unwrap());
         let ws = op.dense_t(&mut tape, c).unwrap();
         let wt = symclone::clone::operator::true_dense(&g, kind, 6, &codes, &shifts).unwrap();
-        let expected = symclone::ops::loss::mse(tape.value(ws), &wt).unwrap().item().unwrap() as f64 * (kind.in_planes() * n_in) as f64;
+        let expected = symclone::ops::loss::mse(tape.value(ws), &wt)
+            .unwrap()
+            .item()
+            .unwrap() as f64
+            * (kind.in_planes() * n_in) as f64;
         // Sampled form with many noise images.
         let bs = 4000;
         let x = tape.input(cl::randn(&g, &[4, kind.in_planes() * n_in, bs], 99).unwrap());
         let ys = op.forward_per_filter(&mut tape, c, x).unwrap();
-        let yt = symclone::clone::operator::true_per_filter(&g, &mut tape, kind, 6, &codes, &shifts, x).unwrap();
-        let sampled = symclone::ops::loss::mse(tape.value(ys), tape.value(yt)).unwrap().item().unwrap() as f64;
+        let yt =
+            symclone::clone::operator::true_per_filter(&g, &mut tape, kind, 6, &codes, &shifts, x)
+                .unwrap();
+        let sampled = symclone::ops::loss::mse(tape.value(ys), tape.value(yt))
+            .unwrap()
+            .item()
+            .unwrap() as f64;
         let rel = (sampled - expected).abs() / expected;
-        assert!(rel < 0.05, "{kind:?}: expected {expected:.4e} vs sampled {sampled:.4e}");
+        assert!(
+            rel < 0.05,
+            "{kind:?}: expected {expected:.4e} vs sampled {sampled:.4e}"
+        );
     }
     // And cloning on it converges like the sampled loss, also when an iteration's filters are
     // processed in chunks (as the paper's sizes need on most adapters).
     for chunk in [None, Some(5)] {
-        let cfg = CloneConfig { expected: true, chunk, ..small_cfg(OperatorKind::Z2, 9, 800) };
-        assert_eq!(symclone::clone::train::filters_per_chunk(&g, &cfg), chunk.unwrap_or(16));
+        let cfg = CloneConfig {
+            expected: true,
+            chunk,
+            ..small_cfg(OperatorKind::Z2, 9, 800)
+        };
+        assert_eq!(
+            symclone::clone::train::filters_per_chunk(&g, &cfg),
+            chunk.unwrap_or(16)
+        );
         let (_, stats) = clone_random(&g, &cfg, 100, &mut |_, _| {}).unwrap();
-        assert!(stats.best_relative() <= 1e-4, "chunk {chunk:?}: {:?}", stats.history);
-        assert!((stats.target_mean_square - 9.0).abs() < 0.5, "{}", stats.target_mean_square);
+        assert!(
+            stats.best_relative() <= 1e-4,
+            "chunk {chunk:?}: {:?}",
+            stats.history
+        );
+        assert!(
+            (stats.target_mean_square - 9.0).abs() < 0.5,
+            "{}",
+            stats.target_mean_square
+        );
     }
 }

@@ -476,8 +476,8 @@ fn e2e_cases(
     let names = [
         "train step mlp 784-256-256-10 B128 Adam",
         "train step cnn conv 1→32→32 k3 p1, GAP, linear 32→10 B64 Adam",
-        "clone iteration lift d28 filters 12 batch 32",
-        "clone iteration P4 d26 filters 4 batch 16",
+        "clone iteration lift d28 filters 16 batch 32",
+        "clone iteration P4 d26 filters 8 batch 16",
     ];
     if !names.iter().any(|n| wanted(opts, n)) {
         return Ok(());
@@ -610,8 +610,8 @@ fn e2e_cases(
     }
 
     for (name, kind, d, filters, batch) in [
-        (names[2], OperatorKind::Lift, 28usize, 12usize, 32usize),
-        (names[3], OperatorKind::P4, 26, 4, 16),
+        (names[2], OperatorKind::Lift, 28usize, 16usize, 32usize),
+        (names[3], OperatorKind::P4, 26, 8, 16),
     ] {
         if !wanted(opts, name) {
             continue;

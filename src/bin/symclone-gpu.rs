@@ -162,9 +162,13 @@ struct RunOpts {
     /// Use only the first N test images.
     #[arg(long)]
     test_n: Option<usize>,
-    /// Centre-crop digits to this side (28 = whole).
+    /// Input side: digits are centre-cropped to it (28 = whole), or with --downsample true
+    /// halved to 14×14 and padded to it.
     #[arg(long)]
     side: Option<usize>,
+    /// Halve the digits' resolution before padding to --side (true or false; quick: true).
+    #[arg(long)]
+    downsample: Option<bool>,
     /// Channels of the four feature layers, e.g. 10,20,20,20.
     #[arg(long, value_delimiter = ',')]
     channels: Option<Vec<usize>>,
@@ -236,6 +240,9 @@ impl RunOpts {
         }
         if let Some(s) = self.side {
             c.side = s;
+        }
+        if let Some(d) = self.downsample {
+            c.downsample = d;
         }
         if let Some(ch) = &self.channels {
             let a: [usize; 4] = ch

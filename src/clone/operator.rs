@@ -290,7 +290,13 @@ impl ClonedOperator {
 
 /// The true layer's dense operators for host codes: (F·R, n_out·n_in), built from the shift
 /// matrices (`shifts`, (9, n_out, n_in)) and the exactly transformed codes.
-pub fn true_dense(gpu: &Arc<Gpu>, kind: OperatorKind, d: usize, codes: &[f32], shifts: &Tensor) -> Result<Tensor> {
+pub fn true_dense(
+    gpu: &Arc<Gpu>,
+    kind: OperatorKind,
+    d: usize,
+    codes: &[f32],
+    shifts: &Tensor,
+) -> Result<Tensor> {
     let (n_out, n_in) = ClonedOperator::io(d);
     let mut tc = Vec::with_capacity(codes.len() / kind.code_len() * kind.codes_per_filter() * K2);
     for c in codes.chunks(kind.code_len()) {

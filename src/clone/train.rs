@@ -2,8 +2,7 @@
 //! inputs per filter (generated on the GPU), MSE against the true layer, AdamW with weight decay
 //! 0.01, global gradient-norm clipping at 1.0 and one optimiser step every `accum` iterations.
 
-use super::operator::{
-    true_dense,shift_blocks, true_per_filter, ClonedOperator, OperatorKind, K};
+use super::operator::{shift_blocks, true_dense, true_per_filter, ClonedOperator, OperatorKind, K};
 use crate::nn::{Optimizer, OptimizerKind};
 use crate::ops::{cloned as cl, elementwise, loss, reduce};
 use crate::rng::Rng;
@@ -107,8 +106,13 @@ pub fn filters_per_chunk(gpu: &Gpu, cfg: &CloneConfig) -> usize {
     let (n_out, n_in) = ClonedOperator::io(cfg.d);
     let r = cfg.kind.codes_per_filter();
     let bs = if cfg.expected { 0 } else { cfg.batch };
-    let per_filter = 4 * (r * n_out * n_in + cfg.kind.in_planes() * n_in * bs * r + r * n_out * bs) as u64;
-    let limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size) / 2;
+    let per_filter =
+        4 * (r * n_out * n_in + cfg.kind.in_planes() * n_in * bs * r + r * n_out * bs) as u64;
+    let limit = gpu
+        .limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size)
+        / 2;
     let fit = ((limit / per_filter.max(1)) as usize).clamp(1, cfg.filters.max(1));
     cfg.chunk.map_or(fit, |c| c.clamp(1, fit))
 }
@@ -149,7 +153,11 @@ fn fit(
             let share = f as f32 / cfg.filters as f32;
             let mut tape = Tape::new();
             let (y, target) = sample(rng, &mut tape, f)?;
-            let ms = elementwise::affine(&reduce::sumsq_all(&target)?, share / target.numel().max(1) as f32, 0.0)?;
+            let ms = elementwise::affine(
+                &reduce::sumsq_all(&target)?,
+                share / target.numel().max(1) as f32,
+                0.0,
+            )?;
             match &target_ms {
                 None => target_ms = Some(ms),
                 Some(t) => elementwise::acc_(t, &ms, 1.0)?,
@@ -231,16 +239,19 @@ pub fn clone_random(
     let mut sample = |rng: &mut Rng, tape: &mut Tape, f: usize| -> Result<(Var, Tensor)> {
         let codes = rng.normal_vec(f * code_len);
         if cfg.expected {
-            let target = elementwise::affine(&true_dense(gpu, cfg.kind, cfg.d, &codes, &shifts)?, expected_scale.sqrt(), 0.0)?;
+            let target = elementwise::affine(
+                &true_dense(gpu, cfg.kind, cfg.d, &codes, &shifts)?,
+                expected_scale.sqrt(),
+                0.0,
+            )?;
             let c = tape.input(Tensor::from_slice(gpu, &[f, code_len], &codes)?);
             let w = op.dense_t(tape, c)?;
-            return Ok((elementwise::scale_t(tape, w, expected_scale.sqrt())?, target));
+            return Ok((
+                elementwise::scale_t(tape, w, expected_scale.sqrt())?,
+                target,
+            ));
         }
-        let xt = cl::randn(
-            gpu,
-            &[f, planes * n_in, cfg.batch],
-            rng.next_u64(),
-        )?;
+        let xt = cl::randn(gpu, &[f, planes * n_in, cfg.batch], rng.next_u64())?;
         let target = true_output(gpu, cfg.kind, cfg.d, &shifts, &codes, &xt)?;
         let x = tape.input(xt);
         let c = tape.input(Tensor::from_slice(gpu, &[f, code_len], &codes)?);
@@ -335,7 +346,15 @@ pub fn clone_lift_p4(
         Ok((p4.forward_per_filter(tape, v2, y1)?, target))
     };
     let params = [lift.params(), p4.params()].concat();
-    let stats = fit(gpu, cfg, &params, &mut rng, &mut sample, log_every, progress)?;
+    let stats = fit(
+        gpu,
+        cfg,
+        &params,
+        &mut rng,
+        &mut sample,
+        log_every,
+        progress,
+    )?;
     Ok((lift, p4, stats))
 }
 

@@ -51,7 +51,11 @@ impl CloneSettings {
             d,
             nb: self.nb,
             m: self.m,
-            filters: if p4 { self.filters_p4.unwrap_or(self.filters) } else { self.filters },
+            filters: if p4 {
+                self.filters_p4.unwrap_or(self.filters)
+            } else {
+                self.filters
+            },
             batch: if p4 { self.batch_p4 } else { self.batch },
             iters: self.iters,
             accum: self.accum,
@@ -86,6 +90,10 @@ pub struct RunConfig {
     /// Digits are centre-cropped to this side (28: unchanged). MNIST digits sit in the central
     /// 20×20 box, so a 20-pixel crop keeps them whole and makes the dense clones 4× cheaper.
     pub side: usize,
+    /// Halve the digits' resolution (28 → 14, 2×2 means) and pad them to `side` instead of
+    /// cropping: the whole digit at a quarter of the pixels, for CPU drivers.
+    #[serde(default)]
+    pub downsample: bool,
     /// Channels of the four feature layers (None: SPEC §4's per model).
     pub channels: Option<[usize; 4]>,
     /// Hidden widths of the MLP (None: SPEC §4's).
@@ -153,6 +161,7 @@ impl RunConfig {
                 train_n: None,
                 test_n: None,
                 side: 28,
+                downsample: false,
                 channels: None,
                 mlp: None,
                 seeds: 1,
@@ -184,7 +193,7 @@ impl RunConfig {
                 // `--preset paper` or `--models faux-cnn,faux-cnn-kl` on a GPU). faux-gcnn-kl is
                 // trained on rot-sb, where its point is made.
                 use ModelKind::*;
-                let mut tasks = all_tasks(5);
+                let mut tasks = all_tasks(12);
                 for t in &mut tasks {
                     t.train.batch = 32;
                     t.train.lr = 2e-3;
@@ -199,8 +208,9 @@ impl RunConfig {
                     data: None,
                     train_n: Some(2000),
                     test_n: Some(1000),
-                    side: 20,
-                    channels: Some([8, 8, 8, 8]),
+                    side: 16,
+                    downsample: true,
+                    channels: Some([4, 8, 8, 8]),
                     mlp: Some(vec![256, 128]),
                     seeds: 1,
                     seed: 0,
@@ -208,16 +218,16 @@ impl RunConfig {
                         nb: 9,
                         m: 10,
                         filters: 16,
-                        filters_p4: Some(4),
+                        filters_p4: None,
                         batch: 32,
                         batch_p4: 16,
-                        iters: 300,
+                        iters: 200,
                         accum: 1,
                         lr: 0.1,
-                        lr_p4: 0.1,
+                        lr_p4: 0.05,
                         weight_decay: 0.01,
                         clip: 1.0,
-                        lr_decay: 0.992,
+                        lr_decay: 0.99,
                         source: random_source(),
                         expected: true,
                     },
@@ -243,7 +253,7 @@ impl RunConfig {
         }
         if !(16..=28).contains(&self.side) {
             return Err(Error::invalid(format!(
-                "--side {}: use a crop between 16 and 28 pixels",
+                "--side {}: use a side between 16 and 28 pixels",
                 self.side
             )));
         }

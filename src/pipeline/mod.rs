@@ -153,7 +153,68 @@ pub fn center_crop(s: &Split, side: usize) -> Result<Split> {
     })
 }
 
-/// The configuration's data: the embedded default or `--data`, subset, centre-cropped.
+/// Halve every digit's resolution by averaging 2×2 blocks (rounded), e.g. 28×28 → 14×14.
+pub fn downsample2(s: &Split) -> Split {
+    let (h, w) = (s.h / 2, s.w / 2);
+    let mut images = Vec::with_capacity(s.n * h * w);
+    for i in 0..s.n {
+        let img = &s.images[i * s.h * s.w..(i + 1) * s.h * s.w];
+        for y in 0..h {
+            for x in 0..w {
+                let sum: u32 = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                    .iter()
+                    .map(|(dy, dx)| img[(2 * y + dy) * s.w + 2 * x + dx] as u32)
+                    .sum();
+                images.push(((sum + 2) / 4) as u8);
+            }
+        }
+    }
+    Split {
+        images,
+        labels: s.labels.clone(),
+        n: s.n,
+        h,
+        w,
+    }
+}
+
+/// Centre every digit on a `side × side` canvas of zeros (side ≥ the digit's).
+pub fn center_pad(s: &Split, side: usize) -> Result<Split> {
+    if side < s.h || side < s.w {
+        return Err(Error::invalid(format!(
+            "cannot pad {}×{} digits to {side}",
+            s.h, s.w
+        )));
+    }
+    let (oy, ox) = ((side - s.h) / 2, (side - s.w) / 2);
+    let mut images = vec![0u8; s.n * side * side];
+    for i in 0..s.n {
+        for y in 0..s.h {
+            let src = &s.images[(i * s.h + y) * s.w..(i * s.h + y + 1) * s.w];
+            let dst = (i * side + oy + y) * side + ox;
+            images[dst..dst + s.w].copy_from_slice(src);
+        }
+    }
+    Ok(Split {
+        images,
+        labels: s.labels.clone(),
+        n: s.n,
+        h: side,
+        w: side,
+    })
+}
+
+/// Bring a split to the configuration's input side: with `downsample`, halve the resolution and
+/// pad to `side`; otherwise centre-crop to `side`.
+pub fn prepare_digits(s: &Split, side: usize, downsample: bool) -> Result<Split> {
+    if downsample {
+        center_pad(&downsample2(s), side)
+    } else {
+        center_crop(s, side)
+    }
+}
+
+/// The configuration's data: the embedded default or `--data`, subset, brought to `side`.
 pub fn load_data(cfg: &RunConfig) -> Result<Dataset> {
     let ds = match &cfg.data {
         None => Dataset::embedded()?,
@@ -161,8 +222,8 @@ pub fn load_data(cfg: &RunConfig) -> Result<Dataset> {
     }
     .subset(cfg.train_n, cfg.test_n)?;
     Ok(Dataset {
-        train: center_crop(&ds.train, cfg.side)?,
-        test: center_crop(&ds.test, cfg.side)?,
+        train: prepare_digits(&ds.train, cfg.side, cfg.downsample)?,
+        test: prepare_digits(&ds.test, cfg.side, cfg.downsample)?,
         source: ds.source,
     })
 }
@@ -591,8 +652,15 @@ pub fn run(
     write_json(&out.join("config.json"), cfg)?;
     let ds = load_data(cfg)?;
     let data_desc = format!(
-        "{} ({} train, {} test, {}×{} crop)",
-        ds.source, ds.train.n, ds.test.n, cfg.side, cfg.side
+        "{} ({} train, {} test, {})",
+        ds.source,
+        ds.train.n,
+        ds.test.n,
+        if cfg.downsample {
+            format!("halved to 14×14 and padded to {0}×{0}", cfg.side)
+        } else {
+            format!("{0}×{0} centre crop", cfg.side)
+        }
     );
     let data_hash = format!(
         "{:016x}",
@@ -731,8 +799,19 @@ pub fn run(
                                 let done = (e * n + st) as u64;
                                 let rate = done as f64 / tt.elapsed().as_secs_f64();
                                 let l = last_loss.get();
-                                let loss = if l.is_finite() { format!("  loss {l:.3}") } else { String::new() };
-                                rep.progress(done, &format!("epoch {}/{}{loss}  {rate:.1} steps/s", e + 1, tcfg.epochs))
+                                let loss = if l.is_finite() {
+                                    format!("  loss {l:.3}")
+                                } else {
+                                    String::new()
+                                };
+                                rep.progress(
+                                    done,
+                                    &format!(
+                                        "epoch {}/{}{loss}  {rate:.1} steps/s",
+                                        e + 1,
+                                        tcfg.epochs
+                                    ),
+                                )
                             },
                             // A checkpoint after every good epoch: a NaN later leaves the last good one.
                             &mut |log| {

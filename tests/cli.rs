@@ -1,0 +1,129 @@
+//! The binary: every bad input is one line on stderr and a non-zero exit, never a panic trace.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code().unwrap_or(-1), err)
+}
+
+/// The lines the program itself printed (drivers may print their own noise).
+fn ours(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.starts_with("symclone-gpu:"))
+        .collect()
+}
+
+#[test]
+fn bad_inputs_give_one_line_and_a_nonzero_exit() {
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &["--backend", "metal", "devices"],
+            2,
+            "no GPU adapter found for backend 'metal'",
+        ),
+        (
+            &[
+                "--backend",
+                "vulkan",
+                "--adapter",
+                "no-such-card",
+                "devices",
+            ],
+            2,
+            "with a name containing 'no-such-card'",
+        ),
+        (
+            &["--backend", "quantum", "devices"],
+            1,
+            "unknown backend 'quantum'",
+        ),
+        (&["run", "--preset", "huge"], 1, "unknown preset 'huge'"),
+        (&["run", "--tasks", "upside-down"], 1, "upside-down"),
+        (&["run", "--models", "resnet"], 1, "unknown model 'resnet'"),
+        (&["run", "--seeds", "0"], 1, "--seeds 0"),
+        (&["run", "--batch", "0"], 1, "batch size of 0"),
+        (
+            &["run", "--channels", "1,2,3"],
+            1,
+            "--channels takes four numbers",
+        ),
+        (
+            &["teacher", "--model", "faux-gcnn", "--task", "symmetric"],
+            1,
+            "built on clones",
+        ),
+        (
+            &["teacher", "--model", "gcnn", "--task", "trans-sb"],
+            1,
+            "does not go with task trans-sb",
+        ),
+        (
+            &[
+                "finetune",
+                "--model",
+                "gcnn",
+                "--task",
+                "symmetric",
+                "--clones",
+                "/nonexistent",
+            ],
+            1,
+            "no cloned layers",
+        ),
+        (
+            &[
+                "finetune",
+                "--model",
+                "faux-gcnn",
+                "--task",
+                "symmetric",
+                "--clones",
+                "/nonexistent-clones",
+            ],
+            1,
+            "/nonexistent-clones",
+        ),
+        (&["clone", "--kind", "hexagonal"], 1, "--kind hexagonal"),
+        (
+            &["clone", "--kind", "p4", "--source", "oracle"],
+            1,
+            "clone source 'oracle'",
+        ),
+        (
+            &["data", "--data", "/nonexistent-data"],
+            1,
+            "/nonexistent-data",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let (c, err) = run(args);
+        let lines = ours(&err);
+        assert_eq!(c, *code, "{args:?}: exit {c}, stderr:\n{err}");
+        assert_eq!(lines.len(), 1, "{args:?}: expected one line, got:\n{err}");
+        assert!(
+            lines[0].contains(needle),
+            "{args:?}: {:?} lacks {needle:?}",
+            lines[0]
+        );
+        assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+    }
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for c in [
+        "run", "clone", "teacher", "finetune", "data", "bench", "devices",
+    ] {
+        assert!(text.contains(c), "--help lacks {c}");
+    }
+}
