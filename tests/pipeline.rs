@@ -30,6 +30,7 @@ fn tiny() -> RunConfig {
     c.channels = Some([2, 2, 3, 3]);
     c.mlp = Some(vec![16]);
     c.clone.iters = 6;
+    c.clone.retries = 0;
     c.clone.filters = 2;
     c.clone.batch = 4;
     c.clone.batch_p4 = 2;

@@ -211,6 +211,9 @@ struct RunOpts {
     /// Cloning learning rate for Z2 and Lift clones (P4 clones use half, as SPEC §3).
     #[arg(long)]
     clone_lr: Option<f32>,
+    /// Cloning learning-rate warm-up, in optimiser steps (0 = none).
+    #[arg(long)]
+    clone_warmup: Option<usize>,
 }
 
 impl RunOpts {
@@ -302,6 +305,9 @@ impl RunOpts {
         if let Some(v) = self.clone_lr {
             c.clone.lr = v;
             c.clone.lr_p4 = v / 2.0;
+        }
+        if let Some(v) = self.clone_warmup {
+            c.clone.warmup = v;
         }
         if let Some(v) = &self.clone_source {
             c.clone.source = v.clone();

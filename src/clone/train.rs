@@ -42,6 +42,12 @@ pub struct CloneConfig {
     /// default (the `paper` preset); `batch` is ignored here.
     #[serde(default)]
     pub expected: bool,
+    /// Optimiser steps over which the learning rate ramps up linearly from lr/warmup to lr
+    /// (**[ours]**, 0 = none as in SPEC §3). With zero blocks and all-positive M1, M2 every block
+    /// first receives nearly the same gradient, and a large early step can merge two blocks for
+    /// good (the loss then stalls at the 8-block floor, 1/9 relative); a short ramp avoids that.
+    #[serde(default)]
+    pub warmup: usize,
     /// Filters per chunk of an iteration (None: as many as the adapter's limits allow, see
     /// [`filters_per_chunk`]).
     #[serde(default)]
@@ -67,6 +73,7 @@ impl CloneConfig {
             lr_decay: 1.0,
             seed: 0,
             expected: false,
+            warmup: 0,
             chunk: None,
         }
     }
@@ -174,9 +181,14 @@ fn fit(
         }
         in_window += 1;
         if it % cfg.accum == 0 || it == cfg.iters {
+            let step = opt.steps() as usize + 1;
+            let base = opt.lr;
+            if step <= cfg.warmup {
+                opt.lr = base * step as f32 / cfg.warmup as f32;
+            }
             opt.step()?;
+            opt.lr = base * cfg.lr_decay;
             opt.zero_grad();
-            opt.lr *= cfg.lr_decay;
         }
         if it % log_every.max(1) == 0 || it == cfg.iters {
             // One read-back per log point: the mean loss since the last one.

@@ -36,6 +36,19 @@ pub struct CloneSettings {
     /// `CloneConfig::expected`) instead of sampled noise images.
     #[serde(default)]
     pub expected: bool,
+    /// Learning-rate warm-up steps (see `CloneConfig::warmup`).
+    #[serde(default)]
+    pub warmup: usize,
+    /// Retry a clone from another seed when its best relative MSE ends above `stall`
+    /// (**[ours]**; 0 in the paper preset).
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default = "default_stall")]
+    pub stall: f32,
+}
+
+fn default_stall() -> f32 {
+    1e-2
 }
 
 fn random_source() -> String {
@@ -65,6 +78,7 @@ impl CloneSettings {
             lr_decay: self.lr_decay,
             seed,
             expected: self.expected,
+            warmup: self.warmup,
             chunk: None,
         }
     }
@@ -182,16 +196,20 @@ impl RunConfig {
                     lr_decay: 1.0,
                     source: random_source(),
                     expected: false,
+                    warmup: 0,
+                    retries: 0,
+                    stall: default_stall(),
                 },
                 tasks: all_tasks(50),
             }),
             "quick" => {
-                // Sized for a CPU Vulkan driver: 20×20 crops, 8 channels, 2,000 training digits,
-                // 5 epochs; clones trained on the exact expected loss with a high, decaying
-                // learning rate. The T(2) task runs cnn and mlp only: faux-cnn's dense clones of
-                // the 40×40 canvas cost minutes per epoch on a CPU driver (run them with
-                // `--preset paper` or `--models faux-cnn,faux-cnn-kl` on a GPU). faux-gcnn-kl is
-                // trained on rot-sb, where its point is made.
+                // Sized for a CPU Vulkan driver (README, "The presets"): digits halved to 14×14
+                // on a 16×16 canvas, 4-8-8-8 channels, 2,000 training digits, 12 epochs; clones on
+                // the exact expected loss with a high, decaying learning rate, 10 blocks and a
+                // retry when a run stalls at the 8-block saddle. The T(2) task runs cnn and mlp
+                // only: faux-cnn's dense clones of the 36×36 canvas cost minutes per epoch on a CPU
+                // driver (`--models` adds them back). faux-gcnn-kl is trained on rot-sb, where its
+                // point is made.
                 use ModelKind::*;
                 let mut tasks = all_tasks(12);
                 for t in &mut tasks {
@@ -215,7 +233,7 @@ impl RunConfig {
                     seeds: 1,
                     seed: 0,
                     clone: CloneSettings {
-                        nb: 9,
+                        nb: 10,
                         m: 10,
                         filters: 16,
                         filters_p4: None,
@@ -230,6 +248,9 @@ impl RunConfig {
                         lr_decay: 0.99,
                         source: random_source(),
                         expected: true,
+                        warmup: 0,
+                        retries: 2,
+                        stall: default_stall(),
                     },
                     tasks,
                 })
