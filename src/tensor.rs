@@ -53,35 +53,41 @@ impl Tensor {
 
     /// Upload f32 data.
     pub fn from_slice(gpu: &Arc<Gpu>, shape: &[usize], data: &[f32]) -> Result<Tensor> {
-        if numel(shape) != data.len() {
-            return Err(Error::shape(
-                "upload",
-                format!(
-                    "shape {shape:?} holds {} values, got {}",
-                    numel(shape),
-                    data.len()
-                ),
-            ));
-        }
-        let t = Self::empty(gpu, shape)?;
-        gpu.write(t.raw(), 0, bytemuck::cast_slice(data))?;
-        Ok(t)
+        Self::upload(
+            gpu,
+            shape,
+            DType::F32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
     }
 
     /// Upload u32 data (labels, indices).
     pub fn from_u32(gpu: &Arc<Gpu>, shape: &[usize], data: &[u32]) -> Result<Tensor> {
-        if numel(shape) != data.len() {
+        Self::upload(
+            gpu,
+            shape,
+            DType::U32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
+    }
+
+    fn upload(
+        gpu: &Arc<Gpu>,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+        len: usize,
+    ) -> Result<Tensor> {
+        if numel(shape) != len {
             return Err(Error::shape(
                 "upload",
-                format!(
-                    "shape {shape:?} holds {} values, got {}",
-                    numel(shape),
-                    data.len()
-                ),
+                format!("shape {shape:?} holds {} values, got {len}", numel(shape)),
             ));
         }
-        let t = Self::empty_typed(gpu, shape, DType::U32)?;
-        gpu.write(t.raw(), 0, bytemuck::cast_slice(data))?;
+        let t = Self::empty_typed(gpu, shape, dtype)?;
+        gpu.write(t.raw(), 0, bytes)?;
         Ok(t)
     }
 

@@ -17,22 +17,7 @@ fn probe(f: &[f64], w: &[f64]) -> f64 {
 fn matmul_case(d: Dims, bias: bool, relu: bool, seed: u64) {
     let g = gpu();
     let mut rg = rng(seed);
-    let a_shape: Vec<usize> = {
-        let (r0, c0) = if d.ta { (d.k, d.m) } else { (d.m, d.k) };
-        if d.za == 0 {
-            vec![r0, c0]
-        } else {
-            vec![d.za, r0, c0]
-        }
-    };
-    let b_shape: Vec<usize> = {
-        let (r0, c0) = if d.tb { (d.n, d.k) } else { (d.k, d.n) };
-        if d.zb == 0 {
-            vec![r0, c0]
-        } else {
-            vec![d.zb, r0, c0]
-        }
-    };
+    let (a_shape, b_shape) = (d.a_shape(), d.b_shape());
     let a = rg.normal_vec(a_shape.iter().product());
     let b = rg.normal_vec(b_shape.iter().product());
     let bi = rg.normal_vec(d.n);

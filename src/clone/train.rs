@@ -212,6 +212,23 @@ fn fit(
     Ok(stats)
 }
 
+/// One cloning sample from host codes (F, code_len) and inputs x (F, planes·n_in, bs): the clone's
+/// output on the tape and the true layer's output as the target.
+fn student_and_target(
+    gpu: &Arc<Gpu>,
+    tape: &mut Tape,
+    op: &ClonedOperator,
+    shifts: &Tensor,
+    codes: &[f32],
+    x: Tensor,
+) -> Result<(Var, Tensor)> {
+    let f = x.shape()[0];
+    let target = true_output(gpu, op.kind, op.d, shifts, codes, &x)?;
+    let xv = tape.input(x);
+    let cv = tape.input(Tensor::from_slice(gpu, &[f, op.kind.code_len()], codes)?);
+    Ok((op.forward_per_filter(tape, cv, xv)?, target))
+}
+
 /// The true layer's output in cloning form for host codes (F, code_len) and inputs x.
 fn true_output(
     gpu: &Arc<Gpu>,
@@ -264,10 +281,7 @@ pub fn clone_random(
             ));
         }
         let xt = cl::randn(gpu, &[f, planes * n_in, cfg.batch], rng.next_u64())?;
-        let target = true_output(gpu, cfg.kind, cfg.d, &shifts, &codes, &xt)?;
-        let x = tape.input(xt);
-        let c = tape.input(Tensor::from_slice(gpu, &[f, code_len], &codes)?);
-        Ok((op.forward_per_filter(tape, c, x)?, target))
+        student_and_target(gpu, tape, &op, &shifts, &codes, xt)
     };
     let stats = fit(
         gpu,
@@ -425,10 +439,7 @@ pub fn clone_from_teacher(
             }
         }
         let xt = Tensor::from_slice(gpu, &[f, per_map, bs], &x)?;
-        let target = true_output(gpu, cfg.kind, cfg.d, &shifts, &c, &xt)?;
-        let xv = tape.input(xt);
-        let cv = tape.input(Tensor::from_slice(gpu, &[f, code_len], &c)?);
-        Ok((op.forward_per_filter(tape, cv, xv)?, target))
+        student_and_target(gpu, tape, &op, &shifts, &c, xt)
     };
     let stats = fit(
         gpu,

@@ -13,6 +13,32 @@ pub struct Dims {
 }
 
 impl Dims {
+    /// The stored shape of A: (M, K) or (K, M) when transposed, with the batch in front if any.
+    pub fn a_shape(&self) -> Vec<usize> {
+        let (r, c) = if self.ta {
+            (self.k, self.m)
+        } else {
+            (self.m, self.k)
+        };
+        if self.za == 0 {
+            vec![r, c]
+        } else {
+            vec![self.za, r, c]
+        }
+    }
+    /// The stored shape of B: (K, N) or (N, K) when transposed, with the batch in front if any.
+    pub fn b_shape(&self) -> Vec<usize> {
+        let (r, c) = if self.tb {
+            (self.n, self.k)
+        } else {
+            (self.k, self.n)
+        };
+        if self.zb == 0 {
+            vec![r, c]
+        } else {
+            vec![self.zb, r, c]
+        }
+    }
     pub fn batch(&self) -> usize {
         self.za.max(self.zb).max(1)
     }
