@@ -58,7 +58,6 @@ enum Command {
         #[arg(long)]
         family: Option<String>,
     },
-    /// Show a data set (counts, class histograms) and write PNG grids of each task's inputs.
     /// The whole method: clone the equivariant layers, train every model on the three tasks,
     /// write report.md, report.json, checkpoints and pictures.
     Run {
@@ -68,7 +67,7 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
-    /// Clone one equivariant layer into a dense operator (random filters and noise, SPEC §3).
+    /// Clone one equivariant layer into a dense operator (SPEC §3; random or teacher-sourced).
     Clone {
         /// z2 (convolution), lift (Z2→P4), p4 (P4→P4), or lift+p4 (a lift clone for d and a P4
         /// clone for d−2: the pair the fidelity check and faux-gcnn's first two layers use).
@@ -115,6 +114,7 @@ enum Command {
         #[command(flatten)]
         opts: RunOpts,
     },
+    /// Show a data set (counts, class histograms) and write PNG grids of each task's inputs.
     Data {
         /// Folder of IDX files (the four standard MNIST names, or one images/labels pair); default:
         /// the embedded 10,000-digit MNIST subset.
