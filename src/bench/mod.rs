@@ -39,6 +39,34 @@ pub struct Row {
 }
 
 impl Row {
+    /// A kernel case counted in FLOPs: the GPU timing from [`time_gpu`], the CPU baseline's time,
+    /// and the two results, compared by relative error.
+    #[allow(clippy::too_many_arguments)]
+    fn kernel(
+        case: String,
+        gpu_s: f64,
+        gpu_timing: &'static str,
+        wall_s: f64,
+        cpu_s: f64,
+        cpu_baseline: &'static str,
+        flops: f64,
+        got: &[f32],
+        want: &[f64],
+    ) -> Row {
+        Row {
+            case,
+            gpu_s,
+            gpu_timing,
+            wall_s,
+            cpu_s,
+            cpu_baseline,
+            work: flops,
+            unit: "GFLOP/s",
+            rel_err: rel_err(got, want),
+            note: String::new(),
+        }
+    }
+
     /// `work` per second in `unit` (GFLOP/s and GB/s count in 10⁹; steps/s and iters/s in ones).
     fn rate(&self, s: f64) -> f64 {
         let scale = if self.unit.starts_with('G') { 1e9 } else { 1.0 };
@@ -165,19 +193,17 @@ fn matmul_cases(
         };
         let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, || matmul::matmul(&ga, &gb, ta, tb))?;
         let (cpu_s, c) = time_cpu(reps.min(5), || cpu::sgemm(&a, &b, s, s, s, ta, tb));
-        let got = out.to_vec()?;
-        let row = Row {
-            case: name,
+        let row = Row::kernel(
+            name,
             gpu_s,
-            gpu_timing: how,
+            how,
             wall_s,
             cpu_s,
-            cpu_baseline: "matrixmultiply sgemm, threaded",
-            work: 2.0 * (s * s * s) as f64,
-            unit: "GFLOP/s",
-            rel_err: rel_err(&got, &crate::reference::to64(&c)),
-            note: String::new(),
-        };
+            "matrixmultiply sgemm, threaded",
+            2.0 * (s * s * s) as f64,
+            &out.to_vec()?,
+            &crate::reference::to64(&c),
+        );
         progress(&row);
         rows.push(row);
     }
@@ -300,36 +326,34 @@ fn conv_cases(
         let cpu_y64 = crate::reference::to64(&cpu_y);
         if wanted(opts, &names[0]) {
             let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, fwd)?;
-            let row = Row {
-                case: names[0].clone(),
+            let row = Row::kernel(
+                names[0].clone(),
                 gpu_s,
-                gpu_timing: how,
+                how,
                 wall_s,
                 cpu_s,
-                cpu_baseline: baseline,
-                work: d.flops(),
-                unit: "GFLOP/s",
-                rel_err: rel_err(&out.to_vec()?, &cpu_y64),
-                note: String::new(),
-            };
+                baseline,
+                d.flops(),
+                &out.to_vec()?,
+                &cpu_y64,
+            );
             progress(&row);
             rows.push(row);
         }
         if kind == ConvKind::Plain && wanted(opts, &names[1]) {
             let (gpu_s, how, wall_s, out) =
                 time_gpu(gpu, reps, || conv::conv2d_direct(&x, &w, Some(&b), pad))?;
-            let row = Row {
-                case: names[1].clone(),
+            let row = Row::kernel(
+                names[1].clone(),
                 gpu_s,
-                gpu_timing: how,
+                how,
                 wall_s,
                 cpu_s,
-                cpu_baseline: baseline,
-                work: d.flops(),
-                unit: "GFLOP/s",
-                rel_err: rel_err(&out.to_vec()?, &cpu_y64),
-                note: String::new(),
-            };
+                baseline,
+                d.flops(),
+                &out.to_vec()?,
+                &cpu_y64,
+            );
             progress(&row);
             rows.push(row);
         }
@@ -374,18 +398,18 @@ fn conv_cases(
                 Some(dx) => (concat(&dw.to_vec()?, &dx.to_vec()?), concat(&cdw, &cdx)),
                 None => (dw.to_vec()?, cdw),
             };
-            let row = Row {
-                case: names[2].clone(),
+            let flops = d.flops() * if need_dx { 2.0 } else { 1.0 };
+            let row = Row::kernel(
+                names[2].clone(),
                 gpu_s,
-                gpu_timing: how,
+                how,
                 wall_s,
                 cpu_s,
-                cpu_baseline: baseline,
-                work: d.flops() * if need_dx { 2.0 } else { 1.0 },
-                unit: "GFLOP/s",
-                rel_err: rel_err(&got, &crate::reference::to64(&want)),
-                note: String::new(),
-            };
+                baseline,
+                flops,
+                &got,
+                &crate::reference::to64(&want),
+            );
             progress(&row);
             rows.push(row);
         }
