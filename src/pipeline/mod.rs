@@ -568,7 +568,7 @@ pub fn clone_phase(
         let fresh = ClonedOperator::new(gpu, kind, d, ccfg.nb, ccfg.m, &mut rng)?;
         let expect = clone_metadata(&fresh, &h);
         let cached: Option<CloneReport> = if resume { read_json(&meta_path) } else { None };
-        let report = match cached {
+        let (report, op) = match cached {
             Some(r)
                 if r.config_hash == h
                     && checkpoint::load(&ckpt, &fresh.params(), &expect).is_ok() =>
@@ -578,7 +578,7 @@ pub fn clone_phase(
                     "clone {stem}: reused (best MSE {:.2e})",
                     r.stats.best_loss
                 ));
-                r
+                (r, fresh)
             }
             _ => {
                 rep.phase(&format!("clone {stem}"), ccfg.iters as u64);
@@ -626,10 +626,7 @@ pub fn clone_phase(
                         break got;
                     }
                 };
-                for (dst, src) in fresh.params().iter().zip(op.params()) {
-                    crate::ops::elementwise::copy_into(&src.value(), &dst.value())?;
-                }
-                let (ec, et) = operator_equivariance(gpu, &fresh, 7)?;
+                let (ec, et) = operator_equivariance(gpu, &op, 7)?;
                 let r = CloneReport {
                     attempts: attempts as usize,
                     kind,
@@ -641,17 +638,17 @@ pub fn clone_phase(
                     equivariance_true: et,
                     config_hash: h.clone(),
                 };
-                checkpoint::save(&ckpt, &fresh.params(), &expect)?;
+                checkpoint::save(&ckpt, &op.params(), &expect)?;
                 write_json(&meta_path, &r)?;
                 rep.finish(&format!(
                     "clone {stem}: best MSE {:.2e} (relative {:.1e}), equivariance error {:.1e} (true layer {:.1e}), {:.0} s",
                     r.stats.best_loss, r.best_relative_mse, ec, et, r.stats.seconds
                 ));
-                r
+                (r, op)
             }
         };
         clone_reports.push(report);
-        clones.insert(clone_key(kind, d), fresh);
+        clones.insert(clone_key(kind, d), op);
     }
     Ok((clones, clone_reports))
 }
