@@ -1,6 +1,5 @@
 // Cloned-operator kernels (SPEC §2): the coefficient map h(c) = flatten_{j,q}(c_j · M1[j, q]) @ M2 is
-// split into `mix` (the outer product with M1, here) and a matrix product with M2 (matmul.wgsl);
-// Gaussian noise generated on the GPU.
+// split into `mix` (the outer product with M1, here) and a matrix product with M2 (matmul.wgsl).
 
 struct P {
     rows: u32,
@@ -14,14 +13,10 @@ struct P {
 @group(0) @binding(2) var<storage, read> in2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // out[r, j*m + q] = c[r, j] * m1[j, q]      (in1 = c (rows, k2), in2 = m1 (k2, m))
 @compute @workgroup_size(256)
 fn mix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, 256u);
     let w = p.k2 * p.m;
     if t >= p.rows * w { return; }
     let r = t / w;
@@ -33,7 +28,7 @@ fn mix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 // out[r, j] = Σ_q g[r, j*m + q] * m1[j, q]  (in1 = g, in2 = m1)
 @compute @workgroup_size(256)
 fn mix_bwd_c(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, 256u);
     if t >= p.rows * p.k2 { return; }
     let r = t / p.k2;
     let j = t % p.k2;
@@ -47,7 +42,7 @@ fn mix_bwd_c(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 // out[j, q] = Σ_r g[r, j*m + q] * c[r, j]   (in1 = g, in2 = c)
 @compute @workgroup_size(256)
 fn mix_bwd_m1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, 256u);
     let w = p.k2 * p.m;
     if t >= w { return; }
     let j = t / p.m;
@@ -56,29 +51,4 @@ fn mix_bwd_m1(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         s += in1[r * w + t] * in2[r * p.k2 + j];
     }
     out[t] = s;
-}
-
-// Standard normal noise: out[i] = N(0, 1) from a counter-based hash of (seed, i).
-// rows = n, k2 = seed (low 32 bits), m = seed (high 32 bits).
-@group(0) @binding(1) var<storage, read_write> noise: array<f32>;
-
-fn pcg(v: u32) -> u32 {
-    let state = v * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
-}
-
-@compute @workgroup_size(256)
-fn randn(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
-    if t >= p.rows { return; }
-    let pair = t / 2u;
-    let h1 = pcg(pcg(pair ^ pcg(p.k2)) + p.m);
-    let h2 = pcg(h1 ^ 0x9e3779b9u);
-    // Uniforms in (0, 1]: 24 random bits.
-    let u1 = (f32(h1 >> 8u) + 1.0) / 16777216.0;
-    let u2 = f32(h2 >> 8u) / 16777216.0;
-    let rad = sqrt(-2.0 * log(u1));
-    let ang = 6.283185307179586 * u2;
-    noise[t] = select(rad * sin(ang), rad * cos(ang), (t & 1u) == 0u);
 }

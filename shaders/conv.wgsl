@@ -31,10 +31,6 @@ const TX: u32 = 4u;
 const SEG: u32 = TX + K - 1u;
 const WG: u32 = 64u;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
 // in[row + ix] with zero outside [0, w).
 fn load_x(row: u32, ix: i32) -> f32 {
     let inb = ix >= 0 && ix < i32(p.w);
@@ -50,7 +46,7 @@ fn load_x(row: u32, ix: i32) -> f32 {
 
 @compute @workgroup_size(64)
 fn conv_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let xb = t % p.nxb;
     var r = t / p.nxb;
@@ -110,7 +106,7 @@ fn conv_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 
 @compute @workgroup_size(64)
 fn conv_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let ky = t % K;
     var r = t / K;
@@ -168,7 +164,7 @@ fn conv_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 
 @compute @workgroup_size(64)
 fn flip_transpose(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let kk = K * K;
     let kx = t % K;
@@ -182,7 +178,7 @@ fn flip_transpose(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 // outside). p.total = batch · cin·K² · ho·wo. Bindings: 1 = input, 2 = col.
 @compute @workgroup_size(64)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let ohw = p.ho * p.wo;
     let s = t % ohw;
@@ -210,7 +206,7 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
 @compute @workgroup_size(64)
 fn add_channel_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let o = (t / (p.ho * p.wo)) % p.cout;
     cy[t] = cy[t] + cb2[o];
@@ -225,7 +221,7 @@ fn add_channel_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 // p.total = p.cin·K²·p.nob. Bindings: 1 = w, 2 = wv.
 @compute @workgroup_size(64)
 fn wpack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let o = t % p.nob;
     let q = t / p.nob;

@@ -32,18 +32,15 @@ struct P {
 
 const WG: u32 = 256u;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
-fn pixel(img: u32, y: u32, x: u32) -> u32 {
-    let i = img * p.h * p.w + y * p.w + x;
+// Pixel `q` (flat, row-major) of image `img`, unpacked from four u8 per u32.
+fn pixel(img: u32, q: u32) -> u32 {
+    let i = img * p.h * p.w + q;
     return (images[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
 }
 
 @compute @workgroup_size(256)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     let ss = p.s * p.s;
     let b = i / ss;
@@ -64,16 +61,11 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         if a >= 0 && a < i32(p.h) && c >= 0 && c < i32(p.w) {
             let ua = u32(a);
             let uc = u32(c);
-            let n1 = p.h - 1u;
-            var sy = ua;
-            var sx = uc;
-            switch rec.y {
-                case 1u: { sy = uc; sx = n1 - ua; }
-                case 2u: { sy = n1 - ua; sx = n1 - uc; }
-                case 3u: { sy = n1 - uc; sx = ua; }
-                default: {}
+            var q = ua * p.w + uc;
+            if rec.y > 0u && rec.y < 4u {
+                q = rot_src(rec.y, ua, uc, p.h); // rotated digits are square
             }
-            v = pixel(rec.x, sy, sx);
+            v = pixel(rec.x, q);
         }
     }
     out[i] = lut[v];

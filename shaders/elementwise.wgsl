@@ -21,14 +21,10 @@ struct P {
 
 const WG: u32 = 256u;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
 // out = alpha * x + beta * y
 @compute @workgroup_size(256)
 fn axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     out3[i] = p.alpha * x[i] + p.beta * y[i];
 }
@@ -36,7 +32,7 @@ fn axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 // out = alpha * x * y
 @compute @workgroup_size(256)
 fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     out3[i] = p.alpha * x[i] * y[i];
 }
@@ -44,7 +40,7 @@ fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
 // out = alpha * x + beta
 @compute @workgroup_size(256)
 fn affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     out2[i] = p.alpha * x[i] + p.beta;
 }
@@ -52,7 +48,7 @@ fn affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 // out = max(x, 0)
 @compute @workgroup_size(256)
 fn relu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     out2[i] = max(x[i], 0.0);
 }
@@ -60,7 +56,7 @@ fn relu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 // out = g where the forward output y > 0, else 0 (x = g, y = the ReLU output)
 @compute @workgroup_size(256)
 fn relu_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     out3[i] = select(0.0, x[i], y[i] > 0.0);
 }
@@ -68,7 +64,7 @@ fn relu_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // out = x * s where s = y[0] (a scalar held on the GPU)
 @compute @workgroup_size(256)
 fn scale_by(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     out3[i] = p.alpha * x[i] * y[0];
 }
@@ -76,7 +72,7 @@ fn scale_by(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // buffer = alpha
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     inplace[i] = p.alpha;
 }
@@ -85,7 +81,7 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(2) var<storage, read> src2: array<f32>;
 @compute @workgroup_size(256)
 fn acc(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     inplace[i] = inplace[i] + p.alpha * src2[i];
 }
@@ -101,7 +97,7 @@ fn hash32(v: u32) -> u32 {
 
 @compute @workgroup_size(256)
 fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
     let h = hash32(i ^ hash32(p._pad));
     let keep = f32(h >> 8u) / 16777216.0 >= p.alpha;

@@ -1,8 +1,8 @@
 // C4 filter transforms (SPEC §1) and their adjoints. rot90(A)[a, b] = A[b, n-1-a] (numpy rot90,
-// counter-clockwise); rot_src(r, a, b) is the source index of rot90^r(A)[a, b] in A.
+// counter-clockwise); rot_src(r, a, b, p.k) is the source index of rot90^r(A)[a, b] in A.
 //
-//   lift: TW[o*4 + r, i, a, b]       = W[o, i, rot_src(r, a, b)]                  W (Co, Ci, k, k)
-//   p4:   TW[o*4 + r, i*4 + s, a, b] = W[o, i, (s - r) mod 4, rot_src(r, a, b)]   W (Co, Ci, 4, k, k)
+//   lift: TW[o*4 + r, i, a, b]       = W[o, i, rot_src(r, a, b, p.k)]                  W (Co, Ci, k, k)
+//   p4:   TW[o*4 + r, i*4 + s, a, b] = W[o, i, (s - r) mod 4, rot_src(r, a, b, p.k)]   W (Co, Ci, 4, k, k)
 //
 // The adjoints (the backward rules) gather: each dW entry sums, in the fixed order r = 0..3, the four
 // dTW entries it was copied to, so there are no atomics and the result is deterministic.
@@ -20,24 +20,9 @@ struct P {
 
 const WG: u32 = 64u;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
-// Flat index (within a k×k plane) of the source of rot90^r(A)[a, b].
-fn rot_src(r: u32, a: u32, b: u32) -> u32 {
-    let n1 = p.k - 1u;
-    switch r {
-        case 0u: { return a * p.k + b; }
-        case 1u: { return b * p.k + (n1 - a); }
-        case 2u: { return (n1 - a) * p.k + (n1 - b); }
-        default: { return (n1 - b) * p.k + a; }
-    }
-}
-
 @compute @workgroup_size(64)
 fn lift_filter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let kk = p.k * p.k;
     let b = t % p.k;
@@ -45,12 +30,12 @@ fn lift_filter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let i = (t / kk) % p.cin;
     let r = (t / (kk * p.cin)) % 4u;
     let o = t / (kk * p.cin * 4u);
-    dst[t] = src[(o * p.cin + i) * kk + rot_src(r, a, b)];
+    dst[t] = src[(o * p.cin + i) * kk + rot_src(r, a, b, p.k)];
 }
 
 @compute @workgroup_size(64)
 fn lift_filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let kk = p.k * p.k;
     let d = t % p.k;
@@ -59,15 +44,15 @@ fn lift_filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let o = t / (kk * p.cin);
     var s = 0.0;
     for (var r = 0u; r < 4u; r += 1u) {
-        // The (a, b) with rot_src(r, a, b) = (c, d) is rot_src((4 - r) mod 4, c, d).
-        s += src[((o * 4u + r) * p.cin + i) * kk + rot_src((4u - r) % 4u, c, d)];
+        // The (a, b) with rot_src(r, a, b, p.k) = (c, d) is rot_src((4 - r) mod 4, c, d, p.k).
+        s += src[((o * 4u + r) * p.cin + i) * kk + rot_src((4u - r) % 4u, c, d, p.k)];
     }
     dst[t] = s;
 }
 
 @compute @workgroup_size(64)
 fn p4_filter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let kk = p.k * p.k;
     let b = t % p.k;
@@ -77,12 +62,12 @@ fn p4_filter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let r = (t / (kk * 4u * p.cin)) % 4u;
     let o = t / (kk * 16u * p.cin);
     let tt = (s + 4u - r) % 4u;
-    dst[t] = src[((o * p.cin + i) * 4u + tt) * kk + rot_src(r, a, b)];
+    dst[t] = src[((o * p.cin + i) * 4u + tt) * kk + rot_src(r, a, b, p.k)];
 }
 
 @compute @workgroup_size(64)
 fn p4_filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let kk = p.k * p.k;
     let d = t % p.k;
@@ -93,7 +78,7 @@ fn p4_filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     var acc = 0.0;
     for (var r = 0u; r < 4u; r += 1u) {
         let s = (tt + r) % 4u;
-        acc += src[((o * 4u + r) * p.cin * 4u + i * 4u + s) * kk + rot_src((4u - r) % 4u, c, d)];
+        acc += src[((o * 4u + r) * p.cin * 4u + i * 4u + s) * kk + rot_src((4u - r) % 4u, c, d, p.k)];
     }
     dst[t] = acc;
 }

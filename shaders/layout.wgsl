@@ -17,14 +17,10 @@ struct P {
 @group(0) @binding(2) var<storage, read_write> dst4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // dst4[z, r, c4] = (src(z, r, 4c4 .. 4c4+3)), zero past `cols`.
 @compute @workgroup_size(256)
 fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, 256u);
     if t >= p.batch * p.rows * p.n4 { return; }
     let c4 = t % p.n4;
     let r = (t / p.n4) % p.rows;
@@ -47,7 +43,7 @@ fn pack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 // dst[z, r, c] = src[z, r, c] from rows padded to 4*n4.
 @compute @workgroup_size(256)
 fn unpack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, 256u);
     if t >= p.batch * p.rows * p.cols { return; }
     let col = t % p.cols;
     let zr = t / p.cols;
@@ -58,7 +54,7 @@ fn unpack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 // Here rows = B, cols = C, n4 = D, batch = A.
 @compute @workgroup_size(256)
 fn swap12(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, 256u);
     let total = p.batch * p.rows * p.cols * p.n4;
     if t >= total { return; }
     let d = t % p.n4;

@@ -23,13 +23,9 @@ struct P {
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 @compute @workgroup_size(256)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, 256u);
     if i >= p.n { return; }
     var w = param[i];
     var g = grad[i] * clip[0];
@@ -49,7 +45,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 // SGD with momentum (PyTorch semantics: no dampening; the buffer starts as the first gradient).
 @compute @workgroup_size(256)
 fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = idx(gid, nwg);
+    let i = idx(gid, nwg, 256u);
     if i >= p.n { return; }
     let w = param[i];
     let g = grad[i] * clip[0] + p.wd * w;

@@ -32,14 +32,10 @@ struct P {
 
 const WG: u32 = 64u;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
 // ---- spatial max pool k×k stride s: x (N, H, W) → out, arg (N, Ho, Wo) ----
 @compute @workgroup_size(64)
 fn maxpool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let ox = t % p.wo;
     let oy = (t / p.wo) % p.ho;
@@ -70,7 +66,7 @@ fn win_lo(y: u32) -> u32 {
 // dx[pl, y, x] = Σ over windows containing (y, x) whose arg-max is (y, x) of g.
 @compute @workgroup_size(64)
 fn maxpool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let xx = t % p.w;
     let yy = (t / p.w) % p.h;
@@ -95,7 +91,7 @@ fn maxpool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 // ---- spatial average pool k×k stride s ----
 @compute @workgroup_size(64)
 fn avgpool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let ox = t % p.wo;
     let oy = (t / p.wo) % p.ho;
@@ -113,7 +109,7 @@ fn avgpool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 // dx[pl, y, x] = alpha · Σ over windows containing (y, x) of g. Bindings: 1 = g, 2 = dx.
 @compute @workgroup_size(64)
 fn avgpool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let xx = t % p.w;
     let yy = (t / p.w) % p.h;
@@ -132,7 +128,7 @@ fn avgpool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 // ---- rotation pooling: x (outer, 4, plane) → out (outer, plane); p.planes = outer, p.h = plane ----
 @compute @workgroup_size(64)
 fn rotpool_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let q = t % p.h;
     let o = t / p.h;
@@ -146,7 +142,7 @@ fn rotpool_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 
 @compute @workgroup_size(64)
 fn rotpool_mean(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let q = t % p.h;
     let o = t / p.h;
@@ -157,7 +153,7 @@ fn rotpool_mean(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // dx[o, r, q] = g[o, q] if r is the first arg-max of x[o, :, q], else 0. Bindings: 1 = g, 2 = x, 3 = dx.
 @compute @workgroup_size(64)
 fn rotpool_max_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let q = t % p.h;
     let r = (t / p.h) % 4u;
@@ -179,7 +175,7 @@ fn rotpool_max_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 // Bindings: 1 = g, 2 = dx. p.h = plane, p.k = the length of the pooled axis.
 @compute @workgroup_size(64)
 fn spread(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let q = t % p.h;
     let o = t / (p.k * p.h);
@@ -189,7 +185,7 @@ fn spread(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 // ---- global mean: x (rows, n) → out (rows); p.planes = rows, p.k = n, 4 partial sums, fixed order ----
 @compute @workgroup_size(64)
 fn global_mean(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let base = t * p.k;
     var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;

@@ -16,14 +16,10 @@ struct P {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // out[o, j] = alpha * sum_k x[o, k, j]; one invocation per output, 4 partial sums for ILP.
 @compute @workgroup_size(256)
 fn sum_axis(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, 256u);
     if t >= p.outer * p.inner { return; }
     let o = t / p.inner;
     let j = t % p.inner;
@@ -45,7 +41,7 @@ fn sum_axis(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // out[o, k, j] = alpha * x[o, j]: the backward of sum_axis.
 @compute @workgroup_size(256)
 fn broadcast_axis(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, 256u);
     if t >= p.outer * p.n * p.inner { return; }
     let j = t % p.inner;
     let o = t / (p.n * p.inner);

@@ -1,8 +1,8 @@
 // Image and feature-map transforms (gathers; each is a permutation or a zero-filled shift, so each
 // adjoint is the same kernel with the inverse parameters).
 //
-//   rot90:  out[pl, a, b] = x[pl, rot_src(r, a, b)]       square planes, rot90(A)[a, b] = A[b, n-1-a]
-//   c4_act: out[o, s, a, b] = x[o, (s - r) mod 4, rot_src(r, a, b)]   the C4 action g^r on P4 maps
+//   rot90:  out[pl, a, b] = x[pl, rot_src(r, a, b, n)]       square planes, rot90(A)[a, b] = A[b, n-1-a]
+//   c4_act: out[o, s, a, b] = x[o, (s - r) mod 4, rot_src(r, a, b, n)]   the C4 action g^r on P4 maps
 //   shift:  out[pl, y, x] = x[pl, y - oy, x - ox], zero outside; output planes ho × wo (translation,
 //           padding onto a larger canvas, or cropping, by the choice of sizes and signed offsets)
 
@@ -27,23 +27,9 @@ struct P {
 
 const WG: u32 = 64u;
 
-fn idx(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
-fn rot_src(r: u32, a: u32, b: u32, n: u32) -> u32 {
-    let n1 = n - 1u;
-    switch r {
-        case 0u: { return a * n + b; }
-        case 1u: { return b * n + (n1 - a); }
-        case 2u: { return (n1 - a) * n + (n1 - b); }
-        default: { return (n1 - b) * n + a; }
-    }
-}
-
 @compute @workgroup_size(64)
 fn rot90(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let n = p.h;
     let nn = n * n;
@@ -54,7 +40,7 @@ fn rot90(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 
 @compute @workgroup_size(64)
 fn c4_act(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let n = p.h;
     let nn = n * n;
@@ -67,7 +53,7 @@ fn c4_act(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
 @compute @workgroup_size(64)
 fn shift(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg);
+    let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let xx = i32(t % p.wo) - p.ox;
     let yy = i32((t / p.wo) % p.ho) - p.oy;

@@ -1,6 +1,10 @@
 //! A tensor is a shape plus a pooled GPU buffer. Element type f32 by default; u32 for labels and
 //! indices. Cloning a tensor clones a handle, not the data.
+//!
+//! The few kernels the autograd layer itself needs (fill, `t += α·x`, `α·x + β·y`: a gradient seed
+//! and gradient sums) are launched here, below the tape; every other op is in `ops`.
 
+use crate::gpu::shader::ELEMENTWISE;
 use crate::gpu::{Gpu, PooledBuffer};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -94,14 +98,14 @@ impl Tensor {
     /// A tensor filled with zeros.
     pub fn zeros(gpu: &Arc<Gpu>, shape: &[usize]) -> Result<Tensor> {
         let t = Self::empty(gpu, shape)?;
-        crate::ops::elementwise::fill_(&t, 0.0)?;
+        t.fill_(0.0)?;
         Ok(t)
     }
 
     /// A tensor filled with `v`.
     pub fn full(gpu: &Arc<Gpu>, shape: &[usize], v: f32) -> Result<Tensor> {
         let t = Self::empty(gpu, shape)?;
-        crate::ops::elementwise::fill_(&t, v)?;
+        t.fill_(v)?;
         Ok(t)
     }
 
@@ -166,7 +170,7 @@ impl Tensor {
     /// A copy in a new buffer.
     pub fn deep_clone(&self) -> Result<Tensor> {
         let t = Self::empty_typed(self.gpu(), &self.shape, self.dtype)?;
-        crate::ops::elementwise::copy_into(self, &t)?;
+        self.copy_into(&t)?;
         Ok(t)
     }
 
@@ -192,4 +196,83 @@ impl Tensor {
     pub fn same_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.buf, &other.buf)
     }
+
+    // ---- The arithmetic the tape needs (kernels of `shaders/elementwise.wgsl`) ----
+
+    /// Fill in place with `v`.
+    pub fn fill_(&self, v: f32) -> Result<()> {
+        self.gpu()
+            .launch(&ELEMENTWISE, "fill")
+            .params(&elementwise_params(self.numel(), v, 0.0))
+            .write(self.raw())
+            .dispatch_1d(self.numel(), ELEMENTWISE_WG)
+    }
+
+    /// `self += alpha·x` in place.
+    pub fn acc_(&self, x: &Tensor, alpha: f32) -> Result<()> {
+        same_shape("acc", self, x)?;
+        self.gpu()
+            .launch(&ELEMENTWISE, "acc")
+            .params(&elementwise_params(self.numel(), alpha, 0.0))
+            .write(self.raw())
+            .read(x.raw())
+            .dispatch_1d(self.numel(), ELEMENTWISE_WG)
+    }
+
+    /// `alpha·self + beta·y` in a new tensor.
+    pub fn axpby(&self, y: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+        same_shape("axpby", self, y)?;
+        let out = Tensor::empty(self.gpu(), self.shape())?;
+        self.gpu()
+            .launch(&ELEMENTWISE, "axpby")
+            .params(&elementwise_params(self.numel(), alpha, beta))
+            .read(self.raw())
+            .read(y.raw())
+            .write(out.raw())
+            .dispatch_1d(self.numel(), ELEMENTWISE_WG)?;
+        Ok(out)
+    }
+
+    /// Copy into `dst` (same element count): a buffer copy, no kernel.
+    pub fn copy_into(&self, dst: &Tensor) -> Result<()> {
+        if self.numel() != dst.numel() {
+            return Err(Error::shape(
+                "copy",
+                format!("{:?} into {:?}", self.shape(), dst.shape()),
+            ));
+        }
+        self.gpu()
+            .copy_buffer(self.raw(), dst.raw(), self.numel() as u64 * 4)
+    }
+}
+
+/// Invocations per workgroup of the element-wise kernels (`WG` in `elementwise.wgsl`).
+pub(crate) const ELEMENTWISE_WG: u32 = 256;
+
+/// The uniform block of the element-wise kernels: count, alpha, beta.
+pub(crate) fn elementwise_params(n: usize, alpha: f32, beta: f32) -> [u32; 4] {
+    [n as u32, alpha.to_bits(), beta.to_bits(), 0]
+}
+
+/// Fail unless `t` is f32.
+pub(crate) fn expect_f32(op: &'static str, t: &Tensor) -> Result<()> {
+    if t.dtype() != DType::F32 {
+        return Err(Error::shape(
+            op,
+            format!("expected an f32 tensor, got {:?}", t.dtype()),
+        ));
+    }
+    Ok(())
+}
+
+/// Fail unless both shapes are equal and both tensors are f32.
+pub(crate) fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape() != b.shape() {
+        return Err(Error::shape(
+            op,
+            format!("{:?} vs {:?}", a.shape(), b.shape()),
+        ));
+    }
+    expect_f32(op, a)?;
+    expect_f32(op, b)
 }

@@ -6,12 +6,12 @@
 mod common;
 use common::*;
 use std::sync::Arc;
+use symclone::autograd::Tape;
 use symclone::gpu::KernelFamily;
 use symclone::ops::conv::{self, ConvDims};
 use symclone::ops::pool::RotPool;
 use symclone::ops::{gconv, pool, transform};
 use symclone::reference::{self as r, finite_diff, rel_err64, to64};
-use symclone::tape::Tape;
 use symclone::tensor::Tensor;
 use symclone::{Error, Gpu};
 

@@ -492,12 +492,18 @@ fn gpu_batches_equal_the_cpu_reference_bit_for_bit() {
                     b.set_epoch(epoch).unwrap();
                     for step in [0, b.steps() - 1] {
                         let batch = b.batch(step).unwrap();
+                        let samples: Vec<rd::Sample> = b
+                            .batch_samples(step)
+                            .unwrap()
+                            .iter()
+                            .map(|s| (s.index, s.rot, s.dx, s.dy, s.label))
+                            .collect();
                         let (want_i, want_l) = rd::gather(
                             &split.images,
                             SIDE,
                             SIDE,
-                            b.batch_samples(step).unwrap(),
-                            b.canvas(),
+                            &samples,
+                            (b.canvas().size, b.canvas().pad),
                         );
                         let got_i = batch.images.to_vec().unwrap();
                         assert_eq!(

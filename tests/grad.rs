@@ -3,10 +3,10 @@
 
 mod common;
 use common::*;
-use symclone::nn::Param;
+use symclone::autograd::Param;
+use symclone::autograd::Tape;
 use symclone::ops::{elementwise, loss, matmul, reduce};
 use symclone::reference::{self as r, finite_diff, matmul::Dims, rel_err64, to64};
-use symclone::tape::Tape;
 use symclone::tensor::Tensor;
 
 /// Σ w ⊙ f(x): a scalar whose gradient w.r.t. f(x) is w, used to probe backward rules.

@@ -121,10 +121,7 @@ fn matmul_shape_errors_are_errors() {
     ));
     let x = Tensor::zeros(&g, &[3]).unwrap();
     let y = Tensor::zeros(&g, &[4]).unwrap();
-    assert!(matches!(
-        elementwise::axpby(&x, &y, 1.0, 1.0),
-        Err(Error::Shape { .. })
-    ));
+    assert!(matches!(x.axpby(&y, 1.0, 1.0), Err(Error::Shape { .. })));
     assert!(matches!(
         Tensor::from_slice(&g, &[2, 2], &[1.0; 3]),
         Err(Error::Shape { .. })
@@ -162,10 +159,7 @@ fn elementwise_ops_match_reference() {
         let (x6, y6) = (to64(&x), to64(&y));
         assert_close(
             "axpby",
-            &elementwise::axpby(&gx, &gy, 0.5, -2.0)
-                .unwrap()
-                .to_vec()
-                .unwrap(),
+            &gx.axpby(&gy, 0.5, -2.0).unwrap().to_vec().unwrap(),
             &r::elementwise::axpby(&x6, &y6, 0.5, -2.0),
             1e-6,
         );
@@ -209,7 +203,7 @@ fn elementwise_ops_match_reference() {
             1e-6,
         );
         let acc = gx.deep_clone().unwrap();
-        elementwise::acc_(&acc, &gy, 0.5).unwrap();
+        acc.acc_(&gy, 0.5).unwrap();
         assert_close(
             "acc",
             &acc.to_vec().unwrap(),

@@ -3,9 +3,10 @@
 
 mod common;
 use common::*;
-use symclone::nn::{Linear, Optimizer, OptimizerKind, Param};
+use symclone::autograd::Param;
+use symclone::autograd::Tape;
+use symclone::nn::{Linear, Optimizer, OptimizerKind};
 use symclone::ops::loss;
-use symclone::tape::Tape;
 use symclone::tensor::Tensor;
 
 /// Four classes in 8-D: the class is the quadrant of (x0 + x1·x2, x3 − x4·x5), a problem no

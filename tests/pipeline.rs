@@ -180,7 +180,7 @@ fn checkpoints_round_trip_and_refuse_other_configurations() {
         "{e}"
     );
     // A tensor of the wrong shape is refused.
-    let wrong = symclone::nn::Param::new(
+    let wrong = symclone::autograd::Param::new(
         "p46.blocks",
         symclone::tensor::Tensor::zeros(&g, &[9, 16, 35]).unwrap(),
     );
@@ -355,7 +355,7 @@ fn bad_inputs_are_clear_errors() {
         "{e}"
     );
     // A batch of the wrong image size for the model.
-    let mut tape = symclone::tape::Tape::no_grad();
+    let mut tape = symclone::autograd::Tape::no_grad();
     let x = tape.input(symclone::tensor::Tensor::zeros(&g, &[2, 1, 28, 28]).unwrap());
     assert!(m
         .forward(&mut tape, x, false, 0)

@@ -493,10 +493,11 @@ fn e2e_cases(
     rows: &mut Vec<Row>,
     progress: &mut dyn FnMut(&Row),
 ) -> Result<()> {
+    use crate::autograd::Param;
+    use crate::autograd::Tape;
     use crate::clone::{clone_random, CloneConfig, OperatorKind};
-    use crate::nn::{conv::Conv2d, Linear, Optimizer, OptimizerKind, Param};
+    use crate::nn::{conv::Conv2d, Linear, Optimizer, OptimizerKind};
     use crate::ops::{elementwise::relu_t, loss::cross_entropy_t, pool::global_mean_t};
-    use crate::tape::Tape;
     let names = [
         "train step mlp 784-256-256-10 B128 Adam",
         "train step cnn conv 1→32→32 k3 p1, GAP, linear 32→10 B64 Adam",

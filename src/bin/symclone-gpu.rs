@@ -499,10 +499,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             );
             if let Some(p) = json {
                 let json = serde_json::to_string_pretty(&rows).expect("serialisable");
-                symclone::report::write_atomic(p, json.as_bytes())?;
+                symclone::files::write_atomic(p, json.as_bytes())?;
             }
             if let Some(p) = markdown {
-                symclone::report::write_atomic(p, md.as_bytes())?;
+                symclone::files::write_atomic(p, md.as_bytes())?;
             }
         }
         Command::Run { opts, resume } => {

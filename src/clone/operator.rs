@@ -4,11 +4,11 @@
 //! and, for C4 kinds, the learned code transforms T. A filter code c gives coefficients
 //! `h(c) = flatten(c_j · M1[j, q]) @ M2` and the map `x ↦ Σ_b h(c)_b B_b x`.
 
-use crate::nn::Param;
-use crate::ops::{cloned as cl, matmul};
+use crate::autograd::Param;
+use crate::autograd::{Tape, Var};
+use crate::ops::{cloned as cl, conv, layout, matmul, reduce};
 use crate::reference::cloned::rot90_r;
 use crate::rng::Rng;
-use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 use std::sync::Arc;
@@ -327,12 +327,12 @@ pub fn per_filter_apply(
     let xin = match kind {
         OperatorKind::Z2 => x,
         OperatorKind::Lift => {
-            let x4 = cl::repeat_t(tape, x, 1, 4)?; // (F, 4, n_in·bs)
+            let x4 = reduce::repeat_t(tape, x, 1, 4)?; // (F, 4, n_in·bs)
             tape.reshape(x4, &[f * 4, n_in, bs])?
         }
         OperatorKind::P4 => {
             let x = tape.reshape(x, &[f, 4 * n_in * bs])?;
-            let x4 = cl::repeat_t(tape, x, 1, 4)?; // (F, 4r, 4s·n_in·bs)
+            let x4 = reduce::repeat_t(tape, x, 1, 4)?; // (F, 4r, 4s·n_in·bs)
             tape.reshape(x4, &[f * 16, n_in, bs])?
         }
     };
@@ -456,7 +456,7 @@ impl ClonedConv {
         let hm = if rp == 1 {
             tape.reshape(h, &[self.cout, self.cin * nb])?
         } else {
-            let sw = cl::swap12_t(tape, h, [self.cout, self.cin, 4, s * nb])?; // (o, r, i, s·nb)
+            let sw = layout::swap12_t(tape, h, [self.cout, self.cin, 4, s * nb])?; // (o, r, i, s·nb)
             tape.reshape(sw, &[self.cout * 4, self.cin * s * nb])?
         };
         let y = matmul::matmul_t(tape, hm, z, false, false, None, false)?; // (B, Cout·R', n_out)
@@ -468,7 +468,7 @@ impl ClonedConv {
         };
         let y = tape.reshape(y, &shape)?;
         let bias = tape.param(&self.bias);
-        cl::channel_bias_t(tape, y, bias)
+        conv::channel_bias_t(tape, y, bias)
     }
 
     /// The layer's own parameters (filters and bias), without the operator's.

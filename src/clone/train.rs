@@ -3,10 +3,10 @@
 //! 0.01, global gradient-norm clipping at 1.0 and one optimiser step every `accum` iterations.
 
 use super::operator::{shift_blocks, true_dense, true_per_filter, ClonedOperator, OperatorKind, K};
+use crate::autograd::{Tape, Var};
 use crate::nn::{Optimizer, OptimizerKind};
-use crate::ops::{cloned as cl, elementwise, loss, reduce};
+use crate::ops::{elementwise, loss, random, reduce};
 use crate::rng::Rng;
-use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 use std::sync::Arc;
@@ -130,7 +130,7 @@ pub fn filters_per_chunk(gpu: &Gpu, cfg: &CloneConfig) -> usize {
 fn fit(
     gpu: &Gpu,
     cfg: &CloneConfig,
-    params: &[crate::nn::Param],
+    params: &[crate::autograd::Param],
     rng: &mut Rng,
     sample: Sample,
     log_every: usize,
@@ -167,13 +167,13 @@ fn fit(
             )?;
             match &target_ms {
                 None => target_ms = Some(ms),
-                Some(t) => elementwise::acc_(t, &ms, 1.0)?,
+                Some(t) => t.acc_(&ms, 1.0)?,
             }
             let tv = tape.input(target);
             let l = loss::mse_t(&mut tape, y, tv)?;
             match &window {
                 None => window = Some(elementwise::affine(tape.value(l), share, 0.0)?),
-                Some(w) => elementwise::acc_(w, tape.value(l), share)?,
+                Some(w) => w.acc_(tape.value(l), share)?,
             }
             let scaled = elementwise::scale_t(&mut tape, l, share / cfg.accum as f32)?;
             tape.backward(scaled)?;
@@ -280,7 +280,7 @@ pub fn clone_random(
                 target,
             ));
         }
-        let xt = cl::randn(gpu, &[f, planes * n_in, cfg.batch], rng.next_u64())?;
+        let xt = random::randn(gpu, &[f, planes * n_in, cfg.batch], rng.next_u64())?;
         student_and_target(gpu, tape, &op, &shifts, &codes, xt)
     };
     let stats = fit(
@@ -357,7 +357,7 @@ pub fn clone_lift_p4(
             }
             (a, b)
         };
-        let xt = cl::randn(gpu, &[f, n_in, cfg.batch], rng.next_u64())?;
+        let xt = random::randn(gpu, &[f, n_in, cfg.batch], rng.next_u64())?;
         let mid = true_output(gpu, OperatorKind::Lift, cfg.d, &s1, &c1, &xt)?.reshape(&[
             f,
             4 * n_mid,

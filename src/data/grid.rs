@@ -1,9 +1,7 @@
 //! A picture of what the model sees: a grid of batch inputs, each upscaled with its label drawn
-//! underneath in a small bitmap font, written as an 8-bit grey PNG (to a temporary name, then
-//! renamed).
+//! underneath in a small bitmap font, as an 8-bit grey image ([`crate::files::write_png`] writes it).
 
-use crate::{Error, Result};
-use std::path::Path;
+use crate::files::Gray;
 
 /// 3×5 bitmaps of the digits 0–9, one row per 3 bits (MSB left).
 const FONT: [[u8; 5]; 10] = [
@@ -23,13 +21,6 @@ const TEXT: usize = 2; // font scale
 const STRIP: usize = 5 * TEXT + 4;
 const BORDER: u8 = 90;
 const STRIP_BG: u8 = 40;
-
-/// A grey image.
-pub struct Gray {
-    pub width: usize,
-    pub height: usize,
-    pub pixels: Vec<u8>,
-}
 
 /// Lay out `labels.len()` images of `side × side` (f32 in [0, 1], image after image) in rows of
 /// `cols`, each upscaled `zoom` times with its label under it.
@@ -80,23 +71,4 @@ pub fn render(images: &[f32], labels: &[u32], side: usize, cols: usize, zoom: us
         height,
         pixels: px,
     }
-}
-
-pub use crate::report::write_atomic;
-
-/// Encode a grey image as PNG and write it atomically.
-pub fn write_png(path: &Path, img: &Gray) -> Result<()> {
-    let mut bytes = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut bytes, img.width as u32, img.height as u32);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::Eight);
-        let err = |e: png::EncodingError| Error::Data {
-            path: path.display().to_string(),
-            msg: format!("encoding PNG: {e}"),
-        };
-        let mut w = enc.write_header().map_err(err)?;
-        w.write_image_data(&img.pixels).map_err(err)?;
-    }
-    write_atomic(path, &bytes)
 }

@@ -403,7 +403,7 @@ pub fn write_grids(
             let zoom = if side < 40 { 3 } else { 2 };
             let img = grid::render(&images, &labels, side, cols, zoom);
             let png = out.join(format!("{}-{}.png", task.name(), part.name()));
-            grid::write_png(&png, &img)?;
+            crate::files::write_png(&png, &img)?;
             let text: String = labels
                 .chunks(cols)
                 .map(|r| {
@@ -412,7 +412,7 @@ pub fn write_grids(
                 })
                 .collect();
             let txt = out.join(format!("{}-{}-labels.txt", task.name(), part.name()));
-            grid::write_atomic(&txt, text.as_bytes())?;
+            crate::files::write_atomic(&txt, text.as_bytes())?;
             written.push(png);
             written.push(txt);
         }

@@ -1,4 +1,5 @@
-//! WGSL sources, compile-time specialisation of `const` values, and naga validation.
+//! WGSL sources (every family of `shaders/`, each behind `shaders/common.wgsl`), compile-time
+//! specialisation of `const` values, and naga validation.
 
 use crate::{Error, Result};
 
@@ -8,6 +9,52 @@ pub struct Shader {
     pub name: &'static str,
     pub src: &'static str,
 }
+
+/// A family's source with the shared helpers of `shaders/common.wgsl` in front of it.
+macro_rules! family {
+    ($name:literal) => {
+        Shader {
+            name: $name,
+            src: concat!(
+                include_str!("../../shaders/common.wgsl"),
+                include_str!(concat!("../../shaders/", $name, ".wgsl"))
+            ),
+        }
+    };
+}
+
+pub static ELEMENTWISE: Shader = family!("elementwise");
+pub static REDUCE: Shader = family!("reduce");
+pub static MATMUL: Shader = family!("matmul");
+pub static LAYOUT: Shader = family!("layout");
+pub static LOSS: Shader = family!("loss");
+pub static OPTIM: Shader = family!("optim");
+pub static CONV: Shader = family!("conv");
+pub static GCONV: Shader = family!("gconv");
+pub static POOL: Shader = family!("pool");
+pub static TRANSFORM: Shader = family!("transform");
+pub static DATA: Shader = family!("data");
+pub static CLONED: Shader = family!("cloned");
+pub static RANDOM: Shader = family!("random");
+pub static KL: Shader = family!("kl");
+
+/// Every family, for the tests that validate and translate them all.
+pub static FAMILIES: [&Shader; 14] = [
+    &ELEMENTWISE,
+    &REDUCE,
+    &MATMUL,
+    &LAYOUT,
+    &LOSS,
+    &OPTIM,
+    &CONV,
+    &GCONV,
+    &POOL,
+    &TRANSFORM,
+    &DATA,
+    &CLONED,
+    &RANDOM,
+    &KL,
+];
 
 /// Replace the value of each `const NAME: u32 = ...;` declaration in `src`.
 /// Every named constant must exist in the source.

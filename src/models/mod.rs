@@ -2,12 +2,13 @@
 //! `faux-cnn`, `faux-cnn-kl`. A network is a feature stack (convolutions, group convolutions or
 //! cloned layers, each followed by ReLU, with 2×2 max pools) and a head.
 
+use crate::autograd::Param;
+use crate::autograd::{Tape, Var};
 use crate::clone::{ClonedConv, ClonedOperator, OperatorKind};
 use crate::nn::conv::{Conv2d, GroupConvC4, LiftC4};
-use crate::nn::{Linear, Param};
+use crate::nn::Linear;
 use crate::ops::{elementwise, kl, pool};
 use crate::rng::Rng;
-use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 use std::collections::BTreeMap;

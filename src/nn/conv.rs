@@ -2,10 +2,10 @@
 //! Initialisation (SPEC §4): filters and biases uniform on ±1/√(Cin·k²) (the 4 rotation planes of a
 //! P4 input are not counted in the fan-in).
 
-use super::Param;
+use crate::autograd::Param;
+use crate::autograd::{Tape, Var};
 use crate::ops::{conv, gconv};
 use crate::rng::Rng;
-use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 use std::sync::Arc;

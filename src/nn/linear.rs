@@ -1,9 +1,9 @@
 //! A fully connected layer `y = x Wᵀ + b` (PyTorch layout and default initialisation).
 
-use super::Param;
+use crate::autograd::Param;
+use crate::autograd::{Tape, Var};
 use crate::ops::matmul::{self, Epilogue};
 use crate::rng::Rng;
-use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Gpu, Result};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! gradient-norm clipping computed on the GPU. `step` does not clear gradients, so gradients can be
 //! accumulated over several backward passes; call `zero_grad` after stepping.
 
-use super::Param;
+use crate::autograd::Param;
 use crate::ops::optim::{self as kernels, AdamStep};
 use crate::tensor::Tensor;
 use crate::Result;

@@ -1,8 +1,8 @@
-//! Cloned-operator ops (SPEC §2): the coefficient map's outer product with M1, per-channel bias,
-//! axis swaps and repeats on the tape, and Gaussian noise generated on the GPU.
+//! Cloned-operator ops (SPEC §2): the coefficient map's outer product with M1 (the product with M2
+//! is the matrix product), forward and backward.
 
-use super::{conv, expect_f32, reduce, CLONED, LAYOUT};
-use crate::tape::{Tape, Var};
+use super::{expect_f32, CLONED};
+use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -81,77 +81,4 @@ pub fn mix_t(tape: &mut Tape, c: Var, m1: Var) -> Result<Var> {
             Ok(vec![dc, dm])
         }),
     ))
-}
-
-/// `y[b, c, …] = x[b, c, …] + bias[c]` for x of shape (B, C, …), taped; the bias gradient sums
-/// over the batch and the trailing axes.
-pub fn channel_bias_t(tape: &mut Tape, x: Var, bias: Var) -> Result<Var> {
-    let out = tape.value(x).deep_clone()?;
-    conv::add_channel_bias_(&out, tape.value(bias))?;
-    Ok(tape.push(
-        out,
-        &[x, bias],
-        Box::new(move |g, need| {
-            let db = if need[1] {
-                Some(conv::conv2d_bias_grad(g)?)
-            } else {
-                None
-            };
-            Ok(vec![Some(g.clone()), db])
-        }),
-    ))
-}
-
-/// Swap the two middle axes of a tensor viewed as (a, b, c, d): result (a, c, b, d).
-pub fn swap12(x: &Tensor, dims: [usize; 4]) -> Result<Tensor> {
-    expect_f32("swap12", x)?;
-    let [a, b, c, d] = dims;
-    if a * b * c * d != x.numel() {
-        return Err(Error::shape(
-            "swap12",
-            format!("{:?} is not {dims:?}", x.shape()),
-        ));
-    }
-    let out = Tensor::empty(x.gpu(), &[a, c, b, d])?;
-    x.gpu()
-        .launch(&LAYOUT, "swap12")
-        .params(&[b as u32, c as u32, d as u32, 0, a as u32, 0, 0, 0])
-        .read(x.raw())
-        .write(out.raw())
-        .dispatch_1d(x.numel(), 256)?;
-    Ok(out)
-}
-
-/// Taped `swap12`.
-pub fn swap12_t(tape: &mut Tape, x: Var, dims: [usize; 4]) -> Result<Var> {
-    let xs = tape.value(x).shape().to_vec();
-    let out = swap12(tape.value(x), dims)?;
-    let [a, b, c, d] = dims;
-    Ok(tape.push(
-        out,
-        &[x],
-        Box::new(move |g, _| Ok(vec![Some(swap12(g, [a, c, b, d])?.reshape(&xs)?)])),
-    ))
-}
-
-/// Taped repetition along a new axis: `broadcast_axis` forward, `sum_axis` backward.
-pub fn repeat_t(tape: &mut Tape, x: Var, axis: usize, n: usize) -> Result<Var> {
-    let out = reduce::broadcast_axis(tape.value(x), axis, n, 1.0)?;
-    Ok(tape.push(
-        out,
-        &[x],
-        Box::new(move |g, _| Ok(vec![Some(reduce::sum_axis(g, axis)?)])),
-    ))
-}
-
-/// A tensor of independent standard normal draws from a counter-based generator: the same
-/// (seed, shape) gives the same values on any adapter with IEEE-conforming `log`, `sin`, `cos`.
-pub fn randn(gpu: &std::sync::Arc<crate::Gpu>, shape: &[usize], seed: u64) -> Result<Tensor> {
-    let out = Tensor::empty(gpu, shape)?;
-    let n = out.numel();
-    gpu.launch(&CLONED, "randn")
-        .params(&[n as u32, seed as u32, (seed >> 32) as u32, 0])
-        .write(out.raw())
-        .dispatch_1d(n, 256)?;
-    Ok(out)
 }

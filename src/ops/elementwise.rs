@@ -1,15 +1,12 @@
-//! Element-wise ops: add, sub, mul, scale, ReLU, fill, copy.
+//! Element-wise ops: mul, affine, ReLU, scaling by a GPU scalar, dropout. Fill, in-place
+//! accumulation, `α·x + β·y` and copies, which the tape itself needs, are [`Tensor`] methods
+//! (`fill_`, `acc_`, `axpby`, `copy_into`) launching kernels of the same shader family.
 
 use super::{same_shape, ELEMENTWISE};
-use crate::tape::{Tape, Var};
+use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
+use crate::tensor::{elementwise_params as params, ELEMENTWISE_WG as WG};
 use crate::Result;
-
-const WG: u32 = 256;
-
-fn params(n: usize, alpha: f32, beta: f32) -> [u32; 4] {
-    [n as u32, alpha.to_bits(), beta.to_bits(), 0]
-}
 
 fn binary(entry: &str, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), x.shape())?;
@@ -33,12 +30,6 @@ fn unary(entry: &str, x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
         .write(out.raw())
         .dispatch_1d(x.numel(), WG)?;
     Ok(out)
-}
-
-/// `alpha·x + beta·y`.
-pub fn axpby(x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
-    same_shape("axpby", x, y)?;
-    binary("axpby", x, y, alpha, beta)
 }
 
 /// `alpha·x·y` element-wise.
@@ -73,38 +64,6 @@ pub fn scale_by(x: &Tensor, s: &Tensor, alpha: f32) -> Result<Tensor> {
         ));
     }
     binary("scale_by", x, s, alpha, 0.0)
-}
-
-/// Fill in place.
-pub fn fill_(t: &Tensor, v: f32) -> Result<()> {
-    t.gpu()
-        .launch(&ELEMENTWISE, "fill")
-        .params(&params(t.numel(), v, 0.0))
-        .write(t.raw())
-        .dispatch_1d(t.numel(), WG)
-}
-
-/// `t += alpha·x` in place.
-pub fn acc_(t: &Tensor, x: &Tensor, alpha: f32) -> Result<()> {
-    same_shape("acc", t, x)?;
-    t.gpu()
-        .launch(&ELEMENTWISE, "acc")
-        .params(&params(t.numel(), alpha, 0.0))
-        .write(t.raw())
-        .read(x.raw())
-        .dispatch_1d(t.numel(), WG)
-}
-
-/// Copy `src` into `dst` (same element count).
-pub fn copy_into(src: &Tensor, dst: &Tensor) -> Result<()> {
-    if src.numel() != dst.numel() {
-        return Err(crate::Error::shape(
-            "copy",
-            format!("{:?} into {:?}", src.shape(), dst.shape()),
-        ));
-    }
-    src.gpu()
-        .copy_buffer(src.raw(), dst.raw(), src.numel() as u64 * 4)
 }
 
 /// Inverted dropout: zero each element with probability `p` (mask from `seed` and the index),
@@ -145,7 +104,7 @@ pub fn sub_t(tape: &mut Tape, a: Var, b: Var) -> Result<Var> {
 
 /// `alpha·a + beta·b`.
 pub fn lin_comb_t(tape: &mut Tape, a: Var, b: Var, alpha: f32, beta: f32) -> Result<Var> {
-    let out = axpby(tape.value(a), tape.value(b), alpha, beta)?;
+    let out = tape.value(a).axpby(tape.value(b), alpha, beta)?;
     Ok(tape.push(
         out,
         &[a, b],

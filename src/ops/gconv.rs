@@ -8,7 +8,7 @@
 
 use super::conv::{conv2d, conv2d_t};
 use super::{expect_f32, reduce, GCONV};
-use crate::tape::{Tape, Var};
+use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 

@@ -2,7 +2,7 @@
 //! `mean over elements of p_new (log p_new − log p_init)`, `p = softmax` along one axis.
 
 use super::{elementwise, reduce, same_shape, KL};
-use crate::tape::{Tape, Var};
+use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 

@@ -2,7 +2,7 @@
 //! correct predictions (arg-max == label), all on the GPU.
 
 use super::{elementwise, expect_f32, reduce, same_shape, LOSS};
-use crate::tape::{Tape, Var};
+use crate::autograd::{Tape, Var};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
@@ -89,7 +89,7 @@ pub fn correct_count(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
 /// Mean squared error `mean((a - b)²)` as a one-element tensor.
 pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape("mse", a, b)?;
-    let d = elementwise::axpby(a, b, 1.0, -1.0)?;
+    let d = a.axpby(b, 1.0, -1.0)?;
     elementwise::affine(&reduce::sumsq_all(&d)?, 1.0 / a.numel().max(1) as f32, 0.0)
 }
 
@@ -102,7 +102,7 @@ pub fn mse_t(tape: &mut Tape, a: Var, b: Var) -> Result<Var> {
         out,
         &[a, b],
         Box::new(move |g, need| {
-            let d = elementwise::axpby(&av, &bv, 1.0, -1.0)?;
+            let d = av.axpby(&bv, 1.0, -1.0)?;
             let da = elementwise::scale_by(&d, g, 2.0 / n)?;
             let db = if need[1] {
                 Some(elementwise::affine(&da, -1.0, 0.0)?)

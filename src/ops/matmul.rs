@@ -6,128 +6,11 @@
 //! zero-padded vec4 rows only when it is transposed or N is not a multiple of 4; C likewise.
 
 use super::{elementwise, expect_f32, reduce, LAYOUT, MATMUL};
-use crate::gpu::{KernelFamily, Shader};
-use crate::tape::{Tape, Var};
+use crate::autograd::{Tape, Var};
+use crate::gpu::codegen::{self, effective_reg_tile, Generated, REG_WORKGROUP};
+use crate::gpu::KernelFamily;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
-/// Register-tile shapes (rows, vec4 columns) the launcher may use (`--reg-tile`); the shader test
-/// validates the loop form of each, the unit test below the generated form.
-pub const REG_TILES: &[(u32, u32)] = &[
-    (4, 2),
-    (8, 2),
-    (8, 4),
-    (16, 4),
-    (16, 8),
-    (16, 12),
-    (24, 8),
-    (32, 4),
-    (32, 8),
-];
-
-/// The default register tile (rows, vec4 columns), chosen by `symclone-gpu bench` on lavapipe
-/// (1024³: 4×2 8.8 GFLOP/s, 16×8 ≈ 25–27, 32×8 ≈ 28–30; see BENCHMARKS.md).
-pub const DEFAULT_REG_TILE: (u32, u32) = (32, 8);
-
-/// Invocations per workgroup of `mm_reg` (along the columns; a workgroup owns one row block).
-pub const REG_WORKGROUP: u32 = 8;
-
-/// The marker in `shaders/matmul.wgsl` where the shared prelude (parameters, bindings, epilogue)
-/// ends; the generated register kernel is appended to the prelude.
-const REG_MARKER: &str = "// ---- Register-tiled";
-
-/// The register tile actually run for an M × n4 product: the configured tile, shrunk (to a power
-/// of two) where the matrix is smaller than one workgroup's block, so small or thin products do not
-/// compute dozens of clamped duplicate columns. Returns (rows, vec4 columns).
-fn effective_reg_tile((tm, tn): (u32, u32), m: u32, n4: u32) -> (u32, u32) {
-    let tm = tm.min(m.max(1).next_power_of_two());
-    let tn = tn.min(n4.div_ceil(REG_WORKGROUP).max(1).next_power_of_two());
-    (tm, tn)
-}
-
-/// The WGSL of `mm_reg` fully unrolled for a `tm` × `tn` register tile.
-///
-/// The loop form in `shaders/matmul.wgsl` keeps its accumulators in a dynamically indexed
-/// function-scope array; lavapipe leaves such arrays in memory (every update a load, a blend and a
-/// store through an address computed per iteration). Here every accumulator is its own `vec4`
-/// variable and every index a literal, so LLVM sees plain SSA values. Rows come from the
-/// workgroup id, so the A row offsets are the same across an invocation's SIMD lanes, and nothing
-/// returns early: rows and columns past the edge are clamped for loads and skipped at the store.
-pub fn reg_source(tm: u32, tn: u32) -> Result<String> {
-    use std::fmt::Write;
-    let cut = MATMUL
-        .src
-        .find(REG_MARKER)
-        .ok_or_else(|| Error::Gpu(format!("matmul.wgsl lost its `{REG_MARKER}` marker")))?;
-    let mut s = MATMUL.src[..cut].to_string();
-    let wx = REG_WORKGROUP;
-    let _ = writeln!(
-        s,
-        "// ---- Register-tiled, generated: {tm} rows x {tn} vec4 columns per invocation. ----"
-    );
-    let _ = writeln!(s, "@compute @workgroup_size({wx}, 1, 1)");
-    s += "fn mm_reg(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {\n";
-    let _ = writeln!(s, "    let c0 = (wid.x * {wx}u + lid.x) * {tn}u;");
-    let _ = writeln!(s, "    let r0 = wid.y * {tm}u;");
-    s += "    let z = wid.z;\n";
-    for i in 0..tm {
-        let _ = writeln!(
-            s,
-            "    let ar{i} = z * p.sab + min(r0 + {i}u, p.m - 1u) * p.sam;"
-        );
-    }
-    for j in 0..tn {
-        let _ = writeln!(s, "    let bc{j} = z * p.sbb + min(c0 + {j}u, p.n4 - 1u);");
-    }
-    for i in 0..tm {
-        for j in 0..tn {
-            let _ = writeln!(s, "    var c{i}_{j} = vec4<f32>(0.0);");
-        }
-    }
-    s += "    var ak = 0u;\n    var bk = 0u;\n    for (var k = 0u; k < p.k; k += 1u) {\n";
-    for j in 0..tn {
-        let _ = writeln!(s, "        let b{j} = b[bk + bc{j}];");
-    }
-    for i in 0..tm {
-        let _ = writeln!(s, "        let a{i} = vec4<f32>(a[ar{i} + ak]);");
-        for j in 0..tn {
-            let _ = writeln!(s, "        c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});");
-        }
-    }
-    s += "        ak += p.sak;\n        bk += p.n4;\n    }\n";
-    for i in 0..tm {
-        let _ = writeln!(s, "    if r0 + {i}u < p.m {{");
-        let _ = writeln!(s, "        let o{i} = z * p.scb + (r0 + {i}u) * p.n4;");
-        for j in 0..tn {
-            let _ = writeln!(s, "        if c0 + {j}u < p.n4 {{");
-            let _ = writeln!(
-                s,
-                "            c[o{i} + c0 + {j}u] = epilogue(c{i}_{j}, c0 + {j}u);"
-            );
-            s += "        }\n";
-        }
-        s += "    }\n";
-    }
-    s += "}\n";
-    Ok(s)
-}
-
-/// The generated `mm_reg` shader for a tile, built once per tile and kept for the process (a
-/// handful of small strings: the pipeline cache keys on the shader's name).
-fn reg_shader(tm: u32, tn: u32) -> Result<&'static Shader> {
-    static CACHE: OnceLock<Mutex<HashMap<(u32, u32), &'static Shader>>> = OnceLock::new();
-    let mut c = CACHE.get_or_init(Default::default).lock().unwrap();
-    if let Some(s) = c.get(&(tm, tn)) {
-        return Ok(s);
-    }
-    let src: &'static str = Box::leak(reg_source(tm, tn)?.into_boxed_str());
-    let name: &'static str = Box::leak(format!("matmul_reg_{tm}x{tn}").into_boxed_str());
-    let sh: &'static Shader = Box::leak(Box::new(Shader { name, src }));
-    c.insert((tm, tn), sh);
-    Ok(sh)
-}
 
 /// What to apply after the product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,7 +170,7 @@ pub fn matmul_ex(
                 let (tm, tn) = effective_reg_tile(gpu.reg_tile(), m as u32, n4 as u32);
                 let gx = (n4 as u32).div_ceil(tn * REG_WORKGROUP);
                 let gy = (m as u32).div_ceil(tm);
-                gpu.launch(reg_shader(tm, tn)?, "mm_reg")
+                gpu.launch(codegen::shader(Generated::MatmulReg { tm, tn })?, "mm_reg")
                     .params(&params)
                     .read(a.raw())
                     .read(bbuf.raw())
@@ -401,35 +284,4 @@ pub fn linear(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, ep: Epilogue) -> 
         _ => None,
     };
     matmul_t(tape, x, w, false, true, b, ep.relu())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_generated_register_kernel_validates() {
-        let mut tiles: Vec<(u32, u32)> = REG_TILES.to_vec();
-        // The shrunken tiles small or thin products run.
-        for &t in REG_TILES {
-            for (m, n4) in [(1, 1), (7, 2), (33, 9), (129, 17), (1000, 250)] {
-                tiles.push(effective_reg_tile(t, m, n4));
-            }
-        }
-        tiles.sort_unstable();
-        tiles.dedup();
-        for (tm, tn) in tiles {
-            let src = reg_source(tm, tn).unwrap();
-            crate::gpu::shader::validate("matmul_reg", &src)
-                .unwrap_or_else(|e| panic!("{tm}x{tn}: {e}"));
-        }
-    }
-
-    #[test]
-    fn effective_tiles_shrink_only_past_the_edge() {
-        assert_eq!(effective_reg_tile((32, 8), 1024, 256), (32, 8));
-        assert_eq!(effective_reg_tile((32, 8), 7, 2), (8, 1));
-        assert_eq!(effective_reg_tile((32, 8), 1, 1), (1, 1));
-        assert_eq!(effective_reg_tile((16, 4), 33, 9), (16, 2));
-    }
 }

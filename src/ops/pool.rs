@@ -5,7 +5,7 @@
 //! window order (rotation pooling: the lowest r).
 
 use super::{expect_f32, POOL};
-use crate::tape::{Tape, Var};
+use crate::autograd::{Tape, Var};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 

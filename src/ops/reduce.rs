@@ -2,8 +2,8 @@
 //! order on the GPU, so results are deterministic.
 
 use super::{expect_f32, REDUCE};
+use crate::autograd::{Tape, Var};
 use crate::gpu::grid_1d;
-use crate::tape::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -184,5 +184,15 @@ pub fn sum_all_t(tape: &mut Tape, x: Var, mean: bool) -> Result<Var> {
             let b = broadcast_axis(g, 0, n, alpha)?; // (n, 1)
             Ok(vec![Some(b.reshape(&shape)?)])
         }),
+    ))
+}
+
+/// Taped repetition along a new axis: `broadcast_axis` forward, `sum_axis` backward.
+pub fn repeat_t(tape: &mut Tape, x: Var, axis: usize, n: usize) -> Result<Var> {
+    let out = broadcast_axis(tape.value(x), axis, n, 1.0)?;
+    Ok(tape.push(
+        out,
+        &[x],
+        Box::new(move |g, _| Ok(vec![Some(sum_axis(g, axis)?)])),
     ))
 }

@@ -4,7 +4,7 @@
 //! the same kernel with the inverse parameters.
 
 use super::{expect_f32, TRANSFORM};
-use crate::tape::{Tape, Var};
+use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 

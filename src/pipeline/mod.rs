@@ -7,17 +7,18 @@ pub mod config;
 
 pub use config::{CloneSettings, RunConfig, TaskPlan};
 
+use crate::autograd::Tape;
 use crate::clone::operator::K;
 use crate::clone::{
     clone_random, CloneConfig, CloneStats, ClonedConv, ClonedOperator, OperatorKind,
 };
 use crate::data::{fnv1a, Batcher, Dataset, GpuSplit, Part, Split, Task};
 use crate::equivariance::{equivariance_error, Group};
+use crate::files::write_atomic;
 use crate::models::{clone_key, clones_needed, Arch, CloneSet, Model, ModelKind};
 use crate::ops::{gconv, transform};
-use crate::report::{checkpoint, plot, write_atomic};
+use crate::report::{checkpoint, plot};
 use crate::rng::Rng;
-use crate::tape::Tape;
 use crate::tensor::Tensor;
 use crate::train::{self, TrainResult};
 use crate::{Error, Gpu, Result};
@@ -725,7 +726,7 @@ pub fn run(
         (Some(l), Some(p)) => {
             let digit: Vec<f32> = ds.test.image(0).iter().map(|&v| v as f32 / 255.0).collect();
             let (f, maps) = fidelity(gpu, l, p, &digit, cfg.seed)?;
-            crate::data::grid::write_png(
+            crate::files::write_png(
                 &out.join("feature-maps.png"),
                 &plot::panels(&maps, cfg.side - 2, 4, 4),
             )?;

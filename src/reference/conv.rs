@@ -1,6 +1,35 @@
 //! Reference 2-D convolution (cross-correlation, stride 1, zero padding) and its gradients.
 
-pub use crate::ops::conv::ConvDims;
+/// The sizes of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvDims {
+    pub batch: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub pad: usize,
+}
+
+impl ConvDims {
+    /// Output height.
+    pub fn ho(&self) -> usize {
+        self.h + 2 * self.pad + 1 - self.k
+    }
+    /// Output width.
+    pub fn wo(&self) -> usize {
+        self.w + 2 * self.pad + 1 - self.k
+    }
+    /// Output shape (B, Cout, Ho, Wo).
+    pub fn out_shape(&self) -> Vec<usize> {
+        vec![self.batch, self.cout, self.ho(), self.wo()]
+    }
+    /// Multiply-adds of the forward pass, times two.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.batch * self.cout * self.ho() * self.wo() * self.cin * self.k * self.k) as f64
+    }
+}
 
 fn at(x: &[f64], d: &ConvDims, b: usize, i: usize, y: isize, xx: isize) -> f64 {
     if y < 0 || xx < 0 || y >= d.h as isize || xx >= d.w as isize {

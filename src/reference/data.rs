@@ -1,8 +1,14 @@
 //! Reference data: the task transforms and batch gathering on the CPU, written forwards (rotate, then
 //! place on the canvas, then move every pixel by the shift) rather than by the inverse mapping the
 //! GPU kernel uses, so the two are independent.
+//!
+//! Plain values stand in for the data module's types, so the reference shares no code with what
+//! it checks: a sample is (image index, quarter turns, dx, dy, label), a canvas (size, pad).
 
-use crate::data::{Canvas, Sample};
+/// (image index, counter-clockwise quarter turns, dx, dy, label).
+pub type Sample = (u32, u32, i32, i32, u32);
+/// (canvas size, offset of the digit's top-left corner).
+pub type Canvas = (usize, usize);
 
 /// numpy's `rot90` (counter-clockwise) of an `n × n` image: `out[a, b] = img[b, n − 1 − a]`.
 pub fn rot90(img: &[u8], n: usize) -> Vec<u8> {
@@ -25,12 +31,11 @@ pub fn rot90_k(img: &[u8], n: usize, r: u32) -> Vec<u8> {
 }
 
 /// An `h × w` image placed at (`pad`, `pad`) on a zero `size × size` canvas.
-pub fn place(img: &[u8], h: usize, w: usize, canvas: Canvas) -> Vec<u8> {
-    let s = canvas.size;
+pub fn place(img: &[u8], h: usize, w: usize, (s, pad): Canvas) -> Vec<u8> {
     let mut out = vec![0u8; s * s];
     for y in 0..h {
         for x in 0..w {
-            out[(y + canvas.pad) * s + x + canvas.pad] = img[y * w + x];
+            out[(y + pad) * s + x + pad] = img[y * w + x];
         }
     }
     out
@@ -54,13 +59,14 @@ pub fn shift(img: &[u8], size: usize, dx: i32, dy: i32) -> Vec<u8> {
 
 /// One sample's input as u8: rotate the digit, place it, shift the canvas.
 pub fn transform(img: &[u8], h: usize, w: usize, s: &Sample, canvas: Canvas) -> Vec<u8> {
-    let rotated = if s.rot.is_multiple_of(4) {
+    let &(_, rot, dx, dy, _) = s;
+    let rotated = if rot.is_multiple_of(4) {
         img.to_vec()
     } else {
         assert_eq!(h, w, "rotation needs a square image");
-        rot90_k(img, h, s.rot)
+        rot90_k(img, h, rot)
     };
-    shift(&place(&rotated, h, w, canvas), canvas.size, s.dx, s.dy)
+    shift(&place(&rotated, h, w, canvas), canvas.0, dx, dy)
 }
 
 /// The batch of `samples` from `images` (n × h × w u8): f32 (len, 1, S, S) as `v / 255`, and labels.
@@ -71,9 +77,9 @@ pub fn gather(
     samples: &[Sample],
     canvas: Canvas,
 ) -> (Vec<f32>, Vec<u32>) {
-    let mut out = Vec::with_capacity(samples.len() * canvas.size * canvas.size);
+    let mut out = Vec::with_capacity(samples.len() * canvas.0 * canvas.0);
     for s in samples {
-        let i = s.index as usize;
+        let i = s.0 as usize;
         let img = &images[i * h * w..(i + 1) * h * w];
         out.extend(
             transform(img, h, w, s, canvas)
@@ -81,5 +87,5 @@ pub fn gather(
                 .map(|v| v as f32 / 255.0),
         );
     }
-    (out, samples.iter().map(|s| s.label).collect())
+    (out, samples.iter().map(|s| s.4).collect())
 }

@@ -11,6 +11,7 @@ pub mod loss;
 pub mod matmul;
 pub mod optim;
 pub mod pool;
+pub mod random;
 pub mod reduce;
 pub mod transform;
 

@@ -2,13 +2,13 @@
 //! with `safetensors.torch.load_file`), with a metadata map that records what wrote them — the
 //! configuration hash a resumed run checks before reusing a file. Written atomically.
 
-use crate::nn::Param;
+use crate::autograd::Param;
 use crate::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::write_atomic;
+use crate::files::write_atomic;
 
 /// Save parameters (read back from the GPU) with metadata.
 pub fn save(path: &Path, params: &[Param], metadata: &HashMap<String, String>) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Small raster pictures for reports: line plots of loss curves (optionally on a log scale) and
 //! side-by-side panels of feature maps, as grey PNGs.
 
-use crate::data::grid::{write_png, Gray};
+use crate::files::{write_png, Gray};
 use crate::Result;
 use std::path::Path;
 

@@ -2,11 +2,11 @@
 //! the learning rate multiplied by a decay after each epoch, loss and accuracy accumulated on the
 //! GPU and read once per epoch, the KL penalty added for `*-kl` models.
 
+use crate::autograd::Tape;
 use crate::data::Batcher;
 use crate::models::Model;
 use crate::nn::{Optimizer, OptimizerKind};
 use crate::ops::{elementwise, loss};
-use crate::tape::Tape;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -75,7 +75,7 @@ pub fn evaluate(model: &Model, batches: &Batcher) -> Result<f32> {
         let c = loss::correct_count(tape.value(logits), &b.labels)?;
         match &correct {
             None => correct = Some(c),
-            Some(acc) => elementwise::acc_(acc, &c, 1.0)?,
+            Some(acc) => acc.acc_(&c, 1.0)?,
         }
         n += b.len;
     }
@@ -181,7 +181,7 @@ pub fn train_with(
 fn accumulate(slot: &mut Option<Tensor>, v: &Tensor) -> Result<()> {
     match slot {
         None => *slot = Some(v.deep_clone()?),
-        Some(acc) => elementwise::acc_(acc, v, 1.0)?,
+        Some(acc) => acc.acc_(v, 1.0)?,
     }
     Ok(())
 }

@@ -1,9 +1,8 @@
 //! The autograd tape. Each differentiable op pushes a node holding its output and a backward rule;
 //! `backward(loss)` walks the nodes in reverse and hands each rule the gradient of its output.
-//! Parameters ([`crate::nn::Param`]) persist across steps; a tape lives for one step.
+//! Parameters ([`Param`]) persist across steps; a tape lives for one step.
 
-use crate::nn::Param;
-use crate::ops::elementwise;
+use super::Param;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -174,7 +173,7 @@ impl Tape {
                 }
                 grads[j] = Some(match grads[j].take() {
                     None => gi,
-                    Some(prev) => elementwise::axpby(&prev, &gi, 1.0, 1.0)?,
+                    Some(prev) => prev.axpby(&gi, 1.0, 1.0)?,
                 });
             }
         }

@@ -1,0 +1,440 @@
+//! Kernels generated in Rust: register-tiled matrix-product and convolution kernels with every
+//! accumulator a named `vec4` and every index a literal (what CPU drivers such as lavapipe compile
+//! well), and the one cache that builds each variant's source once per process.
+
+use super::shader::{Shader, MATMUL};
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::{Mutex, OnceLock};
+
+/// A generated kernel and its tile: the cache key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Generated {
+    /// `mm_reg` with a `tm` × `tn` (rows × vec4 columns) register tile.
+    MatmulReg { tm: u32, tn: u32 },
+    /// `conv_reg`: a k×k convolution, `to` output channels × `tx` columns per invocation.
+    ConvReg { k: u32, to: u32, tx: u32 },
+    /// `conv_dw_reg`: the weight gradient, `to` output × `ti` input channels per invocation.
+    ConvDwReg { k: u32, to: u32, ti: u32 },
+}
+
+impl Generated {
+    fn name(self) -> String {
+        match self {
+            Generated::MatmulReg { tm, tn } => format!("matmul_reg_{tm}x{tn}"),
+            Generated::ConvReg { k, to, tx } => format!("conv_reg_{k}_{to}x{tx}"),
+            Generated::ConvDwReg { k, to, ti } => format!("conv_dw_reg_{k}_{to}x{ti}"),
+        }
+    }
+
+    /// The WGSL source of this variant.
+    pub fn source(self) -> Result<String> {
+        Ok(match self {
+            Generated::MatmulReg { tm, tn } => matmul_reg_source(tm, tn)?,
+            Generated::ConvReg { k, to, tx } => conv_reg_source(k, to, tx),
+            Generated::ConvDwReg { k, to, ti } => conv_dw_reg_source(k, to, ti),
+        })
+    }
+}
+
+/// The shader of a generated variant, built once and kept for the process (a handful of small
+/// strings: the pipeline cache keys on the shader's name).
+pub fn shader(g: Generated) -> Result<&'static Shader> {
+    static CACHE: OnceLock<Mutex<HashMap<Generated, &'static Shader>>> = OnceLock::new();
+    let mut c = CACHE.get_or_init(Default::default).lock().unwrap();
+    if let Some(s) = c.get(&g) {
+        return Ok(s);
+    }
+    let src: &'static str = Box::leak(g.source()?.into_boxed_str());
+    let name: &'static str = Box::leak(g.name().into_boxed_str());
+    let sh: &'static Shader = Box::leak(Box::new(Shader { name, src }));
+    c.insert(g, sh);
+    Ok(sh)
+}
+
+// ---- Matrix product ----------------------------------------------------------------------------
+
+/// Register-tile shapes (rows, vec4 columns) the launcher may use (`--reg-tile`); the shader test
+/// validates the loop form of each, the unit test below the generated form.
+pub const REG_TILES: &[(u32, u32)] = &[
+    (4, 2),
+    (8, 2),
+    (8, 4),
+    (16, 4),
+    (16, 8),
+    (16, 12),
+    (24, 8),
+    (32, 4),
+    (32, 8),
+];
+
+/// The default register tile (rows, vec4 columns), chosen by `symclone-gpu bench` on lavapipe
+/// (1024³: 4×2 8.8 GFLOP/s, 16×8 ≈ 25–27, 32×8 ≈ 28–30; see BENCHMARKS.md).
+pub const DEFAULT_REG_TILE: (u32, u32) = (32, 8);
+
+/// Invocations per workgroup of `mm_reg` (along the columns; a workgroup owns one row block).
+pub const REG_WORKGROUP: u32 = 8;
+
+/// The marker in `shaders/matmul.wgsl` where the shared prelude (parameters, bindings, epilogue)
+/// ends; the generated register kernel is appended to the prelude.
+const REG_MARKER: &str = "// ---- Register-tiled";
+
+/// The register tile actually run for an M × n4 product: the configured tile, shrunk (to a power
+/// of two) where the matrix is smaller than one workgroup's block, so small or thin products do not
+/// compute dozens of clamped duplicate columns. Returns (rows, vec4 columns).
+pub fn effective_reg_tile((tm, tn): (u32, u32), m: u32, n4: u32) -> (u32, u32) {
+    let tm = tm.min(m.max(1).next_power_of_two());
+    let tn = tn.min(n4.div_ceil(REG_WORKGROUP).max(1).next_power_of_two());
+    (tm, tn)
+}
+
+/// The WGSL of `mm_reg` fully unrolled for a `tm` × `tn` register tile.
+///
+/// The loop form in `shaders/matmul.wgsl` keeps its accumulators in a dynamically indexed
+/// function-scope array; lavapipe leaves such arrays in memory (every update a load, a blend and a
+/// store through an address computed per iteration). Here every accumulator is its own `vec4`
+/// variable and every index a literal, so LLVM sees plain SSA values. Rows come from the
+/// workgroup id, so the A row offsets are the same across an invocation's SIMD lanes, and nothing
+/// returns early: rows and columns past the edge are clamped for loads and skipped at the store.
+pub fn matmul_reg_source(tm: u32, tn: u32) -> Result<String> {
+    let cut = MATMUL
+        .src
+        .find(REG_MARKER)
+        .ok_or_else(|| Error::Gpu(format!("matmul.wgsl lost its `{REG_MARKER}` marker")))?;
+    let mut s = MATMUL.src[..cut].to_string();
+    let wx = REG_WORKGROUP;
+    let _ = writeln!(
+        s,
+        "// ---- Register-tiled, generated: {tm} rows x {tn} vec4 columns per invocation. ----"
+    );
+    let _ = writeln!(s, "@compute @workgroup_size({wx}, 1, 1)");
+    s += "fn mm_reg(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {\n";
+    let _ = writeln!(s, "    let c0 = (wid.x * {wx}u + lid.x) * {tn}u;");
+    let _ = writeln!(s, "    let r0 = wid.y * {tm}u;");
+    s += "    let z = wid.z;\n";
+    for i in 0..tm {
+        let _ = writeln!(
+            s,
+            "    let ar{i} = z * p.sab + min(r0 + {i}u, p.m - 1u) * p.sam;"
+        );
+    }
+    for j in 0..tn {
+        let _ = writeln!(s, "    let bc{j} = z * p.sbb + min(c0 + {j}u, p.n4 - 1u);");
+    }
+    for i in 0..tm {
+        for j in 0..tn {
+            let _ = writeln!(s, "    var c{i}_{j} = vec4<f32>(0.0);");
+        }
+    }
+    s += "    var ak = 0u;\n    var bk = 0u;\n    for (var k = 0u; k < p.k; k += 1u) {\n";
+    for j in 0..tn {
+        let _ = writeln!(s, "        let b{j} = b[bk + bc{j}];");
+    }
+    for i in 0..tm {
+        let _ = writeln!(s, "        let a{i} = vec4<f32>(a[ar{i} + ak]);");
+        for j in 0..tn {
+            let _ = writeln!(s, "        c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});");
+        }
+    }
+    s += "        ak += p.sak;\n        bk += p.n4;\n    }\n";
+    for i in 0..tm {
+        let _ = writeln!(s, "    if r0 + {i}u < p.m {{");
+        let _ = writeln!(s, "        let o{i} = z * p.scb + (r0 + {i}u) * p.n4;");
+        for j in 0..tn {
+            let _ = writeln!(s, "        if c0 + {j}u < p.n4 {{");
+            let _ = writeln!(
+                s,
+                "            c[o{i} + c0 + {j}u] = epilogue(c{i}_{j}, c0 + {j}u);"
+            );
+            s += "        }\n";
+        }
+        s += "    }\n";
+    }
+    s += "}\n";
+    Ok(s)
+}
+
+// ---- Convolution ------------------------------------------------------------------------------
+
+/// Invocations per workgroup of the generated convolution kernels (one 8-wide SIMD row on lavapipe).
+pub const CONV_REG_WG: u32 = 8;
+
+const REG_PRELUDE: &str = "struct G {
+    batch: u32, cin: u32, h: u32, w: u32, cout: u32, ho: u32, wo: u32, pad: i32,
+    nxb: u32, co4: u32, total: u32, aux: u32,
+}
+@group(0) @binding(0) var<uniform> p: G;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+
+// x[row + ix] where the row is inside the image (ok) and ix in [0, w), else 0.
+fn ld(row: u32, ok: bool, ix: i32) -> f32 {
+    let v = x[row + u32(clamp(ix, 0, i32(p.w) - 1))];
+    return select(0.0, v, ok && ix >= 0 && ix < i32(p.w));
+}
+";
+
+const LANES: [&str; 4] = ["x", "y", "z", "w"];
+
+/// WGSL of `conv_reg`: a direct convolution, one invocation per (image, output row, block of
+/// `tx` columns) × a block of `to` output channels (the workgroup's y). Accumulators are named
+/// `vec4`s over 4 output channels (`c{x}_{j}`), filter taps are read as vec4s from the packed
+/// filter (`wpack`), and each input row segment (`tx + k − 1` values) is loaded once per (input
+/// channel, filter row) and reused for all `k` filter columns: (tx + k − 1) + k·to/4 loads per
+/// k·tx·to/4 vec4 multiply-adds, the ratio lavapipe's per-lane loads reward.
+pub fn conv_reg_source(k: u32, to: u32, tx: u32) -> String {
+    assert!(to.is_multiple_of(4) && to > 0 && tx > 0 && k > 0);
+    let tv = to / 4;
+    let seg = tx + k - 1;
+    let mut s = String::from(REG_PRELUDE);
+    s += "@group(0) @binding(2) var<storage, read> wv: array<vec4<f32>>;\n";
+    s += "@group(0) @binding(3) var<storage, read> bias: array<f32>;\n";
+    s += "@group(0) @binding(4) var<storage, read_write> y: array<f32>;\n";
+    let _ = writeln!(
+        s,
+        "// generated: k = {k}, {to} output channels x {tx} columns per invocation"
+    );
+    let _ = writeln!(s, "@compute @workgroup_size({CONV_REG_WG}, 1, 1)");
+    s += "fn conv_reg(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
+    let _ = writeln!(
+        s,
+        "    let t = (wid.z * nwg.x + wid.x) * {CONV_REG_WG}u + lid.x;"
+    );
+    s += "    let live = t < p.total;\n    let tt = min(t, p.total - 1u);\n";
+    s += "    let xb = tt % p.nxb;\n    let r = tt / p.nxb;\n    let yy = r % p.ho;\n    let b = r / p.ho;\n";
+    let _ = writeln!(s, "    let xs = xb * {tx}u;");
+    s += "    let x0 = i32(xs) - p.pad;\n";
+    for xi in 0..tx {
+        for j in 0..tv {
+            let _ = writeln!(s, "    var c{xi}_{j} = vec4<f32>(0.0);");
+        }
+    }
+    s += "    let hw = p.h * p.w;\n";
+    let _ = writeln!(s, "    var wq = wid.y * {tv}u;");
+    let _ = writeln!(s, "    let wstep = {k}u * p.co4;");
+    s += "    for (var i = 0u; i < p.cin; i += 1u) {\n";
+    s += "        let plane = (b * p.cin + i) * hw;\n";
+    let _ = writeln!(s, "        for (var ky = 0u; ky < {k}u; ky += 1u) {{");
+    s += "            let iy = i32(yy + ky) - p.pad;\n";
+    s += "            let ok = iy >= 0 && iy < i32(p.h);\n";
+    s += "            let row = plane + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;\n";
+    for q in 0..seg {
+        let _ = writeln!(s, "            let v{q} = ld(row, ok, x0 + {q});");
+    }
+    for kx in 0..k {
+        for j in 0..tv {
+            let _ = writeln!(
+                s,
+                "            let w{kx}_{j} = wv[wq + {kx}u * p.co4 + {j}u];"
+            );
+        }
+        for xi in 0..tx {
+            for j in 0..tv {
+                let _ = writeln!(
+                    s,
+                    "            c{xi}_{j} = fma(w{kx}_{j}, vec4<f32>(v{}), c{xi}_{j});",
+                    xi + kx
+                );
+            }
+        }
+    }
+    s += "            wq += wstep;\n        }\n    }\n";
+    s += "    if live {\n";
+    let _ = writeln!(s, "        let o0 = wid.y * {to}u;");
+    for j in 0..tv {
+        for (c, lane) in LANES.iter().enumerate() {
+            let _ = writeln!(s, "        if o0 + {}u < p.cout {{", 4 * j + c as u32);
+            let _ = writeln!(s, "            let o = o0 + {}u;", 4 * j + c as u32);
+            s += "            var bv = 0.0;\n            if (p.aux & 1u) != 0u { bv = bias[o]; }\n";
+            s += "            let base = ((b * p.cout + o) * p.ho + yy) * p.wo + xs;\n";
+            for xi in 0..tx {
+                let _ = writeln!(
+                    s,
+                    "            if xs + {xi}u < p.wo {{ y[base + {xi}u] = c{xi}_{j}.{lane} + bv; }}"
+                );
+            }
+            s += "        }\n";
+        }
+    }
+    s += "    }\n}\n";
+    s
+}
+
+/// WGSL of `conv_dw_reg`: the weight gradient, one invocation per (batch split, block of `ti`
+/// input channels) × a block of `to` output channels (the workgroup's y), writing a partial sum
+/// over its images: `part[s, o, i, ky, kx]`. Accumulators are named vec4s over 4 output channels
+/// (`a{ti}_{ky}_{kx}_{j}`); per output pixel it loads `to` gradient values and, sliding a k-wide
+/// window along each input row, `ti·k` new input values.
+pub fn conv_dw_reg_source(k: u32, to: u32, ti: u32) -> String {
+    assert!(to.is_multiple_of(4) && to > 0 && ti > 0 && k > 0);
+    let tv = to / 4;
+    let mut s = String::from(REG_PRELUDE);
+    s += "@group(0) @binding(2) var<storage, read> g: array<f32>;\n";
+    s += "@group(0) @binding(3) var<storage, read_write> part: array<f32>;\n";
+    let _ = writeln!(
+        s,
+        "// generated: k = {k}, {to} output channels x {ti} input channels per invocation"
+    );
+    let _ = writeln!(s, "@compute @workgroup_size({CONV_REG_WG}, 1, 1)");
+    s += "fn conv_dw_reg(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
+    let _ = writeln!(
+        s,
+        "    let t = (wid.z * nwg.x + wid.x) * {CONV_REG_WG}u + lid.x;"
+    );
+    s += "    let live = t < p.total;\n    let tt = min(t, p.total - 1u);\n";
+    // p.nxb = input-channel blocks, p.aux = images per split.
+    s += "    let ib = tt % p.nxb;\n    let sp = tt / p.nxb;\n";
+    let _ = writeln!(s, "    let i0 = ib * {ti}u;");
+    let _ = writeln!(s, "    let o0 = wid.y * {to}u;");
+    s += "    let b0 = sp * p.aux;\n    let b1 = min(b0 + p.aux, p.batch);\n";
+    s += "    let hw = p.h * p.w;\n    let ohw = p.ho * p.wo;\n";
+    for m in 0..to {
+        let _ = writeln!(s, "    let go{m} = min(o0 + {m}u, p.cout - 1u) * ohw;");
+    }
+    for c in 0..ti {
+        let _ = writeln!(s, "    let ic{c} = min(i0 + {c}u, p.cin - 1u);");
+    }
+    for c in 0..ti {
+        for ky in 0..k {
+            for kx in 0..k {
+                for j in 0..tv {
+                    let _ = writeln!(s, "    var a{c}_{ky}_{kx}_{j} = vec4<f32>(0.0);");
+                }
+            }
+        }
+    }
+    s += "    for (var b = b0; b < b1; b += 1u) {\n";
+    s += "        let gb = b * p.cout * ohw;\n";
+    s += "        for (var yy = 0u; yy < p.ho; yy += 1u) {\n";
+    for ky in 0..k {
+        let _ = writeln!(s, "            let iy{ky} = i32(yy + {ky}u) - p.pad;");
+        let _ = writeln!(
+            s,
+            "            let ok{ky} = iy{ky} >= 0 && iy{ky} < i32(p.h);"
+        );
+        let _ = writeln!(
+            s,
+            "            let ry{ky} = u32(clamp(iy{ky}, 0, i32(p.h) - 1)) * p.w;"
+        );
+    }
+    for c in 0..ti {
+        let _ = writeln!(s, "            let pl{c} = (b * p.cin + ic{c}) * hw;");
+        for ky in 0..k {
+            let _ = writeln!(s, "            let row{c}_{ky} = pl{c} + ry{ky};");
+            for kx in 0..k.saturating_sub(1) {
+                let _ = writeln!(
+                    s,
+                    "            var v{c}_{ky}_{kx} = ld(row{c}_{ky}, ok{ky}, {kx} - p.pad);"
+                );
+            }
+        }
+    }
+    s += "            let gy = gb + yy * p.wo;\n";
+    s += "            for (var xx = 0u; xx < p.wo; xx += 1u) {\n";
+    let _ = writeln!(s, "                let nx = i32(xx + {}u) - p.pad;", k - 1);
+    for c in 0..ti {
+        for ky in 0..k {
+            let _ = writeln!(
+                s,
+                "                let n{c}_{ky} = ld(row{c}_{ky}, ok{ky}, nx);"
+            );
+        }
+    }
+    s += "                let gx = gy + xx;\n";
+    for j in 0..tv {
+        let _ = writeln!(
+            s,
+            "                let g{j} = vec4<f32>(g[gx + go{}], g[gx + go{}], g[gx + go{}], g[gx + go{}]);",
+            4 * j,
+            4 * j + 1,
+            4 * j + 2,
+            4 * j + 3
+        );
+    }
+    for c in 0..ti {
+        for ky in 0..k {
+            for kx in 0..k {
+                let v = if kx + 1 == k {
+                    format!("n{c}_{ky}")
+                } else {
+                    format!("v{c}_{ky}_{kx}")
+                };
+                for j in 0..tv {
+                    let _ = writeln!(
+                        s,
+                        "                a{c}_{ky}_{kx}_{j} = fma(g{j}, vec4<f32>({v}), a{c}_{ky}_{kx}_{j});"
+                    );
+                }
+            }
+            // Slide the window.
+            for kx in 0..k.saturating_sub(1) {
+                let nv = if kx + 2 == k {
+                    format!("n{c}_{ky}")
+                } else {
+                    format!("v{c}_{ky}_{}", kx + 1)
+                };
+                let _ = writeln!(s, "                v{c}_{ky}_{kx} = {nv};");
+            }
+        }
+    }
+    s += "            }\n        }\n    }\n";
+    s += "    if live {\n";
+    let kk = k * k;
+    for c in 0..ti {
+        let _ = writeln!(s, "        if i0 + {c}u < p.cin {{");
+        for j in 0..tv {
+            for (l, lane) in LANES.iter().enumerate() {
+                let m = 4 * j + l as u32;
+                let _ = writeln!(s, "            if o0 + {m}u < p.cout {{");
+                let _ = writeln!(
+                    s,
+                    "                let pb = ((sp * p.cout + o0 + {m}u) * p.cin + i0 + {c}u) * {kk}u;"
+                );
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let _ = writeln!(
+                            s,
+                            "                part[pb + {}u] = a{c}_{ky}_{kx}_{j}.{lane};",
+                            ky * k + kx
+                        );
+                    }
+                }
+                s += "            }\n";
+            }
+        }
+        s += "        }\n";
+    }
+    s += "    }\n}\n";
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_generated_register_kernel_validates() {
+        let mut tiles: Vec<(u32, u32)> = REG_TILES.to_vec();
+        // The shrunken tiles small or thin products run.
+        for &t in REG_TILES {
+            for (m, n4) in [(1, 1), (7, 2), (33, 9), (129, 17), (1000, 250)] {
+                tiles.push(effective_reg_tile(t, m, n4));
+            }
+        }
+        tiles.sort_unstable();
+        tiles.dedup();
+        for (tm, tn) in tiles {
+            let src = matmul_reg_source(tm, tn).unwrap();
+            crate::gpu::shader::validate("matmul_reg", &src)
+                .unwrap_or_else(|e| panic!("{tm}x{tn}: {e}"));
+        }
+    }
+
+    #[test]
+    fn effective_tiles_shrink_only_past_the_edge() {
+        assert_eq!(effective_reg_tile((32, 8), 1024, 256), (32, 8));
+        assert_eq!(effective_reg_tile((32, 8), 7, 2), (8, 1));
+        assert_eq!(effective_reg_tile((32, 8), 1, 1), (1, 1));
+        assert_eq!(effective_reg_tile((16, 4), 33, 9), (16, 2));
+    }
+}

@@ -1,0 +1,201 @@
+//! One GPU device: the adapter opened with its own limits, its queue, and the state the other
+//! runtime parts keep (pool, pipeline cache, recorder).
+
+use super::codegen::{DEFAULT_REG_TILE, REG_TILES};
+use super::pipelines::Cached;
+use super::pool::{self, PoolStats, PooledBuffer};
+use super::recorder::{Recorder, UNIFORM_ARENA};
+use super::AdapterChoice;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Which matrix-product kernel family suits the adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum KernelFamily {
+    /// Register tiling with vec4 loads and no workgroup memory: what CPU drivers (lavapipe) run well.
+    Register,
+    /// Workgroup-shared tiles: what real GPUs run well.
+    Workgroup,
+}
+
+/// One GPU device with its queue, pool, pipeline cache and recorder. Shared as `Arc<Gpu>`.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub(super) family: Mutex<KernelFamily>,
+    pub(super) reg_tile: Mutex<(u32, u32)>,
+    pub(super) pool: pool::Pool,
+    pub(super) pipelines: Mutex<HashMap<String, Arc<Cached>>>,
+    pub(super) rec: Mutex<Recorder>,
+    pub(super) uniform_buf: wgpu::Buffer,
+    pub(super) errors: Arc<Mutex<Vec<String>>>,
+    pub(super) submissions: Mutex<u64>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu({} / {:?})", self.info.name, self.info.backend)
+    }
+}
+
+impl Gpu {
+    /// Open the adapter chosen by `choice` (or the best one), with the adapter's own limits.
+    pub fn new(choice: &AdapterChoice) -> Result<Arc<Gpu>> {
+        let adapter = super::adapter::choose(choice)?;
+        Self::from_adapter(adapter)
+    }
+
+    /// Open the adapter chosen by the environment (`SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER`).
+    pub fn from_env() -> Result<Arc<Gpu>> {
+        Self::new(&AdapterChoice::from_env())
+    }
+
+    /// Open a given adapter.
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Gpu>> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let features = adapter.features() & wanted;
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("symclone"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::Gpu(format!("could not open {}: {e}", info.name)))?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
+        }));
+        let uniform_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("uniform arena"),
+            size: UNIFORM_ARENA,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let family = match info.device_type {
+            wgpu::DeviceType::Cpu => KernelFamily::Register,
+            _ => KernelFamily::Workgroup,
+        };
+        Ok(Arc::new(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            family: Mutex::new(family),
+            reg_tile: Mutex::new(DEFAULT_REG_TILE),
+            pool: pool::Pool::default(),
+            pipelines: Mutex::default(),
+            rec: Mutex::new(Recorder {
+                encoder: None,
+                dispatches: 0,
+                uniforms: Vec::with_capacity(UNIFORM_ARENA as usize),
+                timing: None,
+            }),
+            uniform_buf,
+            errors,
+            submissions: Mutex::new(0),
+        }))
+    }
+
+    /// The kernel family used for matrix products on this adapter.
+    pub fn family(&self) -> KernelFamily {
+        *self.family.lock().unwrap()
+    }
+
+    /// Override the kernel family (tests run both on one adapter; the benchmark compares them).
+    pub fn set_family(&self, f: KernelFamily) {
+        *self.family.lock().unwrap() = f;
+    }
+
+    /// The register tile (rows, vec4 columns) of the register matrix-product kernel.
+    pub fn reg_tile(&self) -> (u32, u32) {
+        *self.reg_tile.lock().unwrap()
+    }
+
+    /// Choose the register tile (one of [`REG_TILES`]).
+    pub fn set_reg_tile(&self, t: (u32, u32)) -> Result<()> {
+        if !REG_TILES.contains(&t) {
+            return Err(Error::invalid(format!(
+                "register tile {t:?} is not one of {:?}",
+                REG_TILES
+            )));
+        }
+        *self.reg_tile.lock().unwrap() = t;
+        Ok(())
+    }
+
+    /// Whether kernel times come from timestamp queries.
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// A one-line description of the adapter.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}, {} {})",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            self.info.driver,
+            self.info.driver_info
+        )
+    }
+
+    /// Check a buffer size against the adapter's limits.
+    pub fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
+        if bytes > self.limits.max_buffer_size {
+            return Err(Error::BufferTooLarge {
+                what: what.to_string(),
+                requested: bytes,
+                limit: self.limits.max_buffer_size,
+                limit_name: "max_buffer_size",
+            });
+        }
+        if bytes > self.limits.max_storage_buffer_binding_size {
+            return Err(Error::BufferTooLarge {
+                what: what.to_string(),
+                requested: bytes,
+                limit: self.limits.max_storage_buffer_binding_size,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// A pooled storage buffer of at least `bytes` bytes (contents undefined).
+    pub fn alloc(self: &Arc<Self>, bytes: u64) -> Result<PooledBuffer> {
+        self.check_size("a tensor", bytes)?;
+        Ok(self.pool.take(self, bytes))
+    }
+
+    /// Buffer-pool statistics (hits, misses, bytes held).
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// Submissions made so far.
+    pub fn submissions(&self) -> u64 {
+        *self.submissions.lock().unwrap()
+    }
+
+    pub(super) fn take_errors(&self) -> Result<()> {
+        let mut e = self.errors.lock().unwrap();
+        if e.is_empty() {
+            Ok(())
+        } else {
+            let msg = e.join("; ");
+            e.clear();
+            Err(Error::Gpu(msg))
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The direct kernels of `conv.wgsl` (the workgroup family): `conv_fwd`, a register tile of
+//! [`TILE_OUT`] output channels × 4 columns per invocation with the filter size specialised so its
+//! loops unroll (forward, and the input gradient after `flip_transpose`); `conv_dw`, which keeps
+//! k columns × 4 output channels of the weight gradient in registers and slides along the rows.
+
+use super::{add_channel_bias_, params, ConvDims, TILE_OUT, WG};
+use crate::ops::CONV;
+use crate::tensor::Tensor;
+use crate::Result;
+
+/// The direct kernel with a signed padding and a given output size.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_direct(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    (batch, cin, h, wd): (usize, usize, usize, usize),
+    (cout, k): (usize, usize),
+    pad: i64,
+    (ho, wo): (usize, usize),
+) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, &[batch, cout, ho, wo])?;
+    let nxb = wo.div_ceil(4);
+    let nob = cout.div_ceil(TILE_OUT as usize);
+    let total = batch * nob * ho * nxb;
+    if total == 0 {
+        return Ok(out);
+    }
+    if cin == 0 {
+        // An empty sum: the bias alone (or zeros).
+        out.fill_(0.0)?;
+        if let Some(b) = bias {
+            add_channel_bias_(&out, b)?;
+        }
+        return Ok(out);
+    }
+    let p = params(
+        batch,
+        cin,
+        h,
+        wd,
+        cout,
+        ho,
+        wo,
+        pad,
+        u32::from(bias.is_some()),
+        nxb,
+        nob,
+        total,
+    )?;
+    gpu.launch(&CONV, "conv_fwd")
+        .constant("K", k as u32)
+        .constant("TO", TILE_OUT)
+        .params(&p)
+        .read(x.raw())
+        .read(w.raw())
+        .read(bias.map(|b| b.raw()).unwrap_or(w.raw()))
+        .write(out.raw())
+        .dispatch_1d(total, WG)?;
+    Ok(out)
+}
+
+/// The filter flipped in both spatial axes with its channel axes swapped: (Cin, Cout, k, k), the
+/// filter of the input gradient as a forward convolution.
+pub(super) fn flip_transpose(w: &Tensor, d: ConvDims) -> Result<Tensor> {
+    let gpu = w.gpu();
+    let kk = d.k * d.k;
+    let wt = Tensor::empty(gpu, &[d.cin, d.cout, d.k, d.k])?;
+    let n = d.cout * d.cin * kk;
+    if n > 0 {
+        let p = params(0, d.cin, 0, 0, d.cout, 0, 0, 0, 0, 0, 0, n)?;
+        gpu.launch(&CONV, "flip_transpose")
+            .constant("K", d.k as u32)
+            .params(&p)
+            .read(w.raw())
+            .write(wt.raw())
+            .dispatch_1d(n, WG)?;
+    }
+    Ok(wt)
+}
+
+/// The weight gradient by `conv_dw` into `dw` (Cout, Cin, k, k).
+pub(super) fn weight_grad(x: &Tensor, g: &Tensor, d: ConvDims, dw: &Tensor) -> Result<()> {
+    let gpu = x.gpu();
+    let total = d.cout.div_ceil(4) * d.cin * d.k;
+    let p = params(
+        d.batch,
+        d.cin,
+        d.h,
+        d.w,
+        d.cout,
+        d.ho(),
+        d.wo(),
+        d.pad as i64,
+        0,
+        0,
+        0,
+        total,
+    )?;
+    gpu.launch(&CONV, "conv_dw")
+        .constant("K", d.k as u32)
+        .params(&p)
+        .read(x.raw())
+        .read(g.raw())
+        .write(dw.raw())
+        .dispatch_1d(total, WG)
+}

@@ -1,0 +1,229 @@
+//! The generated register-tiled kernels (`gpu::codegen`): what CPU adapters such as lavapipe run.
+
+use super::{params, ConvDims, CONV, WG};
+use crate::gpu::codegen::{self, Generated, CONV_REG_WG};
+use crate::ops::reduce;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Most output channels one invocation of `conv_reg` / `conv_dw_reg` computes.
+pub const REG_MAX_TO: usize = 16;
+/// Most output columns one invocation of `conv_reg` computes.
+pub const REG_MAX_TX: usize = 28;
+/// Most vec4 accumulators of one `conv_dw_reg` invocation (input channels × k² × channels / 4).
+const REG_DW_ACC: usize = 288;
+/// Most partial weight gradients (batch splits) `conv_dw_reg` sums.
+const REG_DW_SPLITS: usize = 64;
+
+/// The channel tile (a multiple of 4, at most [`REG_MAX_TO`]) and the number of tiles for `c`
+/// channels, balanced so the last tile is not mostly padding.
+fn channel_tile(c: usize) -> (usize, usize) {
+    let c4 = c.max(1).div_ceil(4);
+    let n = c4.div_ceil(REG_MAX_TO / 4);
+    (4 * c4.div_ceil(n), n)
+}
+
+/// The column tile (at most [`REG_MAX_TX`]) and the number of tiles for `wo` columns.
+fn column_tile(wo: usize) -> (usize, usize) {
+    let n = wo.max(1).div_ceil(REG_MAX_TX);
+    (wo.max(1).div_ceil(n), n)
+}
+
+/// Workgroups for `n` invocations of a generated kernel over `ny` channel blocks: (x, ny, z) with
+/// x·z ≥ n / 8 and x within the per-dimension limit.
+fn reg_grid(gpu: &crate::Gpu, n: usize, ny: usize) -> Result<[u32; 3]> {
+    let groups = n.div_ceil(CONV_REG_WG as usize) as u64;
+    let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
+    let x = groups.min(max.min(32768));
+    let z = groups.div_ceil(x.max(1));
+    if z > max || ny as u64 > max {
+        return Err(Error::invalid(format!(
+            "convolution too large: {groups} × {ny} workgroups"
+        )));
+    }
+    Ok([x as u32, ny as u32, z as u32])
+}
+
+/// The uniform block of the generated kernels (`struct G`): sizes, then nxb (column blocks, or
+/// input-channel blocks for the weight gradient), co4 (packed filter row, vec4s), the invocation
+/// count and aux (bias flag, or images per split).
+#[allow(clippy::too_many_arguments)]
+fn gparams(
+    (batch, cin, h, w): (usize, usize, usize, usize),
+    cout: usize,
+    (ho, wo): (usize, usize),
+    pad: i64,
+    nxb: usize,
+    co4: usize,
+    total: usize,
+    aux: usize,
+) -> Result<[u32; 12]> {
+    let mut p = params(batch, cin, h, w, cout, ho, wo, pad, 0, 0, 0, total)?;
+    p[8] = nxb as u32;
+    p[9] = co4 as u32;
+    p[10] = total as u32;
+    p[11] = aux as u32;
+    Ok(p)
+}
+
+/// The forward-form convolution by the generated kernel: `x` (B, cin, h, w) with the filter `w`
+/// (cout, cin, k, k), or, when `flip`, the flipped transpose of `w` (cin, cout, k, k) (the input
+/// gradient), signed padding, given output size.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv_reg(
+    x: &Tensor,
+    w: &Tensor,
+    flip: bool,
+    bias: Option<&Tensor>,
+    (batch, cin, h, wd): (usize, usize, usize, usize),
+    (cout, k): (usize, usize),
+    pad: i64,
+    (ho, wo): (usize, usize),
+) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let out = Tensor::empty(gpu, &[batch, cout, ho, wo])?;
+    let (to, nob) = channel_tile(cout);
+    let (tx, nxb) = column_tile(wo);
+    let total = batch * ho * nxb;
+    if total == 0 || cout == 0 {
+        return Ok(out);
+    }
+    let wide = to * nob;
+    let wv = Tensor::empty(gpu, &[cin * k * k * wide])?;
+    let n = wv.numel();
+    if n > 0 {
+        let p = params(
+            0,
+            cin,
+            0,
+            0,
+            cout,
+            0,
+            0,
+            0,
+            u32::from(flip) << 1,
+            0,
+            wide,
+            n,
+        )?;
+        gpu.launch(&CONV, "wpack")
+            .constant("K", k as u32)
+            .params(&p)
+            .read(w.raw())
+            .write(wv.raw())
+            .dispatch_1d(n, WG)?;
+    }
+    let p = gparams(
+        (batch, cin, h, wd),
+        cout,
+        (ho, wo),
+        pad,
+        nxb,
+        wide / 4,
+        total,
+        usize::from(bias.is_some()),
+    )?;
+    let sh = codegen::shader(Generated::ConvReg {
+        k: k as u32,
+        to: to as u32,
+        tx: tx as u32,
+    })?;
+    gpu.launch(sh, "conv_reg")
+        .params(&p)
+        .read(x.raw())
+        .read(wv.raw())
+        .read(bias.map(|b| b.raw()).unwrap_or(wv.raw()))
+        .write(out.raw())
+        .dispatch(reg_grid(gpu, total, nob)?)?;
+    Ok(out)
+}
+
+/// The weight gradient by the generated kernel `conv_dw_reg`: partial sums over splits of the
+/// batch, then one fixed-order sum over the splits.
+pub(super) fn weight_grad_reg(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let kk = d.k * d.k;
+    let (to, nob) = channel_tile(d.cout);
+    let ti = (REG_DW_ACC / (kk * to / 4)).clamp(1, 8).min(d.cin.max(1));
+    let nib = d.cin.div_ceil(ti);
+    let per = d.batch.div_ceil(d.batch.min(REG_DW_SPLITS));
+    let splits = d.batch.div_ceil(per);
+    let part = Tensor::empty(gpu, &[splits, d.cout, d.cin, d.k, d.k])?;
+    let total = splits * nib;
+    let p = gparams(
+        (d.batch, d.cin, d.h, d.w),
+        d.cout,
+        (d.ho(), d.wo()),
+        d.pad as i64,
+        nib,
+        0,
+        total,
+        per,
+    )?;
+    let sh = codegen::shader(Generated::ConvDwReg {
+        k: d.k as u32,
+        to: to as u32,
+        ti: ti as u32,
+    })?;
+    gpu.launch(sh, "conv_dw_reg")
+        .params(&p)
+        .read(x.raw())
+        .read(g.raw())
+        .write(part.raw())
+        .dispatch(reg_grid(gpu, total, nob)?)?;
+    if splits == 1 {
+        part.reshape(&[d.cout, d.cin, d.k, d.k])
+    } else {
+        reduce::sum_axis(&part, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_kernels_validate() {
+        for k in [1u32, 3, 5] {
+            for c in [1usize, 4, 17, 32, 37, 80] {
+                let (to, _) = channel_tile(c);
+                for wo in [1usize, 7, 16, 28, 33] {
+                    let (tx, _) = column_tile(wo);
+                    let src = Generated::ConvReg {
+                        k,
+                        to: to as u32,
+                        tx: tx as u32,
+                    }
+                    .source()
+                    .unwrap();
+                    crate::gpu::shader::validate("conv_reg", &src)
+                        .unwrap_or_else(|e| panic!("k {k}, {to}x{tx}: {e}"));
+                }
+                let kk = (k * k) as usize;
+                let ti = (REG_DW_ACC / (kk * to / 4)).clamp(1, 8);
+                let src = Generated::ConvDwReg {
+                    k,
+                    to: to as u32,
+                    ti: ti as u32,
+                }
+                .source()
+                .unwrap();
+                crate::gpu::shader::validate("conv_dw_reg", &src)
+                    .unwrap_or_else(|e| panic!("dw k {k}, {to}x{ti}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn tiles_cover_and_balance() {
+        assert_eq!(channel_tile(32), (16, 2));
+        assert_eq!(channel_tile(80), (16, 5));
+        assert_eq!(channel_tile(1), (4, 1));
+        assert_eq!(column_tile(28), (28, 1));
+        assert_eq!(column_tile(33), (17, 2));
+        for c in 1..100 {
+            let (t, n) = channel_tile(c);
+            assert!(t * n >= c && t * (n - 1) < c && t % 4 == 0 && t <= REG_MAX_TO);
+        }
+    }
+}
