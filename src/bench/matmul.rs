@@ -1,0 +1,58 @@
+//! The matrix-product suite: square products up to `max_square`, and the transposed forms at 1024,
+//! against threaded sgemm on the CPU.
+
+use super::{cpu, time_cpu, time_gpu, wanted, Options, Row};
+use crate::ops::matmul;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use crate::{Gpu, Result};
+use std::sync::Arc;
+
+/// Square and transposed matrix-product cases.
+pub(super) fn matmul_cases(
+    gpu: &Arc<Gpu>,
+    opts: &Options,
+    rows: &mut Vec<Row>,
+    progress: &mut dyn FnMut(&Row),
+) -> Result<()> {
+    let mut rng = Rng::new(7);
+    let mut sizes = vec![256, 1024, 2048, 4096];
+    sizes.retain(|&s| s <= opts.max_square);
+    let mut cases: Vec<(usize, bool, bool)> = sizes.iter().map(|&s| (s, false, false)).collect();
+    cases.extend([(1024, true, false), (1024, false, true), (1024, true, true)]);
+    for (s, ta, tb) in cases {
+        let name = format!(
+            "matmul {s}x{s}x{s}{}{}",
+            if ta { " Aᵀ" } else { "" },
+            if tb { " Bᵀ" } else { "" }
+        );
+        if !wanted(opts, &name) {
+            continue;
+        }
+        let a = rng.normal_vec(s * s);
+        let b = rng.normal_vec(s * s);
+        let ga = Tensor::from_slice(gpu, &[s, s], &a)?;
+        let gb = Tensor::from_slice(gpu, &[s, s], &b)?;
+        let reps = if s >= 2048 {
+            opts.reps.min(5)
+        } else {
+            opts.reps
+        };
+        let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, || matmul::matmul(&ga, &gb, ta, tb))?;
+        let (cpu_s, c) = time_cpu(reps.min(5), || cpu::sgemm(&a, &b, s, s, s, ta, tb));
+        let row = Row::kernel(
+            name,
+            gpu_s,
+            how,
+            wall_s,
+            cpu_s,
+            "matrixmultiply sgemm, threaded",
+            2.0 * (s * s * s) as f64,
+            &out.to_vec()?,
+            &crate::reference::to64(&c),
+        );
+        progress(&row);
+        rows.push(row);
+    }
+    Ok(())
+}
