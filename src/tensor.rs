@@ -5,7 +5,7 @@
 //! and gradient sums) are launched here, below the tape; every other op is in `ops`.
 
 use crate::gpu::shader::ELEMENTWISE;
-use crate::gpu::{Gpu, PooledBuffer};
+use crate::gpu::{Bindable, Gpu, PooledBuffer};
 use crate::{Error, Result};
 use std::sync::Arc;
 
@@ -192,6 +192,10 @@ impl Tensor {
     pub fn raw(&self) -> &wgpu::Buffer {
         self.buf.raw()
     }
+    /// Whether no other tensor (no clone, no reshaped view) holds this one's buffer.
+    pub fn is_unique(&self) -> bool {
+        Arc::strong_count(&self.buf) == 1
+    }
     /// Whether two tensors share one buffer.
     pub fn same_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.buf, &other.buf)
@@ -204,7 +208,7 @@ impl Tensor {
         self.gpu()
             .launch(&ELEMENTWISE, "fill")
             .params(&elementwise_params(self.numel(), v, 0.0))
-            .write(self.raw())
+            .write(&self)
             .dispatch_1d(self.numel(), ELEMENTWISE_WG)
     }
 
@@ -214,8 +218,8 @@ impl Tensor {
         self.gpu()
             .launch(&ELEMENTWISE, "acc")
             .params(&elementwise_params(self.numel(), alpha, 0.0))
-            .write(self.raw())
-            .read(x.raw())
+            .write(&self)
+            .read(&x)
             .dispatch_1d(self.numel(), ELEMENTWISE_WG)
     }
 
@@ -226,9 +230,9 @@ impl Tensor {
         self.gpu()
             .launch(&ELEMENTWISE, "axpby")
             .params(&elementwise_params(self.numel(), alpha, beta))
-            .read(self.raw())
-            .read(y.raw())
-            .write(out.raw())
+            .read(&self)
+            .read(&y)
+            .write(&out)
             .dispatch_1d(self.numel(), ELEMENTWISE_WG)?;
         Ok(out)
     }
@@ -275,4 +279,16 @@ pub(crate) fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()>
     }
     expect_f32(op, a)?;
     expect_f32(op, b)
+}
+
+impl Bindable for Tensor {
+    fn buffer(&self) -> &wgpu::Buffer {
+        self.raw()
+    }
+    fn bytes(&self) -> u64 {
+        (self.numel() as u64 * 4).max(4)
+    }
+    fn describe(&self) -> String {
+        format!("a {:?} tensor of shape {:?}", self.dtype, self.shape)
+    }
 }

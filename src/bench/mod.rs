@@ -3,12 +3,14 @@
 //! that the two agree. `symclone-gpu bench` and `cargo bench` are front-ends over `run`.
 //!
 //! The shared pieces (rows, timing, the filter, the table) live here; each suite has its own file:
-//! `matmul`, `conv`, `e2e` (training steps and cloning iterations), and `cpu` holds the baselines.
+//! `runtime` (the CPU cost of a dispatch), `matmul`, `conv`, `e2e` (training steps and cloning
+//! iterations), and `cpu` holds the baselines.
 
 mod conv;
 pub mod cpu;
 mod e2e;
 mod matmul;
+mod runtime;
 
 use crate::reference::rel_err;
 use crate::tensor::Tensor;
@@ -167,6 +169,7 @@ fn wanted(opts: &Options, name: &str) -> bool {
 /// Run every case that matches the options; `progress` sees each row as it finishes.
 pub fn run(gpu: &Arc<Gpu>, opts: &Options, progress: &mut dyn FnMut(&Row)) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
+    runtime::runtime_cases(gpu, opts, &mut rows, progress)?;
     matmul::matmul_cases(gpu, opts, &mut rows, progress)?;
     conv::conv_cases(gpu, opts, &mut rows, progress)?;
     e2e::e2e_cases(gpu, opts, &mut rows, progress)?;

@@ -107,12 +107,12 @@ impl GpuSplit {
         self.gpu
             .launch(&DATA, "gather")
             .params(&params)
-            .read(self.images.raw())
-            .read(self.lut.raw())
-            .read(records.raw())
-            .read(labels.raw())
-            .write(images.raw())
-            .write(out_labels.raw())
+            .read(&self.images)
+            .read(&self.lut)
+            .read(&records)
+            .read(&labels)
+            .write(&images)
+            .write(&out_labels)
             .dispatch_1d(n, WG)?;
         Ok(Batch {
             images,

@@ -2,7 +2,7 @@
 //! runtime parts keep (pool, pipeline cache, recorder).
 
 use super::codegen::{DEFAULT_REG_TILE, REG_TILES};
-use super::pipelines::Cached;
+use super::pipelines::{Cached, PipelineKey};
 use super::pool::{self, PoolStats, PooledBuffer};
 use super::recorder::{Recorder, UNIFORM_ARENA};
 use super::AdapterChoice;
@@ -29,7 +29,7 @@ pub struct Gpu {
     pub(super) family: Mutex<KernelFamily>,
     pub(super) reg_tile: Mutex<(u32, u32)>,
     pub(super) pool: pool::Pool,
-    pub(super) pipelines: Mutex<HashMap<String, Arc<Cached>>>,
+    pub(super) pipelines: Mutex<HashMap<PipelineKey, Arc<Cached>>>,
     pub(super) rec: Mutex<Recorder>,
     pub(super) uniform_buf: wgpu::Buffer,
     pub(super) errors: Arc<Mutex<Vec<String>>>,
@@ -85,6 +85,7 @@ impl Gpu {
             wgpu::DeviceType::Cpu => KernelFamily::Register,
             _ => KernelFamily::Workgroup,
         };
+        let rec = Recorder::new(&device);
         Ok(Arc::new(Gpu {
             device,
             queue,
@@ -95,12 +96,7 @@ impl Gpu {
             reg_tile: Mutex::new(DEFAULT_REG_TILE),
             pool: pool::Pool::default(),
             pipelines: Mutex::default(),
-            rec: Mutex::new(Recorder {
-                encoder: None,
-                dispatches: 0,
-                uniforms: Vec::with_capacity(UNIFORM_ARENA as usize),
-                timing: None,
-            }),
+            rec: Mutex::new(rec),
             uniform_buf,
             errors,
             submissions: Mutex::new(0),
@@ -178,9 +174,25 @@ impl Gpu {
         Ok(self.pool.take(self, bytes))
     }
 
-    /// Buffer-pool statistics (hits, misses, bytes held).
+    /// Buffer-pool statistics (hits, misses, bytes held, the high-water mark).
     pub fn pool_stats(&self) -> PoolStats {
         self.pool.stats()
+    }
+
+    /// Give the pool's free buffers back to the driver (between phases, so one phase's peak is not
+    /// held through the next) and forget the bind groups that kept them alive; returns the bytes
+    /// freed. Pending work is submitted first.
+    pub fn trim(&self) -> Result<u64> {
+        let mut rec = self.rec.lock().unwrap();
+        self.submit_locked(&mut rec)?;
+        rec.clear_bind_groups();
+        drop(rec);
+        Ok(self.pool.trim())
+    }
+
+    /// Start a new high-water mark of pool memory at what is held now (see [`PoolStats::peak_bytes`]).
+    pub fn reset_peak(&self) {
+        self.pool.reset_peak();
     }
 
     /// Submissions made so far.

@@ -19,7 +19,7 @@ mod timing;
 pub use adapter::{AdapterChoice, AdapterSummary};
 pub use device::{Gpu, KernelFamily};
 pub use pool::{PoolStats, PooledBuffer};
-pub use recorder::{grid_1d, Launch};
+pub use recorder::{grid_1d, Bindable, Launch};
 pub use shader::{specialize, Shader};
 
 /// Submit after this many recorded dispatches even if nobody reads.

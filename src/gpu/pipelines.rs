@@ -1,26 +1,71 @@
 //! The pipeline cache: one compute pipeline and bind-group layout per (shader, entry point,
-//! constants, binding layout), built once and shared.
+//! constants, binding layout), built once and handed out as a handle. The key is a small fixed-size
+//! value (the shader's address, the entry's name, up to [`MAX_CONSTS`] constants and a bit per
+//! binding), so looking a pipeline up on the hot path allocates nothing.
 
 use super::recorder::Access;
 use super::{shader, specialize, Gpu, Shader};
 use crate::{Error, Result};
 use std::sync::Arc;
 
+/// Most specialised constants one launch sets.
+pub const MAX_CONSTS: usize = 2;
+/// Most storage bindings one kernel takes (bindings 1..=MAX_BINDINGS; 0 is the uniform block).
+pub const MAX_BINDINGS: usize = 8;
+
+/// What identifies a pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct PipelineKey {
+    /// The address of the `'static` shader (its name is not unique enough for generated ones).
+    shader: usize,
+    entry: &'static str,
+    consts: [(&'static str, u32); MAX_CONSTS],
+    /// Storage bindings, and which of them are read-write (bit i: binding i + 1).
+    bindings: u8,
+    read_write: u8,
+}
+
+impl PipelineKey {
+    pub(super) fn new(
+        shader: &'static Shader,
+        entry: &'static str,
+        consts: &[(&'static str, u32)],
+        access: &[Access],
+    ) -> PipelineKey {
+        let mut c = [("", 0); MAX_CONSTS];
+        c[..consts.len()].copy_from_slice(consts);
+        let read_write = access
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| **a == Access::ReadWrite)
+            .fold(0u8, |m, (i, _)| m | (1 << i));
+        PipelineKey {
+            shader: shader as *const Shader as usize,
+            entry,
+            consts: c,
+            bindings: access.len() as u8,
+            read_write,
+        }
+    }
+}
+
+/// A built pipeline: the handle the recorder binds, and a number that names it in bind-group keys.
 pub(super) struct Cached {
+    pub(super) id: u64,
     pub(super) pipeline: wgpu::ComputePipeline,
     pub(super) layout: wgpu::BindGroupLayout,
 }
 
 impl Gpu {
-    /// The cached pipeline for (shader, entry, constants, binding layout).
+    /// The cached pipeline for (shader, entry, constants, binding layout), built on first use.
     pub(super) fn pipeline(
         &self,
-        shader: &Shader,
-        entry: &str,
-        consts: &[(&str, u32)],
+        shader: &'static Shader,
+        entry: &'static str,
+        consts: &[(&'static str, u32)],
         access: &[Access],
     ) -> Result<Arc<Cached>> {
-        let key = format!("{}|{entry}|{consts:?}|{access:?}", shader.name);
+        let key = PipelineKey::new(shader, entry, consts, access);
         if let Some(c) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(c.clone());
         }
@@ -37,7 +82,7 @@ impl Gpu {
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
                 ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
+                has_dynamic_offset: true,
                 min_binding_size: None,
             },
             count: None,
@@ -81,8 +126,14 @@ impl Gpu {
             });
         self.take_errors()
             .map_err(|e| Error::Gpu(format!("building {}::{entry}: {e}", shader.name)))?;
-        let c = Arc::new(Cached { pipeline, layout });
-        self.pipelines.lock().unwrap().insert(key, c.clone());
+        let mut cache = self.pipelines.lock().unwrap();
+        let id = cache.len() as u64;
+        let c = Arc::new(Cached {
+            id,
+            pipeline,
+            layout,
+        });
+        cache.insert(key, c.clone());
         Ok(c)
     }
 }

@@ -16,6 +16,8 @@ pub struct PoolStats {
     pub bytes_created: u64,
     /// Bytes in free lists now.
     pub bytes_free: u64,
+    /// The most bytes held at once (in use and free) since the last [`Gpu::reset_peak`].
+    pub peak_bytes: u64,
 }
 
 impl PoolStats {
@@ -68,6 +70,7 @@ impl Pool {
             None => {
                 s.misses += 1;
                 s.bytes_created += class;
+                s.peak_bytes = s.peak_bytes.max(s.bytes_created);
                 gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: None,
                     size: class,
@@ -97,6 +100,29 @@ impl Pool {
 
     pub(crate) fn stats(&self) -> PoolStats {
         *self.stats.lock().unwrap()
+    }
+
+    /// Destroy every buffer in the free lists; returns the bytes freed.
+    pub(crate) fn trim(&self) -> u64 {
+        let freed: Vec<wgpu::Buffer> = self
+            .free
+            .lock()
+            .unwrap()
+            .drain()
+            .flat_map(|(_, v)| v)
+            .collect();
+        let bytes: u64 = freed.iter().map(|b| b.size()).sum();
+        drop(freed); // wgpu frees each once the work already submitted no longer uses it
+        let mut s = self.stats.lock().unwrap();
+        s.bytes_free -= bytes;
+        s.bytes_created -= bytes;
+        bytes
+    }
+
+    /// Start a new high-water mark at the bytes held now.
+    pub(crate) fn reset_peak(&self) {
+        let mut s = self.stats.lock().unwrap();
+        s.peak_bytes = s.bytes_created;
     }
 }
 

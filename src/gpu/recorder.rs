@@ -1,13 +1,23 @@
-//! The command recorder: dispatches of a step go into one encoder, their parameters into a uniform
-//! arena written once just before the submit; read-backs and copies share the encoder.
+//! The command recorder. The dispatches of a step go into one compute pass of one command encoder
+//! (a pass per dispatch only while timestamps are taken: they are written at pass boundaries); their
+//! parameters go into a uniform arena written once just before the submit and bound with a dynamic
+//! offset, so a bind group is built once per (pipeline, buffers, sizes) and reused from a cache.
+//! Uploads are copies from a staging belt recorded in order with the dispatches (no submit per
+//! write); copies and read-backs end the open pass and share the encoder.
 
+use super::pipelines::{Cached, MAX_BINDINGS, MAX_CONSTS};
 use super::timing::Timing;
 use super::{Gpu, Shader, MAX_PENDING_DISPATCHES};
 use crate::{Error, Result};
+use std::collections::HashMap;
 
-/// Bytes of uniform parameters one submission can carry (each dispatch takes one aligned slot).
-const UNIFORM_SLOT: u64 = 256;
+/// Bytes of uniform parameters one dispatch can carry (each dispatch takes one aligned slot).
+pub(super) const UNIFORM_SLOT: u64 = 256;
 pub(super) const UNIFORM_ARENA: u64 = UNIFORM_SLOT * MAX_PENDING_DISPATCHES as u64;
+/// Size of one staging-belt chunk; a larger upload is written by the queue after a flush.
+const BELT_CHUNK: u64 = 1 << 20;
+/// Bind groups kept before the cache is emptied (each holds its buffers alive).
+const MAX_BIND_GROUPS: usize = 4096;
 
 /// How a storage buffer is bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -16,25 +26,104 @@ pub enum Access {
     ReadWrite,
 }
 
+/// Something a kernel can bind: a buffer and how many of its bytes hold data. The binding covers
+/// exactly those bytes, never the rest of a pooled buffer.
+pub trait Bindable {
+    /// The buffer.
+    fn buffer(&self) -> &wgpu::Buffer;
+    /// Bytes that hold data, from offset 0 (a multiple of 4, at least 4).
+    fn bytes(&self) -> u64;
+    /// What to call it in an error message (a shape, say).
+    fn describe(&self) -> String;
+}
+
+impl<T: Bindable + ?Sized> Bindable for &T {
+    fn buffer(&self) -> &wgpu::Buffer {
+        (**self).buffer()
+    }
+    fn bytes(&self) -> u64 {
+        (**self).bytes()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// A bind group's identity: the pipeline and each storage binding's buffer and size.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BindKey {
+    pipeline: u64,
+    buffers: [Option<(wgpu::Buffer, u64)>; MAX_BINDINGS],
+}
+
 pub(super) struct Recorder {
-    pub(super) encoder: Option<wgpu::CommandEncoder>,
-    pub(super) dispatches: u32,
-    pub(super) uniforms: Vec<u8>,
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    dispatches: u32,
+    uniforms: Vec<u8>,
     pub(super) timing: Option<Timing>,
+    belt: wgpu::util::StagingBelt,
+    belt_used: bool,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+}
+
+impl Recorder {
+    pub(super) fn new(device: &wgpu::Device) -> Recorder {
+        Recorder {
+            encoder: None,
+            pass: None,
+            dispatches: 0,
+            uniforms: Vec::with_capacity(UNIFORM_ARENA as usize),
+            timing: None,
+            belt: wgpu::util::StagingBelt::new(device.clone(), BELT_CHUNK),
+            belt_used: false,
+            bind_groups: HashMap::new(),
+        }
+    }
+
+    /// The pending encoder, with any open compute pass ended (for copies).
+    fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
+        self.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("steps"),
+            })
+        })
+    }
+
+    /// Forget every cached bind group (they hold their buffers alive).
+    pub(super) fn clear_bind_groups(&mut self) {
+        self.bind_groups.clear();
+    }
 }
 
 impl Gpu {
-    /// Write bytes into a buffer. Pending dispatches are submitted first, so the write cannot be
-    /// seen by a dispatch recorded before it.
+    /// Write bytes into a buffer, in order with the dispatches recorded so far and after it: small
+    /// writes go through the staging belt into the pending encoder; a write larger than a belt
+    /// chunk (or not 4-byte aligned) submits the pending work first and is written by the queue.
     pub fn write(&self, buf: &wgpu::Buffer, offset: u64, data: &[u8]) -> Result<()> {
-        self.flush()?;
-        if !data.is_empty() {
-            self.queue.write_buffer(buf, offset, data);
+        if data.is_empty() {
+            return Ok(());
         }
+        let len = data.len() as u64;
+        let mut rec = self.rec.lock().unwrap();
+        if len <= BELT_CHUNK && len.is_multiple_of(4) && offset.is_multiple_of(4) {
+            let size = wgpu::BufferSize::new(len).expect("non-empty write");
+            rec.encoder(&self.device);
+            let Recorder { encoder, belt, .. } = &mut *rec;
+            let enc = encoder.as_mut().expect("pending encoder");
+            belt.write_buffer(enc, buf, offset, size)
+                .copy_from_slice(data);
+            rec.belt_used = true;
+            return Ok(());
+        }
+        self.submit_locked(&mut rec)?;
+        self.queue.write_buffer(buf, offset, data);
         Ok(())
     }
 
     pub(super) fn submit_locked(&self, rec: &mut Recorder) -> Result<()> {
+        rec.pass = None;
         let Some(mut encoder) = rec.encoder.take() else {
             return Ok(());
         };
@@ -42,7 +131,14 @@ impl Gpu {
             self.queue.write_buffer(&self.uniform_buf, 0, &rec.uniforms);
         }
         let read_timing = rec.timing.as_ref().is_some_and(|t| t.resolve(&mut encoder));
+        let belt_used = std::mem::take(&mut rec.belt_used);
+        if belt_used {
+            rec.belt.finish();
+        }
         self.queue.submit([encoder.finish()]);
+        if belt_used {
+            rec.belt.recall();
+        }
         *self.submissions.lock().unwrap() += 1;
         rec.uniforms.clear();
         rec.dispatches = 0;
@@ -75,13 +171,8 @@ impl Gpu {
             return Ok(());
         }
         let mut rec = self.rec.lock().unwrap();
-        let enc = rec.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("steps"),
-                })
-        });
-        enc.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
+        rec.encoder(&self.device)
+            .copy_buffer_to_buffer(src, 0, dst, 0, bytes);
         Ok(())
     }
 
@@ -95,12 +186,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let enc = rec.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("steps"),
-                })
-        });
+        let enc = rec.encoder(&self.device);
         if padded > 0 {
             enc.copy_buffer_to_buffer(buf, offset, &staging, 0, padded);
         }
@@ -136,7 +222,7 @@ impl Gpu {
     }
 
     /// Start describing one kernel launch.
-    pub fn launch<'a>(&'a self, shader: &'a Shader, entry: &'a str) -> Launch<'a> {
+    pub fn launch<'a>(&'a self, shader: &'static Shader, entry: &'static str) -> Launch<'a> {
         Launch {
             gpu: self,
             shader,
@@ -161,8 +247,35 @@ impl Gpu {
         if l.params.len() as u64 > UNIFORM_SLOT {
             return Err(Error::invalid("kernel parameters over 256 bytes"));
         }
-        let access: Vec<Access> = l.bufs.iter().map(|b| b.1).collect();
-        let cached = self.pipeline(l.shader, l.entry, &l.consts, &access)?;
+        if l.consts.len() > MAX_CONSTS || l.bufs.len() > MAX_BINDINGS {
+            return Err(Error::invalid(format!(
+                "{}::{} sets {} constants and {} bindings (at most {MAX_CONSTS} and {MAX_BINDINGS})",
+                l.shader.name,
+                l.entry,
+                l.consts.len(),
+                l.bufs.len()
+            )));
+        }
+        let limit = self.limits.max_storage_buffer_binding_size;
+        for (i, b) in l.bufs.iter().enumerate() {
+            if b.bytes > limit {
+                return Err(Error::BufferTooLarge {
+                    what: format!(
+                        "{} bound to {}::{} (binding {})",
+                        b.what(),
+                        l.shader.name,
+                        l.entry,
+                        i + 1
+                    ),
+                    requested: b.bytes,
+                    limit,
+                    limit_name: "max_storage_buffer_binding_size",
+                });
+            }
+        }
+        let access: [Access; MAX_BINDINGS] =
+            std::array::from_fn(|i| l.bufs.get(i).map_or(Access::Read, |b| b.access));
+        let cached = self.pipeline(l.shader, l.entry, &l.consts, &access[..l.bufs.len()])?;
         let mut rec = self.rec.lock().unwrap();
         let slot = (self.limits.min_uniform_buffer_offset_alignment as u64).max(UNIFORM_SLOT);
         if rec.dispatches >= MAX_PENDING_DISPATCHES
@@ -171,23 +284,74 @@ impl Gpu {
             self.submit_locked(&mut rec)?;
         }
         let offset = rec.uniforms.len() as u64;
-        let mut p = l.params.clone();
-        p.resize(p.len().max(16).div_ceil(16) * 16, 0);
-        let psize = p.len() as u64;
-        rec.uniforms.extend_from_slice(&p);
+        rec.uniforms.extend_from_slice(&l.params);
         rec.uniforms.resize((offset + slot) as usize, 0);
+        let bg = self.bind_group(&mut rec, &cached, &l.bufs);
+        let Recorder {
+            encoder,
+            pass,
+            timing,
+            dispatches,
+            ..
+        } = &mut *rec;
+        if timing.is_some() {
+            *pass = None;
+        }
+        if pass.is_none() {
+            let enc = encoder.get_or_insert_with(|| {
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("steps"),
+                    })
+            });
+            let ts = timing.as_mut().map(|t| t.pass_writes());
+            *pass = Some(
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: ts,
+                })
+                .forget_lifetime(),
+            );
+        }
+        let p = pass.as_mut().expect("open compute pass");
+        p.set_pipeline(&cached.pipeline);
+        p.set_bind_group(0, &bg, &[offset as u32]);
+        p.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        *dispatches += 1;
+        Ok(())
+    }
+
+    /// The bind group of `cached` over `bufs` (and the uniform arena at a dynamic offset), from
+    /// the cache or built and cached.
+    fn bind_group(
+        &self,
+        rec: &mut Recorder,
+        cached: &Cached,
+        bufs: &[Binding<'_>],
+    ) -> wgpu::BindGroup {
+        let key = BindKey {
+            pipeline: cached.id,
+            buffers: std::array::from_fn(|i| bufs.get(i).map(|b| (b.buf.clone(), b.bytes))),
+        };
+        if let Some(bg) = rec.bind_groups.get(&key) {
+            return bg.clone();
+        }
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                 buffer: &self.uniform_buf,
-                offset,
-                size: wgpu::BufferSize::new(psize),
+                offset: 0,
+                size: wgpu::BufferSize::new(UNIFORM_SLOT),
             }),
         }];
-        for (i, (buf, _)) in l.bufs.iter().enumerate() {
+        for (i, b) in bufs.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
-                resource: buf.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buf,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(b.bytes),
+                }),
             });
         }
         let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -195,30 +359,11 @@ impl Gpu {
             layout: &cached.layout,
             entries: &entries,
         });
-        let Recorder {
-            encoder,
-            timing,
-            dispatches,
-            ..
-        } = &mut *rec;
-        let enc = encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("steps"),
-                })
-        });
-        let ts = timing.as_mut().map(|t| t.pass_writes());
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: ts,
-            });
-            pass.set_pipeline(&cached.pipeline);
-            pass.set_bind_group(0, &bg, &[]);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        if rec.bind_groups.len() >= MAX_BIND_GROUPS {
+            rec.bind_groups.clear();
         }
-        *dispatches += 1;
-        Ok(())
+        rec.bind_groups.insert(key, bg.clone());
+        bg
     }
 }
 
@@ -248,19 +393,33 @@ pub(super) fn read_mapped(
     Ok(out)
 }
 
+/// One storage binding of a launch.
+struct Binding<'a> {
+    buf: &'a wgpu::Buffer,
+    bytes: u64,
+    access: Access,
+    describe: Box<dyn Fn() -> String + 'a>,
+}
+
+impl Binding<'_> {
+    fn what(&self) -> String {
+        (self.describe)()
+    }
+}
+
 /// A kernel launch being described: constants, parameters, buffers, then `dispatch`.
 pub struct Launch<'a> {
     gpu: &'a Gpu,
-    shader: &'a Shader,
-    entry: &'a str,
-    consts: Vec<(&'a str, u32)>,
+    shader: &'static Shader,
+    entry: &'static str,
+    consts: Vec<(&'static str, u32)>,
     params: Vec<u8>,
-    bufs: Vec<(&'a wgpu::Buffer, Access)>,
+    bufs: Vec<Binding<'a>>,
 }
 
 impl<'a> Launch<'a> {
     /// Set a shader `const NAME: u32` (the source is specialised; the pipeline is cached per value).
-    pub fn constant(mut self, name: &'a str, v: u32) -> Self {
+    pub fn constant(mut self, name: &'static str, v: u32) -> Self {
         self.consts.push((name, v));
         self
     }
@@ -269,15 +428,22 @@ impl<'a> Launch<'a> {
         self.params.extend_from_slice(bytemuck::cast_slice(p));
         self
     }
-    /// Bind the next storage buffer read-only (bindings 1, 2, ... in call order).
-    pub fn read(mut self, b: &'a wgpu::Buffer) -> Self {
-        self.bufs.push((b, Access::Read));
+    fn bind<B: Bindable + 'a>(mut self, b: &'a B, access: Access) -> Self {
+        self.bufs.push(Binding {
+            buf: b.buffer(),
+            bytes: b.bytes(),
+            access,
+            describe: Box::new(move || b.describe()),
+        });
         self
     }
+    /// Bind the next storage buffer read-only (bindings 1, 2, ... in call order).
+    pub fn read<B: Bindable + 'a>(self, b: &'a B) -> Self {
+        self.bind(b, Access::Read)
+    }
     /// Bind the next storage buffer read-write.
-    pub fn write(mut self, b: &'a wgpu::Buffer) -> Self {
-        self.bufs.push((b, Access::ReadWrite));
-        self
+    pub fn write<B: Bindable + 'a>(self, b: &'a B) -> Self {
+        self.bind(b, Access::ReadWrite)
     }
     /// Record the dispatch.
     pub fn dispatch(self, groups: [u32; 3]) -> Result<()> {
@@ -285,20 +451,30 @@ impl<'a> Launch<'a> {
         gpu.record(self, groups)
     }
     /// Record a 1-D dispatch over `n` items with `wg` threads per workgroup, folded into 2-D when
-    /// it exceeds the per-dimension limit (kernels index with [`linear_index`](shader) helpers).
+    /// it exceeds the per-dimension limit (kernels index with `idx()` of `shaders/common.wgsl`).
     pub fn dispatch_1d(self, n: usize, wg: u32) -> Result<()> {
-        let groups = grid_1d(n, wg, self.gpu.limits.max_compute_workgroups_per_dimension);
+        let groups = grid_1d(n, wg, self.gpu.limits.max_compute_workgroups_per_dimension)?;
         self.dispatch(groups)
     }
 }
 
-/// Workgroups for `n` items at `wg` per group, as (x, y, 1) with x ≤ max.
-pub fn grid_1d(n: usize, wg: u32, max: u32) -> [u32; 3] {
+/// Workgroups for `n` items at `wg` per group, as (x, y, 1) with x ≤ max; an error when even the
+/// folded grid is over the limit.
+pub fn grid_1d(n: usize, wg: u32, max: u32) -> Result<[u32; 3]> {
     let groups = (n as u64).div_ceil(wg as u64);
     if groups <= max as u64 {
-        [groups as u32, 1, 1]
-    } else {
-        let x = max.min(32768);
-        [x, groups.div_ceil(x as u64) as u32, 1]
+        return Ok([groups as u32, 1, 1]);
     }
+    let x = max.min(32768);
+    let y = groups.div_ceil(x as u64);
+    u32::try_from(y)
+        .ok()
+        .filter(|&y| y <= max)
+        .map(|y| [x, y, 1])
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "{n} work items at {wg} per workgroup need {groups} workgroups, over the adapter's \
+                 {max} × {max}"
+            ))
+        })
 }

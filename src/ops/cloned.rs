@@ -25,9 +25,9 @@ pub fn mix(c: &Tensor, m1: &Tensor) -> Result<Tensor> {
     c.gpu()
         .launch(&CLONED, "mix")
         .params(&p4(rows, k2, m))
-        .read(c.raw())
-        .read(m1.raw())
-        .write(out.raw())
+        .read(&c)
+        .read(&m1)
+        .write(&out)
         .dispatch_1d(rows * k2 * m, 256)?;
     Ok(out)
 }
@@ -46,9 +46,9 @@ pub fn mix_backward(
         let out = Tensor::empty(gpu, &[rows, k2])?;
         gpu.launch(&CLONED, "mix_bwd_c")
             .params(&p4(rows, k2, m))
-            .read(g.raw())
-            .read(m1.raw())
-            .write(out.raw())
+            .read(&g)
+            .read(&m1)
+            .write(&out)
             .dispatch_1d(rows * k2, 256)?;
         Some(out)
     } else {
@@ -58,9 +58,9 @@ pub fn mix_backward(
         let out = Tensor::empty(gpu, &[k2, m])?;
         gpu.launch(&CLONED, "mix_bwd_m1")
             .params(&p4(rows, k2, m))
-            .read(g.raw())
-            .read(c.raw())
-            .write(out.raw())
+            .read(&g)
+            .read(&c)
+            .write(&out)
             .dispatch_1d(k2 * m, 256)?;
         Some(out)
     } else {

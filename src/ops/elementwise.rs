@@ -8,26 +8,26 @@ use crate::tensor::Tensor;
 use crate::tensor::{elementwise_params as params, ELEMENTWISE_WG as WG};
 use crate::Result;
 
-fn binary(entry: &str, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+fn binary(entry: &'static str, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), x.shape())?;
     x.gpu()
         .launch(&ELEMENTWISE, entry)
         .params(&params(x.numel(), alpha, beta))
-        .read(x.raw())
-        .read(y.raw())
-        .write(out.raw())
+        .read(&x)
+        .read(&y)
+        .write(&out)
         .dispatch_1d(x.numel(), WG)?;
     Ok(out)
 }
 
-fn unary(entry: &str, x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+fn unary(entry: &'static str, x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
     super::expect_f32("unary", x)?;
     let out = Tensor::empty(x.gpu(), x.shape())?;
     x.gpu()
         .launch(&ELEMENTWISE, entry)
         .params(&params(x.numel(), alpha, beta))
-        .read(x.raw())
-        .write(out.raw())
+        .read(&x)
+        .write(&out)
         .dispatch_1d(x.numel(), WG)?;
     Ok(out)
 }
@@ -84,8 +84,8 @@ pub fn dropout(x: &Tensor, p: f32, seed: u32) -> Result<Tensor> {
             (1.0 / (1.0 - p)).to_bits(),
             seed,
         ])
-        .read(x.raw())
-        .write(out.raw())
+        .read(&x)
+        .write(&out)
         .dispatch_1d(x.numel(), WG)?;
     Ok(out)
 }

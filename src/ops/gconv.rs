@@ -15,7 +15,7 @@ use crate::{Error, Result};
 const WG: u32 = 64;
 
 fn launch(
-    entry: &str,
+    entry: &'static str,
     src: &Tensor,
     out_shape: &[usize],
     cout: usize,
@@ -28,8 +28,8 @@ fn launch(
         src.gpu()
             .launch(&GCONV, entry)
             .params(&[cout as u32, cin as u32, k as u32, n as u32])
-            .read(src.raw())
-            .write(out.raw())
+            .read(&src)
+            .write(&out)
             .dispatch_1d(n, WG)?;
     }
     Ok(out)

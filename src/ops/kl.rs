@@ -26,13 +26,13 @@ pub fn kl(w: &Tensor, w0: &Tensor, axis: usize) -> Result<(Tensor, Tensor)> {
         outer * inner,
         64,
         gpu.limits.max_compute_workgroups_per_dimension,
-    );
+    )?;
     gpu.launch(&KL, "kl_rows")
         .params(&[outer as u32, n as u32, inner as u32, 0])
-        .read(w.raw())
-        .read(w0.raw())
-        .write(rows.raw())
-        .write(grad.raw())
+        .read(&w)
+        .read(&w0)
+        .write(&rows)
+        .write(&grad)
         .dispatch(groups)?;
     let total = w.numel().max(1) as f32;
     let value = elementwise::affine(&reduce::sum_all(&rows)?, 1.0 / total, 0.0)?;

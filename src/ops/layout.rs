@@ -20,8 +20,8 @@ pub fn swap12(x: &Tensor, dims: [usize; 4]) -> Result<Tensor> {
     x.gpu()
         .launch(&LAYOUT, "swap12")
         .params(&[b as u32, c as u32, d as u32, 0, a as u32, 0, 0, 0])
-        .read(x.raw())
-        .write(out.raw())
+        .read(&x)
+        .write(&out)
         .dispatch_1d(x.numel(), 256)?;
     Ok(out)
 }

@@ -45,10 +45,10 @@ pub fn cross_entropy_rows(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, T
             (1.0 / rows.max(1) as f32).to_bits(),
             0,
         ])
-        .read(logits.raw())
-        .read(labels.raw())
-        .write(loss.raw())
-        .write(grad.raw())
+        .read(&logits)
+        .read(&labels)
+        .write(&loss)
+        .write(&grad)
         .dispatch([(rows as u32).div_ceil(64), 1, 1])?;
     Ok((loss, grad))
 }
@@ -79,9 +79,9 @@ pub fn correct_count(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let flags = Tensor::empty(gpu, &[rows])?;
     gpu.launch(&LOSS, "correct")
         .params(&[rows as u32, classes as u32, 0, 0])
-        .read(logits.raw())
-        .read(labels.raw())
-        .write(flags.raw())
+        .read(&logits)
+        .read(&labels)
+        .write(&flags)
         .dispatch([(rows as u32).div_ceil(64), 1, 1])?;
     reduce::sum_all(&flags)
 }

@@ -88,8 +88,8 @@ fn pack(x: &Tensor, batch: usize, rows: usize, cols: usize, trans: bool) -> Resu
     x.gpu()
         .launch(&LAYOUT, "pack")
         .params(&layout_params(rows, cols, n4, trans, batch))
-        .read(x.raw())
-        .write(out.raw())
+        .read(&x)
+        .write(&out)
         .dispatch_1d(batch * rows * n4, 256)?;
     Ok(out)
 }
@@ -164,7 +164,7 @@ pub fn matmul_ex(
         0,
     ];
     if m > 0 && n > 0 {
-        let biasraw = biasbuf.map(|t| t.raw()).unwrap_or(bbuf.raw());
+        let biasraw = biasbuf.unwrap_or(bbuf);
         match gpu.family() {
             KernelFamily::Register => {
                 let (tm, tn) = effective_reg_tile(gpu.reg_tile(), m as u32, n4 as u32);
@@ -172,10 +172,10 @@ pub fn matmul_ex(
                 let gy = (m as u32).div_ceil(tm);
                 gpu.launch(codegen::shader(Generated::MatmulReg { tm, tn })?, "mm_reg")
                     .params(&params)
-                    .read(a.raw())
-                    .read(bbuf.raw())
+                    .read(a)
+                    .read(bbuf)
                     .read(biasraw)
-                    .write(cbuf.raw())
+                    .write(cbuf)
                     .dispatch([gx, gy, z as u32])?;
             }
             KernelFamily::Workgroup => {
@@ -183,18 +183,18 @@ pub fn matmul_ex(
                 let gy = (m as u32).div_ceil(64);
                 gpu.launch(&MATMUL, "mm_tiled")
                     .params(&params)
-                    .read(a.raw())
-                    .read(bbuf.raw())
+                    .read(a)
+                    .read(bbuf)
                     .read(biasraw)
-                    .write(cbuf.raw())
+                    .write(cbuf)
                     .dispatch([gx, gy, z as u32])?;
             }
         }
         if !aligned {
             gpu.launch(&LAYOUT, "unpack")
                 .params(&layout_params(m, n, n4, false, z))
-                .read(cbuf.raw())
-                .write(out.raw())
+                .read(cbuf)
+                .write(&out)
                 .dispatch_1d(z * m * n, 256)?;
         }
     }

@@ -54,11 +54,11 @@ pub fn adam_(
         .gpu()
         .launch(&OPTIM, "adam")
         .params(&p)
-        .write(param.raw())
-        .read(grad.raw())
-        .read(clip.raw())
-        .write(m.raw())
-        .write(v.raw())
+        .write(&param)
+        .read(&grad)
+        .read(&clip)
+        .write(&m)
+        .write(&v)
         .dispatch_1d(param.numel(), 256)
 }
 
@@ -95,10 +95,10 @@ pub fn sgd_(
         .gpu()
         .launch(&OPTIM, "sgd")
         .params(&p)
-        .write(param.raw())
-        .read(grad.raw())
-        .read(clip.raw())
-        .write(buf.raw())
+        .write(&param)
+        .read(&grad)
+        .read(&clip)
+        .write(&buf)
         .dispatch_1d(param.numel(), 256)
 }
 
@@ -118,8 +118,8 @@ pub fn clip_coefficient(grads: &[Tensor], max_norm: f32) -> Result<Tensor> {
     let out = Tensor::empty(&gpu, &[2])?;
     gpu.launch(&OPTIM, "clip_coef")
         .params(&[count as u32, max_norm.to_bits(), 0, 0])
-        .read(partials.raw())
-        .write(out.raw())
+        .read(&partials)
+        .write(&out)
         .dispatch([1, 1, 1])?;
     Ok(out)
 }

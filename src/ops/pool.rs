@@ -91,9 +91,9 @@ pub fn max_pool2d(x: &Tensor, k: usize, s: usize) -> Result<(Tensor, Tensor)> {
         x.gpu()
             .launch(&POOL, "maxpool")
             .params(&params(&d, n, 0.0))
-            .read(x.raw())
-            .write(out.raw())
-            .write(arg.raw())
+            .read(&x)
+            .write(&out)
+            .write(&arg)
             .dispatch_1d(n, WG)?;
     }
     Ok((out, arg))
@@ -126,9 +126,9 @@ pub fn max_pool2d_bwd(
         g.gpu()
             .launch(&POOL, "maxpool_bwd")
             .params(&params(&d, n, 0.0))
-            .read(g.raw())
-            .read(arg.raw())
-            .write(dx.raw())
+            .read(&g)
+            .read(&arg)
+            .write(&dx)
             .dispatch_1d(n, WG)?;
     }
     Ok(dx)
@@ -144,8 +144,8 @@ pub fn avg_pool2d(x: &Tensor, k: usize, s: usize) -> Result<Tensor> {
         x.gpu()
             .launch(&POOL, "avgpool")
             .params(&params(&d, n, 1.0 / (k * k) as f32))
-            .read(x.raw())
-            .write(out.raw())
+            .read(&x)
+            .write(&out)
             .dispatch_1d(n, WG)?;
     }
     Ok(out)
@@ -167,8 +167,8 @@ pub fn avg_pool2d_bwd(g: &Tensor, in_shape: &[usize], k: usize, s: usize) -> Res
         g.gpu()
             .launch(&POOL, "avgpool_bwd")
             .params(&params(&d, n, 1.0 / (k * k) as f32))
-            .read(g.raw())
-            .write(dx.raw())
+            .read(&g)
+            .write(&dx)
             .dispatch_1d(n, WG)?;
     }
     Ok(dx)
@@ -197,7 +197,7 @@ fn rot_dims(op: &'static str, shape: &[usize]) -> Result<(usize, usize, Vec<usiz
 }
 
 fn simple(
-    entry: &str,
+    entry: &'static str,
     x: &Tensor,
     out_shape: &[usize],
     planes: usize,
@@ -225,8 +225,8 @@ fn simple(
         x.gpu()
             .launch(&POOL, entry)
             .params(&p)
-            .read(x.raw())
-            .write(out.raw())
+            .read(&x)
+            .write(&out)
             .dispatch_1d(n, WG)?;
     }
     Ok(out)
@@ -276,9 +276,9 @@ pub fn rot_pool_bwd(g: &Tensor, x: &Tensor, how: RotPool) -> Result<Tensor> {
                 g.gpu()
                     .launch(&POOL, "rotpool_max_bwd")
                     .params(&p)
-                    .read(g.raw())
-                    .read(x.raw())
-                    .write(dx.raw())
+                    .read(&g)
+                    .read(&x)
+                    .write(&dx)
                     .dispatch_1d(n, WG)?;
             }
             Ok(dx)

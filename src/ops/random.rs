@@ -12,7 +12,7 @@ pub fn randn(gpu: &Arc<Gpu>, shape: &[usize], seed: u64) -> Result<Tensor> {
     let n = out.numel();
     gpu.launch(&RANDOM, "randn")
         .params(&[n as u32, seed as u32, (seed >> 32) as u32, 0])
-        .write(out.raw())
+        .write(&out)
         .dispatch_1d(n, 256)?;
     Ok(out)
 }

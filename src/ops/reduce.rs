@@ -50,8 +50,8 @@ pub fn sum_axis_scaled(x: &Tensor, axis: usize, alpha: f32) -> Result<Tensor> {
     x.gpu()
         .launch(&REDUCE, "sum_axis")
         .params(&params(outer, n, inner, alpha, 0))
-        .read(x.raw())
-        .write(out.raw())
+        .read(&x)
+        .write(&out)
         .dispatch_1d(outer * inner, 256)?;
     Ok(out)
 }
@@ -84,8 +84,8 @@ pub fn broadcast_axis(g: &Tensor, axis: usize, n: usize, alpha: f32) -> Result<T
     g.gpu()
         .launch(&REDUCE, "broadcast_axis")
         .params(&params(outer, n, inner, alpha, 0))
-        .read(g.raw())
-        .write(out.raw())
+        .read(&g)
+        .write(&out)
         .dispatch_1d(outer * n * inner, 256)?;
     Ok(out)
 }
@@ -94,7 +94,7 @@ pub fn broadcast_axis(g: &Tensor, axis: usize, n: usize, alpha: f32) -> Result<T
 fn chunk_pass(x: &Tensor, n: usize, squares: bool, out: &Tensor, offset: usize) -> Result<usize> {
     let chunks = n.div_ceil(CHUNK).max(1);
     let gpu = x.gpu();
-    let groups = grid_1d(chunks, 1, gpu.limits.max_compute_workgroups_per_dimension);
+    let groups = grid_1d(chunks, 1, gpu.limits.max_compute_workgroups_per_dimension)?;
     gpu.launch(&REDUCE, "chunk_sum")
         .params(&params(
             chunks,
@@ -103,8 +103,8 @@ fn chunk_pass(x: &Tensor, n: usize, squares: bool, out: &Tensor, offset: usize) 
             if squares { 1.0 } else { 0.0 },
             offset,
         ))
-        .read(x.raw())
-        .write(out.raw())
+        .read(&x)
+        .write(&out)
         .dispatch(groups)?;
     Ok(chunks)
 }

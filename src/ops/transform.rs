@@ -12,7 +12,7 @@ const WG: u32 = 64;
 
 #[allow(clippy::too_many_arguments)]
 fn launch(
-    entry: &str,
+    entry: &'static str,
     x: &Tensor,
     out_shape: &[usize],
     planes: usize,
@@ -44,8 +44,8 @@ fn launch(
         x.gpu()
             .launch(&TRANSFORM, entry)
             .params(&p)
-            .read(x.raw())
-            .write(out.raw())
+            .read(&x)
+            .write(&out)
             .dispatch_1d(n, WG)?;
     }
     Ok(out)

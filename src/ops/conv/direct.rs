@@ -53,10 +53,10 @@ pub(super) fn conv_direct(
         .constant("K", k as u32)
         .constant("TO", TILE_OUT)
         .params(&p)
-        .read(x.raw())
-        .read(w.raw())
-        .read(bias.map(|b| b.raw()).unwrap_or(w.raw()))
-        .write(out.raw())
+        .read(&x)
+        .read(&w)
+        .read(bias.unwrap_or(w))
+        .write(&out)
         .dispatch_1d(total, WG)?;
     Ok(out)
 }
@@ -73,8 +73,8 @@ pub(super) fn flip_transpose(w: &Tensor, d: ConvDims) -> Result<Tensor> {
         gpu.launch(&CONV, "flip_transpose")
             .constant("K", d.k as u32)
             .params(&p)
-            .read(w.raw())
-            .write(wt.raw())
+            .read(&w)
+            .write(&wt)
             .dispatch_1d(n, WG)?;
     }
     Ok(wt)
@@ -101,8 +101,8 @@ pub(super) fn weight_grad(x: &Tensor, g: &Tensor, d: ConvDims, dw: &Tensor) -> R
     gpu.launch(&CONV, "conv_dw")
         .constant("K", d.k as u32)
         .params(&p)
-        .read(x.raw())
-        .read(g.raw())
-        .write(dw.raw())
+        .read(&x)
+        .read(&g)
+        .write(&dw)
         .dispatch_1d(total, WG)
 }

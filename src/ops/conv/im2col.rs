@@ -26,8 +26,8 @@ fn im2col_geo(
             .launch(&CONV, "im2col")
             .constant("K", k as u32)
             .params(&p)
-            .read(x.raw())
-            .write(col.raw())
+            .read(&x)
+            .write(&col)
             .dispatch_1d(total, WG)?;
     }
     Ok(col)

@@ -223,8 +223,8 @@ pub fn add_channel_bias_(y: &Tensor, bias: &Tensor) -> Result<()> {
     y.gpu()
         .launch(&CONV, "add_channel_bias")
         .params(&p)
-        .write(y.raw())
-        .read(bias.raw())
+        .write(&y)
+        .read(&bias)
         .dispatch_1d(y.numel(), WG)
 }
 

@@ -109,8 +109,8 @@ pub(super) fn conv_reg(
         gpu.launch(&CONV, "wpack")
             .constant("K", k as u32)
             .params(&p)
-            .read(w.raw())
-            .write(wv.raw())
+            .read(&w)
+            .write(&wv)
             .dispatch_1d(n, WG)?;
     }
     let p = gparams(
@@ -130,10 +130,10 @@ pub(super) fn conv_reg(
     })?;
     gpu.launch(sh, "conv_reg")
         .params(&p)
-        .read(x.raw())
-        .read(wv.raw())
-        .read(bias.map(|b| b.raw()).unwrap_or(wv.raw()))
-        .write(out.raw())
+        .read(&x)
+        .read(&wv)
+        .read(bias.unwrap_or(&wv))
+        .write(&out)
         .dispatch(reg_grid(gpu, total, nob)?)?;
     Ok(out)
 }
@@ -167,9 +167,9 @@ pub(super) fn weight_grad_reg(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Ten
     })?;
     gpu.launch(sh, "conv_dw_reg")
         .params(&p)
-        .read(x.raw())
-        .read(g.raw())
-        .write(part.raw())
+        .read(&x)
+        .read(&g)
+        .write(&part)
         .dispatch(reg_grid(gpu, total, nob)?)?;
     if splits == 1 {
         part.reshape(&[d.cout, d.cin, d.k, d.k])
