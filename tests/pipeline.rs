@@ -203,8 +203,8 @@ fn small_data() -> Dataset {
         .subset(Some(128), Some(64))
         .unwrap();
     Dataset {
-        train: pipeline::center_crop(&ds.train, 16).unwrap(),
-        test: pipeline::center_crop(&ds.test, 16).unwrap(),
+        train: symclone::data::resize::center_crop(&ds.train, 16).unwrap(),
+        test: symclone::data::resize::center_crop(&ds.test, 16).unwrap(),
         source: ds.source,
     }
 }

@@ -5,13 +5,15 @@
 
 pub mod config;
 
+pub use crate::clone::io::{clone_metadata, load_clone, load_clones};
 pub use config::{CloneSettings, RunConfig, TaskPlan};
 
 use crate::clone::operator::K;
 use crate::clone::{
     clone_random, CloneConfig, CloneStats, ClonedConv, ClonedOperator, OperatorKind,
 };
-use crate::data::{fnv1a, Batcher, Dataset, GpuSplit, Part, Split, Task};
+use crate::data::resize::prepare_digits;
+use crate::data::{fnv1a, Batcher, Dataset, GpuSplit, Part, Task};
 use crate::equivariance::{equivariance_error, Group};
 use crate::models::{clone_key, clones_needed, Arch, CloneSet, Model, ModelKind};
 use crate::ops::{gconv, transform};
@@ -128,95 +130,6 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-/// Centre-crop every digit of a split to `side × side`.
-pub fn center_crop(s: &Split, side: usize) -> Result<Split> {
-    if side > s.h || side > s.w {
-        return Err(Error::invalid(format!(
-            "cannot crop {}×{} digits to {side}",
-            s.h, s.w
-        )));
-    }
-    if side == s.h && side == s.w {
-        return Ok(s.clone());
-    }
-    let (oy, ox) = ((s.h - side) / 2, (s.w - side) / 2);
-    let mut images = Vec::with_capacity(s.n * side * side);
-    for i in 0..s.n {
-        let img = &s.images[i * s.h * s.w..(i + 1) * s.h * s.w];
-        for y in 0..side {
-            images.extend_from_slice(&img[(oy + y) * s.w + ox..(oy + y) * s.w + ox + side]);
-        }
-    }
-    Ok(Split {
-        images,
-        labels: s.labels.clone(),
-        n: s.n,
-        h: side,
-        w: side,
-    })
-}
-
-/// Halve every digit's resolution by averaging 2×2 blocks (rounded), e.g. 28×28 → 14×14.
-pub fn downsample2(s: &Split) -> Split {
-    let (h, w) = (s.h / 2, s.w / 2);
-    let mut images = Vec::with_capacity(s.n * h * w);
-    for i in 0..s.n {
-        let img = &s.images[i * s.h * s.w..(i + 1) * s.h * s.w];
-        for y in 0..h {
-            for x in 0..w {
-                let sum: u32 = [(0, 0), (0, 1), (1, 0), (1, 1)]
-                    .iter()
-                    .map(|(dy, dx)| img[(2 * y + dy) * s.w + 2 * x + dx] as u32)
-                    .sum();
-                images.push(((sum + 2) / 4) as u8);
-            }
-        }
-    }
-    Split {
-        images,
-        labels: s.labels.clone(),
-        n: s.n,
-        h,
-        w,
-    }
-}
-
-/// Centre every digit on a `side × side` canvas of zeros (side ≥ the digit's).
-pub fn center_pad(s: &Split, side: usize) -> Result<Split> {
-    if side < s.h || side < s.w {
-        return Err(Error::invalid(format!(
-            "cannot pad {}×{} digits to {side}",
-            s.h, s.w
-        )));
-    }
-    let (oy, ox) = ((side - s.h) / 2, (side - s.w) / 2);
-    let mut images = vec![0u8; s.n * side * side];
-    for i in 0..s.n {
-        for y in 0..s.h {
-            let src = &s.images[(i * s.h + y) * s.w..(i * s.h + y + 1) * s.w];
-            let dst = (i * side + oy + y) * side + ox;
-            images[dst..dst + s.w].copy_from_slice(src);
-        }
-    }
-    Ok(Split {
-        images,
-        labels: s.labels.clone(),
-        n: s.n,
-        h: side,
-        w: side,
-    })
-}
-
-/// Bring a split to the configuration's input side: with `downsample`, halve the resolution and
-/// pad to `side`; otherwise centre-crop to `side`.
-pub fn prepare_digits(s: &Split, side: usize, downsample: bool) -> Result<Split> {
-    if downsample {
-        center_pad(&downsample2(s), side)
-    } else {
-        center_crop(s, side)
-    }
 }
 
 /// The configuration's data: the embedded default or `--data`, subset, brought to `side`.
@@ -454,79 +367,6 @@ pub fn fidelity(
         },
         maps,
     ))
-}
-
-/// The metadata a clone checkpoint carries: what it clones, its sizes and its configuration hash.
-pub fn clone_metadata(op: &ClonedOperator, hash: &str) -> HashMap<String, String> {
-    [
-        ("kind", op.kind.name().to_string()),
-        ("d", op.d.to_string()),
-        ("nb", op.nb.to_string()),
-        ("m", op.m.to_string()),
-        ("config_hash", hash.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
-}
-
-/// Load a clone checkpoint written by `run` or `clone`.
-pub fn load_clone(gpu: &Arc<Gpu>, path: &Path) -> Result<ClonedOperator> {
-    let meta = checkpoint::read_metadata(path)?;
-    let bad = |msg: String| Error::Data {
-        path: path.display().to_string(),
-        msg,
-    };
-    let get = |k: &str| {
-        meta.get(k).cloned().ok_or_else(|| {
-            bad(format!(
-                "has no '{k}' entry: not a clone written by symclone-gpu"
-            ))
-        })
-    };
-    let kind = match get("kind")?.as_str() {
-        "z2" => OperatorKind::Z2,
-        "lift" => OperatorKind::Lift,
-        "p4" => OperatorKind::P4,
-        k => return Err(bad(format!("unknown operator kind '{k}'"))),
-    };
-    let num = |k: &str| -> Result<usize> {
-        get(k)?
-            .parse()
-            .map_err(|_| bad(format!("entry '{k}' is not a number")))
-    };
-    let op = ClonedOperator::new(
-        gpu,
-        kind,
-        num("d")?,
-        num("nb")?,
-        num("m")?,
-        &mut Rng::new(0),
-    )?;
-    checkpoint::load(path, &op.params(), &meta)?;
-    Ok(op)
-}
-
-/// Every clone checkpoint (`*.safetensors`) in a folder (or its `clones/` subfolder).
-pub fn load_clones(gpu: &Arc<Gpu>, dir: &Path) -> Result<CloneSet> {
-    let sub = dir.join("clones");
-    let dir = if sub.is_dir() { sub } else { dir.to_path_buf() };
-    let mut set = CloneSet::new();
-    let rd = std::fs::read_dir(&dir).map_err(|e| io_err(&dir, e))?;
-    for entry in rd {
-        let path = entry.map_err(|e| io_err(&dir, e))?.path();
-        if path.extension().is_some_and(|e| e == "safetensors") {
-            let op = load_clone(gpu, &path)?;
-            set.insert(clone_key(op.kind, op.d), op);
-        }
-    }
-    if set.is_empty() {
-        return Err(Error::invalid(format!(
-            "{} holds no clone checkpoints (*.safetensors): run `symclone-gpu clone` first",
-            dir.display()
-        )));
-    }
-    Ok(set)
 }
 
 fn mean_std(v: &[f32]) -> (f32, f32) {
