@@ -551,8 +551,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             eprintln!("adapter: {}", gpu.describe());
             let ds = symclone::pipeline::load_data(&cfg)?;
             let mut bars = Bars { bar: None };
+            let dir = out.join("clones");
             let (set, reports) =
-                symclone::pipeline::clone_phase(&gpu, &cfg, &needed, &out, false, &ds, &mut bars)?;
+                symclone::pipeline::clone_phase(&gpu, &cfg, &needed, &dir, false, &ds, &mut bars)?;
             for r in &reports {
                 println!(
                     "{}{}: best MSE {:.3e} (relative {:.2e}), final {:.3e}, equivariance error {:.2e} (true layer {:.2e}), {:.0} s",

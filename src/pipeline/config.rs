@@ -1,8 +1,10 @@
-//! The configuration of a whole run and its two presets: `quick` (sized to finish in minutes on a
-//! CPU Vulkan driver) and `paper` (SPEC §3–§6 unchanged).
+//! The configuration of a whole run: its two presets, `quick` (sized to finish in minutes on a
+//! CPU Vulkan driver) and `paper` (SPEC §3–§6 unchanged), and the checks made before any work
+//! starts.
 
 use crate::clone::{CloneConfig, OperatorKind};
-use crate::models::ModelKind;
+use crate::data::Task;
+use crate::models::{Arch, ModelKind};
 use crate::train::TrainConfig;
 use crate::{Error, Result};
 use std::path::PathBuf;
@@ -279,7 +281,7 @@ impl RunConfig {
             )));
         }
         for t in &self.tasks {
-            let task: crate::data::Task = t.task.parse()?;
+            let task: Task = t.task.parse()?;
             if t.train.batch == 0 {
                 return Err(Error::invalid("a batch size of 0: use at least 1"));
             }
@@ -293,7 +295,7 @@ impl RunConfig {
                     ModelKind::Gcnn | ModelKind::FauxGcnn | ModelKind::FauxGcnnKl
                 );
                 let t2 = matches!(m, ModelKind::FauxCnn | ModelKind::FauxCnnKl);
-                use crate::data::Task::*;
+                use Task::*;
                 let fits = match task {
                     TransSb => !c4,
                     _ => !t2,
@@ -307,4 +309,17 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// The architecture of a model on a task under this configuration.
+pub fn arch_for(cfg: &RunConfig, model: ModelKind, task: Task) -> Arch {
+    let side = task.canvas(cfg.side).size;
+    let mut a = Arch::paper(model, side, task.num_classes());
+    if let Some(c) = cfg.channels {
+        a.channels = c;
+    }
+    if let Some(m) = &cfg.mlp {
+        a.mlp = m.clone();
+    }
+    a
 }
