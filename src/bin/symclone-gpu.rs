@@ -1,10 +1,11 @@
 //! symclone-gpu: symmetry cloning on any GPU. CLI only: parse, call the library, print.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use symclone::gpu::{adapter, AdapterChoice, AdapterSummary};
+use symclone::pipeline::RunArgs;
 use symclone::{Error, Gpu};
 
 #[derive(Parser)]
@@ -62,7 +63,7 @@ enum Command {
     /// write report.md, report.json, checkpoints and pictures.
     Run {
         #[command(flatten)]
-        opts: RunOpts,
+        opts: RunArgs,
         /// Skip phases whose results are already in --out with the same configuration.
         #[arg(long)]
         resume: bool,
@@ -85,7 +86,7 @@ enum Command {
         #[arg(long, default_value = "random")]
         source: String,
         #[command(flatten)]
-        opts: RunOpts,
+        opts: RunArgs,
     },
     /// Train a teacher (an ordinary network: gcnn, cnn or mlp) on a task.
     Teacher {
@@ -96,7 +97,7 @@ enum Command {
         #[arg(long)]
         task: String,
         #[command(flatten)]
-        opts: RunOpts,
+        opts: RunArgs,
     },
     /// Train a network built on cloned layers: faux-gcnn, faux-gcnn-kl, faux-cnn or faux-cnn-kl.
     Finetune {
@@ -112,7 +113,7 @@ enum Command {
         #[arg(long)]
         beta: Option<f32>,
         #[command(flatten)]
-        opts: RunOpts,
+        opts: RunArgs,
     },
     /// Show a data set (counts, class histograms) and write PNG grids of each task's inputs.
     Data {
@@ -139,214 +140,6 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         count: usize,
     },
-}
-
-/// The preset and the knobs every pipeline command shares; each flag overrides the preset.
-#[derive(Args, Clone)]
-struct RunOpts {
-    /// quick (minutes on a CPU driver) or paper (SPEC §3–§6 unchanged).
-    #[arg(long, default_value = "quick")]
-    preset: String,
-    /// A JSON run configuration (as written to <out>/config.json) instead of a preset.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Folder of IDX files (default: the embedded 10,000-digit MNIST subset).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Output folder (default: runs/<timestamp>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Use only the first N train images.
-    #[arg(long)]
-    train_n: Option<usize>,
-    /// Use only the first N test images.
-    #[arg(long)]
-    test_n: Option<usize>,
-    /// Input side: digits are centre-cropped to it (28 = whole), or with --downsample true
-    /// halved to 14×14 and padded to it.
-    #[arg(long)]
-    side: Option<usize>,
-    /// Halve the digits' resolution before padding to --side (true or false; quick: true).
-    #[arg(long)]
-    downsample: Option<bool>,
-    /// Channels of the four feature layers, e.g. 10,20,20,20.
-    #[arg(long, value_delimiter = ',')]
-    channels: Option<Vec<usize>>,
-    /// Seeds per model (the report gives mean ± std).
-    #[arg(long)]
-    seeds: Option<usize>,
-    /// First seed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Only these tasks (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    tasks: Option<Vec<String>>,
-    /// Only these models (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    models: Option<Vec<String>>,
-    /// Training epochs.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Training batch size.
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Training learning rate.
-    #[arg(long)]
-    lr: Option<f32>,
-    /// Cloning iterations.
-    #[arg(long)]
-    clone_iters: Option<usize>,
-    /// Filter codes per cloning iteration.
-    #[arg(long)]
-    clone_filters: Option<usize>,
-    /// Noise images per filter when cloning (P4 clones use half).
-    #[arg(long)]
-    clone_batch: Option<usize>,
-    /// Learning-rate decay per cloning step (1 = constant, the paper's).
-    #[arg(long)]
-    clone_lr_decay: Option<f32>,
-    /// Where cloning takes filters and inputs from: random or teacher.
-    #[arg(long)]
-    clone_source: Option<String>,
-    /// Cloning learning rate for Z2 and Lift clones (P4 clones use half, as SPEC §3).
-    #[arg(long)]
-    clone_lr: Option<f32>,
-    /// Cloning learning-rate warm-up, in optimiser steps (0 = none).
-    #[arg(long)]
-    clone_warmup: Option<usize>,
-}
-
-impl RunOpts {
-    fn config(&self) -> Result<symclone::pipeline::RunConfig, Error> {
-        use symclone::pipeline::RunConfig;
-        let mut c = match &self.config {
-            Some(p) => {
-                let bytes = std::fs::read(p).map_err(|e| Error::Io {
-                    path: p.display().to_string(),
-                    source: e,
-                })?;
-                serde_json::from_slice::<RunConfig>(&bytes).map_err(|e| Error::Data {
-                    path: p.display().to_string(),
-                    msg: format!("not a run configuration: {e}"),
-                })?
-            }
-            None => RunConfig::preset(&self.preset)?,
-        };
-        if self.data.is_some() {
-            c.data = self.data.clone();
-        }
-        if self.train_n.is_some() {
-            c.train_n = self.train_n;
-        }
-        if self.test_n.is_some() {
-            c.test_n = self.test_n;
-        }
-        if let Some(s) = self.side {
-            c.side = s;
-        }
-        if let Some(d) = self.downsample {
-            c.downsample = d;
-        }
-        if let Some(ch) = &self.channels {
-            let a: [usize; 4] = ch
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::invalid("--channels takes four numbers, e.g. 10,20,20,20"))?;
-            c.channels = Some(a);
-        }
-        if let Some(s) = self.seeds {
-            c.seeds = s;
-        }
-        if let Some(s) = self.seed {
-            c.seed = s;
-        }
-        if let Some(ts) = &self.tasks {
-            for t in ts {
-                t.parse::<symclone::data::Task>()?;
-            }
-            c.tasks.retain(|p| ts.contains(&p.task));
-            if c.tasks.is_empty() {
-                return Err(Error::invalid(format!("--tasks {}: the preset runs none of these (it has symmetric, rot-sb, trans-sb)", ts.join(","))));
-            }
-        }
-        if let Some(ms) = &self.models {
-            let kinds: Vec<symclone::models::ModelKind> =
-                ms.iter().map(|m| m.parse()).collect::<Result<_, _>>()?;
-            for t in &mut c.tasks {
-                t.models.retain(|m| kinds.contains(m));
-            }
-            c.tasks.retain(|t| !t.models.is_empty());
-        }
-        for t in &mut c.tasks {
-            if let Some(e) = self.epochs {
-                t.train.epochs = e;
-            }
-            if let Some(b) = self.batch {
-                t.train.batch = b;
-            }
-            if let Some(l) = self.lr {
-                t.train.lr = l;
-            }
-        }
-        if let Some(v) = self.clone_iters {
-            c.clone.iters = v;
-        }
-        if let Some(v) = self.clone_filters {
-            c.clone.filters = v;
-            c.clone.filters_p4 = None;
-        }
-        if let Some(v) = self.clone_batch {
-            c.clone.batch = v;
-            c.clone.batch_p4 = (v / 2).max(1);
-        }
-        if let Some(v) = self.clone_lr_decay {
-            c.clone.lr_decay = v;
-        }
-        if let Some(v) = self.clone_lr {
-            c.clone.lr = v;
-            c.clone.lr_p4 = v / 2.0;
-        }
-        if let Some(v) = self.clone_warmup {
-            c.clone.warmup = v;
-        }
-        if let Some(v) = &self.clone_source {
-            c.clone.source = v.clone();
-        }
-        c.validate()?;
-        Ok(c)
-    }
-
-    fn out_dir(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            PathBuf::from(format!("runs/{}", timestamp(t)))
-        })
-    }
-}
-
-/// `YYYYMMDD-HHMMSS` (UTC) for a Unix time.
-fn timestamp(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// Progress bars on stderr, one per phase.
@@ -506,7 +299,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Run { opts, resume } => {
-            let cfg = opts.config()?;
+            let cfg = opts.run_config()?;
             let gpu = Gpu::new(&choice(&cli))?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), *resume, None)?;
         }
@@ -518,7 +311,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             opts,
         } => {
             use symclone::clone::OperatorKind;
-            let mut cfg = opts.config()?;
+            let mut cfg = opts.run_config()?;
             cfg.clone.source = source.clone();
             if let Some(nb) = blocks {
                 if *nb == 0 {
@@ -599,12 +392,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             println!("clones written to {}", out.join("clones").display());
         }
         Command::Teacher { model, task, opts } => {
-            let cfg = single_task(opts, model, task, None)?;
-            if cfg.tasks[0].models[0].cloned().is_some() {
-                return Err(Error::invalid(format!(
-                    "{model} is built on clones: use `finetune --clones DIR`"
-                )));
-            }
+            let cfg = opts.single_task(model, task, None, false)?;
             let gpu = Gpu::new(&choice(&cli))?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, None)?;
         }
@@ -615,12 +403,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             beta,
             opts,
         } => {
-            let cfg = single_task(opts, model, task, *beta)?;
-            if cfg.tasks[0].models[0].cloned().is_none() {
-                return Err(Error::invalid(format!(
-                    "{model} has no cloned layers: use `teacher`"
-                )));
-            }
+            let cfg = opts.single_task(model, task, *beta, true)?;
             let gpu = Gpu::new(&choice(&cli))?;
             let set = symclone::pipeline::load_clones(&gpu, clones)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, Some(set))?;
@@ -658,41 +441,6 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// A configuration that trains one model on one task with the preset's settings for that task.
-fn single_task(
-    opts: &RunOpts,
-    model: &str,
-    task: &str,
-    beta: Option<f32>,
-) -> Result<symclone::pipeline::RunConfig, Error> {
-    let kind: symclone::models::ModelKind = model.parse()?;
-    let t: symclone::data::Task = task.parse()?;
-    let mut o = opts.clone();
-    o.tasks = None;
-    o.models = None;
-    let mut cfg = o.config()?;
-    // The preset's settings for the task (plain uses the symmetric task's).
-    let key = if t == symclone::data::Task::Plain {
-        "symmetric"
-    } else {
-        t.name()
-    };
-    let mut plan = cfg
-        .tasks
-        .iter()
-        .find(|p| p.task == key)
-        .cloned()
-        .ok_or_else(|| Error::invalid(format!("the preset has no settings for {task}")))?;
-    plan.task = t.name().to_string();
-    plan.models = vec![kind];
-    if let Some(b) = beta {
-        plan.train.beta = b;
-    }
-    cfg.tasks = vec![plan];
-    cfg.validate()?;
-    Ok(cfg)
 }
 
 fn main() -> ExitCode {

@@ -3,7 +3,7 @@
 //! (SPEC §7): `report.json`, `report.md`, safetensors checkpoints and PNG pictures. Every phase's
 //! result is stored with a hash of the configuration that made it, so `--resume` skips what is done.
 //!
-//! One file per phase: [`config`] (presets), [`clones`], [`evaluation`] (the
+//! One file per phase: [`config`] (presets and flag overrides), [`clones`], [`evaluation`] (the
 //! clones' checks), [`training`], [`report`]; this file only sequences them.
 
 pub mod clones;
@@ -15,8 +15,9 @@ pub mod training;
 
 pub use crate::clone::io::{clone_metadata, load_clone, load_clones};
 pub use clones::clone_phase;
-pub use config::{arch_for, CloneSettings, RunConfig, TaskPlan};
+pub use config::{arch_for, CloneSettings, Overrides, RunArgs, RunConfig, TaskPlan};
 pub use evaluation::{fidelity, operator_equivariance};
+pub use files::default_out_dir;
 pub use report::{markdown, CloneReport, Fidelity, ModelReport, Report};
 
 use crate::data::resize::prepare_digits;
