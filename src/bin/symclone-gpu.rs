@@ -5,7 +5,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use symclone::gpu::{adapter, AdapterChoice, AdapterSummary};
-use symclone::pipeline::RunArgs;
+use symclone::pipeline::{self, RunArgs};
 use symclone::{Error, Gpu};
 
 #[derive(Parser)]
@@ -87,6 +87,9 @@ enum Command {
         source: String,
         #[command(flatten)]
         opts: RunArgs,
+        /// Skip stages whose results are already in --out with the same configuration.
+        #[arg(long)]
+        resume: bool,
     },
     /// Train a teacher (an ordinary network: gcnn, cnn or mlp) on a task.
     Teacher {
@@ -147,7 +150,7 @@ struct Bars {
     bar: Option<ProgressBar>,
 }
 
-impl symclone::pipeline::Reporter for Bars {
+impl pipeline::Reporter for Bars {
     fn phase(&mut self, name: &str, total: u64) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
@@ -179,7 +182,7 @@ impl symclone::pipeline::Reporter for Bars {
 
 fn run_pipeline(
     gpu: &std::sync::Arc<Gpu>,
-    cfg: &symclone::pipeline::RunConfig,
+    cfg: &pipeline::RunConfig,
     out: &std::path::Path,
     resume: bool,
     given: Option<symclone::models::CloneSet>,
@@ -187,8 +190,8 @@ fn run_pipeline(
     eprintln!("adapter: {}", gpu.describe());
     eprintln!("writing to {}", out.display());
     let t = std::time::Instant::now();
-    let report = symclone::pipeline::run(gpu, cfg, out, resume, given, &mut Bars { bar: None })?;
-    println!("{}", symclone::pipeline::markdown(&report));
+    let report = pipeline::run(gpu, cfg, out, resume, given, &mut Bars { bar: None })?;
+    println!("{}", pipeline::markdown(&report));
     eprintln!(
         "done in {:.0} s; report: {}",
         t.elapsed().as_secs_f64(),
@@ -309,85 +312,21 @@ fn run(cli: Cli) -> Result<(), Error> {
             blocks,
             source,
             opts,
+            resume,
         } => {
-            use symclone::clone::OperatorKind;
-            let mut cfg = opts.run_config()?;
-            cfg.clone.source = source.clone();
-            if let Some(nb) = blocks {
-                if *nb == 0 {
-                    return Err(Error::invalid("--blocks 0: use at least 1"));
-                }
-                cfg.clone.nb = *nb;
-            }
-            cfg.validate()?;
-            let needed: Vec<(OperatorKind, usize)> = match kind.as_str() {
-                "z2" => vec![(OperatorKind::Z2, *dim)],
-                "lift" => vec![(OperatorKind::Lift, *dim)],
-                "p4" => vec![(OperatorKind::P4, *dim)],
-                "lift+p4" => vec![
-                    (OperatorKind::Lift, *dim),
-                    (OperatorKind::P4, dim.saturating_sub(2)),
-                ],
-                k => {
-                    return Err(Error::invalid(format!(
-                        "--kind {k}: use z2, lift, p4 or lift+p4"
-                    )))
-                }
-            };
-            if *dim < 3 || (kind == "lift+p4" && *dim < 5) {
-                return Err(Error::invalid(format!(
-                    "--dim {dim} is too small for a 3×3 layer"
-                )));
-            }
+            let cfg = pipeline::clones::clone_config(opts.run_config()?, source, *blocks)?;
+            pipeline::clones::requested(kind, *dim)?;
             let gpu = Gpu::new(&choice(&cli))?;
             let out = opts.out_dir();
             eprintln!("adapter: {}", gpu.describe());
-            let ds = symclone::pipeline::load_data(&cfg)?;
             let mut bars = Bars { bar: None };
-            let dir = out.join("clones");
-            let (set, reports) =
-                symclone::pipeline::clone_phase(&gpu, &cfg, &needed, &dir, false, &ds, &mut bars)?;
+            let (reports, fidelity) =
+                pipeline::clones::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)?;
             for r in &reports {
-                println!(
-                    "{}{}: best MSE {:.3e} (relative {:.2e}), final {:.3e}, equivariance error {:.2e} (true layer {:.2e}), {:.0} s",
-                    r.kind.name(), r.d, r.stats.best_loss, r.best_relative_mse, r.stats.final_loss, r.equivariance_clone, r.equivariance_true, r.stats.seconds
-                );
+                println!("{}", r.summary());
             }
-            if kind == "lift+p4" {
-                // SPEC §3's end-to-end two-layer clone, warm-started from the two layers just cloned.
-                let (l, p) = (
-                    &set[&symclone::models::clone_key(OperatorKind::Lift, *dim)],
-                    &set[&symclone::models::clone_key(OperatorKind::P4, dim - 2)],
-                );
-                let ccfg = cfg
-                    .clone
-                    .config(OperatorKind::Lift, *dim, cfg.seed.wrapping_add(77));
-                use symclone::pipeline::Reporter;
-                bars.phase("clone lift+p4 jointly", ccfg.iters as u64);
-                let (l2, p2, st) = symclone::clone::clone_lift_p4(
-                    &gpu,
-                    &ccfg,
-                    Some((l, p)),
-                    10,
-                    &mut |it, loss| bars.progress(it as u64, &format!("MSE {loss:.3e}")),
-                )?;
-                bars.finish(&format!("lift{dim}+p4{}: end-to-end MSE best {:.3e}, final {:.3e} (45-vector codes), {:.0} s", dim - 2, st.best_loss, st.final_loss, st.seconds));
-                for op in [&l2, &p2] {
-                    let h = format!("joint-{}", cfg.seed);
-                    let path =
-                        out.join("clones")
-                            .join(format!("{}{}.safetensors", op.kind.name(), op.d));
-                    symclone::report::checkpoint::save(
-                        &path,
-                        &op.params(),
-                        &symclone::pipeline::clone_metadata(op, &h),
-                    )?;
-                }
-                let digit: Vec<f32> = ds.test.image(0).iter().map(|&v| v as f32 / 255.0).collect();
-                if digit.len() == dim * dim {
-                    let (f, _) = symclone::pipeline::fidelity(&gpu, &l2, &p2, &digit, cfg.seed)?;
-                    println!("fidelity (clone lift → clone P4 vs true, one digit, filters U[0,1)): MSE {:.3e} (true output mean square {:.3e})", f.mse, f.target_mean_square);
-                }
+            if let Some(f) = fidelity {
+                println!("fidelity (clone lift → clone P4 vs true, one digit, filters U[0,1)): MSE {:.3e} (true output mean square {:.3e})", f.mse, f.target_mean_square);
             }
             println!("clones written to {}", out.join("clones").display());
         }
@@ -405,7 +344,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let cfg = opts.single_task(model, task, *beta, true)?;
             let gpu = Gpu::new(&choice(&cli))?;
-            let set = symclone::pipeline::load_clones(&gpu, clones)?;
+            let set = pipeline::load_clones(&gpu, clones)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, Some(set))?;
         }
         Command::Data {

@@ -14,7 +14,7 @@ pub mod report;
 pub mod training;
 
 pub use crate::clone::io::{clone_metadata, load_clone, load_clones};
-pub use clones::clone_phase;
+pub use clones::{clone_lift_p4, clone_phase, LiftP4};
 pub use config::{arch_for, CloneSettings, Overrides, RunArgs, RunConfig, TaskPlan};
 pub use evaluation::{fidelity, operator_equivariance};
 pub use files::default_out_dir;

@@ -29,6 +29,16 @@ pub struct CloneReport {
     pub config_hash: String,
 }
 
+impl CloneReport {
+    /// One line: the clone, its losses, its equivariance error and its time.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}{}: best MSE {:.3e} (relative {:.2e}), final {:.3e}, equivariance error {:.2e} (true layer {:.2e}), {:.0} s",
+            self.kind.name(), self.d, self.stats.best_loss, self.best_relative_mse, self.stats.final_loss, self.equivariance_clone, self.equivariance_true, self.stats.seconds
+        )
+    }
+}
+
 /// One model on one task, over the seeds.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ModelReport {
