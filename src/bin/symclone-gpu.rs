@@ -1,11 +1,12 @@
 //! symclone-gpu: symmetry cloning on any GPU. CLI only: parse, call the library, print.
 
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use symclone::gpu::{adapter, AdapterChoice, AdapterSummary};
-use symclone::pipeline::{self, RunArgs};
+use std::sync::Arc;
+use symclone::gpu::{adapter, AdapterChoice};
+use symclone::models::CloneSet;
+use symclone::pipeline::{self, Bars, RunArgs, RunConfig};
 use symclone::{Error, Gpu};
 
 #[derive(Parser)]
@@ -145,52 +146,17 @@ enum Command {
     },
 }
 
-/// Progress bars on stderr, one per phase.
-struct Bars {
-    bar: Option<ProgressBar>,
-}
-
-impl pipeline::Reporter for Bars {
-    fn phase(&mut self, name: &str, total: u64) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>28} [{bar:30}] {pos}/{len} {msg} ({elapsed}, ETA {eta})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        b.set_prefix(name.to_string());
-        self.bar = Some(b);
-    }
-    fn progress(&mut self, pos: u64, status: &str) {
-        if let Some(b) = &self.bar {
-            b.set_position(pos);
-            b.set_message(status.to_string());
-        }
-    }
-    fn finish(&mut self, summary: &str) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-        eprintln!("{summary}");
-    }
-}
-
 fn run_pipeline(
-    gpu: &std::sync::Arc<Gpu>,
-    cfg: &pipeline::RunConfig,
-    out: &std::path::Path,
+    gpu: &Arc<Gpu>,
+    cfg: &RunConfig,
+    out: &Path,
     resume: bool,
-    given: Option<symclone::models::CloneSet>,
+    given: Option<CloneSet>,
 ) -> Result<(), Error> {
     eprintln!("adapter: {}", gpu.describe());
     eprintln!("writing to {}", out.display());
     let t = std::time::Instant::now();
-    let report = pipeline::run(gpu, cfg, out, resume, given, &mut Bars { bar: None })?;
+    let report = pipeline::run(gpu, cfg, out, resume, given, &mut Bars::default())?;
     println!("{}", pipeline::markdown(&report));
     eprintln!(
         "done in {:.0} s; report: {}",
@@ -210,12 +176,7 @@ fn choice(cli: &Cli) -> AdapterChoice {
 fn run(cli: Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Devices { json } => {
-            let c = choice(&cli);
-            let adapters = adapter::enumerate(&c)?;
-            if adapters.is_empty() {
-                return Err(Error::NoAdapter(adapter::no_adapter_message(&c)));
-            }
-            let sums: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::of).collect();
+            let sums = adapter::summaries(&choice(&cli))?;
             if *json {
                 println!(
                     "{}",
@@ -241,25 +202,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             family,
         } => {
             let gpu = Gpu::new(&choice(&cli))?;
-            if let Some(t) = reg_tile {
-                let (r, c) = t
-                    .split_once('x')
-                    .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
-                    .ok_or_else(|| {
-                        Error::invalid(format!("--reg-tile '{t}': expected ROWSxCOLS, e.g. 8x2"))
-                    })?;
-                gpu.set_reg_tile((r, c))?;
-            }
-            match family.as_deref() {
-                None => {}
-                Some("register") => gpu.set_family(symclone::gpu::KernelFamily::Register),
-                Some("workgroup") => gpu.set_family(symclone::gpu::KernelFamily::Workgroup),
-                Some(o) => {
-                    return Err(Error::invalid(format!(
-                        "--family '{o}': use register or workgroup"
-                    )))
-                }
-            }
+            gpu.set_kernels(reg_tile.as_deref(), family.as_deref())?;
             eprintln!("adapter: {}", gpu.describe());
             eprintln!(
                 "matmul kernel: {:?}, register tile {:?}",
@@ -319,7 +262,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let gpu = Gpu::new(&choice(&cli))?;
             let out = opts.out_dir();
             eprintln!("adapter: {}", gpu.describe());
-            let mut bars = Bars { bar: None };
+            let mut bars = Bars::default();
             let (reports, fidelity) =
                 pipeline::clones::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)?;
             for r in &reports {
@@ -383,23 +326,12 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    let _ = ctrlc::set_handler(|| {
-        eprintln!("\nstopping after the current step (Ctrl-C again to abort at once)...");
-        if symclone::error::interrupt_requested() {
-            std::process::exit(130);
-        }
-        symclone::error::request_interrupt();
-    });
-    let cli = Cli::parse();
-    match run(cli) {
+    symclone::error::stop_on_ctrl_c();
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("symclone-gpu: {e}");
-            match e {
-                Error::NoAdapter(_) => ExitCode::from(2),
-                Error::Interrupted(_) => ExitCode::from(130),
-                _ => ExitCode::FAILURE,
-            }
+            ExitCode::from(e.exit_code())
         }
     }
 }

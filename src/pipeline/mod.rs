@@ -10,6 +10,7 @@ pub mod clones;
 pub mod config;
 pub mod evaluation;
 mod files;
+pub mod progress;
 pub mod report;
 pub mod training;
 
@@ -18,6 +19,7 @@ pub use clones::{clone_lift_p4, clone_phase, LiftP4};
 pub use config::{arch_for, CloneSettings, Overrides, RunArgs, RunConfig, TaskPlan};
 pub use evaluation::{fidelity, operator_equivariance};
 pub use files::default_out_dir;
+pub use progress::Bars;
 pub use report::{markdown, CloneReport, Fidelity, ModelReport, Report};
 
 use crate::data::resize::prepare_digits;
