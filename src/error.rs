@@ -54,6 +54,22 @@ impl Error {
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
     }
+    /// The exit status the binary ends with: 2 when no adapter was found, 130 when interrupted,
+    /// 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NoAdapter(_) => 2,
+            Error::Interrupted(_) => 130,
+            _ => 1,
+        }
+    }
+    /// An I/O failure on the file or folder at `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
 }
 
 static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -61,6 +77,18 @@ static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// Ask long loops to stop at their next check (the binary calls this on Ctrl-C).
 pub fn request_interrupt() {
     INTERRUPT.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// For a binary: the first Ctrl-C asks long loops to stop at their next check (saying so on
+/// stderr), a second one exits at once with status 130.
+pub fn stop_on_ctrl_c() {
+    let _ = ctrlc::set_handler(|| {
+        eprintln!("\nstopping after the current step (Ctrl-C again to abort at once)...");
+        if interrupt_requested() {
+            std::process::exit(130);
+        }
+        request_interrupt();
+    });
 }
 
 /// Whether an interrupt was requested.

@@ -5,9 +5,10 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use symclone::clone::{clone_key, CloneSet};
 use symclone::clone::{ClonedOperator, OperatorKind};
 use symclone::data::{Batcher, Dataset, GpuSplit, Part, Task};
-use symclone::models::{clone_key, Arch, CloneSet, Model, ModelKind};
+use symclone::models::{Arch, Model, ModelKind};
 use symclone::pipeline::{self, RunConfig, Silent};
 use symclone::report::checkpoint;
 use symclone::train::{self, TrainConfig};
@@ -203,8 +204,8 @@ fn small_data() -> Dataset {
         .subset(Some(128), Some(64))
         .unwrap();
     Dataset {
-        train: pipeline::center_crop(&ds.train, 16).unwrap(),
-        test: pipeline::center_crop(&ds.test, 16).unwrap(),
+        train: symclone::data::resize::center_crop(&ds.train, 16).unwrap(),
+        test: symclone::data::resize::center_crop(&ds.test, 16).unwrap(),
         source: ds.source,
     }
 }

@@ -1,10 +1,12 @@
 //! symclone-gpu: symmetry cloning on any GPU. CLI only: parse, call the library, print.
 
-use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use symclone::gpu::{adapter, AdapterChoice, AdapterSummary};
+use std::sync::Arc;
+use symclone::clone::CloneSet;
+use symclone::gpu::{adapter, AdapterChoice};
+use symclone::pipeline::{self, Bars, RunArgs, RunConfig};
 use symclone::{Error, Gpu};
 
 #[derive(Parser)]
@@ -62,7 +64,7 @@ enum Command {
     /// write report.md, report.json, checkpoints and pictures.
     Run {
         #[command(flatten)]
-        opts: RunOpts,
+        opts: RunArgs,
         /// Skip phases whose results are already in --out with the same configuration.
         #[arg(long)]
         resume: bool,
@@ -85,7 +87,10 @@ enum Command {
         #[arg(long, default_value = "random")]
         source: String,
         #[command(flatten)]
-        opts: RunOpts,
+        opts: RunArgs,
+        /// Skip stages whose results are already in --out with the same configuration.
+        #[arg(long)]
+        resume: bool,
     },
     /// Train a teacher (an ordinary network: gcnn, cnn or mlp) on a task.
     Teacher {
@@ -96,7 +101,7 @@ enum Command {
         #[arg(long)]
         task: String,
         #[command(flatten)]
-        opts: RunOpts,
+        opts: RunArgs,
     },
     /// Train a network built on cloned layers: faux-gcnn, faux-gcnn-kl, faux-cnn or faux-cnn-kl.
     Finetune {
@@ -112,7 +117,7 @@ enum Command {
         #[arg(long)]
         beta: Option<f32>,
         #[command(flatten)]
-        opts: RunOpts,
+        opts: RunArgs,
     },
     /// Show a data set (counts, class histograms) and write PNG grids of each task's inputs.
     Data {
@@ -141,261 +146,18 @@ enum Command {
     },
 }
 
-/// The preset and the knobs every pipeline command shares; each flag overrides the preset.
-#[derive(Args, Clone)]
-struct RunOpts {
-    /// quick (minutes on a CPU driver) or paper (SPEC §3–§6 unchanged).
-    #[arg(long, default_value = "quick")]
-    preset: String,
-    /// A JSON run configuration (as written to <out>/config.json) instead of a preset.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Folder of IDX files (default: the embedded 10,000-digit MNIST subset).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Output folder (default: runs/<timestamp>).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Use only the first N train images.
-    #[arg(long)]
-    train_n: Option<usize>,
-    /// Use only the first N test images.
-    #[arg(long)]
-    test_n: Option<usize>,
-    /// Input side: digits are centre-cropped to it (28 = whole), or with --downsample true
-    /// halved to 14×14 and padded to it.
-    #[arg(long)]
-    side: Option<usize>,
-    /// Halve the digits' resolution before padding to --side (true or false; quick: true).
-    #[arg(long)]
-    downsample: Option<bool>,
-    /// Channels of the four feature layers, e.g. 10,20,20,20.
-    #[arg(long, value_delimiter = ',')]
-    channels: Option<Vec<usize>>,
-    /// Seeds per model (the report gives mean ± std).
-    #[arg(long)]
-    seeds: Option<usize>,
-    /// First seed.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Only these tasks (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    tasks: Option<Vec<String>>,
-    /// Only these models (comma-separated).
-    #[arg(long, value_delimiter = ',')]
-    models: Option<Vec<String>>,
-    /// Training epochs.
-    #[arg(long)]
-    epochs: Option<usize>,
-    /// Training batch size.
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Training learning rate.
-    #[arg(long)]
-    lr: Option<f32>,
-    /// Cloning iterations.
-    #[arg(long)]
-    clone_iters: Option<usize>,
-    /// Filter codes per cloning iteration.
-    #[arg(long)]
-    clone_filters: Option<usize>,
-    /// Noise images per filter when cloning (P4 clones use half).
-    #[arg(long)]
-    clone_batch: Option<usize>,
-    /// Learning-rate decay per cloning step (1 = constant, the paper's).
-    #[arg(long)]
-    clone_lr_decay: Option<f32>,
-    /// Where cloning takes filters and inputs from: random or teacher.
-    #[arg(long)]
-    clone_source: Option<String>,
-    /// Cloning learning rate for Z2 and Lift clones (P4 clones use half, as SPEC §3).
-    #[arg(long)]
-    clone_lr: Option<f32>,
-    /// Cloning learning-rate warm-up, in optimiser steps (0 = none).
-    #[arg(long)]
-    clone_warmup: Option<usize>,
-}
-
-impl RunOpts {
-    fn config(&self) -> Result<symclone::pipeline::RunConfig, Error> {
-        use symclone::pipeline::RunConfig;
-        let mut c = match &self.config {
-            Some(p) => {
-                let bytes = std::fs::read(p).map_err(|e| Error::Io {
-                    path: p.display().to_string(),
-                    source: e,
-                })?;
-                serde_json::from_slice::<RunConfig>(&bytes).map_err(|e| Error::Data {
-                    path: p.display().to_string(),
-                    msg: format!("not a run configuration: {e}"),
-                })?
-            }
-            None => RunConfig::preset(&self.preset)?,
-        };
-        if self.data.is_some() {
-            c.data = self.data.clone();
-        }
-        if self.train_n.is_some() {
-            c.train_n = self.train_n;
-        }
-        if self.test_n.is_some() {
-            c.test_n = self.test_n;
-        }
-        if let Some(s) = self.side {
-            c.side = s;
-        }
-        if let Some(d) = self.downsample {
-            c.downsample = d;
-        }
-        if let Some(ch) = &self.channels {
-            let a: [usize; 4] = ch
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::invalid("--channels takes four numbers, e.g. 10,20,20,20"))?;
-            c.channels = Some(a);
-        }
-        if let Some(s) = self.seeds {
-            c.seeds = s;
-        }
-        if let Some(s) = self.seed {
-            c.seed = s;
-        }
-        if let Some(ts) = &self.tasks {
-            for t in ts {
-                t.parse::<symclone::data::Task>()?;
-            }
-            c.tasks.retain(|p| ts.contains(&p.task));
-            if c.tasks.is_empty() {
-                return Err(Error::invalid(format!("--tasks {}: the preset runs none of these (it has symmetric, rot-sb, trans-sb)", ts.join(","))));
-            }
-        }
-        if let Some(ms) = &self.models {
-            let kinds: Vec<symclone::models::ModelKind> =
-                ms.iter().map(|m| m.parse()).collect::<Result<_, _>>()?;
-            for t in &mut c.tasks {
-                t.models.retain(|m| kinds.contains(m));
-            }
-            c.tasks.retain(|t| !t.models.is_empty());
-        }
-        for t in &mut c.tasks {
-            if let Some(e) = self.epochs {
-                t.train.epochs = e;
-            }
-            if let Some(b) = self.batch {
-                t.train.batch = b;
-            }
-            if let Some(l) = self.lr {
-                t.train.lr = l;
-            }
-        }
-        if let Some(v) = self.clone_iters {
-            c.clone.iters = v;
-        }
-        if let Some(v) = self.clone_filters {
-            c.clone.filters = v;
-            c.clone.filters_p4 = None;
-        }
-        if let Some(v) = self.clone_batch {
-            c.clone.batch = v;
-            c.clone.batch_p4 = (v / 2).max(1);
-        }
-        if let Some(v) = self.clone_lr_decay {
-            c.clone.lr_decay = v;
-        }
-        if let Some(v) = self.clone_lr {
-            c.clone.lr = v;
-            c.clone.lr_p4 = v / 2.0;
-        }
-        if let Some(v) = self.clone_warmup {
-            c.clone.warmup = v;
-        }
-        if let Some(v) = &self.clone_source {
-            c.clone.source = v.clone();
-        }
-        c.validate()?;
-        Ok(c)
-    }
-
-    fn out_dir(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            PathBuf::from(format!("runs/{}", timestamp(t)))
-        })
-    }
-}
-
-/// `YYYYMMDD-HHMMSS` (UTC) for a Unix time.
-fn timestamp(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Progress bars on stderr, one per phase.
-struct Bars {
-    bar: Option<ProgressBar>,
-}
-
-impl symclone::pipeline::Reporter for Bars {
-    fn phase(&mut self, name: &str, total: u64) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>28} [{bar:30}] {pos}/{len} {msg} ({elapsed}, ETA {eta})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        b.set_prefix(name.to_string());
-        self.bar = Some(b);
-    }
-    fn progress(&mut self, pos: u64, status: &str) {
-        if let Some(b) = &self.bar {
-            b.set_position(pos);
-            b.set_message(status.to_string());
-        }
-    }
-    fn finish(&mut self, summary: &str) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
-        eprintln!("{summary}");
-    }
-}
-
 fn run_pipeline(
-    gpu: &std::sync::Arc<Gpu>,
-    cfg: &symclone::pipeline::RunConfig,
-    out: &std::path::Path,
+    gpu: &Arc<Gpu>,
+    cfg: &RunConfig,
+    out: &Path,
     resume: bool,
-    given: Option<symclone::models::CloneSet>,
+    given: Option<CloneSet>,
 ) -> Result<(), Error> {
     eprintln!("adapter: {}", gpu.describe());
     eprintln!("writing to {}", out.display());
     let t = std::time::Instant::now();
-    let report = symclone::pipeline::run(gpu, cfg, out, resume, given, &mut Bars { bar: None })?;
-    println!("{}", symclone::pipeline::markdown(&report));
+    let report = pipeline::run(gpu, cfg, out, resume, given, &mut Bars::default())?;
+    println!("{}", pipeline::markdown(&report));
     eprintln!(
         "done in {:.0} s; report: {}",
         t.elapsed().as_secs_f64(),
@@ -414,12 +176,7 @@ fn choice(cli: &Cli) -> AdapterChoice {
 fn run(cli: Cli) -> Result<(), Error> {
     match &cli.command {
         Command::Devices { json } => {
-            let c = choice(&cli);
-            let adapters = adapter::enumerate(&c)?;
-            if adapters.is_empty() {
-                return Err(Error::NoAdapter(adapter::no_adapter_message(&c)));
-            }
-            let sums: Vec<AdapterSummary> = adapters.iter().map(AdapterSummary::of).collect();
+            let sums = adapter::summaries(&choice(&cli))?;
             if *json {
                 println!(
                     "{}",
@@ -445,25 +202,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             family,
         } => {
             let gpu = Gpu::new(&choice(&cli))?;
-            if let Some(t) = reg_tile {
-                let (r, c) = t
-                    .split_once('x')
-                    .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
-                    .ok_or_else(|| {
-                        Error::invalid(format!("--reg-tile '{t}': expected ROWSxCOLS, e.g. 8x2"))
-                    })?;
-                gpu.set_reg_tile((r, c))?;
-            }
-            match family.as_deref() {
-                None => {}
-                Some("register") => gpu.set_family(symclone::gpu::KernelFamily::Register),
-                Some("workgroup") => gpu.set_family(symclone::gpu::KernelFamily::Workgroup),
-                Some(o) => {
-                    return Err(Error::invalid(format!(
-                        "--family '{o}': use register or workgroup"
-                    )))
-                }
-            }
+            gpu.set_kernels(reg_tile.as_deref(), family.as_deref())?;
             eprintln!("adapter: {}", gpu.describe());
             eprintln!(
                 "matmul kernel: {:?}, register tile {:?}",
@@ -506,7 +245,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::Run { opts, resume } => {
-            let cfg = opts.config()?;
+            let cfg = opts.run_config()?;
             let gpu = Gpu::new(&choice(&cli))?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), *resume, None)?;
         }
@@ -516,94 +255,26 @@ fn run(cli: Cli) -> Result<(), Error> {
             blocks,
             source,
             opts,
+            resume,
         } => {
-            use symclone::clone::OperatorKind;
-            let mut cfg = opts.config()?;
-            cfg.clone.source = source.clone();
-            if let Some(nb) = blocks {
-                if *nb == 0 {
-                    return Err(Error::invalid("--blocks 0: use at least 1"));
-                }
-                cfg.clone.nb = *nb;
-            }
-            cfg.validate()?;
-            let needed: Vec<(OperatorKind, usize)> = match kind.as_str() {
-                "z2" => vec![(OperatorKind::Z2, *dim)],
-                "lift" => vec![(OperatorKind::Lift, *dim)],
-                "p4" => vec![(OperatorKind::P4, *dim)],
-                "lift+p4" => vec![
-                    (OperatorKind::Lift, *dim),
-                    (OperatorKind::P4, dim.saturating_sub(2)),
-                ],
-                k => {
-                    return Err(Error::invalid(format!(
-                        "--kind {k}: use z2, lift, p4 or lift+p4"
-                    )))
-                }
-            };
-            if *dim < 3 || (kind == "lift+p4" && *dim < 5) {
-                return Err(Error::invalid(format!(
-                    "--dim {dim} is too small for a 3×3 layer"
-                )));
-            }
+            let cfg = pipeline::clones::clone_config(opts.run_config()?, source, *blocks)?;
+            pipeline::clones::requested(kind, *dim)?;
             let gpu = Gpu::new(&choice(&cli))?;
             let out = opts.out_dir();
             eprintln!("adapter: {}", gpu.describe());
-            let ds = symclone::pipeline::load_data(&cfg)?;
-            let mut bars = Bars { bar: None };
-            let (set, reports) =
-                symclone::pipeline::clone_phase(&gpu, &cfg, &needed, &out, false, &ds, &mut bars)?;
+            let mut bars = Bars::default();
+            let (reports, fidelity) =
+                pipeline::clones::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)?;
             for r in &reports {
-                println!(
-                    "{}{}: best MSE {:.3e} (relative {:.2e}), final {:.3e}, equivariance error {:.2e} (true layer {:.2e}), {:.0} s",
-                    r.kind.name(), r.d, r.stats.best_loss, r.best_relative_mse, r.stats.final_loss, r.equivariance_clone, r.equivariance_true, r.stats.seconds
-                );
+                println!("{}", r.summary());
             }
-            if kind == "lift+p4" {
-                // SPEC §3's end-to-end two-layer clone, warm-started from the two layers just cloned.
-                let (l, p) = (
-                    &set[&symclone::models::clone_key(OperatorKind::Lift, *dim)],
-                    &set[&symclone::models::clone_key(OperatorKind::P4, dim - 2)],
-                );
-                let ccfg = cfg
-                    .clone
-                    .config(OperatorKind::Lift, *dim, cfg.seed.wrapping_add(77));
-                use symclone::pipeline::Reporter;
-                bars.phase("clone lift+p4 jointly", ccfg.iters as u64);
-                let (l2, p2, st) = symclone::clone::clone_lift_p4(
-                    &gpu,
-                    &ccfg,
-                    Some((l, p)),
-                    10,
-                    &mut |it, loss| bars.progress(it as u64, &format!("MSE {loss:.3e}")),
-                )?;
-                bars.finish(&format!("lift{dim}+p4{}: end-to-end MSE best {:.3e}, final {:.3e} (45-vector codes), {:.0} s", dim - 2, st.best_loss, st.final_loss, st.seconds));
-                for op in [&l2, &p2] {
-                    let h = format!("joint-{}", cfg.seed);
-                    let path =
-                        out.join("clones")
-                            .join(format!("{}{}.safetensors", op.kind.name(), op.d));
-                    symclone::report::checkpoint::save(
-                        &path,
-                        &op.params(),
-                        &symclone::pipeline::clone_metadata(op, &h),
-                    )?;
-                }
-                let digit: Vec<f32> = ds.test.image(0).iter().map(|&v| v as f32 / 255.0).collect();
-                if digit.len() == dim * dim {
-                    let (f, _) = symclone::pipeline::fidelity(&gpu, &l2, &p2, &digit, cfg.seed)?;
-                    println!("fidelity (clone lift → clone P4 vs true, one digit, filters U[0,1)): MSE {:.3e} (true output mean square {:.3e})", f.mse, f.target_mean_square);
-                }
+            if let Some(f) = fidelity {
+                println!("fidelity (clone lift → clone P4 vs true, one digit, filters U[0,1)): MSE {:.3e} (true output mean square {:.3e})", f.mse, f.target_mean_square);
             }
             println!("clones written to {}", out.join("clones").display());
         }
         Command::Teacher { model, task, opts } => {
-            let cfg = single_task(opts, model, task, None)?;
-            if cfg.tasks[0].models[0].cloned().is_some() {
-                return Err(Error::invalid(format!(
-                    "{model} is built on clones: use `finetune --clones DIR`"
-                )));
-            }
+            let cfg = opts.single_task(model, task, None, false)?;
             let gpu = Gpu::new(&choice(&cli))?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, None)?;
         }
@@ -614,14 +285,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             beta,
             opts,
         } => {
-            let cfg = single_task(opts, model, task, *beta)?;
-            if cfg.tasks[0].models[0].cloned().is_none() {
-                return Err(Error::invalid(format!(
-                    "{model} has no cloned layers: use `teacher`"
-                )));
-            }
+            let cfg = opts.single_task(model, task, *beta, true)?;
             let gpu = Gpu::new(&choice(&cli))?;
-            let set = symclone::pipeline::load_clones(&gpu, clones)?;
+            let set = pipeline::load_clones(&gpu, clones)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, Some(set))?;
         }
         Command::Data {
@@ -659,59 +325,13 @@ fn run(cli: Cli) -> Result<(), Error> {
     Ok(())
 }
 
-/// A configuration that trains one model on one task with the preset's settings for that task.
-fn single_task(
-    opts: &RunOpts,
-    model: &str,
-    task: &str,
-    beta: Option<f32>,
-) -> Result<symclone::pipeline::RunConfig, Error> {
-    let kind: symclone::models::ModelKind = model.parse()?;
-    let t: symclone::data::Task = task.parse()?;
-    let mut o = opts.clone();
-    o.tasks = None;
-    o.models = None;
-    let mut cfg = o.config()?;
-    // The preset's settings for the task (plain uses the symmetric task's).
-    let key = if t == symclone::data::Task::Plain {
-        "symmetric"
-    } else {
-        t.name()
-    };
-    let mut plan = cfg
-        .tasks
-        .iter()
-        .find(|p| p.task == key)
-        .cloned()
-        .ok_or_else(|| Error::invalid(format!("the preset has no settings for {task}")))?;
-    plan.task = t.name().to_string();
-    plan.models = vec![kind];
-    if let Some(b) = beta {
-        plan.train.beta = b;
-    }
-    cfg.tasks = vec![plan];
-    cfg.validate()?;
-    Ok(cfg)
-}
-
 fn main() -> ExitCode {
-    let _ = ctrlc::set_handler(|| {
-        eprintln!("\nstopping after the current step (Ctrl-C again to abort at once)...");
-        if symclone::error::interrupt_requested() {
-            std::process::exit(130);
-        }
-        symclone::error::request_interrupt();
-    });
-    let cli = Cli::parse();
-    match run(cli) {
+    symclone::error::stop_on_ctrl_c();
+    match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("symclone-gpu: {e}");
-            match e {
-                Error::NoAdapter(_) => ExitCode::from(2),
-                Error::Interrupted(_) => ExitCode::from(130),
-                _ => ExitCode::FAILURE,
-            }
+            ExitCode::from(e.exit_code())
         }
     }
 }

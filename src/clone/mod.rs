@@ -1,8 +1,27 @@
 //! Symmetry cloning (SPEC §2–§3): dense "operator" layers trained, as plain supervised regression,
 //! to reproduce a convolution (Z2), a lifting C4 convolution (Lift) or a P4 group convolution (P4).
 
+pub mod io;
 pub mod operator;
 pub mod train;
 
 pub use operator::{ClonedConv, ClonedOperator, OperatorKind};
+use std::collections::BTreeMap;
+
 pub use train::{clone_from_teacher, clone_lift_p4, clone_random, CloneConfig, CloneStats};
+
+/// The cloned operators a network needs, keyed by (kind, input side).
+pub type CloneSet = BTreeMap<(OperatorKindKey, usize), ClonedOperator>;
+
+/// A sortable key for [`OperatorKind`].
+pub type OperatorKindKey = u8;
+
+/// The key of an operator in a [`CloneSet`].
+pub fn clone_key(kind: OperatorKind, d: usize) -> (OperatorKindKey, usize) {
+    let k = match kind {
+        OperatorKind::Z2 => 0,
+        OperatorKind::Lift => 1,
+        OperatorKind::P4 => 2,
+    };
+    (k, d)
+}

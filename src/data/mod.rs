@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod grid;
 pub mod idx;
+pub mod resize;
 pub mod tasks;
 
 pub use batch::{Batch, Batcher, GpuSplit};

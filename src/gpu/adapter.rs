@@ -102,6 +102,16 @@ pub fn no_adapter_message(choice: &AdapterChoice) -> String {
     )
 }
 
+/// A summary of every adapter [`enumerate`] finds, in preference order; an error when there is
+/// none.
+pub fn summaries(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
+    let adapters = enumerate(choice)?;
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter(no_adapter_message(choice)));
+    }
+    Ok(adapters.iter().map(AdapterSummary::of).collect())
+}
+
 /// Pick the adapter the user asked for, or the best one.
 pub fn choose(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
     enumerate(choice)?

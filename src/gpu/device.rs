@@ -130,6 +130,31 @@ impl Gpu {
         Ok(())
     }
 
+    /// Apply a register tile given as `ROWSxCOLS` (e.g. `8x2`) and a kernel family (`register` or
+    /// `workgroup`), as the benchmark's `--reg-tile` and `--family` name them.
+    pub fn set_kernels(&self, reg_tile: Option<&str>, family: Option<&str>) -> Result<()> {
+        if let Some(t) = reg_tile {
+            let (r, c) = t
+                .split_once('x')
+                .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
+                .ok_or_else(|| {
+                    Error::invalid(format!("--reg-tile '{t}': expected ROWSxCOLS, e.g. 8x2"))
+                })?;
+            self.set_reg_tile((r, c))?;
+        }
+        match family {
+            None => {}
+            Some("register") => self.set_family(KernelFamily::Register),
+            Some("workgroup") => self.set_family(KernelFamily::Workgroup),
+            Some(o) => {
+                return Err(Error::invalid(format!(
+                    "--family '{o}': use register or workgroup"
+                )))
+            }
+        }
+        Ok(())
+    }
+
     /// Whether kernel times come from timestamp queries.
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)

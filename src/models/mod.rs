@@ -4,14 +4,13 @@
 
 use crate::autograd::Param;
 use crate::autograd::{Tape, Var};
-use crate::clone::{ClonedConv, ClonedOperator, OperatorKind};
+use crate::clone::{clone_key, CloneSet, ClonedConv, OperatorKind};
 use crate::nn::conv::{Conv2d, GroupConvC4, LiftC4};
 use crate::nn::Linear;
 use crate::ops::{elementwise, kl, pool};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Which network.
@@ -136,22 +135,6 @@ impl Arch {
         let [_, _, _, s3] = self.feature_sides()?;
         Ok((s3 - 2) / 2)
     }
-}
-
-/// The cloned operators a network needs, keyed by (kind, input side).
-pub type CloneSet = BTreeMap<(OperatorKindKey, usize), ClonedOperator>;
-
-/// A sortable key for [`OperatorKind`].
-pub type OperatorKindKey = u8;
-
-/// The key of an operator in a [`CloneSet`].
-pub fn clone_key(kind: OperatorKind, d: usize) -> (OperatorKindKey, usize) {
-    let k = match kind {
-        OperatorKind::Z2 => 0,
-        OperatorKind::Lift => 1,
-        OperatorKind::P4 => 2,
-    };
-    (k, d)
 }
 
 /// The (kind, side) of every cloned operator a network of this kind needs.

@@ -1,11 +1,13 @@
-//! The configuration of a whole run and its two presets: `quick` (sized to finish in minutes on a
-//! CPU Vulkan driver) and `paper` (SPEC §3–§6 unchanged).
+//! The configuration of a whole run: its two presets, `quick` (sized to finish in minutes on a
+//! CPU Vulkan driver) and `paper` (SPEC §3–§6 unchanged), the command-line flags that override a
+//! preset ([`Overrides`]), and the checks made before any work starts.
 
 use crate::clone::{CloneConfig, OperatorKind};
-use crate::models::ModelKind;
+use crate::data::Task;
+use crate::models::{Arch, ModelKind};
 use crate::train::TrainConfig;
 use crate::{Error, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How the cloned operators are trained.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -116,6 +118,115 @@ pub struct RunConfig {
     pub seed: u64,
     pub clone: CloneSettings,
     pub tasks: Vec<TaskPlan>,
+}
+
+/// The flags every pipeline command shares that override the preset (or `--config`) setting of
+/// the same name; unset ones leave it as it is. The binary flattens these into its options.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Overrides {
+    /// Folder of IDX files (default: the embedded 10,000-digit MNIST subset).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Use only the first N train images.
+    #[arg(long)]
+    pub train_n: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    pub test_n: Option<usize>,
+    /// Input side: digits are centre-cropped to it (28 = whole), or with --downsample true
+    /// halved to 14×14 and padded to it.
+    #[arg(long)]
+    pub side: Option<usize>,
+    /// Halve the digits' resolution before padding to --side (true or false; quick: true).
+    #[arg(long)]
+    pub downsample: Option<bool>,
+    /// Channels of the four feature layers, e.g. 10,20,20,20.
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Option<Vec<usize>>,
+    /// Seeds per model (the report gives mean ± std).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// First seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Only these tasks (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Option<Vec<String>>,
+    /// Only these models (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    /// Training epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Training batch size.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Training learning rate.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Cloning iterations.
+    #[arg(long)]
+    pub clone_iters: Option<usize>,
+    /// Filter codes per cloning iteration.
+    #[arg(long)]
+    pub clone_filters: Option<usize>,
+    /// Noise images per filter when cloning (P4 clones use half).
+    #[arg(long)]
+    pub clone_batch: Option<usize>,
+    /// Learning-rate decay per cloning step (1 = constant, the paper's).
+    #[arg(long)]
+    pub clone_lr_decay: Option<f32>,
+    /// Where cloning takes filters and inputs from: random or teacher.
+    #[arg(long)]
+    pub clone_source: Option<String>,
+    /// Cloning learning rate for Z2 and Lift clones (P4 clones use half, as SPEC §3).
+    #[arg(long)]
+    pub clone_lr: Option<f32>,
+    /// Cloning learning-rate warm-up, in optimiser steps (0 = none).
+    #[arg(long)]
+    pub clone_warmup: Option<usize>,
+}
+
+/// The options every pipeline command (`run`, `clone`, `teacher`, `finetune`) shares: the preset
+/// or a `--config` file, the flags that override it, and the output folder.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// quick (minutes on a CPU driver) or paper (SPEC §3–§6 unchanged).
+    #[arg(long, default_value = "quick")]
+    pub preset: String,
+    /// A JSON run configuration (as written to <out>/config.json) instead of a preset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    // Listed in --help as before the split: the overrides, with --out right after --data.
+    #[command(flatten, next_display_order = 500)]
+    pub over: Overrides,
+    /// Output folder (default: runs/<timestamp>).
+    #[arg(long, display_order = 500)]
+    pub out: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The run configuration these options describe.
+    pub fn run_config(&self) -> Result<RunConfig> {
+        RunConfig::resolve(&self.preset, self.config.as_deref(), &self.over)
+    }
+
+    /// One model on one task (`teacher`, `finetune`): see [`RunConfig::single_task`].
+    pub fn single_task(
+        &self,
+        model: &str,
+        task: &str,
+        beta: Option<f32>,
+        on_clones: bool,
+    ) -> Result<RunConfig> {
+        let file = self.config.as_deref();
+        RunConfig::single_task(&self.preset, file, &self.over, model, task, beta, on_clones)
+    }
+
+    /// `--out`, or `runs/<timestamp>`.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(super::default_out_dir)
+    }
 }
 
 fn symmetric_train(epochs: usize) -> TrainConfig {
@@ -261,6 +372,161 @@ impl RunConfig {
         }
     }
 
+    /// A `--config` file (as written to `<out>/config.json`) when one is given, else the preset.
+    pub fn base(preset: &str, file: Option<&Path>) -> Result<RunConfig> {
+        match file {
+            Some(p) => {
+                let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+                serde_json::from_slice::<RunConfig>(&bytes).map_err(|e| Error::Data {
+                    path: p.display().to_string(),
+                    msg: format!("not a run configuration: {e}"),
+                })
+            }
+            None => RunConfig::preset(preset),
+        }
+    }
+
+    /// [`RunConfig::base`] with the flags' overrides applied, checked.
+    pub fn resolve(preset: &str, file: Option<&Path>, o: &Overrides) -> Result<RunConfig> {
+        let mut c = RunConfig::base(preset, file)?;
+        c.apply(o)?;
+        Ok(c)
+    }
+
+    /// Apply the flags' overrides, then check the result ([`RunConfig::validate`]).
+    pub fn apply(&mut self, o: &Overrides) -> Result<()> {
+        if o.data.is_some() {
+            self.data = o.data.clone();
+        }
+        if o.train_n.is_some() {
+            self.train_n = o.train_n;
+        }
+        if o.test_n.is_some() {
+            self.test_n = o.test_n;
+        }
+        if let Some(s) = o.side {
+            self.side = s;
+        }
+        if let Some(d) = o.downsample {
+            self.downsample = d;
+        }
+        if let Some(ch) = &o.channels {
+            let a: [usize; 4] = ch
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::invalid("--channels takes four numbers, e.g. 10,20,20,20"))?;
+            self.channels = Some(a);
+        }
+        if let Some(s) = o.seeds {
+            self.seeds = s;
+        }
+        if let Some(s) = o.seed {
+            self.seed = s;
+        }
+        if let Some(ts) = &o.tasks {
+            for t in ts {
+                t.parse::<Task>()?;
+            }
+            self.tasks.retain(|p| ts.contains(&p.task));
+            if self.tasks.is_empty() {
+                return Err(Error::invalid(format!("--tasks {}: the preset runs none of these (it has symmetric, rot-sb, trans-sb)", ts.join(","))));
+            }
+        }
+        if let Some(ms) = &o.models {
+            let kinds: Vec<ModelKind> = ms.iter().map(|m| m.parse()).collect::<Result<_, _>>()?;
+            for t in &mut self.tasks {
+                t.models.retain(|m| kinds.contains(m));
+            }
+            self.tasks.retain(|t| !t.models.is_empty());
+        }
+        for t in &mut self.tasks {
+            if let Some(e) = o.epochs {
+                t.train.epochs = e;
+            }
+            if let Some(b) = o.batch {
+                t.train.batch = b;
+            }
+            if let Some(l) = o.lr {
+                t.train.lr = l;
+            }
+        }
+        if let Some(v) = o.clone_iters {
+            self.clone.iters = v;
+        }
+        if let Some(v) = o.clone_filters {
+            self.clone.filters = v;
+            self.clone.filters_p4 = None;
+        }
+        if let Some(v) = o.clone_batch {
+            self.clone.batch = v;
+            self.clone.batch_p4 = (v / 2).max(1);
+        }
+        if let Some(v) = o.clone_lr_decay {
+            self.clone.lr_decay = v;
+        }
+        if let Some(v) = o.clone_lr {
+            self.clone.lr = v;
+            self.clone.lr_p4 = v / 2.0;
+        }
+        if let Some(v) = o.clone_warmup {
+            self.clone.warmup = v;
+        }
+        if let Some(v) = &o.clone_source {
+            self.clone.source = v.clone();
+        }
+        self.validate()
+    }
+
+    /// A configuration that trains one model on one task with the preset's settings for that task
+    /// (plain uses the symmetric task's); `beta` overrides the KL weight. The flags' `--tasks` and
+    /// `--models` are ignored. `on_clones`: the model must be built on clones (`finetune`), or
+    /// must not be (`teacher`).
+    pub fn single_task(
+        preset: &str,
+        file: Option<&Path>,
+        o: &Overrides,
+        model: &str,
+        task: &str,
+        beta: Option<f32>,
+        on_clones: bool,
+    ) -> Result<RunConfig> {
+        let kind: ModelKind = model.parse()?;
+        let t: Task = task.parse()?;
+        let o = Overrides {
+            tasks: None,
+            models: None,
+            ..o.clone()
+        };
+        let mut cfg = RunConfig::resolve(preset, file, &o)?;
+        let key = if t == Task::Plain {
+            "symmetric"
+        } else {
+            t.name()
+        };
+        let mut plan = cfg
+            .tasks
+            .iter()
+            .find(|p| p.task == key)
+            .cloned()
+            .ok_or_else(|| Error::invalid(format!("the preset has no settings for {task}")))?;
+        plan.task = t.name().to_string();
+        plan.models = vec![kind];
+        if let Some(b) = beta {
+            plan.train.beta = b;
+        }
+        cfg.tasks = vec![plan];
+        cfg.validate()?;
+        match (on_clones, kind.cloned().is_some()) {
+            (false, true) => Err(Error::invalid(format!(
+                "{model} is built on clones: use `finetune --clones DIR`"
+            ))),
+            (true, false) => Err(Error::invalid(format!(
+                "{model} has no cloned layers: use `teacher`"
+            ))),
+            _ => Ok(cfg),
+        }
+    }
+
     /// Check the configuration before any work starts.
     pub fn validate(&self) -> Result<()> {
         if !["random", "teacher"].contains(&self.clone.source.as_str()) {
@@ -279,7 +545,7 @@ impl RunConfig {
             )));
         }
         for t in &self.tasks {
-            let task: crate::data::Task = t.task.parse()?;
+            let task: Task = t.task.parse()?;
             if t.train.batch == 0 {
                 return Err(Error::invalid("a batch size of 0: use at least 1"));
             }
@@ -293,7 +559,7 @@ impl RunConfig {
                     ModelKind::Gcnn | ModelKind::FauxGcnn | ModelKind::FauxGcnnKl
                 );
                 let t2 = matches!(m, ModelKind::FauxCnn | ModelKind::FauxCnnKl);
-                use crate::data::Task::*;
+                use Task::*;
                 let fits = match task {
                     TransSb => !c4,
                     _ => !t2,
@@ -307,4 +573,17 @@ impl RunConfig {
         }
         Ok(())
     }
+}
+
+/// The architecture of a model on a task under this configuration.
+pub fn arch_for(cfg: &RunConfig, model: ModelKind, task: Task) -> Arch {
+    let side = task.canvas(cfg.side).size;
+    let mut a = Arch::paper(model, side, task.num_classes());
+    if let Some(c) = cfg.channels {
+        a.channels = c;
+    }
+    if let Some(m) = &cfg.mlp {
+        a.mlp = m.clone();
+    }
+    a
 }

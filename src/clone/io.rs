@@ -1,0 +1,84 @@
+//! Clone checkpoints on disk: the metadata a clone's safetensors file carries, and loading one
+//! clone or a folder of them (the `--clones` of `finetune`).
+
+use super::{ClonedOperator, OperatorKind};
+use crate::clone::{clone_key, CloneSet};
+use crate::report::checkpoint;
+use crate::rng::Rng;
+use crate::{Error, Gpu, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The metadata a clone checkpoint carries: what it clones, its sizes and its configuration hash.
+pub fn clone_metadata(op: &ClonedOperator, hash: &str) -> HashMap<String, String> {
+    [
+        ("kind", op.kind.name().to_string()),
+        ("d", op.d.to_string()),
+        ("nb", op.nb.to_string()),
+        ("m", op.m.to_string()),
+        ("config_hash", hash.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// Load a clone checkpoint written by `run` or `clone`.
+pub fn load_clone(gpu: &Arc<Gpu>, path: &Path) -> Result<ClonedOperator> {
+    let meta = checkpoint::read_metadata(path)?;
+    let bad = |msg: String| Error::Data {
+        path: path.display().to_string(),
+        msg,
+    };
+    let get = |k: &str| {
+        meta.get(k).cloned().ok_or_else(|| {
+            bad(format!(
+                "has no '{k}' entry: not a clone written by symclone-gpu"
+            ))
+        })
+    };
+    let kind = match get("kind")?.as_str() {
+        "z2" => OperatorKind::Z2,
+        "lift" => OperatorKind::Lift,
+        "p4" => OperatorKind::P4,
+        k => return Err(bad(format!("unknown operator kind '{k}'"))),
+    };
+    let num = |k: &str| -> Result<usize> {
+        get(k)?
+            .parse()
+            .map_err(|_| bad(format!("entry '{k}' is not a number")))
+    };
+    let op = ClonedOperator::new(
+        gpu,
+        kind,
+        num("d")?,
+        num("nb")?,
+        num("m")?,
+        &mut Rng::new(0),
+    )?;
+    checkpoint::load(path, &op.params(), &meta)?;
+    Ok(op)
+}
+
+/// Every clone checkpoint (`*.safetensors`) in a folder (or its `clones/` subfolder).
+pub fn load_clones(gpu: &Arc<Gpu>, dir: &Path) -> Result<CloneSet> {
+    let sub = dir.join("clones");
+    let dir = if sub.is_dir() { sub } else { dir.to_path_buf() };
+    let mut set = CloneSet::new();
+    let rd = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    for entry in rd {
+        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            let op = load_clone(gpu, &path)?;
+            set.insert(clone_key(op.kind, op.d), op);
+        }
+    }
+    if set.is_empty() {
+        return Err(Error::invalid(format!(
+            "{} holds no clone checkpoints (*.safetensors): run `symclone-gpu clone` first",
+            dir.display()
+        )));
+    }
+    Ok(set)
+}

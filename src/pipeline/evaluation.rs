@@ -1,0 +1,174 @@
+//! Checks on the clones: the equivariance error of each cloned operator, SPEC §3's fidelity of
+//! the cloned lift → P4 pair against the true layers (with the feature-map picture), and whether a
+//! frozen network's cloned tensors stayed bit-identical through training.
+
+use super::report::Fidelity;
+use super::RunConfig;
+use crate::autograd::Tape;
+use crate::clone::operator::K;
+use crate::clone::{clone_key, CloneSet};
+use crate::clone::{ClonedConv, ClonedOperator, OperatorKind};
+use crate::data::Dataset;
+use crate::equivariance::{equivariance_error, Group};
+use crate::models::{Model, ModelKind};
+use crate::ops::{gconv, transform};
+use crate::report::plot;
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use crate::{Gpu, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// A single-channel layer over an operator, with filter `code` and no bias.
+fn single_channel(gpu: &Arc<Gpu>, op: &ClonedOperator, code: &[f32]) -> Result<ClonedConv> {
+    let mut rng = Rng::new(0);
+    let layer = ClonedConv::new(gpu, "probe", op.clone(), 1, 1, &mut rng)?;
+    layer.weight.value().write_slice(code)?;
+    layer.bias.value().write_slice(&[0.0])?;
+    Ok(layer)
+}
+
+/// The true single-channel layer of a kind with filter `code` (no bias), as a map on tensors.
+fn true_layer(gpu: &Arc<Gpu>, kind: OperatorKind, code: &[f32], x: &Tensor) -> Result<Tensor> {
+    let w = match kind {
+        OperatorKind::P4 => Tensor::from_slice(gpu, &[1, 1, 4, K, K], code)?,
+        _ => Tensor::from_slice(gpu, &[1, 1, K, K], code)?,
+    };
+    match kind {
+        OperatorKind::Z2 => crate::ops::conv::conv2d(x, &w, None, 0),
+        OperatorKind::Lift => gconv::lift_c4(x, &w, None, 0),
+        OperatorKind::P4 => gconv::p4_conv(x, &w, None, 0),
+    }
+}
+
+fn clone_map(layer: &ClonedConv, x: &Tensor) -> Result<Tensor> {
+    let mut tape = Tape::no_grad();
+    let v = tape.input(x.clone());
+    let y = layer.forward(&mut tape, v)?;
+    Ok(tape.value(y).clone())
+}
+
+/// Equivariance errors (clone, true layer) of a cloned operator on Gaussian inputs.
+pub fn operator_equivariance(gpu: &Arc<Gpu>, op: &ClonedOperator, seed: u64) -> Result<(f64, f64)> {
+    let mut rng = Rng::new(seed);
+    let code = rng.normal_vec(op.kind.code_len());
+    let d = op.d;
+    let shape: Vec<usize> = if op.kind == OperatorKind::P4 {
+        vec![4, 1, 4, d, d]
+    } else {
+        vec![4, 1, d, d]
+    };
+    let x = Tensor::from_slice(gpu, &shape, &rng.normal_vec(shape.iter().product()))?;
+    let group = match op.kind {
+        OperatorKind::Z2 => Group::Translations {
+            shifts: vec![(1, 2), (-2, 1), (3, -1)],
+            margin: 0,
+        },
+        _ => Group::C4,
+    };
+    let layer = single_channel(gpu, op, &code)?;
+    let ec = equivariance_error(&|t: &Tensor| clone_map(&layer, t), &x, &group)?;
+    let et = equivariance_error(&|t: &Tensor| true_layer(gpu, op.kind, &code, t), &x, &group)?;
+    Ok((ec, et))
+}
+
+/// SPEC §3's fidelity: (clone lift → clone P4) against (true lift → true P4) on one digit, with
+/// random filters uniform on [0, 1).
+pub fn fidelity(
+    gpu: &Arc<Gpu>,
+    lift: &ClonedOperator,
+    p4: &ClonedOperator,
+    digit: &[f32],
+    seed: u64,
+) -> Result<(Fidelity, Vec<Vec<f32>>)> {
+    let mut rng = Rng::new(seed);
+    let c1 = rng.uniform_vec(K * K, 0.0, 1.0);
+    let c2 = rng.uniform_vec(4 * K * K, 0.0, 1.0);
+    let d = lift.d;
+    let x = Tensor::from_slice(gpu, &[1, 1, d, d], digit)?;
+    let l1 = single_channel(gpu, lift, &c1)?;
+    let l2 = single_channel(gpu, p4, &c2)?;
+    let yc = clone_map(&l2, &clone_map(&l1, &x)?)?;
+    let yt = true_layer(
+        gpu,
+        OperatorKind::P4,
+        &c2,
+        &true_layer(gpu, OperatorKind::Lift, &c1, &x)?,
+    )?;
+    let (a, b) = (yc.to_vec()?, yt.to_vec()?);
+    let mse = a
+        .iter()
+        .zip(&b)
+        .map(|(u, v)| (*u as f64 - *v as f64).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    let ms = b.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / b.len() as f64;
+    // Pictures: the four rotation planes of the true and the cloned lift output, for the digit
+    // and for the digit rotated by 90° (whose planes are the originals rotated and rolled).
+    let mut maps = Vec::new();
+    let xr = transform::rot90(&x, 1)?;
+    for input in [&x, &xr] {
+        let t = true_layer(gpu, OperatorKind::Lift, &c1, input)?.to_vec()?;
+        let c = clone_map(&l1, input)?.to_vec()?;
+        let plane = (d - 2) * (d - 2);
+        for src in [&t, &c] {
+            for r in 0..4 {
+                maps.push(src[r * plane..(r + 1) * plane].to_vec());
+            }
+        }
+    }
+    Ok((
+        Fidelity {
+            mse,
+            target_mean_square: ms,
+        },
+        maps,
+    ))
+}
+
+/// The fidelity check of a run whose clones include the lift for its input side and the P4 after
+/// it, on the first test digit; writes `feature-maps.png` under `out`. None without that pair.
+pub fn fidelity_check(
+    gpu: &Arc<Gpu>,
+    cfg: &RunConfig,
+    clones: &CloneSet,
+    ds: &Dataset,
+    out: &Path,
+) -> Result<Option<Fidelity>> {
+    let lift = clones.get(&clone_key(OperatorKind::Lift, cfg.side));
+    let p4 = clones.get(&clone_key(OperatorKind::P4, cfg.side - 2));
+    Ok(match (lift, p4) {
+        (Some(l), Some(p)) => {
+            let digit: Vec<f32> = ds.test.image(0).iter().map(|&v| v as f32 / 255.0).collect();
+            let (f, maps) = fidelity(gpu, l, p, &digit, cfg.seed)?;
+            crate::files::write_png(
+                &out.join("feature-maps.png"),
+                &plot::panels(&maps, cfg.side - 2, 4, 4),
+            )?;
+            Some(f)
+        }
+        _ => None,
+    })
+}
+
+/// For a network on frozen clones: whether every cloned tensor of the trained model `m` is
+/// bit-identical to the clone it started from. None for other networks (KL ones move theirs).
+pub fn clones_unchanged(model: ModelKind, m: &Model, clones: &CloneSet) -> Result<Option<bool>> {
+    if model.cloned().is_some() && !model.kl() {
+        let mut all = true;
+        for p in m.cloned_params() {
+            let key = p.name().to_string();
+            let orig = clones
+                .values()
+                .flat_map(|c| c.params())
+                .find(|q| q.name() == key);
+            if let Some(o) = orig {
+                let (a, b) = (p.value().to_vec()?, o.value().to_vec()?);
+                all &= a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+            }
+        }
+        Ok(Some(all))
+    } else {
+        Ok(None)
+    }
+}

@@ -1,0 +1,222 @@
+//! The downstream phase (SPEC §4–§6): every model of every task trained over the seeds on the
+//! clones, each seed's result and checkpoint stored with a hash of what made it, so `--resume`
+//! reuses finished ones.
+
+use super::config::{arch_for, TaskPlan};
+use super::evaluation::clones_unchanged;
+use super::files::{hash_of, read_json, write_json};
+use super::report::{CloneReport, ModelReport};
+use super::{Reporter, RunConfig};
+use crate::clone::CloneSet;
+use crate::data::{fnv1a, Batcher, Dataset, GpuSplit, Part, Task};
+use crate::models::{clones_needed, Arch, Model, ModelKind};
+use crate::report::checkpoint;
+use crate::rng::Rng;
+use crate::train::{self, TrainResult};
+use crate::{Gpu, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The training phase of a run: what it trains on and where it writes.
+pub struct Training<'a> {
+    pub gpu: &'a Arc<Gpu>,
+    pub cfg: &'a RunConfig,
+    /// The run folder: results and checkpoints go to its `models/`.
+    pub out: &'a Path,
+    pub resume: bool,
+    pub clones: &'a CloneSet,
+    /// The clones' reports (empty for clones given ready): their hashes key the models' results.
+    pub clone_reports: &'a [CloneReport],
+}
+
+/// The data on the GPU, with the hash that keys the results trained on it.
+struct Data {
+    hash: String,
+    train: Arc<GpuSplit>,
+    test: Arc<GpuSplit>,
+}
+
+/// One model on one task.
+struct Job<'p> {
+    plan: &'p TaskPlan,
+    task: Task,
+    model: ModelKind,
+    arch: Arch,
+}
+
+impl Training<'_> {
+    /// Train every model of every task over the seeds; one report per (task, model).
+    pub fn run(&self, ds: &Dataset, rep: &mut dyn Reporter) -> Result<Vec<ModelReport>> {
+        let hash = format!(
+            "{:016x}",
+            fnv1a(&ds.train.images)
+                ^ fnv1a(&ds.test.images).rotate_left(1)
+                ^ fnv1a(&ds.train.labels).rotate_left(2)
+        );
+        let data = Data {
+            hash,
+            train: GpuSplit::upload(self.gpu, &ds.train)?,
+            test: GpuSplit::upload(self.gpu, &ds.test)?,
+        };
+        let mut results = Vec::new();
+        for plan in &self.cfg.tasks {
+            let task: Task = plan.task.parse()?;
+            for &model in &plan.models {
+                let job = Job {
+                    plan,
+                    task,
+                    model,
+                    arch: arch_for(self.cfg, model, task),
+                };
+                results.push(self.model(&job, &data, rep)?);
+            }
+        }
+        Ok(results)
+    }
+
+    /// One model on one task over the seeds.
+    fn model(&self, job: &Job, data: &Data, rep: &mut dyn Reporter) -> Result<ModelReport> {
+        let mut accs = Vec::new();
+        let mut secs = Vec::new();
+        let mut params = 0;
+        let mut unchanged = None;
+        let mut history = Vec::new();
+        for s in 0..self.cfg.seeds {
+            let seed = self.cfg.seed.wrapping_add(s as u64);
+            let (result, same) = self.seed(job, seed, data, rep)?;
+            accs.push(result.test_acc);
+            secs.push(result.seconds);
+            params = result.trainable_params;
+            if s == 0 {
+                history = result.history.clone();
+            }
+            if let Some(sm) = same {
+                unchanged = Some(unchanged.unwrap_or(true) && sm);
+            }
+        }
+        let (mean, std) = mean_std(&accs);
+        Ok(ModelReport {
+            task: job.plan.task.clone(),
+            model: job.model,
+            test_acc: accs,
+            mean,
+            std,
+            train_seconds: secs.iter().sum::<f64>() / secs.len().max(1) as f64,
+            trainable_params: params,
+            clones_unchanged: unchanged,
+            history,
+        })
+    }
+
+    /// One seed: the stored result when `--resume` finds one with this hash, else trained (with a
+    /// checkpoint after every good epoch). Also whether frozen clones stayed bit-identical.
+    fn seed(
+        &self,
+        job: &Job,
+        seed: u64,
+        data: &Data,
+        rep: &mut dyn Reporter,
+    ) -> Result<(TrainResult, Option<bool>)> {
+        let Job {
+            plan,
+            task,
+            model,
+            arch,
+        } = job;
+        let (task, model) = (*task, *model);
+        let tcfg = crate::train::TrainConfig {
+            seed,
+            ..plan.train.clone()
+        };
+        let clone_hashes: Vec<&str> = clones_needed(model, arch)?
+            .iter()
+            .filter_map(|&(k, d)| {
+                self.clone_reports
+                    .iter()
+                    .find(|c| c.kind == k && c.d == d)
+                    .map(|c| c.config_hash.as_str())
+            })
+            .collect();
+        let h = hash_of(&(arch, &tcfg, model, &plan.task, &data.hash, &clone_hashes));
+        let stem = format!("{}-{}-s{seed}", plan.task, model.name());
+        let res_path = self.out.join("models").join(format!("{stem}.json"));
+        let cached: Option<(String, TrainResult, Option<bool>)> = if self.resume {
+            read_json(&res_path)
+        } else {
+            None
+        };
+        if let Some((ch, r, same)) = cached {
+            if ch == h {
+                rep.phase(&format!("{} on {task}", model.name()), 1);
+                rep.finish(&format!(
+                    "{} on {task} (seed {seed}): reused, test accuracy {:.2}%",
+                    model.name(),
+                    100.0 * r.test_acc
+                ));
+                return Ok((r, same));
+            }
+        }
+        let mut rng = Rng::new(seed.wrapping_mul(7919).wrapping_add(17));
+        let m = Model::new(self.gpu, model, arch, self.clones, &mut rng)?;
+        let mut tb = Batcher::on(data.train.clone(), task, Part::Train, tcfg.batch, seed)?;
+        let eb = Batcher::on(data.test.clone(), task, Part::Test, 256, seed)?;
+        let total = (tb.steps() * tcfg.epochs) as u64;
+        rep.phase(&format!("{} on {task} (seed {seed})", model.name()), total);
+        let tt = std::time::Instant::now();
+        let last_loss = std::cell::Cell::new(f32::NAN);
+        let ckpt = self.out.join("models").join(format!("{stem}.safetensors"));
+        let meta: HashMap<String, String> = [
+            ("config_hash".to_string(), h.clone()),
+            ("model".to_string(), model.name().to_string()),
+            ("task".to_string(), plan.task.clone()),
+        ]
+        .into();
+        let r = train::train_with(
+            &m,
+            &mut tb,
+            &eb,
+            &tcfg,
+            &mut |e, st, n| {
+                let done = (e * n + st) as u64;
+                let rate = done as f64 / tt.elapsed().as_secs_f64();
+                let l = last_loss.get();
+                let loss = if l.is_finite() {
+                    format!("  loss {l:.3}")
+                } else {
+                    String::new()
+                };
+                rep.progress(
+                    done,
+                    &format!("epoch {}/{}{loss}  {rate:.1} steps/s", e + 1, tcfg.epochs),
+                )
+            },
+            // A checkpoint after every good epoch: a NaN later leaves the last good one.
+            &mut |log| {
+                last_loss.set(log.loss);
+                checkpoint::save(&ckpt, &m.params(), &meta)
+            },
+        )?;
+        let same = clones_unchanged(model, &m, self.clones)?;
+        write_json(&res_path, &(h.clone(), &r, same))?;
+        rep.finish(&format!(
+            "{} on {task} (seed {seed}): test accuracy {:.2}%, {:.0} s",
+            model.name(),
+            100.0 * r.test_acc,
+            r.seconds
+        ));
+        Ok((r, same))
+    }
+}
+
+/// Mean and sample standard deviation (0 for a single value).
+fn mean_std(v: &[f32]) -> (f32, f32) {
+    let n = v.len().max(1) as f32;
+    let m = v.iter().sum::<f32>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
