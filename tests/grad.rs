@@ -340,3 +340,47 @@ fn params_accumulate_and_frozen_params_get_no_gradient() {
     let s = reduce::sum_all_t(&mut tape, vw, false).unwrap();
     assert!(tape.backward(s).is_err());
 }
+
+#[test]
+fn backward_frees_the_gradients_it_consumes() {
+    let g = gpu();
+    let w = Param::new(
+        "w",
+        Tensor::from_slice(&g, &[3], &[1.0, -2.0, 3.0]).unwrap(),
+    );
+    let mut tape = Tape::new();
+    let x = tape.leaf(Tensor::from_slice(&g, &[3], &[0.5, 0.5, -0.5]).unwrap());
+    let vw = tape.param(&w);
+    let prod = elementwise::mul_t(&mut tape, x, vw).unwrap();
+    let y = elementwise::relu_t(&mut tape, prod).unwrap();
+    let s = reduce::sum_all_t(&mut tape, y, false).unwrap();
+    tape.backward(s).unwrap();
+    // Intermediate gradients are freed once their rules ran; a leaf's is kept for `grad`.
+    assert!(tape.grad(prod).is_none() && tape.grad(y).is_none() && tape.grad(s).is_none());
+    assert_eq!(tape.grad(x).unwrap().to_vec().unwrap(), vec![1.0, 0.0, 0.0]);
+    // The parameter's gradient is not kept on the tape.
+    assert!(tape.grad(vw).is_none());
+    assert_eq!(w.grad().unwrap().to_vec().unwrap(), vec![0.5, 0.0, 0.0]);
+
+    // A first gradient that nothing else holds is taken as it is; one still held elsewhere is
+    // copied, since later gradients are added to it in place.
+    let p = Param::new("p", Tensor::zeros(&g, &[3]).unwrap());
+    let t = Tensor::from_slice(&g, &[3], &[1.0, 2.0, 3.0]).unwrap();
+    let buf = t.raw().clone();
+    p.accumulate_grad(t).unwrap();
+    assert!(
+        p.grad().unwrap().raw() == &buf,
+        "a unique gradient was copied"
+    );
+    p.zero_grad();
+    let t = Tensor::from_slice(&g, &[3], &[1.0, 2.0, 3.0]).unwrap();
+    let held = t.clone();
+    p.accumulate_grad(t).unwrap();
+    assert!(
+        p.grad().unwrap().raw() != held.raw(),
+        "a shared gradient was not copied"
+    );
+    p.accumulate_grad(held.clone()).unwrap();
+    assert_eq!(p.grad().unwrap().to_vec().unwrap(), vec![2.0, 4.0, 6.0]);
+    assert_eq!(held.to_vec().unwrap(), vec![1.0, 2.0, 3.0]);
+}

@@ -55,12 +55,14 @@ impl Param {
     pub fn grad(&self) -> Option<Tensor> {
         self.0.grad.lock().unwrap().clone()
     }
-    /// Add `g` to the accumulated gradient.
-    pub fn accumulate_grad(&self, g: &Tensor) -> Result<()> {
+    /// Add `g` to the accumulated gradient. The first gradient is kept as it is when nothing else
+    /// holds its buffer (no copy), and copied otherwise, since later ones are added in place.
+    pub fn accumulate_grad(&self, g: Tensor) -> Result<()> {
         let mut slot = self.0.grad.lock().unwrap();
         match slot.as_ref() {
+            None if g.is_unique() => *slot = Some(g),
             None => *slot = Some(g.deep_clone()?),
-            Some(acc) => acc.acc_(g, 1.0)?,
+            Some(acc) => acc.acc_(&g, 1.0)?,
         }
         Ok(())
     }

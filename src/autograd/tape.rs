@@ -134,7 +134,8 @@ impl Tape {
         self.backward_with(loss, seed)
     }
 
-    /// Back-propagate from `out` with a given output gradient.
+    /// Back-propagate from `out` with a given output gradient. Gradients are freed as they are
+    /// consumed: afterwards [`Tape::grad`] answers for leaves only (inputs made with [`Tape::leaf`]).
     pub fn backward_with(&mut self, out: Var, grad: Tensor) -> Result<()> {
         if self.no_grad {
             return Err(Error::invalid("backward on a no-grad tape"));
@@ -142,12 +143,16 @@ impl Tape {
         let mut grads: Vec<Option<Tensor>> = vec![None; self.nodes.len()];
         grads[out.0] = Some(grad);
         for i in (0..=out.0).rev() {
-            let Some(g) = grads[i].clone() else { continue };
+            // Each gradient is consumed here: handed to its parameter, to its op's backward rule,
+            // or kept (a leaf's, for `grad`); an intermediate one is freed once its rule has run.
+            let Some(g) = grads[i].take() else { continue };
             let node = &mut self.nodes[i];
             if let Some(p) = &node.param {
-                p.accumulate_grad(&g)?;
+                p.accumulate_grad(g)?;
+                continue;
             }
             let Some(rule) = node.backward.take() else {
+                grads[i] = Some(g);
                 continue;
             };
             let inputs = node.inputs.clone();
@@ -181,7 +186,8 @@ impl Tape {
         Ok(())
     }
 
-    /// The gradient of a variable after `backward` (None if it got none).
+    /// The gradient of a leaf after `backward` (None if it got none, and for values computed by an
+    /// op or taken from a parameter: theirs are consumed by the backward pass).
     pub fn grad(&self, v: Var) -> Option<&Tensor> {
         self.grads.get(v.0).and_then(|g| g.as_ref())
     }
