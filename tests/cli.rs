@@ -43,6 +43,11 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
             "unknown backend 'quantum'",
         ),
         (&["run", "--preset", "huge"], 1, "unknown preset 'huge'"),
+        (
+            &["--family", "tensor-cores", "bench", "--filter", "dispatch"],
+            1,
+            "unknown kernel family 'tensor-cores'",
+        ),
         (&["run", "--tasks", "upside-down"], 1, "upside-down"),
         (&["run", "--models", "resnet"], 1, "unknown model 'resnet'"),
         (&["run", "--seeds", "0"], 1, "--seeds 0"),

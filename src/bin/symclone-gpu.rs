@@ -24,6 +24,10 @@ struct Cli {
     /// Use the adapter whose name contains this text (case-insensitive); see `devices`.
     #[arg(long, global = true, env = "SYMCLONE_ADAPTER")]
     adapter: Option<String>,
+    /// Kernel family: register (register tiles: CPU drivers), workgroup (shared-memory tiles:
+    /// GPUs) or auto (by the adapter's type).
+    #[arg(long, global = true, env = "SYMCLONE_FAMILY")]
+    family: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,9 +60,6 @@ enum Command {
         /// Register tile of the register matrix-product kernel, as ROWSxVEC4COLS (e.g. 8x2).
         #[arg(long)]
         reg_tile: Option<String>,
-        /// Matrix-product kernel family: register or workgroup (default: by adapter type).
-        #[arg(long)]
-        family: Option<String>,
     },
     /// The whole method: clone the equivariant layers, train every model on the three tasks,
     /// write report.md, report.json, checkpoints and pictures.
@@ -170,6 +171,7 @@ fn choice(cli: &Cli) -> AdapterChoice {
     AdapterChoice {
         backend: cli.backend.clone(),
         name: cli.adapter.clone(),
+        family: cli.family.clone(),
     }
 }
 
@@ -199,10 +201,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             json,
             markdown,
             reg_tile,
-            family,
         } => {
             let gpu = Gpu::new(&choice(&cli))?;
-            gpu.set_kernels(reg_tile.as_deref(), family.as_deref())?;
+            if let Some(t) = reg_tile {
+                gpu.set_reg_tile_str(t)?;
+            }
             eprintln!("adapter: {}", gpu.describe());
             eprintln!(
                 "matmul kernel: {:?}, register tile {:?}",

@@ -10,15 +10,18 @@ pub struct AdapterChoice {
     pub backend: Option<String>,
     /// A case-insensitive substring of the adapter's name.
     pub name: Option<String>,
+    /// The kernel family: `register`, `workgroup` or `auto` (None = auto: by the adapter's type).
+    pub family: Option<String>,
 }
 
 impl AdapterChoice {
-    /// The choice from the environment: `SYMCLONE_BACKEND` and `SYMCLONE_ADAPTER`.
+    /// The choice from the environment: `SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER`, `SYMCLONE_FAMILY`.
     pub fn from_env() -> Self {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         AdapterChoice {
             backend: get("SYMCLONE_BACKEND"),
             name: get("SYMCLONE_ADAPTER"),
+            family: get("SYMCLONE_FAMILY"),
         }
     }
 }

@@ -10,13 +10,35 @@ use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Which matrix-product kernel family suits the adapter.
+/// Which kernel family (matrix products and convolutions) suits the adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum KernelFamily {
     /// Register tiling with vec4 loads and no workgroup memory: what CPU drivers (lavapipe) run well.
     Register,
     /// Workgroup-shared tiles: what real GPUs run well.
     Workgroup,
+}
+
+impl KernelFamily {
+    /// `register`, `workgroup`, or `auto`/None (None: let the adapter's type decide).
+    pub fn parse(name: Option<&str>) -> Result<Option<KernelFamily>> {
+        match name.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("auto") | Some("") => Ok(None),
+            Some("register") => Ok(Some(KernelFamily::Register)),
+            Some("workgroup") => Ok(Some(KernelFamily::Workgroup)),
+            Some(o) => Err(Error::invalid(format!(
+                "unknown kernel family '{o}': use register, workgroup or auto (--family or SYMCLONE_FAMILY)"
+            ))),
+        }
+    }
+
+    /// The name `--family` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelFamily::Register => "register",
+            KernelFamily::Workgroup => "workgroup",
+        }
+    }
 }
 
 /// One GPU device with its queue, pool, pipeline cache and recorder. Shared as `Arc<Gpu>`.
@@ -43,10 +65,16 @@ impl std::fmt::Debug for Gpu {
 }
 
 impl Gpu {
-    /// Open the adapter chosen by `choice` (or the best one), with the adapter's own limits.
+    /// Open the adapter chosen by `choice` (or the best one), with the adapter's own limits and
+    /// the kernel family `choice` names (by the adapter's type when it names none, or `auto`).
     pub fn new(choice: &AdapterChoice) -> Result<Arc<Gpu>> {
+        let family = KernelFamily::parse(choice.family.as_deref())?;
         let adapter = super::adapter::choose(choice)?;
-        Self::from_adapter(adapter)
+        let gpu = Self::from_adapter(adapter)?;
+        if let Some(f) = family {
+            gpu.set_family(f);
+        }
+        Ok(gpu)
     }
 
     /// Open the adapter chosen by the environment (`SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER`).
@@ -130,29 +158,16 @@ impl Gpu {
         Ok(())
     }
 
-    /// Apply a register tile given as `ROWSxCOLS` (e.g. `8x2`) and a kernel family (`register` or
-    /// `workgroup`), as the benchmark's `--reg-tile` and `--family` name them.
-    pub fn set_kernels(&self, reg_tile: Option<&str>, family: Option<&str>) -> Result<()> {
-        if let Some(t) = reg_tile {
-            let (r, c) = t
-                .split_once('x')
-                .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
-                .ok_or_else(|| {
-                    Error::invalid(format!("--reg-tile '{t}': expected ROWSxCOLS, e.g. 8x2"))
-                })?;
-            self.set_reg_tile((r, c))?;
-        }
-        match family {
-            None => {}
-            Some("register") => self.set_family(KernelFamily::Register),
-            Some("workgroup") => self.set_family(KernelFamily::Workgroup),
-            Some(o) => {
-                return Err(Error::invalid(format!(
-                    "--family '{o}': use register or workgroup"
-                )))
-            }
-        }
-        Ok(())
+    /// Apply a register tile given as `ROWSxCOLS` (e.g. `8x2`), as the benchmark's `--reg-tile`
+    /// names it.
+    pub fn set_reg_tile_str(&self, t: &str) -> Result<()> {
+        let (r, c) = t
+            .split_once('x')
+            .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
+            .ok_or_else(|| {
+                Error::invalid(format!("--reg-tile '{t}': expected ROWSxCOLS, e.g. 8x2"))
+            })?;
+        self.set_reg_tile((r, c))
     }
 
     /// Whether kernel times come from timestamp queries.
@@ -160,15 +175,16 @@ impl Gpu {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
-    /// A one-line description of the adapter.
+    /// A one-line description of the adapter and the kernel family in use.
     pub fn describe(&self) -> String {
         format!(
-            "{} ({:?}, {:?}, {} {})",
+            "{} ({:?}, {:?}, {} {}; {} kernels)",
             self.info.name,
             self.info.backend,
             self.info.device_type,
             self.info.driver,
-            self.info.driver_info
+            self.info.driver_info,
+            self.family().name()
         )
     }
 
