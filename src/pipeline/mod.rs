@@ -81,6 +81,20 @@ pub fn run(
     write_json(&out.join("config.json"), cfg)?;
     let ds = load_data(cfg)?;
 
+    // Each phase starts from a trimmed pool and records its high-water mark.
+    let mut memory = Vec::new();
+    let mut phase_done = |name: &str| -> Result<()> {
+        memory.push(report::PhaseMemory {
+            phase: name.to_string(),
+            peak_bytes: gpu.pool_stats().peak_bytes,
+        });
+        gpu.trim()?;
+        gpu.reset_peak();
+        Ok(())
+    };
+    gpu.trim()?;
+    gpu.reset_peak();
+
     // Phase 1: the clones (or the ones given), their fidelity and loss curves.
     let needed = clones::needed_clones(cfg)?;
     let (clones, clone_reports) = match given {
@@ -90,7 +104,9 @@ pub fn run(
         }
         None => clone_phase(gpu, cfg, &needed, &out.join("clones"), resume, &ds, rep)?,
     };
+    phase_done("clones")?;
     let fidelity = evaluation::fidelity_check(gpu, cfg, &clones, &ds, out)?;
+    phase_done("fidelity")?;
     report::write_clone_loss_plot(out, &clone_reports)?;
 
     // Phase 2: downstream training.
@@ -103,6 +119,7 @@ pub fn run(
         clone_reports: &clone_reports,
     };
     let results = training.run(&ds, rep)?;
+    phase_done("training")?;
     report::write_train_loss_plot(out, &results)?;
 
     // Phase 3: the report.
@@ -116,6 +133,7 @@ pub fn run(
         fidelity,
         results,
         seconds: t0.elapsed().as_secs_f64(),
+        memory,
     };
     report::write(out, &report)?;
     Ok(report)

@@ -53,6 +53,10 @@ pub struct ModelReport {
     /// For frozen cloned models: whether every cloned tensor was bit-identical after training.
     pub clones_unchanged: Option<bool>,
     pub history: Vec<crate::train::EpochLog>,
+    /// The GPU buffer pool's high-water mark while this model trained (bytes; the data and clones
+    /// already on the GPU included).
+    #[serde(default)]
+    pub peak_bytes: u64,
 }
 
 /// SPEC §3's fidelity check.
@@ -77,6 +81,17 @@ pub struct Report {
     pub fidelity: Option<Fidelity>,
     pub results: Vec<ModelReport>,
     pub seconds: f64,
+    /// The GPU buffer pool's high-water mark per phase (the pool is trimmed between phases).
+    #[serde(default)]
+    pub memory: Vec<PhaseMemory>,
+}
+
+/// One phase's peak GPU memory.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PhaseMemory {
+    pub phase: String,
+    /// The most bytes the buffer pool held at once during the phase.
+    pub peak_bytes: u64,
 }
 
 /// `clone-loss.png`: every clone's loss curve (log scale); nothing when no clone was trained.
@@ -167,6 +182,25 @@ pub fn markdown(r: &Report) -> String {
             f.mse, f.target_mean_square
         ));
     }
+    if !r.memory.is_empty() {
+        s.push_str("\n## GPU memory\n\nThe buffer pool's high-water mark (the pool is trimmed between phases and models).\n\n| phase | peak |\n|---|--:|\n");
+        for p in &r.memory {
+            s.push_str(&format!("| {} | {} |\n", p.phase, mib(p.peak_bytes)));
+        }
+        for m in r.results.iter().filter(|m| m.peak_bytes > 0) {
+            s.push_str(&format!(
+                "| training {} on {} | {} |\n",
+                m.model,
+                m.task,
+                mib(m.peak_bytes)
+            ));
+        }
+    }
     s.push_str("\nPictures: `feature-maps.png` (rows: true lift, cloned lift for a digit; then the same for the digit rotated by 90°), `clone-loss.png` (cloning MSE, log scale), `train-loss.png` (training loss per epoch).\n");
     s
+}
+
+/// Bytes as MiB with one decimal.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }

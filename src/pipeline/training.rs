@@ -69,7 +69,11 @@ impl Training<'_> {
                     model,
                     arch: arch_for(self.cfg, model, task),
                 };
-                results.push(self.model(&job, &data, rep)?);
+                self.gpu.trim()?;
+                self.gpu.reset_peak();
+                let mut r = self.model(&job, &data, rep)?;
+                r.peak_bytes = self.gpu.pool_stats().peak_bytes;
+                results.push(r);
             }
         }
         Ok(results)
@@ -106,6 +110,7 @@ impl Training<'_> {
             trainable_params: params,
             clones_unchanged: unchanged,
             history,
+            peak_bytes: 0,
         })
     }
 
