@@ -106,6 +106,8 @@ impl Training<'_> {
             trainable_params: params,
             clones_unchanged: unchanged,
             history,
+            accuracy_by_rotation: None,
+            layer_equivariance: None,
         })
     }
 
