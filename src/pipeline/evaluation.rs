@@ -46,6 +46,32 @@ fn clone_map(layer: &ClonedConv, x: &Tensor) -> Result<Tensor> {
     Ok(tape.value(y).clone())
 }
 
+/// One cloned operator and the true layer it clones, as single-channel layers with filter `code`
+/// (no bias), on one input: (B, 1, d, d) for Z2 and Lift, (B, 1, 4, d, d) for P4 (row-major in
+/// `input`). Returns (clone output, true output), row-major; what `examples/load_clone.py`
+/// rebuilds from a clone checkpoint.
+pub fn layer_outputs(
+    gpu: &Arc<Gpu>,
+    op: &ClonedOperator,
+    code: &[f32],
+    input: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let d = op.d;
+    let planes = op.kind.in_planes();
+    let b = input.len() / (planes * d * d);
+    let shape: Vec<usize> = if planes == 4 {
+        vec![b, 1, 4, d, d]
+    } else {
+        vec![b, 1, d, d]
+    };
+    let x = Tensor::from_slice(gpu, &shape, input)?;
+    let layer = single_channel(gpu, op, code)?;
+    Ok((
+        clone_map(&layer, &x)?.to_vec()?,
+        true_layer(gpu, op.kind, code, &x)?.to_vec()?,
+    ))
+}
+
 /// Equivariance errors (clone, true layer) of a cloned operator on Gaussian inputs.
 pub fn operator_equivariance(gpu: &Arc<Gpu>, op: &ClonedOperator, seed: u64) -> Result<(f64, f64)> {
     let mut rng = Rng::new(seed);
