@@ -200,14 +200,20 @@ fn y_span(values: impl Iterator<Item = f64>, log: bool, fixed: Option<(f64, f64)
     }
 }
 
-/// `1e-3`-style tick labels for log axes, plain numbers otherwise.
+/// `1e-3`-style tick labels for log axes (at 1, 2 and 5 times a power of ten; other ticks stay
+/// unlabelled), plain numbers otherwise.
 fn tick(v: f64, log: bool) -> String {
     if log {
-        let e = v.log10();
-        if (e - e.round()).abs() < 1e-6 {
-            return format!("1e{}", e.round() as i32);
-        }
-        return format!("{v:.0e}");
+        let e = v.log10().floor();
+        let mantissa = v / 10f64.powf(e);
+        return match [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .position(|m| (mantissa - m).abs() < 1e-6 * m)
+        {
+            Some(3) => format!("1e{}", e as i32 + 1),
+            Some(i) => format!("{}e{}", [1, 2, 5][i], e as i32),
+            None => String::new(),
+        };
     }
     let a = v.abs();
     if a == 0.0 {
