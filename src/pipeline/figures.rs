@@ -6,9 +6,8 @@
 use super::report::{FeatureMaps, ModelReport, Report};
 use crate::models::ModelKind;
 use crate::report::doc::FigureBlock;
-use crate::report::plot::{
-    self, Bar, BarSeries, Bars, Figure, HLine, Lines, Map, MapGrid, Panel, Series,
-};
+use crate::report::maps::{self, Map, MapGrid};
+use crate::report::plot::{self, Bar, BarSeries, Bars, Figure, HLine, Lines, Panel, Series};
 use crate::Result;
 
 /// A model's colour: its place in [`ModelKind::ALL`].
@@ -55,7 +54,7 @@ pub fn render(r: &Report) -> Result<Vec<FigureBlock>> {
             file: format!("{}.svg", g.name),
             title: g.title.clone(),
             caption: g.caption.clone(),
-            svg: plot::map_grid_svg(&g)?,
+            svg: maps::map_grid_svg(&g)?,
         });
     }
     Ok(out)

@@ -3,7 +3,13 @@
 //! it) and as one self-contained HTML page (figures inline as SVG, no scripts, no network, a short
 //! stylesheet for screens and for print). Inline text knows `**bold**` and `` `code` `` only.
 
-use super::plot::escape;
+/// Escape text for XML and HTML.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
 
 /// A table; `right[i]` aligns column i to the right (numbers).
 #[derive(Clone, Debug, Default)]

@@ -3,4 +3,5 @@
 
 pub mod checkpoint;
 pub mod doc;
+pub mod maps;
 pub mod plot;
