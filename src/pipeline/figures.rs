@@ -158,7 +158,7 @@ pub fn training(r: &Report) -> Option<Figure> {
         panels.push(Panel::Lines(Lines {
             title: format!("{t}: training loss"),
             x_label: "epoch".into(),
-            y_label: "cross-entropy (mean over the epoch)".into(),
+            y_label: "cross-entropy (nats, epoch mean)".into(),
             series: models
                 .iter()
                 .map(|m| curve(m, &|e| e.loss as f64))
@@ -240,7 +240,7 @@ pub fn accuracy(r: &Report) -> Option<Figure> {
             ..Default::default()
         })],
     );
-    f.panel_w = 820;
+    f.panel_w = 960;
     Some(f)
 }
 
@@ -314,7 +314,7 @@ pub fn equivariance(r: &Report) -> Option<Figure> {
         panels.push(Panel::Bars(Bars {
             title: "clones and the true layers".into(),
             x_label: "layer (kind, input side)".into(),
-            y_label: "equivariance error".into(),
+            y_label: "relative equivariance error".into(),
             log_y: true,
             groups,
             series: vec![
@@ -368,7 +368,7 @@ pub fn equivariance(r: &Report) -> Option<Figure> {
         panels.push(Panel::Bars(Bars {
             title: format!("{} on {}", m.model, m.task),
             x_label: "feature layer".into(),
-            y_label: "equivariance error".into(),
+            y_label: "relative equivariance error".into(),
             log_y: true,
             groups: layers.iter().map(|l| l.layer.clone()).collect(),
             series,

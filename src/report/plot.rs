@@ -122,7 +122,7 @@ impl Figure {
             caption: caption.into(),
             cols: panels.len().clamp(1, 2),
             panels,
-            panel_w: 560,
+            panel_w: 700,
             panel_h: 380,
         }
     }
@@ -184,7 +184,8 @@ fn y_span(values: impl Iterator<Item = f64>, log: bool, fixed: Option<(f64, f64)
         .fold((f64::MAX, f64::MIN), |a, &x| (a.0.min(x), a.1.max(x)));
     if log {
         (
-            10f64.powf(lo.log10().floor()),
+            // A quarter decade below the smallest value, so that its bar is seen.
+            10f64.powf((lo.log10() - 0.25).floor()),
             10f64.powf((hi.log10() + 1e-9).ceil()).max(lo * 10.0),
         )
     } else {
@@ -257,9 +258,13 @@ where
     Y::CoordDescType: ValueFormatter<f64>,
 {
     let (x0, x1) = (x.start, x.end);
+    let labels = l.series.iter().map(|s| &s.label);
     let mut chart = ChartBuilder::on(area)
         .caption(&l.title, (FONT, 19))
         .margin(12)
+        .margin_right(legend_width(
+            labels.chain(l.hlines.iter().map(|h| &h.label)),
+        ))
         .x_label_area_size(46)
         .y_label_area_size(70)
         .build_cartesian_2d(x, y)
@@ -296,25 +301,21 @@ where
         .draw()
         .map_err(plot_err)?;
     let keep = |p: &(f64, f64)| p.1.is_finite() && (!log || p.1 > 0.0);
+    let mut entries = Vec::new();
     for (k, s) in l.series.iter().enumerate() {
         let c = colour(s.colour);
         let style = c.stroke_width(2);
         let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(keep).collect();
-        let anno = if s.dashed {
+        if s.dashed {
             chart
                 .draw_series(DashedLineSeries::new(pts.clone(), 6, 4, style))
-                .map_err(plot_err)?
+                .map_err(plot_err)?;
         } else {
             chart
                 .draw_series(LineSeries::new(pts.clone(), style))
-                .map_err(plot_err)?
-        };
-        let len = if s.dashed { 7 } else { 18 };
-        anno.label(&s.label).legend(move |(x, y)| {
-            EmptyElement::at((x, y))
-                + PathElement::new(vec![(0, 0), (len, 0)], c.stroke_width(2))
-                + Polygon::new(marker(k, (9, 0)), c.filled())
-        });
+                .map_err(plot_err)?;
+        }
+        entries.push((s.label.clone(), s.colour, Sample::Line(k, s.dashed)));
         // Markers (a shape per series) on at most ~12 points of each curve.
         let every = (pts.len() / 12).max(1);
         for (i, p) in pts.iter().enumerate() {
@@ -330,15 +331,12 @@ where
                 vec![(x0, h.y), (x1, h.y)],
                 8,
                 5,
-                c.stroke_width(1),
+                c.stroke_width(2),
             ))
-            .map_err(plot_err)?
-            .label(&h.label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 6, y), (x + 12, y)], c.stroke_width(1))
-            });
+            .map_err(plot_err)?;
+        entries.push((h.label.clone(), h.colour, Sample::Dashes));
     }
-    legend(&mut chart)
+    legend(area, &entries)
 }
 
 /// The outline of marker `k` around (cx, cy): circle (an octagon), triangle, square, diamond,
@@ -379,19 +377,67 @@ where
         .map_err(plot_err)
 }
 
-fn legend<'a, X, Y>(chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>) -> Result<()>
-where
-    X: Ranged,
-    Y: Ranged,
-{
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(RGBColor(160, 160, 160))
-        .label_font((FONT, 15))
-        .draw()
-        .map_err(plot_err)
+/// Room on the right of a panel for its legend: the longest label at about 8 px a character.
+fn legend_width<'a>(labels: impl Iterator<Item = &'a String>) -> u32 {
+    let chars = labels.map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    if chars == 0 {
+        12
+    } else {
+        chars * 8 + 60
+    }
+}
+
+/// What a legend entry shows: a line with marker `k` (dashed or not), a dashed line, a box.
+enum Sample {
+    Line(usize, bool),
+    Dashes,
+    Box,
+}
+
+/// The legend in the room [`legend_width`] left on the right of the panel, never over the data:
+/// one row per entry, its sample drawn as the data is.
+fn legend(area: &Area, entries: &[(String, usize, Sample)]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let (w, _) = area.dim_in_pixel();
+    let labels = entries.iter().map(|e| &e.0);
+    let x = w as i32 - legend_width(labels) as i32 + 14;
+    let y0 = 52;
+    let row = 22;
+    let style = TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, (label, colour_no, sample)) in entries.iter().enumerate() {
+        let y = y0 + i as i32 * row;
+        let c = colour(*colour_no);
+        let line =
+            |a: i32, b: i32| PathElement::new(vec![(x + a, y), (x + b, y)], c.stroke_width(2));
+        match sample {
+            Sample::Line(k, dashed) => {
+                if *dashed {
+                    area.draw(&line(0, 7)).map_err(plot_err)?;
+                    area.draw(&line(16, 24)).map_err(plot_err)?;
+                } else {
+                    area.draw(&line(0, 24)).map_err(plot_err)?;
+                }
+                area.draw(&Polygon::new(marker(*k, (x + 12, y)), c.filled()))
+                    .map_err(plot_err)?;
+            }
+            Sample::Dashes => {
+                for a in [0, 9, 18] {
+                    area.draw(&line(a, a + 6)).map_err(plot_err)?;
+                }
+            }
+            Sample::Box => area
+                .draw(&Rectangle::new(
+                    [(x + 4, y - 6), (x + 20, y + 6)],
+                    c.filled(),
+                ))
+                .map_err(plot_err)?,
+        }
+        area.draw(&Text::new(label.clone(), (x + 32, y), &style))
+            .map_err(plot_err)?;
+    }
+    Ok(())
 }
 
 fn draw_bars(area: &Area, b: &Bars) -> Result<()> {
@@ -423,6 +469,7 @@ where
     let mut chart = ChartBuilder::on(area)
         .caption(&b.title, (FONT, 19))
         .margin(12)
+        .margin_right(legend_width(b.series.iter().map(|s| &s.label)))
         .x_label_area_size(46)
         .y_label_area_size(70)
         .build_cartesian_2d(x, y)
@@ -451,6 +498,7 @@ where
     }
     let k = b.series.len().max(1) as f64;
     let width = 0.8 / k;
+    let mut entries = Vec::new();
     for (j, s) in b.series.iter().enumerate() {
         let c = colour(s.colour);
         let left = |g: usize| g as f64 - 0.4 + j as f64 * width;
@@ -470,11 +518,8 @@ where
                 )
             })
             .collect();
-        chart
-            .draw_series(rects)
-            .map_err(plot_err)?
-            .label(&s.label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+        chart.draw_series(rects).map_err(plot_err)?;
+        entries.push((s.label.clone(), s.colour, Sample::Box));
         for (g, bar) in s.bars.iter().enumerate() {
             let Some(bar) = bar else { continue };
             let mid = left(g) + 0.5 * width;
@@ -504,7 +549,7 @@ where
             }
         }
     }
-    legend(&mut chart)
+    legend(area, &entries)
 }
 
 #[cfg(test)]
