@@ -51,6 +51,11 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
         (&["run", "--tasks", "upside-down"], 1, "upside-down"),
         (&["run", "--models", "resnet"], 1, "unknown model 'resnet'"),
         (&["run", "--seeds", "0"], 1, "--seeds 0"),
+        (
+            &["report", "/nonexistent-symclone-run"],
+            1,
+            "/nonexistent-symclone-run/report.json",
+        ),
         (&["run", "--batch", "0"], 1, "batch size of 0"),
         (
             &["run", "--channels", "1,2,3"],
@@ -127,7 +132,7 @@ fn help_explains_the_commands() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for c in [
-        "run", "clone", "teacher", "finetune", "data", "bench", "devices",
+        "run", "clone", "teacher", "finetune", "data", "bench", "devices", "report",
     ] {
         assert!(text.contains(c), "--help lacks {c}");
     }

@@ -93,9 +93,12 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         assert!(md.contains(t), "report.md lacks {t}");
     }
     for f in [
-        "feature-maps.png",
-        "clone-loss.png",
-        "train-loss.png",
+        "feature-maps.svg",
+        "clone-loss.svg",
+        "training.svg",
+        "accuracy.svg",
+        "equivariance.svg",
+        "report.html",
         "config.json",
         "clones/lift16.safetensors",
         "models/symmetric-gcnn-s0.safetensors",

@@ -120,6 +120,11 @@ enum Command {
         #[command(flatten)]
         opts: RunArgs,
     },
+    /// Write report.md, report.html and the figures of a run folder again from its report.json.
+    Report {
+        /// The run folder (the --out of `run`).
+        dir: PathBuf,
+    },
     /// Show a data set (counts, class histograms) and write PNG grids of each task's inputs.
     Data {
         /// Folder of IDX files (the four standard MNIST names, or one images/labels pair); default:
@@ -160,9 +165,9 @@ fn run_pipeline(
     let report = pipeline::run(gpu, cfg, out, resume, given, &mut Bars::default())?;
     println!("{}", pipeline::markdown(&report));
     eprintln!(
-        "done in {:.0} s; report: {}",
+        "done in {:.0} s; report: {} (and report.md, report.json)",
         t.elapsed().as_secs_f64(),
-        out.join("report.md").display()
+        out.join("report.html").display()
     );
     Ok(())
 }
@@ -293,6 +298,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             let set = pipeline::load_clones(&gpu, clones)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, Some(set))?;
         }
+        Command::Report { dir } => {
+            pipeline::rebuild(dir)?;
+            for f in ["report.md", "report.html"] {
+                println!("wrote {}", dir.join(f).display());
+            }
+        }
         Command::Data {
             data,
             task,
@@ -329,6 +340,7 @@ fn run(cli: Cli) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
+    adapter::quiet_device_select_layer();
     symclone::error::stop_on_ctrl_c();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,6 +54,25 @@ pub fn device_rank(t: wgpu::DeviceType) -> u32 {
     }
 }
 
+/// Keep Mesa's Vulkan device-selection layer from printing
+/// `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` (twice) on machines without
+/// a desktop session — containers, services, CI. The layer (`VK_LAYER_MESA_device_select`, an
+/// implicit layer that Mesa's Vulkan drivers install) connects to a Wayland display while it
+/// orders the devices, and libwayland prints that line when `XDG_RUNTIME_DIR` is missing; Mesa
+/// 23.1 and later only try when `WAYLAND_DISPLAY` is set. This program orders adapters itself
+/// ([`enumerate`]), so when `XDG_RUNTIME_DIR` is not a folder and nobody asked the layer for a
+/// device (`MESA_VK_DEVICE_SELECT`), it turns the layer off through the layer's own switch,
+/// `NODEVICE_SELECT=1`, for this process only. The binary calls this first thing, before any
+/// thread starts (setting the environment is not thread-safe).
+pub fn quiet_device_select_layer() {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let runtime_dir_ok =
+        std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    if !runtime_dir_ok && !set("MESA_VK_DEVICE_SELECT") && !set("NODEVICE_SELECT") {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 pub(crate) fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;

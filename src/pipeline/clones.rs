@@ -316,6 +316,7 @@ pub fn clone_phase(
                     equivariance_clone: ec,
                     equivariance_true: et,
                     config_hash: h.clone(),
+                    clonability_bound: None,
                 };
                 checkpoint::save(&ckpt, &op.params(), &expect)?;
                 write_json(&meta_path, &r)?;
@@ -423,7 +424,7 @@ pub fn clone_lift_p4(
     };
     let digit: Vec<f32> = ds.test.image(0).iter().map(|&v| v as f32 / 255.0).collect();
     let fidelity = if digit.len() == dim * dim {
-        Some(fidelity(gpu, &lift, &p4, &digit, cfg.seed)?.0)
+        Some(fidelity(gpu, &lift, &p4, &digit, cfg.seed)?)
     } else {
         None
     };

@@ -2,7 +2,7 @@
 //! the cloned lift → P4 pair against the true layers (with the feature-map picture), and whether a
 //! frozen network's cloned tensors stayed bit-identical through training.
 
-use super::report::Fidelity;
+use super::report::{FeatureMaps, Fidelity};
 use super::RunConfig;
 use crate::autograd::Tape;
 use crate::clone::operator::K;
@@ -12,11 +12,9 @@ use crate::data::Dataset;
 use crate::equivariance::{equivariance_error, Group};
 use crate::models::{Model, ModelKind};
 use crate::ops::{gconv, transform};
-use crate::report::plot;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Gpu, Result};
-use std::path::Path;
 use std::sync::Arc;
 
 /// A single-channel layer over an operator, with filter `code` and no bias.
@@ -46,6 +44,32 @@ fn clone_map(layer: &ClonedConv, x: &Tensor) -> Result<Tensor> {
     let v = tape.input(x.clone());
     let y = layer.forward(&mut tape, v)?;
     Ok(tape.value(y).clone())
+}
+
+/// One cloned operator and the true layer it clones, as single-channel layers with filter `code`
+/// (no bias), on one input: (B, 1, d, d) for Z2 and Lift, (B, 1, 4, d, d) for P4 (row-major in
+/// `input`). Returns (clone output, true output), row-major; what `examples/load_clone.py`
+/// rebuilds from a clone checkpoint.
+pub fn layer_outputs(
+    gpu: &Arc<Gpu>,
+    op: &ClonedOperator,
+    code: &[f32],
+    input: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let d = op.d;
+    let planes = op.kind.in_planes();
+    let b = input.len() / (planes * d * d);
+    let shape: Vec<usize> = if planes == 4 {
+        vec![b, 1, 4, d, d]
+    } else {
+        vec![b, 1, d, d]
+    };
+    let x = Tensor::from_slice(gpu, &shape, input)?;
+    let layer = single_channel(gpu, op, code)?;
+    Ok((
+        clone_map(&layer, &x)?.to_vec()?,
+        true_layer(gpu, op.kind, code, &x)?.to_vec()?,
+    ))
 }
 
 /// Equivariance errors (clone, true layer) of a cloned operator on Gaussian inputs.
@@ -80,7 +104,7 @@ pub fn fidelity(
     p4: &ClonedOperator,
     digit: &[f32],
     seed: u64,
-) -> Result<(Fidelity, Vec<Vec<f32>>)> {
+) -> Result<Fidelity> {
     let mut rng = Rng::new(seed);
     let c1 = rng.uniform_vec(K * K, 0.0, 1.0);
     let c2 = rng.uniform_vec(4 * K * K, 0.0, 1.0);
@@ -103,49 +127,47 @@ pub fn fidelity(
         .sum::<f64>()
         / a.len() as f64;
     let ms = b.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / b.len() as f64;
-    // Pictures: the four rotation planes of the true and the cloned lift output, for the digit
-    // and for the digit rotated by 90° (whose planes are the originals rotated and rolled).
-    let mut maps = Vec::new();
+    // For the figure: the four rotation planes of the true and the cloned lift output, for the
+    // digit and for the digit turned by 90° (whose planes are the originals turned and rolled).
     let xr = transform::rot90(&x, 1)?;
+    let plane = (d - 2) * (d - 2);
+    let planes = |v: Vec<f32>| -> Vec<Vec<f32>> { v.chunks(plane).map(<[f32]>::to_vec).collect() };
+    let mut maps = FeatureMaps {
+        side: d,
+        inputs: Vec::new(),
+        true_planes: Vec::new(),
+        clone_planes: Vec::new(),
+    };
     for input in [&x, &xr] {
-        let t = true_layer(gpu, OperatorKind::Lift, &c1, input)?.to_vec()?;
-        let c = clone_map(&l1, input)?.to_vec()?;
-        let plane = (d - 2) * (d - 2);
-        for src in [&t, &c] {
-            for r in 0..4 {
-                maps.push(src[r * plane..(r + 1) * plane].to_vec());
-            }
-        }
+        maps.inputs.push(input.to_vec()?);
+        maps.true_planes.push(planes(
+            true_layer(gpu, OperatorKind::Lift, &c1, input)?.to_vec()?,
+        ));
+        maps.clone_planes
+            .push(planes(clone_map(&l1, input)?.to_vec()?));
     }
-    Ok((
-        Fidelity {
-            mse,
-            target_mean_square: ms,
-        },
-        maps,
-    ))
+    Ok(Fidelity {
+        mse,
+        target_mean_square: ms,
+        maps: Some(maps),
+    })
 }
 
 /// The fidelity check of a run whose clones include the lift for its input side and the P4 after
-/// it, on the first test digit; writes `feature-maps.png` under `out`. None without that pair.
+/// it, on the first test digit (with the feature maps the report's figure shows). None without
+/// that pair.
 pub fn fidelity_check(
     gpu: &Arc<Gpu>,
     cfg: &RunConfig,
     clones: &CloneSet,
     ds: &Dataset,
-    out: &Path,
 ) -> Result<Option<Fidelity>> {
     let lift = clones.get(&clone_key(OperatorKind::Lift, cfg.side));
     let p4 = clones.get(&clone_key(OperatorKind::P4, cfg.side - 2));
     Ok(match (lift, p4) {
         (Some(l), Some(p)) => {
             let digit: Vec<f32> = ds.test.image(0).iter().map(|&v| v as f32 / 255.0).collect();
-            let (f, maps) = fidelity(gpu, l, p, &digit, cfg.seed)?;
-            crate::files::write_png(
-                &out.join("feature-maps.png"),
-                &plot::panels(&maps, cfg.side - 2, 4, 4),
-            )?;
-            Some(f)
+            Some(fidelity(gpu, l, p, &digit, cfg.seed)?)
         }
         _ => None,
     })

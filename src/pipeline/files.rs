@@ -3,7 +3,7 @@
 
 use crate::data::fnv1a;
 use crate::files::write_atomic;
-use crate::Result;
+use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// The hash a phase's result is stored with: `--resume` reuses the result only when it matches.
@@ -28,6 +28,15 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> 
 /// is then run again).
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Read a JSON file, with an error naming the file when it is missing or not of the expected form.
+pub(crate) fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Data {
+        path: path.display().to_string(),
+        msg: format!("not the JSON this version of symclone-gpu writes ({e})"),
+    })
 }
 
 /// `runs/<YYYYMMDD-HHMMSS>` (UTC, now): the output folder when none is given.

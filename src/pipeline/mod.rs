@@ -1,7 +1,8 @@
 //! `symclone-gpu run`: the whole method end to end on the GPU — clone the equivariant layers
 //! (SPEC §3), train the downstream networks on the three tasks (SPEC §4–§6), and write the report
-//! (SPEC §7): `report.json`, `report.md`, safetensors checkpoints and PNG pictures. Every phase's
-//! result is stored with a hash of the configuration that made it, so `--resume` skips what is done.
+//! (SPEC §7): `report.json`, `report.md`, `report.html`, SVG figures and safetensors
+//! checkpoints. Every phase's result is stored with a hash of the configuration that made it, so
+//! `--resume` skips what is done.
 //!
 //! One file per phase: [`config`] (presets and flag overrides), [`clones`], [`evaluation`] (the
 //! clones' checks), [`training`], [`report`]; this file only sequences them.
@@ -9,6 +10,7 @@
 pub mod clones;
 pub mod config;
 pub mod evaluation;
+pub mod figures;
 mod files;
 pub mod progress;
 pub mod report;
@@ -20,7 +22,9 @@ pub use config::{arch_for, CloneSettings, Overrides, RunArgs, RunConfig, TaskPla
 pub use evaluation::{fidelity, operator_equivariance};
 pub use files::default_out_dir;
 pub use progress::Bars;
-pub use report::{markdown, CloneReport, Fidelity, ModelReport, Report};
+pub use report::{
+    markdown, rebuild, CloneReport, FeatureMaps, Fidelity, LayerEquivariance, ModelReport, Report,
+};
 
 use crate::clone::CloneSet;
 use crate::data::resize::prepare_digits;
@@ -105,9 +109,8 @@ pub fn run(
         None => clone_phase(gpu, cfg, &needed, &out.join("clones"), resume, &ds, rep)?,
     };
     phase_done("clones")?;
-    let fidelity = evaluation::fidelity_check(gpu, cfg, &clones, &ds, out)?;
+    let fidelity = evaluation::fidelity_check(gpu, cfg, &clones, &ds)?;
     phase_done("fidelity")?;
-    report::write_clone_loss_plot(out, &clone_reports)?;
 
     // Phase 2: downstream training.
     let training = Training {
@@ -120,7 +123,6 @@ pub fn run(
     };
     let results = training.run(&ds, rep)?;
     phase_done("training")?;
-    report::write_train_loss_plot(out, &results)?;
 
     // Phase 3: the report.
     let report = Report {

@@ -1,40 +1,231 @@
-//! Progress bars on stderr, one per phase (the binary's [`Reporter`]).
+//! Progress on stderr (the binary's [`Reporter`]): bars on a terminal; plain lines otherwise (a
+//! log file, CI), where a bar would print nothing until the end of a phase.
 
 use super::Reporter;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
-/// Progress bars on stderr, one per phase; each phase's summary is printed as a line when it ends.
-#[derive(Default)]
+/// Progress on stderr: a bar per phase when stderr is a terminal, else [`Lines`]. Each phase's
+/// summary is printed as a line when it ends.
 pub struct Bars {
-    bar: Option<ProgressBar>,
+    mode: Mode,
+}
+
+enum Mode {
+    Bar(Option<ProgressBar>),
+    Lines(Lines<std::io::Stderr>),
+}
+
+impl Default for Bars {
+    fn default() -> Self {
+        let stderr = std::io::stderr();
+        Bars {
+            mode: if stderr.is_terminal() {
+                Mode::Bar(None)
+            } else {
+                Mode::Lines(Lines::new(stderr))
+            },
+        }
+    }
 }
 
 impl Reporter for Bars {
     fn phase(&mut self, name: &str, total: u64) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
+        match &mut self.mode {
+            Mode::Lines(l) => l.phase(name, total),
+            Mode::Bar(bar) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                let b = ProgressBar::new(total);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>28} [{bar:30}] {pos}/{len} {msg} ({elapsed}, ETA {eta})",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                b.set_prefix(name.to_string());
+                *bar = Some(b);
+            }
         }
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{prefix:>28} [{bar:30}] {pos}/{len} {msg} ({elapsed}, ETA {eta})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        b.set_prefix(name.to_string());
-        self.bar = Some(b);
     }
     fn progress(&mut self, pos: u64, status: &str) {
-        if let Some(b) = &self.bar {
-            b.set_position(pos);
-            b.set_message(status.to_string());
+        match &mut self.mode {
+            Mode::Lines(l) => l.progress(pos, status),
+            Mode::Bar(Some(b)) => {
+                b.set_position(pos);
+                b.set_message(status.to_string());
+            }
+            Mode::Bar(None) => {}
         }
     }
     fn finish(&mut self, summary: &str) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
+        match &mut self.mode {
+            Mode::Lines(l) => l.finish(summary),
+            Mode::Bar(bar) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                eprintln!("{summary}");
+            }
         }
-        eprintln!("{summary}");
+    }
+}
+
+/// Progress as plain lines: a line when a phase starts, one at about every 10 % of it and at
+/// least one every [`Lines::every`] while it runs (each with the position, the status — loss and
+/// speed —, the elapsed time and an ETA), and its summary when it ends.
+pub struct Lines<W: Write> {
+    out: W,
+    clock: Box<dyn Fn() -> Duration + Send>,
+    /// The longest silence during a phase (30 s).
+    pub every: Duration,
+    name: String,
+    total: u64,
+    start: Duration,
+    last: Duration,
+    next_mark: u64,
+}
+
+/// `1h02m`, `3m07s`, `12s`.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+impl<W: Write> Lines<W> {
+    /// Lines to `out`, timed by the wall clock.
+    pub fn new(out: W) -> Self {
+        let t0 = Instant::now();
+        Self::with_clock(out, Box::new(move || t0.elapsed()))
+    }
+
+    /// Lines to `out`, timed by `clock` (time since some fixed start).
+    pub fn with_clock(out: W, clock: Box<dyn Fn() -> Duration + Send>) -> Self {
+        Lines {
+            out,
+            clock,
+            every: Duration::from_secs(30),
+            name: String::new(),
+            total: 0,
+            start: Duration::ZERO,
+            last: Duration::ZERO,
+            next_mark: 0,
+        }
+    }
+
+    /// The writer (what the lines went to).
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn mark_after(&self, pos: u64) -> u64 {
+        let t = self.total.max(1);
+        // The next multiple of 10 % strictly after pos.
+        ((pos * 10 / t + 1) * t).div_ceil(10)
+    }
+}
+
+impl<W: Write> Reporter for Lines<W> {
+    fn phase(&mut self, name: &str, total: u64) {
+        let now = (self.clock)();
+        self.name = name.to_string();
+        self.total = total;
+        self.start = now;
+        self.last = now;
+        self.next_mark = self.mark_after(0);
+        // A phase of one unit is a reused result: its summary line follows at once.
+        if total > 1 {
+            let _ = writeln!(self.out, "{name}: started ({total} steps)");
+        }
+    }
+
+    fn progress(&mut self, pos: u64, status: &str) {
+        let now = (self.clock)();
+        if pos < self.next_mark && now.saturating_sub(self.last) < self.every {
+            return;
+        }
+        let spent = now.saturating_sub(self.start);
+        let eta = if pos > 0 && pos < self.total {
+            let left = spent.as_secs_f64() * (self.total - pos) as f64 / pos as f64;
+            format!(", ETA {}", human(Duration::from_secs_f64(left)))
+        } else {
+            String::new()
+        };
+        let pct = 100 * pos / self.total.max(1);
+        let _ = writeln!(
+            self.out,
+            "{}: {pos}/{} ({pct}%) {}  [{}{eta}]",
+            self.name,
+            self.total,
+            status.trim(),
+            human(spent)
+        );
+        self.last = now;
+        self.next_mark = self.mark_after(pos);
+    }
+
+    fn finish(&mut self, summary: &str) {
+        let _ = writeln!(self.out, "{summary}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn lines_come_every_tenth_and_at_least_every_30_seconds() {
+        let now = Arc::new(AtomicU64::new(0));
+        let n = now.clone();
+        let mut l = Lines::with_clock(
+            Vec::new(),
+            Box::new(move || Duration::from_secs(n.load(Ordering::SeqCst))),
+        );
+        // A fast phase: 1000 steps of 10 ms → 10 progress lines, at 10 %, 20 %, … 100 %.
+        l.phase("fast", 1000);
+        for pos in 1..=1000 {
+            now.store(pos / 100, Ordering::SeqCst);
+            l.progress(pos, "loss 1.0");
+        }
+        l.finish("fast: done");
+        // A slow phase: 100 steps of 7 s → a line at least every 30 s though 10 % takes 70 s.
+        l.phase("slow", 100);
+        let t0 = now.load(Ordering::SeqCst);
+        for pos in 1..=100 {
+            now.store(t0 + 7 * pos, Ordering::SeqCst);
+            l.progress(pos, "loss 2.0");
+        }
+        l.phase("reused", 1);
+        l.finish("reused: reused");
+        let text = String::from_utf8(l.into_inner()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "fast: started (1000 steps)");
+        let fast: Vec<&&str> = lines.iter().filter(|l| l.contains("/1000 ")).collect();
+        assert_eq!(fast.len(), 10, "{text}");
+        assert!(
+            fast[0].starts_with("fast: 100/1000 (10%) loss 1.0  [1s, ETA 9s]"),
+            "{text}"
+        );
+        assert!(lines.contains(&"fast: done"));
+        let slow: Vec<&&str> = lines.iter().filter(|l| l.contains("/100 ")).collect();
+        // 700 s at one line per ≤ 35 s (the first step past 30 s) plus the 10 % marks.
+        assert_eq!(slow.len(), 20, "{text}"); // every 5 steps (35 s), 10 % marks among them
+        assert!(
+            slow[0].starts_with("slow: 5/100 (5%) loss 2.0  [35s, ETA 11m05s]"),
+            "{text}"
+        );
+        assert!(!text.contains("reused: started"));
+        assert!(text.ends_with("reused: reused\n"));
     }
 }

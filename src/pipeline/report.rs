@@ -1,12 +1,14 @@
-//! What a run measured (SPEC §7): the report's types, its Markdown tables, and the files a run
-//! leaves behind — `report.json`, `report.md` and the loss plots.
+//! What a run measured (SPEC §7): the report's types, and the files made from them —
+//! `report.json`, then `report.md`, `report.html` and the figures (`*.svg`), which
+//! [`rebuild`] (`symclone-gpu report DIR`) makes again from `report.json` alone.
 
-use super::files::write_json;
+use super::figures;
+use super::files::{read_json_file, write_json};
 use super::RunConfig;
 use crate::clone::{CloneStats, OperatorKind};
 use crate::files::write_atomic;
 use crate::models::ModelKind;
-use crate::report::plot;
+use crate::report::doc::{Block, Doc, FigureBlock, Table};
 use crate::Result;
 use std::path::Path;
 
@@ -28,6 +30,10 @@ pub struct CloneReport {
     pub equivariance_clone: f64,
     pub equivariance_true: f64,
     pub config_hash: String,
+    /// The lowest relative MSE any student with this many blocks can reach (SPEC §3's
+    /// clonability bound), when the run computed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clonability_bound: Option<f64>,
 }
 
 impl CloneReport {
@@ -57,6 +63,23 @@ pub struct ModelReport {
     /// already on the GPU included).
     #[serde(default)]
     pub peak_bytes: u64,
+    /// Test accuracy per test rotation (0°, 90°, 180°, 270°), mean over the seeds, when the run
+    /// measured it (SPEC §7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_by_rotation: Option<[f32; 4]>,
+    /// The per-layer equivariance error of the network's feature layers, before and after
+    /// fine-tuning, when the run measured it (SPEC §7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_equivariance: Option<Vec<LayerEquivariance>>,
+}
+
+/// One feature layer's equivariance error `‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖`, before and after
+/// fine-tuning.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct LayerEquivariance {
+    pub layer: String,
+    pub before: Option<f64>,
+    pub after: f64,
 }
 
 /// SPEC §3's fidelity check.
@@ -67,6 +90,23 @@ pub struct Fidelity {
     pub mse: f64,
     /// The mean square of the true output, for scale.
     pub target_mean_square: f64,
+    /// The feature maps of the true and the cloned lift layer the figure shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maps: Option<FeatureMaps>,
+}
+
+/// The lift layer's output planes, true and cloned, for a digit and for the digit turned by 90°
+/// (the filter is the fidelity check's).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct FeatureMaps {
+    /// Input side d (planes are (d − 2) × (d − 2)).
+    pub side: usize,
+    /// The digit and the digit turned by 90°, d × d each, values in [0, 1].
+    pub inputs: Vec<Vec<f32>>,
+    /// `true_planes[i][r]`: plane r of the true lift layer's output on input i.
+    pub true_planes: Vec<Vec<Vec<f32>>>,
+    /// The same for the clone.
+    pub clone_planes: Vec<Vec<Vec<f32>>>,
 }
 
 /// Everything a run measured.
@@ -94,110 +134,208 @@ pub struct PhaseMemory {
     pub peak_bytes: u64,
 }
 
-/// `clone-loss.png`: every clone's loss curve (log scale); nothing when no clone was trained.
-pub fn write_clone_loss_plot(out: &Path, clones: &[CloneReport]) -> Result<()> {
-    if clones.is_empty() {
-        return Ok(());
-    }
-    let series: Vec<Vec<(f64, f64)>> = clones
-        .iter()
-        .map(|c| {
-            c.stats
-                .history
-                .iter()
-                .map(|&(i, l)| (i as f64, l as f64))
-                .collect()
-        })
-        .collect();
-    plot::write_line_plot(&out.join("clone-loss.png"), &series, true)
-}
-
-/// `train-loss.png`: the first seed's training loss per epoch of every model on every task.
-pub fn write_train_loss_plot(out: &Path, results: &[ModelReport]) -> Result<()> {
-    let curves: Vec<Vec<(f64, f64)>> = results
-        .iter()
-        .map(|m| {
-            m.history
-                .iter()
-                .map(|e| (e.epoch as f64, e.loss as f64))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if !curves.is_empty() {
-        plot::write_line_plot(&out.join("train-loss.png"), &curves, false)?;
-    }
-    Ok(())
-}
-
-/// `report.json` and `report.md` under `out`.
+/// `report.json`, then everything [`rebuild`] makes from it, under `out`.
 pub fn write(out: &Path, report: &Report) -> Result<()> {
     write_json(&out.join("report.json"), report)?;
-    write_atomic(&out.join("report.md"), markdown(report).as_bytes())
+    write_views(out, report)
 }
 
-/// The report as Markdown (SPEC §7's tables).
+/// `symclone-gpu report DIR`: read `DIR/report.json` and write `report.md`, `report.html` and
+/// the figures again.
+pub fn rebuild(dir: &Path) -> Result<Report> {
+    let report: Report = read_json_file(&dir.join("report.json"))?;
+    write_views(dir, &report)?;
+    Ok(report)
+}
+
+/// The figures as SVG files, `report.md` linking them and `report.html` holding them inline.
+fn write_views(out: &Path, report: &Report) -> Result<()> {
+    let figs = figures::render(report)?;
+    for f in &figs {
+        write_atomic(&out.join(&f.file), f.svg.as_bytes())?;
+    }
+    let d = doc(report, figs);
+    write_atomic(&out.join("report.md"), d.markdown().as_bytes())?;
+    write_atomic(&out.join("report.html"), d.html().as_bytes())
+}
+
+/// The report as Markdown (SPEC §7's tables, the figures linked as files beside it).
 pub fn markdown(r: &Report) -> String {
-    let mut s = format!(
-        "# symclone-gpu report\n\n- adapter: {}\n- data: {}\n- preset: {} (config hash {}), seeds: {}\n- total time: {:.0} s\n\n",
-        r.adapter, r.data, r.config.preset, r.config_hash, r.config.seeds, r.seconds
-    );
-    s.push_str("## Test accuracy\n\n| task | model | accuracy (mean ± std) | train time | trainable parameters | clones unchanged |\n|---|---|--:|--:|--:|---|\n");
-    for m in &r.results {
-        s.push_str(&format!(
-            "| {} | {} | {:.2} ± {:.2} % | {:.0} s | {} | {} |\n",
-            m.task,
-            m.model,
-            100.0 * m.mean,
-            100.0 * m.std,
-            m.train_seconds,
-            m.trainable_params,
-            match m.clones_unchanged {
-                Some(true) => "yes (bit-identical)",
-                Some(false) => "NO",
-                None => "–",
-            }
-        ));
+    let figs = figures::render(r).unwrap_or_default();
+    doc(r, figs).markdown()
+}
+
+/// The report as one self-contained HTML page.
+pub fn html(r: &Report) -> Result<String> {
+    Ok(doc(r, figures::render(r)?).html())
+}
+
+fn strings<const N: usize>(v: [&str; N]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// The report's document: the run's facts, SPEC §7's tables, the figures and the configuration.
+pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
+    let mut b = vec![Block::List(vec![
+        format!("adapter: {}", r.adapter),
+        format!("data: {}", r.data),
+        format!(
+            "preset: {} (config hash {}), seeds: {}",
+            r.config.preset, r.config_hash, r.config.seeds
+        ),
+        format!("symclone-gpu {}; total time: {:.0} s", r.version, r.seconds),
+    ])];
+    b.push(Block::Heading(2, "Test accuracy".into()));
+    b.push(Block::Table(Table {
+        header: strings([
+            "task",
+            "model",
+            "accuracy (mean ± std)",
+            "train time",
+            "trainable parameters",
+            "clones unchanged",
+        ]),
+        right: vec![false, false, true, true, true, false],
+        rows: r
+            .results
+            .iter()
+            .map(|m| {
+                vec![
+                    m.task.clone(),
+                    m.model.to_string(),
+                    format!("{:.2} ± {:.2} %", 100.0 * m.mean, 100.0 * m.std),
+                    format!("{:.0} s", m.train_seconds),
+                    m.trainable_params.to_string(),
+                    match m.clones_unchanged {
+                        Some(true) => "yes (bit-identical)",
+                        Some(false) => "NO",
+                        None => "–",
+                    }
+                    .to_string(),
+                ]
+            })
+            .collect(),
+    }));
+    let rotated: Vec<&ModelReport> = r
+        .results
+        .iter()
+        .filter(|m| m.accuracy_by_rotation.is_some())
+        .collect();
+    if !rotated.is_empty() {
+        b.push(Block::Heading(2, "Accuracy per test rotation".into()));
+        b.push(Block::Table(Table {
+            header: strings(["task", "model", "0°", "90°", "180°", "270°"]),
+            right: vec![false, false, true, true, true, true],
+            rows: rotated
+                .iter()
+                .map(|m| {
+                    let mut row = vec![m.task.clone(), m.model.to_string()];
+                    for a in m.accuracy_by_rotation.unwrap_or_default() {
+                        row.push(format!("{:.2} %", 100.0 * a));
+                    }
+                    row
+                })
+                .collect(),
+        }));
     }
     if !r.clones.is_empty() {
-        s.push_str("\n## Clones\n\n| operator | d | source | runs | best MSE | final MSE | best relative MSE | equivariance error (clone) | equivariance error (true layer) | time |\n|---|--:|---|--:|--:|--:|--:|--:|--:|--:|\n");
-        for c in &r.clones {
-            s.push_str(&format!(
-                "| {} | {} | {} | {} | {:.2e} | {:.2e} | {:.2e} | {:.2e} | {:.2e} | {:.0} s |\n",
-                c.kind.name(),
-                c.d,
-                c.source,
-                c.attempts.max(1),
-                c.stats.best_loss,
-                c.stats.final_loss,
-                c.best_relative_mse,
-                c.equivariance_clone,
-                c.equivariance_true,
-                c.stats.seconds
-            ));
+        let bound = r.clones.iter().any(|c| c.clonability_bound.is_some());
+        let mut header = strings([
+            "operator",
+            "d",
+            "source",
+            "runs",
+            "best MSE",
+            "final MSE",
+            "best relative MSE",
+        ]);
+        if bound {
+            header.push("clonability bound".into());
         }
+        header.extend(strings([
+            "equivariance error (clone)",
+            "equivariance error (true layer)",
+            "time",
+        ]));
+        let mut right = vec![true; header.len()];
+        right[0] = false;
+        right[2] = false;
+        b.push(Block::Heading(2, "Clones".into()));
+        b.push(Block::Table(Table {
+            header,
+            right,
+            rows: r
+                .clones
+                .iter()
+                .map(|c| {
+                    let mut row = vec![
+                        c.kind.name().to_string(),
+                        c.d.to_string(),
+                        c.source.clone(),
+                        c.attempts.max(1).to_string(),
+                        format!("{:.2e}", c.stats.best_loss),
+                        format!("{:.2e}", c.stats.final_loss),
+                        format!("{:.2e}", c.best_relative_mse),
+                    ];
+                    if bound {
+                        row.push(
+                            c.clonability_bound
+                                .map_or("–".into(), |v| format!("{v:.2e}")),
+                        );
+                    }
+                    row.extend([
+                        format!("{:.2e}", c.equivariance_clone),
+                        format!("{:.2e}", c.equivariance_true),
+                        format!("{:.0} s", c.stats.seconds),
+                    ]);
+                    row
+                })
+                .collect(),
+        }));
     }
     if let Some(f) = &r.fidelity {
-        s.push_str(&format!(
-            "\n## Fidelity\n\nMSE of (clone lift → clone P4) against (true lift → true P4) on a real digit with filters uniform on [0, 1): **{:.2e}** (the true output's mean square is {:.2e}; the paper's authors printed 2.3e-5 for their clones).\n",
+        b.push(Block::Heading(2, "Fidelity".into()));
+        b.push(Block::Para(format!(
+            "MSE of (clone lift → clone P4) against (true lift → true P4) on a real digit with filters uniform on [0, 1): **{:.2e}** (the true output's mean square is {:.2e}; the paper's authors printed 2.3e-5 for their clones).",
             f.mse, f.target_mean_square
-        ));
+        )));
     }
     if !r.memory.is_empty() {
-        s.push_str("\n## GPU memory\n\nThe buffer pool's high-water mark (the pool is trimmed between phases and models).\n\n| phase | peak |\n|---|--:|\n");
-        for p in &r.memory {
-            s.push_str(&format!("| {} | {} |\n", p.phase, mib(p.peak_bytes)));
-        }
-        for m in r.results.iter().filter(|m| m.peak_bytes > 0) {
-            s.push_str(&format!(
-                "| training {} on {} | {} |\n",
-                m.model,
-                m.task,
-                mib(m.peak_bytes)
-            ));
-        }
+        b.push(Block::Heading(2, "GPU memory".into()));
+        b.push(Block::Para(
+            "The buffer pool's high-water mark (the pool is trimmed between phases and models)."
+                .into(),
+        ));
+        let mut rows: Vec<Vec<String>> = r
+            .memory
+            .iter()
+            .map(|p| vec![p.phase.clone(), mib(p.peak_bytes)])
+            .collect();
+        rows.extend(r.results.iter().filter(|m| m.peak_bytes > 0).map(|m| {
+            vec![
+                format!("training {} on {}", m.model, m.task),
+                mib(m.peak_bytes),
+            ]
+        }));
+        b.push(Block::Table(Table {
+            header: strings(["phase", "peak"]),
+            right: vec![false, true],
+            rows,
+        }));
     }
-    s.push_str("\nPictures: `feature-maps.png` (rows: true lift, cloned lift for a digit; then the same for the digit rotated by 90°), `clone-loss.png` (cloning MSE, log scale), `train-loss.png` (training loss per epoch).\n");
-    s
+    if !figs.is_empty() {
+        b.push(Block::Heading(2, "Figures".into()));
+        b.extend(figs.into_iter().map(Block::Figure));
+    }
+    b.push(Block::Heading(2, "Configuration".into()));
+    b.push(Block::Pre(
+        "json".into(),
+        serde_json::to_string_pretty(&r.config).expect("serialisable"),
+    ));
+    Doc {
+        title: "symclone-gpu report".into(),
+        blocks: b,
+    }
 }
 
 /// Bytes as MiB with one decimal.

@@ -111,6 +111,8 @@ impl Training<'_> {
             clones_unchanged: unchanged,
             history,
             peak_bytes: 0,
+            accuracy_by_rotation: None,
+            layer_equivariance: None,
         })
     }
 

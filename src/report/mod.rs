@@ -1,4 +1,7 @@
-//! Outputs: checkpoints, the JSON and Markdown reports, pictures.
+//! Outputs: checkpoints, figures (SVG) and the report document written as Markdown and HTML.
+//! What a run measured is the pipeline's; this module knows charts and pages only.
 
 pub mod checkpoint;
+pub mod doc;
+pub mod maps;
 pub mod plot;
