@@ -1,22 +1,196 @@
-//! Files the program writes: every file goes to a temporary name first and is renamed over its
-//! path, so a crash never leaves half a file; grey images are encoded as PNG.
+//! Files the program reads and writes.
+//!
+//! Writing: every file goes to a fresh temporary file in the target's folder (a unique name,
+//! created exclusively, so a path planted there in advance — a symbolic link, say — is never
+//! followed), is synced, then renamed over its path; a failed write removes the temporary file, so
+//! a crash or an error never leaves half a file. A run folder is held by one process at a time
+//! ([`FolderLock`]). Grey images are encoded as PNG.
+//!
+//! Reading: [`open_regular`] refuses what is not a regular file (a folder, a device such as
+//! `/dev/zero`, a FIFO, a dangling link) with one line, and [`read_bounded`] reads at most a stated
+//! number of bytes.
 
 use crate::{Error, Result};
-use std::path::Path;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 
-/// Write a temporary file next to `path`, then rename it over `path`.
+/// Write `bytes` to `path` atomically: a fresh temporary file next to `path` (created with
+/// `O_EXCL` under a random name), synced to disk, then renamed over `path`. On any failure the
+/// temporary file is removed and `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
+    let io = |e| Error::io(path, e);
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => PathBuf::from("."),
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let stem = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    // Dropping `tmp` before `persist` (an error below) deletes the temporary file.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{stem}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// Why a path cannot be read as a regular file, in words; None when it is one.
+fn not_regular(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => None,
+        Ok(m) if m.is_dir() => Some("is a directory, not a file".into()),
+        Ok(_) => {
+            Some("is not a regular file (a device, a FIFO or a socket): give a file on disk".into())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(path).is_ok() {
+                Some("is a symbolic link to nothing (its target does not exist)".into())
+            } else {
+                Some("missing file (no such file)".into())
+            }
+        }
+        Err(e) => Some(format!("cannot be read: {e}")),
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Open a regular file for reading. A folder, a device, a FIFO, a socket, a dangling link or a
+/// link loop is an [`Error::Data`] naming the path and what it is, without blocking on it.
+pub fn open_regular(path: &Path) -> Result<std::fs::File> {
+    let bad = |msg: String| Error::Data {
+        path: path.display().to_string(),
+        msg,
+    };
+    if let Some(why) = not_regular(path) {
+        return Err(bad(why));
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        // A FIFO swapped in after the check above must not block the open.
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let f = opts.open(path).map_err(|e| Error::io(path, e))?;
+    let m = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !m.is_file() {
+        return Err(bad(
+            "is not a regular file (a device, a FIFO or a socket): give a file on disk".into(),
+        ));
+    }
+    Ok(f)
+}
+
+/// Read a regular file whole, refusing one longer than `max` bytes (`what` says what the file is
+/// for in the message, e.g. "a run configuration").
+pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    let f = open_regular(path)?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let too_long = || Error::Data {
+        path: path.display().to_string(),
+        msg: format!("over {max} bytes, more than {what} can be"),
+    };
+    if len > max {
+        return Err(too_long());
+    }
+    let mut out = Vec::with_capacity(len as usize);
+    // The file may grow while it is read: read at most one byte past the bound.
+    f.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io(path, e))?;
+    if out.len() as u64 > max {
+        return Err(too_long());
+    }
+    Ok(out)
+}
+
+/// An exclusive lock on a run folder, held while a run writes there: a second run on the same
+/// folder is refused at once, naming the process that holds it. The lock is an advisory `flock`
+/// (the fs4 crate) on `<folder>/.symclone.lock`, a file that holds the holder's process id; the
+/// operating system releases it when the process ends, however it ends, and the file is removed
+/// when the lock is dropped.
+pub struct FolderLock {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+/// The name of the lock file inside a locked folder.
+pub const LOCK_NAME: &str = ".symclone.lock";
+
+impl FolderLock {
+    /// Take the lock on `dir` (created if missing), or fail naming the process that holds it.
+    pub fn acquire(dir: &Path) -> Result<FolderLock> {
+        use fs4::fs_std::FileExt;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join(LOCK_NAME);
+        for _ in 0..8 {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            if !file.try_lock_exclusive().map_err(|e| Error::io(&path, e))? {
+                let mut holder = String::new();
+                let _ = (&file).take(64).read_to_string(&mut holder);
+                let who = match holder.trim().parse::<u32>() {
+                    Ok(pid) => format!("process {pid}"),
+                    Err(_) => "another process".into(),
+                };
+                return Err(Error::invalid(format!(
+                    "{}: {who} is writing to this folder (it holds {}); wait for it to finish or choose another --out",
+                    dir.display(),
+                    path.display()
+                )));
+            }
+            // The holder before us may have removed the file between our open and our lock: the
+            // lock counts only if the path still names the file we locked.
+            if same_file(&file, &path) {
+                let mut f = &file;
+                let _ = file.set_len(0);
+                let _ = write!(f, "{}", std::process::id());
+                let _ = file.sync_all();
+                return Ok(FolderLock {
+                    path,
+                    file: Some(file),
+                });
+            }
+        }
+        Err(Error::invalid(format!(
+            "{}: could not take the folder's lock {} (it keeps being replaced)",
+            dir.display(),
+            path.display()
+        )))
+    }
+}
+
+#[cfg(unix)]
+fn same_file(f: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::File, path: &Path) -> bool {
+    path.exists()
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        // Remove the file while still holding the lock, then release it (closing the file).
+        let _ = std::fs::remove_file(&self.path);
+        drop(self.file.take());
+    }
 }
 
 /// A grey image.
@@ -30,13 +204,22 @@ pub struct Gray {
 pub fn write_png(path: &Path, img: &Gray) -> Result<()> {
     let mut bytes = Vec::new();
     {
-        let mut enc = png::Encoder::new(&mut bytes, img.width as u32, img.height as u32);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::Eight);
         let err = |e: png::EncodingError| Error::Data {
             path: path.display().to_string(),
             msg: format!("encoding PNG: {e}"),
         };
+        let (w, h) = (u32::try_from(img.width), u32::try_from(img.height));
+        let (Ok(w), Ok(h)) = (w, h) else {
+            return Err(Error::invalid(format!(
+                "{}: an image of {}×{} pixels is too large for PNG",
+                path.display(),
+                img.width,
+                img.height
+            )));
+        };
+        let mut enc = png::Encoder::new(&mut bytes, w, h);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
         let mut w = enc.write_header().map_err(err)?;
         w.write_image_data(&img.pixels).map_err(err)?;
     }

@@ -43,10 +43,14 @@ impl Tensor {
 
     /// An uninitialised tensor of the given element type.
     pub fn empty_typed(gpu: &Arc<Gpu>, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let n = numel(shape) as u64;
-        let bytes = n
-            .checked_mul(4)
-            .ok_or_else(|| Error::invalid("tensor size overflows"))?;
+        let bytes = shape
+            .iter()
+            .try_fold(4u64, |a, &d| a.checked_mul(d as u64))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "a tensor of shape {shape:?} overflows its byte count"
+                ))
+            })?;
         let buf = gpu.alloc(bytes.max(4))?;
         Ok(Tensor {
             shape: shape.to_vec(),

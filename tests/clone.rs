@@ -45,7 +45,7 @@ fn mix_channel_bias_swap_and_randn_match_references() {
         "mix dm1",
         &dm.unwrap().to_vec().unwrap(),
         &fdm,
-        sum_tol(rows).max(1e-5),
+        sum_tol(rows),
     );
 
     let x = rg.normal_vec(3 * 5 * 7);
@@ -249,6 +249,31 @@ fn true_operator_equals_direct_correlation() {
     }
 }
 
+/// Run a stochastic check on up to three seeds and require a majority to pass: one lucky (or
+/// unlucky) seed decides nothing. Stops once two have passed or two have failed (so a healthy
+/// run costs two seeds). `trial(seed)` returns whether it passed and what it measured.
+fn majority<T: std::fmt::Debug>(what: &str, mut trial: impl FnMut(u64) -> (bool, T)) {
+    let mut runs: Vec<(u64, bool, T)> = Vec::new();
+    for seed in 0..3 {
+        let (ok, got) = trial(seed);
+        eprintln!(
+            "{what}, seed {seed}: {} {got:?}",
+            if ok { "pass" } else { "FAIL" }
+        );
+        runs.push((seed, ok, got));
+        let passed = runs.iter().filter(|r| r.1).count();
+        if passed == 2 || runs.len() - passed == 2 {
+            break;
+        }
+    }
+    let passed = runs.iter().filter(|r| r.1).count();
+    assert!(
+        passed >= 2,
+        "{what}: {passed} of {} seeds passed: {runs:?}",
+        runs.len()
+    );
+}
+
 fn small_cfg(kind: OperatorKind, nb: usize, iters: usize) -> CloneConfig {
     CloneConfig {
         filters: 16,
@@ -266,20 +291,15 @@ fn small_cfg(kind: OperatorKind, nb: usize, iters: usize) -> CloneConfig {
 fn z2_clone_with_9_blocks_learns_the_correlation_and_7_blocks_cannot() {
     let g = gpu();
     // The target's mean square is E[(Σ_j c_j x_j)²] = 9 for unit Gaussian codes and inputs.
-    let (_, stats) = clone_random(
-        &g,
-        &small_cfg(OperatorKind::Z2, 9, 1500),
-        100,
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let rel = stats.best_loss / 9.0;
-    eprintln!("nb = 9 relative MSE {rel:.2e}");
-    assert!(
-        rel <= 1e-4,
-        "nb = 9: relative MSE {rel:.2e} (history {:?})",
-        stats.history
-    );
+    majority("nb = 9 relative MSE ≤ 1e-4", |seed| {
+        let cfg = CloneConfig {
+            seed,
+            ..small_cfg(OperatorKind::Z2, 9, 1500)
+        };
+        let (_, stats) = clone_random(&g, &cfg, 100, &mut |_, _| {}).unwrap();
+        let rel = stats.best_loss / 9.0;
+        (rel <= 1e-4, rel)
+    });
     // With 7 blocks the clone is a linear map of the 9-dim code into a 7-dim span of blocks; the
     // 9 shift matrices are orthogonal and the codes isotropic, so at least 2/9 of the target's
     // energy is lost: relative MSE ≥ 2/9 ≈ 0.22 in expectation.
@@ -381,22 +401,17 @@ fn true_layers_and_trained_clones_obey_the_c4_law_and_untrained_clones_do_not() 
         let e = c4_law_error(kind, Some(&fresh));
         assert!(e > 0.1, "untrained {kind:?} clone: law error only {e}");
     }
-    let cfg = CloneConfig {
-        filters: 8,
-        batch: 24,
-        ..small_cfg(OperatorKind::Lift, 9, 800)
-    };
-    let (op, stats) = clone_random(&g, &cfg, 100, &mut |_, _| {}).unwrap();
-    let e = c4_law_error(OperatorKind::Lift, Some(&op));
-    eprintln!(
-        "trained lift clone: best MSE {:.2e}, law error {e:.2e}",
-        stats.best_loss
-    );
-    assert!(
-        e <= 1e-3,
-        "trained lift clone (best MSE {:.2e}): law error {e}",
-        stats.best_loss
-    );
+    majority("trained lift clone obeys the C4 law to 1e-3", |seed| {
+        let cfg = CloneConfig {
+            filters: 8,
+            batch: 24,
+            seed,
+            ..small_cfg(OperatorKind::Lift, 9, 800)
+        };
+        let (op, stats) = clone_random(&g, &cfg, 100, &mut |_, _| {}).unwrap();
+        let e = c4_law_error(OperatorKind::Lift, Some(&op));
+        (e <= 1e-3, (e, stats.best_loss))
+    });
 }
 
 #[test]
@@ -485,6 +500,52 @@ fn cloned_conv_matches_the_per_pair_formula() {
     }
 }
 
+/// The error bound of the GPU's δ-form KL (shaders/kl.wgsl) against the f64 reference on the same
+/// f32 values: (absolute bound on the value, relative norm-wise bound on the gradient).
+/// - Each row's softmax p takes exps of w0 − max: Vulkan allows 3 + 2|x| ulps for exp, with |x| up
+///   to the row's range; then an n-term sum and a division. Every later quantity (μ, e, y, L, the
+///   row's KL, p_new) adds a product and an n-term sum: with 4 such steps, a relative error of
+///   (4 + 2·range + 4n)·2⁻²⁴ per row, and sum_tol(rows) for the mean over rows.
+/// - Where |e| ≥ 10⁻², expm1(e) − e is computed as exp(e) − 1 − e: exp's error near 1,
+///   (3 + 2|e|) ulps, plus two subtractions, is absolute, not relative to e²/2; it enters the row's
+///   KL three times (in y, in Σ p q and in expm1(e − L)).
+fn kl_tol(w: &[f64], w0: &[f64], shape: &[usize], axis: usize, want: f64) -> (f64, f64) {
+    let ulp = 2f64.powi(-24);
+    let outer: usize = shape[..axis].iter().product();
+    let n = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let (mut rel, mut cancel, mut e2) = (0.0f64, 0.0f64, 0.0f64);
+    let mut cancel_rows = 0.0f64;
+    for o in 0..outer {
+        for j in 0..inner {
+            let at = |i: usize| (o * n + i) * inner + j;
+            let row0: Vec<f64> = (0..n).map(|i| w0[at(i)]).collect();
+            let mx = row0.iter().cloned().fold(f64::MIN, f64::max);
+            let mn = row0.iter().cloned().fold(f64::MAX, f64::min);
+            let z: f64 = row0.iter().map(|v| (v - mx).exp()).sum();
+            let p: Vec<f64> = row0.iter().map(|v| (v - mx).exp() / z).collect();
+            let d: Vec<f64> = (0..n).map(|i| w[at(i)] - w0[at(i)]).collect();
+            let mu: f64 = p.iter().zip(&d).map(|(a, b)| a * b).sum();
+            rel = rel.max((4.0 + 2.0 * (mx - mn) + 4.0 * n as f64) * ulp);
+            let mut c = 0.0;
+            for i in 0..n {
+                let e = d[i] - mu;
+                e2 += p[i] * e * e;
+                if e.abs() >= 1e-2 {
+                    c += p[i] * 3.0 * (5.0 + 2.0 * e.abs()) * ulp;
+                }
+            }
+            cancel += c;
+            cancel_rows = cancel_rows.max(c);
+        }
+    }
+    let rows = outer * inner;
+    let value = (rel + sum_tol(rows)) * want + cancel / w.len() as f64;
+    // The gradient p_new (e − L − KL_row): the absolute errors of L and KL_row against e's size.
+    let e_rms = (e2 / rows as f64).sqrt();
+    (value, rel + cancel_rows / e_rms)
+}
+
 #[test]
 fn kl_penalty_delta_form_value_and_gradient() {
     let g = gpu();
@@ -524,17 +585,18 @@ fn kl_penalty_delta_form_value_and_gradient() {
             let w: Vec<f32> = w0.iter().map(|&a| a + scale * rg.normal()).collect();
             let (kv, kg) = kl::kl(&Tensor::from_slice(&g, &shape, &w).unwrap(), &t0, axis).unwrap();
             let (want_v, want_g) = r::kl::kl_delta(&to64(&w), &w06, &shape, axis);
-            let rv = (kv.item().unwrap() as f64 - want_v).abs() / want_v;
+            let (tv, tg) = kl_tol(&to64(&w), &w06, &shape, axis, want_v);
+            let err = (kv.item().unwrap() as f64 - want_v).abs();
             assert!(
-                rv <= 1e-3,
-                "scale {scale}: KL {} vs {want_v} (rel {rv:.2e})",
+                err <= tv,
+                "scale {scale}: KL {} vs {want_v} (error {err:.2e} > {tv:.2e})",
                 kv.item().unwrap()
             );
             assert_close(
                 &format!("KL grad at scale {scale}"),
                 &kg.to_vec().unwrap(),
                 &want_g,
-                1e-3,
+                tg,
             );
         }
     }
@@ -548,13 +610,16 @@ fn kl_penalty_delta_form_value_and_gradient() {
     tape.backward(k).unwrap();
     let (want_v, want_g) = r::kl::kl_delta(&to64(&w), &to64(&w0), &[4, 5], 1);
     let kv = tape.value(k).item().unwrap() as f64;
-    assert!((kv - 1e6 * want_v).abs() <= 1e-3 * 1e6 * want_v);
+    // β scales by one more rounding.
+    let (tv, tg) = kl_tol(&to64(&w), &to64(&w0), &[4, 5], 1, want_v);
+    let ulp = 2f64.powi(-24);
+    assert!((kv - 1e6 * want_v).abs() <= 1e6 * tv + ulp * kv.abs());
     let wg: Vec<f64> = want_g.iter().map(|v| v * 1e6).collect();
     assert_close(
         "β KL grad",
         &tape.grad(vw).unwrap().to_vec().unwrap(),
         &wg,
-        1e-3,
+        tg + ulp,
     );
 }
 

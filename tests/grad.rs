@@ -5,7 +5,8 @@ mod common;
 use common::*;
 use symclone::autograd::Param;
 use symclone::autograd::Tape;
-use symclone::ops::{elementwise, loss, matmul, reduce};
+use symclone::clone::{ClonedConv, ClonedOperator, OperatorKind};
+use symclone::ops::{elementwise, layout, loss, matmul, reduce};
 use symclone::reference::{self as r, finite_diff, matmul::Dims, rel_err64, to64};
 use symclone::tensor::Tensor;
 
@@ -41,7 +42,7 @@ fn matmul_case(d: Dims, bias: bool, relu: bool, seed: u64) {
         w6.clone()
     };
     let (da, db, dbias) = r::matmul::backward(&a6, &b6, d, &gmask);
-    let tol = sum_tol(d.m.max(d.n).max(d.k) * d.batch()).max(1e-5);
+    let tol = sum_tol(d.m.max(d.n).max(d.k) * d.batch());
     assert_close(
         &format!("dA {d:?}"),
         &tape.grad(va).unwrap().to_vec().unwrap(),
@@ -383,4 +384,372 @@ fn backward_frees_the_gradients_it_consumes() {
     p.accumulate_grad(held.clone()).unwrap();
     assert_eq!(p.grad().unwrap().to_vec().unwrap(), vec![2.0, 4.0, 6.0]);
     assert_eq!(held.to_vec().unwrap(), vec![1.0, 2.0, 3.0]);
+}
+
+/// The cloned operator in f64 (SPEC §2), for finite differences: tensors in `params` order.
+struct OpRef {
+    kind: OperatorKind,
+    d: usize,
+    nb: usize,
+    m: usize,
+}
+
+impl OpRef {
+    fn r(&self) -> usize {
+        self.kind.codes_per_filter()
+    }
+    /// Transformed codes (rows·R, 9) of codes (rows, code_len): `c Tᵀ`, or c itself for Z2.
+    fn tcodes(&self, t: Option<&[f64]>, c: &[f64]) -> Vec<f64> {
+        let cl = self.kind.code_len();
+        let rows = c.len() / cl;
+        let Some(t) = t else { return c.to_vec() };
+        let mut out = vec![0.0; rows * self.r() * 9];
+        for row in 0..rows {
+            for qa in 0..self.r() * 9 {
+                out[row * self.r() * 9 + qa] =
+                    (0..cl).map(|b| t[qa * cl + b] * c[row * cl + b]).sum();
+            }
+        }
+        out
+    }
+    /// Coefficients h (rows, nb) of transformed codes (rows, 9): mix with M1, then M2.
+    fn coefficients(&self, tc: &[f64], m1: &[f64], m2: &[f64]) -> Vec<f64> {
+        let (m, nb) = (self.m, self.nb);
+        let rows = tc.len() / 9;
+        let mut h = vec![0.0; rows * nb];
+        for row in 0..rows {
+            for j in 0..9 {
+                for q in 0..m {
+                    let hq = tc[row * 9 + j] * m1[j * m + q];
+                    for b in 0..nb {
+                        h[row * nb + b] += hq * m2[(j * m + q) * nb + b];
+                    }
+                }
+            }
+        }
+        h
+    }
+    /// Dense operators (rows, n_out·n_in) = h · blocks.
+    fn dense(&self, p: &[Vec<f64>], codes: &[f64]) -> Vec<f64> {
+        let h = self.coefficients(&self.tcodes(p.get(3).map(|t| &t[..]), codes), &p[1], &p[2]);
+        let size = p[0].len() / self.nb;
+        let rows = h.len() / self.nb;
+        let mut w = vec![0.0; rows * size];
+        for row in 0..rows {
+            for b in 0..self.nb {
+                for i in 0..size {
+                    w[row * size + i] += h[row * self.nb + b] * p[0][b * size + i];
+                }
+            }
+        }
+        w
+    }
+    /// Cloning form: codes (F, code_len), x (F, planes·n_in, bs) → (F, out_planes, n_out, bs).
+    fn per_filter(&self, p: &[Vec<f64>], codes: &[f64], x: &[f64], bs: usize) -> Vec<f64> {
+        let (n_out, n_in) = ClonedOperator::io(self.d);
+        let f = codes.len() / self.kind.code_len();
+        let w = self.dense(p, codes);
+        let (rp, sp) = (self.kind.out_planes(), self.kind.in_planes());
+        let mut y = vec![0.0; f * rp * n_out * bs];
+        for fi in 0..f {
+            for r in 0..rp {
+                for s in 0..sp {
+                    let row = (fi * rp + r) * sp + s;
+                    for o in 0..n_out {
+                        for j in 0..bs {
+                            y[((fi * rp + r) * n_out + o) * bs + j] += (0..n_in)
+                                .map(|i| {
+                                    w[(row * n_out + o) * n_in + i]
+                                        * x[(fi * sp * n_in + s * n_in + i) * bs + j]
+                                })
+                                .sum::<f64>();
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+    /// ClonedConv: x (B, Cin, planes, d, d), filters w (Cout, Cin, code_len), bias (Cout) →
+    /// (B, Cout, out_planes, o, o).
+    fn conv(&self, p: &[Vec<f64>], w: &[f64], bias: &[f64], x: &[f64], cin: usize) -> Vec<f64> {
+        let (n_out, n_in) = ClonedOperator::io(self.d);
+        let cout = bias.len();
+        let (rp, sp) = (self.kind.out_planes(), self.kind.in_planes());
+        let b = x.len() / (cin * sp * n_in);
+        // The transformed code of (o, i) for (r, s) is row ((o·Cin + i)·R + r·S + s).
+        let dense = self.dense(p, w);
+        let mut y = vec![0.0; b * cout * rp * n_out];
+        for bi in 0..b {
+            for o in 0..cout {
+                for r in 0..rp {
+                    for q in 0..n_out {
+                        let mut acc = bias[o];
+                        for i in 0..cin {
+                            for s in 0..sp {
+                                let row = (o * cin + i) * self.r() + r * sp + s;
+                                let xs = &x[((bi * cin + i) * sp + s) * n_in..][..n_in];
+                                let wr = &dense[(row * n_out + q) * n_in..][..n_in];
+                                acc += wr.iter().zip(xs).map(|(u, v)| u * v).sum::<f64>();
+                            }
+                        }
+                        y[((bi * cout + o) * rp + r) * n_out + q] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+}
+
+/// Each tape gradient against central finite differences of the f64 function `f` of `inputs`
+/// probed with `w`; `got[k]` is the GPU gradient of `inputs[k]`.
+fn against_fd(
+    what: &str,
+    inputs: &[Vec<f64>],
+    got: &[Vec<f32>],
+    w: &[f64],
+    tol: f64,
+    f: impl Fn(&[Vec<f64>]) -> Vec<f64>,
+) {
+    for (k, g) in got.iter().enumerate() {
+        let fd = finite_diff(&inputs[k], 1e-6, |x| {
+            let mut all = inputs.to_vec();
+            all[k] = x.to_vec();
+            probe(&f(&all), w)
+        });
+        let e = symclone::reference::rel_err(g, &fd);
+        eprintln!("{what} input {k}: {e:.2e} (tolerance {tol:.2e})");
+        assert!(
+            e <= tol,
+            "{what}: gradient of input {k} off by {e:.2e} > {tol:.2e}"
+        );
+    }
+}
+
+/// The operator's tensors, random (blocks Gaussian: a fresh clone's are zero).
+fn random_op(
+    g: &std::sync::Arc<symclone::Gpu>,
+    kind: OperatorKind,
+    rg: &mut symclone::rng::Rng,
+) -> (ClonedOperator, OpRef) {
+    let (d, nb, m) = (4, 3, 2);
+    let op = ClonedOperator::new(g, kind, d, nb, m, rg).unwrap();
+    op.blocks
+        .value()
+        .write_slice(&rg.normal_vec(op.blocks.numel()))
+        .unwrap();
+    (op, OpRef { kind, d, nb, m })
+}
+
+fn values(op: &ClonedOperator) -> Vec<Vec<f64>> {
+    op.params()
+        .iter()
+        .map(|p| to64(&p.value().to_vec().unwrap()))
+        .collect()
+}
+
+fn grads(op: &ClonedOperator) -> Vec<Vec<f32>> {
+    op.params()
+        .iter()
+        .map(|p| p.grad().unwrap().to_vec().unwrap())
+        .collect()
+}
+
+/// The tolerance of a gradient computed through `stages` products of at most `k` terms each in
+/// f32: each stage adds about √k·2⁻²⁴ relative error (DESIGN.md, "Numbers").
+fn chain_tol(stages: usize, k: usize) -> f64 {
+    stages as f64 * sum_tol(k)
+}
+
+#[test]
+fn cloned_ops_backward_against_finite_differences() {
+    let g = gpu();
+    let mut rg = rng(61);
+    for kind in [OperatorKind::Z2, OperatorKind::Lift, OperatorKind::P4] {
+        let cl = kind.code_len();
+        // codes_t and dense_t: (F, code_len) → (F·R, n_out·n_in).
+        let (op, oref) = random_op(&g, kind, &mut rg);
+        let f = 2;
+        let codes = rg.normal_vec(f * cl);
+        let mut tape = Tape::new();
+        let vc = tape.leaf(Tensor::from_slice(&g, &[f, cl], &codes).unwrap());
+        let y = op.dense_t(&mut tape, vc).unwrap();
+        let w = rg.normal_vec(tape.value(y).numel());
+        tape.backward_with(
+            y,
+            Tensor::from_slice(&g, tape.value(y).shape(), &w).unwrap(),
+        )
+        .unwrap();
+        let mut inputs = values(&op);
+        let mut got = grads(&op);
+        inputs.push(to64(&codes));
+        got.push(tape.grad(vc).unwrap().to_vec().unwrap());
+        let n = inputs.len();
+        // Stages: c Tᵀ (code_len terms), the mix and M2 (9m), h·blocks (nb), and for the blocks'
+        // gradient hᵀ·G (F·R rows); the backward of each contracts over the other sizes, the
+        // largest being the n_out·n_in columns of G for ∂h.
+        let (n_out, n_in) = ClonedOperator::io(oref.d);
+        let tol = chain_tol(
+            4,
+            (f * oref.r())
+                .max(cl)
+                .max(9 * oref.m)
+                .max(oref.nb)
+                .max(n_out * n_in),
+        );
+        against_fd(
+            &format!("{kind:?} dense_t"),
+            &inputs,
+            &got,
+            &to64(&w),
+            tol,
+            |p| oref.dense(&p[..n - 1], &p[n - 1]),
+        );
+
+        // forward_per_filter: codes (F, code_len), x (F, planes·n_in, bs).
+        let (op, oref) = random_op(&g, kind, &mut rg);
+        let bs = 3;
+        let xs = [f, kind.in_planes() * n_in, bs];
+        let x = rg.normal_vec(xs.iter().product());
+        let mut tape = Tape::new();
+        let vc = tape.leaf(Tensor::from_slice(&g, &[f, cl], &codes).unwrap());
+        let vx = tape.leaf(Tensor::from_slice(&g, &xs, &x).unwrap());
+        let y = op.forward_per_filter(&mut tape, vc, vx).unwrap();
+        let w = rg.normal_vec(tape.value(y).numel());
+        tape.backward_with(
+            y,
+            Tensor::from_slice(&g, tape.value(y).shape(), &w).unwrap(),
+        )
+        .unwrap();
+        let mut inputs = values(&op);
+        let mut got = grads(&op);
+        inputs.push(to64(&codes));
+        inputs.push(to64(&x));
+        got.push(tape.grad(vc).unwrap().to_vec().unwrap());
+        got.push(tape.grad(vx).unwrap().to_vec().unwrap());
+        let n = inputs.len();
+        let tol = chain_tol(
+            5,
+            (f * oref.r() * bs)
+                .max(9 * oref.m)
+                .max(4 * n_in)
+                .max(n_out * n_in),
+        );
+        against_fd(
+            &format!("{kind:?} forward_per_filter"),
+            &inputs,
+            &got,
+            &to64(&w),
+            tol,
+            |p| oref.per_filter(&p[..n - 2], &p[n - 2], &p[n - 1], bs),
+        );
+
+        // ClonedConv (trainable operator, as under KL): x (B, Cin, [4,] d, d).
+        let (op, oref) = random_op(&g, kind, &mut rg);
+        let (cin, cout, b) = (2, 2, 2);
+        let layer = ClonedConv::new(&g, "l", op.clone(), cin, cout, &mut rg).unwrap();
+        let mut shape = vec![b, cin];
+        if kind.in_planes() == 4 {
+            shape.push(4);
+        }
+        shape.extend([oref.d, oref.d]);
+        let x = rg.normal_vec(shape.iter().product());
+        let mut tape = Tape::new();
+        let vx = tape.leaf(Tensor::from_slice(&g, &shape, &x).unwrap());
+        let y = layer.forward(&mut tape, vx).unwrap();
+        let w = rg.normal_vec(tape.value(y).numel());
+        tape.backward_with(
+            y,
+            Tensor::from_slice(&g, tape.value(y).shape(), &w).unwrap(),
+        )
+        .unwrap();
+        let mut inputs = values(&op);
+        let mut got = grads(&op);
+        for p in layer.own_params() {
+            inputs.push(to64(&p.value().to_vec().unwrap()));
+            got.push(p.grad().unwrap().to_vec().unwrap());
+        }
+        inputs.push(to64(&x));
+        got.push(tape.grad(vx).unwrap().to_vec().unwrap());
+        let n = inputs.len();
+        let tol = chain_tol(
+            5,
+            (b * n_out * cout * 4)
+                .max(cin * 4 * oref.nb)
+                .max(9 * oref.m)
+                .max(n_in),
+        );
+        against_fd(
+            &format!("{kind:?} ClonedConv"),
+            &inputs,
+            &got,
+            &to64(&w),
+            tol,
+            |p| oref.conv(&p[..n - 3], &p[n - 3], &p[n - 2], &p[n - 1], cin),
+        );
+    }
+}
+
+#[test]
+fn swap12_and_repeat_backward_exactly() {
+    let g = gpu();
+    let mut rg = rng(62);
+    // swap12 moves values: its gradient is the upstream gradient swapped back, bit for bit.
+    let dims = [2usize, 3, 5, 7];
+    let [a, b, c, d] = dims;
+    let x = rg.normal_vec(a * b * c * d);
+    let mut tape = Tape::new();
+    let vx = tape.leaf(Tensor::from_slice(&g, &[a * b, c * d], &x).unwrap());
+    let y = layout::swap12_t(&mut tape, vx, dims).unwrap();
+    let w = rg.normal_vec(x.len());
+    tape.backward_with(y, Tensor::from_slice(&g, &[a, c, b, d], &w).unwrap())
+        .unwrap();
+    let got = tape.grad(vx).unwrap().to_vec().unwrap();
+    assert_eq!(tape.grad(vx).unwrap().shape(), &[a * b, c * d]);
+    for ia in 0..a {
+        for ib in 0..b {
+            for ic in 0..c {
+                for id in 0..d {
+                    assert_eq!(
+                        got[((ia * b + ib) * c + ic) * d + id].to_bits(),
+                        w[((ia * c + ic) * b + ib) * d + id].to_bits()
+                    );
+                }
+            }
+        }
+    }
+    // repeat along a new axis: the gradient sums the n copies (n-term sums: sum_tol(n)), and
+    // the reference agrees with finite differences.
+    for (shape, axis, n) in [
+        (vec![3usize, 5], 1usize, 4usize),
+        (vec![2, 7], 0, 3),
+        (vec![4, 1], 2, 16),
+    ] {
+        let x = rg.normal_vec(shape.iter().product());
+        let mut tape = Tape::new();
+        let vx = tape.leaf(Tensor::from_slice(&g, &shape, &x).unwrap());
+        let y = reduce::repeat_t(&mut tape, vx, axis, n).unwrap();
+        let ys = tape.value(y).shape().to_vec();
+        let w = rg.normal_vec(ys.iter().product());
+        tape.backward_with(y, Tensor::from_slice(&g, &ys, &w).unwrap())
+            .unwrap();
+        let rshape: Vec<usize> = shape[..axis]
+            .iter()
+            .copied()
+            .chain([n])
+            .chain(shape[axis..].iter().copied())
+            .collect();
+        let want = r::reduce::sum_axis(&to64(&w), &rshape, axis);
+        let fd = finite_diff(&to64(&x), 1e-6, |xx| {
+            probe(&r::reduce::broadcast_axis(xx, &rshape, axis), &to64(&w))
+        });
+        assert!(rel_err64(&want, &fd) <= 1e-9, "repeat reference vs FD");
+        assert_close(
+            &format!("repeat {shape:?} axis {axis}"),
+            &tape.grad(vx).unwrap().to_vec().unwrap(),
+            &want,
+            sum_tol(n),
+        );
+    }
 }

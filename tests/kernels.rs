@@ -24,7 +24,7 @@ fn check_matmul(g: &std::sync::Arc<symclone::Gpu>, d: Dims, bias: bool, relu: bo
         &format!("{d:?} bias={bias} relu={relu}"),
         &out.to_vec().unwrap(),
         &want,
-        sum_tol(d.k).max(1e-5),
+        sum_tol(d.k),
     );
 }
 

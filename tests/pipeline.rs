@@ -54,7 +54,32 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
     assert!(r
         .results
         .iter()
-        .all(|m| m.test_acc.len() == 1 && (0.0..=1.0).contains(&m.mean)));
+        .all(|m| m.test_acc.len() == 1 && m.mean == m.test_acc[0]));
+    // A reported accuracy is the saved model's: each checkpoint, loaded into a fresh network and
+    // evaluated on the run's test part, scores exactly what the report says.
+    let ds = pipeline::load_data(&cfg).unwrap();
+    let set = pipeline::load_clones(&g, &out).unwrap();
+    for (task, kind) in [
+        ("symmetric", ModelKind::Gcnn),
+        ("rot-sb", ModelKind::Mlp),
+        ("symmetric", ModelKind::FauxGcnn),
+    ] {
+        let t: Task = task.parse().unwrap();
+        let arch = pipeline::arch_for(&cfg, kind, t);
+        let m = Model::new(&g, kind, &arch, &set, &mut rng(9)).unwrap();
+        let ckpt = out.join(format!("models/{task}-{}-s0.safetensors", kind.name()));
+        checkpoint::load(&ckpt, &m.params(), &HashMap::new()).unwrap();
+        let eb = Batcher::new(&g, &ds.test, t, Part::Test, 256, cfg.seed).unwrap();
+        let acc = train::evaluate(&m, &eb).unwrap();
+        let reported = r
+            .results
+            .iter()
+            .find(|x| x.task == task && x.model == kind)
+            .unwrap();
+        assert_eq!(acc, reported.test_acc[0], "{task} {kind}");
+        let n_test = ds.test.n as f32;
+        assert_eq!((acc * n_test).round() / n_test, acc, "{task} {kind}: {acc}");
+    }
     // faux-gcnn: lift 16, p4 14, 6, 4; faux-cnn on the 36-pixel canvas: z2 36, 34, 16, 14.
     assert_eq!(
         r.clones.len(),
@@ -111,8 +136,21 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         .filter(|p| p.to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    // Resuming reuses every phase: same numbers, far less time.
-    let r2 = pipeline::run(&g, &cfg, &out, true, None, &mut Silent).unwrap();
+    // Resuming reuses every phase (each clone and each model says so; nothing is recomputed)
+    // and gives the same numbers.
+    let mut said = Said::default();
+    let r2 = pipeline::run(&g, &cfg, &out, true, None, &mut said).unwrap();
+    assert_eq!(
+        said.0.len(),
+        r.clones.len() + r.results.len(),
+        "{:?}",
+        said.0
+    );
+    assert!(
+        said.0.iter().all(|l| l.contains(": reused")),
+        "resume recomputed: {:?}",
+        said.0
+    );
     for (a, b) in r.results.iter().zip(&r2.results) {
         assert_eq!(a.test_acc, b.test_acc);
     }
@@ -129,6 +167,18 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
     let e = pipeline::run(&g, &c2, &tmp("wrong-size"), false, Some(set), &mut Silent).unwrap_err();
     assert!(e.to_string().contains("no lift clone for 18×18"), "{e}");
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A reporter that keeps every phase's closing line.
+#[derive(Default)]
+struct Said(Vec<String>);
+
+impl pipeline::Reporter for Said {
+    fn phase(&mut self, _: &str, _: u64) {}
+    fn progress(&mut self, _: u64, _: &str) {}
+    fn finish(&mut self, summary: &str) {
+        self.0.push(summary.to_string());
+    }
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
@@ -192,6 +242,26 @@ fn checkpoints_round_trip_and_refuse_other_configurations() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("the model needs"), "{e}");
+    // A tensor holding NaN is never written (and the old file is kept).
+    let before = std::fs::read(&path).unwrap();
+    let mut bad = rng.normal_vec(op.m1.numel());
+    bad[3] = f32::NAN;
+    op.m1.value().write_slice(&bad).unwrap();
+    let e = checkpoint::save(&path, &op.params(), &meta)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("p46.m1") && e.contains("NaN at index 3"), "{e}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // A file one byte short or long is refused before it is read.
+    for cut in [before.len() - 1, before.len() + 1] {
+        let mut b = before.clone();
+        b.resize(cut, 0);
+        std::fs::write(path.with_extension("cut"), &b).unwrap();
+        let e = pipeline::load_clone(&g, &path.with_extension("cut"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("truncated, padded"), "{e}");
+    }
     // Not a safetensors file.
     let junk = path.with_extension("junk");
     std::fs::write(&junk, b"hello").unwrap();
@@ -271,6 +341,15 @@ fn frozen_clones_stay_bit_identical_and_kl_clones_move() {
             .iter()
             .zip(&after)
             .all(|(a, b)| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        // The pipeline's own check agrees, and it never vouches for tensors it did not compare.
+        let check = pipeline::evaluation::clones_unchanged(kind, &m, &set).unwrap();
+        assert_eq!(check, (!kind.kl()).then_some(identical));
+        if !kind.kl() {
+            let e = pipeline::evaluation::clones_unchanged(kind, &m, &CloneSet::new())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("matches no clone"), "{e}");
+        }
         if kind.kl() {
             assert!(!identical, "KL clones did not train");
             assert!(r.history[0].penalty.unwrap() > 0.0);
@@ -321,6 +400,58 @@ fn bad_inputs_are_clear_errors() {
     .unwrap()
     .to_string();
     assert!(e.contains("lift clone for 16×16"), "{e}");
+    // An untrained clone (zero blocks) has no equivariance error to report, not a perfect 0.
+    let fresh = ClonedOperator::new(&g, OperatorKind::Lift, 8, 9, 4, &mut rng).unwrap();
+    let e = pipeline::operator_equivariance(&g, &fresh, 7)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("maps every input to zero"), "{e}");
+    // Nonsense numbers are refused by the configuration check.
+    for (edit, needle) in [
+        (
+            Box::new(|c: &mut RunConfig| c.clone.lr_decay = f32::NAN)
+                as Box<dyn Fn(&mut RunConfig)>,
+            "--clone-lr-decay NaN",
+        ),
+        (
+            Box::new(|c: &mut RunConfig| c.clone.iters = 0),
+            "--clone-iters 0",
+        ),
+        (Box::new(|c: &mut RunConfig| c.clone.clip = -1.0), "clip -1"),
+        (
+            Box::new(|c: &mut RunConfig| c.clone.weight_decay = f32::INFINITY),
+            "weight decay inf",
+        ),
+        (
+            Box::new(|c: &mut RunConfig| c.tasks[0].train.beta = -1.0),
+            "β (--beta) -1",
+        ),
+        (
+            Box::new(|c: &mut RunConfig| c.tasks[0].train.lr = 0.0),
+            "(--lr) 0",
+        ),
+        (
+            Box::new(|c: &mut RunConfig| c.tasks[0].models.clear()),
+            "trains no model",
+        ),
+        (
+            Box::new(|c: &mut RunConfig| c.tasks.clear()),
+            "runs no task",
+        ),
+        (
+            Box::new(|c: &mut RunConfig| c.mlp = Some(vec![])),
+            "an MLP takes 1 to",
+        ),
+        (
+            Box::new(|c: &mut RunConfig| c.channels = Some([4, 0, 8, 8])),
+            "not 0",
+        ),
+    ] {
+        let mut c = tiny();
+        edit(&mut c);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(needle), "{e} lacks {needle}");
+    }
     // A NaN loss stops training with the step number.
     let ds = small_data();
     let m = Model::new(

@@ -324,7 +324,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 ));
             }
             let ds = match data {
-                Some(d) => Dataset::load(d)?,
+                Some(d) => Dataset::load_first(d, *train_n, *test_n)?,
                 None => Dataset::embedded()?,
             }
             .subset(*train_n, *test_n)?;

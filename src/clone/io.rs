@@ -24,7 +24,10 @@ pub fn clone_metadata(op: &ClonedOperator, hash: &str) -> HashMap<String, String
     .collect()
 }
 
-/// Load a clone checkpoint written by `run` or `clone`.
+/// Load a clone checkpoint written by `run` or `clone`. Its metadata is read first (from the
+/// header alone) and its sizes checked ([`ClonedOperator::check_sizes`]: ranges and the adapter's
+/// limits) before anything is allocated; every error names the file, and text taken from the
+/// file is shown escaped.
 pub fn load_clone(gpu: &Arc<Gpu>, path: &Path) -> Result<ClonedOperator> {
     let meta = checkpoint::read_metadata(path)?;
     let bad = |msg: String| Error::Data {
@@ -42,22 +45,43 @@ pub fn load_clone(gpu: &Arc<Gpu>, path: &Path) -> Result<ClonedOperator> {
         "z2" => OperatorKind::Z2,
         "lift" => OperatorKind::Lift,
         "p4" => OperatorKind::P4,
-        k => return Err(bad(format!("unknown operator kind '{k}'"))),
+        k => {
+            return Err(bad(format!(
+                "unknown operator kind \"{}\" (a clone is z2, lift or p4)",
+                k.escape_debug()
+            )))
+        }
     };
     let num = |k: &str| -> Result<usize> {
-        get(k)?
-            .parse()
-            .map_err(|_| bad(format!("entry '{k}' is not a number")))
+        let v = get(k)?;
+        v.parse().map_err(|_| {
+            bad(format!(
+                "entry '{k}' is \"{}\", not a whole number",
+                v.escape_debug()
+            ))
+        })
     };
-    let op = ClonedOperator::new(
-        gpu,
-        kind,
-        num("d")?,
-        num("nb")?,
-        num("m")?,
-        &mut Rng::new(0),
-    )?;
-    checkpoint::load(path, &op.params(), &meta)?;
+    let (d, nb, m) = (num("d")?, num("nb")?, num("m")?);
+    let in_file = |e: Error| match e {
+        Error::Data { .. } => e,
+        other => bad(other.to_string()),
+    };
+    ClonedOperator::check_sizes(gpu, kind, d, nb, m).map_err(in_file)?;
+    // The file must hold exactly these tensors: checked before the operator is allocated.
+    let tensor_bytes: u64 = ClonedOperator::param_shapes(kind, d, nb, m)
+        .iter()
+        .map(|s| 4 * s.iter().product::<usize>() as u64)
+        .sum();
+    let (header, len) = checkpoint::header_and_file_len(path)?;
+    if len != 8 + header + tensor_bytes {
+        return Err(bad(format!(
+            "{len} bytes, but a {} clone with d = {d}, nb = {nb}, m = {m} has {} (a {header}-byte header and {tensor_bytes} tensor bytes): the file is truncated, padded or its metadata is wrong",
+            kind.name(),
+            8 + header + tensor_bytes
+        )));
+    }
+    let op = ClonedOperator::new(gpu, kind, d, nb, m, &mut Rng::new(0)).map_err(in_file)?;
+    checkpoint::load(path, &op.params(), &meta).map_err(in_file)?;
     Ok(op)
 }
 

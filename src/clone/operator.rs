@@ -17,6 +17,15 @@ use std::sync::Arc;
 pub const K: usize = 3;
 const K2: usize = K * K;
 
+/// The largest input side a clone may have. A block is (d−2)²×d² floats, so at this side one block
+/// alone is 2^36 bytes, past every adapter's buffer limit: the adapter check is what refuses a
+/// large side in practice; this bound keeps every size computed from `d` far from overflowing.
+pub const MAX_SIDE: usize = 512;
+/// The most blocks (`nb`) a clone may have (SPEC: 9; the quick preset 10).
+pub const MAX_BLOCKS: usize = 1024;
+/// The widest M1 (`m`) a clone may have (SPEC: 10).
+pub const MAX_MIX: usize = 1024;
+
 /// Which equivariant layer an operator clones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OperatorKind {
@@ -143,14 +152,7 @@ impl ClonedOperator {
         m: usize,
         rng: &mut Rng,
     ) -> Result<Self> {
-        if d < K {
-            return Err(Error::invalid(format!(
-                "a cloned layer needs inputs of at least {K}×{K}, got d = {d}"
-            )));
-        }
-        if nb == 0 || m == 0 {
-            return Err(Error::invalid("nb and m must be positive"));
-        }
+        Self::check_sizes(gpu, kind, d, nb, m)?;
         let (n_out, n_in) = Self::io(d);
         let name = format!("{}{d}", kind.name());
         let blocks = Param::new(
@@ -190,6 +192,46 @@ impl ClonedOperator {
             m2,
             t,
         })
+    }
+
+    /// Check the sizes of an operator before anything is allocated for it: `d` between 3 and
+    /// [`MAX_SIDE`], `nb` between 1 and [`MAX_BLOCKS`], `m` between 1 and [`MAX_MIX`], and each of
+    /// its tensors within the adapter's buffer limits.
+    pub fn check_sizes(gpu: &Gpu, kind: OperatorKind, d: usize, nb: usize, m: usize) -> Result<()> {
+        if !(K..=MAX_SIDE).contains(&d) {
+            return Err(Error::invalid(format!(
+                "a cloned layer takes inputs of {K}×{K} to {MAX_SIDE}×{MAX_SIDE}, got d = {d}"
+            )));
+        }
+        if !(1..=MAX_BLOCKS).contains(&nb) {
+            return Err(Error::invalid(format!(
+                "a clone has 1 to {MAX_BLOCKS} blocks, got nb = {nb}"
+            )));
+        }
+        if !(1..=MAX_MIX).contains(&m) {
+            return Err(Error::invalid(format!(
+                "a clone's M1 has 1 to {MAX_MIX} columns, got m = {m}"
+            )));
+        }
+        let (n_out, n_in) = Self::io(d);
+        let name = format!("{}{d}", kind.name());
+        gpu.check_shape(&format!("{name}.blocks"), &[nb, n_out, n_in])?;
+        gpu.check_shape(&format!("{name}.shifts"), &[K2, n_out, n_in])?;
+        gpu.check_shape(&format!("{name}.m2"), &[K2 * m, nb])?;
+        Ok(())
+    }
+
+    /// The shapes of an operator's tensors, in [`ClonedOperator::params`] order (call
+    /// [`ClonedOperator::check_sizes`] first: the products are then known not to overflow).
+    pub fn param_shapes(kind: OperatorKind, d: usize, nb: usize, m: usize) -> Vec<Vec<usize>> {
+        let (n_out, n_in) = Self::io(d);
+        let mut v = vec![vec![nb, n_out, n_in], vec![K2, m], vec![K2 * m, nb]];
+        match kind {
+            OperatorKind::Z2 => {}
+            OperatorKind::Lift => v.push(vec![4 * K2, K2]),
+            OperatorKind::P4 => v.push(vec![16 * K2, 4 * K2]),
+        }
+        v
     }
 
     /// (n_out, n_in) for input size d.
@@ -395,9 +437,15 @@ impl ClonedConv {
         cout: usize,
         rng: &mut Rng,
     ) -> Result<Self> {
-        let bound = 1.0 / ((cin * K2) as f32).sqrt();
         let cl_len = op.kind.code_len();
-        let w = rng.uniform_vec(cout * cin * cl_len, -bound, bound);
+        if cin == 0 || cout == 0 {
+            return Err(Error::invalid(format!(
+                "{name}: a cloned layer needs Cin and Cout ≥ 1 (got {cin} and {cout})"
+            )));
+        }
+        let n = gpu.check_shape(&format!("{name}.weight"), &[cout, cin, cl_len])?;
+        let bound = 1.0 / ((cin * K2) as f32).sqrt();
+        let w = rng.uniform_vec(n, -bound, bound);
         let b = rng.uniform_vec(cout, -bound, bound);
         Ok(ClonedConv {
             op,

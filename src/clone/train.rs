@@ -55,6 +55,48 @@ pub struct CloneConfig {
 }
 
 impl CloneConfig {
+    /// Check the run before anything is allocated: the operator's sizes
+    /// ([`ClonedOperator::check_sizes`]), at least one iteration, filter, image and iteration per
+    /// step, finite positive learning rate and clip, a decay in (0, 1], a finite non-negative
+    /// weight decay, and one filter's inputs, outputs and dense operators within the adapter's
+    /// limits (checked arithmetic, no wrap).
+    pub fn check(&self, gpu: &Gpu) -> Result<()> {
+        use crate::train::{non_negative, positive, unit_decay};
+        ClonedOperator::check_sizes(gpu, self.kind, self.d, self.nb, self.m)?;
+        if self.iters == 0 {
+            return Err(Error::invalid(
+                "cloning for 0 iterations: use at least 1 (an untrained clone is all zeros)",
+            ));
+        }
+        if self.filters == 0 || self.batch == 0 || self.accum == 0 {
+            return Err(Error::invalid(
+                "cloning needs at least one filter, one image and one iteration per step",
+            ));
+        }
+        positive("cloning learning rate", self.lr)?;
+        positive("cloning gradient clip", self.clip)?;
+        unit_decay("cloning learning-rate decay", self.lr_decay)?;
+        non_negative("cloning weight decay", self.weight_decay)?;
+        let (n_out, n_in) = ClonedOperator::io(self.d);
+        let r = self.kind.codes_per_filter();
+        let name = format!("{}{} cloning", self.kind.name(), self.d);
+        gpu.check_shape(
+            &format!("{name}: one filter's dense operators"),
+            &[r, n_out, n_in],
+        )?;
+        if !self.expected {
+            gpu.check_shape(
+                &format!("{name}: one filter's inputs"),
+                &[r, self.kind.in_planes() * n_in, self.batch],
+            )?;
+            gpu.check_shape(
+                &format!("{name}: one filter's outputs"),
+                &[r, n_out, self.batch],
+            )?;
+        }
+        Ok(())
+    }
+
     /// SPEC §3's settings for a kind and input size.
     pub fn paper(kind: OperatorKind, d: usize) -> Self {
         let p4 = kind == OperatorKind::P4;
@@ -257,6 +299,7 @@ pub fn clone_random(
     log_every: usize,
     progress: &mut dyn FnMut(usize, f32),
 ) -> Result<(ClonedOperator, CloneStats)> {
+    cfg.check(gpu)?;
     let mut rng = Rng::new(cfg.seed);
     let op = ClonedOperator::new(gpu, cfg.kind, cfg.d, cfg.nb, cfg.m, &mut rng)?;
     let (_, n_in) = ClonedOperator::io(cfg.d);
@@ -316,6 +359,13 @@ pub fn clone_lift_p4(
             cfg.d
         )));
     }
+    cfg.check(gpu)?;
+    CloneConfig {
+        kind: OperatorKind::P4,
+        d: cfg.d - 2,
+        ..cfg.clone()
+    }
+    .check(gpu)?;
     let mut rng = Rng::new(cfg.seed);
     let (lift, p4) = match init {
         Some((l, p)) => {
@@ -400,6 +450,7 @@ pub fn clone_from_teacher(
     log_every: usize,
     progress: &mut dyn FnMut(usize, f32),
 ) -> Result<(ClonedOperator, CloneStats)> {
+    cfg.check(gpu)?;
     let code_len = cfg.kind.code_len();
     let planes = cfg.kind.in_planes();
     let (_, n_in) = ClonedOperator::io(cfg.d);

@@ -4,8 +4,11 @@
 //! from its first two bytes (`1f 8b`), not from its name.
 //!
 //! Every malformed input is an [`Error::Data`] naming the file and what is wrong: wrong magic, a
-//! truncated header or body, trailing bytes, zero items, a broken gzip stream. Nothing panics and
-//! nothing is silently truncated.
+//! truncated header or body, trailing bytes, zero items, a broken gzip stream, a size past
+//! [`MAX_BODY_BYTES`]. Nothing panics and nothing is silently truncated. Reading is bounded: the
+//! header is read first, then at most the bytes it declares for the items asked for (plus a
+//! little, to notice trailing bytes), so a gzip bomb is never inflated past what the header
+//! promises, and `--train-n 200` reads 200 images of a file however large it is.
 
 use crate::{Error, Result};
 use std::io::Read;
@@ -32,43 +35,235 @@ fn data_err(path: &str, msg: impl Into<String>) -> Error {
     }
 }
 
+/// The most bytes of images or labels one read may hold (1 GiB: 1.3 million 28×28 digits). A
+/// header that declares more, for what is to be read, is refused before anything is read; ask for
+/// fewer images (`--train-n`, `--test-n`) to read the start of a larger file.
+pub const MAX_BODY_BYTES: u64 = 1 << 30;
+
+/// At most this many trailing bytes are counted for the message about them.
+const TRAILING_COUNTED: u64 = 1 << 20;
+
 /// Whether bytes start with the gzip magic `1f 8b`.
 pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.len() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
 }
 
-/// Inflate `bytes` if they are gzip (by content), else return them as they are. `name` is used in
-/// error messages.
-pub fn maybe_gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
-    if !is_gzip(bytes) {
-        return Ok(bytes.to_vec());
-    }
-    let mut out = Vec::with_capacity(bytes.len() * 4);
-    flate2::read::MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            data_err(
-                name,
-                format!("not a valid gzip stream ({e}); the file may be truncated or corrupt"),
-            )
-        })?;
-    Ok(out)
+/// An IDX stream after its header: what the header declares, and the reader positioned at the
+/// first data byte. Nothing past the header has been read (or, for gzip, inflated) yet.
+pub struct IdxStream<'a> {
+    name: String,
+    reader: Box<dyn Read + 'a>,
+    gz: bool,
+    /// Bytes of data after the header, for an uncompressed file whose length is known.
+    raw_body: Option<u64>,
+    /// The dimensions the header declares: (count) for labels, (count, rows, columns) for images.
+    pub dims: Vec<usize>,
 }
 
-/// Read a file whole (inflating gzip). A missing file is an error that says so.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            data_err(&name, "missing file (no such file)")
+fn read_err(name: &str, gz: bool, e: std::io::Error) -> Error {
+    if gz {
+        data_err(
+            name,
+            format!("not a valid gzip stream ({e}); the file may be truncated or corrupt"),
+        )
+    } else {
+        Error::Io {
+            path: name.to_string(),
+            source: e,
+        }
+    }
+}
+
+/// Read into `out` until it holds `want` bytes or the stream ends; returns the bytes read. The
+/// buffer grows with the data that actually arrives (never past `want`), so a header that
+/// promises more than the stream holds costs no memory.
+fn read_at_most(r: &mut dyn Read, want: u64, out: &mut Vec<u8>) -> std::io::Result<u64> {
+    let start = out.len() as u64;
+    let mut chunk = [0u8; 64 * 1024];
+    while (out.len() as u64) - start < want {
+        let left = want - (out.len() as u64 - start);
+        let n = (chunk.len() as u64).min(left) as usize;
+        let got = match r.read(&mut chunk[..n]) {
+            Ok(0) => break,
+            Ok(g) => g,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if out.capacity() - out.len() < got {
+            let grow = out.capacity().max(1 << 20);
+            let room = (want - (out.len() as u64 - start)) as usize;
+            out.reserve_exact(grow.min(room).max(got));
+        }
+        out.extend_from_slice(&chunk[..got]);
+    }
+    Ok(out.len() as u64 - start)
+}
+
+impl<'a> IdxStream<'a> {
+    /// Open an IDX file (gzip or raw, told by content) and read its header. `magic` is
+    /// [`IMAGES_MAGIC`] or [`LABELS_MAGIC`].
+    pub fn open(path: &Path, magic: u32) -> Result<IdxStream<'static>> {
+        let name = path.display().to_string();
+        let file = crate::files::open_regular(path)?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut br = std::io::BufReader::new(file);
+        let gz = is_gzip(std::io::BufRead::fill_buf(&mut br).map_err(|e| Error::io(path, e))?);
+        let reader: Box<dyn Read> = if gz {
+            Box::new(flate2::bufread::MultiGzDecoder::new(br))
         } else {
-            Error::Io {
-                path: name.clone(),
-                source: e,
+            Box::new(br)
+        };
+        IdxStream::start(name, reader, gz, (!gz).then_some(len), magic)
+    }
+
+    /// The same over bytes in memory (the embedded data set, tests).
+    pub fn from_bytes(bytes: &'a [u8], name: &str, magic: u32) -> Result<IdxStream<'a>> {
+        let gz = is_gzip(bytes);
+        let reader: Box<dyn Read + 'a> = if gz {
+            Box::new(flate2::bufread::MultiGzDecoder::new(bytes))
+        } else {
+            Box::new(bytes)
+        };
+        IdxStream::start(
+            name.to_string(),
+            reader,
+            gz,
+            (!gz).then_some(bytes.len() as u64),
+            magic,
+        )
+    }
+
+    fn start(
+        name: String,
+        mut reader: Box<dyn Read + 'a>,
+        gz: bool,
+        raw_len: Option<u64>,
+        want: u32,
+    ) -> Result<IdxStream<'a>> {
+        let ndim = if want == IMAGES_MAGIC { 3 } else { 1 };
+        let header_len = 4 + 4 * ndim as u64;
+        let mut head = Vec::new();
+        read_at_most(&mut reader, header_len, &mut head).map_err(|e| read_err(&name, gz, e))?;
+        check_magic(&head, want, header_len as usize, &name)?;
+        let dims: Vec<usize> = (0..ndim)
+            .map(|i| be_u32(&head, 4 + 4 * i) as usize)
+            .collect();
+        Ok(IdxStream {
+            name,
+            reader,
+            gz,
+            raw_body: raw_len.map(|l| l.saturating_sub(header_len)),
+            dims,
+        })
+    }
+
+    /// Read `take` items of `item` bytes each (the first `take` of the `count` the header
+    /// declares); when all are taken, also check that nothing follows them. `what` describes the
+    /// whole body for the messages ("5 images of 28×28").
+    fn body(mut self, count: usize, take: usize, item: u64, what: &str) -> Result<Vec<u8>> {
+        let name = self.name.clone();
+        let total = (count as u64).checked_mul(item);
+        // An uncompressed file's length is checked against the header before anything is read.
+        if let (Some(have), Some(want)) = (self.raw_body, total) {
+            check_len(have, want, what, &name)?;
+        }
+        let want = (take as u64)
+            .checked_mul(item)
+            .filter(|&b| b <= MAX_BODY_BYTES)
+            .ok_or_else(|| {
+                data_err(
+                    &name,
+                    format!(
+                        "{take} items of {item} bytes (of {what}) are more than the {MAX_BODY_BYTES} bytes one read may hold: read fewer (--train-n, --test-n)"
+                    ),
+                )
+            })?;
+        let mut out = Vec::new();
+        let got = read_at_most(&mut self.reader, want, &mut out)
+            .map_err(|e| read_err(&name, self.gz, e))?;
+        if got < want {
+            let promised = total.map_or(what.to_string(), |t| format!("{what} ({t} bytes)"));
+            return Err(data_err(
+                &name,
+                format!(
+                    "truncated data: the header promises {promised} but only {got} bytes follow"
+                ),
+            ));
+        }
+        if take == count && self.raw_body.is_none() {
+            let mut extra = Vec::new();
+            let n = read_at_most(&mut self.reader, TRAILING_COUNTED, &mut extra)
+                .map_err(|e| read_err(&name, self.gz, e))?;
+            if n > 0 {
+                let count = if n == TRAILING_COUNTED {
+                    format!("{n} or more")
+                } else {
+                    n.to_string()
+                };
+                return Err(data_err(
+                    &name,
+                    format!(
+                        "{count} unexpected bytes after the {what} the header promises ({want} bytes)"
+                    ),
+                ));
             }
         }
-    })?;
-    maybe_gunzip(&bytes, &name)
+        Ok(out)
+    }
+
+    /// The images of an image stream: the first `limit` (None: all), checked against the header.
+    pub fn images(self, limit: Option<usize>) -> Result<Images> {
+        let (n, h, w) = (self.dims[0], self.dims[1], self.dims[2]);
+        if n == 0 {
+            return Err(data_err(&self.name, "zero images"));
+        }
+        if h == 0 || w == 0 {
+            return Err(data_err(&self.name, format!("images of size {h}×{w}")));
+        }
+        let take = limit.map_or(n, |l| l.min(n));
+        let what = format!("{n} images of {h}×{w}");
+        let pixels = self.body(n, take, h as u64 * w as u64, &what)?;
+        Ok(Images {
+            n: take,
+            h,
+            w,
+            pixels,
+        })
+    }
+
+    /// The labels of a label stream: the first `limit` (None: all), checked against the header.
+    pub fn labels(self, limit: Option<usize>) -> Result<Vec<u8>> {
+        let n = self.dims[0];
+        if n == 0 {
+            return Err(data_err(&self.name, "zero labels"));
+        }
+        let take = limit.map_or(n, |l| l.min(n));
+        self.body(n, take, 1, &format!("{n} labels"))
+    }
+
+    /// The file's name as used in messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn check_len(have: u64, want: u64, what: &str, name: &str) -> Result<()> {
+    if have < want {
+        return Err(data_err(
+            name,
+            format!("truncated data: the header promises {what} ({want} bytes) but only {have} bytes follow"),
+        ));
+    }
+    if have > want {
+        return Err(data_err(
+            name,
+            format!(
+                "{} unexpected bytes after the {what} the header promises ({want} bytes)",
+                have - want
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
@@ -114,65 +309,24 @@ fn check_magic(bytes: &[u8], want: u32, header_len: usize, name: &str) -> Result
     Ok(())
 }
 
-fn check_body(bytes: &[u8], header: usize, want: u64, what: &str, name: &str) -> Result<()> {
-    let have = (bytes.len() - header) as u64;
-    if have < want {
-        return Err(data_err(
-            name,
-            format!("truncated data: the header promises {what} ({want} bytes) but only {have} bytes follow"),
-        ));
-    }
-    if have > want {
-        return Err(data_err(
-            name,
-            format!(
-                "{} unexpected bytes after the {what} the header promises ({want} bytes)",
-                have - want
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Decode an IDX image file's (already inflated) bytes.
+/// Decode an IDX image file's bytes (gzip or raw).
 pub fn decode_images(bytes: &[u8], name: &str) -> Result<Images> {
-    check_magic(bytes, IMAGES_MAGIC, 16, name)?;
-    let (n, h, w) = (be_u32(bytes, 4), be_u32(bytes, 8), be_u32(bytes, 12));
-    if n == 0 {
-        return Err(data_err(name, "zero images"));
-    }
-    if h == 0 || w == 0 {
-        return Err(data_err(name, format!("images of size {h}×{w}")));
-    }
-    let want = n as u64 * h as u64 * w as u64;
-    check_body(bytes, 16, want, &format!("{n} images of {h}×{w}"), name)?;
-    Ok(Images {
-        n: n as usize,
-        h: h as usize,
-        w: w as usize,
-        pixels: bytes[16..].to_vec(),
-    })
+    IdxStream::from_bytes(bytes, name, IMAGES_MAGIC)?.images(None)
 }
 
-/// Decode an IDX label file's (already inflated) bytes.
+/// Decode an IDX label file's bytes (gzip or raw).
 pub fn decode_labels(bytes: &[u8], name: &str) -> Result<Vec<u8>> {
-    check_magic(bytes, LABELS_MAGIC, 8, name)?;
-    let n = be_u32(bytes, 4);
-    if n == 0 {
-        return Err(data_err(name, "zero labels"));
-    }
-    check_body(bytes, 8, n as u64, &format!("{n} labels"), name)?;
-    Ok(bytes[8..].to_vec())
+    IdxStream::from_bytes(bytes, name, LABELS_MAGIC)?.labels(None)
 }
 
-/// Read an IDX image file (gzip or raw).
+/// Read an IDX image file (gzip or raw) whole.
 pub fn read_images(path: &Path) -> Result<Images> {
-    decode_images(&read_file(path)?, &path.display().to_string())
+    IdxStream::open(path, IMAGES_MAGIC)?.images(None)
 }
 
-/// Read an IDX label file (gzip or raw).
+/// Read an IDX label file (gzip or raw) whole.
 pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
-    decode_labels(&read_file(path)?, &path.display().to_string())
+    IdxStream::open(path, LABELS_MAGIC)?.labels(None)
 }
 
 /// Encode images as IDX bytes (raw, not compressed).

@@ -167,27 +167,21 @@ fn pair(images: idx::Images, labels: Vec<u8>, img_name: &str, lab_name: &str) ->
     Ok(split)
 }
 
-/// `path` or `path.gz`, whichever exists (the plain name first); `None` if neither does.
+/// `path` or `path.gz`, whichever exists (the plain name first); `None` if neither does. Anything
+/// at the name counts (a folder, a FIFO, a dangling link): opening it then says what it is.
 fn either(dir: &Path, base: &str) -> Option<PathBuf> {
     [base.to_string(), format!("{base}.gz")]
         .into_iter()
         .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+        .find(|p| std::fs::symlink_metadata(p).is_ok())
 }
 
 impl Dataset {
     /// The embedded default: 10,000 MNIST digits split by a fixed seeded shuffle into 9,000 train and
     /// 1,000 test (every class in both).
     pub fn embedded() -> Result<Dataset> {
-        let name = "embedded assets/mnist-10k";
-        let images = idx::decode_images(
-            &idx::maybe_gunzip(EMBEDDED_IMAGES, name)?,
-            "assets/mnist-10k/images-idx3-ubyte.gz",
-        )?;
-        let labels = idx::decode_labels(
-            &idx::maybe_gunzip(EMBEDDED_LABELS, name)?,
-            "assets/mnist-10k/labels-idx1-ubyte.gz",
-        )?;
+        let images = idx::decode_images(EMBEDDED_IMAGES, "assets/mnist-10k/images-idx3-ubyte.gz")?;
+        let labels = idx::decode_labels(EMBEDDED_LABELS, "assets/mnist-10k/labels-idx1-ubyte.gz")?;
         let all = pair(
             images,
             labels,
@@ -207,9 +201,50 @@ impl Dataset {
     /// or exactly one pair `*images-idx3-ubyte[.gz]` + `*labels-idx1-ubyte[.gz]`, which is split
     /// 90 % / 10 % by a fixed seeded shuffle. Gzip is detected from the content.
     pub fn load(dir: &Path) -> Result<Dataset> {
+        Self::load_first(dir, None, None)
+    }
+
+    /// [`Dataset::load`] reading only what a run asks for: with the four standard names, the
+    /// first `train_n` train and `test_n` test images (None: all) are read and the rest of each
+    /// file is not (an uncompressed file's length is still checked against its header). A
+    /// single pair is split by a shuffle over all its images, so it is read whole.
+    pub fn load_first(
+        dir: &Path,
+        train_n: Option<usize>,
+        test_n: Option<usize>,
+    ) -> Result<Dataset> {
+        for (n, what) in [(train_n, "train"), (test_n, "test")] {
+            if n == Some(0) {
+                return Err(Error::invalid(format!(
+                    "--{what}-n 0: a subset needs at least one image"
+                )));
+            }
+        }
         let dname = dir.display().to_string();
-        if !dir.is_dir() {
-            return Err(data_err(&dname, "missing data folder (no such directory)"));
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                let what = if m.is_file() {
+                    "a file"
+                } else {
+                    "a device, FIFO or socket"
+                };
+                return Err(data_err(
+                    &dname,
+                    format!(
+                        "is {what}, not a folder: --data takes the folder that holds the IDX files"
+                    ),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let what = if std::fs::symlink_metadata(dir).is_ok() {
+                    "a symbolic link to nothing (its target does not exist)"
+                } else {
+                    "missing data folder (no such directory)"
+                };
+                return Err(data_err(&dname, what));
+            }
+            Err(e) => return Err(data_err(&dname, format!("cannot be read: {e}"))),
         }
         let std_found: Vec<Option<PathBuf>> =
             STANDARD_NAMES.iter().map(|b| either(dir, b)).collect();
@@ -230,8 +265,8 @@ impl Dataset {
                     }
                 }
             }
-            let train = Self::load_pair(&paths[0], &paths[1])?;
-            let test = Self::load_pair(&paths[2], &paths[3])?;
+            let train = Self::load_pair_first(&paths[0], &paths[1], train_n)?;
+            let test = Self::load_pair_first(&paths[2], &paths[3], test_n)?;
             return Ok(Dataset {
                 train,
                 test,
@@ -293,18 +328,33 @@ impl Dataset {
     /// Read one images file and one labels file (gzip or raw) into a split, checking that they agree
     /// and fit the models.
     pub fn load_pair(images: &Path, labels: &Path) -> Result<Split> {
+        Self::load_pair_first(images, labels, None)
+    }
+
+    /// [`Dataset::load_pair`] reading only the first `limit` images and labels (None: all). The
+    /// headers are checked (magic, sizes, counts that agree) before any data is read.
+    pub fn load_pair_first(images: &Path, labels: &Path, limit: Option<usize>) -> Result<Split> {
         let (iname, lname) = (images.display().to_string(), labels.display().to_string());
-        let img = idx::read_images(images)?;
-        if (img.h, img.w) != (SIDE, SIDE) {
+        let img = idx::IdxStream::open(images, idx::IMAGES_MAGIC)?;
+        let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);
+        if n > 0 && (h, w) != (SIDE, SIDE) {
             return Err(data_err(
                 &iname,
+                format!("wrong image size for the model: {h}×{w}, the models take {SIDE}×{SIDE}"),
+            ));
+        }
+        let lab = idx::IdxStream::open(labels, idx::LABELS_MAGIC)?;
+        if n > 0 && lab.dims[0] > 0 && lab.dims[0] != n {
+            return Err(data_err(
+                &lname,
                 format!(
-                    "wrong image size for the model: {}×{}, the models take {SIDE}×{SIDE}",
-                    img.h, img.w
+                    "count mismatch: {} labels but {iname} holds {n} images",
+                    lab.dims[0]
                 ),
             ));
         }
-        let lab = idx::read_labels(labels)?;
+        let img = img.images(limit)?;
+        let lab = lab.labels(limit)?;
         pair(img, lab, &iname, &lname)
     }
 

@@ -196,7 +196,8 @@ impl std::str::FromStr for Task {
             .find(|t| t.name() == s)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown task '{s}': use plain, symmetric, rot-sb or trans-sb"
+                    "unknown task '{}': use plain, symmetric, rot-sb or trans-sb",
+                    s.escape_debug()
                 ))
             })
     }

@@ -209,6 +209,24 @@ impl Gpu {
         Ok(())
     }
 
+    /// Check an f32 tensor of `shape` against the adapter's limits before anything is allocated
+    /// for it (on the host or the GPU): the element count with checked arithmetic (an overflow is
+    /// an error naming the shape, never a wrap), its bytes against the buffer limits. Returns the
+    /// element count.
+    pub fn check_shape(&self, what: &str, shape: &[usize]) -> Result<usize> {
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|n| n.checked_mul(4).is_some())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{what}: a tensor of shape {shape:?} has more elements than can be counted"
+                ))
+            })?;
+        self.check_size(what, n as u64 * 4)?;
+        Ok(n)
+    }
+
     /// A pooled storage buffer of at least `bytes` bytes (contents undefined).
     pub fn alloc(self: &Arc<Self>, bytes: u64) -> Result<PooledBuffer> {
         self.check_size("a tensor", bytes)?;

@@ -76,7 +76,7 @@ impl std::str::FromStr for ModelKind {
         ModelKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| Error::invalid(format!("unknown model '{s}': use one of gcnn, faux-gcnn, faux-gcnn-kl, cnn, mlp, faux-cnn, faux-cnn-kl")))
+            .ok_or_else(|| Error::invalid(format!("unknown model '{}': use one of gcnn, faux-gcnn, faux-gcnn-kl, cnn, mlp, faux-cnn, faux-cnn-kl", s.escape_debug())))
     }
 }
 
@@ -96,7 +96,61 @@ pub struct Arch {
     pub dropout: f32,
 }
 
+/// The most channels a feature layer may have (SPEC: 20).
+pub const MAX_CHANNELS: usize = 4096;
+/// The widest hidden layer an MLP or a head may have (SPEC: 1,024).
+pub const MAX_WIDTH: usize = 65_536;
+/// The most hidden layers an MLP may have (SPEC: 6).
+pub const MAX_DEPTH: usize = 64;
+
 impl Arch {
+    /// Check the sizes before anything is allocated: channels between 1 and [`MAX_CHANNELS`],
+    /// hidden widths between 1 and [`MAX_WIDTH`], 1 to [`MAX_DEPTH`] MLP layers, a side the feature
+    /// stack can take. (Each tensor is then checked against the adapter's limits when it is made.)
+    pub fn check(&self) -> Result<()> {
+        if let Some(c) = self
+            .channels
+            .iter()
+            .find(|&&c| !(1..=MAX_CHANNELS).contains(&c))
+        {
+            return Err(Error::invalid(format!(
+                "channels {:?}: each layer takes 1 to {MAX_CHANNELS} channels, not {c}",
+                self.channels
+            )));
+        }
+        if self.mlp.is_empty() || self.mlp.len() > MAX_DEPTH {
+            return Err(Error::invalid(format!(
+                "mlp {:?}: an MLP takes 1 to {MAX_DEPTH} hidden widths",
+                self.mlp
+            )));
+        }
+        for (what, w) in self
+            .mlp
+            .iter()
+            .map(|&w| ("mlp", w))
+            .chain([("hidden", self.hidden), ("classes", self.classes)])
+        {
+            if !(1..=MAX_WIDTH).contains(&w) {
+                return Err(Error::invalid(format!(
+                    "{what} width {w}: use 1 to {MAX_WIDTH}"
+                )));
+            }
+        }
+        if !(1..=1024).contains(&self.side) {
+            return Err(Error::invalid(format!(
+                "input side {}: use 1 to 1024 pixels",
+                self.side
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::invalid(format!(
+                "dropout {}: use a probability in [0, 1)",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
     /// SPEC §4's sizes for a model, input side and class count.
     pub fn paper(kind: ModelKind, side: usize, classes: usize) -> Arch {
         let channels = match kind {
@@ -186,6 +240,7 @@ impl Model {
         clones: &CloneSet,
         rng: &mut Rng,
     ) -> Result<Model> {
+        arch.check()?;
         let mut features = Vec::new();
         let mut kl_refs = Vec::new();
         let mut head = Vec::new();

@@ -24,8 +24,9 @@ fn init(
             "{name}: a convolution needs k, Cin and Cout ≥ 1 (got k = {k}, Cin = {cin}, Cout = {cout})"
         )));
     }
+    let n = gpu.check_shape(&format!("{name}.weight"), wshape)?;
     let bound = 1.0 / ((cin * k * k) as f32).sqrt();
-    let w = rng.uniform_vec(wshape.iter().product(), -bound, bound);
+    let w = rng.uniform_vec(n, -bound, bound);
     let b = rng.uniform_vec(cout, -bound, bound);
     Ok((
         Param::new(

@@ -5,7 +5,7 @@ use crate::autograd::{Tape, Var};
 use crate::ops::matmul::{self, Epilogue};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use crate::{Gpu, Result};
+use crate::{Error, Gpu, Result};
 use std::sync::Arc;
 
 /// `y = x Wᵀ + b`, W of shape (out, in).
@@ -23,8 +23,14 @@ impl Linear {
         fan_out: usize,
         rng: &mut Rng,
     ) -> Result<Self> {
+        if fan_in == 0 || fan_out == 0 {
+            return Err(Error::invalid(format!(
+                "{name}: a linear layer needs at least one input and one output (got {fan_in} → {fan_out})"
+            )));
+        }
+        let n = gpu.check_shape(&format!("{name}.weight"), &[fan_out, fan_in])?;
         let bound = 1.0 / (fan_in as f32).sqrt();
-        let w = rng.uniform_vec(fan_in * fan_out, -bound, bound);
+        let w = rng.uniform_vec(n, -bound, bound);
         let b = rng.uniform_vec(fan_out, -bound, bound);
         Ok(Linear {
             weight: Param::new(

@@ -77,6 +77,12 @@ pub fn requested(kind: &str, dim: usize) -> Result<Vec<(OperatorKind, usize)>> {
             "--dim {dim} is too small for a 3×3 layer"
         )));
     }
+    let max = crate::clone::operator::MAX_SIDE;
+    if dim > max {
+        return Err(Error::invalid(format!(
+            "--dim {dim}: a clone's input side is at most {max} (its dense operator has (d−2)²·d² entries per block)"
+        )));
+    }
     Ok(needed)
 }
 
@@ -105,7 +111,12 @@ pub fn clone_command(
     rep: &mut dyn Reporter,
 ) -> Result<(Vec<CloneReport>, Option<Fidelity>)> {
     let needed = requested(kind, dim)?;
+    cfg.validate()?;
     let ds = super::load_data(cfg)?;
+    for &(k, d) in &needed {
+        ClonedOperator::check_sizes(gpu, k, d, cfg.clone.nb, cfg.clone.m)?;
+    }
+    let _lock = crate::files::FolderLock::acquire(out)?;
     if kind == "lift+p4" {
         let made = clone_lift_p4(gpu, cfg, dim, out, resume, &ds, rep)?;
         Ok((made.layers, made.fidelity))

@@ -14,7 +14,7 @@ use crate::models::{Model, ModelKind};
 use crate::ops::{gconv, transform};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use crate::{Gpu, Result};
+use crate::{Error, Gpu, Result};
 use std::sync::Arc;
 
 /// A single-channel layer over an operator, with filter `code` and no bias.
@@ -91,6 +91,14 @@ pub fn operator_equivariance(gpu: &Arc<Gpu>, op: &ClonedOperator, seed: u64) -> 
         _ => Group::C4,
     };
     let layer = single_channel(gpu, op, &code)?;
+    // A zero map is trivially equivariant: an operator whose output is zero (untrained blocks)
+    // has no equivariance error worth reporting.
+    if clone_map(&layer, &x)?.to_vec()?.iter().all(|&v| v == 0.0) {
+        return Err(Error::invalid(format!(
+            "the {} clone for d = {d} maps every input to zero (its blocks are untrained): its equivariance error would be a meaningless 0",
+            op.kind.name()
+        )));
+    }
     let ec = equivariance_error(&|t: &Tensor| clone_map(&layer, t), &x, &group)?;
     let et = equivariance_error(&|t: &Tensor| true_layer(gpu, op.kind, &code, t), &x, &group)?;
     Ok((ec, et))
@@ -174,23 +182,34 @@ pub fn fidelity_check(
 }
 
 /// For a network on frozen clones: whether every cloned tensor of the trained model `m` is
-/// bit-identical to the clone it started from. None for other networks (KL ones move theirs).
+/// bit-identical to the clone it started from. None for other networks (KL ones move theirs). A
+/// model with no cloned tensor, or one whose tensor has no clone to compare with, is an error:
+/// the check never says "unchanged" about nothing.
 pub fn clones_unchanged(model: ModelKind, m: &Model, clones: &CloneSet) -> Result<Option<bool>> {
-    if model.cloned().is_some() && !model.kl() {
-        let mut all = true;
-        for p in m.cloned_params() {
-            let key = p.name().to_string();
-            let orig = clones
-                .values()
-                .flat_map(|c| c.params())
-                .find(|q| q.name() == key);
-            if let Some(o) = orig {
-                let (a, b) = (p.value().to_vec()?, o.value().to_vec()?);
-                all &= a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
-            }
-        }
-        Ok(Some(all))
-    } else {
-        Ok(None)
+    if model.cloned().is_none() || model.kl() {
+        return Ok(None);
     }
+    let mut all = true;
+    let mut compared = 0;
+    for p in m.cloned_params() {
+        let key = p.name().to_string();
+        let o = clones
+            .values()
+            .flat_map(|c| c.params())
+            .find(|q| q.name() == key)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "frozen-clone check of {model}: its tensor {key} matches no clone given"
+                ))
+            })?;
+        let (a, b) = (p.value().to_vec()?, o.value().to_vec()?);
+        all &= a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+        compared += 1;
+    }
+    if compared == 0 {
+        return Err(Error::invalid(format!(
+            "frozen-clone check of {model}: the model has no cloned tensor to compare"
+        )));
+    }
+    Ok(Some(all))
 }

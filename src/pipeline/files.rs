@@ -24,10 +24,14 @@ pub(crate) fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> 
     )
 }
 
-/// Read a JSON file written by [`write_json`]; None when it is missing or unreadable (the phase
-/// is then run again).
+/// The largest phase result `--resume` reads back (64 MiB; one is a few kilobytes).
+const MAX_RESULT_BYTES: u64 = 64 << 20;
+
+/// Read a JSON file written by [`write_json`]; None when it is missing, not a regular file, too
+/// large or unreadable (the phase is then run again).
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    let bytes = crate::files::read_bounded(path, MAX_RESULT_BYTES, "a phase result").ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Read a JSON file, with an error naming the file when it is missing or not of the expected form.

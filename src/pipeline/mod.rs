@@ -29,6 +29,7 @@ pub use report::{
 use crate::clone::CloneSet;
 use crate::data::resize::prepare_digits;
 use crate::data::Dataset;
+use crate::files::FolderLock;
 use crate::{Error, Gpu, Result};
 use files::write_json;
 use std::path::Path;
@@ -58,7 +59,7 @@ impl Reporter for Silent {
 pub fn load_data(cfg: &RunConfig) -> Result<Dataset> {
     let ds = match &cfg.data {
         None => Dataset::embedded()?,
-        Some(dir) => Dataset::load(dir)?,
+        Some(dir) => Dataset::load_first(dir, cfg.train_n, cfg.test_n)?,
     }
     .subset(cfg.train_n, cfg.test_n)?;
     Ok(Dataset {
@@ -80,10 +81,16 @@ pub fn run(
 ) -> Result<Report> {
     cfg.validate()?;
     let t0 = std::time::Instant::now();
+    // Every input is checked before anything is written: a bad one leaves no file behind.
+    let ds = load_data(cfg)?;
+    let needed = clones::needed_clones(cfg)?;
+    if let Some(set) = &given {
+        clones::check_given(set, &needed)?;
+    }
+    let _lock = FolderLock::acquire(out)?;
     std::fs::create_dir_all(out.join("clones")).map_err(|e| Error::io(out, e))?;
     std::fs::create_dir_all(out.join("models")).map_err(|e| Error::io(out, e))?;
     write_json(&out.join("config.json"), cfg)?;
-    let ds = load_data(cfg)?;
 
     // Each phase starts from a trimmed pool and records its high-water mark.
     let mut memory = Vec::new();
@@ -100,12 +107,8 @@ pub fn run(
     gpu.reset_peak();
 
     // Phase 1: the clones (or the ones given), their fidelity and loss curves.
-    let needed = clones::needed_clones(cfg)?;
     let (clones, clone_reports) = match given {
-        Some(set) => {
-            clones::check_given(&set, &needed)?;
-            (set, Vec::new())
-        }
+        Some(set) => (set, Vec::new()),
         None => clone_phase(gpu, cfg, &needed, &out.join("clones"), resume, &ds, rep)?,
     };
     phase_done("clones")?;

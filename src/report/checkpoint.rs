@@ -6,15 +6,35 @@ use crate::autograd::Param;
 use crate::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use crate::files::write_atomic;
 
-/// Save parameters (read back from the GPU) with metadata.
+/// The largest safetensors header read (1 MiB; a checkpoint of this crate has a few hundred bytes).
+pub const MAX_HEADER_BYTES: u64 = 1 << 20;
+
+fn data_err(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Data {
+        path: path.display().to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// Save parameters (read back from the GPU) with metadata. A tensor holding a NaN or an infinity
+/// is refused, and nothing is written: a checkpoint is always one that can be resumed from.
 pub fn save(path: &Path, params: &[Param], metadata: &HashMap<String, String>) -> Result<()> {
     let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for p in params {
         let v = p.value().to_vec()?;
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::invalid(format!(
+                "not writing {}: tensor '{}' holds {} at index {i} (training diverged; lower the learning rate)",
+                path.display(),
+                p.name(),
+                v[i]
+            )));
+        }
         data.push((
             p.name().to_string(),
             p.value().shape().to_vec(),
@@ -32,32 +52,79 @@ pub fn save(path: &Path, params: &[Param], metadata: &HashMap<String, String>) -
     write_atomic(path, &bytes)
 }
 
-/// The metadata map of a checkpoint.
-pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Data {
-        path: path.display().to_string(),
-        msg: format!("not a safetensors file: {e}"),
-    })?;
-    Ok(meta.metadata().clone().unwrap_or_default())
+/// The header of a safetensors file: its length and its JSON, read without reading the tensors
+/// (at most [`MAX_HEADER_BYTES`]), and the file's length.
+fn read_header(path: &Path) -> Result<(u64, serde_json::Value, u64)> {
+    let mut f = crate::files::open_regular(path)?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut n8 = [0u8; 8];
+    if len < 8 {
+        return Err(data_err(
+            path,
+            format!("not a safetensors file: {len} bytes, shorter than the 8-byte header length"),
+        ));
+    }
+    f.read_exact(&mut n8).map_err(|e| Error::io(path, e))?;
+    let n = u64::from_le_bytes(n8);
+    if n > MAX_HEADER_BYTES || n > len - 8 {
+        return Err(data_err(
+            path,
+            format!(
+                "not a safetensors file: a header of {n} bytes (the file has {len}, a header here is at most {MAX_HEADER_BYTES})"
+            ),
+        ));
+    }
+    let mut head = vec![0u8; n as usize];
+    f.read_exact(&mut head).map_err(|e| Error::io(path, e))?;
+    let json: serde_json::Value = serde_json::from_slice(&head)
+        .map_err(|e| data_err(path, format!("not a safetensors file: header: {e}")))?;
+    if !json.is_object() {
+        return Err(data_err(
+            path,
+            "not a safetensors file: the header is not a JSON object",
+        ));
+    }
+    Ok((n, json, len))
 }
 
-/// Load every parameter from a checkpoint into the GPU tensors, checking names and shapes; when
-/// `expect` is given, every listed metadata entry must match (a checkpoint of another
-/// configuration is refused with the differing key named).
+/// The length of a checkpoint's header and of the whole file (the header alone is read), to check
+/// a file's size against the tensors it must hold before anything is allocated for them.
+pub fn header_and_file_len(path: &Path) -> Result<(u64, u64)> {
+    let (n, _, len) = read_header(path)?;
+    Ok((n, len))
+}
+
+/// The metadata map of a checkpoint (read from its header only).
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let (_, json, _) = read_header(path)?;
+    match json.get("__metadata__") {
+        None | Some(serde_json::Value::Null) => Ok(HashMap::new()),
+        Some(serde_json::Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(data_err(
+                    path,
+                    format!(
+                        "not a safetensors file: metadata entry \"{}\" is not a string",
+                        k.escape_debug()
+                    ),
+                )),
+            })
+            .collect(),
+        Some(_) => Err(data_err(
+            path,
+            "not a safetensors file: __metadata__ is not a map",
+        )),
+    }
+}
+
+/// Load every parameter from a checkpoint into the GPU tensors, checking names, shapes and that
+/// every value is finite; when `expect` is given, every listed metadata entry must match (a
+/// checkpoint of another configuration is refused with the differing key named). The file is
+/// read only if its length is what the header and the parameters make it.
 pub fn load(path: &Path, params: &[Param], expect: &HashMap<String, String>) -> Result<()> {
     let pstr = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: pstr.clone(),
-        source: e,
-    })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::Data {
-        path: pstr.clone(),
-        msg: format!("not a safetensors file: {e}"),
-    })?;
     let meta = read_metadata(path)?;
     for (k, v) in expect {
         match meta.get(k) {
@@ -66,7 +133,9 @@ pub fn load(path: &Path, params: &[Param], expect: &HashMap<String, String>) -> 
                 return Err(Error::Data {
                     path: pstr,
                     msg: format!(
-                        "written for another configuration: {k} is '{have}', this run needs '{v}'"
+                        "written for another configuration: {k} is \"{}\", this run needs \"{}\"",
+                        have.escape_debug(),
+                        v.escape_debug()
                     ),
                 })
             }
@@ -78,6 +147,51 @@ pub fn load(path: &Path, params: &[Param], expect: &HashMap<String, String>) -> 
             }
         }
     }
+    // Names, types and shapes from the header first, then the file's length: the file is read
+    // only when it holds exactly the header and these tensors.
+    let (n, header, len) = read_header(path)?;
+    for p in params {
+        let entry = header.get(p.name()).ok_or_else(|| Error::Data {
+            path: pstr.clone(),
+            msg: format!("has no tensor '{}'", p.name()),
+        })?;
+        let dtype = entry.get("dtype").and_then(|d| d.as_str()).unwrap_or("?");
+        let shape: Option<Vec<usize>> = entry
+            .get("shape")
+            .and_then(|s| serde_json::from_value(s.clone()).ok());
+        if dtype != "F32" || shape.as_deref() != Some(p.value().shape()) {
+            return Err(Error::Data {
+                path: pstr.clone(),
+                msg: format!(
+                    "tensor '{}' is {} {}, the model needs F32 {:?}",
+                    p.name(),
+                    dtype.escape_debug(),
+                    shape.map_or("of no readable shape".into(), |s| format!("{s:?}")),
+                    p.value().shape()
+                ),
+            });
+        }
+    }
+    let need: u64 = params
+        .iter()
+        .map(|p| p.value().numel() as u64 * 4)
+        .sum::<u64>()
+        + 8
+        + n;
+    if len != need {
+        return Err(data_err(
+            path,
+            format!(
+                "{len} bytes, but a checkpoint of these tensors has {need} (a {n}-byte header and {} tensor bytes): the file is truncated, padded or of another model",
+                need - 8 - n
+            ),
+        ));
+    }
+    let bytes = crate::files::read_bounded(path, need, "this checkpoint")?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::Data {
+        path: pstr.clone(),
+        msg: format!("not a safetensors file: {e}"),
+    })?;
     for p in params {
         let t = st.tensor(p.name()).map_err(|_| Error::Data {
             path: pstr.clone(),
@@ -96,6 +210,16 @@ pub fn load(path: &Path, params: &[Param], expect: &HashMap<String, String>) -> 
             });
         }
         let v: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            return Err(Error::Data {
+                path: pstr.clone(),
+                msg: format!(
+                    "tensor '{}' holds {} at index {i}: a checkpoint must hold finite numbers",
+                    p.name(),
+                    v[i]
+                ),
+            });
+        }
         p.value().write_slice(&v)?;
     }
     Ok(())

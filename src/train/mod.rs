@@ -12,6 +12,7 @@ use crate::{Error, Result};
 
 /// How a network is trained.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     pub epochs: usize,
     pub batch: usize,
@@ -27,13 +28,32 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Check every number before a run starts: at least one epoch and one image per batch, a
+    /// finite positive learning rate, a decay in (0, 1], a finite non-negative weight decay and
+    /// KL weight β, a known optimiser.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch == 0 {
+            return Err(Error::invalid("a batch size of 0: use at least 1"));
+        }
+        if self.epochs == 0 {
+            return Err(Error::invalid("--epochs 0: use at least 1"));
+        }
+        positive("learning rate (--lr)", self.lr)?;
+        unit_decay("learning-rate decay", self.lr_decay)?;
+        non_negative("weight decay", self.weight_decay)?;
+        non_negative("KL weight β (--beta)", self.beta)?;
+        self.optimizer_kind()?;
+        Ok(())
+    }
+
     /// The optimiser this configuration names.
     pub fn optimizer_kind(&self) -> Result<OptimizerKind> {
         match self.optimizer.as_str() {
             "adam" => Ok(OptimizerKind::adam(self.weight_decay)),
             "adamw" => Ok(OptimizerKind::adamw(self.weight_decay)),
             o => Err(Error::invalid(format!(
-                "unknown optimiser '{o}': use adam or adamw"
+                "unknown optimiser \"{}\": use adam or adamw",
+                o.escape_debug()
             ))),
         }
     }
@@ -104,9 +124,7 @@ pub fn train_with(
     progress: Progress,
     on_epoch: &mut dyn FnMut(&EpochLog) -> Result<()>,
 ) -> Result<TrainResult> {
-    if cfg.epochs == 0 {
-        return Err(Error::invalid("training for 0 epochs: use at least 1"));
-    }
+    cfg.validate()?;
     let t0 = std::time::Instant::now();
     let params = model.params();
     let mut opt = Optimizer::new(cfg.optimizer_kind()?, cfg.lr, &params);
@@ -184,4 +202,37 @@ fn accumulate(slot: &mut Option<Tensor>, v: &Tensor) -> Result<()> {
         Some(acc) => acc.acc_(v, 1.0)?,
     }
     Ok(())
+}
+
+/// A finite number above zero, or an error naming the knob.
+pub fn positive(what: &str, v: f32) -> Result<()> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} {v}: use a finite number above 0"
+        )))
+    }
+}
+
+/// A finite number at or above zero, or an error naming the knob.
+pub fn non_negative(what: &str, v: f32) -> Result<()> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} {v}: use a finite number, 0 or above"
+        )))
+    }
+}
+
+/// A decay factor in (0, 1], or an error naming the knob.
+pub fn unit_decay(what: &str, v: f32) -> Result<()> {
+    if v > 0.0 && v <= 1.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} {v}: use a factor above 0 and at most 1 (1 = constant)"
+        )))
+    }
 }

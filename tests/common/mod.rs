@@ -36,9 +36,26 @@ pub fn rng(seed: u64) -> Rng {
     Rng::new(seed)
 }
 
-/// Relative f32 summation error bound for K-term sums: a few ulps times √K, at least 1e-6.
+/// Relative f32 error bound, norm-wise, for outputs that are K-term sums (DESIGN.md, "Numbers"):
+/// rounding errors of a K-term sum grow like √K·2⁻²⁴ relative; ×4 for the spread over many
+/// outputs, plus 2·2⁻²⁴ for rounding the products and the result. No floor: a K of 1 gets 6 ulps.
 pub fn sum_tol(k: usize) -> f64 {
-    (4.0 * (k.max(1) as f64).sqrt() * f32::EPSILON as f64 / 2.0).max(1e-6)
+    (4.0 * (k.max(1) as f64).sqrt() + 2.0) * 2f64.powi(-24)
+}
+
+/// `got` against the f64 `want` whose entries are K-term sums; `want_abs` is the same sums over
+/// the terms' absolute values. A sum's rounding error scales with Σ|terms|, not with |Σ terms|:
+/// where terms cancel, the error relative to the result grows by ‖want_abs‖ / ‖want‖, so the
+/// tolerance is [`sum_tol`]`(k)` times that condition number (DESIGN.md, "Numbers").
+pub fn assert_sum_close(what: &str, got: &[f32], want: &[f64], want_abs: &[f64], k: usize) {
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let cond = norm(want_abs) / norm(want);
+    assert_close(what, got, want, sum_tol(k) * cond);
+}
+
+/// Absolute values, for the `want_abs` of [`assert_sum_close`].
+pub fn abs64(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| x.abs()).collect()
 }
 
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
