@@ -61,7 +61,7 @@ impl CloneConfig {
     /// weight decay, and one filter's inputs, outputs and dense operators within the adapter's
     /// limits (checked arithmetic, no wrap).
     pub fn check(&self, gpu: &Gpu) -> Result<()> {
-        use crate::train::{non_negative, positive, unit_decay};
+        use crate::error::{non_negative, positive, unit_decay};
         ClonedOperator::check_sizes(gpu, self.kind, self.d, self.nb, self.m)?;
         if self.iters == 0 {
             return Err(Error::invalid(

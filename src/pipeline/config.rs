@@ -619,7 +619,7 @@ impl CloneSettings {
     /// finite non-negative weight decay and stall threshold.
     pub fn validate(&self) -> Result<()> {
         use crate::clone::operator::{MAX_BLOCKS, MAX_MIX};
-        use crate::train::{non_negative, positive, unit_decay};
+        use crate::error::{non_negative, positive, unit_decay};
         if !(1..=MAX_BLOCKS).contains(&self.nb) {
             return Err(Error::invalid(format!(
                 "clone blocks {}: use 1 to {MAX_BLOCKS}",

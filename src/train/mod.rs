@@ -4,6 +4,7 @@
 
 use crate::autograd::Tape;
 use crate::data::Batcher;
+use crate::error::{non_negative, positive, unit_decay};
 use crate::models::Model;
 use crate::nn::{Optimizer, OptimizerKind};
 use crate::ops::{elementwise, loss};
@@ -202,37 +203,4 @@ fn accumulate(slot: &mut Option<Tensor>, v: &Tensor) -> Result<()> {
         Some(acc) => acc.acc_(v, 1.0)?,
     }
     Ok(())
-}
-
-/// A finite number above zero, or an error naming the knob.
-pub fn positive(what: &str, v: f32) -> Result<()> {
-    if v.is_finite() && v > 0.0 {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "{what} {v}: use a finite number above 0"
-        )))
-    }
-}
-
-/// A finite number at or above zero, or an error naming the knob.
-pub fn non_negative(what: &str, v: f32) -> Result<()> {
-    if v.is_finite() && v >= 0.0 {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "{what} {v}: use a finite number, 0 or above"
-        )))
-    }
-}
-
-/// A decay factor in (0, 1], or an error naming the knob.
-pub fn unit_decay(what: &str, v: f32) -> Result<()> {
-    if v > 0.0 && v <= 1.0 {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "{what} {v}: use a factor above 0 and at most 1 (1 = constant)"
-        )))
-    }
 }
