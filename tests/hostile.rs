@@ -87,6 +87,12 @@ fn refused(args: &[&str], out: Option<&Path>, needles: &[&str]) -> String {
         !err.contains('\u{1b}'),
         "{args:?} printed a raw escape:\n{err:?}"
     );
+    // Nothing else of ours either (the GPU driver may add its own noise).
+    assert!(
+        !err.lines()
+            .any(|l| l.starts_with("adapter:") || l.starts_with("writing to")),
+        "{args:?} printed more than its error:\n{err}"
+    );
     if let Some(o) = out {
         assert!(
             !o.exists(),

@@ -7,10 +7,23 @@ use indicatif::{ProgressBar, ProgressStyle};
 #[derive(Default)]
 pub struct Bars {
     bar: Option<ProgressBar>,
+    /// Lines printed when the first phase starts — once every input has been checked, so a run
+    /// refused for a bad input prints its one error line and nothing else.
+    pub header: Vec<String>,
+}
+
+impl Bars {
+    /// Bars that print `header` (one line each) when the first phase starts.
+    pub fn with_header(header: Vec<String>) -> Bars {
+        Bars { bar: None, header }
+    }
 }
 
 impl Reporter for Bars {
     fn phase(&mut self, name: &str, total: u64) {
+        for line in self.header.drain(..) {
+            eprintln!("{line}");
+        }
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
