@@ -284,7 +284,7 @@ proptest! {
         let text = serde_json::to_vec(&v).unwrap();
         let bytes = m.apply(&text, 0, false);
         let (r, largest) = largest_alloc(|| {
-            symclone::pipeline::config::parse_config(&bytes)
+            symclone::pipeline::parse_config(&bytes)
                 .map_err(symclone::Error::invalid)
                 .and_then(|c| c.validate().map(|_| c))
         });

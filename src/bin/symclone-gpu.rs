@@ -159,10 +159,13 @@ fn run_pipeline(
     resume: bool,
     given: Option<CloneSet>,
 ) -> Result<(), Error> {
-    eprintln!("adapter: {}", gpu.describe());
-    eprintln!("writing to {}", out.display());
+    // Said once the inputs are checked (at the first phase): a refused run prints one line.
+    let mut bars = Bars::with_header(vec![
+        format!("adapter: {}", gpu.describe()),
+        format!("writing to {}", out.display()),
+    ]);
     let t = std::time::Instant::now();
-    let report = pipeline::run(gpu, cfg, out, resume, given, &mut Bars::default())?;
+    let report = pipeline::run(gpu, cfg, out, resume, given, &mut bars)?;
     println!("{}", pipeline::markdown(&report));
     eprintln!(
         "done in {:.0} s; report: {} (and report.md, report.json)",
@@ -269,8 +272,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             pipeline::clones::requested(kind, *dim)?;
             let gpu = Gpu::new(&choice(&cli))?;
             let out = opts.out_dir();
-            eprintln!("adapter: {}", gpu.describe());
-            let mut bars = Bars::default();
+            let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
             let (reports, fidelity) =
                 pipeline::clones::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)?;
             for r in &reports {

@@ -7,6 +7,7 @@
 //! One file per phase: [`config`] (presets and flag overrides), [`clones`], [`evaluation`] (the
 //! clones' checks), [`training`], [`report`]; this file only sequences them.
 
+pub mod checks;
 pub mod clones;
 pub mod config;
 pub mod evaluation;
@@ -17,6 +18,7 @@ pub mod report;
 pub mod training;
 
 pub use crate::clone::io::{clone_metadata, load_clone, load_clones};
+pub use checks::{parse_config, MAX_CONFIG_BYTES};
 pub use clones::{clone_lift_p4, clone_phase, LiftP4};
 pub use config::{arch_for, CloneSettings, Overrides, RunArgs, RunConfig, TaskPlan};
 pub use evaluation::{fidelity, operator_equivariance};

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 /// summary is printed as a line when it ends.
 pub struct Bars {
     mode: Mode,
+    /// Lines printed when the first phase starts — once every input has been checked, so a run
+    /// refused for a bad input prints its one error line and nothing else.
+    pub header: Vec<String>,
 }
 
 enum Mode {
@@ -19,6 +22,13 @@ enum Mode {
 
 impl Default for Bars {
     fn default() -> Self {
+        Bars::with_header(Vec::new())
+    }
+}
+
+impl Bars {
+    /// Bars that print `header` (one line each) when the first phase starts.
+    pub fn with_header(header: Vec<String>) -> Bars {
         let stderr = std::io::stderr();
         Bars {
             mode: if stderr.is_terminal() {
@@ -26,12 +36,16 @@ impl Default for Bars {
             } else {
                 Mode::Lines(Lines::new(stderr))
             },
+            header,
         }
     }
 }
 
 impl Reporter for Bars {
     fn phase(&mut self, name: &str, total: u64) {
+        for line in self.header.drain(..) {
+            eprintln!("{line}");
+        }
         match &mut self.mode {
             Mode::Lines(l) => l.phase(name, total),
             Mode::Bar(bar) => {
