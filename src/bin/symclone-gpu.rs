@@ -24,6 +24,10 @@ struct Cli {
     /// Use the adapter whose name contains this text (case-insensitive); see `devices`.
     #[arg(long, global = true, env = "SYMCLONE_ADAPTER")]
     adapter: Option<String>,
+    /// Device limits: adapter (the adapter's own) or webgpu (WebGPU's defaults, the least any
+    /// conforming GPU offers: what a run needs to fit everywhere).
+    #[arg(long, global = true, env = "SYMCLONE_LIMITS")]
+    limits: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -170,6 +174,7 @@ fn choice(cli: &Cli) -> AdapterChoice {
     AdapterChoice {
         backend: cli.backend.clone(),
         name: cli.adapter.clone(),
+        limits: cli.limits.clone(),
     }
 }
 

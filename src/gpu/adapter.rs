@@ -10,15 +10,32 @@ pub struct AdapterChoice {
     pub backend: Option<String>,
     /// A case-insensitive substring of the adapter's name.
     pub name: Option<String>,
+    /// `adapter` (the adapter's own limits) or `webgpu` (WebGPU's default limits, the least any
+    /// conforming GPU offers); None = adapter.
+    pub limits: Option<String>,
 }
 
 impl AdapterChoice {
-    /// The choice from the environment: `SYMCLONE_BACKEND` and `SYMCLONE_ADAPTER`.
+    /// The choice from the environment: `SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER` and
+    /// `SYMCLONE_LIMITS`.
     pub fn from_env() -> Self {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         AdapterChoice {
             backend: get("SYMCLONE_BACKEND"),
             name: get("SYMCLONE_ADAPTER"),
+            limits: get("SYMCLONE_LIMITS"),
+        }
+    }
+
+    /// The limits to open `adapter` with: its own, or WebGPU's defaults.
+    pub fn limits_for(&self, adapter: &wgpu::Adapter) -> Result<wgpu::Limits> {
+        let n = self.limits.as_deref().unwrap_or("adapter").trim();
+        match n.to_ascii_lowercase().as_str() {
+            "adapter" | "" => Ok(adapter.limits()),
+            "webgpu" | "default" => Ok(wgpu::Limits::default()),
+            other => Err(Error::invalid(format!(
+                "unknown limits '{other}': use adapter (the adapter's own) or webgpu (WebGPU's defaults)"
+            ))),
         }
     }
 }
