@@ -1,5 +1,6 @@
 //! WGSL sources (every family of `shaders/`, each behind `shaders/common.wgsl`), compile-time
-//! specialisation of `const` values, and naga validation.
+//! specialisation of `const` values, naga validation, and translation to every back end wgpu
+//! drives (SPIR-V for Vulkan, MSL for Metal, HLSL for DX12, GLSL for OpenGL / GLES).
 
 use crate::{Error, Result};
 
@@ -86,4 +87,95 @@ pub fn validate(name: &str, src: &str) -> Result<()> {
     .validate(&module)
     .map_err(|e| Error::Gpu(format!("{name}: {}", e.emit_to_string(src))))?;
     Ok(())
+}
+
+/// The back ends [`translate`] writes, by name.
+pub const BACK_ENDS: [&str; 5] = ["spir-v", "msl", "hlsl", "glsl es 3.10", "glsl 430 core"];
+
+/// Translate WGSL with naga to SPIR-V, MSL, HLSL and GLSL (ES 3.10 and desktop 4.30, both
+/// compute-capable), each entry point on its own as a pipeline builds it. The module is validated
+/// with naga's default capabilities (no optional features: what any WebGPU device accepts). Returns
+/// one line per failure, naming the shader, the entry point, the back end and naga's message; an
+/// empty list when every entry point translates everywhere.
+pub fn translate(name: &str, src: &str) -> Vec<String> {
+    use naga::back::{glsl, hlsl, msl, spv};
+    let module = match naga::front::wgsl::parse_str(src) {
+        Ok(m) => m,
+        Err(e) => return vec![format!("{name}: parse: {}", e.emit_to_string(src))],
+    };
+    let info = match naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    {
+        Ok(i) => i,
+        Err(e) => return vec![format!("{name}: validate: {}", e.emit_to_string(src))],
+    };
+    let mut failures = Vec::new();
+    let mut fail = |entry: &str, back: &str, msg: String| {
+        failures.push(format!("{name}, entry {entry}, {back}: {msg}"));
+    };
+    let policies = naga::proc::BoundsCheckPolicies::default();
+    for ep in &module.entry_points {
+        let (stage, entry) = (ep.stage, ep.name.as_str());
+        // Pipeline-overridable constants take their defaults, as a pipeline with none set would.
+        let (module, info) = match naga::back::pipeline_constants::process_overrides(
+            &module,
+            &info,
+            Some((stage, entry)),
+            &Default::default(),
+        ) {
+            Ok(mi) => mi,
+            Err(e) => {
+                fail(entry, "overrides", e.to_string());
+                continue;
+            }
+        };
+        let spv_pipe = spv::PipelineOptions {
+            shader_stage: stage,
+            entry_point: entry.to_string(),
+        };
+        if let Err(e) = spv::write_vec(&module, &info, &spv::Options::default(), Some(&spv_pipe)) {
+            fail(entry, BACK_ENDS[0], e.to_string());
+        }
+        let msl_pipe = msl::PipelineOptions {
+            entry_point: Some((stage, entry.to_string())),
+            ..Default::default()
+        };
+        if let Err(e) = msl::write_string(&module, &info, &msl::Options::default(), &msl_pipe) {
+            fail(entry, BACK_ENDS[1], e.to_string());
+        }
+        let hlsl_opts = hlsl::Options::default();
+        let hlsl_pipe = hlsl::PipelineOptions {
+            entry_point: Some((stage, entry.to_string())),
+        };
+        let mut out = String::new();
+        if let Err(e) =
+            hlsl::Writer::new(&mut out, &hlsl_opts, &hlsl_pipe).write(&module, &info, None)
+        {
+            fail(entry, BACK_ENDS[2], e.to_string());
+        }
+        for (back, version) in [
+            (BACK_ENDS[3], glsl::Version::new_gles(310)),
+            (BACK_ENDS[4], glsl::Version::Desktop(430)),
+        ] {
+            let opts = glsl::Options {
+                version,
+                ..Default::default()
+            };
+            let pipe = glsl::PipelineOptions {
+                shader_stage: stage,
+                entry_point: entry.to_string(),
+                multiview: None,
+            };
+            let mut out = String::new();
+            let r = glsl::Writer::new(&mut out, &module, &info, &opts, &pipe, policies)
+                .and_then(|mut w| w.write());
+            if let Err(e) = r {
+                fail(entry, back, e.to_string());
+            }
+        }
+    }
+    failures
 }
