@@ -7,9 +7,10 @@
 use symclone::gpu::shader::{self, BACK_ENDS};
 
 #[test]
-fn every_shader_validates_and_translates_to_spirv_msl_hlsl_and_glsl() {
-    // `translate` parses and validates each source first (with naga's default capabilities, stricter
-    // than the pipeline cache's), so this is also the validation test.
+fn every_shader_validates_fits_default_limits_and_translates_to_spirv_msl_hlsl_glsl() {
+    // Each source is parsed and validated (with naga's default capabilities, stricter than the
+    // pipeline cache's), checked against WebGPU's default compute limits (workgroup size,
+    // invocations, workgroup memory), then translated: this is also the validation test.
     let sources = symclone::ops::all_shader_sources().expect("sources");
     // Every family, each conv K, each loop-form and generated register tile, and the generated
     // convolution kernels are there.
@@ -35,7 +36,9 @@ fn every_shader_validates_and_translates_to_spirv_msl_hlsl_and_glsl() {
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .flat_map(|(label, src)| shader::translate(label, src))
+                        .flat_map(|(label, src)| {
+                            shader::check_portable(label, src, &wgpu::Limits::default())
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -50,6 +53,26 @@ fn every_shader_validates_and_translates_to_spirv_msl_hlsl_and_glsl() {
         "{} translations failed:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+#[test]
+fn a_kernel_over_webgpu_default_compute_limits_is_reported() {
+    // 512 invocations and 16 KiB + 4 bytes of workgroup memory: both over WebGPU's defaults.
+    let limits = wgpu::Limits::default();
+    let big = "var<workgroup> t: array<f32, 4097>;
+        @group(0) @binding(0) var<storage, read_write> o: array<f32>;
+        @compute @workgroup_size(16, 16, 2)
+        fn f(@builtin(local_invocation_index) i: u32) { t[i] = 1.0; o[i] = t[0]; }";
+    let e = shader::check_limits("big", big, &limits);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].contains("max_compute_invocations_per_workgroup 512"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].contains("max_compute_workgroup_storage_size 16388"),
+        "{e:?}"
     );
 }
 
