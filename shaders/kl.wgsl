@@ -48,7 +48,7 @@ fn y_minus_log1p(y: f32) -> f32 {
 
 @compute @workgroup_size(64)
 fn kl_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = gid.x + gid.y * nwg.x * 64u;
+    let t = idx(gid, nwg, 64u);
     if t >= p.outer * p.inner { return; }
     let o = t / p.inner;
     let j = t % p.inner;

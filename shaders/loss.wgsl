@@ -16,8 +16,8 @@ struct P {
 // Fused log-softmax cross-entropy, forward and backward: row_out[r] = logsumexp(x_r) - x_r[label],
 // dlogits[r] = (softmax(x_r) - onehot(label)) / rows (the gradient of the batch mean).
 @compute @workgroup_size(64)
-fn ce(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = gid.x;
+fn ce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = idx(gid, nwg, 64u);
     if r >= p.rows { return; }
     let base = r * p.classes;
     var mx = logits[base];
@@ -39,8 +39,8 @@ fn ce(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // row_out[r] = 1 if the first arg-max of row r equals its label, else 0.
 @compute @workgroup_size(64)
-fn correct(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = gid.x;
+fn correct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = idx(gid, nwg, 64u);
     if r >= p.rows { return; }
     let base = r * p.classes;
     var best = 0u;

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use std::sync::Arc;
 use symclone::autograd::Tape;
 use symclone::clone::operator::{per_filter_apply, shift_blocks, true_codes, K};
 use symclone::clone::{clone_random, CloneConfig, ClonedConv, ClonedOperator, OperatorKind};
@@ -13,10 +14,16 @@ use symclone::reference::{
     finite_diff, rel_err64, to64,
 };
 use symclone::tensor::Tensor;
+use symclone::Gpu;
 
 #[test]
 fn mix_channel_bias_swap_and_randn_match_references() {
-    let g = gpu();
+    mix_cases(&gpu());
+}
+
+/// The cloned-operator kernels, the channel bias, swap12 and randn against their references.
+fn mix_cases(g: &Arc<Gpu>) {
+    let g = g.clone();
     let mut rg = rng(40);
     let (rows, k2, m) = (37usize, 9usize, 10usize);
     let c = rg.normal_vec(rows * k2);
@@ -416,7 +423,12 @@ fn true_layers_and_trained_clones_obey_the_c4_law_and_untrained_clones_do_not() 
 
 #[test]
 fn cloned_conv_matches_the_per_pair_formula() {
-    let g = gpu();
+    cloned_conv_cases(&gpu());
+}
+
+/// ClonedConv of each kind against the per-pair formula.
+fn cloned_conv_cases(g: &Arc<Gpu>) {
+    let g = g.clone();
     let mut rg = rng(45);
     for kind in [OperatorKind::Z2, OperatorKind::Lift, OperatorKind::P4] {
         let (d, cin, cout, b, nb, m) = (5usize, 3usize, 2usize, 2usize, 4usize, 3usize);
@@ -548,7 +560,12 @@ fn kl_tol(w: &[f64], w0: &[f64], shape: &[usize], axis: usize, want: f64) -> (f6
 
 #[test]
 fn kl_penalty_delta_form_value_and_gradient() {
-    let g = gpu();
+    kl_cases(&gpu());
+}
+
+/// The KL penalty in δ form, value and gradient, against the f64 reference.
+fn kl_cases(g: &Arc<Gpu>) {
+    let g = g.clone();
     let mut rg = rng(46);
     let shape = [9usize, 5, 7];
     for axis in 0..3 {
@@ -791,6 +808,34 @@ fn the_expected_loss_is_the_sampled_loss_without_input_noise() {
             (stats.target_mean_square - 9.0).abs() < 0.5,
             "{}",
             stats.target_mean_square
+        );
+    }
+}
+
+/// The cloned-operator kernels, ClonedConv and the KL penalty on a device opened with WebGPU's
+/// default limits, and a short clone of each kind (12 iterations) that must equal, log point for
+/// log point, the same clone on the adapter's own limits (the chunking follows the limits; the
+/// numbers must not). Learning itself is tested above.
+#[test]
+fn cloning_under_webgpu_default_limits() {
+    let own = gpu();
+    let g = gpu_webgpu(own.family());
+    mix_cases(&g);
+    cloned_conv_cases(&g);
+    kl_cases(&g);
+    for kind in [OperatorKind::Z2, OperatorKind::Lift, OperatorKind::P4] {
+        let cfg = CloneConfig {
+            filters: 4,
+            batch: 8,
+            ..small_cfg(kind, 9, 12)
+        };
+        let (_, a) = clone_random(&own, &cfg, 4, &mut |_, _| {}).unwrap();
+        let (_, b) = clone_random(&g, &cfg, 4, &mut |_, _| {}).unwrap();
+        assert_eq!(a.history, b.history, "{kind:?}");
+        assert!(
+            b.history.len() == 3 && b.history.iter().all(|h| h.1.is_finite()),
+            "{kind:?}: {:?}",
+            b.history
         );
     }
 }

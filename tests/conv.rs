@@ -67,13 +67,15 @@ fn conv2d_forward_backward_match_reference() {
     // On lavapipe the default device uses im2col + matmul and the Workgroup-family device the
     // direct kernels (forward and input gradient), so both algorithms are checked end to end.
     for g in [gpu(), gpu_with(KernelFamily::Workgroup)] {
-        conv2d_cases(&g);
+        conv2d_cases(&g, CONV_CASES);
     }
 }
 
-fn conv2d_cases(g: &Arc<Gpu>) {
+/// conv2d forward (by the adapter's algorithm and by im2col, with and without bias) and its taped
+/// backward against the reference for each case.
+fn conv2d_cases(g: &Arc<Gpu>, cases: &[(usize, usize, usize, usize, usize, usize, usize)]) {
     let g = g.clone();
-    for (n, &c) in CONV_CASES.iter().enumerate() {
+    for (n, &c) in cases.iter().enumerate() {
         let d = dims(c);
         let mut rg = rng(100 + n as u64);
         let (x, x6) = upload(&g, &[d.batch, d.cin, d.h, d.w], &mut rg);
@@ -268,15 +270,21 @@ fn filter_transforms_and_adjoints_match_reference() {
 
 #[test]
 fn lift_and_p4_layers_forward_backward_match_reference() {
-    let g = gpu();
-    for (n, &(batch, cin, h, w, cout, k, pad)) in [
-        (2, 1, 11, 9, 3, 3, 0),
-        (1, 3, 7, 7, 2, 5, 2),
-        (2, 2, 6, 5, 4, 1, 1),
-    ]
-    .iter()
-    .enumerate()
-    {
+    gconv_cases(
+        &gpu(),
+        &[
+            (2, 1, 11, 9, 3, 3, 0),
+            (1, 3, 7, 7, 2, 5, 2),
+            (2, 2, 6, 5, 4, 1, 1),
+        ],
+    );
+}
+
+/// Lifting and P4 convolutions, forward and taped backward, against the reference for each case
+/// (batch, cin, h, w, cout, k, pad).
+fn gconv_cases(g: &Arc<Gpu>, cases: &[(usize, usize, usize, usize, usize, usize, usize)]) {
+    let g = g.clone();
+    for (n, &(batch, cin, h, w, cout, k, pad)) in cases.iter().enumerate() {
         let mut rg = rng(40 + n as u64);
         // Lifting.
         let (x, x6) = upload(&g, &[batch, cin, h, w], &mut rg);
@@ -771,4 +779,19 @@ fn bad_shapes_are_shape_errors() {
     assert!(is_shape_err(transform::c4_act(&z(&[1, 3, 4, 4]), 1)));
     assert!(is_shape_err(transform::pad_to(&z(&[1, 5, 5]), 6, 6, 2, 0)));
     assert!(is_shape_err(transform::pad_center(&z(&[1, 5, 5]), 4, 6)));
+}
+
+/// A subset of the cases above on devices opened with WebGPU's default limits, both kernel
+/// families (generated register kernels; direct kernels), ragged shapes and both weight-gradient
+/// paths included.
+#[test]
+fn convolutions_under_webgpu_default_limits() {
+    for family in [KernelFamily::Register, KernelFamily::Workgroup] {
+        let g = gpu_webgpu(family);
+        conv2d_cases(
+            &g,
+            &[CONV_CASES[3], CONV_CASES[5], CONV_CASES[9], CONV_CASES[12]],
+        );
+        gconv_cases(&g, &[(2, 1, 11, 9, 3, 3, 0), (1, 3, 7, 7, 2, 5, 2)]);
+    }
 }

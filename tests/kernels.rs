@@ -2,11 +2,12 @@
 
 mod common;
 use common::*;
+use std::sync::Arc;
 use symclone::gpu::KernelFamily;
 use symclone::ops::{elementwise, loss, matmul, optim, reduce};
 use symclone::reference::{self as r, matmul::Dims, to64};
 use symclone::tensor::Tensor;
-use symclone::Error;
+use symclone::{Error, Gpu};
 
 fn check_matmul(g: &std::sync::Arc<symclone::Gpu>, d: Dims, bias: bool, relu: bool, seed: u64) {
     let mut rg = rng(seed);
@@ -42,18 +43,21 @@ fn dims(m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Dims {
 
 #[test]
 fn matmul_ragged_shapes_all_transposes_both_kernels() {
-    let sizes = [1usize, 7, 33, 129, 257];
     for family in [KernelFamily::Register, KernelFamily::Workgroup] {
-        let g = gpu_with(family);
-        let mut seed = 0;
-        for (i, &m) in sizes.iter().enumerate() {
-            let k = sizes[(i + 2) % sizes.len()];
-            let n = sizes[(i + 4) % sizes.len()];
-            for ta in [false, true] {
-                for tb in [false, true] {
-                    seed += 1;
-                    check_matmul(&g, dims(m, k, n, ta, tb), false, false, seed);
-                }
+        matmul_cases(&gpu_with(family), &[1, 7, 33, 129, 257]);
+    }
+}
+
+/// Every transpose combination for each size as M, with K and N taken further along the list.
+fn matmul_cases(g: &Arc<Gpu>, sizes: &[usize]) {
+    let mut seed = 0;
+    for (i, &m) in sizes.iter().enumerate() {
+        let k = sizes[(i + 2) % sizes.len()];
+        let n = sizes[(i + 4) % sizes.len()];
+        for ta in [false, true] {
+            for tb in [false, true] {
+                seed += 1;
+                check_matmul(g, dims(m, k, n, ta, tb), false, false, seed);
             }
         }
     }
@@ -147,9 +151,13 @@ fn oversized_buffer_is_an_error_naming_the_limit() {
 
 #[test]
 fn elementwise_ops_match_reference() {
-    let g = gpu();
+    elementwise_cases(&gpu(), &[1, 7, 33, 257, 1000, 70_000]);
+}
+
+fn elementwise_cases(g: &Arc<Gpu>, sizes: &[usize]) {
+    let g = g.clone();
     let mut rg = rng(5);
-    for n in [1usize, 7, 33, 257, 1000, 70_000] {
+    for &n in sizes {
         let x = rg.normal_vec(n);
         let y = rg.normal_vec(n);
         let (gx, gy) = (
@@ -238,22 +246,27 @@ fn dropout_matches_reference_and_keeps_the_right_fraction() {
 
 #[test]
 fn reductions_match_reference() {
-    let g = gpu();
-    let mut rg = rng(6);
-    for shape in [
+    let shapes = [
         vec![7usize, 33, 5],
         vec![1, 257, 1],
         vec![129, 3],
         vec![4, 1000, 2],
-    ] {
+    ];
+    reduction_cases(&gpu(), &shapes, &[1, 7, 4096, 4097, 1_000_000]);
+}
+
+fn reduction_cases(g: &Arc<Gpu>, shapes: &[Vec<usize>], totals: &[usize]) {
+    let g = g.clone();
+    let mut rg = rng(6);
+    for shape in shapes {
         let x = rg.normal_vec(shape.iter().product());
-        let gx = Tensor::from_slice(&g, &shape, &x).unwrap();
+        let gx = Tensor::from_slice(&g, shape, &x).unwrap();
         for axis in 0..shape.len() {
             let got = reduce::sum_axis(&gx, axis).unwrap();
-            let want = r::reduce::sum_axis(&to64(&x), &shape, axis);
+            let want = r::reduce::sum_axis(&to64(&x), shape, axis);
             // Sums of random signs cancel: bound the error by the sum of magnitudes, not the sum.
             let abs: Vec<f64> = to64(&x).iter().map(|v| v.abs()).collect();
-            let mag = r::reduce::sum_axis(&abs, &shape, axis);
+            let mag = r::reduce::sum_axis(&abs, shape, axis);
             let cond = (mag.iter().map(|v| v * v).sum::<f64>()
                 / want.iter().map(|v| v * v).sum::<f64>())
             .sqrt();
@@ -268,12 +281,12 @@ fn reductions_match_reference() {
             assert_close(
                 "broadcast_axis",
                 &b.to_vec().unwrap(),
-                &r::reduce::broadcast_axis(&to64(&gg), &shape, axis),
+                &r::reduce::broadcast_axis(&to64(&gg), shape, axis),
                 0.0,
             );
         }
     }
-    for n in [1usize, 7, 4096, 4097, 1_000_000] {
+    for &n in totals {
         let x = rg.normal_vec(n);
         let gx = Tensor::from_slice(&g, &[n], &x).unwrap();
         let s = reduce::sum_all(&gx).unwrap().item().unwrap();
@@ -308,9 +321,13 @@ fn reductions_are_deterministic() {
 
 #[test]
 fn losses_and_metrics_match_reference() {
-    let g = gpu();
+    loss_cases(&gpu(), &[(1, 1), (7, 10), (64, 20), (257, 3)]);
+}
+
+fn loss_cases(g: &Arc<Gpu>, cases: &[(usize, usize)]) {
+    let g = g.clone();
     let mut rg = rng(11);
-    for (rows, classes) in [(1usize, 1usize), (7, 10), (64, 20), (257, 3)] {
+    for &(rows, classes) in cases {
         let logits: Vec<f32> = rg
             .normal_vec(rows * classes)
             .iter()
@@ -349,7 +366,11 @@ fn losses_and_metrics_match_reference() {
 
 #[test]
 fn optimisers_match_reference_over_10_steps() {
-    let g = gpu();
+    optimiser_cases(&gpu());
+}
+
+fn optimiser_cases(g: &Arc<Gpu>) {
+    let g = g.clone();
     let mut rg = rng(12);
     for (kind, decoupled) in [("adam", false), ("adamw", true), ("sgd", false)] {
         for clip in [None, Some(0.5f32)] {
@@ -415,4 +436,23 @@ fn buffer_pool_reuses_buffers() {
     let s = g.pool_stats();
     assert_eq!(s.misses, 1, "{s:?}");
     assert_eq!(s.hits, 9, "{s:?}");
+}
+
+/// A subset of the cases above on devices opened with WebGPU's default limits (both matrix-product
+/// families): the engine keeps to the least any conforming GPU offers.
+#[test]
+fn kernels_under_webgpu_default_limits() {
+    for family in [KernelFamily::Register, KernelFamily::Workgroup] {
+        let g = gpu_webgpu(family);
+        matmul_cases(&g, &[1, 33, 257]);
+        check_matmul(&g, dims(129, 1000, 33, false, true), true, true, 400);
+        elementwise_cases(&g, &[7, 257, 70_000]);
+        reduction_cases(
+            &g,
+            &[vec![7, 33, 5], vec![4, 1000, 2]],
+            &[7, 4097, 1_000_000],
+        );
+        loss_cases(&g, &[(7, 10), (257, 3)]);
+        optimiser_cases(&g);
+    }
 }

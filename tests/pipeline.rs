@@ -498,3 +498,27 @@ fn bad_inputs_are_clear_errors() {
         .to_string()
         .contains("takes (B, 1, 16, 16)"));
 }
+
+/// The pipeline end to end on a device opened with WebGPU's default limits: one task, the faux
+/// G-CNN (so cloning the lift and P4 layers, training, evaluation and the report all run), and the
+/// MLP; everything it reports is there and finite.
+#[test]
+fn a_smoke_run_under_webgpu_default_limits() {
+    let g = gpu_webgpu(gpu().family());
+    let out = tmp("smoke-webgpu");
+    let mut cfg = tiny();
+    cfg.tasks.retain(|t| t.task == "symmetric");
+    cfg.tasks[0].models = vec![ModelKind::FauxGcnn, ModelKind::Mlp];
+    let r = pipeline::run(&g, &cfg, &out, false, None, &mut Silent).unwrap();
+    assert_eq!(r.results.len(), 2);
+    assert!(r
+        .results
+        .iter()
+        .all(|m| m.test_acc.len() == 1 && (0.0..=1.0).contains(&m.mean)));
+    assert!(!r.clones.is_empty());
+    assert!(r.clones.iter().all(|c| c.stats.best_loss.is_finite()));
+    for f in ["report.json", "report.md", "clones/lift16.safetensors"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

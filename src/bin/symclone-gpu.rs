@@ -28,6 +28,10 @@ struct Cli {
     /// GPUs) or auto (by the adapter's type).
     #[arg(long, global = true, env = "SYMCLONE_FAMILY")]
     family: Option<String>,
+    /// Device limits: adapter (the adapter's own) or webgpu (WebGPU's defaults, the least any
+    /// conforming GPU offers: what a run needs to fit everywhere).
+    #[arg(long, global = true, env = "SYMCLONE_LIMITS")]
+    limits: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -180,6 +184,7 @@ fn choice(cli: &Cli) -> AdapterChoice {
         backend: cli.backend.clone(),
         name: cli.adapter.clone(),
         family: cli.family.clone(),
+        limits: cli.limits.clone(),
     }
 }
 

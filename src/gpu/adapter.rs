@@ -12,16 +12,33 @@ pub struct AdapterChoice {
     pub name: Option<String>,
     /// The kernel family: `register`, `workgroup` or `auto` (None = auto: by the adapter's type).
     pub family: Option<String>,
+    /// `adapter` (the adapter's own limits) or `webgpu` (WebGPU's default limits, the least any
+    /// conforming GPU offers); None = adapter.
+    pub limits: Option<String>,
 }
 
 impl AdapterChoice {
-    /// The choice from the environment: `SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER`, `SYMCLONE_FAMILY`.
+    /// The choice from the environment: `SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER`, `SYMCLONE_FAMILY`
+    /// and `SYMCLONE_LIMITS`.
     pub fn from_env() -> Self {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         AdapterChoice {
             backend: get("SYMCLONE_BACKEND"),
             name: get("SYMCLONE_ADAPTER"),
             family: get("SYMCLONE_FAMILY"),
+            limits: get("SYMCLONE_LIMITS"),
+        }
+    }
+
+    /// The limits to open `adapter` with: its own, or WebGPU's defaults.
+    pub fn limits_for(&self, adapter: &wgpu::Adapter) -> Result<wgpu::Limits> {
+        let n = self.limits.as_deref().unwrap_or("adapter").trim();
+        match n.to_ascii_lowercase().as_str() {
+            "adapter" | "" => Ok(adapter.limits()),
+            "webgpu" | "default" => Ok(wgpu::Limits::default()),
+            other => Err(Error::invalid(format!(
+                "unknown limits '{other}': use adapter (the adapter's own) or webgpu (WebGPU's defaults)"
+            ))),
         }
     }
 }

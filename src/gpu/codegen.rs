@@ -20,7 +20,8 @@ pub enum Generated {
 }
 
 impl Generated {
-    fn name(self) -> String {
+    /// The variant's name: `matmul_reg_32x8`, `conv_reg_3_16x28`, `conv_dw_reg_3_16x2`.
+    pub fn name(self) -> String {
         match self {
             Generated::MatmulReg { tm, tn } => format!("matmul_reg_{tm}x{tn}"),
             Generated::ConvReg { k, to, tx } => format!("conv_reg_{k}_{to}x{tx}"),
@@ -87,6 +88,22 @@ pub fn effective_reg_tile((tm, tn): (u32, u32), m: u32, n4: u32) -> (u32, u32) {
     let tm = tm.min(m.max(1).next_power_of_two());
     let tn = tn.min(n4.div_ceil(REG_WORKGROUP).max(1).next_power_of_two());
     (tm, tn)
+}
+
+/// Every tile `mm_reg` can run: each of [`REG_TILES`] and every tile [`effective_reg_tile`] shrinks
+/// it to, sorted.
+pub fn reg_tiles_in_use() -> Vec<(u32, u32)> {
+    let mut tiles = Vec::new();
+    for &(tm, tn) in REG_TILES {
+        for m in 1..=tm {
+            for n4 in 1..=tn * REG_WORKGROUP {
+                tiles.push(effective_reg_tile((tm, tn), m, n4));
+            }
+        }
+    }
+    tiles.sort_unstable();
+    tiles.dedup();
+    tiles
 }
 
 /// The WGSL of `mm_reg` fully unrolled for a `tm` × `tn` register tile.
@@ -414,15 +431,16 @@ mod tests {
 
     #[test]
     fn every_generated_register_kernel_validates() {
-        let mut tiles: Vec<(u32, u32)> = REG_TILES.to_vec();
-        // The shrunken tiles small or thin products run.
+        let tiles = reg_tiles_in_use();
+        for t in REG_TILES {
+            assert!(tiles.contains(t));
+        }
+        // Larger products shrink to nothing new.
         for &t in REG_TILES {
             for (m, n4) in [(1, 1), (7, 2), (33, 9), (129, 17), (1000, 250)] {
-                tiles.push(effective_reg_tile(t, m, n4));
+                assert!(tiles.contains(&effective_reg_tile(t, m, n4)));
             }
         }
-        tiles.sort_unstable();
-        tiles.dedup();
         for (tm, tn) in tiles {
             let src = matmul_reg_source(tm, tn).unwrap();
             crate::gpu::shader::validate("matmul_reg", &src)

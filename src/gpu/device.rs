@@ -1,5 +1,6 @@
-//! One GPU device: the adapter opened with its own limits, its queue, and the state the other
-//! runtime parts keep (pool, pipeline cache, recorder).
+//! One GPU device: the adapter opened with its own limits (or lower ones, such as WebGPU's
+//! defaults), its queue, and the state the other runtime parts keep (pool, pipeline cache,
+//! recorder).
 
 use super::codegen::{DEFAULT_REG_TILE, REG_TILES};
 use super::pipelines::{Cached, PipelineKey};
@@ -46,6 +47,7 @@ pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
+    /// The device's limits (the adapter's own, or those it was opened with).
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     pub(super) family: Mutex<KernelFamily>,
@@ -65,39 +67,71 @@ impl std::fmt::Debug for Gpu {
 }
 
 impl Gpu {
-    /// Open the adapter chosen by `choice` (or the best one), with the adapter's own limits and
-    /// the kernel family `choice` names (by the adapter's type when it names none, or `auto`).
+    /// Open the adapter chosen by `choice` (or the best one), with the limits it names (the
+    /// adapter's own unless `choice.limits` says `webgpu`) and the kernel family it names (by the
+    /// adapter's type when it names none, or `auto`).
     pub fn new(choice: &AdapterChoice) -> Result<Arc<Gpu>> {
         let family = KernelFamily::parse(choice.family.as_deref())?;
         let adapter = super::adapter::choose(choice)?;
-        let gpu = Self::from_adapter(adapter)?;
+        let limits = choice.limits_for(&adapter)?;
+        let gpu = Self::from_adapter_with_limits(adapter, limits)?;
         if let Some(f) = family {
             gpu.set_family(f);
         }
         Ok(gpu)
     }
 
-    /// Open the adapter chosen by the environment (`SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER`).
+    /// Open the adapter chosen by the environment (`SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER`,
+    /// `SYMCLONE_LIMITS`).
     pub fn from_env() -> Result<Arc<Gpu>> {
         Self::new(&AdapterChoice::from_env())
     }
 
-    /// Open a given adapter.
+    /// Open a given adapter with its own limits.
     pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Arc<Gpu>> {
-        let info = adapter.get_info();
         let limits = adapter.limits();
+        Self::from_adapter_with_limits(adapter, limits)
+    }
+
+    /// Open the adapter chosen by `choice` with the given limits (`wgpu::Limits::default()`:
+    /// WebGPU's defaults, the least any conforming GPU offers; or the adapter's with some lowered).
+    pub fn with_limits(choice: &AdapterChoice, limits: wgpu::Limits) -> Result<Arc<Gpu>> {
+        Self::from_adapter_with_limits(super::adapter::choose(choice)?, limits)
+    }
+
+    /// Open a given adapter with the given limits. Each must be within what the adapter offers
+    /// (lower is allowed); the engine then keeps to them: sizes are checked, 1-D grids fold, and
+    /// chunking follows the device's limits, not the adapter's.
+    pub fn from_adapter_with_limits(
+        adapter: wgpu::Adapter,
+        limits: wgpu::Limits,
+    ) -> Result<Arc<Gpu>> {
+        let info = adapter.get_info();
+        let mut short = Vec::new();
+        limits.check_limits_with_fail_fn(&adapter.limits(), false, |name, want, has| {
+            short.push(format!("{name} {want} (the adapter offers {has})"))
+        });
+        if !short.is_empty() {
+            return Err(Error::Gpu(format!(
+                "{} cannot be opened with the requested limits: {}",
+                info.name,
+                short.join(", ")
+            )));
+        }
         let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
         let features = adapter.features() & wanted;
         let desc = wgpu::DeviceDescriptor {
             label: Some("symclone"),
             required_features: features,
-            required_limits: limits.clone(),
+            required_limits: limits,
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| Error::Gpu(format!("could not open {}: {e}", info.name)))?;
+        // What the device was opened with, which every size check and grid keeps to.
+        let limits = device.limits();
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -188,7 +222,7 @@ impl Gpu {
         )
     }
 
-    /// Check a buffer size against the adapter's limits.
+    /// Check a buffer size against the device's limits.
     pub fn check_size(&self, what: &str, bytes: u64) -> Result<()> {
         if bytes > self.limits.max_buffer_size {
             return Err(Error::BufferTooLarge {

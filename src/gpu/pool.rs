@@ -53,7 +53,10 @@ pub fn size_class(bytes: u64) -> u64 {
 
 impl Pool {
     pub(crate) fn take(&self, gpu: &Arc<Gpu>, bytes: u64) -> PooledBuffer {
-        let class = size_class(bytes);
+        // The class never exceeds the device's largest buffer (a limit need not be a class: 100 MB,
+        // or 2^31 − 1), so a tensor that fits is never refused for its rounding.
+        let largest = gpu.limits.max_buffer_size / 4 * 4;
+        let class = size_class(bytes).min(largest.max(bytes));
         let reused = self
             .free
             .lock()

@@ -9,7 +9,7 @@ use super::pipelines::{Cached, MAX_BINDINGS, MAX_CONSTS};
 use super::timing::Timing;
 use super::{Gpu, Shader, MAX_PENDING_DISPATCHES};
 use crate::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Bytes of uniform parameters one dispatch can carry (each dispatch takes one aligned slot).
 pub(super) const UNIFORM_SLOT: u64 = 256;
@@ -65,6 +65,8 @@ pub(super) struct Recorder {
     belt: wgpu::util::StagingBelt,
     belt_used: bool,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+    /// The kernels whose 1-D grid has been folded into 2-D (shader, entry).
+    folded: HashSet<(&'static str, &'static str)>,
 }
 
 impl Recorder {
@@ -78,6 +80,7 @@ impl Recorder {
             belt: wgpu::util::StagingBelt::new(device.clone(), BELT_CHUNK),
             belt_used: false,
             bind_groups: HashMap::new(),
+            folded: HashSet::new(),
         }
     }
 
@@ -221,6 +224,20 @@ impl Gpu {
         Ok((v, Some(t.total_ns * 1e-9), t.kernels))
     }
 
+    /// The kernels (`shader::entry`, sorted) whose 1-D grid has been folded into 2-D on this device
+    /// because it had more workgroups than `max_compute_workgroups_per_dimension`: what a test
+    /// of the fold checks it reached.
+    pub fn folded_kernels(&self) -> Vec<String> {
+        let rec = self.rec.lock().unwrap();
+        let mut v: Vec<String> = rec
+            .folded
+            .iter()
+            .map(|(s, e)| format!("{s}::{e}"))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Start describing one kernel launch.
     pub fn launch<'a>(&'a self, shader: &'static Shader, entry: &'static str) -> Launch<'a> {
         Launch {
@@ -237,7 +254,8 @@ impl Gpu {
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(Error::invalid(format!(
-                "{}::{} needs {groups:?} workgroups, over the adapter's {max} per dimension",
+                "{}::{} needs {groups:?} workgroups, over the device's {max} per dimension \
+                 (max_compute_workgroups_per_dimension)",
                 l.shader.name, l.entry
             )));
         }
@@ -253,6 +271,16 @@ impl Gpu {
                 l.shader.name,
                 l.entry,
                 l.consts.len(),
+                l.bufs.len()
+            )));
+        }
+        let storage = self.limits.max_storage_buffers_per_shader_stage;
+        if l.bufs.len() > storage as usize {
+            return Err(Error::invalid(format!(
+                "{}::{} binds {} storage buffers, over the device's {storage} \
+                 (max_storage_buffers_per_shader_stage)",
+                l.shader.name,
+                l.entry,
                 l.bufs.len()
             )));
         }
@@ -454,6 +482,10 @@ impl<'a> Launch<'a> {
     /// it exceeds the per-dimension limit (kernels index with `idx()` of `shaders/common.wgsl`).
     pub fn dispatch_1d(self, n: usize, wg: u32) -> Result<()> {
         let groups = grid_1d(n, wg, self.gpu.limits.max_compute_workgroups_per_dimension)?;
+        if groups[1] > 1 {
+            let mut rec = self.gpu.rec.lock().unwrap();
+            rec.folded.insert((self.shader.name, self.entry));
+        }
         self.dispatch(groups)
     }
 }
@@ -473,8 +505,8 @@ pub fn grid_1d(n: usize, wg: u32, max: u32) -> Result<[u32; 3]> {
         .map(|y| [x, y, 1])
         .ok_or_else(|| {
             Error::invalid(format!(
-                "{n} work items at {wg} per workgroup need {groups} workgroups, over the adapter's \
-                 {max} × {max}"
+                "{n} work items at {wg} per workgroup need {groups} workgroups, over the device's \
+                 {max} × {max} (max_compute_workgroups_per_dimension {max}, folded)"
             ))
         })
 }

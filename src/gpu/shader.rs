@@ -1,5 +1,6 @@
 //! WGSL sources (every family of `shaders/`, each behind `shaders/common.wgsl`), compile-time
-//! specialisation of `const` values, and naga validation.
+//! specialisation of `const` values, naga validation, and translation to every back end wgpu
+//! drives (SPIR-V for Vulkan, MSL for Metal, HLSL for DX12, GLSL for OpenGL / GLES).
 
 use crate::{Error, Result};
 
@@ -86,4 +87,191 @@ pub fn validate(name: &str, src: &str) -> Result<()> {
     .validate(&module)
     .map_err(|e| Error::Gpu(format!("{name}: {}", e.emit_to_string(src))))?;
     Ok(())
+}
+
+/// The back ends [`translate`] writes, by name.
+pub const BACK_ENDS: [&str; 5] = ["spir-v", "msl", "hlsl", "glsl es 3.10", "glsl 430 core"];
+
+/// Parse WGSL and validate it with naga's default capabilities (no optional features: what any
+/// WebGPU device accepts); the error line names the shader and carries naga's message.
+fn parse_portable(
+    name: &str,
+    src: &str,
+) -> std::result::Result<(naga::Module, naga::valid::ModuleInfo), String> {
+    let module = naga::front::wgsl::parse_str(src)
+        .map_err(|e| format!("{name}: parse: {}", e.emit_to_string(src)))?;
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default(),
+    )
+    .validate(&module)
+    .map_err(|e| format!("{name}: validate: {}", e.emit_to_string(src)))?;
+    Ok((module, info))
+}
+
+/// Everything [`translate`] and [`check_limits`] check, parsing the source once: the one call the
+/// portability test makes per shader.
+pub fn check_portable(name: &str, src: &str, limits: &wgpu::Limits) -> Vec<String> {
+    match parse_portable(name, src) {
+        Ok((module, info)) => {
+            let mut out = limits_of(name, &module, &info, limits);
+            out.extend(translate_module(name, &module, &info));
+            out
+        }
+        Err(e) => vec![e],
+    }
+}
+
+/// Translate WGSL with naga to SPIR-V, MSL, HLSL (shader model 5.1) and GLSL (ES 3.10 and desktop
+/// 4.30, both compute-capable), each entry point on its own as a pipeline builds it, after
+/// validating it with naga's default capabilities. Returns one line per failure, naming the shader,
+/// the entry point, the back end and naga's message; an empty list when every entry point
+/// translates everywhere.
+pub fn translate(name: &str, src: &str) -> Vec<String> {
+    match parse_portable(name, src) {
+        Ok((module, info)) => translate_module(name, &module, &info),
+        Err(e) => vec![e],
+    }
+}
+
+fn translate_module(
+    name: &str,
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+) -> Vec<String> {
+    use naga::back::{glsl, hlsl, msl, spv};
+    let mut failures = Vec::new();
+    let mut fail = |entry: &str, back: &str, msg: String| {
+        failures.push(format!("{name}, entry {entry}, {back}: {msg}"));
+    };
+    let policies = naga::proc::BoundsCheckPolicies::default();
+    for ep in &module.entry_points {
+        let (stage, entry) = (ep.stage, ep.name.as_str());
+        // Pipeline-overridable constants take their defaults, as a pipeline with none set would.
+        let (module, info) = match naga::back::pipeline_constants::process_overrides(
+            module,
+            info,
+            Some((stage, entry)),
+            &Default::default(),
+        ) {
+            Ok(mi) => mi,
+            Err(e) => {
+                fail(entry, "overrides", e.to_string());
+                continue;
+            }
+        };
+        let spv_pipe = spv::PipelineOptions {
+            shader_stage: stage,
+            entry_point: entry.to_string(),
+        };
+        if let Err(e) = spv::write_vec(&module, &info, &spv::Options::default(), Some(&spv_pipe)) {
+            fail(entry, BACK_ENDS[0], e.to_string());
+        }
+        let msl_pipe = msl::PipelineOptions {
+            entry_point: Some((stage, entry.to_string())),
+            ..Default::default()
+        };
+        if let Err(e) = msl::write_string(&module, &info, &msl::Options::default(), &msl_pipe) {
+            fail(entry, BACK_ENDS[1], e.to_string());
+        }
+        let hlsl_opts = hlsl::Options::default();
+        let hlsl_pipe = hlsl::PipelineOptions {
+            entry_point: Some((stage, entry.to_string())),
+        };
+        let mut out = String::new();
+        if let Err(e) =
+            hlsl::Writer::new(&mut out, &hlsl_opts, &hlsl_pipe).write(&module, &info, None)
+        {
+            fail(entry, BACK_ENDS[2], e.to_string());
+        }
+        for (back, version) in [
+            (BACK_ENDS[3], glsl::Version::new_gles(310)),
+            (BACK_ENDS[4], glsl::Version::Desktop(430)),
+        ] {
+            let opts = glsl::Options {
+                version,
+                ..Default::default()
+            };
+            let pipe = glsl::PipelineOptions {
+                shader_stage: stage,
+                entry_point: entry.to_string(),
+                multiview: None,
+            };
+            let mut out = String::new();
+            let r = glsl::Writer::new(&mut out, &module, &info, &opts, &pipe, policies)
+                .and_then(|mut w| w.write());
+            if let Err(e) = r {
+                fail(entry, back, e.to_string());
+            }
+        }
+    }
+    failures
+}
+
+/// Check each entry point of WGSL against a device's compute limits: workgroup size per dimension,
+/// invocations per workgroup, and the workgroup memory it uses. Returns one line per excess
+/// (shader, entry, limit, what it needs); empty when the shader fits (`wgpu::Limits::default()`:
+/// what any WebGPU device accepts).
+pub fn check_limits(name: &str, src: &str, limits: &wgpu::Limits) -> Vec<String> {
+    match parse_portable(name, src) {
+        Ok((module, info)) => limits_of(name, &module, &info, limits),
+        Err(e) => vec![e],
+    }
+}
+
+fn limits_of(
+    name: &str,
+    module: &naga::Module,
+    info: &naga::valid::ModuleInfo,
+    limits: &wgpu::Limits,
+) -> Vec<String> {
+    let mut layouter = naga::proc::Layouter::default();
+    if let Err(e) = layouter.update(module.to_ctx()) {
+        return vec![format!("{name}: layout: {e}")];
+    }
+    let mut out = Vec::new();
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        let [x, y, z] = ep.workgroup_size;
+        let mut over = |what: &str, need: u64, limit: u64| {
+            if need > limit {
+                out.push(format!(
+                    "{name}, entry {}: {what} {need} over the limit {limit}",
+                    ep.name
+                ));
+            }
+        };
+        over(
+            "max_compute_workgroup_size_x",
+            x.into(),
+            limits.max_compute_workgroup_size_x.into(),
+        );
+        over(
+            "max_compute_workgroup_size_y",
+            y.into(),
+            limits.max_compute_workgroup_size_y.into(),
+        );
+        over(
+            "max_compute_workgroup_size_z",
+            z.into(),
+            limits.max_compute_workgroup_size_z.into(),
+        );
+        over(
+            "max_compute_invocations_per_workgroup",
+            u64::from(x) * u64::from(y) * u64::from(z),
+            limits.max_compute_invocations_per_workgroup.into(),
+        );
+        let fi = info.get_entry_point(i);
+        let shared: u64 = module
+            .global_variables
+            .iter()
+            .filter(|(h, g)| g.space == naga::AddressSpace::WorkGroup && !fi[*h].is_empty())
+            .map(|(_, g)| u64::from(layouter[g.ty].size))
+            .sum();
+        over(
+            "max_compute_workgroup_storage_size",
+            shared,
+            limits.max_compute_workgroup_storage_size.into(),
+        );
+    }
+    out
 }

@@ -22,18 +22,13 @@ pub fn kl(w: &Tensor, w0: &Tensor, axis: usize) -> Result<(Tensor, Tensor)> {
     let gpu = w.gpu();
     let rows = Tensor::empty(gpu, &[outer * inner])?;
     let grad = Tensor::empty(gpu, s)?;
-    let groups = crate::gpu::grid_1d(
-        outer * inner,
-        64,
-        gpu.limits.max_compute_workgroups_per_dimension,
-    )?;
     gpu.launch(&KL, "kl_rows")
         .params(&[outer as u32, n as u32, inner as u32, 0])
         .read(&w)
         .read(&w0)
         .write(&rows)
         .write(&grad)
-        .dispatch(groups)?;
+        .dispatch_1d(outer * inner, 64)?;
     let total = w.numel().max(1) as f32;
     let value = elementwise::affine(&reduce::sum_all(&rows)?, 1.0 / total, 0.0)?;
     let grad = elementwise::affine(&grad, 1.0 / total, 0.0)?;

@@ -49,7 +49,7 @@ pub fn cross_entropy_rows(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, T
         .read(&labels)
         .write(&loss)
         .write(&grad)
-        .dispatch([(rows as u32).div_ceil(64), 1, 1])?;
+        .dispatch_1d(rows, 64)?;
     Ok((loss, grad))
 }
 
@@ -82,7 +82,7 @@ pub fn correct_count(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
         .read(&logits)
         .read(&labels)
         .write(&flags)
-        .dispatch([(rows as u32).div_ceil(64), 1, 1])?;
+        .dispatch_1d(rows, 64)?;
     reduce::sum_all(&flags)
 }
 

@@ -16,14 +16,17 @@ pub mod random;
 pub mod reduce;
 pub mod transform;
 
+use crate::gpu::codegen::{self, Generated};
 use crate::gpu::shader::{Shader, FAMILIES};
+use crate::Result;
 
 pub use crate::gpu::shader::{
     CLONED, CONV, DATA, ELEMENTWISE, GCONV, KL, LAYOUT, LOSS, MATMUL, OPTIM, POOL, RANDOM, REDUCE,
     TRANSFORM,
 };
 
-/// Every shader with the constant variants the launchers use (the naga test validates each).
+/// Every shader with the constant variants the launchers use (the naga tests validate and
+/// translate each; the kernels generated in Rust are in [`generated_variants`]).
 pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)> {
     let mut v: Vec<(&'static Shader, Vec<(&'static str, u32)>)> = FAMILIES
         .iter()
@@ -40,3 +43,33 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
 }
 
 pub(crate) use crate::tensor::{expect_f32, same_shape};
+
+/// Every kernel generated in Rust that the launchers can run: `mm_reg` for every register tile and
+/// every tile it shrinks to, `conv_reg` and `conv_dw_reg` for every tile at k ∈ {1, 3, 5}.
+pub fn generated_variants() -> Vec<Generated> {
+    let mut v: Vec<Generated> = codegen::reg_tiles_in_use()
+        .into_iter()
+        .map(|(tm, tn)| Generated::MatmulReg { tm, tn })
+        .collect();
+    v.extend(conv::generated_variants());
+    v
+}
+
+/// Every WGSL source the launchers can build, as (a label naming the shader and its constants or
+/// tile, the complete source): [`all_shader_variants`] specialised, then [`generated_variants`].
+pub fn all_shader_sources() -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (shader, consts) in all_shader_variants() {
+        let label = if consts.is_empty() {
+            shader.name.to_string()
+        } else {
+            let c: Vec<String> = consts.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            format!("{} [{}]", shader.name, c.join(", "))
+        };
+        out.push((label, crate::gpu::specialize(shader.src, &consts)?));
+    }
+    for g in generated_variants() {
+        out.push((g.name(), g.source()?));
+    }
+    Ok(out)
+}

@@ -3,7 +3,6 @@
 
 use super::{expect_f32, REDUCE};
 use crate::autograd::{Tape, Var};
-use crate::gpu::grid_1d;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -93,9 +92,9 @@ pub fn broadcast_axis(g: &Tensor, axis: usize, n: usize, alpha: f32) -> Result<T
 /// Record one `chunk_sum` pass: `out[offset + c]` = Σ (or Σ x²) over chunk c of x.
 fn chunk_pass(x: &Tensor, n: usize, squares: bool, out: &Tensor, offset: usize) -> Result<usize> {
     let chunks = n.div_ceil(CHUNK).max(1);
-    let gpu = x.gpu();
-    let groups = grid_1d(chunks, 1, gpu.limits.max_compute_workgroups_per_dimension)?;
-    gpu.launch(&REDUCE, "chunk_sum")
+    // One workgroup per chunk: `chunks` items at one per workgroup, folded like any 1-D grid.
+    x.gpu()
+        .launch(&REDUCE, "chunk_sum")
         .params(&params(
             chunks,
             n,
@@ -105,7 +104,7 @@ fn chunk_pass(x: &Tensor, n: usize, squares: bool, out: &Tensor, offset: usize) 
         ))
         .read(&x)
         .write(&out)
-        .dispatch(groups)?;
+        .dispatch_1d(chunks, 1)?;
     Ok(chunks)
 }
 

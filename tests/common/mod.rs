@@ -32,6 +32,43 @@ pub fn gpu_with(family: KernelFamily) -> Arc<Gpu> {
     .clone()
 }
 
+/// The test adapter's own limits (to open a device with some of them lowered).
+pub fn adapter_limits() -> wgpu::Limits {
+    symclone::gpu::adapter::choose(&symclone::gpu::AdapterChoice::from_env())
+        .expect("adapter")
+        .limits()
+}
+
+/// A fresh device on the test adapter with the given limits.
+pub fn gpu_with_limits(limits: wgpu::Limits) -> Arc<Gpu> {
+    Gpu::with_limits(&symclone::gpu::AdapterChoice::from_env(), limits)
+        .expect("the test adapter opened with lowered limits")
+}
+
+/// A device opened with WebGPU's default limits (`wgpu::Limits::default()`: 128 MiB per storage
+/// binding, 256 MiB per buffer, 256 invocations and 16 KiB of workgroup memory per workgroup, 8
+/// storage buffers per stage, 65,535 workgroups per dimension), the least any conforming GPU
+/// offers, with the given matrix-product family; one per family per test binary.
+pub fn gpu_webgpu(family: KernelFamily) -> Arc<Gpu> {
+    static R: OnceLock<Arc<Gpu>> = OnceLock::new();
+    static W: OnceLock<Arc<Gpu>> = OnceLock::new();
+    let cell = match family {
+        KernelFamily::Register => &R,
+        KernelFamily::Workgroup => &W,
+    };
+    cell.get_or_init(|| {
+        let g = gpu_with_limits(wgpu::Limits::default());
+        assert_eq!(
+            g.limits,
+            wgpu::Limits::default(),
+            "the device keeps to the defaults"
+        );
+        g.set_family(family);
+        g
+    })
+    .clone()
+}
+
 pub fn rng(seed: u64) -> Rng {
     Rng::new(seed)
 }

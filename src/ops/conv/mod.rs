@@ -31,6 +31,18 @@ use crate::{Error, Result};
 pub const TILE_OUT: u32 = 4;
 /// Filter sizes the shader test validates (any k ≥ 1 works: the pipeline is specialised on demand).
 pub const KERNEL_SIZES: &[u32] = &[1, 3, 5, 7];
+/// Filter sizes whose generated kernels (`conv_reg`, `conv_dw_reg`) the shader tests build for every
+/// tile (the models use 3; any k works, generated and validated when first launched).
+pub const REG_KERNEL_SIZES: &[u32] = &[1, 3, 5];
+
+/// Every generated convolution kernel the launchers can produce for [`REG_KERNEL_SIZES`].
+pub fn generated_variants() -> Vec<crate::gpu::codegen::Generated> {
+    REG_KERNEL_SIZES
+        .iter()
+        .flat_map(|&k| reg::variants(k))
+        .collect()
+}
+
 /// Invocations per workgroup of the kernels of `conv.wgsl`.
 const WG: u32 = 64;
 

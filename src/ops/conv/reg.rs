@@ -29,6 +29,42 @@ fn column_tile(wo: usize) -> (usize, usize) {
     (wo.max(1).div_ceil(n), n)
 }
 
+/// Every generated kernel the launchers here can produce for a k×k filter: `conv_reg` for each
+/// channel tile × column tile, `conv_dw_reg` for each channel tile × input-channel tile (the tile
+/// functions below, over enough channel counts and widths to reach each value they return).
+pub fn variants(k: u32) -> Vec<Generated> {
+    let mut v = Vec::new();
+    let kk = (k * k) as usize;
+    for c in 1..=4 * REG_MAX_TO {
+        let (to, _) = channel_tile(c);
+        for wo in 1..=2 * REG_MAX_TX {
+            let (tx, _) = column_tile(wo);
+            v.push(Generated::ConvReg {
+                k,
+                to: to as u32,
+                tx: tx as u32,
+            });
+        }
+        for cin in 1..=8 {
+            let ti = dw_input_tile(kk, to, cin);
+            v.push(Generated::ConvDwReg {
+                k,
+                to: to as u32,
+                ti: ti as u32,
+            });
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|g| seen.insert(*g));
+    v
+}
+
+/// Input channels per `conv_dw_reg` invocation: as many as keep its accumulators within
+/// [`REG_DW_ACC`] vec4s, at most 8 and at most `cin`.
+fn dw_input_tile(kk: usize, to: usize, cin: usize) -> usize {
+    (REG_DW_ACC / (kk * to / 4)).clamp(1, 8).min(cin.max(1))
+}
+
 /// Workgroups for `n` invocations of a generated kernel over `ny` channel blocks: (x, ny, z) with
 /// x·z ≥ n / 8 and x within the per-dimension limit.
 fn reg_grid(gpu: &crate::Gpu, n: usize, ny: usize) -> Result<[u32; 3]> {
@@ -144,7 +180,7 @@ pub(super) fn weight_grad_reg(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Ten
     let gpu = x.gpu();
     let kk = d.k * d.k;
     let (to, nob) = channel_tile(d.cout);
-    let ti = (REG_DW_ACC / (kk * to / 4)).clamp(1, 8).min(d.cin.max(1));
+    let ti = dw_input_tile(kk, to, d.cin);
     let nib = d.cin.div_ceil(ti);
     let per = d.batch.div_ceil(d.batch.min(REG_DW_SPLITS));
     let splits = d.batch.div_ceil(per);
@@ -183,33 +219,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generated_kernels_validate() {
+    fn variants_cover_every_tile() {
+        // (tests/shaders.rs validates and translates each.)
         for k in [1u32, 3, 5] {
-            for c in [1usize, 4, 17, 32, 37, 80] {
-                let (to, _) = channel_tile(c);
-                for wo in [1usize, 7, 16, 28, 33] {
-                    let (tx, _) = column_tile(wo);
-                    let src = Generated::ConvReg {
-                        k,
-                        to: to as u32,
-                        tx: tx as u32,
-                    }
-                    .source()
-                    .unwrap();
-                    crate::gpu::shader::validate("conv_reg", &src)
-                        .unwrap_or_else(|e| panic!("k {k}, {to}x{tx}: {e}"));
+            let v = variants(k);
+            for to in [4u32, 8, 12, 16] {
+                for tx in 1..=REG_MAX_TX as u32 {
+                    assert!(
+                        v.contains(&Generated::ConvReg { k, to, tx }),
+                        "{k} {to}x{tx}"
+                    );
                 }
-                let kk = (k * k) as usize;
-                let ti = (REG_DW_ACC / (kk * to / 4)).clamp(1, 8);
-                let src = Generated::ConvDwReg {
-                    k,
-                    to: to as u32,
-                    ti: ti as u32,
+                let most = dw_input_tile((k * k) as usize, to as usize, 8) as u32;
+                for ti in 1..=most {
+                    assert!(
+                        v.contains(&Generated::ConvDwReg { k, to, ti }),
+                        "{k} {to}x{ti}"
+                    );
                 }
-                .source()
-                .unwrap();
-                crate::gpu::shader::validate("conv_dw_reg", &src)
-                    .unwrap_or_else(|e| panic!("dw k {k}, {to}x{ti}: {e}"));
             }
         }
     }

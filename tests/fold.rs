@@ -1,0 +1,626 @@
+//! Dispatches past the per-dimension workgroup limit: a device whose
+//! `max_compute_workgroups_per_dimension` is 16, so every 1-D grid of more than 16 workgroups folds
+//! into 2-D (`grid_1d`, and `idx()` in `shaders/common.wgsl`), runs every kernel that indexes with
+//! `idx()` folded against its CPU reference, family by family.
+
+mod common;
+use common::*;
+use std::sync::Arc;
+use symclone::data::{Batcher, Dataset, GpuSplit, Part, Task, SIDE};
+use symclone::gpu::{grid_1d, KernelFamily};
+use symclone::ops::conv::{self, ConvDims};
+use symclone::ops::pool::RotPool;
+use symclone::ops::{
+    cloned, elementwise, gconv, kl, layout, loss, matmul, optim, pool, random, reduce, transform,
+};
+use symclone::reference::{self as r, data as rd, matmul::Dims, to64};
+use symclone::rng::Rng;
+use symclone::tensor::Tensor;
+use symclone::Gpu;
+
+/// Workgroups per dimension on the folding device: a grid of more than 16 workgroups folds, one of
+/// more than 16 × 16 is refused, so each size below lies between (and says so in `folds`).
+const FOLD_MAX: u32 = 16;
+
+fn folding_gpu(family: KernelFamily) -> Arc<Gpu> {
+    let mut l = adapter_limits();
+    l.max_compute_workgroups_per_dimension = FOLD_MAX;
+    let g = gpu_with_limits(l);
+    assert_eq!(g.limits.max_compute_workgroups_per_dimension, FOLD_MAX);
+    g.set_family(family);
+    g
+}
+
+fn up(g: &Arc<Gpu>, shape: &[usize], rg: &mut Rng) -> (Tensor, Vec<f64>) {
+    let v = rg.normal_vec(shape.iter().product());
+    (Tensor::from_slice(g, shape, &v).unwrap(), to64(&v))
+}
+
+fn vec(t: &Tensor) -> Vec<f32> {
+    t.to_vec().unwrap()
+}
+
+/// `n` items at `wg` per workgroup fold on the folding device, with more invocations than items
+/// (so the edge check past the last item runs too).
+fn folds(n: usize, wg: u32) {
+    let [x, y, _] = grid_1d(n, wg, FOLD_MAX).unwrap();
+    assert!(
+        y > 1 && (x * y) as usize * wg as usize > n,
+        "{n} items at {wg} per workgroup: grid {x}×{y} does not fold with spare invocations"
+    );
+}
+
+/// The entry points of the shader families that index with `idx()`, as `family::entry`.
+fn idx_kernels() -> Vec<String> {
+    let mut out = Vec::new();
+    for s in symclone::gpu::shader::FAMILIES {
+        // Everything after the shared prelude: one piece per `@compute` entry point.
+        let own = &s.src[s.src.find("fn rot_src").unwrap()..];
+        for piece in own.split("@compute").skip(1) {
+            let name = piece
+                .split("fn ")
+                .nth(1)
+                .unwrap()
+                .split('(')
+                .next()
+                .unwrap();
+            let body_end = piece.find("\n}").unwrap_or(piece.len());
+            if piece[..body_end].contains("idx(gid") {
+                out.push(format!("{}::{}", s.name, name.trim()));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+fn close(what: &str, got: &Tensor, want: &[f64], tol: f64) {
+    assert_close(&format!("{what} (folded grid)"), &vec(got), want, tol);
+}
+
+/// Every idx() kernel of every family (elementwise, reduce, layout, conv, gconv, pool, transform,
+/// data gather, cloned, random, optim, loss, kl) on sizes whose 1-D grid folds into 2-D, against
+/// the CPU references; the device records which kernels ran folded, and every idx() kernel must
+/// be among them.
+#[test]
+fn folded_grids_run_every_idx_kernel_right() {
+    let g = folding_gpu(KernelFamily::Workgroup);
+    let mut rg = rng(500);
+    fold_elementwise(&g, &mut rg);
+    fold_reductions(&g, &mut rg);
+    fold_layout(&g, &mut rg);
+    fold_losses(&g, &mut rg);
+    fold_kl_penalty(&g, &mut rg);
+    fold_optimisers(&g, &mut rg);
+    fold_random_normals(&g);
+    fold_cloned_operators(&g, &mut rg);
+    fold_image_transforms(&g, &mut rg);
+    fold_filter_transforms(&g, &mut rg);
+    fold_pooling(&g, &mut rg);
+    fold_direct_convolution(&g, &mut rg);
+    fold_data_gather(&g);
+
+    // Every kernel that indexes with idx() ran folded here, and the chunked sum too.
+    let folded = g.folded_kernels();
+    let all = idx_kernels();
+    for k in [
+        "elementwise::axpby",
+        "kl::kl_rows",
+        "loss::ce",
+        "data::gather",
+        "pool::spread",
+    ] {
+        assert!(
+            all.iter().any(|a| a == k),
+            "{k} not found among the idx() kernels {all:?}"
+        );
+    }
+    eprintln!("{} idx() kernels; folded: {folded:?}", all.len());
+    let mut missing: Vec<String> = all.into_iter().filter(|k| !folded.contains(k)).collect();
+    if !folded.iter().any(|k| k == "reduce::chunk_sum") {
+        missing.push("reduce::chunk_sum".into());
+    }
+    // `conv::wpack` is the register family's; the next test folds it.
+    missing.retain(|k| k != "conv::wpack");
+    assert!(
+        missing.is_empty(),
+        "never ran folded: {missing:?} (folded: {folded:?})"
+    );
+}
+
+/// Elementwise (256 per workgroup): 5000 items are 20 workgroups, 16 × 2 folded.
+fn fold_elementwise(g: &Arc<Gpu>, rg: &mut Rng) {
+    let n = 5000;
+    folds(n, 256);
+    let (x, x6) = up(g, &[n], rg);
+    let (y, y6) = up(g, &[n], rg);
+    close(
+        "axpby",
+        &x.axpby(&y, 0.5, -2.0).unwrap(),
+        &r::elementwise::axpby(&x6, &y6, 0.5, -2.0),
+        1e-6,
+    );
+    close(
+        "mul",
+        &elementwise::mul(&x, &y, 3.0).unwrap(),
+        &r::elementwise::mul(&x6, &y6, 3.0),
+        1e-6,
+    );
+    close(
+        "affine",
+        &elementwise::affine(&x, -1.5, 0.25).unwrap(),
+        &r::elementwise::affine(&x6, -1.5, 0.25),
+        1e-6,
+    );
+    let relu = elementwise::relu(&x).unwrap();
+    close("relu", &relu, &r::elementwise::relu(&x6), 0.0);
+    close(
+        "relu_bwd",
+        &elementwise::relu_bwd(&y, &relu).unwrap(),
+        &r::elementwise::relu_bwd(&y6, &r::elementwise::relu(&x6)),
+        0.0,
+    );
+    let s = Tensor::from_slice(g, &[1], &[2.5]).unwrap();
+    close(
+        "scale_by",
+        &elementwise::scale_by(&x, &s, 2.0).unwrap(),
+        &r::elementwise::affine(&x6, 5.0, 0.0),
+        1e-6,
+    );
+    let acc = x.deep_clone().unwrap();
+    acc.acc_(&y, 0.5).unwrap();
+    close(
+        "acc",
+        &acc,
+        &r::elementwise::axpby(&x6, &y6, 1.0, 0.5),
+        1e-6,
+    );
+    close(
+        "fill",
+        &Tensor::full(g, &[n], 1.5).unwrap(),
+        &vec![1.5; n],
+        0.0,
+    );
+    close(
+        "dropout",
+        &elementwise::dropout(&x, 0.5, 77).unwrap(),
+        &r::elementwise::dropout(&x6, 0.5, 77),
+        1e-7,
+    );
+}
+
+/// Reductions: sum over the middle axis of (5, 3, 1000) (5000 outputs), its broadcast back
+/// (15000), and the chunked total of 100,000 values (25 chunks of 4096, one workgroup each).
+fn fold_reductions(g: &Arc<Gpu>, rg: &mut Rng) {
+    let shape = [5usize, 3, 1000];
+    let (t, t6) = up(g, &shape, rg);
+    folds(5000, 256);
+    let sum = reduce::sum_axis(&t, 1).unwrap();
+    close(
+        "sum_axis",
+        &sum,
+        &r::reduce::sum_axis(&t6, &shape, 1),
+        sum_tol(3),
+    );
+    folds(15000, 256);
+    let (gs, gs6) = up(g, &[5, 1000], rg);
+    close(
+        "broadcast_axis",
+        &reduce::broadcast_axis(&gs, 1, 3, 1.0).unwrap(),
+        &r::reduce::broadcast_axis(&gs6, &shape, 1),
+        0.0,
+    );
+    let n: usize = 100_000;
+    folds(n.div_ceil(4096), 1);
+    let (big, big6) = up(g, &[n], rg);
+    let total = reduce::sum_all(&big).unwrap().item().unwrap() as f64;
+    let scale: f64 = big6.iter().map(|v| v.abs()).sum();
+    assert!(
+        (total - r::reduce::sum(&big6)).abs() <= sum_tol(n) * scale,
+        "sum_all"
+    );
+}
+
+/// Layout: swap12 of 6000 values; pack (300 × 16 vec4) and unpack (70 × 61) around a product
+/// with a transposed B whose width is not a multiple of 4.
+fn fold_layout(g: &Arc<Gpu>, rg: &mut Rng) {
+    let dims4 = [2usize, 3, 40, 25];
+    folds(6000, 256);
+    let v = rg.normal_vec(6000);
+    let sw = layout::swap12(&Tensor::from_slice(g, &[6000], &v).unwrap(), dims4).unwrap();
+    let got = vec(&sw);
+    for (i, w) in got.iter().enumerate() {
+        let (d, rest) = (i % 25, i / 25);
+        let (b, rest) = (rest % 3, rest / 3);
+        let (c, a) = (rest % 40, rest / 40);
+        assert_eq!(*w, v[((a * 3 + b) * 40 + c) * 25 + d], "swap12 at {i}");
+    }
+    folds(300 * 16, 256);
+    folds(70 * 61, 256);
+    let d = Dims {
+        za: 0,
+        zb: 0,
+        m: 70,
+        k: 300,
+        n: 61,
+        ta: false,
+        tb: true,
+    };
+    let (a, a6) = up(g, &d.a_shape(), rg);
+    let (b, b6) = up(g, &d.b_shape(), rg);
+    close(
+        "matmul (pack, unpack)",
+        &matmul::matmul(&a, &b, false, true).unwrap(),
+        &r::matmul::forward(&a6, &b6, d, None, false),
+        sum_tol(300),
+    );
+}
+
+/// Losses (64 per workgroup): 1500 rows.
+fn fold_losses(g: &Arc<Gpu>, rg: &mut Rng) {
+    let (rows, classes) = (1500usize, 10usize);
+    folds(rows, 64);
+    let (logits, l6) = up(g, &[rows, classes], rg);
+    let labels: Vec<u32> = (0..rows).map(|_| rg.below(classes) as u32).collect();
+    let gl = Tensor::from_u32(g, &[rows], &labels).unwrap();
+    let (lrows, lgrad) = loss::cross_entropy_rows(&logits, &gl).unwrap();
+    let (wl, wg) = r::loss::cross_entropy(&l6, &labels, classes);
+    let mean = vec(&lrows).iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
+    assert!(
+        (mean - wl).abs() <= 1e-5 * wl.abs(),
+        "cross-entropy rows: {mean} vs {wl}"
+    );
+    close("cross-entropy grad", &lgrad, &wg, 1e-5);
+    let c = loss::correct_count(&logits, &gl).unwrap().item().unwrap();
+    assert_eq!(c as usize, r::loss::correct_count(&l6, &labels, classes));
+}
+
+/// KL (64 per workgroup): (40, 5, 30) along the middle axis, 1200 rows.
+fn fold_kl_penalty(g: &Arc<Gpu>, rg: &mut Rng) {
+    let kshape = [40usize, 5, 30];
+    folds(1200, 64);
+    let w0 = rg.normal_vec(6000);
+    let w: Vec<f32> = w0.iter().map(|&a| a + 1e-2 * rg.normal()).collect();
+    let (kv, kg) = kl::kl(
+        &Tensor::from_slice(g, &kshape, &w).unwrap(),
+        &Tensor::from_slice(g, &kshape, &w0).unwrap(),
+        1,
+    )
+    .unwrap();
+    let (want_v, want_g) = r::kl::kl_delta(&to64(&w), &to64(&w0), &kshape, 1);
+    let rv = (kv.item().unwrap() as f64 - want_v).abs() / want_v;
+    assert!(rv <= 1e-3, "KL {rv:.2e}");
+    close("KL grad", &kg, &want_g, 1e-3);
+}
+
+/// Optimisers (256 per workgroup): 5000 parameters, three steps each.
+fn fold_optimisers(g: &Arc<Gpu>, rg: &mut Rng) {
+    let n = 5000;
+    folds(n, 256);
+    for kind in ["adamw", "sgd"] {
+        let p0 = rg.normal_vec(n);
+        let p = Tensor::from_slice(g, &[n], &p0).unwrap();
+        let (m, v) = (
+            Tensor::zeros(g, &[n]).unwrap(),
+            Tensor::zeros(g, &[n]).unwrap(),
+        );
+        let (mut rp, mut rm, mut rv) = (to64(&p0), vec![0.0; n], vec![0.0; n]);
+        let one = Tensor::full(g, &[2], 1.0).unwrap();
+        for t in 1..=3u32 {
+            let (gt, g64) = up(g, &[n], rg);
+            if kind == "sgd" {
+                optim::sgd_(&p, &gt, &m, &one, 0.05, 0.9, 1e-3, t == 1).unwrap();
+                r::optim::sgd(&mut rp, &g64, &mut rm, 0.05, 0.9, 1e-3, t == 1, 1.0);
+            } else {
+                let h = optim::AdamStep {
+                    lr: 1e-2,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                    weight_decay: 0.01,
+                    decoupled: true,
+                    t,
+                };
+                optim::adam_(&p, &gt, &m, &v, &one, h).unwrap();
+                r::optim::adam(
+                    &mut rp, &g64, &mut rm, &mut rv, 1e-2, 0.9, 0.999, 1e-8, 0.01, true, t, 1.0,
+                );
+            }
+        }
+        close(kind, &p, &rp, 1e-5);
+    }
+}
+
+/// Random normals (256 per workgroup): 5000 draws, draw by draw against the reference
+/// generator (sin and cos may err by 2^-11 on Vulkan; see tests/clone.rs).
+fn fold_random_normals(g: &Arc<Gpu>) {
+    let n = 5000;
+    folds(n, 256);
+    let z = vec(&random::randn(g, &[n], 4242).unwrap());
+    let err = r::rel_err(&z, &r::random::randn(n, 4242));
+    assert!(err <= 2f64.powi(-11) * 2f64.sqrt(), "randn {err:.2e}");
+}
+
+/// Cloned operators (256 per workgroup): the mix and its code gradient on (500, 9) × (9, 10),
+/// the M1 gradient on (10, 9) × (9, 500).
+fn fold_cloned_operators(g: &Arc<Gpu>, rg: &mut Rng) {
+    for (rows, k2, m) in [(500usize, 9usize, 10usize), (10, 9, 500)] {
+        folds(rows * k2 * m, 256);
+        let (c, c6) = up(g, &[rows, k2], rg);
+        let (m1, m6) = up(g, &[k2, m], rg);
+        let want: Vec<f64> = (0..rows * k2 * m)
+            .map(|t| c6[t / (k2 * m) * k2 + (t % (k2 * m)) / m] * m6[t % (k2 * m)])
+            .collect();
+        close("mix", &cloned::mix(&c, &m1).unwrap(), &want, 1e-6);
+        let (gw, gw6) = up(g, &[rows, k2 * m], rg);
+        let (dc, dm) = cloned::mix_backward(&gw, &c, &m1, true, true).unwrap();
+        let want_dc: Vec<f64> = (0..rows * k2)
+            .map(|i| (0..m).map(|q| gw6[i * m + q] * m6[(i % k2) * m + q]).sum())
+            .collect();
+        let want_dm: Vec<f64> = (0..k2 * m)
+            .map(|jq| {
+                (0..rows)
+                    .map(|rr| gw6[rr * k2 * m + jq] * c6[rr * k2 + jq / m])
+                    .sum()
+            })
+            .collect();
+        if rows * k2 > 4096 {
+            folds(rows * k2, 256);
+        }
+        if k2 * m > 4096 {
+            folds(k2 * m, 256);
+        }
+        close("mix dc", &dc.unwrap(), &want_dc, sum_tol(m).max(1e-6));
+        close("mix dm1", &dm.unwrap(), &want_dm, sum_tol(rows).max(1e-6));
+    }
+}
+
+/// Image transforms (64 per workgroup): 4704 values each.
+fn fold_image_transforms(g: &Arc<Gpu>, rg: &mut Rng) {
+    let nn = 28;
+    folds(2 * 3 * nn * nn, 64);
+    let (im, im6) = up(g, &[2, 3, nn, nn], rg);
+    close(
+        "rot90",
+        &transform::rot90(&im, 1).unwrap(),
+        &r::transform::rot90(&im6, nn, 1),
+        0.0,
+    );
+    close(
+        "shift",
+        &transform::shift_crop(&im, nn, nn, 3, -5).unwrap(),
+        &r::transform::shift_crop(&im6, nn, nn, nn, nn, 3, -5),
+        0.0,
+    );
+    let (p4, p46) = up(g, &[2, 3, 4, 14, 14], rg);
+    close(
+        "c4_act",
+        &transform::c4_act(&p4, 3).unwrap(),
+        &r::transform::c4_act(&p46, 14, 3),
+        0.0,
+    );
+}
+
+/// Group-convolution filter transforms (64 per workgroup) and their adjoints.
+fn fold_filter_transforms(g: &Arc<Gpu>, rg: &mut Rng) {
+    let (cout, cin, k) = (16usize, 8usize, 3usize);
+    folds(cout * cin * k * k, 64);
+    let (wl, wl6) = up(g, &[cout, cin, k, k], rg);
+    close(
+        "lift_filter",
+        &gconv::lift_filter(&wl).unwrap(),
+        &r::gconv::lift_filter(&wl6, cout, cin, k),
+        0.0,
+    );
+    let (gt, gt6) = up(g, &[cout * 4, cin, k, k], rg);
+    close(
+        "lift_filter_adjoint",
+        &gconv::lift_filter_adjoint(&gt).unwrap(),
+        &r::gconv::lift_filter_adjoint(&gt6, cout, cin, k),
+        1e-6,
+    );
+    let (cout, cin) = (8usize, 4usize);
+    folds(cout * cin * 4 * k * k, 64);
+    let (wp, wp6) = up(g, &[cout, cin, 4, k, k], rg);
+    close(
+        "p4_filter",
+        &gconv::p4_filter(&wp).unwrap(),
+        &r::gconv::p4_filter(&wp6, cout, cin, k),
+        0.0,
+    );
+    let (gt, gt6) = up(g, &[cout * 4, cin * 4, k, k], rg);
+    close(
+        "p4_filter_adjoint",
+        &gconv::p4_filter_adjoint(&gt).unwrap(),
+        &r::gconv::p4_filter_adjoint(&gt6, cout, cin, k),
+        1e-6,
+    );
+}
+
+/// Pooling (64 per workgroup): 2×2 windows over (3, 7, 16, 18) (1512 outputs, 6048 inputs);
+/// rotation pooling over (3, 7, 4, 8, 9); the global mean of (40, 32, 4, 1, 1) (1280 outputs).
+fn fold_pooling(g: &Arc<Gpu>, rg: &mut Rng) {
+    let (h, w) = (16usize, 18usize);
+    folds(3 * 7 * 8 * 9, 64);
+    folds(3 * 7 * h * w, 64);
+    let (px, px6) = up(g, &[3, 7, h, w], rg);
+    let (pg, pg6) = up(g, &[3, 7, 8, 9], rg);
+    let (mx, arg) = pool::max_pool2d(&px, 2, 2).unwrap();
+    close("maxpool", &mx, &r::pool::max_pool(&px6, h, w, 2, 2).0, 0.0);
+    close(
+        "maxpool_bwd",
+        &pool::max_pool2d_bwd(&pg, &arg, &[3, 7, h, w], 2, 2).unwrap(),
+        &r::pool::max_pool_bwd(&px6, &pg6, h, w, 2, 2),
+        1e-6,
+    );
+    close(
+        "avgpool",
+        &pool::avg_pool2d(&px, 2, 2).unwrap(),
+        &r::pool::avg_pool(&px6, h, w, 2, 2),
+        1e-6,
+    );
+    close(
+        "avgpool_bwd",
+        &pool::avg_pool2d_bwd(&pg, &[3, 7, h, w], 2, 2).unwrap(),
+        &r::pool::avg_pool_bwd(&pg6, h, w, 2, 2),
+        1e-6,
+    );
+    let (rx, rx6) = up(g, &[3, 7, 4, 8, 9], rg);
+    let (rgd, rg6) = up(g, &[3, 7, 8, 9], rg);
+    for (how, max) in [(RotPool::Max, true), (RotPool::Mean, false)] {
+        close(
+            "rot_pool",
+            &pool::rot_pool(&rx, how).unwrap(),
+            &r::pool::rot_pool(&rx6, 72, max),
+            1e-7,
+        );
+        close(
+            "rot_pool bwd",
+            &pool::rot_pool_bwd(&rgd, &rx, how).unwrap(),
+            &r::pool::rot_pool_bwd(&rx6, &rg6, 72, max),
+            1e-7,
+        );
+    }
+    folds(40 * 32, 64);
+    let (gx, gx6) = up(g, &[40, 32, 4, 1, 1], rg);
+    close(
+        "global_mean",
+        &pool::global_mean(&gx).unwrap(),
+        &r::pool::global_mean(&gx6, 4),
+        1e-6,
+    );
+    let (gm, gm6) = up(g, &[40, 32], rg);
+    close(
+        "global_mean bwd",
+        &pool::global_mean_bwd(&gm, &[40, 32, 4, 1, 1]).unwrap(),
+        &r::pool::global_mean_bwd(&gm6, 4),
+        1e-6,
+    );
+}
+
+/// Convolution by the direct kernels (64 per workgroup): forward (6400 invocations), input
+/// gradient (flip_transpose of 12,600 taps, then 5760), weight gradient (1050); im2col and the
+/// channel bias on a smaller case.
+fn fold_direct_convolution(g: &Arc<Gpu>, rg: &mut Rng) {
+    let d = ConvDims {
+        batch: 10,
+        cin: 35,
+        h: 16,
+        w: 16,
+        cout: 40,
+        k: 3,
+        pad: 1,
+    };
+    conv_case(g, d, rg);
+    folds(40usize.div_ceil(4) * 35 * 3, 64);
+    folds(40 * 35 * 9, 64);
+    let d = ConvDims {
+        batch: 1,
+        cin: 2,
+        h: 10,
+        w: 10,
+        cout: 12,
+        k: 3,
+        pad: 1,
+    };
+    folds(2 * 9 * 100, 64);
+    let (x, x6) = up(g, &[1, 2, 10, 10], rg);
+    let (wc, w6) = up(g, &[12, 2, 3, 3], rg);
+    let (bc, b6) = up(g, &[12], rg);
+    close(
+        "im2col + bias",
+        &conv::conv2d_im2col(&x, &wc, Some(&bc), 1).unwrap(),
+        &r::conv::forward(&x6, &w6, Some(&b6), d),
+        sum_tol(18).max(1e-6),
+    );
+}
+
+/// The data gather (256 per workgroup): 10 images on the 36-pixel canvas (12,960 values).
+fn fold_data_gather(g: &Arc<Gpu>) {
+    let ds = Dataset::embedded()
+        .unwrap()
+        .subset(Some(50), Some(10))
+        .unwrap();
+    let split = ds.part(Part::Train);
+    let task = Task::TransSb;
+    let mut b = Batcher::on(
+        GpuSplit::upload(g, split).unwrap(),
+        task,
+        Part::Train,
+        10,
+        3,
+    )
+    .unwrap();
+    b.set_epoch(0).unwrap();
+    let s = b.canvas().size;
+    folds(10 * s * s, 256);
+    let batch = b.batch(0).unwrap();
+    let samples: Vec<rd::Sample> = b
+        .batch_samples(0)
+        .unwrap()
+        .iter()
+        .map(|s| (s.index, s.rot, s.dx, s.dy, s.label))
+        .collect();
+    let (want_i, want_l) = rd::gather(&split.images, SIDE, SIDE, &samples, (s, b.canvas().pad));
+    assert_eq!(batch.images.to_vec().unwrap(), want_i, "gather");
+    assert_eq!(batch.labels.to_vec_u32().unwrap(), want_l);
+}
+
+/// conv2d forward, input gradient and weight gradient of one case against the reference.
+fn conv_case(g: &Arc<Gpu>, d: ConvDims, rg: &mut Rng) {
+    let (x, x6) = up(g, &[d.batch, d.cin, d.h, d.w], rg);
+    let (w, w6) = up(g, &[d.cout, d.cin, d.k, d.k], rg);
+    let (b, b6) = up(g, &[d.cout], rg);
+    let y = conv::conv2d(&x, &w, Some(&b), d.pad).unwrap();
+    let tol = sum_tol(d.cin * d.k * d.k).max(1e-6);
+    close("conv2d", &y, &r::conv::forward(&x6, &w6, Some(&b6), d), tol);
+    let (gy, g6) = up(g, &d.out_shape(), rg);
+    let (dx, dw, _) = r::conv::backward(&x6, &w6, &g6, d);
+    close(
+        "conv2d input grad",
+        &conv::conv2d_input_grad(&gy, &w, d).unwrap(),
+        &dx,
+        sum_tol(d.cout * d.k * d.k).max(1e-6),
+    );
+    close(
+        "conv2d weight grad",
+        &conv::conv2d_weight_grad(&x, &gy, d).unwrap(),
+        &dw,
+        sum_tol(d.batch * d.ho() * d.wo()).max(1e-6),
+    );
+}
+
+/// The register family's convolution on the folding device: `wpack` (an idx() kernel: 15,120 and
+/// 12,960 packed taps) and the generated kernels, whose own grid folds into (x, channel blocks, z).
+#[test]
+fn folded_grids_run_the_register_convolution_right() {
+    let g = folding_gpu(KernelFamily::Register);
+    let mut rg = rng(501);
+    folds(35 * 9 * 48, 64);
+    folds(40 * 9 * 36, 64);
+    let d = ConvDims {
+        batch: 10,
+        cin: 35,
+        h: 16,
+        w: 16,
+        cout: 40,
+        k: 3,
+        pad: 1,
+    };
+    conv_case(&g, d, &mut rg);
+    assert!(
+        g.folded_kernels().contains(&"conv::wpack".to_string()),
+        "{:?}",
+        g.folded_kernels()
+    );
+}
+
+#[test]
+fn a_grid_past_the_folded_limit_is_an_error_naming_it() {
+    let g = folding_gpu(KernelFamily::Workgroup);
+    // 16 × 16 workgroups of 256 hold 65,536 items; one more is refused, not wrapped.
+    let x = Tensor::zeros(&g, &[65_536]).unwrap();
+    assert!(elementwise::affine(&x, 1.0, 0.0).is_ok());
+    let e = Tensor::zeros(&g, &[65_537]).unwrap_err().to_string();
+    assert!(e.contains("65537") && e.contains("16 × 16"), "{e}");
+}
