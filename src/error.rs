@@ -11,12 +11,14 @@ pub enum Error {
     #[error("shape mismatch in {op}: {detail}")]
     Shape { op: &'static str, detail: String },
     /// A buffer larger than the adapter allows.
-    #[error("{what} needs {requested} bytes, more than the adapter's {limit_name} limit of {limit} bytes")]
+    #[error("{what} needs {requested} bytes, more than the adapter's {limit_name} limit of {limit} bytes{hint}")]
     BufferTooLarge {
         what: String,
         requested: u64,
         limit: u64,
         limit_name: &'static str,
+        /// What to change, when the caller knows (`; lower --batch …`), else empty.
+        hint: String,
     },
     /// An error reported by the GPU driver or wgpu.
     #[error("GPU error: {0}")]
@@ -43,6 +45,27 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The same error with what the user can change to avoid it (`lower --batch (now 64)`),
+    /// when it is a size over an adapter limit; any other error is returned as it is.
+    pub fn hint(self, what_to_change: impl std::fmt::Display) -> Error {
+        match self {
+            Error::BufferTooLarge {
+                what,
+                requested,
+                limit,
+                limit_name,
+                ..
+            } => Error::BufferTooLarge {
+                what,
+                requested,
+                limit,
+                limit_name,
+                hint: format!("; {what_to_change}"),
+            },
+            e => e,
+        }
+    }
+
     /// A shape error for operation `op`.
     pub fn shape(op: &'static str, detail: impl Into<String>) -> Self {
         Error::Shape {

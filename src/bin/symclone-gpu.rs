@@ -74,6 +74,16 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// What a configuration needs on this adapter, without training it: each phase's and model's
+    /// peak GPU memory (measured by running one step of each) and floating-point work, held
+    /// against a memory budget. With --out, also writes plan.md and plan.json there.
+    Plan {
+        #[command(flatten)]
+        opts: RunArgs,
+        /// The memory to hold the plan against, in GiB (default: a 16 GiB card).
+        #[arg(long, default_value_t = 16.0)]
+        memory: f64,
+    },
     /// Clone one equivariant layer into a dense operator (SPEC §3; random or teacher-sourced).
     Clone {
         /// z2 (convolution), lift (Z2→P4), p4 (P4→P4), or lift+p4 (a lift clone for d and a P4
@@ -264,6 +274,32 @@ fn run(cli: Cli) -> Result<(), Error> {
             let cfg = opts.run_config()?;
             let gpu = Gpu::new(&choice(&cli))?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), *resume, None)?;
+        }
+        Command::Plan { opts, memory } => {
+            if !(memory.is_finite() && *memory > 0.0 && *memory < 1e6) {
+                return Err(Error::invalid(format!(
+                    "--memory {memory}: give the card's memory in GiB, e.g. 16"
+                )));
+            }
+            let cfg = opts.run_config()?;
+            let gpu = Gpu::new(&choice(&cli))?;
+            eprintln!("running one step of every phase to measure it…");
+            let plan = pipeline::plan::plan(&gpu, &cfg, (*memory * (1u64 << 30) as f64) as u64)?;
+            let md = pipeline::plan::markdown(&plan);
+            print!("{md}");
+            if let Some(out) = &opts.out {
+                std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+                symclone::files::write_atomic(&out.join("plan.md"), md.as_bytes())?;
+                let json =
+                    serde_json::to_vec_pretty(&plan).map_err(|e| Error::invalid(e.to_string()))?;
+                symclone::files::write_atomic(&out.join("plan.json"), &json)?;
+                eprintln!("plan written to {}", out.join("plan.md").display());
+            }
+            if plan.failure.is_some() {
+                return Err(Error::invalid(
+                    "the configuration does not fit this adapter (see above)",
+                ));
+            }
         }
         Command::Clone {
             kind,

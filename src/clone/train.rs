@@ -133,6 +133,10 @@ pub struct CloneStats {
     #[serde(default)]
     pub target_mean_square: f32,
     pub seconds: f64,
+    /// Floating-point operations of the first iteration (matrix products and convolutions, see
+    /// [`Gpu::flops`]).
+    #[serde(default)]
+    pub iter_flops: u64,
 }
 
 impl CloneStats {
@@ -195,6 +199,7 @@ fn fit(
     let mut in_window = 0usize;
     for it in 1..=cfg.iters {
         crate::error::check_interrupt("cloning")?;
+        let flops0 = gpu.flops();
         let chunk = filters_per_chunk(gpu, cfg);
         let mut done = 0;
         while done < cfg.filters {
@@ -222,6 +227,9 @@ fn fit(
             done += f;
         }
         in_window += 1;
+        if it == 1 {
+            stats.iter_flops = gpu.flops() - flops0;
+        }
         if it % cfg.accum == 0 || it == cfg.iters {
             let step = opt.steps() as usize + 1;
             let base = opt.lr;

@@ -58,6 +58,8 @@ pub struct Gpu {
     pub(super) uniform_buf: wgpu::Buffer,
     pub(super) errors: Arc<Mutex<Vec<String>>>,
     pub(super) submissions: Mutex<u64>,
+    /// Floating-point operations of the matrix products and convolutions launched so far.
+    pub(super) flops: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -162,6 +164,7 @@ impl Gpu {
             uniform_buf,
             errors,
             submissions: Mutex::new(0),
+            flops: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -230,6 +233,7 @@ impl Gpu {
                 requested: bytes,
                 limit: self.limits.max_buffer_size,
                 limit_name: "max_buffer_size",
+                hint: String::new(),
             });
         }
         if bytes > self.limits.max_storage_buffer_binding_size {
@@ -238,6 +242,7 @@ impl Gpu {
                 requested: bytes,
                 limit: self.limits.max_storage_buffer_binding_size,
                 limit_name: "max_storage_buffer_binding_size",
+                hint: String::new(),
             });
         }
         Ok(())
@@ -286,6 +291,19 @@ impl Gpu {
     /// Start a new high-water mark of pool memory at what is held now (see [`PoolStats::peak_bytes`]).
     pub fn reset_peak(&self) {
         self.pool.reset_peak();
+    }
+
+    /// Count `n` floating-point operations (the launchers of matrix products and convolutions
+    /// call this: 2 per multiply-add).
+    pub fn count_flops(&self, n: u64) {
+        self.flops
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Floating-point operations of the matrix products and convolutions launched so far (the
+    /// work that dominates every phase; element-wise kernels are not counted).
+    pub fn flops(&self) -> u64 {
+        self.flops.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Submissions made so far.

@@ -298,6 +298,7 @@ impl Gpu {
                     requested: b.bytes,
                     limit,
                     limit_name: "max_storage_buffer_binding_size",
+                    hint: String::new(),
                 });
             }
         }

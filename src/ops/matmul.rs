@@ -164,6 +164,7 @@ pub fn matmul_ex(
         0,
     ];
     if m > 0 && n > 0 {
+        gpu.count_flops(2 * (z * m * n * k) as u64);
         let biasraw = biasbuf.unwrap_or(bbuf);
         match gpu.family() {
             KernelFamily::Register => {

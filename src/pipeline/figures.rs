@@ -474,6 +474,7 @@ mod tests {
             accuracy_by_rotation: None,
             layer_equivariance: None,
             peak_bytes: 0,
+            step_flops: 0,
         };
         Report {
             version: "0".into(),
@@ -492,6 +493,7 @@ mod tests {
                     final_loss: 0.01,
                     target_mean_square: 2.0,
                     seconds: 1.0,
+                    iter_flops: 0,
                 },
                 best_relative_mse: 0.005,
                 equivariance_clone: 1e-2,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod evaluation;
 pub mod figures;
 mod files;
+pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod training;
@@ -96,11 +97,14 @@ pub fn run(
 
     // Each phase starts from a trimmed pool and records its high-water mark.
     let mut memory = Vec::new();
+    let mut flops0 = gpu.flops();
     let mut phase_done = |name: &str| -> Result<()> {
         memory.push(report::PhaseMemory {
             phase: name.to_string(),
             peak_bytes: gpu.pool_stats().peak_bytes,
+            flops: gpu.flops() - flops0,
         });
+        flops0 = gpu.flops();
         gpu.trim()?;
         gpu.reset_peak();
         Ok(())
@@ -111,7 +115,14 @@ pub fn run(
     // Phase 1: the clones (or the ones given), their fidelity and loss curves.
     let (clones, clone_reports) = match given {
         Some(set) => (set, Vec::new()),
-        None => clone_phase(gpu, cfg, &needed, &out.join("clones"), resume, &ds, rep)?,
+        None => {
+            clone_phase(gpu, cfg, &needed, &out.join("clones"), resume, &ds, rep).map_err(|e| {
+                e.hint(format!(
+                    "lower --clone-filters (now {}) or --clone-batch (now {})",
+                    cfg.clone.filters, cfg.clone.batch
+                ))
+            })?
+        }
     };
     phase_done("clones")?;
     let fidelity = evaluation::fidelity_check(gpu, cfg, &clones, &ds)?;
@@ -126,7 +137,14 @@ pub fn run(
         clones: &clones,
         clone_reports: &clone_reports,
     };
-    let results = training.run(&ds, rep)?;
+    let results = training.run(&ds, rep).map_err(|e| {
+        let batches: Vec<String> = cfg
+            .tasks
+            .iter()
+            .map(|t| t.train.batch.to_string())
+            .collect();
+        e.hint(format!("lower --batch (now {})", batches.join(", ")))
+    })?;
     phase_done("training")?;
 
     // Phase 3: the report.

@@ -63,6 +63,9 @@ pub struct ModelReport {
     /// already on the GPU included).
     #[serde(default)]
     pub peak_bytes: u64,
+    /// Floating-point operations of one training step (matrix products and convolutions).
+    #[serde(default)]
+    pub step_flops: u64,
     /// Test accuracy per test rotation (0°, 90°, 180°, 270°), mean over the seeds, when the run
     /// measured it (SPEC §7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,6 +135,9 @@ pub struct PhaseMemory {
     pub phase: String,
     /// The most bytes the buffer pool held at once during the phase.
     pub peak_bytes: u64,
+    /// Floating-point operations of the phase's matrix products and convolutions.
+    #[serde(default)]
+    pub flops: u64,
 }
 
 /// `report.json`, then everything [`rebuild`] makes from it, under `out`.
@@ -301,25 +307,26 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
         )));
     }
     if !r.memory.is_empty() {
-        b.push(Block::Heading(2, "GPU memory".into()));
+        b.push(Block::Heading(2, "GPU memory and work".into()));
         b.push(Block::Para(
-            "The buffer pool's high-water mark (the pool is trimmed between phases and models)."
+            "The buffer pool's high-water mark (the pool is trimmed between phases and models), and the floating-point work of the matrix products and convolutions (2 per multiply-add; element-wise kernels not counted)."
                 .into(),
         ));
         let mut rows: Vec<Vec<String>> = r
             .memory
             .iter()
-            .map(|p| vec![p.phase.clone(), mib(p.peak_bytes)])
+            .map(|p| vec![p.phase.clone(), mib(p.peak_bytes), gflop(p.flops)])
             .collect();
         rows.extend(r.results.iter().filter(|m| m.peak_bytes > 0).map(|m| {
             vec![
                 format!("training {} on {}", m.model, m.task),
                 mib(m.peak_bytes),
+                format!("{} per step", gflop(m.step_flops)),
             ]
         }));
         b.push(Block::Table(Table {
-            header: strings(["phase", "peak"]),
-            right: vec![false, true],
+            header: strings(["phase", "peak", "GFLOP"]),
+            right: vec![false, true, true],
             rows,
         }));
     }
@@ -341,4 +348,14 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
 /// Bytes as MiB with one decimal.
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// Floating-point operations in GFLOP, with enough digits for a small step.
+fn gflop(flops: u64) -> String {
+    let g = flops as f64 / 1e9;
+    if g >= 100.0 {
+        format!("{g:.0}")
+    } else {
+        format!("{g:.3}")
+    }
 }

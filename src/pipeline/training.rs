@@ -86,12 +86,14 @@ impl Training<'_> {
         let mut params = 0;
         let mut unchanged = None;
         let mut history = Vec::new();
+        let mut step_flops = 0;
         for s in 0..self.cfg.seeds {
             let seed = self.cfg.seed.wrapping_add(s as u64);
             let (result, same) = self.seed(job, seed, data, rep)?;
             accs.push(result.test_acc);
             secs.push(result.seconds);
             params = result.trainable_params;
+            step_flops = result.step_flops;
             if s == 0 {
                 history = result.history.clone();
             }
@@ -111,6 +113,7 @@ impl Training<'_> {
             clones_unchanged: unchanged,
             history,
             peak_bytes: 0,
+            step_flops,
             accuracy_by_rotation: None,
             layer_equivariance: None,
         })

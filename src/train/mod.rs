@@ -79,6 +79,10 @@ pub struct TrainResult {
     pub test_acc: f32,
     pub seconds: f64,
     pub trainable_params: usize,
+    /// Floating-point operations of the first training step (forward, backward and optimiser;
+    /// matrix products and convolutions, see [`crate::Gpu::flops`]).
+    #[serde(default)]
+    pub step_flops: u64,
 }
 
 /// Progress callback: (epoch, step in epoch, steps per epoch).
@@ -131,6 +135,7 @@ pub fn train_with(
     let mut opt = Optimizer::new(cfg.optimizer_kind()?, cfg.lr, &params);
     let mut history = Vec::new();
     let mut global_step = 0u64;
+    let mut step_flops = 0u64;
     for epoch in 0..cfg.epochs {
         let te = std::time::Instant::now();
         train.set_epoch(epoch)?;
@@ -142,6 +147,7 @@ pub fn train_with(
         for step in 0..steps {
             crate::error::check_interrupt("training")?;
             let b = train.batch(step)?;
+            let flops0 = b.images.gpu().flops();
             let mut tape = Tape::new();
             let x = tape.input(b.images.clone());
             let seed = (cfg.seed as u32) ^ (global_step as u32).wrapping_mul(0x9E37_79B9);
@@ -161,6 +167,9 @@ pub fn train_with(
             drop(tape);
             opt.step()?;
             opt.zero_grad();
+            if global_step == 0 {
+                step_flops = b.images.gpu().flops() - flops0;
+            }
             seen += b.len;
             global_step += 1;
             progress(epoch, step + 1, steps);
@@ -194,6 +203,7 @@ pub fn train_with(
         test_acc,
         seconds: t0.elapsed().as_secs_f64(),
         trainable_params: model.trainable_count(),
+        step_flops,
     })
 }
 

@@ -3,7 +3,7 @@
 //! loops unroll (forward, and the input gradient after `flip_transpose`); `conv_dw`, which keeps
 //! k columns × 4 output channels of the weight gradient in registers and slides along the rows.
 
-use super::{add_channel_bias_, params, ConvDims, TILE_OUT, WG};
+use super::{add_channel_bias_, conv_flops, params, ConvDims, TILE_OUT, WG};
 use crate::ops::CONV;
 use crate::tensor::Tensor;
 use crate::Result;
@@ -35,6 +35,7 @@ pub(super) fn conv_direct(
         }
         return Ok(out);
     }
+    gpu.count_flops(conv_flops(batch * cout * cin * ho * wo, k));
     let p = params(
         batch,
         cin,
@@ -98,6 +99,7 @@ pub(super) fn weight_grad(x: &Tensor, g: &Tensor, d: ConvDims, dw: &Tensor) -> R
         0,
         total,
     )?;
+    gpu.count_flops(conv_flops(d.batch * d.cout * d.cin * d.ho() * d.wo(), d.k));
     gpu.launch(&CONV, "conv_dw")
         .constant("K", d.k as u32)
         .params(&p)

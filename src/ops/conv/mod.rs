@@ -46,6 +46,13 @@ pub fn generated_variants() -> Vec<crate::gpu::codegen::Generated> {
 /// Invocations per workgroup of the kernels of `conv.wgsl`.
 const WG: u32 = 64;
 
+/// Floating-point operations of a convolution with `products` (batch · out channels · in
+/// channels · output positions) filter applications of a k×k filter: 2 per multiply-add. The
+/// weight gradient has the same count.
+pub(super) fn conv_flops(products: usize, k: usize) -> u64 {
+    2 * (products as u64) * (k * k) as u64
+}
+
 /// Check the shapes of x, w (and bias) and return the sizes.
 pub fn conv_dims(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<ConvDims> {
     expect_f32("conv2d", x)?;

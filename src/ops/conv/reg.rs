@@ -1,6 +1,6 @@
 //! The generated register-tiled kernels (`gpu::codegen`): what CPU adapters such as lavapipe run.
 
-use super::{params, ConvDims, CONV, WG};
+use super::{conv_flops, params, ConvDims, CONV, WG};
 use crate::gpu::codegen::{self, Generated, CONV_REG_WG};
 use crate::ops::reduce;
 use crate::tensor::Tensor;
@@ -159,6 +159,7 @@ pub(super) fn conv_reg(
         total,
         usize::from(bias.is_some()),
     )?;
+    gpu.count_flops(conv_flops(batch * cout * cin * ho * wo, k));
     let sh = codegen::shader(Generated::ConvReg {
         k: k as u32,
         to: to as u32,
@@ -201,6 +202,7 @@ pub(super) fn weight_grad_reg(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Ten
         to: to as u32,
         ti: ti as u32,
     })?;
+    gpu.count_flops(conv_flops(d.batch * d.cout * d.cin * d.ho() * d.wo(), d.k));
     gpu.launch(sh, "conv_dw_reg")
         .params(&p)
         .read(&x)

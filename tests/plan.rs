@@ -1,0 +1,132 @@
+//! `plan`: per-phase peak memory and work without training, the FLOP counter it rests on, and the
+//! one-line errors that say what to change when a size is over an adapter limit.
+
+mod common;
+use common::*;
+use symclone::ops::conv::conv2d;
+use symclone::ops::matmul::matmul;
+use symclone::pipeline::plan::{markdown, one_step, plan};
+use symclone::pipeline::RunConfig;
+use symclone::tensor::Tensor;
+
+/// The pipeline tests' tiny configuration: every model on every task, seconds on lavapipe.
+fn tiny() -> RunConfig {
+    let mut c = RunConfig::preset("quick").unwrap();
+    c.tasks = RunConfig::preset("paper").unwrap().tasks;
+    c.train_n = Some(192);
+    c.test_n = Some(64);
+    c.side = 16;
+    c.channels = Some([2, 2, 3, 3]);
+    c.mlp = Some(vec![16]);
+    c.clone.iters = 6;
+    c.clone.retries = 0;
+    c.clone.filters = 2;
+    c.clone.batch = 4;
+    c.clone.batch_p4 = 2;
+    for t in &mut c.tasks {
+        t.train.epochs = 3;
+        t.train.batch = 64;
+    }
+    c
+}
+
+#[test]
+fn matrix_products_and_convolutions_count_two_flops_per_multiply_add() {
+    // A device of its own: the counter is per device, and other tests share `gpu()`.
+    let g = gpu_with_limits(adapter_limits());
+    let mut r = rng(3);
+    // Ragged sizes: the count is of the product, not of the padded kernel's work.
+    let (m, k, n) = (13, 7, 10);
+    let a = Tensor::from_slice(&g, &[m, k], &r.normal_vec(m * k)).unwrap();
+    let b = Tensor::from_slice(&g, &[k, n], &r.normal_vec(k * n)).unwrap();
+    let f0 = g.flops();
+    matmul(&a, &b, false, false).unwrap();
+    assert_eq!(g.flops() - f0, 2 * (m * k * n) as u64);
+    // A convolution: batch 2, 3 → 5 channels, 9×8 input, 3×3 filter, padding 1 (9×8 output).
+    let x = Tensor::from_slice(&g, &[2, 3, 9, 8], &r.normal_vec(2 * 3 * 9 * 8)).unwrap();
+    let w = Tensor::from_slice(&g, &[5, 3, 3, 3], &r.normal_vec(5 * 3 * 9)).unwrap();
+    let f0 = g.flops();
+    conv2d(&x, &w, None, 1).unwrap();
+    assert_eq!(g.flops() - f0, 2 * (2 * 5 * 3 * 9 * 8 * 9) as u64);
+}
+
+#[test]
+fn one_step_keeps_the_sizes_and_cuts_the_steps() {
+    let c = tiny();
+    let one = one_step(&c);
+    assert_eq!((one.clone.iters, one.seeds), (1, 1));
+    assert!(one.tasks.iter().all(|t| t.train.epochs == 1));
+    assert_eq!(one.train_n, Some(64));
+    // What sets the memory is unchanged.
+    assert_eq!(
+        (one.side, one.channels, one.clone.filters),
+        (16, c.channels, 2)
+    );
+    assert_eq!(one.clone.batch, c.clone.batch);
+    assert!(one
+        .tasks
+        .iter()
+        .zip(&c.tasks)
+        .all(|(a, b)| a.train.batch == b.train.batch));
+}
+
+#[test]
+fn a_plan_measures_every_phase_and_model_and_holds_them_against_the_budget() {
+    let g = gpu();
+    let c = tiny();
+    let p = plan(&g, &c, 16 << 30).unwrap();
+    assert!(p.failure.is_none(), "{:?}", p.failure);
+    let models: usize = c.tasks.iter().map(|t| t.models.len()).sum();
+    let training: Vec<_> = p
+        .rows
+        .iter()
+        .filter(|r| r.what.starts_with("training"))
+        .collect();
+    assert_eq!(training.len(), models);
+    for r in &training {
+        // 3 epochs of ⌈192 / 64⌉ steps, 1 seed.
+        assert_eq!(r.steps, 9, "{}", r.what);
+        assert!(r.step_flops > 0 && r.peak_bytes.unwrap() > 0, "{r:?}");
+    }
+    let cloning = p
+        .rows
+        .iter()
+        .find(|r| r.what.starts_with("cloning"))
+        .unwrap();
+    assert_eq!(cloning.steps, 6);
+    let clones: u64 = p
+        .rows
+        .iter()
+        .filter(|r| r.what.trim_start().starts_with("clone "))
+        .map(|r| r.step_flops)
+        .sum();
+    assert!(clones > 0 && clones == cloning.step_flops, "{p:?}");
+    let md = markdown(&p);
+    assert!(md.contains("every phase fits the budget"), "{md}");
+    // The same measurements against a 1 MiB card: cloning is over it, and the fix is named.
+    let small = symclone::pipeline::plan::Plan {
+        budget_bytes: 1 << 20,
+        ..p
+    };
+    let md = markdown(&small);
+    assert!(
+        md.contains("over the budget: cloning") && md.contains("--clone-batch"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_size_over_an_adapter_limit_stops_the_plan_with_what_to_change() {
+    // One lift clone's dense operators at d = 16 (4 rotations × 196 × 256 floats, 800 KB per
+    // filter) cannot bind under a 256 KiB storage-binding limit.
+    let mut l = adapter_limits();
+    l.max_storage_buffer_binding_size = 256 << 10;
+    let g = gpu_with_limits(l);
+    let p = plan(&g, &tiny(), 16 << 30).unwrap();
+    let f = p.failure.expect("a failure");
+    assert!(
+        f.contains("max_storage_buffer_binding_size")
+            && f.contains("lower --clone-filters (now 2)"),
+        "{f}"
+    );
+}
