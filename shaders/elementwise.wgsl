@@ -5,7 +5,7 @@ struct P {
     n: u32,
     alpha: f32,
     beta: f32,
-    _pad: u32,
+    seed: u32,   // dropout only
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -99,7 +99,7 @@ fn hash32(v: u32) -> u32 {
 fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = idx(gid, nwg, WG);
     if i >= p.n { return; }
-    let h = hash32(i ^ hash32(p._pad));
+    let h = hash32(i ^ hash32(p.seed));
     let keep = f32(h >> 8u) / 16777216.0 >= p.alpha;
     out2[i] = select(0.0, x[i] * p.beta, keep);
 }

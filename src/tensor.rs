@@ -211,7 +211,7 @@ impl Tensor {
     pub fn fill_(&self, v: f32) -> Result<()> {
         self.gpu()
             .launch(&ELEMENTWISE, "fill")
-            .params(&elementwise_params(self.numel(), v, 0.0))
+            .params(&elementwise_params(self.numel(), v, 0.0)?)
             .write(&self)
             .dispatch_1d(self.numel(), ELEMENTWISE_WG)
     }
@@ -221,7 +221,7 @@ impl Tensor {
         same_shape("acc", self, x)?;
         self.gpu()
             .launch(&ELEMENTWISE, "acc")
-            .params(&elementwise_params(self.numel(), alpha, 0.0))
+            .params(&elementwise_params(self.numel(), alpha, 0.0)?)
             .write(&self)
             .read(&x)
             .dispatch_1d(self.numel(), ELEMENTWISE_WG)
@@ -233,7 +233,7 @@ impl Tensor {
         let out = Tensor::empty(self.gpu(), self.shape())?;
         self.gpu()
             .launch(&ELEMENTWISE, "axpby")
-            .params(&elementwise_params(self.numel(), alpha, beta))
+            .params(&elementwise_params(self.numel(), alpha, beta)?)
             .read(&self)
             .read(&y)
             .write(&out)
@@ -257,9 +257,24 @@ impl Tensor {
 /// Invocations per workgroup of the element-wise kernels (`WG` in `elementwise.wgsl`).
 pub(crate) const ELEMENTWISE_WG: u32 = 256;
 
+crate::gpu::params::shader_params!(
+    /// The uniform block of `elementwise.wgsl`: count, alpha, beta (and dropout's seed).
+    ElementwiseP = "P" in Ok(crate::gpu::shader::ELEMENTWISE.src.to_string()), {
+        n: u32,
+        alpha: f32,
+        beta: f32,
+        seed: u32,
+    }
+);
+
 /// The uniform block of the element-wise kernels: count, alpha, beta.
-pub(crate) fn elementwise_params(n: usize, alpha: f32, beta: f32) -> [u32; 4] {
-    [n as u32, alpha.to_bits(), beta.to_bits(), 0]
+pub(crate) fn elementwise_params(n: usize, alpha: f32, beta: f32) -> Result<ElementwiseP> {
+    Ok(ElementwiseP {
+        n: crate::gpu::params::u32_of("elements", n)?,
+        alpha,
+        beta,
+        seed: 0,
+    })
 }
 
 /// Fail unless `t` is f32.

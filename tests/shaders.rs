@@ -116,3 +116,59 @@ fn specialize_rejects_unknown_constants() {
     let s = symclone::gpu::specialize("const TM: u32 = 4u;", &[("TM", 16)]).unwrap();
     assert_eq!(s, "const TM: u32 = 16u;");
 }
+
+#[test]
+fn every_parameter_struct_matches_the_uniform_struct_naga_reflects_in_every_source() {
+    use symclone::gpu::params::{layout_of, ParamLayout};
+    let mut layouts: Vec<ParamLayout> = symclone::ops::param_layouts();
+    layouts.push(layout_of::<symclone::data::batch::GatherP>());
+    let members = |src: &str, name: &str| -> Option<(usize, Vec<(String, usize)>)> {
+        let module = naga::front::wgsl::parse_str(src).expect("parses");
+        let found = module.types.iter().find_map(|(_, t)| match &t.inner {
+            naga::TypeInner::Struct { members, span } if t.name.as_deref() == Some(name) => Some((
+                *span as usize,
+                members
+                    .iter()
+                    .map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize))
+                    .collect(),
+            )),
+            _ => None,
+        });
+        found
+    };
+    let rust = |l: &ParamLayout| -> (usize, Vec<(String, usize)>) {
+        let fields = l.fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
+        (l.size, fields)
+    };
+    // Each Rust struct against the WGSL that declares it: size, names and offsets.
+    for l in &layouts {
+        let src = l.wgsl.as_ref().expect("source");
+        let wgsl = members(src, l.wgsl_struct)
+            .unwrap_or_else(|| panic!("{}: no struct {} in its WGSL", l.rust, l.wgsl_struct));
+        assert_eq!(
+            rust(l),
+            wgsl,
+            "{} against WGSL struct {}",
+            l.rust,
+            l.wgsl_struct
+        );
+    }
+    // Every uniform block of every source the launchers build (each family, constant variant and
+    // generated kernel) is mirrored by one of them.
+    for (label, src) in symclone::ops::all_shader_sources().expect("sources") {
+        let module = naga::front::wgsl::parse_str(&src).expect("parses");
+        for (_, g) in module.global_variables.iter() {
+            if g.space != naga::AddressSpace::Uniform {
+                continue;
+            }
+            let name = module.types[g.ty].name.clone().unwrap_or_default();
+            let wgsl = members(&src, &name).expect("a struct");
+            assert!(
+                layouts
+                    .iter()
+                    .any(|l| l.wgsl_struct == name && rust(l) == wgsl),
+                "{label}: uniform struct {name} {wgsl:?} has no Rust parameter struct"
+            );
+        }
+    }
+}

@@ -9,10 +9,25 @@
 
 use super::tasks::{stream, Canvas, Part, Sample, Task};
 use super::Split;
+use crate::gpu::params::{shader_params, u32_of};
 use crate::ops::DATA;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Gpu, Result};
 use std::sync::Arc;
+
+shader_params!(
+    /// The uniform block of `data.wgsl`.
+    GatherP = "P" in Ok(DATA.src.to_string()), {
+        n: u32,
+        s: u32,
+        h: u32,
+        w: u32,
+        pad: u32,
+        start: u32,
+        _p0: u32,
+        _p1: u32,
+    }
+);
 
 const WG: u32 = 256;
 
@@ -94,16 +109,15 @@ impl GpuSplit {
         let images = Tensor::empty(&self.gpu, &[len, 1, s, s])?;
         let out_labels = Tensor::empty_typed(&self.gpu, &[len], DType::U32)?;
         let n = len * s * s;
-        let params = [
-            n as u32,
-            s as u32,
-            self.h as u32,
-            self.w as u32,
-            canvas.pad as u32,
-            start as u32,
-            0,
-            0,
-        ];
+        let params = GatherP {
+            n: u32_of("batch pixels", n)?,
+            s: u32_of("canvas side", s)?,
+            h: u32_of("digit rows", self.h)?,
+            w: u32_of("digit columns", self.w)?,
+            pad: u32_of("canvas offset", canvas.pad)?,
+            start: u32_of("first record", start)?,
+            ..Default::default()
+        };
         self.gpu
             .launch(&DATA, "gather")
             .params(&params)

@@ -10,6 +10,7 @@
 pub mod adapter;
 pub mod codegen;
 mod device;
+pub mod params;
 mod pipelines;
 mod pool;
 mod recorder;

@@ -452,9 +452,9 @@ impl<'a> Launch<'a> {
         self.consts.push((name, v));
         self
     }
-    /// Append 32-bit parameters to the uniform block (binding 0).
-    pub fn params<T: bytemuck::Pod>(mut self, p: &[T]) -> Self {
-        self.params.extend_from_slice(bytemuck::cast_slice(p));
+    /// The kernel's uniform block (binding 0): the struct that mirrors the WGSL's.
+    pub fn params<T: super::params::ShaderParams>(mut self, p: &T) -> Self {
+        self.params.extend_from_slice(bytemuck::bytes_of(p));
         self
     }
     fn bind<B: Bindable + 'a>(mut self, b: &'a B, access: Access) -> Self {

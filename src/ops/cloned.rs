@@ -1,13 +1,28 @@
 //! Cloned-operator ops (SPEC §2): the coefficient map's outer product with M1 (the product with M2
 //! is the matrix product), forward and backward.
 
-use super::{expect_f32, CLONED};
+use super::{expect_f32, shader_params, u32_of, CLONED};
 use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-fn p4(a: usize, b: usize, c: usize) -> [u32; 4] {
-    [a as u32, b as u32, c as u32, 0]
+shader_params!(
+    /// The uniform block of `cloned.wgsl`.
+    ClonedP = "P" in Ok(CLONED.src.to_string()), {
+        rows: u32,
+        k2: u32,
+        m: u32,
+        _p0: u32,
+    }
+);
+
+fn p4(rows: usize, k2: usize, m: usize) -> Result<ClonedP> {
+    Ok(ClonedP {
+        rows: u32_of("codes", rows)?,
+        k2: u32_of("code length", k2)?,
+        m: u32_of("m", m)?,
+        _p0: 0,
+    })
 }
 
 /// `Hq[r, j·m + q] = c[r, j] · M1[j, q]` for codes c (rows, k²) and M1 (k², m).
@@ -24,7 +39,7 @@ pub fn mix(c: &Tensor, m1: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(c.gpu(), &[rows, k2 * m])?;
     c.gpu()
         .launch(&CLONED, "mix")
-        .params(&p4(rows, k2, m))
+        .params(&p4(rows, k2, m)?)
         .read(&c)
         .read(&m1)
         .write(&out)
@@ -45,7 +60,7 @@ pub fn mix_backward(
     let dc = if need_c {
         let out = Tensor::empty(gpu, &[rows, k2])?;
         gpu.launch(&CLONED, "mix_bwd_c")
-            .params(&p4(rows, k2, m))
+            .params(&p4(rows, k2, m)?)
             .read(&g)
             .read(&m1)
             .write(&out)
@@ -57,7 +72,7 @@ pub fn mix_backward(
     let dm1 = if need_m1 {
         let out = Tensor::empty(gpu, &[k2, m])?;
         gpu.launch(&CLONED, "mix_bwd_m1")
-            .params(&p4(rows, k2, m))
+            .params(&p4(rows, k2, m)?)
             .read(&g)
             .read(&c)
             .write(&out)

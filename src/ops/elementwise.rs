@@ -12,7 +12,7 @@ fn binary(entry: &'static str, x: &Tensor, y: &Tensor, alpha: f32, beta: f32) ->
     let out = Tensor::empty(x.gpu(), x.shape())?;
     x.gpu()
         .launch(&ELEMENTWISE, entry)
-        .params(&params(x.numel(), alpha, beta))
+        .params(&params(x.numel(), alpha, beta)?)
         .read(&x)
         .read(&y)
         .write(&out)
@@ -25,7 +25,7 @@ fn unary(entry: &'static str, x: &Tensor, alpha: f32, beta: f32) -> Result<Tenso
     let out = Tensor::empty(x.gpu(), x.shape())?;
     x.gpu()
         .launch(&ELEMENTWISE, entry)
-        .params(&params(x.numel(), alpha, beta))
+        .params(&params(x.numel(), alpha, beta)?)
         .read(&x)
         .write(&out)
         .dispatch_1d(x.numel(), WG)?;
@@ -78,12 +78,12 @@ pub fn dropout(x: &Tensor, p: f32, seed: u32) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), x.shape())?;
     x.gpu()
         .launch(&ELEMENTWISE, "dropout")
-        .params(&[
-            x.numel() as u32,
-            p.to_bits(),
-            (1.0 / (1.0 - p)).to_bits(),
+        .params(&crate::tensor::ElementwiseP {
+            alpha: p,
+            beta: 1.0 / (1.0 - p),
             seed,
-        ])
+            ..params(x.numel(), 0.0, 0.0)?
+        })
         .read(&x)
         .write(&out)
         .dispatch_1d(x.numel(), WG)?;

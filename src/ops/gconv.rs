@@ -7,12 +7,22 @@
 //! The bias is shared over r: `bias[o]` is expanded to channel o·4 + r, and its gradient summed back.
 
 use super::conv::{conv2d, conv2d_t};
-use super::{expect_f32, reduce, GCONV};
+use super::{expect_f32, reduce, shader_params, u32_of, GCONV};
 use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 const WG: u32 = 64;
+
+shader_params!(
+    /// The uniform block of `gconv.wgsl`.
+    GconvP = "P" in Ok(GCONV.src.to_string()), {
+        cout: u32,
+        cin: u32,
+        k: u32,
+        total: u32,
+    }
+);
 
 fn launch(
     entry: &'static str,
@@ -27,7 +37,12 @@ fn launch(
     if n > 0 {
         src.gpu()
             .launch(&GCONV, entry)
-            .params(&[cout as u32, cin as u32, k as u32, n as u32])
+            .params(&GconvP {
+                cout: u32_of("output channels", cout)?,
+                cin: u32_of("input channels", cin)?,
+                k: u32_of("filter side", k)?,
+                total: u32_of("filter elements", n)?,
+            })
             .read(&src)
             .write(&out)
             .dispatch_1d(n, WG)?;

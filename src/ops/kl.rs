@@ -1,10 +1,20 @@
 //! The KL penalty of SPEC §5 for one cloned tensor, computed in δ form (see shaders/kl.wgsl):
 //! `mean over elements of p_new (log p_new − log p_init)`, `p = softmax` along one axis.
 
-use super::{elementwise, reduce, same_shape, KL};
+use super::{elementwise, reduce, same_shape, shader_params, u32_of, KL};
 use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
+
+shader_params!(
+    /// The uniform block of `kl.wgsl`.
+    KlP = "P" in Ok(KL.src.to_string()), {
+        outer: u32,
+        n: u32,
+        inner: u32,
+        _p0: u32,
+    }
+);
 
 /// `(KL as a one-element tensor, ∂KL/∂w)` for `w` against its initial value `w0`, softmax along `axis`.
 pub fn kl(w: &Tensor, w0: &Tensor, axis: usize) -> Result<(Tensor, Tensor)> {
@@ -23,7 +33,12 @@ pub fn kl(w: &Tensor, w0: &Tensor, axis: usize) -> Result<(Tensor, Tensor)> {
     let rows = Tensor::empty(gpu, &[outer * inner])?;
     let grad = Tensor::empty(gpu, s)?;
     gpu.launch(&KL, "kl_rows")
-        .params(&[outer as u32, n as u32, inner as u32, 0])
+        .params(&KlP {
+            outer: u32_of("outer extent", outer)?,
+            n: u32_of("softmax extent", n)?,
+            inner: u32_of("inner extent", inner)?,
+            _p0: 0,
+        })
         .read(&w)
         .read(&w0)
         .write(&rows)

@@ -1,7 +1,7 @@
 //! Losses and metrics: fused log-softmax cross-entropy with integer labels, MSE, and the count of
 //! correct predictions (arg-max == label), all on the GPU.
 
-use super::{elementwise, expect_f32, reduce, same_shape, LOSS};
+use super::{elementwise, expect_f32, reduce, same_shape, shader_params, u32_of, LOSS};
 use crate::autograd::{Tape, Var};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -31,6 +31,24 @@ fn check_logits(op: &'static str, logits: &Tensor, labels: &Tensor) -> Result<(u
     Ok((logits.shape()[0], logits.shape()[1]))
 }
 
+shader_params!(
+    /// The uniform block of `loss.wgsl`.
+    LossP = "P" in Ok(LOSS.src.to_string()), {
+        rows: u32,
+        classes: u32,
+        inv_rows: f32,
+        _p0: u32,
+    }
+);
+
+fn loss_params(rows: usize, classes: usize) -> Result<LossP> {
+    Ok(LossP {
+        rows: u32_of("rows", rows)?,
+        classes: u32_of("classes", classes)?,
+        ..Default::default()
+    })
+}
+
 /// Per-row losses `logsumexp(x) - x[label]` and the gradient of their mean w.r.t. the logits.
 /// Labels must be below the class count (the data layer checks this on load).
 pub fn cross_entropy_rows(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -39,12 +57,10 @@ pub fn cross_entropy_rows(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, T
     let loss = Tensor::empty(gpu, &[rows])?;
     let grad = Tensor::empty(gpu, logits.shape())?;
     gpu.launch(&LOSS, "ce")
-        .params(&[
-            rows as u32,
-            classes as u32,
-            (1.0 / rows.max(1) as f32).to_bits(),
-            0,
-        ])
+        .params(&LossP {
+            inv_rows: 1.0 / rows.max(1) as f32,
+            ..loss_params(rows, classes)?
+        })
         .read(&logits)
         .read(&labels)
         .write(&loss)
@@ -78,7 +94,7 @@ pub fn correct_count(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let gpu = logits.gpu();
     let flags = Tensor::empty(gpu, &[rows])?;
     gpu.launch(&LOSS, "correct")
-        .params(&[rows as u32, classes as u32, 0, 0])
+        .params(&loss_params(rows, classes)?)
         .read(&logits)
         .read(&labels)
         .write(&flags)

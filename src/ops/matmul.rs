@@ -5,7 +5,8 @@
 //! such as lavapipe) and `mm_tiled` (workgroup-shared 64×64 tiles; chosen on GPUs). B is packed to
 //! zero-padded vec4 rows only when it is transposed or N is not a multiple of 4; C likewise.
 
-use super::{elementwise, expect_f32, reduce, LAYOUT, MATMUL};
+use super::layout::LayoutP;
+use super::{elementwise, expect_f32, reduce, shader_params, u32_of, LAYOUT, MATMUL};
 use crate::autograd::{Tape, Var};
 use crate::gpu::codegen::{self, effective_reg_tile, Generated, REG_WORKGROUP};
 use crate::gpu::KernelFamily;
@@ -68,18 +69,40 @@ pub fn out_shape(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Vec<usize
     Ok(if z == 0 { vec![m, n] } else { vec![z, m, n] })
 }
 
-fn layout_params(rows: usize, cols: usize, n4: usize, trans: bool, batch: usize) -> [u32; 8] {
-    [
-        rows as u32,
-        cols as u32,
-        n4 as u32,
-        trans as u32,
-        batch as u32,
-        0,
-        0,
-        0,
-    ]
+fn layout_params(
+    rows: usize,
+    cols: usize,
+    n4: usize,
+    trans: bool,
+    batch: usize,
+) -> Result<LayoutP> {
+    Ok(LayoutP {
+        rows: u32_of("rows", rows)?,
+        cols: u32_of("columns", cols)?,
+        n4: u32_of("vec4 columns", n4)?,
+        trans: u32::from(trans),
+        batch: u32_of("batch", batch)?,
+        ..Default::default()
+    })
 }
+
+shader_params!(
+    /// The uniform block of `matmul.wgsl` (and of the generated `mm_reg` kernels built from it).
+    MatmulP = "P" in Ok(MATMUL.src.to_string()), {
+        m: u32,
+        n4: u32,
+        k: u32,
+        sam: u32,
+        sak: u32,
+        sab: u32,
+        sbb: u32,
+        scb: u32,
+        flags: u32,
+        _p0: u32,
+        _p1: u32,
+        _p2: u32,
+    }
+);
 
 /// Pack x (batch of rows × cols, or its transpose) into zero-padded vec4 rows.
 fn pack(x: &Tensor, batch: usize, rows: usize, cols: usize, trans: bool) -> Result<Tensor> {
@@ -87,7 +110,7 @@ fn pack(x: &Tensor, batch: usize, rows: usize, cols: usize, trans: bool) -> Resu
     let out = Tensor::empty(x.gpu(), &[batch * rows * n4 * 4])?;
     x.gpu()
         .launch(&LAYOUT, "pack")
-        .params(&layout_params(rows, cols, n4, trans, batch))
+        .params(&layout_params(rows, cols, n4, trans, batch)?)
         .read(&x)
         .write(&out)
         .dispatch_1d(batch * rows * n4, 256)?;
@@ -149,20 +172,18 @@ pub fn matmul_ex(
     let (sam, sak) = if ta { (1, m) } else { (k, 1) };
     let sab = if za == 0 { 0 } else { m * k };
     let flags = u32::from(bias.is_some()) | (u32::from(relu) << 1);
-    let params: [u32; 12] = [
-        m as u32,
-        n4 as u32,
-        k as u32,
-        sam as u32,
-        sak as u32,
-        sab as u32,
-        sbb as u32,
-        (m * n4) as u32,
+    let params = MatmulP {
+        m: u32_of("rows", m)?,
+        n4: u32_of("vec4 columns", n4)?,
+        k: u32_of("inner extent", k)?,
+        sam: u32_of("row stride of A", sam)?,
+        sak: u32_of("column stride of A", sak)?,
+        sab: u32_of("batch stride of A", sab)?,
+        sbb: u32_of("batch stride of B", sbb)?,
+        scb: u32_of("batch stride of C", m * n4)?,
         flags,
-        0,
-        0,
-        0,
-    ];
+        ..Default::default()
+    };
     if m > 0 && n > 0 {
         gpu.count_flops(2 * (z * m * n * k) as u64);
         let biasraw = biasbuf.unwrap_or(bbuf);
@@ -193,7 +214,7 @@ pub fn matmul_ex(
         }
         if !aligned {
             gpu.launch(&LAYOUT, "unpack")
-                .params(&layout_params(m, n, n4, false, z))
+                .params(&layout_params(m, n, n4, false, z)?)
                 .read(cbuf)
                 .write(&out)
                 .dispatch_1d(z * m * n, 256)?;

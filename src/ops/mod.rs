@@ -42,6 +42,7 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
     v
 }
 
+pub(crate) use crate::gpu::params::{i32_of, shader_params, u32_of};
 pub(crate) use crate::tensor::{expect_f32, same_shape};
 
 /// Every kernel generated in Rust that the launchers can run: `mm_reg` for every register tile and
@@ -53,6 +54,30 @@ pub fn generated_variants() -> Vec<Generated> {
         .collect();
     v.extend(conv::generated_variants());
     v
+}
+
+/// The layout of every kernel parameter struct of the ops and the tensor (the data layer's batch
+/// gather has one more, `data::batch::GatherP`). tests/shaders.rs holds each against naga's
+/// reflection of every WGSL source.
+pub fn param_layouts() -> Vec<crate::gpu::params::ParamLayout> {
+    use crate::gpu::params::layout_of;
+    vec![
+        layout_of::<crate::tensor::ElementwiseP>(),
+        layout_of::<reduce::ReduceP>(),
+        layout_of::<matmul::MatmulP>(),
+        layout_of::<layout::LayoutP>(),
+        layout_of::<loss::LossP>(),
+        layout_of::<optim::OptimP>(),
+        layout_of::<optim::ClipP>(),
+        layout_of::<conv::ConvP>(),
+        layout_of::<conv::GenConvP>(),
+        layout_of::<gconv::GconvP>(),
+        layout_of::<pool::PoolP>(),
+        layout_of::<transform::TransformP>(),
+        layout_of::<cloned::ClonedP>(),
+        layout_of::<random::RandomP>(),
+        layout_of::<kl::KlP>(),
+    ]
 }
 
 /// Every WGSL source the launchers can build, as (a label naming the shader and its constants or

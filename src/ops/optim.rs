@@ -1,9 +1,37 @@
 //! Optimiser kernels: one launch updates one parameter buffer in place. The global gradient-norm
 //! clip coefficient is computed on the GPU and read by the update kernels from a buffer.
 
-use super::{reduce, same_shape, OPTIM};
+use super::{reduce, same_shape, shader_params, u32_of, OPTIM};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
+
+shader_params!(
+    /// The uniform block `P` of `optim.wgsl`'s update kernels.
+    OptimP = "P" in Ok(OPTIM.src.to_string()), {
+        n: u32,
+        mode: u32,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        wd: f32,
+        bc1: f32,
+        bc2: f32,
+        _p0: u32,
+        _p1: u32,
+        _p2: u32,
+    }
+);
+
+shader_params!(
+    /// The uniform block `C` of `optim.wgsl`'s `clip_coef`.
+    ClipP = "C" in Ok(OPTIM.src.to_string()), {
+        count: u32,
+        max_norm: f32,
+        _p0: u32,
+        _p1: u32,
+    }
+);
 
 /// Hyper-parameters of one Adam/AdamW step.
 #[derive(Clone, Copy, Debug)]
@@ -36,20 +64,18 @@ pub fn adam_(
     }
     let bc1 = 1.0 - (h.beta1 as f64).powi(h.t as i32);
     let bc2 = 1.0 - (h.beta2 as f64).powi(h.t as i32);
-    let p: [u32; 12] = [
-        param.numel() as u32,
-        u32::from(h.decoupled),
-        h.lr.to_bits(),
-        h.beta1.to_bits(),
-        h.beta2.to_bits(),
-        h.eps.to_bits(),
-        h.weight_decay.to_bits(),
-        (bc1 as f32).to_bits(),
-        (bc2 as f32).to_bits(),
-        0,
-        0,
-        0,
-    ];
+    let p = OptimP {
+        n: u32_of("parameter elements", param.numel())?,
+        mode: u32::from(h.decoupled),
+        lr: h.lr,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        eps: h.eps,
+        wd: h.weight_decay,
+        bc1: bc1 as f32,
+        bc2: bc2 as f32,
+        ..Default::default()
+    };
     param
         .gpu()
         .launch(&OPTIM, "adam")
@@ -77,20 +103,14 @@ pub fn sgd_(
     same_shape("sgd", param, grad)?;
     same_shape("sgd", param, buf)?;
     let bc1: f32 = if first || momentum == 0.0 { 1.0 } else { 0.0 };
-    let p: [u32; 12] = [
-        param.numel() as u32,
-        0,
-        lr.to_bits(),
-        momentum.to_bits(),
-        0,
-        0,
-        wd.to_bits(),
-        bc1.to_bits(),
-        0,
-        0,
-        0,
-        0,
-    ];
+    let p = OptimP {
+        n: u32_of("parameter elements", param.numel())?,
+        lr,
+        beta1: momentum,
+        wd,
+        bc1,
+        ..Default::default()
+    };
     param
         .gpu()
         .launch(&OPTIM, "sgd")
@@ -117,7 +137,11 @@ pub fn clip_coefficient(grads: &[Tensor], max_norm: f32) -> Result<Tensor> {
     }
     let out = Tensor::empty(&gpu, &[2])?;
     gpu.launch(&OPTIM, "clip_coef")
-        .params(&[count as u32, max_norm.to_bits(), 0, 0])
+        .params(&ClipP {
+            count: u32_of("partial sums", count)?,
+            max_norm,
+            ..Default::default()
+        })
         .read(&partials)
         .write(&out)
         .dispatch([1, 1, 1])?;

@@ -4,7 +4,7 @@
 //! max pooling routes the gradient to the arg-max, ties going to the first index in row-major
 //! window order (rotation pooling: the lowest r).
 
-use super::{expect_f32, POOL};
+use super::{expect_f32, shader_params, u32_of, POOL};
 use crate::autograd::{Tape, Var};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -62,21 +62,44 @@ fn out_shape(shape: &[usize], d: &PoolDims) -> Vec<usize> {
     o
 }
 
-fn params(d: &PoolDims, total: usize, alpha: f32) -> [u32; 12] {
-    [
-        d.planes as u32,
-        d.h as u32,
-        d.w as u32,
-        d.ho() as u32,
-        d.wo() as u32,
-        d.k as u32,
-        d.s as u32,
-        total as u32,
-        alpha.to_bits(),
-        0,
-        0,
-        0,
-    ]
+shader_params!(
+    /// The uniform block of `pool.wgsl`.
+    PoolP = "P" in Ok(POOL.src.to_string()), {
+        planes: u32,
+        h: u32,
+        w: u32,
+        ho: u32,
+        wo: u32,
+        k: u32,
+        s: u32,
+        total: u32,
+        alpha: f32,
+        _p0: u32,
+        _p1: u32,
+        _p2: u32,
+    }
+);
+
+fn params(d: &PoolDims, total: usize, alpha: f32) -> Result<PoolP> {
+    Ok(PoolP {
+        w: u32_of("input width", d.w)?,
+        ho: u32_of("output height", d.ho())?,
+        wo: u32_of("output width", d.wo())?,
+        s: u32_of("stride", d.s)?,
+        ..simple_params(d.planes, d.h, d.k, total, alpha)?
+    })
+}
+
+/// The block of the kernels that read only planes, a plane size, k, the count and alpha.
+fn simple_params(planes: usize, h: usize, k: usize, total: usize, alpha: f32) -> Result<PoolP> {
+    Ok(PoolP {
+        planes: u32_of("planes", planes)?,
+        h: u32_of("plane size", h)?,
+        k: u32_of("window", k)?,
+        total: u32_of("outputs", total)?,
+        alpha,
+        ..Default::default()
+    })
 }
 
 /// Max pooling: returns the pooled maps and the arg-max (u32, flat index within each input plane).
@@ -90,7 +113,7 @@ pub fn max_pool2d(x: &Tensor, k: usize, s: usize) -> Result<(Tensor, Tensor)> {
     if n > 0 {
         x.gpu()
             .launch(&POOL, "maxpool")
-            .params(&params(&d, n, 0.0))
+            .params(&params(&d, n, 0.0)?)
             .read(&x)
             .write(&out)
             .write(&arg)
@@ -125,7 +148,7 @@ pub fn max_pool2d_bwd(
     if n > 0 {
         g.gpu()
             .launch(&POOL, "maxpool_bwd")
-            .params(&params(&d, n, 0.0))
+            .params(&params(&d, n, 0.0)?)
             .read(&g)
             .read(&arg)
             .write(&dx)
@@ -143,7 +166,7 @@ pub fn avg_pool2d(x: &Tensor, k: usize, s: usize) -> Result<Tensor> {
     if n > 0 {
         x.gpu()
             .launch(&POOL, "avgpool")
-            .params(&params(&d, n, 1.0 / (k * k) as f32))
+            .params(&params(&d, n, 1.0 / (k * k) as f32)?)
             .read(&x)
             .write(&out)
             .dispatch_1d(n, WG)?;
@@ -166,7 +189,7 @@ pub fn avg_pool2d_bwd(g: &Tensor, in_shape: &[usize], k: usize, s: usize) -> Res
     if n > 0 {
         g.gpu()
             .launch(&POOL, "avgpool_bwd")
-            .params(&params(&d, n, 1.0 / (k * k) as f32))
+            .params(&params(&d, n, 1.0 / (k * k) as f32)?)
             .read(&g)
             .write(&dx)
             .dispatch_1d(n, WG)?;
@@ -208,20 +231,7 @@ fn simple(
     let out = Tensor::empty(x.gpu(), out_shape)?;
     let n = out.numel();
     if n > 0 {
-        let p: [u32; 12] = [
-            planes as u32,
-            h as u32,
-            0,
-            0,
-            0,
-            k as u32,
-            0,
-            n as u32,
-            alpha.to_bits(),
-            0,
-            0,
-            0,
-        ];
+        let p = simple_params(planes, h, k, n, alpha)?;
         x.gpu()
             .launch(&POOL, entry)
             .params(&p)
@@ -259,20 +269,7 @@ pub fn rot_pool_bwd(g: &Tensor, x: &Tensor, how: RotPool) -> Result<Tensor> {
             let dx = Tensor::empty(g.gpu(), x.shape())?;
             let n = dx.numel();
             if n > 0 {
-                let p: [u32; 12] = [
-                    outer as u32,
-                    plane as u32,
-                    0,
-                    0,
-                    0,
-                    4,
-                    0,
-                    n as u32,
-                    0,
-                    0,
-                    0,
-                    0,
-                ];
+                let p = simple_params(outer, plane, 4, n, 0.0)?;
                 g.gpu()
                     .launch(&POOL, "rotpool_max_bwd")
                     .params(&p)

@@ -1,7 +1,7 @@
 //! Reductions: sum and mean over an axis, sums over all elements, sums of squares. Fixed summation
 //! order on the GPU, so results are deterministic.
 
-use super::{expect_f32, REDUCE};
+use super::{expect_f32, shader_params, u32_of, REDUCE};
 use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -26,17 +26,29 @@ fn check_axis(op: &'static str, x: &Tensor, axis: usize) -> Result<()> {
     Ok(())
 }
 
-fn params(outer: usize, n: usize, inner: usize, alpha: f32, offset: usize) -> [u32; 8] {
-    [
-        outer as u32,
-        n as u32,
-        inner as u32,
-        alpha.to_bits(),
-        offset as u32,
-        0,
-        0,
-        0,
-    ]
+shader_params!(
+    /// The uniform block of `reduce.wgsl`.
+    ReduceP = "P" in Ok(REDUCE.src.to_string()), {
+        outer: u32,
+        n: u32,
+        inner: u32,
+        alpha: f32,
+        offset: u32,
+        _p0: u32,
+        _p1: u32,
+        _p2: u32,
+    }
+);
+
+fn params(outer: usize, n: usize, inner: usize, alpha: f32, offset: usize) -> Result<ReduceP> {
+    Ok(ReduceP {
+        outer: u32_of("outer extent", outer)?,
+        n: u32_of("reduced extent", n)?,
+        inner: u32_of("inner extent", inner)?,
+        alpha,
+        offset: u32_of("offset", offset)?,
+        ..Default::default()
+    })
 }
 
 /// `alpha · Σ_axis x` (the axis is removed from the shape).
@@ -48,7 +60,7 @@ pub fn sum_axis_scaled(x: &Tensor, axis: usize, alpha: f32) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), &shape)?;
     x.gpu()
         .launch(&REDUCE, "sum_axis")
-        .params(&params(outer, n, inner, alpha, 0))
+        .params(&params(outer, n, inner, alpha, 0)?)
         .read(&x)
         .write(&out)
         .dispatch_1d(outer * inner, 256)?;
@@ -82,7 +94,7 @@ pub fn broadcast_axis(g: &Tensor, axis: usize, n: usize, alpha: f32) -> Result<T
     let out = Tensor::empty(g.gpu(), &shape)?;
     g.gpu()
         .launch(&REDUCE, "broadcast_axis")
-        .params(&params(outer, n, inner, alpha, 0))
+        .params(&params(outer, n, inner, alpha, 0)?)
         .read(&g)
         .write(&out)
         .dispatch_1d(outer * n * inner, 256)?;
@@ -101,7 +113,7 @@ fn chunk_pass(x: &Tensor, n: usize, squares: bool, out: &Tensor, offset: usize) 
             CHUNK,
             if squares { 1.0 } else { 0.0 },
             offset,
-        ))
+        )?)
         .read(&x)
         .write(&out)
         .dispatch_1d(chunks, 1)?;

@@ -3,12 +3,30 @@
 //! padding onto a larger canvas (centred or at an offset). Each is a gather; each backward rule is
 //! the same kernel with the inverse parameters.
 
-use super::{expect_f32, TRANSFORM};
+use super::{expect_f32, i32_of, shader_params, u32_of, TRANSFORM};
 use crate::autograd::{Tape, Var};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
 const WG: u32 = 64;
+
+shader_params!(
+    /// The uniform block of `transform.wgsl`.
+    TransformP = "P" in Ok(TRANSFORM.src.to_string()), {
+        planes: u32,
+        h: u32,
+        w: u32,
+        ho: u32,
+        wo: u32,
+        r: u32,
+        oy: i32,
+        ox: i32,
+        total: u32,
+        _p0: u32,
+        _p1: u32,
+        _p2: u32,
+    }
+);
 
 #[allow(clippy::too_many_arguments)]
 fn launch(
@@ -27,20 +45,18 @@ fn launch(
     let out = Tensor::empty(x.gpu(), out_shape)?;
     let n = out.numel();
     if n > 0 {
-        let p: [u32; 12] = [
-            planes as u32,
-            h as u32,
-            w as u32,
-            ho as u32,
-            wo as u32,
-            r as u32,
-            (oy as i32) as u32,
-            (ox as i32) as u32,
-            n as u32,
-            0,
-            0,
-            0,
-        ];
+        let p = TransformP {
+            planes: u32_of("planes", planes)?,
+            h: u32_of("input height", h)?,
+            w: u32_of("input width", w)?,
+            ho: u32_of("output height", ho)?,
+            wo: u32_of("output width", wo)?,
+            r: u32_of("rotation", r)?,
+            oy: i32_of("vertical offset", oy)?,
+            ox: i32_of("horizontal offset", ox)?,
+            total: u32_of("outputs", n)?,
+            ..Default::default()
+        };
         x.gpu()
             .launch(&TRANSFORM, entry)
             .params(&p)

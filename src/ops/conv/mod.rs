@@ -20,8 +20,9 @@ mod reg;
 
 pub use crate::reference::conv::ConvDims;
 pub use im2col::im2col;
+pub use reg::GenConvP;
 
-use super::{expect_f32, reduce, CONV};
+use super::{expect_f32, i32_of, reduce, shader_params, u32_of, CONV};
 use crate::autograd::{Tape, Var};
 use crate::gpu::KernelFamily;
 use crate::tensor::Tensor;
@@ -124,27 +125,45 @@ fn params(
     nxb: usize,
     nob: usize,
     total: usize,
-) -> Result<[u32; 12]> {
+) -> Result<ConvP> {
     if total > u32::MAX as usize / 2 {
         return Err(Error::invalid(format!(
             "convolution too large: {total} work items"
         )));
     }
-    Ok([
-        batch as u32,
-        cin as u32,
-        h as u32,
-        w as u32,
-        cout as u32,
-        ho as u32,
-        wo as u32,
-        (pad as i32) as u32,
+    Ok(ConvP {
+        batch: u32_of("batch", batch)?,
+        cin: u32_of("input channels", cin)?,
+        h: u32_of("input height", h)?,
+        w: u32_of("input width", w)?,
+        cout: u32_of("output channels", cout)?,
+        ho: u32_of("output height", ho)?,
+        wo: u32_of("output width", wo)?,
+        pad: i32_of("padding", pad)?,
         flags,
-        nxb as u32,
-        nob as u32,
-        total as u32,
-    ])
+        nxb: u32_of("column blocks", nxb)?,
+        nob: u32_of("channel blocks", nob)?,
+        total: u32_of("work items", total)?,
+    })
 }
+
+shader_params!(
+    /// The uniform block of `conv.wgsl`.
+    ConvP = "P" in Ok(CONV.src.to_string()), {
+        batch: u32,
+        cin: u32,
+        h: u32,
+        w: u32,
+        cout: u32,
+        ho: u32,
+        wo: u32,
+        pad: i32,
+        flags: u32,
+        nxb: u32,
+        nob: u32,
+        total: u32,
+    }
+);
 
 /// How a convolution is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The generated register-tiled kernels (`gpu::codegen`): what CPU adapters such as lavapipe run.
 
-use super::{conv_flops, params, ConvDims, CONV, WG};
+use super::{conv_flops, params, shader_params, u32_of, ConvDims, CONV, WG};
 use crate::gpu::codegen::{self, Generated, CONV_REG_WG};
 use crate::ops::reduce;
 use crate::tensor::Tensor;
@@ -93,14 +93,41 @@ fn gparams(
     co4: usize,
     total: usize,
     aux: usize,
-) -> Result<[u32; 12]> {
-    let mut p = params(batch, cin, h, w, cout, ho, wo, pad, 0, 0, 0, total)?;
-    p[8] = nxb as u32;
-    p[9] = co4 as u32;
-    p[10] = total as u32;
-    p[11] = aux as u32;
-    Ok(p)
+) -> Result<GenConvP> {
+    let p = params(batch, cin, h, w, cout, ho, wo, pad, 0, 0, 0, total)?;
+    Ok(GenConvP {
+        batch: p.batch,
+        cin: p.cin,
+        h: p.h,
+        w: p.w,
+        cout: p.cout,
+        ho: p.ho,
+        wo: p.wo,
+        pad: p.pad,
+        nxb: u32_of("column blocks", nxb)?,
+        co4: u32_of("channel vec4s", co4)?,
+        total: p.total,
+        aux: u32_of("aux", aux)?,
+    })
 }
+
+shader_params!(
+    /// The uniform block `G` of the generated `conv_reg` and `conv_dw_reg` kernels.
+    GenConvP = "G" in Generated::ConvReg { k: 3, to: 4, tx: 1 }.source(), {
+        batch: u32,
+        cin: u32,
+        h: u32,
+        w: u32,
+        cout: u32,
+        ho: u32,
+        wo: u32,
+        pad: i32,
+        nxb: u32,
+        co4: u32,
+        total: u32,
+        aux: u32,
+    }
+);
 
 /// The forward-form convolution by the generated kernel: `x` (B, cin, h, w) with the filter `w`
 /// (cout, cin, k, k), or, when `flip`, the flipped transpose of `w` (cin, cout, k, k) (the input
