@@ -103,3 +103,34 @@ fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let keep = f32(h >> 8u) / 16777216.0 >= p.alpha;
     out2[i] = select(0.0, x[i] * p.beta, keep);
 }
+
+// GELU, tanh form (as PyTorch's `gelu(approximate="tanh")`):
+// gelu(x) = 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³). The argument of tanh is clamped to
+// ±15, where tanh is ±1 to f32 precision (1 − tanh(15) ≈ 2e-13), so no back end meets an
+// overflowing exp inside tanh.
+const GELU_C: f32 = 0.7978845608028654;
+const GELU_A: f32 = 0.044715;
+
+fn gelu_tanh(v: f32) -> f32 {
+    return tanh(clamp(GELU_C * (v + GELU_A * v * v * v), -15.0, 15.0));
+}
+
+@compute @workgroup_size(256)
+fn gelu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg, WG);
+    if i >= p.n { return; }
+    let v = x[i];
+    out2[i] = 0.5 * v * (1.0 + gelu_tanh(v));
+}
+
+// GELU backward: out = g · gelu'(v) (x = g, y = the forward input v),
+// gelu'(v) = 0.5·(1 + t) + 0.5·v·(1 − t²)·√(2/π)·(1 + 3·0.044715·v²), t = tanh(u).
+@compute @workgroup_size(256)
+fn gelu_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = idx(gid, nwg, WG);
+    if i >= p.n { return; }
+    let v = y[i];
+    let t = gelu_tanh(v);
+    let d = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * v * v);
+    out3[i] = x[i] * d;
+}

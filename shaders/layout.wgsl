@@ -63,3 +63,52 @@ fn swap12(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let a = t / (p.n4 * p.rows * p.cols);
     dst[t] = src[((a * p.rows + b) * p.cols + c) * p.n4 + d];
 }
+
+// Concatenation along an axis, on tensors viewed as (outer, len, inner): rows = len of the first
+// operand, cols = len of the second, n4 = inner, batch = outer.
+@group(0) @binding(2) var<storage, read> src_b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst3: array<f32>;
+
+// dst3[o, j, i] = src[o, j, i] for j < rows, src_b[o, j − rows, i] after.
+@compute @workgroup_size(256)
+fn concat(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg, 256u);
+    let len = p.rows + p.cols;
+    if t >= p.batch * len * p.n4 { return; }
+    let i = t % p.n4;
+    let j = (t / p.n4) % len;
+    let o = t / (p.n4 * len);
+    if j < p.rows {
+        dst3[t] = src[(o * p.rows + j) * p.n4 + i];
+    } else {
+        dst3[t] = src_b[(o * p.cols + (j - p.rows)) * p.n4 + i];
+    }
+}
+
+// A window along an axis: src is (outer, rows, inner), dst (outer, cols, inner); trans = start.
+// dst[o, j, i] = src[o, start + j, i].
+@compute @workgroup_size(256)
+fn slice(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg, 256u);
+    if t >= p.batch * p.cols * p.n4 { return; }
+    let i = t % p.n4;
+    let j = (t / p.n4) % p.cols;
+    let o = t / (p.n4 * p.cols);
+    dst[t] = src[(o * p.rows + p.trans + j) * p.n4 + i];
+}
+
+// The window's adjoint (its backward): src is (outer, cols, inner), dst (outer, rows, inner) with
+// src placed at `start` (= trans) and zeros elsewhere.
+@compute @workgroup_size(256)
+fn unslice(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg, 256u);
+    if t >= p.batch * p.rows * p.n4 { return; }
+    let i = t % p.n4;
+    let j = (t / p.n4) % p.rows;
+    let o = t / (p.n4 * p.rows);
+    var v = 0.0;
+    if j >= p.trans && j < p.trans + p.cols {
+        v = src[(o * p.cols + (j - p.trans)) * p.n4 + i];
+    }
+    dst[t] = v;
+}

@@ -131,6 +131,70 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
     }
 }
 
+/// `clone --kind mixer-*`: sizes the mixer cannot take, zero iterations and an unknown kind are
+/// one line each, refused before a device is opened.
+#[test]
+fn mixer_bad_inputs_give_one_line_and_a_nonzero_exit() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["clone", "--kind", "mixer-hex"],
+            "mixer-conv or mixer-radial",
+        ),
+        (
+            &["clone", "--kind", "mixer-conv", "--dim", "2"],
+            "larger than the 2×2 image",
+        ),
+        (
+            &[
+                "clone",
+                "--kind",
+                "mixer-conv",
+                "--dim",
+                "5",
+                "--kernel",
+                "6",
+            ],
+            "output side 0 < 1",
+        ),
+        (
+            &["clone", "--kind", "mixer-conv", "--kernel", "0"],
+            "at least 1",
+        ),
+        (
+            &["clone", "--kind", "mixer-conv", "--iters", "0"],
+            "0 iterations",
+        ),
+        (
+            &["clone", "--kind", "mixer-radial", "--kernel", "3"],
+            "needs a kernel of at least 5",
+        ),
+        (
+            &["clone", "--kind", "mixer-conv", "--mixer-batch", "0"],
+            "--mixer-batch 0",
+        ),
+        (
+            &["clone", "--kind", "mixer-conv", "--mixer-lr=-1"],
+            "mixer learning rate",
+        ),
+        (
+            &["clone", "--kind", "mixer-conv", "--preset", "huge"],
+            "unknown preset 'huge'",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (c, err) = run(args);
+        let lines = ours(&err);
+        assert_eq!(c, 1, "{args:?}: exit {c}, stderr:\n{err}");
+        assert_eq!(lines.len(), 1, "{args:?}: expected one line, got:\n{err}");
+        assert!(
+            lines[0].contains(needle),
+            "{args:?}: {:?} lacks {needle:?}",
+            lines[0]
+        );
+        assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+    }
+}
+
 #[test]
 fn help_explains_the_commands() {
     let out = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))

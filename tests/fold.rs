@@ -11,7 +11,8 @@ use symclone::gpu::{grid_1d, KernelFamily};
 use symclone::ops::conv::{self, ConvDims};
 use symclone::ops::pool::RotPool;
 use symclone::ops::{
-    cloned, elementwise, gconv, kl, layout, loss, matmul, optim, pool, random, reduce, transform,
+    cloned, elementwise, gconv, kl, layout, loss, matmul, norm, optim, pool, random, reduce,
+    transform,
 };
 use symclone::reference::{self as r, data as rd, matmul::Dims, to64};
 use symclone::rng::Rng;
@@ -99,6 +100,7 @@ fn folded_grids_run_every_idx_kernel_right() {
     fold_pooling(&g, &mut rg);
     fold_direct_convolution(&g, &mut rg);
     fold_data_gather(&g);
+    fold_mixer_ops(&g, &mut rg);
 
     // Every kernel that indexes with idx() ran folded here, and the chunked sum too.
     let folded = g.folded_kernels();
@@ -126,6 +128,69 @@ fn folded_grids_run_every_idx_kernel_right() {
         missing.is_empty(),
         "never ran folded: {missing:?} (folded: {folded:?})"
     );
+}
+
+/// The mixer's ops: GELU and its backward, concat, slice and unslice (256 per workgroup) on 5000
+/// values, LayerNorm forward and backward (64 rows per workgroup) on 1500 rows.
+fn fold_mixer_ops(g: &Arc<Gpu>, rg: &mut Rng) {
+    folds(5000, 256);
+    folds(1500, 64);
+    let (x, x6) = up(g, &[5000], rg);
+    let (y, y6) = up(g, &[5000], rg);
+    close(
+        "gelu",
+        &elementwise::gelu(&x).unwrap(),
+        &r::elementwise::gelu(&x6),
+        1e-5,
+    );
+    close(
+        "gelu_bwd",
+        &elementwise::gelu_bwd(&y, &x).unwrap(),
+        &r::elementwise::gelu_bwd(&y6, &x6),
+        1e-5,
+    );
+    let (a, b) = (
+        x.reshape(&[50, 100]).unwrap(),
+        y.reshape(&[50, 100]).unwrap(),
+    );
+    let c = layout::concat(&a, &b, 0).unwrap();
+    close(
+        "concat",
+        &c,
+        &r::layout::concat(&x6, &y6, 1, 50, 50, 100),
+        0.0,
+    );
+    let s = layout::slice(&c, 0, 30, 50).unwrap();
+    let s6 = r::layout::slice(
+        &r::layout::concat(&x6, &y6, 1, 50, 50, 100),
+        1,
+        100,
+        100,
+        30,
+        50,
+    );
+    close("slice", &s, &s6, 0.0);
+    close(
+        "unslice",
+        &layout::unslice(&s, 0, 30, 100).unwrap(),
+        &r::layout::unslice(&s6, 1, 100, 100, 30, 50),
+        0.0,
+    );
+    let (rows, cols) = (1500, 3);
+    let (xn, xn6) = up(g, &[rows, cols], rg);
+    let (gn, gn6) = up(g, &[rows, cols], rg);
+    let (ga, ga6) = up(g, &[cols], rg);
+    let (be, be6) = up(g, &[cols], rg);
+    let (yn, stats) = norm::layer_norm(&xn, &ga, &be).unwrap();
+    close(
+        "ln_fwd",
+        &yn,
+        &r::norm::layer_norm(&xn6, &ga6, &be6, norm::EPS as f64),
+        1e-5,
+    );
+    let (dx, _, _) = norm::layer_norm_bwd(&gn, &xn, &ga, &stats).unwrap();
+    let (dx6, _, _) = r::norm::layer_norm_bwd(&gn6, &xn6, &ga6, norm::EPS as f64);
+    close("ln_bwd", &dx, &dx6, 1e-4);
 }
 
 /// Elementwise (256 per workgroup): 5000 items are 20 workgroups, 16 × 2 folded.

@@ -36,6 +36,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// List every adapter with its backend, type, driver, limits and features.
@@ -87,12 +89,14 @@ enum Command {
     /// Clone one equivariant layer into a dense operator (SPEC §3; random or teacher-sourced).
     Clone {
         /// z2 (convolution), lift (Z2→P4), p4 (P4→P4), or lift+p4 (a lift clone for d and a P4
-        /// clone for d−2: the pair the fidelity check and faux-gcnn's first two layers use).
+        /// clone for d−2: the pair the fidelity check and faux-gcnn's first two layers use);
+        /// mixer-conv or mixer-radial: the MLP-Mixer student of SPEC §8 (4→4 channel 3×3 conv, or
+        /// 5×5 isotropic conv), beside a 9-block operator clone of the same conv.
         #[arg(long, default_value = "lift")]
         kind: String,
-        /// Input side d of the layer (28 for MNIST's first layer).
-        #[arg(long, default_value_t = 28)]
-        dim: usize,
+        /// Input side d of the layer (default 28, MNIST's first layer; 7 for the mixer kinds).
+        #[arg(long)]
+        dim: Option<usize>,
         /// Number of blocks (9 can be exact; 7 and 8 cannot).
         #[arg(long)]
         blocks: Option<usize>,
@@ -103,6 +107,8 @@ enum Command {
         source: String,
         #[command(flatten)]
         opts: RunArgs,
+        #[command(flatten)]
+        mixer: pipeline::mixer::MixerArgs,
         /// Skip stages whose results are already in --out with the same configuration.
         #[arg(long)]
         resume: bool,
@@ -186,6 +192,25 @@ fn run_pipeline(
         t.elapsed().as_secs_f64(),
         out.join("report.html").display()
     );
+    Ok(())
+}
+
+/// `clone --kind mixer-conv | mixer-radial` (SPEC §8).
+fn mixer_clone(
+    cli: &Cli,
+    teacher: symclone::clone::mixer::MixerTeacher,
+    dim: Option<usize>,
+    opts: &RunArgs,
+    args: &pipeline::mixer::MixerArgs,
+) -> Result<(), Error> {
+    let (cfg, op) =
+        pipeline::mixer::mixer_config(teacher, &opts.preset, dim, opts.over.seed, args)?;
+    let gpu = Gpu::new(&choice(cli))?;
+    let out = opts.out_dir();
+    let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
+    let report = pipeline::mixer::mixer_command(&gpu, &cfg, &op, args, &out, &mut bars)?;
+    println!("{}", pipeline::mixer::markdown(&report));
+    println!("report written to {}", out.join("report.md").display());
     Ok(())
 }
 
@@ -307,8 +332,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             blocks,
             source,
             opts,
+            mixer,
             resume,
         } => {
+            if let Some(teacher) = pipeline::mixer::mixer_kind(kind) {
+                return mixer_clone(&cli, teacher, *dim, opts, mixer);
+            }
+            let dim = &dim.unwrap_or(28);
             let cfg = pipeline::clones::clone_config(opts.run_config()?, source, *blocks)?;
             pipeline::clones::requested(kind, *dim)?;
             let gpu = Gpu::new(&choice(&cli))?;

@@ -2,6 +2,8 @@
 //! to reproduce a convolution (Z2), a lifting C4 convolution (Lift) or a P4 group convolution (P4).
 
 pub mod io;
+pub mod mixer;
+pub mod mixer_train;
 pub mod operator;
 pub mod train;
 

@@ -148,7 +148,7 @@ impl CloneStats {
 
 /// One cloning sample: the student's output on the tape and the target it must match.
 /// Called with the number of filters `f` of one chunk of an iteration.
-type Sample<'a> = &'a mut dyn FnMut(&mut Rng, &mut Tape, usize) -> Result<(Var, Tensor)>;
+pub(super) type Sample<'a> = &'a mut dyn FnMut(&mut Rng, &mut Tape, usize) -> Result<(Var, Tensor)>;
 
 /// Filters per chunk so that one chunk's largest tensors (the dense operators W, inputs and
 /// outputs, and their gradients) stay within half the adapter's storage-binding limit: the SPEC's
@@ -173,7 +173,7 @@ pub fn filters_per_chunk(gpu: &Gpu, cfg: &CloneConfig) -> usize {
 /// The shared regression loop: MSE between the student's output and the target, the loss divided by
 /// `accum` before each backward pass, an AdamW step with global-norm clipping every `accum`
 /// iterations, the mean loss read back once per log point.
-fn fit(
+pub(super) fn fit(
     gpu: &Gpu,
     cfg: &CloneConfig,
     params: &[crate::autograd::Param],

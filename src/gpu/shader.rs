@@ -38,9 +38,10 @@ pub static DATA: Shader = family!("data");
 pub static CLONED: Shader = family!("cloned");
 pub static RANDOM: Shader = family!("random");
 pub static KL: Shader = family!("kl");
+pub static NORM: Shader = family!("norm");
 
 /// Every family, for the tests that validate and translate them all.
-pub static FAMILIES: [&Shader; 14] = [
+pub static FAMILIES: [&Shader; 15] = [
     &ELEMENTWISE,
     &REDUCE,
     &MATMUL,
@@ -55,6 +56,7 @@ pub static FAMILIES: [&Shader; 14] = [
     &CLONED,
     &RANDOM,
     &KL,
+    &NORM,
 ];
 
 /// Replace the value of each `const NAME: u32 = ...;` declaration in `src`.

@@ -179,3 +179,26 @@ pub fn dropout_t(tape: &mut Tape, a: Var, p: f32, seed: u32) -> Result<Var> {
         Box::new(move |g, _| Ok(vec![Some(dropout(g, p, seed)?)])),
     ))
 }
+
+/// GELU in its tanh form, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (PyTorch's
+/// `gelu(approximate="tanh")`; the reference uses the same form).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    unary("gelu", x, 0.0, 0.0)
+}
+
+/// The GELU backward: `g · gelu'(x)` for the forward input `x`.
+pub fn gelu_bwd(g: &Tensor, x: &Tensor) -> Result<Tensor> {
+    same_shape("gelu_bwd", g, x)?;
+    binary("gelu_bwd", g, x, 0.0, 0.0)
+}
+
+/// Taped GELU (tanh form).
+pub fn gelu_t(tape: &mut Tape, a: Var) -> Result<Var> {
+    let x = tape.value(a).clone();
+    let out = gelu(&x)?;
+    Ok(tape.push(
+        out,
+        &[a],
+        Box::new(move |g, _| Ok(vec![Some(gelu_bwd(g, &x)?)])),
+    ))
+}

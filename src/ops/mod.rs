@@ -10,6 +10,7 @@ pub mod kl;
 pub mod layout;
 pub mod loss;
 pub mod matmul;
+pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod random;
@@ -21,8 +22,8 @@ use crate::gpu::shader::{Shader, FAMILIES};
 use crate::Result;
 
 pub use crate::gpu::shader::{
-    CLONED, CONV, DATA, ELEMENTWISE, GCONV, KL, LAYOUT, LOSS, MATMUL, OPTIM, POOL, RANDOM, REDUCE,
-    TRANSFORM,
+    CLONED, CONV, DATA, ELEMENTWISE, GCONV, KL, LAYOUT, LOSS, MATMUL, NORM, OPTIM, POOL, RANDOM,
+    REDUCE, TRANSFORM,
 };
 
 /// Every shader with the constant variants the launchers use (the naga tests validate and
@@ -77,6 +78,7 @@ pub fn param_layouts() -> Vec<crate::gpu::params::ParamLayout> {
         layout_of::<cloned::ClonedP>(),
         layout_of::<random::RandomP>(),
         layout_of::<kl::KlP>(),
+        layout_of::<norm::NormP>(),
     ]
 }
 

@@ -68,7 +68,7 @@ pub fn requested(kind: &str, dim: usize) -> Result<Vec<(OperatorKind, usize)>> {
         ],
         k => {
             return Err(Error::invalid(format!(
-                "--kind {k}: use z2, lift, p4 or lift+p4"
+                "--kind {k}: use z2, lift, p4, lift+p4, mixer-conv or mixer-radial"
             )))
         }
     };

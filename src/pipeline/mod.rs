@@ -13,6 +13,7 @@ pub mod config;
 pub mod evaluation;
 pub mod figures;
 mod files;
+pub mod mixer;
 pub mod plan;
 pub mod progress;
 pub mod report;

@@ -40,3 +40,24 @@ pub fn dropout(x: &[f64], p: f64, seed: u32) -> Vec<f64> {
         })
         .collect()
 }
+
+const GELU_C: f64 = 0.797_884_560_802_865_4; // √(2/π)
+const GELU_A: f64 = 0.044715;
+
+/// GELU, tanh form: `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+pub fn gelu(x: &[f64]) -> Vec<f64> {
+    x.iter()
+        .map(|v| 0.5 * v * (1.0 + (GELU_C * (v + GELU_A * v * v * v)).tanh()))
+        .collect()
+}
+
+/// The GELU backward `g · gelu'(x)` for the forward input `x`.
+pub fn gelu_bwd(g: &[f64], x: &[f64]) -> Vec<f64> {
+    g.iter()
+        .zip(x)
+        .map(|(g, v)| {
+            let t = (GELU_C * (v + GELU_A * v * v * v)).tanh();
+            g * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * v * v))
+        })
+        .collect()
+}

@@ -1,0 +1,444 @@
+//! `clone --kind mixer-conv | mixer-radial` (SPEC §8): train the MLP-Mixer student on its teacher,
+//! measure it on fresh filters and inputs, and — in the same run — train the 9-block operator
+//! clone of the same convolution, so the compute each needs for the same fidelity is measured
+//! side by side. Writes `report.md`, `report.json`, `fidelity-vs-compute.svg` and the
+//! checkpoints (`mixer/<kind>.safetensors`, `clones/z2<d>.safetensors`) in `--out`.
+
+use super::progress::human;
+use super::Reporter;
+use crate::clone::mixer::{concat_all, MixerConfig, MixerTeacher};
+use crate::clone::mixer_train::{train_mixer, EvalSet, Fidelity};
+use crate::clone::train::{clone_random, CloneConfig, CloneStats};
+use crate::clone::{ClonedConv, OperatorKind};
+use crate::files::{write_atomic, FolderLock};
+use crate::ops::layout;
+use crate::report::plot::{self, Figure, Lines, Panel, Series};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use crate::{Error, Gpu, Result, Tape};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The mixer's knobs on the command line; unset ones take the preset's (SPEC §8's for `paper`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct MixerArgs {
+    /// Mixer kinds: training iterations (paper: 12,000 v5, 80,000 v6).
+    #[arg(long)]
+    pub iters: Option<usize>,
+    /// Mixer kinds: kernel side k (paper: 3 v5, 5 v6).
+    #[arg(long)]
+    pub kernel: Option<usize>,
+    /// Mixer kinds: channels of the teacher convolution, in and out (paper: 4).
+    #[arg(long)]
+    pub mixer_channels: Option<usize>,
+    /// Mixer kinds: width of the mixers (paper: 24).
+    #[arg(long)]
+    pub mixer_width: Option<usize>,
+    /// Mixer kinds: blocks per mixer (paper: 2).
+    #[arg(long)]
+    pub mixer_depth: Option<usize>,
+    /// Mixer kinds: token-mixing expansion, T → m·T → T (paper: 4).
+    #[arg(long)]
+    pub mixer_token_mult: Option<usize>,
+    /// Mixer kinds: channel-mixing hidden width (paper: 12).
+    #[arg(long)]
+    pub mixer_channel_hidden: Option<usize>,
+    /// Mixer kinds: filters per iteration (paper: 50).
+    #[arg(long)]
+    pub mixer_filters: Option<usize>,
+    /// Mixer kinds: inputs per filter (paper: 200 v5, 2000 v6).
+    #[arg(long)]
+    pub mixer_batch: Option<usize>,
+    /// Mixer kinds: iterations per optimiser step (paper: 25 v5, 10 v6).
+    #[arg(long)]
+    pub mixer_accum: Option<usize>,
+    /// Mixer kinds: AdamW learning rate (paper: 1e-3 v5, 2e-4 v6).
+    #[arg(long)]
+    pub mixer_lr: Option<f32>,
+    /// Mixer kinds: AdamW weight decay (paper: 0.01).
+    #[arg(long)]
+    pub mixer_wd: Option<f32>,
+    /// Mixer kinds: global gradient-norm clip (paper: 1.0).
+    #[arg(long)]
+    pub mixer_clip: Option<f32>,
+    /// Mixer kinds: iterations of the 9-block operator clone trained beside it (paper: 10,000).
+    #[arg(long)]
+    pub operator_iters: Option<usize>,
+    /// Mixer kinds: held-out filters for fidelity and equivariance.
+    #[arg(long, default_value_t = 8)]
+    pub eval_filters: usize,
+    /// Mixer kinds: held-out inputs per filter.
+    #[arg(long, default_value_t = 16)]
+    pub eval_inputs: usize,
+}
+
+/// The teacher of a `--kind`, or None for the operator kinds.
+pub fn mixer_kind(kind: &str) -> Option<MixerTeacher> {
+    match kind {
+        "mixer-conv" => Some(MixerTeacher::Conv),
+        "mixer-radial" => Some(MixerTeacher::Radial),
+        _ => None,
+    }
+}
+
+/// The run's settings: the preset (`quick` or `paper`), then the flags.
+pub fn mixer_config(
+    teacher: MixerTeacher,
+    preset: &str,
+    dim: Option<usize>,
+    seed: Option<u64>,
+    a: &MixerArgs,
+) -> Result<(MixerConfig, CloneConfig)> {
+    let paper = match preset {
+        "quick" => false,
+        "paper" => true,
+        p => {
+            return Err(Error::invalid(format!(
+                "unknown preset '{p}': use quick or paper"
+            )))
+        }
+    };
+    let base = if paper {
+        MixerConfig::paper(teacher)
+    } else {
+        MixerConfig::quick(teacher)
+    };
+    let cfg = MixerConfig {
+        d: dim.unwrap_or(base.d),
+        k: a.kernel.unwrap_or(base.k),
+        channels: a.mixer_channels.unwrap_or(base.channels),
+        width: a.mixer_width.unwrap_or(base.width),
+        depth: a.mixer_depth.unwrap_or(base.depth),
+        token_mult: a.mixer_token_mult.unwrap_or(base.token_mult),
+        channel_hidden: a.mixer_channel_hidden.unwrap_or(base.channel_hidden),
+        filters: a.mixer_filters.unwrap_or(base.filters),
+        batch: a.mixer_batch.unwrap_or(base.batch),
+        iters: a.iters.unwrap_or(base.iters),
+        accum: a.mixer_accum.unwrap_or(base.accum),
+        lr: a.mixer_lr.unwrap_or(base.lr),
+        weight_decay: a.mixer_wd.unwrap_or(base.weight_decay),
+        clip: a.mixer_clip.unwrap_or(base.clip),
+        seed: seed.unwrap_or(0),
+        teacher,
+    };
+    cfg.check()?;
+    if a.eval_filters == 0 || a.eval_inputs == 0 {
+        return Err(Error::invalid(
+            "mixer: --eval-filters and --eval-inputs must be at least 1",
+        ));
+    }
+    // The operator clone of the same convolution (one operator serves every channel pair):
+    // SPEC §3's recipe, shorter in the quick preset.
+    let mut op = CloneConfig::paper(OperatorKind::Z2, cfg.d);
+    op.seed = cfg.seed;
+    if !paper {
+        op.iters = 150;
+        op.filters = 32;
+        op.batch = 64;
+    }
+    if let Some(i) = a.operator_iters {
+        op.iters = i;
+    }
+    Ok((cfg, op))
+}
+
+/// One student's line in the side-by-side table.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct StudentReport {
+    pub name: String,
+    pub parameters: usize,
+    pub iterations: usize,
+    pub seconds: f64,
+    pub flops_per_iteration: f64,
+    /// Held-out fidelity on the multi-channel teacher.
+    pub fidelity: Fidelity,
+    pub equivariance_error: f64,
+    /// (cumulative FLOPs, training MSE relative to the targets' mean square) at each log point.
+    pub curve: Vec<(f64, f64)>,
+    /// FLOPs until the training relative MSE first reached the mixer's final held-out relative
+    /// fidelity (None: not within the run).
+    pub flops_to_mixer_fidelity: Option<f64>,
+    pub stats: CloneStats,
+}
+
+/// What `clone --kind mixer-*` measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct MixerReport {
+    pub kind: String,
+    pub adapter: String,
+    pub config: MixerConfig,
+    pub operator_config: Option<CloneConfig>,
+    pub teacher_equivariance_error: f64,
+    pub mixer: StudentReport,
+    /// The 9-block operator (v5, k = 3 only: the operator clones 3×3 taps).
+    pub operator: Option<StudentReport>,
+    /// Mixer FLOPs / operator FLOPs for the mixer's final fidelity.
+    pub compute_ratio: Option<f64>,
+    pub seconds: f64,
+}
+
+fn curve(stats: &CloneStats, flops_per_iter: f64) -> Vec<(f64, f64)> {
+    let ms = stats.target_mean_square.max(f32::MIN_POSITIVE) as f64;
+    stats
+        .history
+        .iter()
+        .map(|&(it, l)| (it as f64 * flops_per_iter, l as f64 / ms))
+        .collect()
+}
+
+fn progress_fn<'a>(rep: &'a mut dyn Reporter, t0: Instant) -> impl FnMut(usize, f32) + 'a {
+    move |it, loss| {
+        let rate = it as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        rep.progress(it as u64, &format!("loss {loss:.3e}, {rate:.1} it/s"));
+    }
+}
+
+/// The operator clone applied as the multi-channel layer of SPEC §4 with each held-out filter's
+/// taps as its weights: (F·bs, C, d, d) → (F·bs, C, o, o).
+fn operator_map(layer: &ClonedConv, weights: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let ws = weights.shape().to_vec();
+    let (f, c) = (ws[0], ws[1]);
+    let bs = x.shape()[0] / f.max(1);
+    let mut parts = Vec::with_capacity(f);
+    for i in 0..f {
+        layout::slice(weights, 0, i, 1)?
+            .reshape(&[c, c, ws[3] * ws[4]])?
+            .copy_into(&layer.weight.value())?;
+        let mut tape = Tape::no_grad();
+        let xv = tape.input(layout::slice(x, 0, i * bs, bs)?);
+        let y = layer.forward(&mut tape, xv)?;
+        parts.push(tape.value(y).clone());
+    }
+    concat_all(parts, 0)
+}
+
+/// The whole `clone --kind mixer-*` run into `out`.
+pub fn mixer_command(
+    gpu: &Arc<Gpu>,
+    cfg: &MixerConfig,
+    op_cfg: &CloneConfig,
+    args: &MixerArgs,
+    out: &Path,
+    rep: &mut dyn Reporter,
+) -> Result<MixerReport> {
+    let with_operator = cfg.teacher == MixerTeacher::Conv && cfg.k == 3;
+    if with_operator {
+        op_cfg.check(gpu)?;
+    }
+    let _lock = FolderLock::acquire(out)?;
+    let t_run = Instant::now();
+    let name = cfg.teacher.name();
+    let log_every = (cfg.iters / 50).max(1);
+    rep.phase(&format!("{name} d={} k={}", cfg.d, cfg.k), cfg.iters as u64);
+    let t0 = Instant::now();
+    let (model, stats) = train_mixer(gpu, cfg, log_every, &mut progress_fn(rep, t0))?;
+    let mut meta = HashMap::new();
+    meta.insert("kind".to_string(), name.to_string());
+    meta.insert(
+        "config".to_string(),
+        serde_json::to_string(cfg).expect("serialisable"),
+    );
+    let ckpt = out.join("mixer").join(format!("{name}.safetensors"));
+    crate::report::checkpoint::save(&ckpt, &model.params(), &meta)?;
+    let set = EvalSet::new(
+        gpu,
+        cfg,
+        args.eval_filters,
+        args.eval_inputs,
+        cfg.seed ^ 0xe7a1,
+    )?;
+    let phi = |x: &Tensor| model.predict(x, &set.filters.tokens);
+    let fid = set.fidelity(&phi)?;
+    let (eq, teacher_eq) = set.equivariance(cfg, &phi)?;
+    let flops = cfg.iteration_flops();
+    let mut mixer = StudentReport {
+        name: "mixer".into(),
+        parameters: model.parameter_count(),
+        iterations: cfg.iters,
+        seconds: stats.seconds,
+        flops_per_iteration: flops,
+        curve: curve(&stats, flops),
+        flops_to_mixer_fidelity: None,
+        fidelity: fid.clone(),
+        equivariance_error: eq,
+        stats,
+    };
+    mixer.flops_to_mixer_fidelity = first_below(&mixer.curve, fid.relative());
+    rep.finish(&format!(
+        "{name}: fidelity MSE {:.3e} ({:.3e} relative), equivariance error {eq:.2e}, {}",
+        fid.mse,
+        fid.relative(),
+        human(Duration::from_secs_f64(mixer.seconds))
+    ));
+    let operator = if with_operator {
+        rep.phase(
+            &format!("9-block operator z2 d={}", cfg.d),
+            op_cfg.iters as u64,
+        );
+        let t0 = Instant::now();
+        let log = (op_cfg.iters / 50).max(1);
+        let (op, st) = clone_random(gpu, op_cfg, log, &mut progress_fn(rep, t0))?;
+        let ckpt = out.join("clones").join(format!("z2{}.safetensors", cfg.d));
+        crate::report::checkpoint::save(
+            &ckpt,
+            &op.params(),
+            &crate::clone::io::clone_metadata(&op, "mixer-side-by-side"),
+        )?;
+        let params = op.params().iter().map(|p| p.numel()).sum();
+        let mut rng = Rng::new(cfg.seed);
+        let layer = ClonedConv::new(gpu, "operator", op, cfg.channels, cfg.channels, &mut rng)?;
+        layer.bias.value().fill_(0.0)?;
+        let w = &set.filters.weights;
+        let phi = |x: &Tensor| operator_map(&layer, w, x);
+        let ofid = set.fidelity(&phi)?;
+        let (oeq, _) = set.equivariance(cfg, &phi)?;
+        let (n_out, n_in) = crate::clone::ClonedOperator::io(cfg.d);
+        let oflops = 3.0
+            * op_cfg.filters as f64
+            * 2.0
+            * (op_cfg.nb * n_out * n_in + n_out * n_in * op_cfg.batch) as f64;
+        let c = curve(&st, oflops);
+        rep.finish(&format!(
+            "9-block operator: fidelity MSE {:.3e} ({:.3e} relative), {}",
+            ofid.mse,
+            ofid.relative(),
+            human(Duration::from_secs_f64(st.seconds))
+        ));
+        Some(StudentReport {
+            name: "9-block operator".into(),
+            parameters: params,
+            iterations: op_cfg.iters,
+            seconds: st.seconds,
+            flops_per_iteration: oflops,
+            flops_to_mixer_fidelity: first_below(&c, fid.relative()),
+            curve: c,
+            fidelity: ofid,
+            equivariance_error: oeq,
+            stats: st,
+        })
+    } else {
+        None
+    };
+    let compute_ratio = operator.as_ref().and_then(|o| {
+        let m = mixer
+            .flops_to_mixer_fidelity
+            .unwrap_or(cfg.iters as f64 * flops);
+        o.flops_to_mixer_fidelity.map(|f| m / f)
+    });
+    let report = MixerReport {
+        kind: name.into(),
+        adapter: gpu.describe(),
+        config: cfg.clone(),
+        operator_config: with_operator.then(|| op_cfg.clone()),
+        teacher_equivariance_error: teacher_eq,
+        mixer,
+        operator,
+        compute_ratio,
+        seconds: t_run.elapsed().as_secs_f64(),
+    };
+    write_report(&report, out)?;
+    Ok(report)
+}
+
+/// The first cumulative FLOPs at which a curve's relative MSE is at or below `target`.
+fn first_below(curve: &[(f64, f64)], target: f64) -> Option<f64> {
+    curve.iter().find(|(_, r)| *r <= target).map(|(f, _)| *f)
+}
+
+fn sci(v: f64) -> String {
+    format!("{v:.3e}")
+}
+
+/// The report as Markdown.
+pub fn markdown(r: &MixerReport) -> String {
+    let c = &r.config;
+    let mut s = format!(
+        "# {} cloning (SPEC §8)\n\nAdapter: {}. Teacher: {}→{} channel {}×{} convolution{} on {}×{} \
+         Gaussian inputs (output {}×{}); its own equivariance error {:.2e}. Whole run {:.0} s.\n\n",
+        r.kind,
+        r.adapter,
+        c.channels,
+        c.channels,
+        c.k,
+        c.k,
+        if c.teacher == MixerTeacher::Radial { " (isotropic, 3 radial rings)" } else { "" },
+        c.d,
+        c.d,
+        c.out_side(),
+        c.out_side(),
+        r.teacher_equivariance_error,
+        r.seconds
+    );
+    s += "| student | parameters | iterations | time | FLOPs / iteration | held-out MSE | relative MSE | equivariance error | FLOPs to the mixer's fidelity |\n";
+    s += "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+    for st in std::iter::once(&r.mixer).chain(r.operator.as_ref()) {
+        s += &format!(
+            "| {} | {} | {} | {:.1} s | {} | {} | {} | {} | {} |\n",
+            st.name,
+            st.parameters,
+            st.iterations,
+            st.seconds,
+            sci(st.flops_per_iteration),
+            sci(st.fidelity.mse),
+            sci(st.fidelity.relative()),
+            sci(st.equivariance_error),
+            st.flops_to_mixer_fidelity.map_or("not reached".into(), sci)
+        );
+    }
+    s += &format!(
+        "\nHeld out: {} fresh filters × {} fresh inputs; the equivariance error is \
+         ‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖ averaged over {}. FLOPs count the matrix products, forward \
+         and backward (3 × forward). Training MSE is measured on each iteration's fresh samples.\n\n",
+        r.mixer.fidelity.filters,
+        r.mixer.fidelity.inputs_per_filter,
+        if c.teacher == MixerTeacher::Conv { "shifts by one pixel in four directions (interior compared)" } else { "rotations by 90°, 180°, 270°" }
+    );
+    s += &match (r.compute_ratio, &r.operator) {
+        (Some(x), _) => format!("**Compute ratio** (mixer FLOPs / operator FLOPs for the mixer's fidelity): **{x:.1}×**.\n"),
+        (None, Some(_)) => "The operator did not reach the mixer's fidelity within its iterations: no ratio.\n".into(),
+        (None, None) => "No 9-block operator beside it: the operator clones 3×3 taps only (SPEC §2), so a 5×5 radial teacher has none.\n".into(),
+    };
+    s += "\n![fidelity against compute](fidelity-vs-compute.svg)\n";
+    s
+}
+
+fn write_report(r: &MixerReport, out: &Path) -> Result<()> {
+    let json = serde_json::to_string_pretty(r).expect("serialisable");
+    write_atomic(&out.join("report.json"), json.as_bytes())?;
+    write_atomic(&out.join("report.md"), markdown(r).as_bytes())?;
+    let series = std::iter::once(&r.mixer)
+        .chain(r.operator.as_ref())
+        .enumerate()
+        .map(|(i, st)| Series {
+            label: st.name.clone(),
+            colour: i,
+            points: st
+                .curve
+                .iter()
+                .filter(|(f, rel)| *f > 0.0 && *rel > 0.0)
+                .map(|(f, rel)| (f.log10(), *rel))
+                .collect(),
+            dashed: false,
+        })
+        .collect();
+    let fig = Figure::new(
+        "fidelity-vs-compute",
+        &format!("{}: fidelity against compute", r.kind),
+        "Training MSE relative to the teacher outputs' mean square (fresh samples every iteration) \
+         against the cumulative matrix-product FLOPs of training, for the mixer and the 9-block operator.",
+        vec![Panel::Lines(Lines {
+            title: "relative MSE vs compute".into(),
+            x_label: "log10 cumulative FLOPs".into(),
+            y_label: "relative MSE".into(),
+            log_y: true,
+            series,
+            ..Default::default()
+        })],
+    );
+    write_atomic(
+        &out.join("fidelity-vs-compute.svg"),
+        plot::svg(&fig)?.as_bytes(),
+    )
+}
