@@ -355,6 +355,25 @@ fn a_local_sweep_merges_and_names_held_and_corrupt_cells() {
     assert!(std::fs::read_to_string(out.join("report.md"))
         .unwrap()
         .contains("Cells left out"));
+    // A cell whose run fails is named "failed" with the last line of its log.
+    let (code, _, err) = bin(
+        &[
+            "--adapter",
+            "no-such-card",
+            "sweep",
+            "run",
+            o,
+            "--jobs",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    let st = ok(&["sweep", "status", o], &[]);
+    assert!(
+        st.contains(" failed ") && st.contains("no-such-card"),
+        "{st}"
+    );
     // Two child processes complete both (each logging to logs/local-<hash>.log), and the merge
     // gives the first numbers again.
     let ran = ok(&["sweep", "run", o, "--jobs", "2"], &[]);

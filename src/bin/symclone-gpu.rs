@@ -245,7 +245,7 @@ fn sweep(cli: &Cli, command: &SweepCommand) -> Result<(), Error> {
                 *counts.entry(state.word()).or_insert(0) += 1;
                 let detail = match state {
                     sweep::State::Running(who) => format!(" ({who})"),
-                    sweep::State::Corrupt(why) => format!(": {why}"),
+                    sweep::State::Corrupt(why) | sweep::State::Failed(why) => format!(": {why}"),
                     _ => String::new(),
                 };
                 let q = queue

@@ -468,9 +468,8 @@ pub fn queued_cells(subs: &Submissions) -> Vec<(usize, String)> {
 /// What `sweep status` shows per cell: its state from its files, and SLURM's where it has one.
 pub fn status(dir: &Path) -> Result<Vec<(CellEntry, State, Option<String>)>> {
     let index = read_index(dir)?;
-    let queued = read_submissions(dir)?
-        .map(|s| queued_cells(&s))
-        .unwrap_or_default();
+    let subs = read_submissions(dir)?;
+    let queued = subs.as_ref().map(queued_cells).unwrap_or_default();
     Ok(index
         .cells
         .iter()
@@ -479,9 +478,37 @@ pub fn status(dir: &Path) -> Result<Vec<(CellEntry, State, Option<String>)>> {
                 .iter()
                 .find(|(i, _)| *i == c.index)
                 .map(|(_, s)| s.to_lowercase());
-            (c.clone(), cell_state(dir, &c.hash), q)
+            let state = match cell_state(dir, &c.hash) {
+                s @ (State::Stopped | State::NotStarted) => match last_error(dir, c, &subs) {
+                    Some(e) => State::Failed(e),
+                    None => s,
+                },
+                s => s,
+            };
+            (c.clone(), state, q)
         })
         .collect())
+}
+
+/// The error line (`symclone-gpu: …`) that ends the newest log of a cell, if its last run failed.
+fn last_error(dir: &Path, c: &CellEntry, subs: &Option<Submissions>) -> Option<String> {
+    let logs = dir.join("logs");
+    let mut files = vec![logs.join(format!("local-{}.log", c.hash))];
+    if let Some(s) = subs {
+        for j in s.jobs.iter().filter(|j| j.cells.contains(&c.index)) {
+            files.push(logs.join(format!("{}_{}.log", j.id, c.index)));
+        }
+    }
+    let newest = files
+        .iter()
+        .filter_map(|f| Some((std::fs::metadata(f).ok()?.modified().ok()?, f)))
+        .max_by_key(|(t, _)| *t)?
+        .1;
+    let bytes = crate::files::read_bounded(newest, 64 << 20, "a cell's log").ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    last.strip_prefix("symclone-gpu: ")
+        .map(|e| format!("{e} (log: {})", newest.display()))
 }
 
 #[cfg(test)]

@@ -147,8 +147,11 @@ pub enum State {
     NotStarted,
     /// A process holds its folder's lock (named).
     Running(String),
-    /// Started, not finished, and nothing holds it: it failed or was stopped; a resume completes it.
+    /// Started, not finished, and nothing holds it: it was stopped (killed, cancelled); a resume
+    /// completes it.
     Stopped,
+    /// Its last run ended with an error, the message its log gives (see `sweep status`).
+    Failed(String),
     /// Its `report.json` is complete and of this cell's configuration.
     Done,
     /// Not mergeable, with the reason: a configuration of another cell, a report that does not
@@ -163,6 +166,7 @@ impl State {
             State::NotStarted => "not started",
             State::Running(_) => "running",
             State::Stopped => "stopped",
+            State::Failed(_) => "failed",
             State::Done => "done",
             State::Corrupt(_) => "corrupt",
         }
