@@ -209,6 +209,7 @@ fn planning_is_stable_and_bad_grids_are_refused() {
         e.contains("no sweep here") && e.contains("sweep plan"),
         "{e}"
     );
+    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -272,6 +273,7 @@ fn the_job_script_has_every_flag_and_sbatch_missing_is_one_line() {
         e.contains("sbatch is not installed") && e.contains("--executor local"),
         "{e}"
     );
+    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// Run a local sweep of the tiny grid in `dir` and merge it.
@@ -384,6 +386,7 @@ fn a_local_sweep_merges_and_names_held_and_corrupt_cells() {
         .is_file());
     ok(&["report", o], &[]);
     assert_eq!(merged(&out).rows, r.rows);
+    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// A SLURM cluster started for one test, stopped (by the daemons' own process ids) when dropped.
@@ -466,6 +469,7 @@ impl Drop for Cluster {
             .arg("stop")
             .arg(&self.dir)
             .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -579,11 +583,14 @@ fn a_slurm_sweep_survives_a_cancelled_task_and_matches_a_local_sweep() {
     let slurm_s = t0.elapsed().as_secs_f64();
 
     // The same grid, uninterrupted, in this machine's process: the same numbers.
-    let local = local_sweep(&tmp("on-slurm-local"));
+    let local_dir = tmp("on-slurm-local");
+    let local = local_sweep(&local_dir);
     assert_eq!(on_slurm.rows, local.rows);
     assert_eq!(on_slurm.cells_merged, 4);
     println!(
         "SLURM scenario: {slurm_s:.1} s (submit, cancel, resume, merge); local sweep: {:.1} s",
         t0.elapsed().as_secs_f64() - slurm_s
     );
+    std::fs::remove_dir_all(&d).unwrap();
+    std::fs::remove_dir_all(&local_dir).unwrap();
 }
