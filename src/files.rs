@@ -171,6 +171,30 @@ impl FolderLock {
     }
 }
 
+/// Who holds the lock on `dir`, if anyone: the process id its lock file names ("another
+/// process" when it names none), or None when the folder is not locked. A probe with a shared
+/// lock, released at once: it never removes or rewrites the file.
+pub fn lock_holder(dir: &Path) -> Option<String> {
+    use fs4::fs_std::FileExt;
+    let path = dir.join(LOCK_NAME);
+    let file = std::fs::File::open(&path).ok()?;
+    match FileExt::try_lock_shared(&file) {
+        Ok(true) => {
+            let _ = FileExt::unlock(&file);
+            None
+        }
+        Ok(false) => {
+            let mut holder = String::new();
+            let _ = (&file).take(64).read_to_string(&mut holder);
+            Some(match holder.trim().parse::<u32>() {
+                Ok(pid) => format!("process {pid}"),
+                Err(_) => "another process".into(),
+            })
+        }
+        Err(_) => None,
+    }
+}
+
 #[cfg(unix)]
 fn same_file(f: &std::fs::File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;

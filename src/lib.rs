@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod reference;
 pub mod report;
 pub mod rng;
+pub mod sweep;
 pub mod tensor;
 pub mod train;
 

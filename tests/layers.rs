@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["train"],
     &["bench"],
     &["pipeline"],
+    &["sweep"],
 ];
 
 /// What the crate root re-exports, and where each name lives.

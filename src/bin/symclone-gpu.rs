@@ -140,10 +140,21 @@ enum Command {
         #[command(flatten)]
         opts: RunArgs,
     },
-    /// Write report.md, report.html and the figures of a run folder again from its report.json.
+    /// Write report.md, report.html and the figures of a run folder again from its report.json;
+    /// or merge the finished cells of sweeps into one report (mean ± 95 % interval over seeds).
     Report {
-        /// The run folder (the --out of `run`).
-        dir: PathBuf,
+        /// Run folders (the --out of `run`), or sweep folders (the --out of `sweep plan`).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the merged report of several sweeps goes (default: the one sweep folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Seeds × settings as many runs: plan a grid, run its cells here or as a SLURM job array,
+    /// follow them, resume the unfinished ones; `report DIR` merges them.
+    Sweep {
+        #[command(subcommand)]
+        command: SweepCommand,
     },
     /// Show a data set (counts, class histograms) and write PNG grids of each task's inputs.
     Data {
@@ -170,6 +181,143 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         count: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum SweepCommand {
+    /// Expand a grid file into DIR/cells/<hash>/config.json and the index DIR/sweep.json.
+    Plan {
+        /// {"base": "quick" or a config.json, "fixed": {KEY: VALUE}, "grid": {KEY: [VALUES]}}.
+        #[arg(long)]
+        grid: PathBuf,
+        /// The sweep folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run every unfinished cell (`run --config CELL/config.json --out CELL --resume`).
+    Run {
+        /// The sweep folder.
+        dir: PathBuf,
+        #[command(flatten)]
+        opts: symclone::sweep::SweepRunArgs,
+    },
+    /// Each cell's state (done, running, stopped, not started, corrupt) and SLURM's.
+    Status {
+        /// The sweep folder.
+        dir: PathBuf,
+    },
+    /// Run or submit again only the unfinished cells, as the last `sweep run` did.
+    Resume {
+        /// The sweep folder.
+        dir: PathBuf,
+    },
+}
+
+/// This program with the global flags it was given, as a cell's process runs it.
+fn program(cli: &Cli) -> Result<Vec<String>, Error> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::invalid(format!("cannot find this program's path: {e}")))?;
+    let mut v = vec![exe.display().to_string()];
+    for (flag, value) in [
+        ("--backend", &cli.backend),
+        ("--adapter", &cli.adapter),
+        ("--family", &cli.family),
+        ("--limits", &cli.limits),
+    ] {
+        if let Some(x) = value {
+            v.extend([flag.to_string(), x.clone()]);
+        }
+    }
+    Ok(v)
+}
+
+fn sweep(cli: &Cli, command: &SweepCommand) -> Result<(), Error> {
+    use symclone::sweep;
+    let cell_bars = |total: usize| {
+        move |c: &sweep::CellEntry| -> Box<dyn pipeline::Reporter> {
+            Box::new(Bars::with_header(vec![format!(
+                "cell {} of {total} ({}): {}",
+                c.index + 1,
+                c.hash,
+                sweep::grid::show(&c.values)
+            )]))
+        }
+    };
+    let outcome = match command {
+        SweepCommand::Plan { grid, out } => {
+            let index = sweep::plan(grid, out)?;
+            println!(
+                "planned {} cells over {} in {}",
+                index.cells.len(),
+                index.keys.join(", "),
+                out.display()
+            );
+            return Ok(());
+        }
+        SweepCommand::Status { dir } => {
+            let rows = sweep::status(dir)?;
+            let mut counts = std::collections::BTreeMap::new();
+            for (c, state, queue) in &rows {
+                *counts.entry(state.word()).or_insert(0) += 1;
+                let detail = match state {
+                    sweep::State::Running(who) => format!(" ({who})"),
+                    sweep::State::Corrupt(why) | sweep::State::Failed(why) => format!(": {why}"),
+                    _ => String::new(),
+                };
+                let q = queue
+                    .as_ref()
+                    .map(|q| format!(" [slurm: {q}]"))
+                    .unwrap_or_default();
+                println!(
+                    "{:>4} {} {:<11}{q} {}{detail}",
+                    c.index,
+                    c.hash,
+                    state.word(),
+                    sweep::grid::show(&c.values)
+                );
+            }
+            let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            println!("{} cells: {}", rows.len(), summary.join(", "));
+            return Ok(());
+        }
+        SweepCommand::Run { dir, opts } => {
+            let n = sweep::read_index(dir)?.cells.len();
+            sweep::run(dir, opts, &program(cli)?, &choice(cli), &mut cell_bars(n))?
+        }
+        SweepCommand::Resume { dir } => {
+            let n = sweep::read_index(dir)?.cells.len();
+            sweep::resume(dir, &choice(cli), &mut cell_bars(n))?
+        }
+    };
+    if let Some(cmd) = &outcome.command {
+        println!("{cmd}");
+    }
+    if let Some(job) = &outcome.job {
+        println!("submitted job {job}: {} cells", outcome.started.len());
+    }
+    for (i, who) in &outcome.busy {
+        println!("cell {i}: left alone, held by {who}");
+    }
+    println!(
+        "{} cells done before, {} {}",
+        outcome.done,
+        outcome.started.len(),
+        if outcome.job.is_some() || outcome.command.is_some() {
+            "submitted"
+        } else {
+            "run"
+        }
+    );
+    if !outcome.failed.is_empty() {
+        for (i, why) in &outcome.failed {
+            eprintln!("cell {i}: {why}");
+        }
+        return Err(Error::invalid(format!(
+            "{} cells failed (above); `symclone-gpu sweep resume` runs them again",
+            outcome.failed.len()
+        )));
+    }
+    Ok(())
 }
 
 fn run_pipeline(
@@ -371,12 +519,22 @@ fn run(cli: Cli) -> Result<(), Error> {
             let set = pipeline::load_clones(&gpu, clones)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, Some(set))?;
         }
-        Command::Report { dir } => {
-            pipeline::rebuild(dir)?;
-            for f in ["report.md", "report.html"] {
-                println!("wrote {}", dir.join(f).display());
+        Command::Report { dirs, out } => {
+            let (files, merged) = symclone::sweep::report(dirs, out.as_deref())?;
+            if let Some(r) = merged {
+                println!("merged {} of {} cells", r.cells_merged, r.cells_total);
+                for l in &r.left_out {
+                    eprintln!("left out: {l}");
+                }
+                for l in &r.not_finished {
+                    eprintln!("not finished: {l}");
+                }
+            }
+            for f in files {
+                println!("wrote {}", f.display());
             }
         }
+        Command::Sweep { command } => sweep(&cli, command)?,
         Command::Data {
             data,
             task,

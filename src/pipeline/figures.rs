@@ -11,7 +11,7 @@ use crate::report::plot::{self, Bar, BarSeries, Bars, Figure, HLine, Lines, Pane
 use crate::Result;
 
 /// A model's colour: its place in [`ModelKind::ALL`].
-fn model_colour(m: ModelKind) -> usize {
+pub fn model_colour(m: ModelKind) -> usize {
     ModelKind::ALL.iter().position(|&k| k == m).unwrap_or(0)
 }
 

@@ -1,0 +1,470 @@
+//! One report from a sweep's finished cells: per (task, model, setting) the accuracies over the
+//! seeds with their mean and a 95 % confidence interval (Student's t), and a figure of accuracy
+//! against each swept key. A cell that is not finished is listed as such; one that is corrupt (a
+//! report that does not parse, or that is of another configuration, or a folder of another grid)
+//! is named with the reason, never merged silently.
+
+use super::grid::show;
+use super::{cell_report, cell_state, read_index, State, INDEX};
+use crate::files::write_atomic;
+use crate::models::ModelKind;
+use crate::pipeline::figures::model_colour;
+use crate::report::doc::{Block, Doc, FigureBlock, Table};
+use crate::report::plot::{self, Bar, BarSeries, Bars, Figure, Lines, Panel, Series};
+use crate::{Error, Result};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The merged report (`report.json` of a sweep).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct SweepReport {
+    /// The sweep folders merged.
+    pub sweeps: Vec<String>,
+    /// The swept keys.
+    pub keys: Vec<String>,
+    pub cells_total: usize,
+    pub cells_merged: usize,
+    /// Cells not finished yet (not started, stopped or running), named with their state.
+    pub not_finished: Vec<String>,
+    /// Cells that cannot be merged, named with the reason.
+    pub left_out: Vec<String>,
+    pub rows: Vec<Row>,
+}
+
+/// One (task, model, setting): the accuracies of its seeds.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Row {
+    pub task: String,
+    pub model: ModelKind,
+    /// The swept values other than the seed.
+    pub setting: BTreeMap<String, Value>,
+    pub seeds: Vec<u64>,
+    /// Test accuracy per seed (fraction correct), in the order of `seeds`.
+    pub accuracies: Vec<f64>,
+    pub mean: f64,
+    /// Sample standard deviation (0 with one seed).
+    pub std: f64,
+    /// Half-width of the 95 % confidence interval of the mean (Student's t with n − 1 degrees of
+    /// freedom); None with one seed.
+    pub ci95: Option<f64>,
+}
+
+/// (task, model, setting): what a row of the merged report is about.
+type GroupKey = (String, ModelKind, BTreeMap<String, Value>);
+
+/// The 97.5 % quantile of Student's t distribution with `df` degrees of freedom.
+pub fn t975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::NAN,
+        1..=30 => T[df - 1],
+        _ => {
+            // Cornish–Fisher expansion around the normal quantile (error < 1e-4 past 30).
+            let (z, n) = (1.959_964f64, df as f64);
+            z + (z.powi(3) + z) / (4.0 * n)
+                + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * n * n)
+        }
+    }
+}
+
+/// Mean, sample standard deviation and the 95 % interval's half-width.
+pub fn summary(x: &[f64]) -> (f64, f64, Option<f64>) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    if x.len() < 2 {
+        return (mean, 0.0, None);
+    }
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let std = var.sqrt();
+    (mean, std, Some(t975(x.len() - 1) * std / n.sqrt()))
+}
+
+/// Merge the finished cells of the sweeps in `dirs` (a cell in several of them counts once).
+pub fn merge(dirs: &[PathBuf]) -> Result<SweepReport> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let (mut total, mut merged) = (0, 0);
+    let (mut not_finished, mut left_out) = (Vec::new(), Vec::new());
+    // (task, model, setting) → (seed, accuracy) pairs, in first-seen order.
+    let mut groups: Vec<(GroupKey, Vec<(u64, f64)>)> = Vec::new();
+    for dir in dirs {
+        let index = read_index(dir)?;
+        for k in &index.keys {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        for c in &index.cells {
+            if !seen.insert(c.hash.clone()) {
+                continue;
+            }
+            total += 1;
+            let name = format!(
+                "{} ({})",
+                super::cell_dir(dir, &c.hash).display(),
+                show(&c.values)
+            );
+            let report = match cell_state(dir, &c.hash) {
+                State::Done => match cell_report(dir, &c.hash) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        left_out.push(format!("{name}: {why}"));
+                        continue;
+                    }
+                },
+                State::Corrupt(why) => {
+                    left_out.push(format!("{name}: {why}"));
+                    continue;
+                }
+                s => {
+                    not_finished.push(format!("{name}: {}", s.word()));
+                    continue;
+                }
+            };
+            merged += 1;
+            let setting: BTreeMap<String, Value> = c
+                .values
+                .iter()
+                .filter(|(k, _)| k.as_str() != "seed")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for m in &report.results {
+                let key = (m.task.clone(), m.model, setting.clone());
+                let pos = match groups.iter().position(|(k, _)| *k == key) {
+                    Some(p) => p,
+                    None => {
+                        groups.push((key, Vec::new()));
+                        groups.len() - 1
+                    }
+                };
+                for (i, &a) in m.test_acc.iter().enumerate() {
+                    groups[pos]
+                        .1
+                        .push((report.config.seed + i as u64, a as f64));
+                }
+            }
+        }
+    }
+    let rows = groups
+        .into_iter()
+        .map(|((task, model, setting), mut v)| {
+            v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let accuracies: Vec<f64> = v.iter().map(|p| p.1).collect();
+            let (mean, std, ci95) = summary(&accuracies);
+            Row {
+                task,
+                model,
+                setting,
+                seeds: v.iter().map(|p| p.0).collect(),
+                accuracies,
+                mean,
+                std,
+                ci95,
+            }
+        })
+        .collect();
+    Ok(SweepReport {
+        sweeps: dirs.iter().map(|d| d.display().to_string()).collect(),
+        keys,
+        cells_total: total,
+        cells_merged: merged,
+        not_finished,
+        left_out,
+        rows,
+    })
+}
+
+/// `symclone-gpu report DIR…`: sweeps are merged into one report in `out` (default: the one
+/// sweep folder given); run folders get their report made again from their `report.json`.
+/// Returns the files written and, for sweeps, the merged report.
+pub fn report(dirs: &[PathBuf], out: Option<&Path>) -> Result<(Vec<PathBuf>, Option<SweepReport>)> {
+    let sweeps: Vec<&PathBuf> = dirs.iter().filter(|d| d.join(INDEX).exists()).collect();
+    if sweeps.is_empty() {
+        if out.is_some() {
+            return Err(Error::invalid(
+                "--out merges sweeps: the folders given are run folders, whose reports are written in place",
+            ));
+        }
+        let mut files = Vec::new();
+        for d in dirs {
+            crate::pipeline::rebuild(d)?;
+            files.extend(["report.md", "report.html"].map(|f| d.join(f)));
+        }
+        return Ok((files, None));
+    }
+    if let Some(d) = dirs.iter().find(|d| !d.join(INDEX).exists()) {
+        return Err(Error::invalid(format!(
+            "{}: not a sweep (no {INDEX}) while the other folders are: report it on its own",
+            d.display()
+        )));
+    }
+    let out = match (out, dirs) {
+        (Some(o), _) => o.to_path_buf(),
+        (None, [one]) => one.clone(),
+        _ => {
+            return Err(Error::invalid(
+                "several sweeps merge into one report: say where with --out DIR",
+            ))
+        }
+    };
+    let r = merge(dirs)?;
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let figs = figures(&r)?;
+    let mut files = Vec::new();
+    for f in &figs {
+        let p = out.join(&f.file);
+        write_atomic(&p, f.svg.as_bytes())?;
+        files.push(p);
+    }
+    let json = serde_json::to_string_pretty(&r).expect("serialisable");
+    let d = doc(&r, figs);
+    for (name, text) in [
+        ("report.json", json),
+        ("report.md", d.markdown()),
+        ("report.html", d.html()),
+    ] {
+        let p = out.join(name);
+        write_atomic(&p, text.as_bytes())?;
+        files.push(p);
+    }
+    Ok((files, Some(r)))
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2}", 100.0 * v)
+}
+
+/// The merged report's document.
+pub fn doc(r: &SweepReport, figs: Vec<FigureBlock>) -> Doc {
+    let setting_keys: Vec<&String> = r.keys.iter().filter(|k| k.as_str() != "seed").collect();
+    let mut b = vec![Block::List(vec![
+        format!("sweeps: {}", r.sweeps.join(", ")),
+        format!("cells merged: {} of {}", r.cells_merged, r.cells_total),
+        format!("swept keys: {}", r.keys.join(", ")),
+    ])];
+    b.push(Block::Heading(2, "Test accuracy over seeds".into()));
+    b.push(Block::Para(
+        "Mean over the seeds with the 95 % confidence interval of the mean (Student's t, n − 1 degrees of freedom); – where there is one seed.".into(),
+    ));
+    let mut header: Vec<String> = vec!["task".into(), "model".into()];
+    header.extend(setting_keys.iter().map(|k| k.to_string()));
+    header.extend(["seeds", "accuracy (%)", "95 % CI (%)", "std (%)"].map(String::from));
+    let mut right = vec![false; 2 + setting_keys.len()];
+    right.extend([true; 4]);
+    let rows = r
+        .rows
+        .iter()
+        .map(|row| {
+            let mut v = vec![row.task.clone(), row.model.to_string()];
+            v.extend(
+                setting_keys
+                    .iter()
+                    .map(|k| row.setting.get(*k).map_or("–".into(), |x| x.to_string())),
+            );
+            v.push(row.seeds.len().to_string());
+            v.push(pct(row.mean));
+            v.push(row.ci95.map_or("–".into(), |c| {
+                format!(
+                    "± {} [{}, {}]",
+                    pct(c),
+                    pct(row.mean - c),
+                    pct(row.mean + c)
+                )
+            }));
+            v.push(pct(row.std));
+            v
+        })
+        .collect();
+    b.push(Block::Table(Table {
+        header,
+        right,
+        rows,
+    }));
+    if !r.left_out.is_empty() {
+        b.push(Block::Heading(2, "Cells left out".into()));
+        b.push(Block::Para(
+            "These cells are not in the numbers above: their files are not a finished run of their configuration. Remove the folder and resume the sweep to run them again.".into(),
+        ));
+        b.push(Block::List(r.left_out.clone()));
+    }
+    if !r.not_finished.is_empty() {
+        b.push(Block::Heading(2, "Cells not finished".into()));
+        b.push(Block::List(r.not_finished.clone()));
+    }
+    if !figs.is_empty() {
+        b.push(Block::Heading(2, "Figures".into()));
+        b.extend(figs.into_iter().map(Block::Figure));
+    }
+    Doc {
+        title: "symclone-gpu sweep report".into(),
+        blocks: b,
+    }
+}
+
+/// One figure per swept key other than the seed: accuracy against the key's values, one panel
+/// per task, one line (numeric values) or bar series (others) per model and setting of the
+/// other keys.
+pub fn figures(r: &SweepReport) -> Result<Vec<FigureBlock>> {
+    let mut out = Vec::new();
+    let mut tasks: Vec<&String> = Vec::new();
+    for row in &r.rows {
+        if !tasks.contains(&&row.task) {
+            tasks.push(&row.task);
+        }
+    }
+    for key in r.keys.iter().filter(|k| k.as_str() != "seed") {
+        let numeric = r
+            .rows
+            .iter()
+            .all(|row| row.setting.get(key).is_none_or(Value::is_number));
+        let mut panels = Vec::new();
+        for task in &tasks {
+            let rows: Vec<&super::merge::Row> =
+                r.rows.iter().filter(|x| &&x.task == task).collect();
+            // Series: model and the other keys' values.
+            let mut series: Vec<(ModelKind, String)> = Vec::new();
+            for row in &rows {
+                let rest: BTreeMap<String, Value> = row
+                    .setting
+                    .iter()
+                    .filter(|(k, _)| *k != key)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let s = (row.model, show(&rest));
+                if !series.contains(&s) {
+                    series.push(s);
+                }
+            }
+            let in_series = |row: &&super::merge::Row, s: &(ModelKind, String)| {
+                let rest: BTreeMap<String, Value> = row
+                    .setting
+                    .iter()
+                    .filter(|(k, _)| *k != key)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                row.model == s.0 && show(&rest) == s.1
+            };
+            let label = |s: &(ModelKind, String)| {
+                if s.1.is_empty() {
+                    s.0.to_string()
+                } else {
+                    format!("{} ({})", s.0, s.1)
+                }
+            };
+            let title = task.to_string();
+            let y_label = "test accuracy (%)".to_string();
+            if numeric {
+                let series = series
+                    .iter()
+                    .map(|s| {
+                        let mut points: Vec<(f64, f64)> = rows
+                            .iter()
+                            .filter(|row| in_series(row, s))
+                            .filter_map(|row| {
+                                Some((row.setting.get(key)?.as_f64()?, 100.0 * row.mean))
+                            })
+                            .collect();
+                        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        Series {
+                            label: label(s),
+                            colour: model_colour(s.0),
+                            points,
+                            dashed: false,
+                        }
+                    })
+                    .collect();
+                panels.push(Panel::Lines(Lines {
+                    title,
+                    x_label: key.clone(),
+                    y_label,
+                    series,
+                    ..Default::default()
+                }));
+            } else {
+                let mut groups: Vec<String> = Vec::new();
+                for row in &rows {
+                    let g = row.setting.get(key).map_or("–".into(), |v| v.to_string());
+                    if !groups.contains(&g) {
+                        groups.push(g);
+                    }
+                }
+                let series = series
+                    .iter()
+                    .map(|s| BarSeries {
+                        label: label(s),
+                        colour: model_colour(s.0),
+                        bars: groups
+                            .iter()
+                            .map(|g| {
+                                let row = rows.iter().find(|row| {
+                                    in_series(row, s)
+                                        && row
+                                            .setting
+                                            .get(key)
+                                            .map_or("–".into(), |v| v.to_string())
+                                            == *g
+                                })?;
+                                let m = 100.0 * row.mean;
+                                let c = 100.0 * row.ci95.unwrap_or(0.0);
+                                Some(Bar {
+                                    value: m,
+                                    err: Some((m - c, m + c)),
+                                    points: row.accuracies.iter().map(|a| 100.0 * a).collect(),
+                                })
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                panels.push(Panel::Bars(Bars {
+                    title,
+                    x_label: key.clone(),
+                    y_label,
+                    y_range: Some((0.0, 100.0)),
+                    groups,
+                    series,
+                    ..Default::default()
+                }));
+            }
+        }
+        let f = Figure::new(
+            &format!("sweep-{}", key.replace(['.', '*', '/'], "-")),
+            &format!("Test accuracy against {key}"),
+            &format!(
+                "Test accuracy (mean over the seeds) against {key}, one panel per task, one {} per model and setting of the other swept keys{}.",
+                if numeric { "line" } else { "bar series" },
+                if numeric { "; the table gives the 95 % intervals" } else { "; error bars: 95 % interval of the mean, dots: the seeds" }
+            ),
+            panels,
+        );
+        out.push(FigureBlock {
+            file: format!("{}.svg", f.name),
+            title: f.title.clone(),
+            caption: f.caption.clone(),
+            svg: plot::svg(&f)?,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_is_students() {
+        let (m, s, c) = summary(&[0.5, 0.7]);
+        assert!((m - 0.6).abs() < 1e-12);
+        assert!((s - 0.1414213562).abs() < 1e-9);
+        // t(0.975, 1) = 12.706: 12.706 · 0.14142 / √2.
+        assert!((c.unwrap() - 1.2706).abs() < 1e-9, "{c:?}");
+        assert_eq!(summary(&[0.3]), (0.3, 0.0, None));
+        // Past the table the expansion continues it smoothly (t(0.975, 40) = 2.0211).
+        assert!((t975(40) - 2.0211).abs() < 5e-4, "{}", t975(40));
+        assert!((t975(31) - 2.0395).abs() < 5e-4, "{}", t975(31));
+    }
+}
