@@ -327,7 +327,12 @@ pub fn clone_phase(
                     equivariance_clone: ec,
                     equivariance_true: et,
                     config_hash: h.clone(),
-                    clonability_bound: None,
+                    // The bound is for Gaussian codes and inputs; a teacher's are not.
+                    clonability_bound: if teacher {
+                        None
+                    } else {
+                        Some(crate::clone::bound::clonability_bound(kind, d, ccfg.nb)?)
+                    },
                 };
                 checkpoint::save(&ckpt, &op.params(), &expect)?;
                 write_json(&meta_path, &r)?;
@@ -384,9 +389,14 @@ pub fn clone_lift_p4(
         &set[&clone_key(OperatorKind::Lift, dim)],
         &set[&clone_key(OperatorKind::P4, dim - 2)],
     );
-    let ccfg = cfg
-        .clone
-        .config(OperatorKind::Lift, dim, cfg.seed.wrapping_add(77));
+    // The composed clone is not linear in its blocks, so it has no inputs or exact form: the
+    // end-to-end stage is trained on the sampled loss whatever the per-layer clones used.
+    let ccfg = CloneConfig {
+        loss: crate::clone::CloneLoss::Sampled,
+        ..cfg
+            .clone
+            .config(OperatorKind::Lift, dim, cfg.seed.wrapping_add(77))
+    };
     let layer_hashes: Vec<&str> = layers.iter().map(|r| r.config_hash.as_str()).collect();
     let h = hash_of(&(&ccfg, &cfg.clone.source, &layer_hashes));
     let name = format!("lift{dim}+p4{}", dim - 2);
@@ -421,7 +431,7 @@ pub fn clone_lift_p4(
                 crate::clone::clone_lift_p4(gpu, &ccfg, Some((l, p)), 10, &mut |it, loss| {
                     rep.progress(it as u64, &format!("MSE {loss:.3e}"))
                 })?;
-            rep.finish(&format!("lift{dim}+p4{}: end-to-end MSE best {:.3e}, final {:.3e} (45-vector codes), {:.0} s", dim - 2, st.best_loss, st.final_loss, st.seconds));
+            rep.finish(&format!("lift{dim}+p4{}: end-to-end MSE best {:.3e}, final {:.3e} (45-vector codes, sampled loss: the composed clone has no exact form), {:.0} s", dim - 2, st.best_loss, st.final_loss, st.seconds));
             for op in [&l2, &p2] {
                 checkpoint::save(&ckpt(op), &op.params(), &clone_metadata(op, &h))?;
             }

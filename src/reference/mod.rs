@@ -7,6 +7,7 @@ pub mod data;
 pub mod elementwise;
 pub mod gconv;
 pub mod kl;
+pub mod linalg;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
