@@ -85,7 +85,12 @@ pub fn discarded_share(spectrum: &[f64], nb: usize) -> f64 {
     if total <= 0.0 {
         return 0.0;
     }
-    spectrum.iter().skip(nb).map(pos).sum::<f64>() / total
+    let share = spectrum.iter().skip(nb).map(pos).sum::<f64>() / total;
+    if share > 0.0 {
+        share
+    } else {
+        0.0 // not −0.0, the sum of nothing
+    }
 }
 
 /// The clonability bound of the true `kind` layer on d×d inputs for a clone with `nb` blocks.

@@ -54,6 +54,10 @@ pub struct CloneConfig {
     /// [`filters_per_chunk`]).
     #[serde(default)]
     pub chunk: Option<usize>,
+    /// Stop at the first log point whose mean loss is at most this relative MSE (None: run every
+    /// iteration; the benchmark's iterations-to-target rows use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_at: Option<f32>,
 }
 
 impl CloneConfig {
@@ -119,6 +123,7 @@ impl CloneConfig {
             loss: CloneLoss::Sampled,
             warmup: 0,
             chunk: None,
+            stop_at: None,
         }
     }
 }
@@ -214,6 +219,7 @@ fn fit(
     let mut window: Option<Tensor> = None;
     let mut target_ms: Option<Tensor> = None;
     let mut in_window = 0usize;
+    let mut done_iters = cfg.iters;
     for it in 1..=cfg.iters {
         crate::error::check_interrupt("cloning")?;
         let chunk = filters_per_chunk(gpu, cfg);
@@ -260,10 +266,16 @@ fn fit(
             stats.final_loss = lv;
             stats.history.push((it, lv));
             progress(it, lv);
+            if let (Some(goal), Some(ms)) = (cfg.stop_at, &target_ms) {
+                if lv <= goal * ms.item()? / it as f32 {
+                    done_iters = it;
+                    break;
+                }
+            }
         }
     }
     stats.target_mean_square =
-        target_ms.map(|t| t.item()).transpose()?.unwrap_or(0.0) / cfg.iters.max(1) as f32;
+        target_ms.map(|t| t.item()).transpose()?.unwrap_or(0.0) / done_iters.max(1) as f32;
     stats.seconds = t0.elapsed().as_secs_f64();
     Ok(stats)
 }

@@ -288,8 +288,14 @@ pub fn clone_phase(
                     let rate = it as f64 / tc.elapsed().as_secs_f64();
                     rep.progress(it as u64, &format!("MSE {l:.3e}  {rate:.1} it/s"))
                 };
-                // A run that ends above the stall threshold sat at a saddle (two blocks merged:
-                // the 8-block floor is 1/9 relative); retry it from the next seed.
+                // A run that ends above its bound by more than the stall threshold sat at a
+                // saddle (two blocks merged: the 8-block floor is 1/9 relative); retry it from
+                // the next seed. The bound is for Gaussian codes and inputs; a teacher's are not.
+                let bound = if teacher {
+                    None
+                } else {
+                    Some(crate::clone::bound::clonability_bound(kind, d, ccfg.nb)?)
+                };
                 let mut attempts = 0;
                 let (op, stats) = loop {
                     attempts += 1;
@@ -310,7 +316,8 @@ pub fn clone_phase(
                         )?,
                         None => clone_random(gpu, &acfg, 10, &mut progress)?,
                     };
-                    if got.1.best_relative() <= cfg.clone.stall
+                    let floor = bound.unwrap_or(0.0) as f32;
+                    if got.1.best_relative() <= floor + cfg.clone.stall
                         || attempts > cfg.clone.retries as u64
                     {
                         break got;
@@ -327,12 +334,7 @@ pub fn clone_phase(
                     equivariance_clone: ec,
                     equivariance_true: et,
                     config_hash: h.clone(),
-                    // The bound is for Gaussian codes and inputs; a teacher's are not.
-                    clonability_bound: if teacher {
-                        None
-                    } else {
-                        Some(crate::clone::bound::clonability_bound(kind, d, ccfg.nb)?)
-                    },
+                    clonability_bound: bound,
                 };
                 checkpoint::save(&ckpt, &op.params(), &expect)?;
                 write_json(&meta_path, &r)?;

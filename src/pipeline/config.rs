@@ -88,6 +88,7 @@ impl CloneSettings {
             },
             warmup: self.warmup,
             chunk: None,
+            stop_at: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! One file per phase: [`config`] (presets and flag overrides), [`clones`], [`evaluation`] (the
 //! clones' checks), [`training`], [`report`]; this file only sequences them.
 
+pub mod capacity;
 pub mod checks;
 pub mod clones;
 pub mod config;
