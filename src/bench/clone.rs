@@ -31,12 +31,12 @@ pub fn row_config(kind: OperatorKind, d: usize, loss: CloneLoss, cap: usize) -> 
     }
 }
 
-/// The iteration caps: the exact form is cheap per iteration; the others are capped so that each
-/// row ends in minutes on a CPU driver.
+/// The iteration caps (`--reps` scales them: 50·reps for the exact form, 5·reps for the
+/// others), so that each row ends.
 fn cap(loss: CloneLoss, opts: &Options) -> usize {
     match loss {
-        CloneLoss::Exact => 3000,
-        _ => 10 * opts.reps.clamp(2, 20),
+        CloneLoss::Exact => 50 * opts.reps.clamp(1, 60),
+        _ => 5 * opts.reps.clamp(1, 40),
     }
 }
 
