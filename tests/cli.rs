@@ -112,6 +112,36 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
             "clone source 'oracle'",
         ),
         (
+            &["run", "--clone-loss", "analytic"],
+            1,
+            "clone loss 'analytic': use sampled, inputs or exact",
+        ),
+        (
+            &["clone", "--kind", "p4", "--clone-loss", "Exact"],
+            1,
+            "clone loss 'Exact'",
+        ),
+        (
+            &["clone", "--kind", "lift", "--capacity", "0..9"],
+            1,
+            "--capacity '0..9': out of range",
+        ),
+        (
+            &["clone", "--kind", "lift", "--capacity", "6..37"],
+            1,
+            "--capacity '6..37': out of range",
+        ),
+        (
+            &["clone", "--kind", "lift", "--capacity", "10..6"],
+            1,
+            "--capacity '10..6': the range is reversed",
+        ),
+        (
+            &["clone", "--kind", "lift", "--capacity", "six"],
+            1,
+            "--capacity 'six': not a number",
+        ),
+        (
             &["data", "--data", "/nonexistent-data"],
             1,
             "/nonexistent-data",

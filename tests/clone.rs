@@ -740,7 +740,7 @@ fn end_to_end_lift_p4_clone_and_teacher_sourced_clone_learn() {
 }
 
 #[test]
-fn the_expected_loss_is_the_sampled_loss_without_input_noise() {
+fn the_inputs_loss_is_the_sampled_loss_without_input_noise() {
     let g = gpu();
     let mut rg = rng(48);
     for kind in [OperatorKind::Z2, OperatorKind::Lift, OperatorKind::P4] {
@@ -790,7 +790,7 @@ fn the_expected_loss_is_the_sampled_loss_without_input_noise() {
     // processed in chunks (as the paper's sizes need on most adapters).
     for chunk in [None, Some(5)] {
         let cfg = CloneConfig {
-            expected: true,
+            loss: symclone::clone::CloneLoss::Inputs,
             chunk,
             ..small_cfg(OperatorKind::Z2, 9, 800)
         };

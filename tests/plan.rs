@@ -116,17 +116,25 @@ fn a_plan_measures_every_phase_and_model_and_holds_them_against_the_budget() {
 }
 
 #[test]
-fn a_size_over_an_adapter_limit_stops_the_plan_with_what_to_change() {
-    // One lift clone's dense operators at d = 16 (4 rotations × 196 × 256 floats, 800 KB per
-    // filter) cannot bind under a 256 KiB storage-binding limit.
+fn a_clone_over_the_binding_limit_is_refused_before_any_work_naming_what_to_leave_out() {
+    // The lift clone at d = 16 holds 10 blocks of 196 × 256 floats (2 MB): over a 256 KiB
+    // storage-binding limit. The check comes before any phase, for `plan` and `run` alike.
     let mut l = adapter_limits();
     l.max_storage_buffer_binding_size = 256 << 10;
     let g = gpu_with_limits(l);
+    let t = std::time::Instant::now();
     let p = plan(&g, &tiny(), 16 << 30).unwrap();
     let f = p.failure.expect("a failure");
     assert!(
-        f.contains("max_storage_buffer_binding_size")
-            && f.contains("lower --clone-filters (now 2)"),
+        f.contains("lift16 clone's blocks")
+            && f.contains("max_storage_buffer_binding_size limit of 262144")
+            && f.contains("leave out faux-gcnn on symmetric"),
         "{f}"
+    );
+    assert!(p.rows.is_empty());
+    assert!(
+        t.elapsed().as_secs() < 30,
+        "refused only after {:?}",
+        t.elapsed()
     );
 }

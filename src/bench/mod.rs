@@ -4,8 +4,10 @@
 //!
 //! The shared pieces (rows, timing, the filter, the table) live here; each suite has its own file:
 //! `runtime` (the CPU cost of a dispatch), `matmul`, `conv`, `e2e` (training steps and cloning
-//! iterations), and `cpu` holds the baselines.
+//! iterations), `clone` (the three cloning losses to a relative MSE of 1e-6), and `cpu` holds the
+//! baselines.
 
+pub mod clone;
 mod conv;
 pub mod cpu;
 mod e2e;
@@ -173,6 +175,7 @@ pub fn run(gpu: &Arc<Gpu>, opts: &Options, progress: &mut dyn FnMut(&Row)) -> Re
     matmul::matmul_cases(gpu, opts, &mut rows, progress)?;
     conv::conv_cases(gpu, opts, &mut rows, progress)?;
     e2e::e2e_cases(gpu, opts, &mut rows, progress)?;
+    clone::clone_cases(gpu, opts, &mut rows, progress)?;
     Ok(rows)
 }
 

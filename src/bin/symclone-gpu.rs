@@ -105,6 +105,10 @@ enum Command {
         /// rotated/translated digits are the cloning data).
         #[arg(long, default_value = "random")]
         source: String,
+        /// Clone once per number of blocks, A..B (inclusive) or N, and write each beside its
+        /// clonability bound to <out>/capacity.md and capacity.json (replaces --blocks).
+        #[arg(long)]
+        capacity: Option<String>,
         #[command(flatten)]
         opts: RunArgs,
         #[command(flatten)]
@@ -479,6 +483,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             dim,
             blocks,
             source,
+            capacity,
             opts,
             mixer,
             resume,
@@ -489,9 +494,21 @@ fn run(cli: Cli) -> Result<(), Error> {
             let dim = &dim.unwrap_or(28);
             let cfg = pipeline::clones::clone_config(opts.run_config()?, source, *blocks)?;
             pipeline::clones::requested(kind, *dim)?;
+            let nbs = capacity
+                .as_deref()
+                .map(pipeline::capacity::parse_capacity)
+                .transpose()?;
             let gpu = Gpu::new(&choice(&cli))?;
             let out = opts.out_dir();
             let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
+            if let Some(nbs) = nbs {
+                let cap = pipeline::capacity::capacity_command(
+                    &gpu, &cfg, kind, *dim, &nbs, &out, *resume, &mut bars,
+                )?;
+                println!("{}", cap.markdown());
+                println!("written to {}", out.join("capacity.md").display());
+                return Ok(());
+            }
             let (reports, fidelity) =
                 pipeline::clones::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)?;
             for r in &reports {

@@ -6,7 +6,7 @@
 use super::mixer::{
     draw_filters, teacher_outputs, to_token_layout, Filters, MixerConfig, MixerModel,
 };
-use super::train::{fit, CloneConfig, CloneStats};
+use super::train::{fit, mse_against, CloneConfig, CloneStats};
 use super::OperatorKind;
 use crate::autograd::{Tape, Var};
 use crate::equivariance::{equivariance_error, Group};
@@ -66,7 +66,8 @@ pub fn train_mixer(
         let (x, tokens, target) = sample(gpu, cfg, f, rng)?;
         let xv = tape.input(x);
         let tv = tape.input(tokens);
-        Ok((model.forward(tape, xv, tv)?, target))
+        let y = model.forward(tape, xv, tv)?;
+        mse_against(tape, y, target)
     };
     let stats = fit(
         gpu,

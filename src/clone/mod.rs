@@ -1,12 +1,15 @@
 //! Symmetry cloning (SPEC §2–§3): dense "operator" layers trained, as plain supervised regression,
 //! to reproduce a convolution (Z2), a lifting C4 convolution (Lift) or a P4 group convolution (P4).
 
+pub mod bound;
+pub mod exact;
 pub mod io;
 pub mod mixer;
 pub mod mixer_train;
 pub mod operator;
 pub mod train;
 
+pub use exact::CloneLoss;
 pub use operator::{ClonedConv, ClonedOperator, OperatorKind};
 use std::collections::BTreeMap;
 

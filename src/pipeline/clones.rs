@@ -36,6 +36,47 @@ pub fn needed_clones(cfg: &RunConfig) -> Result<Vec<(OperatorKind, usize)>> {
     Ok(needed)
 }
 
+/// Check, before any work, that every needed clone's block tensor (nb × n_out × n_in floats, the
+/// largest binding of a cloned layer) fits the adapter's storage-binding limit: on an adapter with
+/// WebGPU's 128 MiB (lavapipe among them) the paper preset's 48×48 Z2 clones do not, and a run
+/// would otherwise stop there after every clone before them had been trained.
+pub fn check_clone_sizes(
+    gpu: &Gpu,
+    cfg: &RunConfig,
+    needed: &[(OperatorKind, usize)],
+) -> Result<()> {
+    let limit = gpu.limits.max_storage_buffer_binding_size;
+    for &(kind, d) in needed {
+        let (n_out, n_in) = ClonedOperator::io(d);
+        let bytes = (cfg.clone.nb as u64)
+            .saturating_mul(n_out as u64)
+            .saturating_mul(n_in as u64)
+            .saturating_mul(4);
+        if bytes > limit {
+            let mut users = Vec::new();
+            for t in &cfg.tasks {
+                let task: Task = t.task.parse()?;
+                for &m in &t.models {
+                    if clones_needed(m, &arch_for(cfg, m, task))?.contains(&(kind, d)) {
+                        users.push(format!("{m} on {}", t.task));
+                    }
+                }
+            }
+            return Err(Error::BufferTooLarge {
+                what: format!("the {}{d} clone's blocks ({} × {n_out} × {n_in} floats)", kind.name(), cfg.clone.nb),
+                requested: bytes,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+                hint: format!(
+                    "; leave out {} (--tasks, --models), use a smaller --side, or an adapter with larger bindings (see `devices`)",
+                    users.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Check that clones given ready (`--clones`) hold every operator in `needed`.
 pub fn check_given(set: &CloneSet, needed: &[(OperatorKind, usize)]) -> Result<()> {
     for &(kind, d) in needed {
@@ -288,8 +329,14 @@ pub fn clone_phase(
                     let rate = it as f64 / tc.elapsed().as_secs_f64();
                     rep.progress(it as u64, &format!("MSE {l:.3e}  {rate:.1} it/s"))
                 };
-                // A run that ends above the stall threshold sat at a saddle (two blocks merged:
-                // the 8-block floor is 1/9 relative); retry it from the next seed.
+                // A run that ends above its bound by more than the stall threshold sat at a
+                // saddle (two blocks merged: the 8-block floor is 1/9 relative); retry it from
+                // the next seed. The bound is for Gaussian codes and inputs; a teacher's are not.
+                let bound = if teacher {
+                    None
+                } else {
+                    Some(crate::clone::bound::clonability_bound(kind, d, ccfg.nb)?)
+                };
                 let mut attempts = 0;
                 let (op, stats) = loop {
                     attempts += 1;
@@ -310,7 +357,8 @@ pub fn clone_phase(
                         )?,
                         None => clone_random(gpu, &acfg, 10, &mut progress)?,
                     };
-                    if got.1.best_relative() <= cfg.clone.stall
+                    let floor = bound.unwrap_or(0.0) as f32;
+                    if got.1.best_relative() <= floor + cfg.clone.stall
                         || attempts > cfg.clone.retries as u64
                     {
                         break got;
@@ -327,7 +375,7 @@ pub fn clone_phase(
                     equivariance_clone: ec,
                     equivariance_true: et,
                     config_hash: h.clone(),
-                    clonability_bound: None,
+                    clonability_bound: bound,
                 };
                 checkpoint::save(&ckpt, &op.params(), &expect)?;
                 write_json(&meta_path, &r)?;
@@ -384,9 +432,14 @@ pub fn clone_lift_p4(
         &set[&clone_key(OperatorKind::Lift, dim)],
         &set[&clone_key(OperatorKind::P4, dim - 2)],
     );
-    let ccfg = cfg
-        .clone
-        .config(OperatorKind::Lift, dim, cfg.seed.wrapping_add(77));
+    // The composed clone is not linear in its blocks, so it has no inputs or exact form: the
+    // end-to-end stage is trained on the sampled loss whatever the per-layer clones used.
+    let ccfg = CloneConfig {
+        loss: crate::clone::CloneLoss::Sampled,
+        ..cfg
+            .clone
+            .config(OperatorKind::Lift, dim, cfg.seed.wrapping_add(77))
+    };
     let layer_hashes: Vec<&str> = layers.iter().map(|r| r.config_hash.as_str()).collect();
     let h = hash_of(&(&ccfg, &cfg.clone.source, &layer_hashes));
     let name = format!("lift{dim}+p4{}", dim - 2);
@@ -421,7 +474,7 @@ pub fn clone_lift_p4(
                 crate::clone::clone_lift_p4(gpu, &ccfg, Some((l, p)), 10, &mut |it, loss| {
                     rep.progress(it as u64, &format!("MSE {loss:.3e}"))
                 })?;
-            rep.finish(&format!("lift{dim}+p4{}: end-to-end MSE best {:.3e}, final {:.3e} (45-vector codes), {:.0} s", dim - 2, st.best_loss, st.final_loss, st.seconds));
+            rep.finish(&format!("lift{dim}+p4{}: end-to-end MSE best {:.3e}, final {:.3e} (45-vector codes, sampled loss: the composed clone has no exact form), {:.0} s", dim - 2, st.best_loss, st.final_loss, st.seconds));
             for op in [&l2, &p2] {
                 checkpoint::save(&ckpt(op), &op.params(), &clone_metadata(op, &h))?;
             }

@@ -2,7 +2,7 @@
 //! CPU Vulkan driver) and `paper` (SPEC §3–§6 unchanged), the command-line flags that override a
 //! preset ([`Overrides`]), and the checks made before any work starts.
 
-use crate::clone::{CloneConfig, OperatorKind};
+use crate::clone::{CloneConfig, CloneLoss, OperatorKind};
 use crate::data::Task;
 use crate::models::{Arch, ModelKind};
 use crate::train::TrainConfig;
@@ -35,9 +35,11 @@ pub struct CloneSettings {
     /// "teacher" (a trained teacher's filters and its feature maps on transformed digits, **[ours]**).
     #[serde(default = "random_source")]
     pub source: String,
-    /// Random-source cloning with the exact expectation over Gaussian inputs (see
-    /// `CloneConfig::expected`) instead of sampled noise images.
+    /// The form of the random-source cloning loss: sampled, inputs or exact (see `CloneLoss`).
     #[serde(default)]
+    pub loss: CloneLoss,
+    /// Read from configuration files written before `loss` existed: `true` meant `inputs`.
+    #[serde(default, skip_serializing)]
     pub expected: bool,
     /// Learning-rate warm-up steps (see `CloneConfig::warmup`).
     #[serde(default)]
@@ -80,9 +82,13 @@ impl CloneSettings {
             clip: self.clip,
             lr_decay: self.lr_decay,
             seed,
-            expected: self.expected,
+            loss: match (self.loss, self.expected) {
+                (CloneLoss::Sampled, true) => CloneLoss::Inputs,
+                (l, _) => l,
+            },
             warmup: self.warmup,
             chunk: None,
+            stop_at: None,
         }
     }
 }
@@ -188,6 +194,10 @@ pub struct Overrides {
     /// Cloning learning-rate warm-up, in optimiser steps (0 = none).
     #[arg(long)]
     pub clone_warmup: Option<usize>,
+    /// Cloning loss: sampled (SPEC §3), inputs (exact over the noise images) or exact (exact over
+    /// codes and images, Gram form).
+    #[arg(long)]
+    pub clone_loss: Option<String>,
 }
 
 /// The options every pipeline command (`run`, `clone`, `teacher`, `finetune`) shares: the preset
@@ -309,6 +319,7 @@ impl RunConfig {
                     clip: 1.0,
                     lr_decay: 1.0,
                     source: random_source(),
+                    loss: CloneLoss::Sampled,
                     expected: false,
                     warmup: 0,
                     retries: 0,
@@ -319,7 +330,7 @@ impl RunConfig {
             "quick" => {
                 // Sized for a CPU Vulkan driver (README, "The presets"): digits halved to 14×14
                 // on a 16×16 canvas, 4-8-8-8 channels, 2,000 training digits, 12 epochs; clones on
-                // the exact expected loss with a high, decaying learning rate, 10 blocks and a
+                // the exact expected loss (Gram form) with a high, decaying learning rate, 10 blocks and a
                 // retry when a run stalls at the 8-block saddle. The T(2) task runs cnn and mlp
                 // only: faux-cnn's dense clones of the 36×36 canvas cost minutes per epoch on a CPU
                 // driver (`--models` adds them back). faux-gcnn-kl is trained on rot-sb, where its
@@ -361,7 +372,8 @@ impl RunConfig {
                         clip: 1.0,
                         lr_decay: 0.99,
                         source: random_source(),
-                        expected: true,
+                        loss: CloneLoss::Exact,
+                        expected: false,
                         warmup: 0,
                         retries: 2,
                         stall: default_stall(),
@@ -486,6 +498,10 @@ impl RunConfig {
         }
         if let Some(v) = &o.clone_source {
             self.clone.source = v.clone();
+        }
+        if let Some(v) = &o.clone_loss {
+            self.clone.loss = v.parse()?;
+            self.clone.expected = false;
         }
         self.validate()
     }

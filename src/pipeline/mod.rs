@@ -7,6 +7,7 @@
 //! One file per phase: [`config`] (presets and flag overrides), [`clones`], [`evaluation`] (the
 //! clones' checks), [`training`], [`report`]; this file only sequences them.
 
+pub mod capacity;
 pub mod checks;
 pub mod clones;
 pub mod config;
@@ -88,6 +89,7 @@ pub fn run(
     // Every input is checked before anything is written: a bad one leaves no file behind.
     let ds = load_data(cfg)?;
     let needed = clones::needed_clones(cfg)?;
+    clones::check_clone_sizes(gpu, cfg, &needed)?;
     if let Some(set) = &given {
         clones::check_given(set, &needed)?;
     }

@@ -163,7 +163,7 @@ pub fn markdown(p: &Plan) -> String {
         .iter()
         .filter(|r| !r.what.starts_with("  "))
         .map(PlanRow::total_flops)
-        .sum();
+        .fold(0.0, |a, b| a + b);
     s += &format!(
         "\ntotal work: {:.2} TFLOP (matrix products and convolutions)\n",
         total / 1e12

@@ -52,3 +52,71 @@ pub fn corr_valid(x: &[f64], d: usize, c: &[f64], k: usize) -> Vec<f64> {
     }
     y
 }
+
+/// The true transformed codes of one code `c` (SPEC §1), one 3×3 tap vector per (r[, s]):
+/// Z2 (`out_planes` 1): c; Lift (1 in, 4 out): rot90^r(c); P4 (4 in, 4 out): rot90^r(c_{(s−r) mod 4}).
+pub fn true_tap_codes(c: &[f64], in_planes: usize, out_planes: usize) -> Vec<Vec<f64>> {
+    let mut out = Vec::new();
+    for r in 0..out_planes {
+        for s in 0..in_planes {
+            let t = if in_planes == 4 { (s + 4 - r) % 4 } else { 0 };
+            out.push(rot90_r(&c[t * 9..(t + 1) * 9], 3, r));
+        }
+    }
+    out
+}
+
+/// The exact expected cloning loss (SPEC §3), straight from its definition: for every unit code
+/// e_i and every (r[, s]), the clone's dense operator `Σ_b h(T_{rs} e_i)_b B_b` against the true
+/// layer's (the 3×3 valid correlation with the transformed code), squared Frobenius distances
+/// summed and divided by out_planes·n_out. Blocks (nb, n_out, n_in), M1 (9 × m), M2 (9·m × nb),
+/// T (R·9 × code_len, rows (r, s, j)) or None for Z2.
+#[allow(clippy::too_many_arguments)]
+pub fn exact_clone_loss(
+    in_planes: usize,
+    out_planes: usize,
+    d: usize,
+    blocks: &[f64],
+    nb: usize,
+    m1: &[f64],
+    m2: &[f64],
+    m: usize,
+    t: Option<&[f64]>,
+) -> f64 {
+    let o = d - 2;
+    let (n_out, n_in) = (o * o, d * d);
+    let code_len = 9 * in_planes;
+    let mut total = 0.0;
+    for i in 0..code_len {
+        let mut unit = vec![0.0; code_len];
+        unit[i] = 1.0;
+        let truth = true_tap_codes(&unit, in_planes, out_planes);
+        for (p, tap) in truth.iter().enumerate() {
+            let tc: Vec<f64> = match t {
+                None => unit.clone(),
+                Some(t) => (0..9)
+                    .map(|j| {
+                        (0..code_len)
+                            .map(|k| t[(p * 9 + j) * code_len + k] * unit[k])
+                            .sum()
+                    })
+                    .collect(),
+            };
+            let h = coefficients(&tc, m1, m2, m, nb);
+            let mut w: Vec<f64> = (0..n_out * n_in)
+                .map(|e| (0..nb).map(|b| h[b] * blocks[b * n_out * n_in + e]).sum())
+                .collect();
+            for a in 0..o {
+                for b in 0..o {
+                    for u in 0..3 {
+                        for v in 0..3 {
+                            w[(a * o + b) * n_in + (a + u) * d + b + v] -= tap[u * 3 + v];
+                        }
+                    }
+                }
+            }
+            total += w.iter().map(|x| x * x).sum::<f64>();
+        }
+    }
+    total / (out_planes * n_out) as f64
+}

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod gconv;
 pub mod kl;
 pub mod layout;
+pub mod linalg;
 pub mod loss;
 pub mod matmul;
 pub mod norm;

@@ -1,0 +1,371 @@
+//! The exact expected cloning loss (SPEC §3, Gram form) against the sampled loss and against its
+//! f64 reference (value, finite differences, the closed-form block gradient), cloning on it, and
+//! the clonability bound.
+
+mod common;
+use common::*;
+use symclone::autograd::Tape;
+use symclone::clone::bound::{clonability_bound, discarded_share, operator_spectrum, tap_gram};
+use symclone::clone::exact::ExactLoss;
+use symclone::clone::operator::{shift_blocks, true_per_filter};
+use symclone::clone::{clone_random, CloneConfig, CloneLoss, ClonedOperator, OperatorKind};
+use symclone::ops::random;
+use symclone::reference::cloned::{coefficients, exact_clone_loss, true_tap_codes};
+use symclone::reference::linalg::sym_eigenvalues;
+use symclone::reference::{finite_diff, rel_err64, to64};
+use symclone::tensor::Tensor;
+
+const KINDS: [OperatorKind; 3] = [OperatorKind::Z2, OperatorKind::Lift, OperatorKind::P4];
+
+/// An operator away from both zero and the truth: blocks Gaussian with standard deviation `sd`.
+fn scrambled(
+    kind: OperatorKind,
+    d: usize,
+    nb: usize,
+    m: usize,
+    sd: f32,
+    seed: u64,
+) -> ClonedOperator {
+    let g = gpu();
+    let mut rg = rng(seed);
+    let op = ClonedOperator::new(&g, kind, d, nb, m, &mut rg).unwrap();
+    let b: Vec<f32> = rg
+        .normal_vec(op.blocks.numel())
+        .iter()
+        .map(|v| sd * v)
+        .collect();
+    op.blocks.value().write_slice(&b).unwrap();
+    op
+}
+
+fn exact_value(op: &ClonedOperator) -> f64 {
+    let g = gpu();
+    let e = ExactLoss::new(&g, op.kind, op.d).unwrap();
+    let mut tape = Tape::no_grad();
+    let l = e.loss_t(&mut tape, op).unwrap();
+    tape.value(l).item().unwrap() as f64
+}
+
+/// The sampled loss (SPEC §3) of `f` filters with `bs` images each: its mean over the filters and
+/// the standard error of that mean (each filter's code and images are independent draws).
+fn sampled_mean_and_se(op: &ClonedOperator, f: usize, bs: usize, seed: u64) -> (f64, f64) {
+    let g = gpu();
+    let (kind, d) = (op.kind, op.d);
+    let (n_out, n_in) = ClonedOperator::io(d);
+    let shifts = Tensor::from_slice(&g, &[9, n_out, n_in], &shift_blocks(d)).unwrap();
+    let mut rg = rng(seed);
+    let mut per_filter = Vec::with_capacity(f);
+    let chunk = 128;
+    for start in (0..f).step_by(chunk) {
+        let fc = chunk.min(f - start);
+        let codes = rg.normal_vec(fc * kind.code_len());
+        let mut tape = Tape::no_grad();
+        let c = tape.input(Tensor::from_slice(&g, &[fc, kind.code_len()], &codes).unwrap());
+        let xt = random::randn(&g, &[fc, kind.in_planes() * n_in, bs], rg.next_u64()).unwrap();
+        let x = tape.input(xt);
+        let ys = op.forward_per_filter(&mut tape, c, x).unwrap();
+        let yt = true_per_filter(&g, &mut tape, kind, d, &codes, &shifts, x).unwrap();
+        let (a, b) = (
+            tape.value(ys).to_vec().unwrap(),
+            tape.value(yt).to_vec().unwrap(),
+        );
+        let per = a.len() / fc;
+        for i in 0..fc {
+            let s: f64 = (i * per..(i + 1) * per)
+                .map(|k| (a[k] as f64 - b[k] as f64).powi(2))
+                .sum();
+            per_filter.push(s / per as f64);
+        }
+    }
+    let n = per_filter.len() as f64;
+    let mean = per_filter.iter().sum::<f64>() / n;
+    let var = per_filter.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+#[test]
+fn the_exact_loss_is_the_mean_of_the_sampled_loss() {
+    for (i, kind) in KINDS.into_iter().enumerate() {
+        let op = scrambled(kind, 6, 9, 4, 0.3, 60 + i as u64);
+        let exact = exact_value(&op);
+        let (mean, se) = sampled_mean_and_se(&op, 1024, 16, 70 + i as u64);
+        // The sample mean is within 4 standard errors of its expectation but for a 6e-5 chance;
+        // the f32 rounding of either side (1e-6 relative) is far below one standard error.
+        let z = (mean - exact) / se;
+        eprintln!("{kind:?}: exact {exact:.5e}, sampled {mean:.5e} ± {se:.1e} (z = {z:.2})");
+        assert!(
+            z.abs() < 4.0,
+            "{kind:?}: exact {exact:.5e} vs sampled {mean:.5e} ± {se:.2e} (z = {z:.2})"
+        );
+    }
+}
+
+/// The f64 reference's arguments for an operator.
+struct Host {
+    blocks: Vec<f64>,
+    m1: Vec<f64>,
+    m2: Vec<f64>,
+    t: Option<Vec<f64>>,
+}
+
+fn host(op: &ClonedOperator) -> Host {
+    let v = |p: &symclone::Param| to64(&p.value().to_vec().unwrap());
+    Host {
+        blocks: v(&op.blocks),
+        m1: v(&op.m1),
+        m2: v(&op.m2),
+        t: op.t.as_ref().map(v),
+    }
+}
+
+fn reference(op: &ClonedOperator, h: &Host) -> f64 {
+    exact_clone_loss(
+        op.kind.in_planes(),
+        op.kind.out_planes(),
+        op.d,
+        &h.blocks,
+        op.nb,
+        &h.m1,
+        &h.m2,
+        op.m,
+        h.t.as_deref(),
+    )
+}
+
+/// SPEC §3's closed-form block gradient `dL/dB = (2 H B − 2 Q S) / (out_planes·n_out)` with
+/// `H = Σ aᵀa`, `Q = Σ aᵀe` over the rows (unit code, r[, s]), in f64.
+fn closed_form_block_grad(op: &ClonedOperator, h: &Host) -> Vec<f64> {
+    let (n_out, n_in) = ClonedOperator::io(op.d);
+    let (nb, n) = (op.nb, n_out * n_in);
+    let code_len = op.kind.code_len();
+    let mut hh = vec![0.0; nb * nb];
+    let mut q = vec![0.0; nb * 9];
+    for i in 0..code_len {
+        let mut unit = vec![0.0; code_len];
+        unit[i] = 1.0;
+        let truth = true_tap_codes(&unit, op.kind.in_planes(), op.kind.out_planes());
+        for (p, e) in truth.iter().enumerate() {
+            let tc: Vec<f64> = match &h.t {
+                None => unit.clone(),
+                Some(t) => (0..9)
+                    .map(|j| {
+                        (0..code_len)
+                            .map(|k| t[(p * 9 + j) * code_len + k] * unit[k])
+                            .sum()
+                    })
+                    .collect(),
+            };
+            let a = coefficients(&tc, &h.m1, &h.m2, op.m, nb);
+            for b in 0..nb {
+                for c in 0..nb {
+                    hh[b * nb + c] += a[b] * a[c];
+                }
+                for j in 0..9 {
+                    q[b * 9 + j] += a[b] * e[j];
+                }
+            }
+        }
+    }
+    let s = to64(&shift_blocks(op.d));
+    let norm = (op.kind.out_planes() * n_out) as f64;
+    (0..nb * n)
+        .map(|t| {
+            let (b, e) = (t / n, t % n);
+            let hb: f64 = (0..nb).map(|c| hh[b * nb + c] * h.blocks[c * n + e]).sum();
+            let qs: f64 = (0..9).map(|j| q[b * 9 + j] * s[j * n + e]).sum();
+            2.0 * (hb - qs) / norm
+        })
+        .collect()
+}
+
+#[test]
+fn the_exact_loss_and_its_gradient_match_the_f64_reference() {
+    let g = gpu();
+    for (i, kind) in KINDS.into_iter().enumerate() {
+        // Ragged sizes: d = 5 (9 × 25 blocks), 4 blocks, m = 3.
+        let op = scrambled(kind, 5, 4, 3, 0.5, 80 + i as u64);
+        let h = host(&op);
+        let want = reference(&op, &h);
+        let e = ExactLoss::new(&g, kind, 5).unwrap();
+        let mut tape = Tape::new();
+        let l = e.loss_t(&mut tape, &op).unwrap();
+        let got = tape.value(l).item().unwrap() as f64;
+        tape.backward(l).unwrap();
+        // The loss is a chain of sums of at most n_out·n_in = 225 terms (B Sᵀ, B⊥ B⊥ᵀ), then
+        // ≤ 16·36 rows; each f32 sum adds about sum_tol(K) relative, and the terms are positive
+        // (no cancellation in this form), so their sum bounds the error.
+        let tol_value = sum_tol(225) + sum_tol(225) + sum_tol(16 * 36);
+        let rel = (got - want).abs() / want;
+        assert!(
+            rel <= tol_value,
+            "{kind:?}: loss {got:.6e} vs reference {want:.6e} ({rel:.1e})"
+        );
+
+        // Gradients: the tape's against central differences of the reference, at 24 random
+        // coordinates of each tensor; the blocks' also against the closed form.
+        let mut rg = rng(90 + i as u64);
+        let params: Vec<(&str, &symclone::Param)> = {
+            let mut v = vec![("blocks", &op.blocks), ("m1", &op.m1), ("m2", &op.m2)];
+            if let Some(t) = &op.t {
+                v.push(("t", t));
+            }
+            v
+        };
+        let closed = closed_form_block_grad(&op, &h);
+        for (pi, (name, p)) in params.iter().enumerate() {
+            let tape_grad = p.grad().unwrap().to_vec().unwrap();
+            let mut coords: Vec<usize> = Vec::new();
+            while coords.len() < 24.min(p.numel()) {
+                let c = rg.below(p.numel());
+                if !coords.contains(&c) {
+                    coords.push(c); // distinct: a repeated coordinate would be set twice
+                }
+            }
+            let mut values = match pi {
+                0 => h.blocks.clone(),
+                1 => h.m1.clone(),
+                2 => h.m2.clone(),
+                _ => h.t.clone().unwrap(),
+            };
+            let picked: Vec<f64> = coords.iter().map(|&c| values[c]).collect();
+            let fd = finite_diff(&picked, 1e-5, |x| {
+                for (k, &c) in coords.iter().enumerate() {
+                    values[c] = x[k];
+                }
+                let mut hh = Host {
+                    blocks: h.blocks.clone(),
+                    m1: h.m1.clone(),
+                    m2: h.m2.clone(),
+                    t: h.t.clone(),
+                };
+                match pi {
+                    0 => hh.blocks = values.clone(),
+                    1 => hh.m1 = values.clone(),
+                    2 => hh.m2 = values.clone(),
+                    _ => hh.t = Some(values.clone()),
+                }
+                reference(&op, &hh)
+            });
+            let tg: Vec<f32> = coords.iter().map(|&c| tape_grad[c]).collect();
+            // The gradient is the same chain run backwards: twice the value's sums.
+            let tol = 2.0 * tol_value;
+            assert_close(
+                &format!("{kind:?} d{name}: tape vs finite differences"),
+                &tg,
+                &fd,
+                tol,
+            );
+            if pi == 0 {
+                let cf: Vec<f64> = coords.iter().map(|&c| closed[c]).collect();
+                let e = rel_err64(&cf, &fd);
+                assert!(
+                    e <= 1e-7,
+                    "{kind:?}: closed-form dB vs finite differences {e:.1e}"
+                );
+                assert_close(
+                    &format!("{kind:?} dblocks: tape vs closed form"),
+                    &tape_grad,
+                    &closed,
+                    tol,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn cloning_on_the_exact_loss_reaches_1e_6_with_9_blocks_and_stops_at_the_bound_with_7() {
+    let g = gpu();
+    for kind in KINDS {
+        for (nb, iters) in [(9usize, 600usize), (7, 300)] {
+            let cfg = CloneConfig {
+                loss: CloneLoss::Exact,
+                nb,
+                iters,
+                accum: 1,
+                lr: 0.05,
+                lr_decay: 0.995,
+                warmup: 10,
+                ..CloneConfig::paper(kind, 6)
+            };
+            let (_, stats) = clone_random(&g, &cfg, 50, &mut |_, _| {}).unwrap();
+            let rel = stats.best_relative() as f64;
+            let bound = clonability_bound(kind, 6, nb).unwrap();
+            eprintln!(
+                "{kind:?} nb {nb}: relative {rel:.2e} (bound {bound:.4}) in {:.1} s",
+                stats.seconds
+            );
+            // The exact loss is the expectation of the sampled one: its all-zero value is the
+            // targets' mean square (9 for Z2 and Lift, 36 for P4).
+            let ms = if kind == OperatorKind::P4 { 36.0 } else { 9.0 };
+            assert_eq!(stats.target_mean_square, ms);
+            if nb == 9 {
+                assert!(rel <= 1e-6, "{kind:?} nb 9: {:?}", stats.history);
+            } else {
+                // No clone gets below the bound (f32 rounding of the loss: 1e-6 relative).
+                assert!(
+                    rel >= bound - 1e-6,
+                    "{kind:?} nb {nb}: {rel} below the bound {bound}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_clonability_bound_of_3x3_taps_is_9_minus_nb_over_9() {
+    for kind in KINDS {
+        for d in [3usize, 6, 28] {
+            for nb in 1..=12 {
+                let want = (9.0 - nb as f64).max(0.0) / 9.0;
+                let got = clonability_bound(kind, d, nb).unwrap();
+                assert!(
+                    (got - want).abs() <= 1e-12,
+                    "{kind:?} d {d} nb {nb}: {got} vs {want}"
+                );
+            }
+        }
+    }
+    // The tap matrices are orthogonal with n_out ones each.
+    let ks = tap_gram(7);
+    for j in 0..9 {
+        for k in 0..9 {
+            assert_eq!(ks[j * 9 + k], if j == k { 25.0 } else { 0.0 });
+        }
+    }
+    // A teacher with a non-flat spectrum (three operators of norms² 9n, 4n, n): what is left
+    // outside the best span.
+    let mut e = vec![0.0; 3 * 9];
+    for (r, w) in [3.0, 2.0, 1.0].iter().enumerate() {
+        e[r * 9 + r] = *w;
+    }
+    let spec = operator_spectrum(&e, &tap_gram(7)).unwrap();
+    assert!(
+        (spec[0] - 225.0).abs() < 1e-9 && (spec[1] - 100.0).abs() < 1e-9,
+        "{spec:?}"
+    );
+    assert!((discarded_share(&spec, 1) - 5.0 / 14.0).abs() < 1e-12);
+    assert!((discarded_share(&spec, 2) - 1.0 / 14.0).abs() < 1e-12);
+    assert_eq!(discarded_share(&spec, 3), 0.0);
+    assert!(clonability_bound(OperatorKind::P4, 2, 9).is_err());
+}
+
+#[test]
+fn jacobi_eigenvalues_of_a_known_matrix() {
+    // The second-difference matrix tridiag(−1, 2, −1) of size n: 2 − 2 cos(kπ/(n+1)).
+    let n = 9;
+    let mut a = vec![0.0; n * n];
+    for i in 0..n {
+        a[i * n + i] = 2.0;
+        if i + 1 < n {
+            a[i * n + i + 1] = -1.0;
+            a[(i + 1) * n + i] = -1.0;
+        }
+    }
+    let got = sym_eigenvalues(&a, n);
+    let mut want: Vec<f64> = (1..=n)
+        .map(|k| 2.0 - 2.0 * (k as f64 * std::f64::consts::PI / (n + 1) as f64).cos())
+        .collect();
+    want.sort_by(|x, y| y.total_cmp(x));
+    assert!(rel_err64(&got, &want) < 1e-13, "{got:?} vs {want:?}");
+}
