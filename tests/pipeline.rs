@@ -20,28 +20,6 @@ fn tmp(name: &str) -> PathBuf {
     p
 }
 
-/// A tiny configuration: every task, every model, one epoch, small clones.
-fn tiny() -> RunConfig {
-    let mut c = RunConfig::preset("quick").unwrap();
-    // Every model on every task (the quick preset leaves a few out for time).
-    c.tasks = RunConfig::preset("paper").unwrap().tasks;
-    c.train_n = Some(192);
-    c.test_n = Some(64);
-    c.side = 16;
-    c.channels = Some([2, 2, 3, 3]);
-    c.mlp = Some(vec![16]);
-    c.clone.iters = 6;
-    c.clone.retries = 0;
-    c.clone.filters = 2;
-    c.clone.batch = 4;
-    c.clone.batch_p4 = 2;
-    for t in &mut c.tasks {
-        t.train.epochs = 1;
-        t.train.batch = 64;
-    }
-    c
-}
-
 #[test]
 fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
     let g = gpu();

@@ -9,23 +9,11 @@ use symclone::pipeline::plan::{markdown, one_step, plan};
 use symclone::pipeline::RunConfig;
 use symclone::tensor::Tensor;
 
-/// The pipeline tests' tiny configuration: every model on every task, seconds on lavapipe.
+/// The pipeline tests' tiny configuration with three epochs.
 fn tiny() -> RunConfig {
-    let mut c = RunConfig::preset("quick").unwrap();
-    c.tasks = RunConfig::preset("paper").unwrap().tasks;
-    c.train_n = Some(192);
-    c.test_n = Some(64);
-    c.side = 16;
-    c.channels = Some([2, 2, 3, 3]);
-    c.mlp = Some(vec![16]);
-    c.clone.iters = 6;
-    c.clone.retries = 0;
-    c.clone.filters = 2;
-    c.clone.batch = 4;
-    c.clone.batch_p4 = 2;
+    let mut c = common::tiny();
     for t in &mut c.tasks {
         t.train.epochs = 3;
-        t.train.batch = 64;
     }
     c
 }

@@ -183,10 +183,11 @@ fn the_python_example_rebuilds_clones_and_agrees_with_the_engine() {
         for line in text.lines().filter(|l| l.starts_with("engine vs numpy")) {
             println!("{kind}{d}: {line}");
         }
-        // The check can fail: the engine's output moved by 1e-4 of its norm is refused.
+        // The check can fail: the engine's output moved by 1e-2 of its norm is refused (the
+        // float32 bound the script derives is about 1e-4 for a clone whose terms cancel).
         let norm = yc.iter().map(|v| v * v).sum::<f32>().sqrt();
         let mut moved = yc.clone();
-        moved[0] += 1e-4 * norm;
+        moved[0] += 1e-2 * norm;
         let mut bad = tensors.clone();
         bad[2].2 = &moved;
         write_probe(&probe, &bad);

@@ -99,3 +99,28 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     let e = symclone::reference::rel_err(got, want);
     assert!(e <= tol, "{what}: relative error {e:.3e} > {tol:.1e}");
 }
+
+/// The quick preset cut to seconds on lavapipe: every model on every task, 16×16 digits, tiny
+/// channels, 192 training and 64 test digits, one epoch, clones of 6 iterations.
+pub fn tiny() -> symclone::pipeline::RunConfig {
+    use symclone::pipeline::RunConfig;
+
+    let mut c = RunConfig::preset("quick").unwrap();
+    // Every model on every task (the quick preset leaves a few out for time).
+    c.tasks = RunConfig::preset("paper").unwrap().tasks;
+    c.train_n = Some(192);
+    c.test_n = Some(64);
+    c.side = 16;
+    c.channels = Some([2, 2, 3, 3]);
+    c.mlp = Some(vec![16]);
+    c.clone.iters = 6;
+    c.clone.retries = 0;
+    c.clone.filters = 2;
+    c.clone.batch = 4;
+    c.clone.batch_p4 = 2;
+    for t in &mut c.tasks {
+        t.train.epochs = 1;
+        t.train.batch = 64;
+    }
+    c
+}
