@@ -148,17 +148,23 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
         ),
     ];
     for (args, code, needle) in cases {
-        let (c, err) = run(args);
-        let lines = ours(&err);
-        assert_eq!(c, *code, "{args:?}: exit {c}, stderr:\n{err}");
-        assert_eq!(lines.len(), 1, "{args:?}: expected one line, got:\n{err}");
-        assert!(
-            lines[0].contains(needle),
-            "{args:?}: {:?} lacks {needle:?}",
-            lines[0]
-        );
-        assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+        refused_in_one_line(args, *code, needle);
     }
+}
+
+/// The binary run with `args` exits with `code` and prints one line of its own, containing
+/// `needle`, and no panic.
+fn refused_in_one_line(args: &[&str], code: i32, needle: &str) {
+    let (c, err) = run(args);
+    let lines = ours(&err);
+    assert_eq!(c, code, "{args:?}: exit {c}, stderr:\n{err}");
+    assert_eq!(lines.len(), 1, "{args:?}: expected one line, got:\n{err}");
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: {:?} lacks {needle:?}",
+        lines[0]
+    );
+    assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
 }
 
 /// `clone --kind mixer-*`: sizes the mixer cannot take, zero iterations and an unknown kind are
@@ -212,16 +218,7 @@ fn mixer_bad_inputs_give_one_line_and_a_nonzero_exit() {
         ),
     ];
     for (args, needle) in cases {
-        let (c, err) = run(args);
-        let lines = ours(&err);
-        assert_eq!(c, 1, "{args:?}: exit {c}, stderr:\n{err}");
-        assert_eq!(lines.len(), 1, "{args:?}: expected one line, got:\n{err}");
-        assert!(
-            lines[0].contains(needle),
-            "{args:?}: {:?} lacks {needle:?}",
-            lines[0]
-        );
-        assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+        refused_in_one_line(args, 1, needle);
     }
 }
 

@@ -215,20 +215,8 @@ fn planning_is_stable_and_bad_grids_are_refused() {
 #[test]
 fn the_job_script_has_every_flag_and_sbatch_missing_is_one_line() {
     let d = tmp("script");
-    let grid = tiny_grid(&d, [8, 9]);
-    let out = d.join("sweep");
+    let out = planned(&d, &[]);
     let o = out.to_str().unwrap();
-    ok(
-        &[
-            "sweep",
-            "plan",
-            "--grid",
-            grid.to_str().unwrap(),
-            "--out",
-            o,
-        ],
-        &[],
-    );
     let printed = ok(
         &[
             "sweep",
@@ -276,22 +264,19 @@ fn the_job_script_has_every_flag_and_sbatch_missing_is_one_line() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// Run a local sweep of the tiny grid in `dir` and merge it.
-fn local_sweep(dir: &Path) -> SweepReport {
+/// The tiny grid (nb 8 and 9) written in `dir` and planned into `dir/sweep`, which is returned.
+fn planned(dir: &Path, env: &[(&str, &str)]) -> PathBuf {
     let grid = tiny_grid(dir, [8, 9]);
     let out = dir.join("sweep");
+    let (g, o) = (grid.to_str().unwrap(), out.to_str().unwrap());
+    ok(&["sweep", "plan", "--grid", g, "--out", o], env);
+    out
+}
+
+/// Run a local sweep of the tiny grid in `dir` and merge it.
+fn local_sweep(dir: &Path) -> SweepReport {
+    let out = planned(dir, &[]);
     let o = out.to_str().unwrap();
-    ok(
-        &[
-            "sweep",
-            "plan",
-            "--grid",
-            grid.to_str().unwrap(),
-            "--out",
-            o,
-        ],
-        &[],
-    );
     ok(&["sweep", "run", o], &[]);
     ok(&["report", o], &[]);
     merged(&out)
@@ -490,20 +475,8 @@ fn a_slurm_sweep_survives_a_cancelled_task_and_matches_a_local_sweep() {
     let t0 = Instant::now();
     let env = cluster.env();
     let d = tmp("on-slurm");
-    let grid = tiny_grid(&d, [8, 9]);
-    let out = d.join("sweep");
+    let out = planned(&d, &env);
     let o = out.to_str().unwrap();
-    ok(
-        &[
-            "sweep",
-            "plan",
-            "--grid",
-            grid.to_str().unwrap(),
-            "--out",
-            o,
-        ],
-        &env,
-    );
     // sbatch refusing the job is one line naming it.
     let e = refused(
         &[
