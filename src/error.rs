@@ -47,23 +47,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// The same error with what the user can change to avoid it (`lower --batch (now 64)`),
     /// when it is a size over an adapter limit; any other error is returned as it is.
-    pub fn hint(self, what_to_change: impl std::fmt::Display) -> Error {
-        match self {
-            Error::BufferTooLarge {
-                what,
-                requested,
-                limit,
-                limit_name,
-                ..
-            } => Error::BufferTooLarge {
-                what,
-                requested,
-                limit,
-                limit_name,
-                hint: format!("; {what_to_change}"),
-            },
-            e => e,
+    pub fn hint(mut self, what_to_change: impl std::fmt::Display) -> Error {
+        if let Error::BufferTooLarge { hint, .. } = &mut self {
+            *hint = format!("; {what_to_change}");
         }
+        self
     }
 
     /// A shape error for operation `op`.

@@ -37,22 +37,27 @@ pub fn needed_clones(cfg: &RunConfig) -> Result<Vec<(OperatorKind, usize)>> {
 }
 
 /// Check, before any work, that every needed clone's block tensor (nb × n_out × n_in floats, the
-/// largest binding of a cloned layer) fits the adapter's storage-binding limit: on an adapter with
-/// WebGPU's 128 MiB (lavapipe among them) the paper preset's 48×48 Z2 clones do not, and a run
-/// would otherwise stop there after every clone before them had been trained.
+/// largest binding of a cloned layer) fits the adapter's buffer and storage-binding limits: on an
+/// adapter with WebGPU's 128 MiB per binding (lavapipe among them) the paper preset's 48×48 Z2
+/// clones do not, and a run would otherwise stop there after every clone before them had been
+/// trained.
 pub fn check_clone_sizes(
     gpu: &Gpu,
     cfg: &RunConfig,
     needed: &[(OperatorKind, usize)],
 ) -> Result<()> {
-    let limit = gpu.limits.max_storage_buffer_binding_size;
     for &(kind, d) in needed {
         let (n_out, n_in) = ClonedOperator::io(d);
         let bytes = (cfg.clone.nb as u64)
             .saturating_mul(n_out as u64)
             .saturating_mul(n_in as u64)
             .saturating_mul(4);
-        if bytes > limit {
+        let what = format!(
+            "the {}{d} clone's blocks ({} × {n_out} × {n_in} floats)",
+            kind.name(),
+            cfg.clone.nb
+        );
+        if let Err(e) = gpu.check_size(&what, bytes) {
             let mut users = Vec::new();
             for t in &cfg.tasks {
                 let task: Task = t.task.parse()?;
@@ -62,16 +67,10 @@ pub fn check_clone_sizes(
                     }
                 }
             }
-            return Err(Error::BufferTooLarge {
-                what: format!("the {}{d} clone's blocks ({} × {n_out} × {n_in} floats)", kind.name(), cfg.clone.nb),
-                requested: bytes,
-                limit,
-                limit_name: "max_storage_buffer_binding_size",
-                hint: format!(
-                    "; leave out {} (--tasks, --models), use a smaller --side, or an adapter with larger bindings (see `devices`)",
-                    users.join(", ")
-                ),
-            });
+            return Err(e.hint(format!(
+                "leave out {} (--tasks, --models), use a smaller --side, or an adapter with larger bindings (see `devices`)",
+                users.join(", ")
+            )));
         }
     }
     Ok(())

@@ -65,11 +65,13 @@ pub fn one_step(cfg: &RunConfig) -> RunConfig {
 pub fn plan(gpu: &Arc<Gpu>, cfg: &RunConfig, budget_bytes: u64) -> Result<Plan> {
     cfg.validate()?;
     let one = one_step(cfg);
-    let pixels =
-        |ds: &crate::data::Dataset| ((ds.train.n + ds.test.n) * cfg.side * cfg.side) as u64;
+    // The one-step run holds at most `one.train_n` and `one.test_n` of the full run's digits.
     let full = load_data(cfg)?;
-    let extra_data = pixels(&full).saturating_sub(pixels(&load_data(&one)?));
-    let train_n = full.train.n as u64;
+    let cut = |n: usize, to: Option<usize>| to.map_or(n, |t| n.min(t));
+    let (train, test) = (full.train.n, full.test.n);
+    let dropped = (train - cut(train, one.train_n)) + (test - cut(test, one.test_n));
+    let extra_data = (dropped * cfg.side * cfg.side) as u64;
+    let train_n = train as u64;
     let dir = tempfile::tempdir().map_err(|e| Error::io(&std::env::temp_dir(), e))?;
     let mut plan = Plan {
         adapter: gpu.describe(),
@@ -114,21 +116,14 @@ fn rows(cfg: &RunConfig, r: &Report, train_n: u64, extra_data: u64) -> Vec<PlanR
         });
     }
     for m in &r.results {
-        let batch = cfg
-            .tasks
-            .iter()
-            .find(|t| t.task == m.task)
-            .map_or(1, |t| t.train.batch.max(1)) as u64;
-        let epochs = cfg
-            .tasks
-            .iter()
-            .find(|t| t.task == m.task)
-            .map_or(0, |t| t.train.epochs) as u64;
+        let steps = cfg.tasks.iter().find(|t| t.task == m.task).map_or(0, |t| {
+            t.train.epochs as u64 * train_n.div_ceil(t.train.batch.max(1) as u64)
+        });
         rows.push(PlanRow {
             what: format!("training {} on {}", m.model, m.task),
             peak_bytes: Some(m.peak_bytes + extra_data),
             step_flops: m.step_flops,
-            steps: epochs * train_n.div_ceil(batch) * cfg.seeds as u64,
+            steps: steps * cfg.seeds as u64,
         });
     }
     rows
