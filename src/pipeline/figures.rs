@@ -475,6 +475,7 @@ mod tests {
             layer_equivariance: None,
             peak_bytes: 0,
             step_flops: 0,
+            test_samples: 0,
         };
         Report {
             version: "0".into(),

@@ -10,6 +10,7 @@
 pub mod capacity;
 pub mod checks;
 pub mod clones;
+pub mod compare;
 pub mod config;
 pub mod evaluation;
 pub mod figures;

@@ -54,6 +54,9 @@ pub struct ModelReport {
     pub test_acc: Vec<f32>,
     pub mean: f32,
     pub std: f32,
+    /// Test digits each seed's accuracy is measured on (0 in reports written before it was kept).
+    #[serde(default)]
+    pub test_samples: usize,
     pub train_seconds: f64,
     pub trainable_params: usize,
     /// For frozen cloned models: whether every cloned tensor was bit-identical after training.
@@ -244,6 +247,7 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
                 .collect(),
         }));
     }
+    b.extend(super::compare::section(&r.results));
     if !r.clones.is_empty() {
         let bound = r.clones.iter().any(|c| c.clonability_bound.is_some());
         let mut header = strings([

@@ -108,6 +108,7 @@ impl Training<'_> {
             test_acc: accs,
             mean,
             std,
+            test_samples: data.test.n,
             train_seconds: secs.iter().sum::<f64>() / secs.len().max(1) as f64,
             trainable_params: params,
             clones_unchanged: unchanged,
