@@ -600,7 +600,7 @@ fn fold_direct_convolution(g: &Arc<Gpu>, rg: &mut Rng) {
     );
 }
 
-/// The data gather (256 per workgroup): 10 images on the 36-pixel canvas (12,960 values).
+/// The data gather (256 per workgroup): 10 images on the 48-pixel canvas (23,040 values).
 fn fold_data_gather(g: &Arc<Gpu>) {
     let ds = Dataset::embedded()
         .unwrap()

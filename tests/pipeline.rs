@@ -58,7 +58,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         let n_test = ds.test.n as f32;
         assert_eq!((acc * n_test).round() / n_test, acc, "{task} {kind}: {acc}");
     }
-    // faux-gcnn: lift 16, p4 14, 6, 4; faux-cnn on the 36-pixel canvas: z2 36, 34, 16, 14.
+    // faux-gcnn: lift 16, p4 14, 6, 4; faux-cnn on the 28-pixel canvas (the T(2) geometry scaled to 16-pixel inputs): z2 28, 26, 12, 10.
     assert_eq!(
         r.clones.len(),
         8,

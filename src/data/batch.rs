@@ -235,7 +235,7 @@ impl Batcher {
         let round = if self.resample { epoch as u64 } else { 0 };
         let fixed = self
             .task
-            .plan(self.part, &self.split.labels, self.seed, round);
+            .plan(self.part, &self.split.labels, self.canvas, self.seed, round);
         if !self.shuffle {
             return fixed;
         }

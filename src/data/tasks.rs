@@ -47,12 +47,18 @@ impl Part {
     }
 }
 
-/// Padding of the digit on the `trans-sb` canvas, each side.
+/// Padding of the digit on the `trans-sb` canvas, each side, for 28-pixel digits (SPEC §6).
 pub const TRANS_PAD: usize = 10;
-/// The smallest and largest horizontal shift of `trans-sb` (inclusive).
+/// The smallest and largest horizontal shift of `trans-sb` (inclusive), for 28-pixel digits.
 pub const TRANS_DX: (i32, i32) = (5, 15);
-/// The largest downward shift of `trans-sb` (inclusive; the smallest is 0).
+/// The largest downward shift of `trans-sb` (inclusive; the smallest is 0), for 28-pixel digits.
 pub const TRANS_DY_MAX: i32 = 15;
+
+/// A `trans-sb` length for 28-pixel digits scaled to digits of side `side` (rounded; at least
+/// 1): the task keeps its geometry relative to the digit when a preset shrinks the input.
+fn trans_scaled(len: i32, side: usize) -> i32 {
+    ((len as f64 * side as f64 / super::SIDE as f64).round() as i32).max(1)
+}
 
 /// One sample as the batch kernel sees it: which image, how to transform it, its label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,11 +75,16 @@ pub struct Sample {
     pub label: u32,
 }
 
-/// Where the transformed digit lives: a `size × size` canvas with the digit at (`pad`, `pad`).
+/// Where the transformed digit lives: a `size × size` canvas with the digit at (`pad`, `pad`),
+/// and the shifts drawn on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Canvas {
     pub size: usize,
     pub pad: usize,
+    /// The smallest and largest horizontal shift (inclusive; 0 for tasks that do not shift).
+    pub dx: (i32, i32),
+    /// The largest downward shift (inclusive).
+    pub dy_max: i32,
 }
 
 impl Task {
@@ -103,14 +114,29 @@ impl Task {
         self.canvas(super::SIDE).size
     }
 
-    /// The canvas for digits of side `side`.
+    /// The canvas for digits of side `side`. For `trans-sb`, SPEC §6's padding and shifts (10 px;
+    /// 5–15 px left or right, 0–15 px down) belong to 28-pixel digits and scale with the side:
+    /// 16-pixel inputs get 6 px of padding (a 28-pixel canvas) and shifts of 3–9 px and 0–9 px.
     pub fn canvas(self, side: usize) -> Canvas {
         match self {
-            Task::TransSb => Canvas {
-                size: side + 2 * TRANS_PAD,
-                pad: TRANS_PAD,
+            Task::TransSb => {
+                let pad = trans_scaled(TRANS_PAD as i32, side) as usize;
+                Canvas {
+                    size: side + 2 * pad,
+                    pad,
+                    dx: (
+                        trans_scaled(TRANS_DX.0, side),
+                        trans_scaled(TRANS_DX.1, side),
+                    ),
+                    dy_max: trans_scaled(TRANS_DY_MAX, side),
+                }
+            }
+            _ => Canvas {
+                size: side,
+                pad: 0,
+                dx: (0, 0),
+                dy_max: 0,
             },
-            _ => Canvas { size: side, pad: 0 },
         }
     }
 
@@ -132,17 +158,18 @@ impl Task {
         }
     }
 
-    /// Draw one sample's transform for image `index` with digit `digit`.
-    pub fn draw(self, part: Part, index: u32, digit: u8, rng: &mut Rng) -> Sample {
+    /// Draw one sample's transform for image `index` with digit `digit` on `canvas`.
+    pub fn draw(self, part: Part, index: u32, digit: u8, canvas: Canvas, rng: &mut Rng) -> Sample {
         let (mut rot, mut dx, mut dy) = (0u32, 0i32, 0i32);
         if self.rotates(part) {
             rot = rng.below(4) as u32;
         }
         if self == Task::TransSb {
             let right = rng.below(2) == 1;
-            let mag = TRANS_DX.0 + rng.below((TRANS_DX.1 - TRANS_DX.0 + 1) as usize) as i32;
+            let (lo, hi) = canvas.dx;
+            let mag = lo + rng.below((hi - lo + 1) as usize) as i32;
             dx = if right { mag } else { -mag };
-            dy = rng.below(TRANS_DY_MAX as usize + 1) as i32;
+            dy = rng.below(canvas.dy_max as usize + 1) as i32;
         }
         Sample {
             index,
@@ -156,7 +183,14 @@ impl Task {
     /// The transform and label of every image of a split, in index order, drawn from `seed`
     /// (a different stream for each part, task and `round`; round 0 is the fixed data set, later
     /// rounds are fresh draws for training that resamples every epoch).
-    pub fn plan(self, part: Part, labels: &[u8], seed: u64, round: u64) -> Vec<Sample> {
+    pub fn plan(
+        self,
+        part: Part,
+        labels: &[u8],
+        canvas: Canvas,
+        seed: u64,
+        round: u64,
+    ) -> Vec<Sample> {
         let tag = match part {
             Part::Train => 1,
             Part::Test => 2,
@@ -166,7 +200,7 @@ impl Task {
         labels
             .iter()
             .enumerate()
-            .map(|(i, &d)| self.draw(part, i as u32, d, &mut rng))
+            .map(|(i, &d)| self.draw(part, i as u32, d, canvas, &mut rng))
             .collect()
     }
 }
@@ -200,5 +234,33 @@ impl std::str::FromStr for Task {
                     s.escape_debug()
                 ))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_translation_task_keeps_the_spec_geometry_at_28_pixels_and_scales_it_with_the_side() {
+        let c = Task::TransSb.canvas(28);
+        assert_eq!((c.size, c.pad, c.dx, c.dy_max), (48, 10, (5, 15), 15));
+        let c = Task::TransSb.canvas(16);
+        assert_eq!((c.size, c.pad, c.dx, c.dy_max), (28, 6, (3, 9), 9));
+        assert_eq!(Task::Symmetric.canvas(16).size, 16);
+        // The drawn shifts cover the scaled range and no more; the label follows the side.
+        let labels = vec![3u8; 4000];
+        let s = Task::TransSb.plan(Part::Train, &labels, c, 7, 0);
+        let dx: Vec<i32> = s.iter().map(|x| x.dx).collect();
+        for (lo, hi) in [(-9, -3), (3, 9)] {
+            for v in lo..=hi {
+                assert!(dx.contains(&v), "shift {v} never drawn");
+            }
+        }
+        assert!(dx.iter().all(|&v| (3..=9).contains(&v.abs())), "{dx:?}");
+        assert_eq!(s.iter().map(|x| x.dy).max(), Some(9));
+        assert!(s
+            .iter()
+            .all(|x| x.label == 3 + if x.dx > 0 { 10 } else { 0 }));
     }
 }
