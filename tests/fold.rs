@@ -577,7 +577,7 @@ fn fold_direct_convolution(g: &Arc<Gpu>, rg: &mut Rng) {
         pad: 1,
     };
     conv_case(g, d, rg);
-    // `conv_dw` (no longer the family's default) by name.
+    // `conv_dw` by name too (whatever the family's default weight gradient).
     let (x, x6) = up(g, &[d.batch, d.cin, d.h, d.w], rg);
     let (gy, g6) = up(g, &d.out_shape(), rg);
     let w6 = vec![0.0; d.cout * d.cin * d.k * d.k];
