@@ -564,8 +564,8 @@ fn fold_pooling(g: &Arc<Gpu>, rg: &mut Rng) {
 }
 
 /// Convolution by the direct kernels (64 per workgroup): forward (6400 invocations), input
-/// gradient (flip_transpose of 12,600 taps, then 5760), weight gradient (1050); im2col and the
-/// channel bias on a smaller case.
+/// gradient (flip_transpose of 12,600 taps, then 5760), weight gradient by `conv_dw` (1050);
+/// im2col and the channel bias on a smaller case.
 fn fold_direct_convolution(g: &Arc<Gpu>, rg: &mut Rng) {
     let d = ConvDims {
         batch: 10,
@@ -577,6 +577,16 @@ fn fold_direct_convolution(g: &Arc<Gpu>, rg: &mut Rng) {
         pad: 1,
     };
     conv_case(g, d, rg);
+    // `conv_dw` by name too (whatever the family's default weight gradient).
+    let (x, x6) = up(g, &[d.batch, d.cin, d.h, d.w], rg);
+    let (gy, g6) = up(g, &d.out_shape(), rg);
+    let w6 = vec![0.0; d.cout * d.cin * d.k * d.k];
+    close(
+        "conv_dw weight grad",
+        &conv::conv2d_weight_grad_with(conv::WeightGradAlgo::Direct, &x, &gy, d).unwrap(),
+        &r::conv::backward(&x6, &w6, &g6, d).1,
+        sum_tol(d.batch * d.ho() * d.wo()).max(1e-6),
+    );
     folds(40usize.div_ceil(4) * 35 * 3, 64);
     folds(40 * 35 * 9, 64);
     let d = ConvDims {
@@ -678,6 +688,56 @@ fn folded_grids_run_the_register_convolution_right() {
         "{:?}",
         g.folded_kernels()
     );
+}
+
+/// The implicit-GEMM convolution on the folding device: its 64-column tiles fold into (x, z) past
+/// 16 workgroups (2 · 28 · 28 = 1568 columns: 25 tiles), forward, input gradient and the chunked
+/// weight gradient against the reference; a grid past 16 × 16 tiles is refused with the limit named.
+#[test]
+fn folded_grids_run_the_implicit_gemm_convolution_right() {
+    use conv::{ConvAlgo, WeightGradAlgo};
+    let g = folding_gpu(KernelFamily::Workgroup);
+    let mut rg = rng(502);
+    let d = ConvDims {
+        batch: 2,
+        cin: 3,
+        h: 28,
+        w: 28,
+        cout: 5,
+        k: 3,
+        pad: 1,
+    };
+    assert!((d.batch * d.ho() * d.wo()).div_ceil(64) > FOLD_MAX as usize);
+    let (x, x6) = up(&g, &[d.batch, d.cin, d.h, d.w], &mut rg);
+    let (w, w6) = up(&g, &[d.cout, d.cin, d.k, d.k], &mut rg);
+    let (b, b6) = up(&g, &[d.cout], &mut rg);
+    let (gy, g6) = up(&g, &d.out_shape(), &mut rg);
+    let (dx, dw, _) = r::conv::backward(&x6, &w6, &g6, d);
+    close(
+        "igemm forward",
+        &conv::conv2d_with(ConvAlgo::Igemm, &x, &w, Some(&b), d.pad).unwrap(),
+        &r::conv::forward(&x6, &w6, Some(&b6), d),
+        sum_tol(d.cin * d.k * d.k).max(1e-6),
+    );
+    close(
+        "igemm input grad",
+        &conv::conv2d_input_grad_with(ConvAlgo::Igemm, &gy, &w, d).unwrap(),
+        &dx,
+        sum_tol(d.cout * d.k * d.k).max(1e-6),
+    );
+    close(
+        "gemm weight grad",
+        &conv::conv2d_weight_grad_with(WeightGradAlgo::Gemm, &x, &gy, d).unwrap(),
+        &dw,
+        sum_tol(d.batch * d.ho() * d.wo()).max(1e-6),
+    );
+    // 21 · 28 · 28 columns: 258 tiles, over 16 × 16.
+    let big = Tensor::zeros(&g, &[21, 1, 28, 28]).unwrap();
+    let wb = Tensor::zeros(&g, &[1, 1, 3, 3]).unwrap();
+    let e = conv::conv2d_with(ConvAlgo::Igemm, &big, &wb, None, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("258") && e.contains("16 workgroups"), "{e}");
 }
 
 #[test]

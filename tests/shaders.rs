@@ -19,6 +19,8 @@ fn every_shader_validates_fits_default_limits_and_translates_to_spirv_msl_hlsl_g
         "elementwise",
         "kl",
         "conv [K=5",
+        "conv_gemm [K=5, WGY=8]",
+        "conv_gemm [K=1, WGY=16]",
         "matmul [TM=16, TN=12]",
         "matmul_reg_32x8",
         "matmul_reg_1x1",

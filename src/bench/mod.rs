@@ -3,12 +3,14 @@
 //! that the two agree. `symclone-gpu bench` and `cargo bench` are front-ends over `run`.
 //!
 //! The shared pieces (rows, timing, the filter, the table) live here; each suite has its own file:
-//! `runtime` (the CPU cost of a dispatch), `matmul`, `conv`, `e2e` (training steps and cloning
+//! `runtime` (the CPU cost of a dispatch), `matmul`, `conv`, `conv_algos` (every convolution
+//! algorithm's passes side by side), `e2e` (training steps and cloning
 //! iterations), `clone` (the three cloning losses to a relative MSE of 1e-6), and `cpu` holds the
 //! baselines.
 
 pub mod clone;
 mod conv;
+mod conv_algos;
 pub mod cpu;
 mod e2e;
 mod matmul;
@@ -174,6 +176,7 @@ pub fn run(gpu: &Arc<Gpu>, opts: &Options, progress: &mut dyn FnMut(&Row)) -> Re
     runtime::runtime_cases(gpu, opts, &mut rows, progress)?;
     matmul::matmul_cases(gpu, opts, &mut rows, progress)?;
     conv::conv_cases(gpu, opts, &mut rows, progress)?;
+    conv_algos::algo_cases(gpu, opts, &mut rows, progress)?;
     e2e::e2e_cases(gpu, opts, &mut rows, progress)?;
     clone::clone_cases(gpu, opts, &mut rows, progress)?;
     Ok(rows)

@@ -31,6 +31,7 @@ pub static LAYOUT: Shader = family!("layout");
 pub static LOSS: Shader = family!("loss");
 pub static OPTIM: Shader = family!("optim");
 pub static CONV: Shader = family!("conv");
+pub static CONV_GEMM: Shader = family!("conv_gemm");
 pub static GCONV: Shader = family!("gconv");
 pub static POOL: Shader = family!("pool");
 pub static TRANSFORM: Shader = family!("transform");
@@ -41,7 +42,7 @@ pub static KL: Shader = family!("kl");
 pub static NORM: Shader = family!("norm");
 
 /// Every family, for the tests that validate and translate them all.
-pub static FAMILIES: [&Shader; 15] = [
+pub static FAMILIES: [&Shader; 16] = [
     &ELEMENTWISE,
     &REDUCE,
     &MATMUL,
@@ -49,6 +50,7 @@ pub static FAMILIES: [&Shader; 15] = [
     &LOSS,
     &OPTIM,
     &CONV,
+    &CONV_GEMM,
     &GCONV,
     &POOL,
     &TRANSFORM,

@@ -22,8 +22,8 @@ use crate::gpu::shader::{Shader, FAMILIES};
 use crate::Result;
 
 pub use crate::gpu::shader::{
-    CLONED, CONV, DATA, ELEMENTWISE, GCONV, KL, LAYOUT, LOSS, MATMUL, NORM, OPTIM, POOL, RANDOM,
-    REDUCE, TRANSFORM,
+    CLONED, CONV, CONV_GEMM, DATA, ELEMENTWISE, GCONV, KL, LAYOUT, LOSS, MATMUL, NORM, OPTIM, POOL,
+    RANDOM, REDUCE, TRANSFORM,
 };
 
 /// Every shader with the constant variants the launchers use (the naga tests validate and
@@ -36,6 +36,9 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
         .collect();
     for k in conv::KERNEL_SIZES {
         v.push((&CONV, vec![("K", *k), ("TO", conv::TILE_OUT)]));
+        for wgy in conv::IGEMM_ROWS {
+            v.push((&CONV_GEMM, vec![("K", *k), ("WGY", *wgy)]));
+        }
     }
     for (tm, tn) in crate::gpu::codegen::REG_TILES {
         v.push((&MATMUL, vec![("TM", *tm), ("TN", *tn)]));
@@ -72,6 +75,7 @@ pub fn param_layouts() -> Vec<crate::gpu::params::ParamLayout> {
         layout_of::<optim::ClipP>(),
         layout_of::<conv::ConvP>(),
         layout_of::<conv::GenConvP>(),
+        layout_of::<conv::IgemmP>(),
         layout_of::<gconv::GconvP>(),
         layout_of::<pool::PoolP>(),
         layout_of::<transform::TransformP>(),

@@ -11,14 +11,23 @@
 //!   at about 15 GFLOP/s against 1.1–1.6 for the kernels below (BENCHMARKS.md).
 //! - [`direct`]: elsewhere, the kernels of `shaders/conv.wgsl`: `conv_fwd` and `conv_dw`.
 //! - [`im2col`]: im2col + the matrix-product kernel ([`conv2d_im2col`], kept as a checked variant).
+//! - [`igemm`]: implicit matrix products with tiles in workgroup memory (`shaders/conv_gemm.wgsl`):
+//!   `igemm_fwd` (forward and input gradient) and `igemm_dw` (the weight gradient as a product over
+//!   B·Ho·Wo in a fixed number of chunks, summed in a fixed order).
+//!
+//! [`conv2d_with`], [`conv2d_input_grad_with`] and [`conv2d_weight_grad_with`] run a given
+//! algorithm ([`ConvAlgo::ALL`], [`WeightGradAlgo::ALL`]); the plain entry points pick one per
+//! adapter ([`choose_algo`], [`choose_weight_grad_algo`]).
 //!
 //! The bias gradient is two fixed-order sums.
 
 mod direct;
+mod igemm;
 mod im2col;
 mod reg;
 
 pub use crate::reference::conv::ConvDims;
+pub use igemm::{dw_chunks, IgemmP, DW_MAX_CHUNKS, IGEMM_ROWS};
 pub use im2col::im2col;
 pub use reg::GenConvP;
 
@@ -175,15 +184,80 @@ pub enum ConvAlgo {
     /// The generated register-tiled direct kernel `conv_reg` (vec4 accumulators over output
     /// channels, a row segment of columns per invocation).
     Reg,
+    /// The implicit matrix product `igemm_fwd` (workgroup-memory tiles, no im2col buffer).
+    Igemm,
+}
+
+impl ConvAlgo {
+    /// Every algorithm, for tuners and tests.
+    pub const ALL: [ConvAlgo; 4] = [
+        ConvAlgo::Direct,
+        ConvAlgo::Im2col,
+        ConvAlgo::Reg,
+        ConvAlgo::Igemm,
+    ];
+
+    /// A short lower-case name (`direct`, `im2col`, `reg`, `igemm`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgo::Direct => "direct",
+            ConvAlgo::Im2col => "im2col",
+            ConvAlgo::Reg => "reg",
+            ConvAlgo::Igemm => "igemm",
+        }
+    }
+}
+
+/// How a weight gradient is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightGradAlgo {
+    /// `conv_dw`: k columns × 4 output channels per invocation, each summing the whole batch.
+    Direct,
+    /// The generated `conv_dw_reg`: partial sums over splits of the batch, then a fixed-order sum.
+    Reg,
+    /// `igemm_dw`: a matrix product over B·Ho·Wo in a fixed number of chunks, then a fixed-order sum.
+    Gemm,
+}
+
+impl WeightGradAlgo {
+    /// Every algorithm, for tuners and tests.
+    pub const ALL: [WeightGradAlgo; 3] = [
+        WeightGradAlgo::Direct,
+        WeightGradAlgo::Reg,
+        WeightGradAlgo::Gemm,
+    ];
+
+    /// A short lower-case name (`direct`, `reg`, `gemm`).
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightGradAlgo::Direct => "direct",
+            WeightGradAlgo::Reg => "reg",
+            WeightGradAlgo::Gemm => "gemm",
+        }
+    }
 }
 
 /// The algorithm `conv2d` and the input gradient use on this adapter: the generated register
 /// kernel on CPU adapters (measured fastest on lavapipe: 15 GFLOP/s at 32→32, 28×28 against 1.6
-/// for im2col + matmul and 1.7 for `conv_fwd`, see BENCHMARKS.md), the direct kernel otherwise.
+/// for im2col + matmul and 1.7 for `conv_fwd`, see BENCHMARKS.md), the direct kernel otherwise
+/// (on lavapipe under the workgroup family `igemm_fwd` took 12.3 s against 7.6 s for `conv_fwd` in
+/// one loaded run at b64, 32→32, 28×28; the implicit GEMM is for GPUs, chosen by measurement).
 pub fn choose_algo(x: &Tensor) -> ConvAlgo {
     match x.gpu().family() {
         KernelFamily::Register => ConvAlgo::Reg,
         KernelFamily::Workgroup => ConvAlgo::Direct,
+    }
+}
+
+/// The weight-gradient algorithm on this adapter: the generated register kernel on CPU adapters,
+/// `conv_dw` otherwise. On lavapipe under the workgroup family (b64, 32→32, 28×28, one loaded run)
+/// `igemm_dw` took 13.9 s against 8.4 s for `conv_dw` (and 0.70 s for the register kernel): its
+/// workgroup barriers and shared tiles are what CPU drivers run worst, so it stays a measured
+/// choice ([`WeightGradAlgo::ALL`]) for GPUs rather than this default.
+pub fn choose_weight_grad_algo(x: &Tensor) -> WeightGradAlgo {
+    match x.gpu().family() {
+        KernelFamily::Register => WeightGradAlgo::Reg,
+        KernelFamily::Workgroup => WeightGradAlgo::Direct,
     }
 }
 
@@ -209,6 +283,9 @@ fn conv_any(
     let algo = algo.unwrap_or_else(|| choose_algo(x));
     if algo == ConvAlgo::Direct || cin == 0 || col_elems == 0 {
         return direct::conv_direct(x, w, bias, (batch, cin, h, wd), (cout, k), pad, (ho, wo));
+    }
+    if algo == ConvAlgo::Igemm {
+        return igemm::conv_igemm(x, w, bias, geo);
     }
     if algo == ConvAlgo::Reg {
         return reg::conv_reg(
@@ -238,6 +315,18 @@ fn fwd_geo(d: &ConvDims) -> Geometry {
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
     conv_any(x, w, bias, fwd_geo(&d), None)
+}
+
+/// [`conv2d`] by the given algorithm.
+pub fn conv2d_with(
+    algo: ConvAlgo,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    pad: usize,
+) -> Result<Tensor> {
+    let d = conv_dims(x, w, bias, pad)?;
+    conv_any(x, w, bias, fwd_geo(&d), Some(algo))
 }
 
 /// [`conv2d`] by the direct kernel.
@@ -274,24 +363,56 @@ pub fn conv2d_im2col(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) 
 
 /// The input gradient: `dx = Σ_o corr_full(g[o], flip(w[o, i]))`, shape (B, Cin, H, W).
 pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, d: ConvDims) -> Result<Tensor> {
+    conv2d_input_grad_with(choose_algo(g), g, w, d)
+}
+
+/// [`conv2d_input_grad`] by the given algorithm.
+pub fn conv2d_input_grad_with(
+    algo: ConvAlgo,
+    g: &Tensor,
+    w: &Tensor,
+    d: ConvDims,
+) -> Result<Tensor> {
     check_grad("conv2d_input_grad", g, d)?;
+    check_filter("conv2d_input_grad", w, d)?;
     let geo = (
         (d.batch, d.cout, d.ho(), d.wo()),
         (d.cin, d.k),
         d.k as i64 - 1 - d.pad as i64,
         (d.h, d.w),
     );
-    if choose_algo(g) == ConvAlgo::Reg && d.cout > 0 && d.cin > 0 {
+    if algo == ConvAlgo::Reg && d.cout > 0 && d.cin > 0 {
         // The generated kernel reads w flipped and transposed as it packs it.
         return reg::conv_reg(g, w, true, None, geo.0, geo.1, geo.2, geo.3);
     }
     let wt = direct::flip_transpose(w, d)?;
-    conv_any(g, &wt, None, geo, None)
+    conv_any(g, &wt, None, geo, Some(algo))
 }
 
 /// The weight gradient `dw[o, i, ky, kx] = Σ_{b,y,x} g[b, o, y, x] · x_pad[b, i, y + ky, x + kx]`.
 pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Tensor> {
+    conv2d_weight_grad_with(choose_weight_grad_algo(x), x, g, d)
+}
+
+/// [`conv2d_weight_grad`] by the given algorithm.
+pub fn conv2d_weight_grad_with(
+    algo: WeightGradAlgo,
+    x: &Tensor,
+    g: &Tensor,
+    d: ConvDims,
+) -> Result<Tensor> {
     check_grad("conv2d_weight_grad", g, d)?;
+    expect_f32("conv2d_weight_grad", x)?;
+    if x.shape() != [d.batch, d.cin, d.h, d.w] {
+        return Err(Error::shape(
+            "conv2d_weight_grad",
+            format!(
+                "input {:?}, expected {:?}",
+                x.shape(),
+                [d.batch, d.cin, d.h, d.w]
+            ),
+        ));
+    }
     let gpu = x.gpu();
     let dw = Tensor::empty(gpu, &[d.cout, d.cin, d.k, d.k])?;
     if dw.numel() == 0 {
@@ -301,9 +422,10 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Tensor>
         dw.fill_(0.0)?;
         return Ok(dw);
     }
-    match gpu.family() {
-        KernelFamily::Register => reg::weight_grad_reg(x, g, d),
-        KernelFamily::Workgroup => direct::weight_grad(x, g, d, &dw).map(|()| dw),
+    match algo {
+        WeightGradAlgo::Reg => reg::weight_grad_reg(x, g, d),
+        WeightGradAlgo::Direct => direct::weight_grad(x, g, d, &dw).map(|()| dw),
+        WeightGradAlgo::Gemm => igemm::weight_grad_igemm(x, g, d),
     }
 }
 
@@ -320,6 +442,21 @@ pub fn conv2d_bias_grad(g: &Tensor) -> Result<Tensor> {
     let plane: usize = g.shape()[2..].iter().product();
     let s = reduce::sum_axis(&g.reshape(&[b, c, plane])?, 2)?;
     reduce::sum_axis(&s, 0)
+}
+
+fn check_filter(op: &'static str, w: &Tensor, d: ConvDims) -> Result<()> {
+    expect_f32(op, w)?;
+    if w.shape() != [d.cout, d.cin, d.k, d.k] {
+        return Err(Error::shape(
+            op,
+            format!(
+                "filter {:?}, expected {:?}",
+                w.shape(),
+                [d.cout, d.cin, d.k, d.k]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_grad(op: &'static str, g: &Tensor, d: ConvDims) -> Result<()> {
@@ -339,11 +476,25 @@ fn check_grad(op: &'static str, g: &Tensor, d: ConvDims) -> Result<()> {
 
 /// Taped `conv2d(x, w) + b`.
 pub fn conv2d_t(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, pad: usize) -> Result<Var> {
+    let xv = tape.value(x);
+    let algos = (choose_algo(xv), choose_weight_grad_algo(xv));
+    conv2d_t_with(tape, x, w, b, pad, algos)
+}
+
+/// [`conv2d_t`] by given algorithms: (forward and input gradient, weight gradient).
+pub fn conv2d_t_with(
+    tape: &mut Tape,
+    x: Var,
+    w: Var,
+    b: Option<Var>,
+    pad: usize,
+    (algo, wgrad): (ConvAlgo, WeightGradAlgo),
+) -> Result<Var> {
     let xv = tape.value(x).clone();
     let wv = tape.value(w).clone();
     let bv = b.map(|v| tape.value(v).clone());
     let d = conv_dims(&xv, &wv, bv.as_ref(), pad)?;
-    let out = conv2d(&xv, &wv, bv.as_ref(), pad)?;
+    let out = conv2d_with(algo, &xv, &wv, bv.as_ref(), pad)?;
     let mut inputs = vec![x, w];
     inputs.extend(b);
     Ok(tape.push(
@@ -351,12 +502,12 @@ pub fn conv2d_t(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, pad: usize) -> 
         &inputs,
         Box::new(move |g, need| {
             let dx = if need[0] {
-                Some(conv2d_input_grad(g, &wv, d)?)
+                Some(conv2d_input_grad_with(algo, g, &wv, d)?)
             } else {
                 None
             };
             let dw = if need[1] {
-                Some(conv2d_weight_grad(&xv, g, d)?)
+                Some(conv2d_weight_grad_with(wgrad, &xv, g, d)?)
             } else {
                 None
             };
