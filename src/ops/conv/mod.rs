@@ -17,6 +17,7 @@
 mod direct;
 mod im2col;
 mod reg;
+pub mod tune;
 
 pub use crate::reference::conv::ConvDims;
 pub use im2col::im2col;
@@ -24,7 +25,7 @@ pub use reg::GenConvP;
 
 use super::{expect_f32, i32_of, reduce, shader_params, u32_of, CONV};
 use crate::autograd::{Tape, Var};
-use crate::gpu::KernelFamily;
+use crate::gpu::Op;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -177,14 +178,12 @@ pub enum ConvAlgo {
     Reg,
 }
 
-/// The algorithm `conv2d` and the input gradient use on this adapter: the generated register
-/// kernel on CPU adapters (measured fastest on lavapipe: 15 GFLOP/s at 32→32, 28×28 against 1.6
-/// for im2col + matmul and 1.7 for `conv_fwd`, see BENCHMARKS.md), the direct kernel otherwise.
-pub fn choose_algo(x: &Tensor) -> ConvAlgo {
-    match x.gpu().family() {
-        KernelFamily::Register => ConvAlgo::Reg,
-        KernelFamily::Workgroup => ConvAlgo::Direct,
-    }
+/// The algorithm `conv2d` (`op` = [`Op::ConvFwd`]) or the input gradient ([`Op::ConvInputGrad`])
+/// uses for a convolution of dims `d` on this device: forced, cached or measured among
+/// [`tune::ALGOS`] (on lavapipe the generated register kernel wins: 15 GFLOP/s at 32→32, 28×28
+/// against 1.6 for im2col + matmul and 1.7 for `conv_fwd`, see BENCHMARKS.md).
+pub fn choose_algo(x: &Tensor, d: ConvDims, op: Op) -> Result<ConvAlgo> {
+    tune::choose(x.gpu(), op, d)
 }
 
 /// ((batch, cin, h, w), (cout, k), signed padding, (ho, wo)).
@@ -196,17 +195,16 @@ type Geometry = (
 );
 
 /// A convolution with a signed padding and a given output size (forward and input gradient),
-/// by the algorithm [`choose_algo`] picks or the one given.
+/// by the algorithm given.
 fn conv_any(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
     geo: Geometry,
-    algo: Option<ConvAlgo>,
+    algo: ConvAlgo,
 ) -> Result<Tensor> {
     let ((batch, cin, h, wd), (cout, k), pad, (ho, wo)) = geo;
     let col_elems = batch * cin * k * k * ho * wo;
-    let algo = algo.unwrap_or_else(|| choose_algo(x));
     if algo == ConvAlgo::Direct || cin == 0 || col_elems == 0 {
         return direct::conv_direct(x, w, bias, (batch, cin, h, wd), (cout, k), pad, (ho, wo));
     }
@@ -237,13 +235,13 @@ fn fwd_geo(d: &ConvDims) -> Geometry {
 /// `y = conv2d(x, w) + bias` with zero padding `pad`, by the adapter's algorithm ([`choose_algo`]).
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), None)
+    conv_any(x, w, bias, fwd_geo(&d), choose_algo(x, d, Op::ConvFwd)?)
 }
 
 /// [`conv2d`] by the direct kernel.
 pub fn conv2d_direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), Some(ConvAlgo::Direct))
+    conv_any(x, w, bias, fwd_geo(&d), ConvAlgo::Direct)
 }
 
 /// `y[b, o, :] += bias[o]` in place, for y (B, C, ...) and bias (C).
@@ -269,24 +267,29 @@ pub fn add_channel_bias_(y: &Tensor, bias: &Tensor) -> Result<()> {
 /// [`conv2d`] by im2col + the matrix-product kernel.
 pub fn conv2d_im2col(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), Some(ConvAlgo::Im2col))
+    conv_any(x, w, bias, fwd_geo(&d), ConvAlgo::Im2col)
 }
 
 /// The input gradient: `dx = Σ_o corr_full(g[o], flip(w[o, i]))`, shape (B, Cin, H, W).
 pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, d: ConvDims) -> Result<Tensor> {
     check_grad("conv2d_input_grad", g, d)?;
+    input_grad_by(g, w, d, choose_algo(g, d, Op::ConvInputGrad)?)
+}
+
+/// The input gradient by a given algorithm.
+fn input_grad_by(g: &Tensor, w: &Tensor, d: ConvDims, algo: ConvAlgo) -> Result<Tensor> {
     let geo = (
         (d.batch, d.cout, d.ho(), d.wo()),
         (d.cin, d.k),
         d.k as i64 - 1 - d.pad as i64,
         (d.h, d.w),
     );
-    if choose_algo(g) == ConvAlgo::Reg && d.cout > 0 && d.cin > 0 {
+    if algo == ConvAlgo::Reg && d.cout > 0 && d.cin > 0 {
         // The generated kernel reads w flipped and transposed as it packs it.
         return reg::conv_reg(g, w, true, None, geo.0, geo.1, geo.2, geo.3);
     }
     let wt = direct::flip_transpose(w, d)?;
-    conv_any(g, &wt, None, geo, None)
+    conv_any(g, &wt, None, geo, algo)
 }
 
 /// The weight gradient `dw[o, i, ky, kx] = Σ_{b,y,x} g[b, o, y, x] · x_pad[b, i, y + ky, x + kx]`.
@@ -301,10 +304,7 @@ pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Tensor>
         dw.fill_(0.0)?;
         return Ok(dw);
     }
-    match gpu.family() {
-        KernelFamily::Register => reg::weight_grad_reg(x, g, d),
-        KernelFamily::Workgroup => direct::weight_grad(x, g, d, &dw).map(|()| dw),
-    }
+    (tune::choose_dw(gpu, d)?.run)(x, g, d, dw)
 }
 
 /// The bias gradient: `Σ_{b,y,x} g[b, o, y, x]`, shape (Cout).
