@@ -146,3 +146,101 @@ fn mm_tiled(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
         }
     }
 }
+
+// ---- Block-tiled (`mm_block`, the workgroup family's numbered variants): a BLK_M × 4·BLK_N4 tile
+// of C per workgroup of NT invocations, K in steps of BLK_K through two workgroup buffers (the
+// next step's tile is loaded while the current one is multiplied: one barrier per step). Each
+// invocation owns THR_M rows × THR_N vec4 columns (4×4 to 8×8 outputs), strided by NTY rows and
+// NTX vec4 columns so that loads, workgroup reads and stores of neighbouring invocations are
+// neighbouring addresses. The A tile is stored transposed (k-major) with rows padded to
+// BLK_M + 4 floats: the 32 invocations of a load hit 32 different banks whether A is read along k
+// (kk fastest) or, when transposed, along m (mm fastest). The launcher specialises the constants
+// (`ops::matmul::BLOCKS`); WebGPU's default limits hold for each (≤ 256 invocations, ≤ 16 KiB). ----
+const BLK_M: u32 = 64u;
+const BLK_N4: u32 = 16u;
+const THR_M: u32 = 4u;
+const THR_N: u32 = 1u;
+const BLK_K: u32 = 8u;
+const NTX: u32 = BLK_N4 / THR_N;
+const NTY: u32 = BLK_M / THR_M;
+const NT: u32 = NTX * NTY;
+const AST: u32 = BLK_M + 4u;
+var<workgroup> ta_: array<f32, 2u * BLK_K * AST>;
+var<workgroup> tb_: array<vec4<f32>, 2u * BLK_K * BLK_N4>;
+
+// Load the K-step starting at k0 into buffer `buf` (zeros past the edges).
+fn blk_load(buf: u32, k0: u32, z: u32, row0: u32, col0: u32, li: u32) {
+    let ab = buf * BLK_K * AST;
+    for (var e = li; e < BLK_M * BLK_K; e += NT) {
+        var mm = e / BLK_K;
+        var kk = e % BLK_K;
+        if p.sam == 1u {
+            mm = e % BLK_M;
+            kk = e / BLK_M;
+        }
+        let r = row0 + mm;
+        let kg = k0 + kk;
+        var v = 0.0;
+        if r < p.m && kg < p.k {
+            v = a[z * p.sab + r * p.sam + kg * p.sak];
+        }
+        ta_[ab + kk * AST + mm] = v;
+    }
+    let bb = buf * BLK_K * BLK_N4;
+    for (var e = li; e < BLK_K * BLK_N4; e += NT) {
+        let kk = e / BLK_N4;
+        let cc = e % BLK_N4;
+        let kg = k0 + kk;
+        let col = col0 + cc;
+        var v = vec4<f32>(0.0);
+        if kg < p.k && col < p.n4 {
+            v = b[z * p.sbb + kg * p.n4 + col];
+        }
+        tb_[bb + kk * BLK_N4 + cc] = v;
+    }
+}
+
+@compute @workgroup_size(NT, 1, 1)
+fn mm_block(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tx = li % NTX;
+    let ty = li / NTX;
+    let z = wid.z;
+    let row0 = wid.y * BLK_M;
+    let col0 = wid.x * BLK_N4;
+    var acc: array<vec4<f32>, THR_M * THR_N>;
+    let steps = (p.k + BLK_K - 1u) / BLK_K;
+    blk_load(0u, 0u, z, row0, col0, li);
+    workgroupBarrier();
+    for (var t = 0u; t < steps; t += 1u) {
+        let cur = t % 2u;
+        if t + 1u < steps {
+            blk_load(1u - cur, (t + 1u) * BLK_K, z, row0, col0, li);
+        }
+        let ab = cur * BLK_K * AST + ty;
+        let bb = cur * BLK_K * BLK_N4 + tx;
+        for (var kk = 0u; kk < BLK_K; kk += 1u) {
+            var bv: array<vec4<f32>, THR_N>;
+            for (var j = 0u; j < THR_N; j += 1u) {
+                bv[j] = tb_[bb + kk * BLK_N4 + j * NTX];
+            }
+            for (var i = 0u; i < THR_M; i += 1u) {
+                let av = vec4<f32>(ta_[ab + kk * AST + i * NTY]);
+                for (var j = 0u; j < THR_N; j += 1u) {
+                    acc[i * THR_N + j] = fma(av, bv[j], acc[i * THR_N + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i = 0u; i < THR_M; i += 1u) {
+        let r = row0 + ty + i * NTY;
+        if r < p.m {
+            for (var j = 0u; j < THR_N; j += 1u) {
+                let col = col0 + tx + j * NTX;
+                if col < p.n4 {
+                    c[z * p.scb + r * p.n4 + col] = epilogue(acc[i * THR_N + j], col);
+                }
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! The matrix-product suite: square products up to `max_square`, and the transposed forms at 1024,
-//! against threaded sgemm on the CPU.
+//! by the variant chosen for this adapter; then every variant forced, side by side, at 256³, 1000³
+//! (ragged: no size a multiple of a block) and 1024³; against threaded sgemm on the CPU.
 
 use super::{cpu, time_cpu, time_gpu, wanted, Options, Row};
 use crate::ops::matmul;
@@ -53,6 +54,62 @@ pub(super) fn matmul_cases(
         );
         progress(&row);
         rows.push(row);
+    }
+    variant_cases(gpu, opts, rows, progress)
+}
+
+/// Every matrix-product variant as its own row, at 256³, 1000³ and 1024³.
+fn variant_cases(
+    gpu: &Arc<Gpu>,
+    opts: &Options,
+    rows: &mut Vec<Row>,
+    progress: &mut dyn FnMut(&Row),
+) -> Result<()> {
+    let mut rng = Rng::new(8);
+    for s in [256, 1000, 1024] {
+        let names: Vec<String> = matmul::variants::VARIANTS
+            .iter()
+            .map(|v| format!("matmul {s}x{s}x{s} {}", v.name))
+            .filter(|n| s <= opts.max_square && wanted(opts, n))
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let a = rng.normal_vec(s * s);
+        let b = rng.normal_vec(s * s);
+        let ga = Tensor::from_slice(gpu, &[s, s], &a)?;
+        let gb = Tensor::from_slice(gpu, &[s, s], &b)?;
+        let (cpu_s, c) = time_cpu(opts.reps.min(5), || {
+            cpu::sgemm(&a, &b, s, s, s, false, false)
+        });
+        let want = crate::reference::to64(&c);
+        for v in matmul::variants::VARIANTS {
+            let name = format!("matmul {s}x{s}x{s} {}", v.name);
+            if !names.contains(&name) {
+                continue;
+            }
+            let reps = opts.reps.min(if v.family == gpu.default_family() {
+                20
+            } else {
+                3
+            });
+            let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, || {
+                matmul::matmul_variant(v.name, &ga, &gb, false, false, None, false)
+            })?;
+            let row = Row::kernel(
+                name,
+                gpu_s,
+                how,
+                wall_s,
+                cpu_s,
+                "matrixmultiply sgemm, threaded",
+                2.0 * (s * s * s) as f64,
+                &out.to_vec()?,
+                &want,
+            );
+            progress(&row);
+            rows.push(row);
+        }
     }
     Ok(())
 }

@@ -81,6 +81,20 @@ impl Row {
         let scale = if self.unit.starts_with('G') { 1e9 } else { 1.0 };
         self.work / s / scale
     }
+    /// The progress line `symclone-gpu bench` prints for the row.
+    pub fn line(&self) -> String {
+        format!(
+            "{:<40} gpu {:>9.3} ms ({:>7.1} {})  cpu {:>9.3} ms ({:>7.1} {})  err {:.1e}",
+            self.case,
+            self.gpu_s * 1e3,
+            self.gpu_rate(),
+            self.unit,
+            self.cpu_s * 1e3,
+            self.cpu_rate(),
+            self.unit,
+            self.rel_err
+        )
+    }
     /// Rate on the GPU (kernel time) in `unit`.
     pub fn gpu_rate(&self) -> f64 {
         self.rate(self.gpu_s)

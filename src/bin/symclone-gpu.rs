@@ -25,7 +25,8 @@ struct Cli {
     #[arg(long, global = true, env = "SYMCLONE_ADAPTER")]
     adapter: Option<String>,
     /// Kernel family: register (register tiles: CPU drivers), workgroup (shared-memory tiles:
-    /// GPUs) or auto (by the adapter's type).
+    /// GPUs), each running its default variants untimed; or auto (variants chosen by measurement
+    /// on this adapter and cached: `tune`).
     #[arg(long, global = true, env = "SYMCLONE_FAMILY")]
     family: Option<String>,
     /// Device limits: adapter (the adapter's own) or webgpu (WebGPU's defaults, the least any
@@ -66,6 +67,16 @@ enum Command {
         /// Register tile of the register matrix-product kernel, as ROWSxVEC4COLS (e.g. 8x2).
         #[arg(long)]
         reg_tile: Option<String>,
+    },
+    /// Time every kernel variant for the shapes the presets use, cache the choices for this adapter
+    /// and print them (op × shape bucket → variant, with each candidate's time).
+    Tune {
+        /// Presets whose shapes to tune (`none`: only the benchmark's square products).
+        #[arg(long, value_delimiter = ',', default_value = "quick,paper")]
+        presets: Vec<String>,
+        /// Seconds of measurement allowed in all.
+        #[arg(long, default_value_t = 120.0)]
+        budget: f64,
     },
     /// The whole method: clone the equivariant layers, train every model on the three tasks,
     /// write report.md, report.json, checkpoints and pictures.
@@ -407,29 +418,13 @@ fn run(cli: Cli) -> Result<(), Error> {
                 gpu.set_reg_tile_str(t)?;
             }
             eprintln!("adapter: {}", gpu.describe());
-            eprintln!(
-                "matmul kernel: {:?}, register tile {:?}",
-                gpu.family(),
-                gpu.reg_tile()
-            );
+            eprintln!("register tile of mm_reg: {:?}", gpu.reg_tile());
             let opts = symclone::bench::Options {
                 filter: filter.clone(),
                 reps: (*reps).max(1),
                 max_square: *max_square,
             };
-            let rows = symclone::bench::run(&gpu, &opts, &mut |r| {
-                eprintln!(
-                    "{:<40} gpu {:>9.3} ms ({:>7.1} {})  cpu {:>9.3} ms ({:>7.1} {})  err {:.1e}",
-                    r.case,
-                    r.gpu_s * 1e3,
-                    r.gpu_rate(),
-                    r.unit,
-                    r.cpu_s * 1e3,
-                    r.cpu_rate(),
-                    r.unit,
-                    r.rel_err
-                )
-            })?;
+            let rows = symclone::bench::run(&gpu, &opts, &mut |r| eprintln!("{}", r.line()))?;
             let md = symclone::bench::markdown(&gpu, &rows);
             println!("{md}");
             let stats = gpu.pool_stats();
@@ -446,6 +441,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             if let Some(p) = markdown {
                 symclone::files::write_atomic(p, md.as_bytes())?;
             }
+        }
+        Command::Tune { presets, budget } => {
+            pipeline::tune::command(&Gpu::new(&choice(&cli))?, presets, *budget)?
         }
         Command::Run { opts, resume } => {
             let cfg = opts.run_config()?;

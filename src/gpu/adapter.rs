@@ -175,6 +175,8 @@ pub struct AdapterSummary {
     pub timestamps: bool,
     pub shader_f16: bool,
     pub subgroups: bool,
+    /// The kernel variants cached for this adapter (`symclone-gpu tune`), one line per op and bucket.
+    pub kernels: Vec<String>,
 }
 
 impl AdapterSummary {
@@ -183,7 +185,12 @@ impl AdapterSummary {
         let i = a.get_info();
         let l = a.limits();
         let f = a.features();
+        let kernels = super::tune::cached_choices(&i)
+            .iter()
+            .map(|c| c.line())
+            .collect();
         AdapterSummary {
+            kernels,
             name: i.name,
             backend: format!("{:?}", i.backend),
             device_type: format!("{:?}", i.device_type),
@@ -221,6 +228,10 @@ impl AdapterSummary {
             yn(self.timestamps),
             yn(self.shader_f16),
             yn(self.subgroups)
-        )
+        ) + &if self.kernels.is_empty() {
+            "\n  kernels: none chosen yet (`symclone-gpu tune` times them)".to_string()
+        } else {
+            format!("\n  kernels (cached): {}", self.kernels.join("\n                    "))
+        }
     }
 }

@@ -50,7 +50,9 @@ pub struct Gpu {
     /// The device's limits (the adapter's own, or those it was opened with).
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
-    pub(super) family: Mutex<KernelFamily>,
+    /// The forced kernel family (None: `auto`, variants chosen by measurement).
+    pub(super) family: Mutex<Option<KernelFamily>>,
+    pub(super) tuner: Mutex<super::tune::Tuner>,
     pub(super) reg_tile: Mutex<(u32, u32)>,
     pub(super) pool: pool::Pool,
     pub(super) pipelines: Mutex<HashMap<PipelineKey, Arc<Cached>>>,
@@ -145,10 +147,6 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let family = match info.device_type {
-            wgpu::DeviceType::Cpu => KernelFamily::Register,
-            _ => KernelFamily::Workgroup,
-        };
         let rec = Recorder::new(&device);
         Ok(Arc::new(Gpu {
             device,
@@ -156,7 +154,8 @@ impl Gpu {
             info,
             limits,
             features,
-            family: Mutex::new(family),
+            family: Mutex::new(None),
+            tuner: Mutex::default(),
             reg_tile: Mutex::new(DEFAULT_REG_TILE),
             pool: pool::Pool::default(),
             pipelines: Mutex::default(),
@@ -168,14 +167,34 @@ impl Gpu {
         }))
     }
 
-    /// The kernel family used for matrix products on this adapter.
+    /// The kernel family in force: the forced one, else the adapter type's default.
     pub fn family(&self) -> KernelFamily {
+        self.family_forced()
+            .unwrap_or_else(|| self.default_family())
+    }
+
+    /// The forced kernel family (None: `auto`, variants chosen by measurement, see [`super::tune`]).
+    pub fn family_forced(&self) -> Option<KernelFamily> {
         *self.family.lock().unwrap()
     }
 
-    /// Override the kernel family (tests run both on one adapter; the benchmark compares them).
+    /// The family an adapter of this type starts from where nothing was measured: register
+    /// kernels on CPU adapters (lavapipe), workgroup kernels elsewhere.
+    pub fn default_family(&self) -> KernelFamily {
+        match self.info.device_type {
+            wgpu::DeviceType::Cpu => KernelFamily::Register,
+            _ => KernelFamily::Workgroup,
+        }
+    }
+
+    /// Force the kernel family (tests run both on one adapter; the benchmark compares them).
     pub fn set_family(&self, f: KernelFamily) {
-        *self.family.lock().unwrap() = f;
+        *self.family.lock().unwrap() = Some(f);
+    }
+
+    /// Let measurement choose the variants again (`--family auto`).
+    pub fn set_family_auto(&self) {
+        *self.family.lock().unwrap() = None;
     }
 
     /// The register tile (rows, vec4 columns) of the register matrix-product kernel.
@@ -221,7 +240,7 @@ impl Gpu {
             self.info.device_type,
             self.info.driver,
             self.info.driver_info,
-            self.family().name()
+            self.family_forced().map_or("auto (measured)", |f| f.name())
         )
     }
 

@@ -16,12 +16,14 @@ mod pool;
 mod recorder;
 pub mod shader;
 mod timing;
+pub mod tune;
 
 pub use adapter::{AdapterChoice, AdapterSummary};
 pub use device::{Gpu, KernelFamily};
 pub use pool::{PoolStats, PooledBuffer};
 pub use recorder::{grid_1d, Bindable, Launch};
 pub use shader::{specialize, Shader};
+pub use tune::{Candidate, Choice, Op};
 
 /// Submit after this many recorded dispatches even if nobody reads.
 pub const MAX_PENDING_DISPATCHES: u32 = 256;

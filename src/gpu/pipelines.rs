@@ -9,7 +9,7 @@ use crate::{Error, Result};
 use std::sync::Arc;
 
 /// Most specialised constants one launch sets.
-pub const MAX_CONSTS: usize = 2;
+pub const MAX_CONSTS: usize = 4;
 /// Most storage bindings one kernel takes (bindings 1..=MAX_BINDINGS; 0 is the uniform block).
 pub const MAX_BINDINGS: usize = 8;
 

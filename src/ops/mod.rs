@@ -43,6 +43,9 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
     for (tm, tn) in crate::gpu::codegen::REG_TILES {
         v.push((&MATMUL, vec![("TM", *tm), ("TN", *tn)]));
     }
+    for c in matmul::variants::block_constants() {
+        v.push((&MATMUL, c));
+    }
     v
 }
 

@@ -506,6 +506,7 @@ mod tests {
             results: vec![model(ModelKind::Gcnn, 0.7), model(ModelKind::Mlp, 0.3)],
             seconds: 1.0,
             memory: Vec::new(),
+            kernels: Vec::new(),
         }
     }
 

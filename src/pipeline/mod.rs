@@ -20,6 +20,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod training;
+pub mod tune;
 
 pub use crate::clone::io::{clone_metadata, load_clone, load_clones};
 pub use checks::{parse_config, MAX_CONFIG_BYTES};
@@ -163,6 +164,7 @@ pub fn run(
         results,
         seconds: t0.elapsed().as_secs_f64(),
         memory,
+        kernels: gpu.choices(),
     };
     report::write(out, &report)?;
     Ok(report)

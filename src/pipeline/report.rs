@@ -130,6 +130,10 @@ pub struct Report {
     /// The GPU buffer pool's high-water mark per phase (the pool is trimmed between phases).
     #[serde(default)]
     pub memory: Vec<PhaseMemory>,
+    /// The kernel variant each op ran, per shape bucket, and how it was chosen (`gpu::tune`): the
+    /// results are bit-reproducible for these choices.
+    #[serde(default)]
+    pub kernels: Vec<crate::gpu::Choice>,
 }
 
 /// One phase's peak GPU memory.
@@ -194,6 +198,13 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
         ),
         format!("symclone-gpu {}; total time: {:.0} s", r.version, r.seconds),
     ])];
+    if !r.kernels.is_empty() {
+        let lines = r.kernels.iter().map(|c| c.line()).collect::<Vec<_>>();
+        b.push(Block::Para(format!(
+            "Kernel variants: {}.",
+            lines.join("; ")
+        )));
+    }
     b.push(Block::Heading(2, "Test accuracy".into()));
     b.push(Block::Table(Table {
         header: strings([

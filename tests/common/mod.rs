@@ -6,12 +6,17 @@ use symclone::gpu::KernelFamily;
 use symclone::rng::Rng;
 use symclone::Gpu;
 
-/// The adapter the tests run on (lavapipe in CI), opened once per test binary.
+/// The adapter the tests run on (lavapipe in CI), opened once per test binary, with the kernel
+/// family fixed (the one `SYMCLONE_FAMILY` names, else the adapter type's default) so that no
+/// test's result depends on a timing: tests/tune.rs tests the choice by measurement.
 pub fn gpu() -> Arc<Gpu> {
     static G: OnceLock<Arc<Gpu>> = OnceLock::new();
     G.get_or_init(|| {
-        Gpu::from_env()
-            .expect("the tests need a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
+        let g = Gpu::from_env().expect(
+            "the tests need a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)",
+        );
+        g.set_family(g.family());
+        g
     })
     .clone()
 }
@@ -40,9 +45,12 @@ pub fn adapter_limits() -> wgpu::Limits {
 }
 
 /// A fresh device on the test adapter with the given limits.
+/// Its kernel family is fixed as [`gpu`]'s is.
 pub fn gpu_with_limits(limits: wgpu::Limits) -> Arc<Gpu> {
-    Gpu::with_limits(&symclone::gpu::AdapterChoice::from_env(), limits)
-        .expect("the test adapter opened with lowered limits")
+    let g = Gpu::with_limits(&symclone::gpu::AdapterChoice::from_env(), limits)
+        .expect("the test adapter opened with lowered limits");
+    g.set_family(g.family());
+    g
 }
 
 /// A device opened with WebGPU's default limits (`wgpu::Limits::default()`: 128 MiB per storage

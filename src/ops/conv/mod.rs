@@ -25,6 +25,7 @@ mod direct;
 mod igemm;
 mod im2col;
 mod reg;
+pub mod tune;
 
 pub use crate::reference::conv::ConvDims;
 pub use igemm::{dw_chunks, IgemmP, DW_MAX_CHUNKS, IGEMM_ROWS};
@@ -33,7 +34,7 @@ pub use reg::GenConvP;
 
 use super::{expect_f32, i32_of, reduce, shader_params, u32_of, CONV};
 use crate::autograd::{Tape, Var};
-use crate::gpu::KernelFamily;
+use crate::gpu::Op;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -237,28 +238,14 @@ impl WeightGradAlgo {
     }
 }
 
-/// The algorithm `conv2d` and the input gradient use on this adapter: the generated register
-/// kernel on CPU adapters (measured fastest on lavapipe: 15 GFLOP/s at 32→32, 28×28 against 1.6
-/// for im2col + matmul and 1.7 for `conv_fwd`, see BENCHMARKS.md), the direct kernel otherwise
-/// (on lavapipe under the workgroup family `igemm_fwd` took 12.3 s against 7.6 s for `conv_fwd` in
-/// one loaded run at b64, 32→32, 28×28; the implicit GEMM is for GPUs, chosen by measurement).
-pub fn choose_algo(x: &Tensor) -> ConvAlgo {
-    match x.gpu().family() {
-        KernelFamily::Register => ConvAlgo::Reg,
-        KernelFamily::Workgroup => ConvAlgo::Direct,
-    }
-}
-
-/// The weight-gradient algorithm on this adapter: the generated register kernel on CPU adapters,
-/// `conv_dw` otherwise. On lavapipe under the workgroup family (b64, 32→32, 28×28, one loaded run)
-/// `igemm_dw` took 13.9 s against 8.4 s for `conv_dw` (and 0.70 s for the register kernel): its
-/// workgroup barriers and shared tiles are what CPU drivers run worst, so it stays a measured
-/// choice ([`WeightGradAlgo::ALL`]) for GPUs rather than this default.
-pub fn choose_weight_grad_algo(x: &Tensor) -> WeightGradAlgo {
-    match x.gpu().family() {
-        KernelFamily::Register => WeightGradAlgo::Reg,
-        KernelFamily::Workgroup => WeightGradAlgo::Direct,
-    }
+/// The algorithm `conv2d` (`op` = [`Op::ConvFwd`]) or the input gradient ([`Op::ConvInputGrad`])
+/// uses for a convolution of dims `d` on this device: forced, cached or measured among
+/// [`tune::ALGOS`] (on lavapipe the generated register kernel wins: 15 GFLOP/s at 32→32, 28×28
+/// against 1.6 for im2col + matmul and 1.7 for `conv_fwd`, see BENCHMARKS.md; under the workgroup
+/// family `igemm_fwd` took 12.3 s against 7.6 s for `conv_fwd` in one loaded run at b64, 32→32,
+/// 28×28: the implicit GEMM is for GPUs, where the tuner measures it).
+pub fn choose_algo(x: &Tensor, d: ConvDims, op: Op) -> Result<ConvAlgo> {
+    tune::choose(x.gpu(), op, d)
 }
 
 /// ((batch, cin, h, w), (cout, k), signed padding, (ho, wo)).
@@ -270,17 +257,16 @@ type Geometry = (
 );
 
 /// A convolution with a signed padding and a given output size (forward and input gradient),
-/// by the algorithm [`choose_algo`] picks or the one given.
+/// by the algorithm given.
 fn conv_any(
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
     geo: Geometry,
-    algo: Option<ConvAlgo>,
+    algo: ConvAlgo,
 ) -> Result<Tensor> {
     let ((batch, cin, h, wd), (cout, k), pad, (ho, wo)) = geo;
     let col_elems = batch * cin * k * k * ho * wo;
-    let algo = algo.unwrap_or_else(|| choose_algo(x));
     if algo == ConvAlgo::Direct || cin == 0 || col_elems == 0 {
         return direct::conv_direct(x, w, bias, (batch, cin, h, wd), (cout, k), pad, (ho, wo));
     }
@@ -314,7 +300,7 @@ fn fwd_geo(d: &ConvDims) -> Geometry {
 /// `y = conv2d(x, w) + bias` with zero padding `pad`, by the adapter's algorithm ([`choose_algo`]).
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), None)
+    conv_any(x, w, bias, fwd_geo(&d), choose_algo(x, d, Op::ConvFwd)?)
 }
 
 /// [`conv2d`] by the given algorithm.
@@ -326,13 +312,13 @@ pub fn conv2d_with(
     pad: usize,
 ) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), Some(algo))
+    conv_any(x, w, bias, fwd_geo(&d), algo)
 }
 
 /// [`conv2d`] by the direct kernel.
 pub fn conv2d_direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), Some(ConvAlgo::Direct))
+    conv_any(x, w, bias, fwd_geo(&d), ConvAlgo::Direct)
 }
 
 /// `y[b, o, :] += bias[o]` in place, for y (B, C, ...) and bias (C).
@@ -358,12 +344,13 @@ pub fn add_channel_bias_(y: &Tensor, bias: &Tensor) -> Result<()> {
 /// [`conv2d`] by im2col + the matrix-product kernel.
 pub fn conv2d_im2col(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), Some(ConvAlgo::Im2col))
+    conv_any(x, w, bias, fwd_geo(&d), ConvAlgo::Im2col)
 }
 
 /// The input gradient: `dx = Σ_o corr_full(g[o], flip(w[o, i]))`, shape (B, Cin, H, W).
 pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, d: ConvDims) -> Result<Tensor> {
-    conv2d_input_grad_with(choose_algo(g), g, w, d)
+    check_grad("conv2d_input_grad", g, d)?;
+    conv2d_input_grad_with(choose_algo(g, d, Op::ConvInputGrad)?, g, w, d)
 }
 
 /// [`conv2d_input_grad`] by the given algorithm.
@@ -386,12 +373,13 @@ pub fn conv2d_input_grad_with(
         return reg::conv_reg(g, w, true, None, geo.0, geo.1, geo.2, geo.3);
     }
     let wt = direct::flip_transpose(w, d)?;
-    conv_any(g, &wt, None, geo, Some(algo))
+    conv_any(g, &wt, None, geo, algo)
 }
 
 /// The weight gradient `dw[o, i, ky, kx] = Σ_{b,y,x} g[b, o, y, x] · x_pad[b, i, y + ky, x + kx]`.
 pub fn conv2d_weight_grad(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Tensor> {
-    conv2d_weight_grad_with(choose_weight_grad_algo(x), x, g, d)
+    check_grad("conv2d_weight_grad", g, d)?;
+    conv2d_weight_grad_with(tune::choose_dw(x.gpu(), d)?.algo, x, g, d)
 }
 
 /// [`conv2d_weight_grad`] by the given algorithm.
@@ -422,6 +410,17 @@ pub fn conv2d_weight_grad_with(
         dw.fill_(0.0)?;
         return Ok(dw);
     }
+    weight_grad_by(algo, x, g, d, dw)
+}
+
+/// The weight gradient into a fresh (Cout, Cin, k, k) tensor `dw` by `algo` (shapes checked).
+fn weight_grad_by(
+    algo: WeightGradAlgo,
+    x: &Tensor,
+    g: &Tensor,
+    d: ConvDims,
+    dw: Tensor,
+) -> Result<Tensor> {
     match algo {
         WeightGradAlgo::Reg => reg::weight_grad_reg(x, g, d),
         WeightGradAlgo::Direct => direct::weight_grad(x, g, d, &dw).map(|()| dw),
@@ -474,11 +473,16 @@ fn check_grad(op: &'static str, g: &Tensor, d: ConvDims) -> Result<()> {
     Ok(())
 }
 
-/// Taped `conv2d(x, w) + b`.
+/// Taped `conv2d(x, w) + b`, each pass by the algorithm the tuner picks for its shape.
 pub fn conv2d_t(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, pad: usize) -> Result<Var> {
-    let xv = tape.value(x);
-    let algos = (choose_algo(xv), choose_weight_grad_algo(xv));
-    conv2d_t_with(tape, x, w, b, pad, algos)
+    let (xv, wv) = (tape.value(x), tape.value(w));
+    let d = conv_dims(xv, wv, b.map(|v| tape.value(v)), pad)?;
+    let algos = (
+        choose_algo(xv, d, Op::ConvFwd)?,
+        choose_algo(xv, d, Op::ConvInputGrad)?,
+        tune::choose_dw(xv.gpu(), d)?.algo,
+    );
+    conv_taped(tape, x, w, b, pad, algos)
 }
 
 /// [`conv2d_t`] by given algorithms: (forward and input gradient, weight gradient).
@@ -489,6 +493,18 @@ pub fn conv2d_t_with(
     b: Option<Var>,
     pad: usize,
     (algo, wgrad): (ConvAlgo, WeightGradAlgo),
+) -> Result<Var> {
+    conv_taped(tape, x, w, b, pad, (algo, algo, wgrad))
+}
+
+/// The taped convolution with (forward, input-gradient, weight-gradient) algorithms.
+fn conv_taped(
+    tape: &mut Tape,
+    x: Var,
+    w: Var,
+    b: Option<Var>,
+    pad: usize,
+    (algo, dx_algo, wgrad): (ConvAlgo, ConvAlgo, WeightGradAlgo),
 ) -> Result<Var> {
     let xv = tape.value(x).clone();
     let wv = tape.value(w).clone();
@@ -502,7 +518,7 @@ pub fn conv2d_t_with(
         &inputs,
         Box::new(move |g, need| {
             let dx = if need[0] {
-                Some(conv2d_input_grad_with(algo, g, &wv, d)?)
+                Some(conv2d_input_grad_with(dx_algo, g, &wv, d)?)
             } else {
                 None
             };

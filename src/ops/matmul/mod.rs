@@ -1,15 +1,16 @@
 //! Matrix products `C = op(A)·op(B) (+ bias) (ReLU)` with all four transpose combinations and an
 //! optional leading batch dimension on either operand (a rank-2 operand is shared by every batch).
 //!
-//! Two kernels: `mm_reg` (register tiles, vec4 loads, no workgroup memory; chosen on CPU adapters
-//! such as lavapipe) and `mm_tiled` (workgroup-shared 64×64 tiles; chosen on GPUs). B is packed to
-//! zero-padded vec4 rows only when it is transposed or N is not a multiple of 4; C likewise.
+//! Several kernels ([`variants`]): `mm_reg` (register tiles, vec4 loads, no workgroup memory; what
+//! CPU adapters such as lavapipe run well) and the workgroup-tiled `mm_block…` and `mm_tiled`; the
+//! one run is chosen by measurement per shape bucket (`gpu::tune`). B is packed to zero-padded vec4
+//! rows only when it is transposed or N is not a multiple of 4; C likewise.
+
+pub mod variants;
 
 use super::layout::LayoutP;
 use super::{elementwise, expect_f32, reduce, shader_params, u32_of, LAYOUT, MATMUL};
 use crate::autograd::{Tape, Var};
-use crate::gpu::codegen::{self, effective_reg_tile, Generated, REG_WORKGROUP};
-use crate::gpu::KernelFamily;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -117,8 +118,41 @@ fn pack(x: &Tensor, batch: usize, rows: usize, cols: usize, trans: bool) -> Resu
     Ok(out)
 }
 
-/// `op(a)·op(b) + bias`, then ReLU when `relu`. `bias` has shape [N].
+/// `op(a)·op(b) + bias`, then ReLU when `relu`. `bias` has shape [N]. The variant is the one
+/// chosen for this shape on this device (forced, cached or measured: `gpu::tune`).
 pub fn matmul_ex(
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    bias: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
+    matmul_by(None, a, b, ta, tb, bias, relu)
+}
+
+/// [`matmul_ex`] by the variant called `name` (one of [`variants::VARIANTS`]).
+pub fn matmul_variant(
+    name: &str,
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    bias: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
+    let v = variants::variant(name).ok_or_else(|| {
+        let names: Vec<&str> = variants::VARIANTS.iter().map(|v| v.name).collect();
+        Error::invalid(format!(
+            "unknown matmul variant '{name}': one of {}",
+            names.join(", ")
+        ))
+    })?;
+    matmul_by(Some(v), a, b, ta, tb, bias, relu)
+}
+
+fn matmul_by(
+    v: Option<&'static variants::Variant>,
     a: &Tensor,
     b: &Tensor,
     ta: bool,
@@ -187,31 +221,18 @@ pub fn matmul_ex(
     if m > 0 && n > 0 {
         gpu.count_flops(2 * (z * m * n * k) as u64);
         let biasraw = biasbuf.unwrap_or(bbuf);
-        match gpu.family() {
-            KernelFamily::Register => {
-                let (tm, tn) = effective_reg_tile(gpu.reg_tile(), m as u32, n4 as u32);
-                let gx = (n4 as u32).div_ceil(tn * REG_WORKGROUP);
-                let gy = (m as u32).div_ceil(tm);
-                gpu.launch(codegen::shader(Generated::MatmulReg { tm, tn })?, "mm_reg")
-                    .params(&params)
-                    .read(a)
-                    .read(bbuf)
-                    .read(biasraw)
-                    .write(cbuf)
-                    .dispatch([gx, gy, z as u32])?;
-            }
-            KernelFamily::Workgroup => {
-                let gx = (n4 as u32).div_ceil(16);
-                let gy = (m as u32).div_ceil(64);
-                gpu.launch(&MATMUL, "mm_tiled")
-                    .params(&params)
-                    .read(a)
-                    .read(bbuf)
-                    .read(biasraw)
-                    .write(cbuf)
-                    .dispatch([gx, gy, z as u32])?;
-            }
-        }
+        let v = match v {
+            Some(v) => v,
+            None => variants::choose(&gpu, m, n, k)?,
+        };
+        let ops = variants::Operands {
+            a,
+            b: bbuf,
+            bias: biasraw,
+            c: cbuf,
+        };
+        let (m32, n432) = (u32_of("rows", m)?, u32_of("vec4 columns", n4)?);
+        variants::launch(&gpu, v, &params, ops, (m32, n432, u32_of("batch", z)?))?;
         if !aligned {
             gpu.launch(&LAYOUT, "unpack")
                 .params(&layout_params(m, n, n4, false, z)?)

@@ -1,0 +1,224 @@
+//! The convolution algorithms the tuner (`gpu::tune`) chooses among, per pass and shape bucket: each
+//! candidate runs at the bucket's representative size, is checked against the CPU reference, and
+//! the fastest that agrees is kept. A new algorithm is one line in [`ALGOS`] or [`DW_ALGOS`] (each
+//! family's default first: what a forced `--family` runs without timing).
+
+use super::{
+    conv2d_input_grad_with, conv_any, fwd_geo, weight_grad_by, ConvAlgo, ConvDims, WeightGradAlgo,
+};
+use crate::gpu::tune::{log2_bucket, Candidate, Op};
+use crate::gpu::{Gpu, KernelFamily};
+use crate::reference::{self, to64};
+use crate::rng::Rng;
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Forward and input-gradient algorithms: (name, family, algorithm).
+pub const ALGOS: &[(&str, KernelFamily, ConvAlgo)] = &[
+    ("conv_reg", KernelFamily::Register, ConvAlgo::Reg),
+    ("conv_direct", KernelFamily::Workgroup, ConvAlgo::Direct),
+    ("conv_im2col", KernelFamily::Workgroup, ConvAlgo::Im2col),
+    ("conv_igemm", KernelFamily::Workgroup, ConvAlgo::Igemm),
+];
+
+/// One weight-gradient algorithm.
+pub struct DwAlgo {
+    pub name: &'static str,
+    pub family: KernelFamily,
+    pub algo: WeightGradAlgo,
+}
+
+/// Weight-gradient algorithms.
+pub const DW_ALGOS: &[DwAlgo] = &[
+    DwAlgo {
+        name: "dw_reg",
+        family: KernelFamily::Register,
+        algo: WeightGradAlgo::Reg,
+    },
+    DwAlgo {
+        name: "dw_direct",
+        family: KernelFamily::Workgroup,
+        algo: WeightGradAlgo::Direct,
+    },
+    DwAlgo {
+        name: "dw_gemm",
+        family: KernelFamily::Workgroup,
+        algo: WeightGradAlgo::Gemm,
+    },
+];
+
+/// The largest convolution timed while choosing (multiply-adds); a bucket above it is timed with a
+/// smaller batch, then smaller images, then fewer channels.
+const TIMED_MACS: u64 = 1 << 23;
+
+fn macs(d: &ConvDims) -> u64 {
+    (d.batch * d.cout * d.cin * d.k * d.k) as u64 * (d.ho() * d.wo()) as u64
+}
+
+/// The bucket of `d` (sizes rounded to powers of two; k and the padding exact), its representative
+/// dims and the size it is timed at.
+fn bucket(d: ConvDims) -> (String, ConvDims, ConvDims) {
+    let p2 = |x: usize| 1usize << log2_bucket(x);
+    let mut rep = ConvDims {
+        batch: p2(d.batch),
+        cin: p2(d.cin),
+        cout: p2(d.cout),
+        h: p2(d.h).max(d.k),
+        w: p2(d.w).max(d.k),
+        ..d
+    };
+    let name = format!(
+        "k{}p{}b{}i{}o{}h{}w{}",
+        d.k, d.pad, rep.batch, rep.cin, rep.cout, rep.h, rep.w
+    );
+    let full = rep;
+    while macs(&rep) > TIMED_MACS {
+        if rep.batch > 1 {
+            rep.batch /= 2;
+        } else if rep.h.max(rep.w) > 2 * rep.k.max(4) {
+            rep.h = (rep.h / 2).max(rep.k);
+            rep.w = (rep.w / 2).max(rep.k);
+        } else if rep.cin.max(rep.cout) > 1 {
+            if rep.cin >= rep.cout {
+                rep.cin /= 2
+            } else {
+                rep.cout /= 2
+            }
+        } else {
+            break;
+        }
+    }
+    (name, full, rep)
+}
+
+fn at(d: &ConvDims) -> String {
+    format!(
+        "{}x{}x{}x{} k{} → {}",
+        d.batch, d.cin, d.h, d.w, d.k, d.cout
+    )
+}
+
+/// Random inputs of dims `d` and the reference's (forward, dx, dw), each with its Σ|terms|.
+struct Case {
+    x: Tensor,
+    w: Tensor,
+    g: Tensor,
+    want: [Vec<f64>; 3],
+    want_abs: [Vec<f64>; 3],
+}
+
+fn case(gpu: &Arc<Gpu>, d: ConvDims) -> Result<Case> {
+    let mut rng = Rng::new(0xc0de);
+    let xs = [d.batch, d.cin, d.h, d.w];
+    let ws = [d.cout, d.cin, d.k, d.k];
+    let x = rng.normal_vec(xs.iter().product());
+    let w = rng.normal_vec(ws.iter().product());
+    let g = rng.normal_vec(d.out_shape().iter().product());
+    let (x6, w6, g6) = (to64(&x), to64(&w), to64(&g));
+    let abs = |v: &[f64]| v.iter().map(|a| a.abs()).collect::<Vec<_>>();
+    let (xa, wa, ga) = (abs(&x6), abs(&w6), abs(&g6));
+    let fwd = reference::conv::forward(&x6, &w6, None, d);
+    let fwd_abs = reference::conv::forward(&xa, &wa, None, d);
+    let (dx, dw, _) = reference::conv::backward(&x6, &w6, &g6, d);
+    let (dxa, dwa, _) = reference::conv::backward(&xa, &wa, &ga, d);
+    Ok(Case {
+        x: Tensor::from_slice(gpu, &xs, &x)?,
+        w: Tensor::from_slice(gpu, &ws, &w)?,
+        g: Tensor::from_slice(gpu, &d.out_shape(), &g)?,
+        want: [fwd, dx, dw],
+        want_abs: [fwd_abs, dxa, dwa],
+    })
+}
+
+/// Run `f` once against the reference (None when it disagrees), then time it.
+fn measure(
+    gpu: &Gpu,
+    got_want: (usize, &Case),
+    k: usize,
+    f: &dyn Fn() -> Result<Tensor>,
+) -> Result<Option<f64>> {
+    let (i, c) = got_want;
+    let t0 = Instant::now();
+    let got = f()?.to_vec()?;
+    let first = t0.elapsed().as_secs_f64();
+    if !reference::sum_agrees(&got, &c.want[i], &c.want_abs[i], k) {
+        return Ok(None);
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..if first > 0.25 { 1 } else { 3 } {
+        let t0 = Instant::now();
+        f()?;
+        gpu.sync()?;
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    Ok(Some(best))
+}
+
+/// The forward (`Op::ConvFwd`) or input-gradient (`Op::ConvInputGrad`) algorithm for dims `d`.
+pub(super) fn choose(gpu: &Arc<Gpu>, op: Op, d: ConvDims) -> Result<ConvAlgo> {
+    let (name, full, rep) = bucket(d);
+    let cands: Vec<Candidate> = ALGOS
+        .iter()
+        .map(|&(name, family, _)| Candidate { name, family })
+        .collect();
+    let mut made: Option<Case> = None;
+    let chosen = gpu.choose(op, &name, &cands, &at(&rep), macs(&full), &mut |n| {
+        let algo = algo(n)?;
+        if made.is_none() {
+            made = Some(case(gpu, rep)?);
+        }
+        let c = made.as_ref().expect("made above");
+        if op == Op::ConvInputGrad {
+            let f = || conv2d_input_grad_with(algo, &c.g, &c.w, rep);
+            measure(gpu, (1, c), rep.cout * rep.k * rep.k, &f)
+        } else {
+            let f = || conv_any(&c.x, &c.w, None, fwd_geo(&rep), algo);
+            measure(gpu, (0, c), rep.cin * rep.k * rep.k, &f)
+        }
+    })?;
+    algo(chosen)
+}
+
+fn algo(name: &str) -> Result<ConvAlgo> {
+    ALGOS
+        .iter()
+        .find(|a| a.0 == name)
+        .map(|a| a.2)
+        .ok_or_else(|| Error::invalid(format!("unknown convolution algorithm '{name}'")))
+}
+
+/// The weight-gradient algorithm for dims `d`.
+pub(super) fn choose_dw(gpu: &Arc<Gpu>, d: ConvDims) -> Result<&'static DwAlgo> {
+    let (name, full, rep) = bucket(d);
+    let cands: Vec<Candidate> = DW_ALGOS
+        .iter()
+        .map(|a| Candidate {
+            name: a.name,
+            family: a.family,
+        })
+        .collect();
+    let mut made: Option<Case> = None;
+    let op = Op::ConvWeightGrad;
+    let chosen = gpu.choose(op, &name, &cands, &at(&rep), macs(&full), &mut |n| {
+        let a = dw_algo(n)?;
+        if made.is_none() {
+            made = Some(case(gpu, rep)?);
+        }
+        let c = made.as_ref().expect("made above");
+        let f = || {
+            let dw = Tensor::empty(gpu, &[rep.cout, rep.cin, rep.k, rep.k])?;
+            weight_grad_by(a.algo, &c.x, &c.g, rep, dw)
+        };
+        measure(gpu, (2, c), rep.batch * rep.ho() * rep.wo(), &f)
+    })?;
+    dw_algo(chosen)
+}
+
+fn dw_algo(name: &str) -> Result<&'static DwAlgo> {
+    DW_ALGOS
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| Error::invalid(format!("unknown weight-gradient algorithm '{name}'")))
+}

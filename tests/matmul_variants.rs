@@ -1,0 +1,213 @@
+//! Every matrix-product variant, forced on its own device, forward and backward (the taped op's
+//! gradients) against the CPU reference on ragged shapes, every transpose, batches and shared
+//! operands, bias and ReLU; and each under WebGPU's default limits.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use symclone::autograd::Tape;
+use symclone::gpu::Op;
+use symclone::ops::matmul::{self, variants::VARIANTS};
+use symclone::reference::{self as r, matmul::Dims, to64};
+use symclone::tensor::Tensor;
+use symclone::Gpu;
+
+/// A device on the test adapter with every matrix product forced to `variant` (one per variant
+/// per test binary; `webgpu`: opened with WebGPU's default limits).
+type Devices = Mutex<HashMap<(&'static str, bool), Arc<Gpu>>>;
+
+fn forced(variant: &'static str, webgpu: bool) -> Arc<Gpu> {
+    static G: OnceLock<Devices> = OnceLock::new();
+    let mut map = G.get_or_init(Default::default).lock().unwrap();
+    map.entry((variant, webgpu))
+        .or_insert_with(|| {
+            let g = if webgpu {
+                gpu_with_limits(wgpu::Limits::default())
+            } else {
+                Gpu::from_env().expect("adapter")
+            };
+            g.force(Op::Matmul, Some(variant));
+            g
+        })
+        .clone()
+}
+
+/// One test per variant for each body, like candle's `test_device!`: `$name::$variant`.
+macro_rules! test_variants {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn mm_reg() {
+                $body("mm_reg");
+            }
+            #[test]
+            fn mm_block64x64() {
+                $body("mm_block64x64");
+            }
+            #[test]
+            fn mm_block128x64() {
+                $body("mm_block128x64");
+            }
+            #[test]
+            fn mm_block64x128() {
+                $body("mm_block64x128");
+            }
+            #[test]
+            fn mm_tiled() {
+                $body("mm_tiled");
+            }
+        }
+    };
+}
+
+/// The variants the macro above lists, which must be every variant the launcher has.
+const LISTED: [&str; 5] = [
+    "mm_reg",
+    "mm_block64x64",
+    "mm_block128x64",
+    "mm_block64x128",
+    "mm_tiled",
+];
+
+#[test]
+fn the_macro_lists_every_variant() {
+    let all: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+    assert_eq!(all, LISTED, "update test_variants! and LISTED");
+}
+
+fn dims(za: usize, zb: usize, m: usize, k: usize, n: usize, ta: bool, tb: bool) -> Dims {
+    Dims {
+        za,
+        zb,
+        m,
+        k,
+        n,
+        ta,
+        tb,
+    }
+}
+
+/// Forward and backward of `op(A)·op(B) (+ bias) (ReLU)` on `g`, against the reference.
+fn check(g: &Arc<Gpu>, d: Dims, bias: bool, relu: bool, seed: u64) {
+    let mut rg = rng(seed);
+    let (a_shape, b_shape) = (d.a_shape(), d.b_shape());
+    let a = rg.normal_vec(a_shape.iter().product());
+    let b = rg.normal_vec(b_shape.iter().product());
+    let bi = rg.normal_vec(d.n);
+    let w = rg.normal_vec(d.batch() * d.m * d.n);
+    let (a6, b6, bi6, w6) = (to64(&a), to64(&b), to64(&bi), to64(&w));
+    let abs = |v: &[f64]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+
+    let mut tape = Tape::new();
+    let va = tape.leaf(Tensor::from_slice(g, &a_shape, &a).unwrap());
+    let vb = tape.leaf(Tensor::from_slice(g, &b_shape, &b).unwrap());
+    let vbias = bias.then(|| tape.leaf(Tensor::from_slice(g, &[d.n], &bi).unwrap()));
+    let c = matmul::matmul_t(&mut tape, va, vb, d.ta, d.tb, vbias, relu).unwrap();
+    let what = format!("{d:?} bias={bias} relu={relu}");
+
+    let bref = bias.then_some(&bi6[..]);
+    let want = r::matmul::forward(&a6, &b6, d, bref, relu);
+    let babs = abs(&bi6);
+    let want_abs = r::matmul::forward(&abs(&a6), &abs(&b6), d, bias.then_some(&babs[..]), relu);
+    let got = tape.value(c).to_vec().unwrap();
+    assert_sum_close(&format!("C {what}"), &got, &want, &want_abs, d.k);
+
+    let wt = Tensor::from_slice(g, tape.value(c).shape(), &w).unwrap();
+    tape.backward_with(c, wt).unwrap();
+    let gmask = if relu {
+        r::elementwise::relu_bwd(&w6, &want)
+    } else {
+        w6.clone()
+    };
+    let (da, db, dbias) = r::matmul::backward(&a6, &b6, d, &gmask);
+    let (da_abs, db_abs, _) = r::matmul::backward(&abs(&a6), &abs(&b6), d, &abs(&gmask));
+    // dA sums over N (and the batch when A is shared), dB over M (likewise).
+    let ka = d.n * if d.za == 0 { d.batch() } else { 1 };
+    let kb = d.m * if d.zb == 0 { d.batch() } else { 1 };
+    let ga = tape.grad(va).unwrap().to_vec().unwrap();
+    assert_sum_close(&format!("dA {what}"), &ga, &da, &da_abs, ka);
+    let gb = tape.grad(vb).unwrap().to_vec().unwrap();
+    assert_sum_close(&format!("dB {what}"), &gb, &db, &db_abs, kb);
+    if let Some(vbias) = vbias {
+        let gbias = tape.grad(vbias).unwrap().to_vec().unwrap();
+        let dbias_abs = r::matmul::backward(&a6, &b6, d, &abs(&gmask)).2;
+        assert_sum_close(
+            &format!("dbias {what}"),
+            &gbias,
+            &dbias,
+            &dbias_abs,
+            d.batch() * d.m,
+        );
+    }
+}
+
+/// Ragged sizes as M, K and N (K and N further along the list), every transpose combination.
+fn ragged(variant: &'static str) {
+    let g = forced(variant, false);
+    let sizes = [1, 7, 33, 129, 257];
+    let mut seed = 0;
+    for (i, &m) in sizes.iter().enumerate() {
+        let k = sizes[(i + 2) % sizes.len()];
+        let n = sizes[(i + 4) % sizes.len()];
+        for ta in [false, true] {
+            for tb in [false, true] {
+                seed += 1;
+                check(&g, dims(0, 0, m, k, n, ta, tb), false, false, seed);
+            }
+        }
+    }
+    // A long sum and a tall product.
+    check(&g, dims(0, 0, 33, 1000, 7, false, true), false, false, 50);
+    check(&g, dims(0, 0, 300, 65, 130, true, false), false, false, 51);
+}
+
+/// Bias, ReLU and both, batched on both sides and on each side with the other shared.
+fn epilogue_and_batches(variant: &'static str) {
+    let g = forced(variant, false);
+    for (i, (m, k, n)) in [(7, 33, 1), (33, 7, 129), (65, 64, 66)]
+        .into_iter()
+        .enumerate()
+    {
+        for (bias, relu) in [(true, false), (false, true), (true, true)] {
+            check(
+                &g,
+                dims(0, 0, m, k, n, false, true),
+                bias,
+                relu,
+                100 + i as u64,
+            );
+        }
+    }
+    for (za, zb) in [(3, 3), (0, 4), (5, 0)] {
+        for (ta, tb) in [(false, false), (true, true), (true, false)] {
+            check(&g, dims(za, zb, 17, 9, 6, ta, tb), true, true, 200);
+            check(&g, dims(za, zb, 70, 33, 129, ta, tb), false, false, 201);
+        }
+    }
+}
+
+/// A few cases on a device opened with WebGPU's default limits.
+fn webgpu_limits(variant: &'static str) {
+    let g = forced(variant, true);
+    check(&g, dims(0, 0, 129, 257, 33, false, true), true, true, 300);
+    check(&g, dims(2, 0, 33, 7, 257, true, false), false, false, 301);
+}
+
+test_variants!(ragged_shapes_all_transposes, ragged);
+test_variants!(bias_relu_batches_shared_operands, epilogue_and_batches);
+test_variants!(under_webgpu_default_limits, webgpu_limits);
+
+#[test]
+fn an_unknown_variant_is_a_one_line_error() {
+    let g = gpu();
+    let a = Tensor::zeros(&g, &[2, 2]).unwrap();
+    let e = matmul::matmul_variant("mm_nope", &a, &a, false, false, None, false).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("mm_nope") && msg.contains("mm_block64x64"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'), "{msg}");
+}
