@@ -76,6 +76,41 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
             );
         }
     }
+    // SPEC §7's symmetry measures for every network: per-rotation accuracy on the rotation
+    // tasks, orbit consistency and invariance error everywhere, per-layer errors for the
+    // convolutional ones, KL terms for the KL ones.
+    for m in &r.results {
+        let what = format!("{} on {}", m.model, m.task);
+        assert_eq!(
+            m.accuracy_by_rotation.is_some(),
+            m.task != "trans-sb",
+            "{what}"
+        );
+        assert!(
+            m.orbit_consistency
+                .is_some_and(|c| (0.0..=1.0).contains(&c)),
+            "{what}"
+        );
+        assert!(m.invariance_error.is_some_and(f64::is_finite), "{what}");
+        assert_eq!(
+            m.layer_equivariance.is_some(),
+            m.model != ModelKind::Mlp,
+            "{what}"
+        );
+        assert_eq!(m.kl_terms.is_some(), m.model.kl(), "{what}");
+        // An invariant network predicts the same for a digit's four rotations: on the symmetric
+        // task that is orbit-consistent and scores alike at every rotation; on rot-sb, whose
+        // labels shift by 10 at 180° and 270°, it is never consistent.
+        if m.model == ModelKind::Gcnn {
+            let a = m.accuracy_by_rotation.unwrap();
+            if m.task == "symmetric" {
+                assert!(a.iter().all(|&x| x == a[0]), "{what}: {a:?}");
+                assert_eq!(m.orbit_consistency, Some(1.0), "{what}");
+            } else {
+                assert_eq!(m.orbit_consistency, Some(0.0), "{what}");
+            }
+        }
+    }
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     for key in [
@@ -92,6 +127,10 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         "faux-cnn-kl",
         "Fidelity",
         "Clones",
+        "Symmetry of the trained networks",
+        "Per-layer equivariance error",
+        "KL term per cloned tensor",
+        "Accuracy per test rotation",
     ] {
         assert!(md.contains(t), "report.md lacks {t}");
     }
@@ -100,6 +139,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         "clone-loss.svg",
         "training.svg",
         "accuracy.svg",
+        "rotation-accuracy.svg",
         "equivariance.svg",
         "report.html",
         "config.json",

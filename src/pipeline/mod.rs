@@ -18,6 +18,7 @@ pub mod mixer;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod symmetry;
 pub mod training;
 
 pub use crate::clone::io::{clone_metadata, load_clone, load_clones};
