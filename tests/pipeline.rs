@@ -379,6 +379,30 @@ fn frozen_clones_stay_bit_identical_and_kl_clones_move() {
 }
 
 #[test]
+fn the_medium_preset_is_spec_sized_on_the_exact_loss() {
+    let m = RunConfig::preset("medium").unwrap();
+    m.validate().unwrap();
+    let p = RunConfig::preset("paper").unwrap();
+    assert_eq!(
+        (m.side, m.downsample, m.channels, m.mlp.clone()),
+        (28, false, None, None)
+    );
+    assert_eq!((m.train_n, m.test_n), (None, None));
+    assert_eq!(m.clone.loss, symclone::clone::CloneLoss::Exact);
+    assert_eq!(m.clone.nb, 9);
+    assert!(m.clone.warmup > 0);
+    // Between quick and paper: the paper's tasks, shorter, without the clones over 128 MiB.
+    for (a, b) in m.tasks.iter().zip(&p.tasks) {
+        assert_eq!(a.task, b.task);
+        assert!(a.train.epochs < b.train.epochs, "{}", a.task);
+        let cnn_clones = a.models.contains(&ModelKind::FauxCnn);
+        assert!(!cnn_clones, "{}", a.task);
+    }
+    let e = RunConfig::preset("huge").unwrap_err().to_string();
+    assert!(e.contains("quick, medium or paper"), "{e}");
+}
+
+#[test]
 fn bad_inputs_are_clear_errors() {
     let g = gpu();
     // Unknown model/task pairings and names.

@@ -204,7 +204,8 @@ pub struct Overrides {
 /// or a `--config` file, the flags that override it, and the output folder.
 #[derive(clap::Args, Clone, Debug)]
 pub struct RunArgs {
-    /// quick (minutes on a CPU driver) or paper (SPEC §3–§6 unchanged).
+    /// quick (minutes on a CPU driver), medium (SPEC sizes, 28×28, minutes on a laptop GPU) or
+    /// paper (SPEC §3–§6 unchanged).
     #[arg(long, default_value = "quick")]
     pub preset: String,
     /// A JSON run configuration (as written to <out>/config.json) instead of a preset.
@@ -381,8 +382,9 @@ impl RunConfig {
                     tasks,
                 })
             }
+            "medium" => super::medium::preset(),
             other => Err(Error::invalid(format!(
-                "unknown preset '{other}': use quick or paper"
+                "unknown preset '{other}': use quick, medium or paper"
             ))),
         }
     }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod evaluation;
 pub mod figures;
 mod files;
+pub mod medium;
 pub mod mixer;
 pub mod plan;
 pub mod progress;
