@@ -49,7 +49,11 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
             1,
             "unknown backend 'quantum'",
         ),
-        (&["run", "--preset", "huge"], 1, "unknown preset 'huge'"),
+        (
+            &["run", "--preset", "huge"],
+            1,
+            "unknown preset 'huge': use quick, medium or paper",
+        ),
         (
             &["--family", "tensor-cores", "bench", "--filter", "dispatch"],
             1,

@@ -76,6 +76,41 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
             );
         }
     }
+    // SPEC §7's symmetry measures for every network: per-rotation accuracy on the rotation
+    // tasks, orbit consistency and invariance error everywhere, per-layer errors for the
+    // convolutional ones, KL terms for the KL ones.
+    for m in &r.results {
+        let what = format!("{} on {}", m.model, m.task);
+        assert_eq!(
+            m.accuracy_by_rotation.is_some(),
+            m.task != "trans-sb",
+            "{what}"
+        );
+        assert!(
+            m.orbit_consistency
+                .is_some_and(|c| (0.0..=1.0).contains(&c)),
+            "{what}"
+        );
+        assert!(m.invariance_error.is_some_and(f64::is_finite), "{what}");
+        assert_eq!(
+            m.layer_equivariance.is_some(),
+            m.model != ModelKind::Mlp,
+            "{what}"
+        );
+        assert_eq!(m.kl_terms.is_some(), m.model.kl(), "{what}");
+        // An invariant network predicts the same for a digit's four rotations: on the symmetric
+        // task that is orbit-consistent and scores alike at every rotation; on rot-sb, whose
+        // labels shift by 10 at 180° and 270°, it is never consistent.
+        if m.model == ModelKind::Gcnn {
+            let a = m.accuracy_by_rotation.unwrap();
+            if m.task == "symmetric" {
+                assert!(a.iter().all(|&x| x == a[0]), "{what}: {a:?}");
+                assert_eq!(m.orbit_consistency, Some(1.0), "{what}");
+            } else {
+                assert_eq!(m.orbit_consistency, Some(0.0), "{what}");
+            }
+        }
+    }
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     for key in [
@@ -92,6 +127,10 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         "faux-cnn-kl",
         "Fidelity",
         "Clones",
+        "Symmetry of the trained networks",
+        "Per-layer equivariance error",
+        "KL term per cloned tensor",
+        "Accuracy per test rotation",
     ] {
         assert!(md.contains(t), "report.md lacks {t}");
     }
@@ -100,6 +139,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         "clone-loss.svg",
         "training.svg",
         "accuracy.svg",
+        "rotation-accuracy.svg",
         "equivariance.svg",
         "report.html",
         "config.json",
@@ -336,6 +376,56 @@ fn frozen_clones_stay_bit_identical_and_kl_clones_move() {
             assert!(r.history[0].penalty.is_none());
         }
     }
+}
+
+#[test]
+fn the_medium_preset_is_spec_sized_on_the_exact_loss() {
+    let m = RunConfig::preset("medium").unwrap();
+    m.validate().unwrap();
+    let p = RunConfig::preset("paper").unwrap();
+    assert_eq!(
+        (m.side, m.downsample, m.channels, m.mlp.clone()),
+        (28, false, None, None)
+    );
+    assert_eq!((m.train_n, m.test_n), (None, None));
+    assert_eq!(m.clone.loss, symclone::clone::CloneLoss::Exact);
+    assert_eq!(m.clone.nb, 9);
+    assert!(m.clone.warmup > 0);
+    // Between quick and paper: the paper's tasks, shorter, without the clones over 128 MiB.
+    for (a, b) in m.tasks.iter().zip(&p.tasks) {
+        assert_eq!(a.task, b.task);
+        assert!(a.train.epochs < b.train.epochs, "{}", a.task);
+        let cnn_clones = a.models.contains(&ModelKind::FauxCnn);
+        assert!(!cnn_clones, "{}", a.task);
+    }
+    let e = RunConfig::preset("huge").unwrap_err().to_string();
+    assert!(e.contains("quick, medium or paper"), "{e}");
+}
+
+#[test]
+fn models_a_preset_leaves_out_can_be_asked_for_by_name() {
+    let mut m = RunConfig::preset("medium").unwrap();
+    let o = symclone::pipeline::Overrides {
+        models: Some(vec!["faux-cnn".into(), "mlp".into()]),
+        ..Default::default()
+    };
+    m.apply(&o).unwrap();
+    let got: Vec<(String, Vec<ModelKind>)> = m
+        .tasks
+        .iter()
+        .map(|t| (t.task.clone(), t.models.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("symmetric".to_string(), vec![ModelKind::Mlp]),
+            ("rot-sb".to_string(), vec![ModelKind::Mlp]),
+            (
+                "trans-sb".to_string(),
+                vec![ModelKind::Mlp, ModelKind::FauxCnn]
+            ),
+        ]
+    );
 }
 
 #[test]

@@ -12,8 +12,8 @@ use std::time::Instant;
 /// The relative MSE the rows time the clones to.
 pub const GOAL: f32 = 1e-6;
 
-/// The settings of one row: the quick preset's schedule (lr 0.1, P4 0.05, decaying by 0.99 per
-/// step, a step per iteration) with 9 blocks; the sampled and inputs forms draw the e2e rows'
+/// The settings of one row: the medium preset's schedule (lr 0.1, P4 0.05, after a 20-step
+/// linear warm-up, decaying by 0.99 per step, a step per iteration) with 9 blocks; the sampled and inputs forms draw the e2e rows'
 /// filters and images per iteration (lift 16 × 32, P4 8 × 16). `cap`: the iteration cap.
 pub fn row_config(kind: OperatorKind, d: usize, loss: CloneLoss, cap: usize) -> CloneConfig {
     let p4 = kind == OperatorKind::P4;
@@ -25,6 +25,7 @@ pub fn row_config(kind: OperatorKind, d: usize, loss: CloneLoss, cap: usize) -> 
         accum: 1,
         lr: if p4 { 0.05 } else { 0.1 },
         lr_decay: 0.99,
+        warmup: 20,
         loss,
         stop_at: Some(GOAL),
         ..CloneConfig::paper(kind, d)

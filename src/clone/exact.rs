@@ -23,10 +23,17 @@
 //! number of filters and images, but without the cancellation of three large terms that would cap
 //! an f32 loss near 1e-5 relative. Everything is composed of taped ops (matrix products with
 //! transposes, elementwise, reductions), so the gradient is the tape's.
+//!
+//! **Split-K.** `B Sᵀ` (nb × 9) and `B⊥ B⊥ᵀ` (nb × nb) have an inner dimension of n_out·n_in
+//! (530,000 at d = 28) and an output of one matrix-product tile, so as plain products they run
+//! on a single tile's threads. The inner dimension is split into P chunks ([`split_parts`]): the
+//! blocks are viewed as (P, nb, n_out·n_in / P) (one layout copy), S is stored that way, each
+//! product becomes a batched product of P partial results, and a sum over the batch axis adds
+//! them in a fixed order, so the loss stays deterministic.
 
 use super::operator::{shift_blocks, true_codes, ClonedOperator, OperatorKind, K};
 use crate::autograd::{Tape, Var};
-use crate::ops::{elementwise, loss, matmul, reduce};
+use crate::ops::{elementwise, layout, loss, matmul, reduce};
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 use std::sync::Arc;
@@ -93,6 +100,19 @@ pub fn unit_code_taps(kind: OperatorKind) -> Vec<f32> {
     e
 }
 
+/// The inner-dimension chunk the split-K products aim at (columns per chunk, at most).
+pub const SPLIT_CHUNK: usize = 8192;
+
+/// The chunks the exact loss splits an inner dimension of `inner` into: the least divisor of
+/// `inner` that leaves at most [`SPLIT_CHUNK`] columns per chunk (1 for small layers).
+pub fn split_parts(inner: usize) -> usize {
+    let mut p = inner.div_ceil(SPLIT_CHUNK).max(1);
+    while !inner.is_multiple_of(p) {
+        p += 1;
+    }
+    p
+}
+
 /// The constant parts of the exact loss for one (kind, d): the unit codes, the true layer's tap
 /// coefficients and the tap matrices, on the GPU.
 pub struct ExactLoss {
@@ -102,8 +122,10 @@ pub struct ExactLoss {
     eye: Tensor,
     /// (code_len·R, 9): E.
     taps: Tensor,
-    /// (9, n_out·n_in): S.
+    /// (P, 9, n_out·n_in / P): S split along its columns into the P chunks of [`split_parts`].
     shifts: Tensor,
+    /// P, the chunks of the inner dimension.
+    parts: usize,
     /// The targets' mean square, E over codes and inputs of the mean of y² (the relative MSE's
     /// denominator): ‖E‖²_F / out_planes (9 for Z2 and Lift, 36 for P4).
     target_mean_square: f32,
@@ -112,6 +134,19 @@ pub struct ExactLoss {
 impl ExactLoss {
     pub fn new(gpu: &Arc<Gpu>, kind: OperatorKind, d: usize) -> Result<Self> {
         let (n_out, n_in) = ClonedOperator::io(d);
+        Self::with_parts(gpu, kind, d, split_parts(n_out * n_in))
+    }
+
+    /// [`ExactLoss::new`] with the inner dimension split into `parts` chunks (a divisor of
+    /// n_out·n_in; 1 = no split).
+    pub fn with_parts(gpu: &Arc<Gpu>, kind: OperatorKind, d: usize, parts: usize) -> Result<Self> {
+        let (n_out, n_in) = ClonedOperator::io(d);
+        if parts == 0 || (n_out * n_in) % parts != 0 {
+            return Err(Error::invalid(format!(
+                "the exact loss for d = {d} splits its inner dimension {} into equal chunks: {parts} does not divide it",
+                n_out * n_in
+            )));
+        }
         let n = kind.code_len();
         let mut eye = vec![0.0f32; n * n];
         for i in 0..n {
@@ -119,12 +154,23 @@ impl ExactLoss {
         }
         let e = unit_code_taps(kind);
         let sq: f64 = e.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let inner = n_out * n_in;
+        let kc = inner / parts;
+        let s = shift_blocks(d);
+        // (9, P, kc) → (P, 9, kc).
+        let mut split = Vec::with_capacity(s.len());
+        for p in 0..parts {
+            for j in 0..K2 {
+                split.extend_from_slice(&s[j * inner + p * kc..j * inner + (p + 1) * kc]);
+            }
+        }
         Ok(ExactLoss {
             kind,
             n_out,
             eye: Tensor::from_slice(gpu, &[n, n], &eye)?,
             taps: Tensor::from_slice(gpu, &[e.len() / K2, K2], &e)?,
-            shifts: Tensor::from_slice(gpu, &[K2, n_out * n_in], &shift_blocks(d))?,
+            shifts: Tensor::from_slice(gpu, &[parts, K2, kc], &split)?,
+            parts,
             target_mean_square: (sq / kind.out_planes() as f64) as f32,
         })
     }
@@ -147,15 +193,24 @@ impl ExactLoss {
         let eye = tape.input(self.eye.clone());
         let tc = op.codes_t(tape, eye)?;
         let a = op.coefficients_t(tape, tc)?;
-        // X = B Sᵀ / n_out and B⊥ = B − X S.
+        // X = B Sᵀ / n_out and B⊥ = B − X S, with the inner dimension in P chunks: the blocks
+        // as (P, nb, kc), each product batched over the chunks and summed over them.
+        let (p, kc) = (self.parts, n_out * n_in / self.parts);
         let blocks = tape.param(&op.blocks);
-        let b = tape.reshape(blocks, &[op.nb, n_out * n_in])?;
+        let b = if p == 1 {
+            tape.reshape(blocks, &[1, op.nb, kc])?
+        } else {
+            let v = layout::swap12_t(tape, blocks, [1, op.nb, p, kc])?;
+            tape.reshape(v, &[p, op.nb, kc])?
+        };
         let s = tape.input(self.shifts.clone());
-        let c = matmul::matmul_t(tape, b, s, false, true, None, false)?;
+        let cp = matmul::matmul_t(tape, b, s, false, true, None, false)?;
+        let c = reduce::sum_axis_t(tape, cp, 0, false)?;
         let x = elementwise::scale_t(tape, c, 1.0 / n_out as f32)?;
         let xs = matmul::matmul_t(tape, x, s, false, false, None, false)?;
         let bp = elementwise::sub_t(tape, b, xs)?;
-        let kp = matmul::matmul_t(tape, bp, bp, false, true, None, false)?;
+        let kpp = matmul::matmul_t(tape, bp, bp, false, true, None, false)?;
+        let kp = reduce::sum_axis_t(tape, kpp, 0, false)?;
         // n_out ‖A X − E‖²: the part in the span of the taps.
         let ax = matmul::matmul_t(tape, a, x, false, false, None, false)?;
         let e = tape.input(self.taps.clone());

@@ -96,6 +96,28 @@ impl GpuSplit {
         &self.gpu
     }
 
+    /// A batch of the given samples on a canvas (their records uploaded here, one kernel): for
+    /// measurements that choose each sample's transform themselves (SPEC §7's orbits).
+    pub fn gather_samples(&self, canvas: Canvas, samples: &[Sample]) -> Result<Batch> {
+        if samples.is_empty() {
+            return Err(Error::invalid("a batch of no samples"));
+        }
+        if let Some(s) = samples.iter().find(|s| s.index as usize >= self.n) {
+            return Err(Error::invalid(format!(
+                "sample of image {} from a split of {} images",
+                s.index, self.n
+            )));
+        }
+        let mut rec = Vec::with_capacity(samples.len() * 4);
+        for s in samples {
+            rec.extend_from_slice(&[s.index, s.rot, s.dx as u32, s.dy as u32]);
+        }
+        let labels: Vec<u32> = samples.iter().map(|s| s.label).collect();
+        let records = Tensor::from_u32(&self.gpu, &[samples.len(), 4], &rec)?;
+        let labels = Tensor::from_u32(&self.gpu, &[samples.len()], &labels)?;
+        self.gather(canvas, &records, &labels, 0, samples.len())
+    }
+
     /// Gather the samples `records[start..start + len]` (uploaded by the caller) into a batch.
     fn gather(
         &self,

@@ -440,6 +440,44 @@ impl Model {
         Ok(total)
     }
 
+    /// The number of feature layers (4 for the convolutional networks, 0 for the MLP).
+    pub fn feature_count(&self) -> usize {
+        self.features.len()
+    }
+
+    /// Feature layer `l` alone (its convolution, no ReLU or pool) on its input `x`, with no
+    /// tape kept: the map whose equivariance SPEC §7 measures layer by layer.
+    pub fn feature_map(&self, l: usize, x: &Tensor) -> Result<Tensor> {
+        let f = self.features.get(l).ok_or_else(|| {
+            Error::invalid(format!(
+                "{} has {} feature layers, not a layer {l}",
+                self.kind,
+                self.features.len()
+            ))
+        })?;
+        let mut tape = Tape::no_grad();
+        let v = tape.input(x.clone());
+        let y = match f {
+            Feature::Conv(c) => c.forward(&mut tape, v)?,
+            Feature::Lift(c) => c.forward(&mut tape, v)?,
+            Feature::P4(c) => c.forward(&mut tape, v)?,
+            Feature::Cloned(c) => c.forward(&mut tape, v)?,
+        };
+        Ok(tape.value(y).clone())
+    }
+
+    /// `KL_t` (no β) of every cloned tensor against its initial value, named by the tensor (KL
+    /// models only; empty otherwise): how far each clone drifted (SPEC §7).
+    pub fn kl_terms(&self) -> Result<Vec<(String, f64)>> {
+        self.kl_refs
+            .iter()
+            .map(|(p, init, shape, axis)| {
+                let (value, _) = kl::kl(&p.value().reshape(shape)?, &init.reshape(shape)?, *axis)?;
+                Ok((p.name().to_string(), value.item()? as f64))
+            })
+            .collect()
+    }
+
     /// Every parameter (frozen cloned tensors included; the optimiser skips those).
     pub fn params(&self) -> Vec<Param> {
         let mut v = Vec::new();

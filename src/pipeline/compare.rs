@@ -169,6 +169,10 @@ mod tests {
             step_flops: 0,
             accuracy_by_rotation: None,
             layer_equivariance: None,
+            orbit_group: None,
+            orbit_consistency: None,
+            invariance_error: None,
+            kl_terms: None,
         }
     }
 

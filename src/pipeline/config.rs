@@ -204,7 +204,8 @@ pub struct Overrides {
 /// or a `--config` file, the flags that override it, and the output folder.
 #[derive(clap::Args, Clone, Debug)]
 pub struct RunArgs {
-    /// quick (minutes on a CPU driver) or paper (SPEC §3–§6 unchanged).
+    /// quick (minutes on a CPU driver), medium (SPEC sizes, 28×28, minutes on a laptop GPU) or
+    /// paper (SPEC §3–§6 unchanged).
     #[arg(long, default_value = "quick")]
     pub preset: String,
     /// A JSON run configuration (as written to <out>/config.json) instead of a preset.
@@ -381,8 +382,9 @@ impl RunConfig {
                     tasks,
                 })
             }
+            "medium" => super::medium::preset(),
             other => Err(Error::invalid(format!(
-                "unknown preset '{other}': use quick or paper"
+                "unknown preset '{other}': use quick, medium or paper"
             ))),
         }
     }
@@ -453,8 +455,17 @@ impl RunConfig {
         }
         if let Some(ms) = &o.models {
             let kinds: Vec<ModelKind> = ms.iter().map(|m| m.parse()).collect::<Result<_, _>>()?;
+            // Chosen among every model SPEC §6 runs on the task, so that a model a preset leaves
+            // out for time can be asked for by name.
+            let spec = all_tasks(1);
             for t in &mut self.tasks {
-                t.models.retain(|m| kinds.contains(m));
+                let all = spec.iter().find(|p| p.task == t.task).map(|p| &p.models);
+                t.models = all
+                    .unwrap_or(&t.models)
+                    .iter()
+                    .copied()
+                    .filter(|m| kinds.contains(m))
+                    .collect();
             }
             self.tasks.retain(|t| !t.models.is_empty());
             if self.tasks.is_empty() {

@@ -381,7 +381,7 @@ pub fn equivariance(r: &Report) -> Option<Figure> {
     Some(Figure::new(
         "equivariance",
         "Equivariance error per layer",
-        "Relative equivariance error ‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖, averaged over the group (C4 for lift and P4 layers, shifts for Z2), log scale: each cloned layer beside the true layer it clones (whose error is float rounding), and where measured each network's feature layers before and after fine-tuning.",
+        "Relative equivariance error ‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖, averaged over the group (C4 for the lift and P4 clones and for every network's layers on the rotation tasks; shifts for the Z2 clones and on trans-sb), log scale: each cloned layer beside the true layer it clones (whose error is float rounding), and where measured each network's feature layers before and after fine-tuning.",
         panels,
     ))
 }
@@ -473,6 +473,10 @@ mod tests {
                 .collect(),
             accuracy_by_rotation: None,
             layer_equivariance: None,
+            orbit_group: None,
+            orbit_consistency: None,
+            invariance_error: None,
+            kl_terms: None,
             peak_bytes: 0,
             step_flops: 0,
             test_samples: 0,

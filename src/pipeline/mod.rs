@@ -15,10 +15,12 @@ pub mod config;
 pub mod evaluation;
 pub mod figures;
 mod files;
+pub mod medium;
 pub mod mixer;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod symmetry;
 pub mod training;
 pub mod tune;
 

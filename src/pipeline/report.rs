@@ -77,11 +77,34 @@ pub struct ModelReport {
     /// fine-tuning, when the run measured it (SPEC §7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer_equivariance: Option<Vec<LayerEquivariance>>,
+    /// The group of the orbit measures, in words (C4 on the rotation tasks, label-preserving
+    /// translations on trans-sb; see `pipeline::symmetry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orbit_group: Option<String>,
+    /// Share of test digits whose four orbit transforms get the same prediction, up to the
+    /// task's label shift (mean over the seeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orbit_consistency: Option<f32>,
+    /// `‖f(g·x) − f(x)‖ / ‖f(x)‖` of the logits, mean over test digits and group elements (and
+    /// the seeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invariance_error: Option<f64>,
+    /// For KL models: each cloned tensor's `KL_t` (no β) at the end of training, mean over the
+    /// seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl_terms: Option<Vec<KlTerm>>,
+}
+
+/// One cloned tensor's KL term `KL_t` (SPEC §5, without β) against its initial value.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KlTerm {
+    pub tensor: String,
+    pub kl: f64,
 }
 
 /// One feature layer's equivariance error `‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖`, before and after
 /// fine-tuning.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LayerEquivariance {
     pub layer: String,
     pub before: Option<f64>,
@@ -259,6 +282,7 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
         }));
     }
     b.extend(super::compare::section(&r.results));
+    symmetry_tables(r, &mut b);
     if !r.clones.is_empty() {
         let bound = r.clones.iter().any(|c| c.clonability_bound.is_some());
         let mut header = strings([
@@ -357,6 +381,93 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
     Doc {
         title: "symclone-gpu report".into(),
         blocks: b,
+    }
+}
+
+/// SPEC §7's symmetry measures: orbit consistency and invariance error, the per-layer
+/// equivariance error before and after fine-tuning, and the KL term per cloned tensor.
+fn symmetry_tables(r: &Report, b: &mut Vec<Block>) {
+    let orbit: Vec<&ModelReport> = r
+        .results
+        .iter()
+        .filter(|m| m.orbit_consistency.is_some())
+        .collect();
+    if !orbit.is_empty() {
+        b.push(Block::Heading(2, "Symmetry of the trained networks".into()));
+        b.push(Block::Para(
+            "Orbit consistency: the share of test digits whose four transforms (rotations by 0°, 90°, 180°, 270°; on trans-sb, left or right by 10 px, each unshifted or shifted down by 10 px) get the same prediction, up to the +10 label shift the task asks for. Invariance error: ‖f(g·x) − f(x)‖ / ‖f(x)‖ of the logits, mean over the digits and the transforms the task labels alike."
+                .into(),
+        ));
+        b.push(Block::Table(Table {
+            header: strings([
+                "task",
+                "model",
+                "group",
+                "orbit consistency",
+                "invariance error",
+            ]),
+            right: vec![false, false, false, true, true],
+            rows: orbit
+                .iter()
+                .map(|m| {
+                    vec![
+                        m.task.clone(),
+                        m.model.to_string(),
+                        m.orbit_group.clone().unwrap_or_default(),
+                        format!("{:.2} %", 100.0 * m.orbit_consistency.unwrap_or_default()),
+                        m.invariance_error
+                            .map_or("–".into(), |v| format!("{v:.2e}")),
+                    ]
+                })
+                .collect(),
+        }));
+    }
+    let mut rows = Vec::new();
+    for m in &r.results {
+        for l in m.layer_equivariance.iter().flatten() {
+            rows.push(vec![
+                m.task.clone(),
+                m.model.to_string(),
+                l.layer.clone(),
+                l.before.map_or("–".into(), |v| format!("{v:.2e}")),
+                format!("{:.2e}", l.after),
+            ]);
+        }
+    }
+    if !rows.is_empty() {
+        b.push(Block::Heading(2, "Per-layer equivariance error".into()));
+        b.push(Block::Para(
+            "‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖ of each feature layer alone (no ReLU or pool), on the maps the network feeds it for a few test digits: C4 on the rotation tasks, translations on trans-sb. Before: the network as built (cloned layers as cloned, filters at initialisation); after: trained."
+                .into(),
+        ));
+        b.push(Block::Table(Table {
+            header: strings(["task", "model", "layer", "before", "after"]),
+            right: vec![false, false, false, true, true],
+            rows,
+        }));
+    }
+    let mut rows = Vec::new();
+    for m in &r.results {
+        for t in m.kl_terms.iter().flatten() {
+            rows.push(vec![
+                m.task.clone(),
+                m.model.to_string(),
+                t.tensor.clone(),
+                format!("{:.3e}", t.kl),
+            ]);
+        }
+    }
+    if !rows.is_empty() {
+        b.push(Block::Heading(2, "KL term per cloned tensor".into()));
+        b.push(Block::Para(
+            "KL_t (SPEC §5, without β) of each cloned tensor against the clone it started from, at the end of training: how far the clone drifted."
+                .into(),
+        ));
+        b.push(Block::Table(Table {
+            header: strings(["task", "model", "tensor", "KL"]),
+            right: vec![false, false, false, true],
+            rows,
+        }));
     }
 }
 

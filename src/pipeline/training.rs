@@ -5,7 +5,8 @@
 use super::config::{arch_for, TaskPlan};
 use super::evaluation::clones_unchanged;
 use super::files::{hash_of, read_json, write_json};
-use super::report::{CloneReport, ModelReport};
+use super::report::{CloneReport, KlTerm, LayerEquivariance, ModelReport};
+use super::symmetry::{self, Symmetry};
 use super::{Reporter, RunConfig};
 use crate::clone::CloneSet;
 use crate::data::{fnv1a, Batcher, Dataset, GpuSplit, Part, Task};
@@ -87,9 +88,11 @@ impl Training<'_> {
         let mut unchanged = None;
         let mut history = Vec::new();
         let mut step_flops = 0;
+        let mut sym = Vec::new();
         for s in 0..self.cfg.seeds {
             let seed = self.cfg.seed.wrapping_add(s as u64);
-            let (result, same) = self.seed(job, seed, data, rep)?;
+            let (result, same, measured) = self.seed(job, seed, data, rep)?;
+            sym.push(measured);
             accs.push(result.test_acc);
             secs.push(result.seconds);
             params = result.trainable_params;
@@ -102,6 +105,8 @@ impl Training<'_> {
             }
         }
         let (mean, std) = mean_std(&accs);
+        let s = seed_mean(&sym);
+        let rotational = symmetry::rotational(job.task);
         Ok(ModelReport {
             task: job.plan.task.clone(),
             model: job.model,
@@ -115,20 +120,25 @@ impl Training<'_> {
             history,
             peak_bytes: 0,
             step_flops,
-            accuracy_by_rotation: None,
-            layer_equivariance: None,
+            accuracy_by_rotation: rotational.then_some(s.orbit.accuracy),
+            layer_equivariance: (!s.layers.is_empty()).then_some(s.layers),
+            orbit_group: Some(s.orbit.group),
+            orbit_consistency: Some(s.orbit.consistency),
+            invariance_error: Some(s.orbit.invariance_error),
+            kl_terms: (!s.kl.is_empty()).then_some(s.kl),
         })
     }
 
     /// One seed: the stored result when `--resume` finds one with this hash, else trained (with a
-    /// checkpoint after every good epoch). Also whether frozen clones stayed bit-identical.
+    /// checkpoint after every good epoch). Also whether frozen clones stayed bit-identical, and
+    /// SPEC §7's symmetry measures of the trained network.
     fn seed(
         &self,
         job: &Job,
         seed: u64,
         data: &Data,
         rep: &mut dyn Reporter,
-    ) -> Result<(TrainResult, Option<bool>)> {
+    ) -> Result<(TrainResult, Option<bool>, Symmetry)> {
         let Job {
             plan,
             task,
@@ -152,12 +162,13 @@ impl Training<'_> {
         let h = hash_of(&(arch, &tcfg, model, &plan.task, &data.hash, &clone_hashes));
         let stem = format!("{}-{}-s{seed}", plan.task, model.name());
         let res_path = self.out.join("models").join(format!("{stem}.json"));
-        let cached: Option<(String, TrainResult, Option<bool>)> = if self.resume {
+        type Stored = (String, TrainResult, Option<bool>, Symmetry);
+        let cached: Option<Stored> = if self.resume {
             read_json(&res_path)
         } else {
             None
         };
-        if let Some((ch, r, same)) = cached {
+        if let Some((ch, r, same, measured)) = cached {
             if ch == h {
                 rep.phase(&format!("{} on {task}", model.name()), 1);
                 rep.finish(&format!(
@@ -165,11 +176,12 @@ impl Training<'_> {
                     model.name(),
                     100.0 * r.test_acc
                 ));
-                return Ok((r, same));
+                return Ok((r, same, measured));
             }
         }
         let mut rng = Rng::new(seed.wrapping_mul(7919).wrapping_add(17));
         let m = Model::new(self.gpu, model, arch, self.clones, &mut rng)?;
+        let before = symmetry::layer_errors(&m, &data.test, task, symmetry::LAYER_DIGITS)?;
         let mut tb = Batcher::on(data.train.clone(), task, Part::Train, tcfg.batch, seed)?;
         let eb = Batcher::on(data.test.clone(), task, Part::Test, 256, seed)?;
         let total = (tb.steps() * tcfg.epochs) as u64;
@@ -209,15 +221,44 @@ impl Training<'_> {
             },
         )?;
         let same = clones_unchanged(model, &m, self.clones)?;
-        write_json(&res_path, &(h.clone(), &r, same))?;
+        let measured = symmetry::measure(&m, &data.test, task, &before)?;
+        write_json(&res_path, &(h.clone(), &r, same, &measured))?;
         rep.finish(&format!(
             "{} on {task} (seed {seed}): test accuracy {:.2}%, {:.0} s",
             model.name(),
             100.0 * r.test_acc,
             r.seconds
         ));
-        Ok((r, same))
+        Ok((r, same, measured))
     }
+}
+
+/// The seeds' symmetry measures, averaged (the group and layer names of the first seed).
+fn seed_mean(v: &[Symmetry]) -> Symmetry {
+    let mut s = v[0].clone();
+    let n = v.len() as f64;
+    let mean = |f: &dyn Fn(&Symmetry) -> f64| v.iter().map(f).sum::<f64>() / n;
+    for e in 0..4 {
+        s.orbit.accuracy[e] = mean(&|x| x.orbit.accuracy[e] as f64) as f32;
+    }
+    s.orbit.consistency = mean(&|x| x.orbit.consistency as f64) as f32;
+    s.orbit.invariance_error = mean(&|x| x.orbit.invariance_error);
+    s.layers = (0..s.layers.len())
+        .map(|l| LayerEquivariance {
+            layer: s.layers[l].layer.clone(),
+            before: s.layers[l]
+                .before
+                .map(|_| mean(&|x| x.layers[l].before.unwrap_or(0.0))),
+            after: mean(&|x| x.layers[l].after),
+        })
+        .collect();
+    s.kl = (0..s.kl.len())
+        .map(|t| KlTerm {
+            tensor: s.kl[t].tensor.clone(),
+            kl: mean(&|x| x.kl[t].kl),
+        })
+        .collect();
+    s
 }
 
 /// Mean and sample standard deviation (0 for a single value).

@@ -1,0 +1,244 @@
+//! SPEC §7's symmetry measures of a trained network, from forward passes on the GPU over a fixed
+//! set of test digits (the first ones of the test split):
+//!
+//! - the **orbit** of a digit: four transforms of it. On the rotation tasks the rotations by 0°,
+//!   90°, 180° and 270° (C4); on `trans-sb`, whose symmetry is the translations that keep the label,
+//!   four placements on the canvas: shifted left by 10 px, left by 10 px and down by 10 px, right
+//!   by 10 px, right by 10 px and down by 10 px. Each transform is labelled by the task's rule
+//!   (SPEC §6), so rot-sb's 180° and 270° and trans-sb's right placements carry digit + 10;
+//! - the accuracy on each element of the orbit, and the **orbit consistency**: the share of digits
+//!   whose four predictions agree up to the label shift the task asks for (prediction minus the
+//!   element's label offset from the first element, the same for all four);
+//! - the **invariance error** `‖f(g·x) − f(x)‖ / ‖f(x)‖` of the logits, per digit, averaged over
+//!   the digits and the pairs (g·x, x) the task labels alike: (r·90°, 0°) for r = 1, 2, 3 on the
+//!   rotation tasks (on rot-sb this measures how much the network broke C4, which the task asks
+//!   for at 180° and 270°), and (shifted down, unshifted) on either side for `trans-sb`;
+//! - the **equivariance error of each feature layer** alone on the inputs the network feeds it
+//!   ([`crate::equivariance`]; C4 on the rotation tasks, translations with margin 0 on `trans-sb`);
+//! - for KL models, each cloned tensor's `KL_t` against its initial value (SPEC §5, no β).
+
+use super::report::{KlTerm, LayerEquivariance};
+use crate::autograd::Tape;
+use crate::data::{GpuSplit, Sample, Task};
+use crate::equivariance::{equivariance_error, Group};
+use crate::models::Model;
+use crate::{Error, Result};
+
+/// Test digits whose orbits are measured (fewer when the test split is smaller).
+pub const ORBIT_DIGITS: usize = 500;
+/// Test digits whose feature maps the per-layer equivariance errors use.
+pub const LAYER_DIGITS: usize = 8;
+/// Images per forward pass.
+const CHUNK: usize = 256;
+/// The horizontal and vertical offsets of `trans-sb`'s orbit placements, in pixels.
+const TRANS_SHIFT: i32 = 10;
+
+/// The orbit measures of one network (see the module docs).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Orbit {
+    /// The group, in words.
+    pub group: String,
+    /// Accuracy on each of the four orbit elements.
+    pub accuracy: [f32; 4],
+    /// Share of digits whose four predictions agree up to the task's label shift.
+    pub consistency: f32,
+    /// Mean relative change of the logits over the label-preserving pairs.
+    pub invariance_error: f64,
+    /// Digits measured.
+    pub digits: usize,
+}
+
+/// Everything [`measure`] finds for one trained network (one seed).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Symmetry {
+    pub orbit: Orbit,
+    pub layers: Vec<LayerEquivariance>,
+    pub kl: Vec<KlTerm>,
+}
+
+/// Whether a task's orbit is the rotations (else the placements of `trans-sb`).
+pub fn rotational(task: Task) -> bool {
+    task != Task::TransSb
+}
+
+/// The four orbit elements of a task as (quarter turns, dx, dy).
+pub fn orbit_elements(task: Task) -> [(u32, i32, i32); 4] {
+    if rotational(task) {
+        [(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0)]
+    } else {
+        let s = TRANS_SHIFT;
+        [(0, -s, 0), (0, -s, s), (0, s, 0), (0, s, s)]
+    }
+}
+
+/// The pairs (g·x, x) of orbit elements whose logits the invariance error compares.
+pub fn invariance_pairs(task: Task) -> &'static [(usize, usize)] {
+    if rotational(task) {
+        &[(1, 0), (2, 0), (3, 0)]
+    } else {
+        &[(1, 0), (3, 2)]
+    }
+}
+
+/// The group the measures use, in words.
+pub fn group_name(task: Task) -> &'static str {
+    if rotational(task) {
+        "C4 (rotations by 90°)"
+    } else {
+        "T(2) within a side (shift down by 10 px)"
+    }
+}
+
+/// The group the per-layer equivariance errors use.
+pub fn layer_group(task: Task) -> Group {
+    if rotational(task) {
+        Group::C4
+    } else {
+        Group::Translations {
+            shifts: vec![(1, 2), (-2, 1), (3, -1)],
+            margin: 0,
+        }
+    }
+}
+
+/// Whether four predictions of one digit's orbit agree up to the label shift: each prediction
+/// minus its element's label offset from element 0 is the same.
+pub fn consistent(preds: &[u32; 4], labels: &[u32; 4]) -> bool {
+    let base = preds[0] as i64;
+    (1..4).all(|e| preds[e] as i64 - (labels[e] as i64 - labels[0] as i64) == base)
+}
+
+/// The first `n` test digits (at most the split) under orbit element `e`.
+fn samples(split: &GpuSplit, task: Task, e: usize, range: std::ops::Range<usize>) -> Vec<Sample> {
+    let (rot, dx, dy) = orbit_elements(task)[e];
+    range
+        .map(|i| Sample {
+            index: i as u32,
+            rot,
+            dx,
+            dy,
+            label: task.label(split.labels()[i], rot, dx),
+        })
+        .collect()
+}
+
+/// The orbit measures of a network on the first `n` digits of a test split.
+pub fn orbit(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Orbit> {
+    let n = n.min(split.n);
+    if n == 0 {
+        return Err(Error::invalid("orbit measures of no test digits"));
+    }
+    let canvas = task.canvas(split.h);
+    let classes = model.arch.classes;
+    let mut logits: Vec<Vec<f32>> = (0..4).map(|_| Vec::with_capacity(n * classes)).collect();
+    let mut labels: Vec<Vec<u32>> = (0..4).map(|_| Vec::with_capacity(n)).collect();
+    for (e, (lg, lb)) in logits.iter_mut().zip(&mut labels).enumerate() {
+        for start in (0..n).step_by(CHUNK) {
+            let s = samples(split, task, e, start..(start + CHUNK).min(n));
+            let b = split.gather_samples(canvas, &s)?;
+            let mut tape = Tape::no_grad();
+            let x = tape.input(b.images.clone());
+            let y = model.forward(&mut tape, x, false, 0)?;
+            lg.extend(tape.value(y).to_vec()?);
+            lb.extend(s.iter().map(|s| s.label));
+        }
+    }
+    let argmax = |v: &[f32]| -> u32 {
+        let mut best = 0;
+        for (j, &x) in v.iter().enumerate() {
+            if x > v[best] {
+                best = j;
+            }
+        }
+        best as u32
+    };
+    let preds: Vec<Vec<u32>> = logits
+        .iter()
+        .map(|l| l.chunks(classes).map(argmax).collect())
+        .collect();
+    let mut accuracy = [0f32; 4];
+    for e in 0..4 {
+        let hits = (0..n).filter(|&i| preds[e][i] == labels[e][i]).count();
+        accuracy[e] = hits as f32 / n as f32;
+    }
+    let agree = (0..n)
+        .filter(|&i| {
+            consistent(
+                &[preds[0][i], preds[1][i], preds[2][i], preds[3][i]],
+                &[labels[0][i], labels[1][i], labels[2][i], labels[3][i]],
+            )
+        })
+        .count();
+    let pairs = invariance_pairs(task);
+    let mut err = 0.0;
+    for &(a, b) in pairs {
+        for i in 0..n {
+            let (la, lb) = (
+                &logits[a][i * classes..(i + 1) * classes],
+                &logits[b][i * classes..(i + 1) * classes],
+            );
+            err += relative(la, lb);
+        }
+    }
+    Ok(Orbit {
+        group: group_name(task).to_string(),
+        accuracy,
+        consistency: agree as f32 / n as f32,
+        invariance_error: err / (n * pairs.len()) as f64,
+        digits: n,
+    })
+}
+
+/// `‖a − b‖ / ‖b‖` in f64 (`‖a − b‖` when b is 0).
+fn relative(a: &[f32], b: &[f32]) -> f64 {
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        num += (x as f64 - y as f64).powi(2);
+        den += (y as f64).powi(2);
+    }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
+}
+
+/// The equivariance error of each feature layer of a network, alone, on the inputs the network
+/// feeds it for the first `n` test digits (orbit element 0); empty for the MLP.
+pub fn layer_errors(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Vec<f64>> {
+    if model.feature_count() == 0 {
+        return Ok(Vec::new());
+    }
+    let n = n.min(split.n);
+    let b = split.gather_samples(task.canvas(split.h), &samples(split, task, 0, 0..n))?;
+    let inputs = model.layer_inputs(&b.images)?;
+    let group = layer_group(task);
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(l, x)| equivariance_error(&|t| model.feature_map(l, t), x, &group))
+        .collect()
+}
+
+/// Every measure of a trained network, with its per-layer errors before training (`before`, from
+/// [`layer_errors`] on the freshly built network).
+pub fn measure(model: &Model, split: &GpuSplit, task: Task, before: &[f64]) -> Result<Symmetry> {
+    let after = layer_errors(model, split, task, LAYER_DIGITS)?;
+    Ok(Symmetry {
+        orbit: orbit(model, split, task, ORBIT_DIGITS)?,
+        layers: after
+            .iter()
+            .enumerate()
+            .map(|(l, &a)| LayerEquivariance {
+                layer: format!("layer{l}"),
+                before: before.get(l).copied(),
+                after: a,
+            })
+            .collect(),
+        kl: model
+            .kl_terms()?
+            .into_iter()
+            .map(|(tensor, kl)| KlTerm { tensor, kl })
+            .collect(),
+    })
+}

@@ -1,0 +1,188 @@
+//! SPEC §7's symmetry measures of trained networks (`pipeline::symmetry`): a gcnn is exactly C4
+//! invariant (equal rotation accuracies, orbit consistency 1, invariance error at rounding level,
+//! every layer equivariant), a cnn trained on upright digits is not; a conv layer is translation
+//! equivariant but not rotation equivariant; the orbit consistency honours rot-sb's +10 label shift;
+//! a KL model's KL terms start at 0 and grow in training.
+
+mod common;
+use common::*;
+use std::sync::Arc;
+use symclone::clone::{clone_key, CloneSet, ClonedOperator, OperatorKind};
+use symclone::data::{Batcher, Dataset, GpuSplit, Part, Task};
+use symclone::models::{Arch, Model, ModelKind};
+use symclone::pipeline::symmetry::{self, consistent};
+use symclone::train::{self, TrainConfig};
+use symclone::Gpu;
+
+fn data(g: &Arc<Gpu>) -> (Arc<GpuSplit>, Arc<GpuSplit>) {
+    let ds = Dataset::embedded()
+        .unwrap()
+        .subset(Some(1024), Some(64))
+        .unwrap();
+    let crop = |s| symclone::data::resize::center_crop(s, 16).unwrap();
+    (
+        GpuSplit::upload(g, &crop(&ds.train)).unwrap(),
+        GpuSplit::upload(g, &crop(&ds.test)).unwrap(),
+    )
+}
+
+fn arch(kind: ModelKind, side: usize, classes: usize) -> Arch {
+    let mut a = Arch::paper(kind, side, classes);
+    a.channels = [4, 6, 6, 6];
+    a
+}
+
+fn fit(m: &Model, train_split: &Arc<GpuSplit>, test: &Arc<GpuSplit>, task: Task, beta: f32) {
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch: 32,
+        lr: 3e-3,
+        lr_decay: 1.0,
+        optimizer: "adam".into(),
+        weight_decay: 0.0,
+        beta,
+        seed: 0,
+    };
+    let mut tb = Batcher::on(train_split.clone(), task, Part::Train, 32, 0).unwrap();
+    let eb = Batcher::on(test.clone(), task, Part::Test, 64, 0).unwrap();
+    train::train(m, &mut tb, &eb, &cfg, &mut |_, _, _| {}).unwrap();
+}
+
+/// The rounding bound of the gcnn's logits: each of its six linear stages (lift, three P4
+/// layers, two FC) is a K-term sum, so the relative error adds up over them.
+fn gcnn_tol(a: &Arch) -> f64 {
+    let c = a.channels;
+    [9, 4 * 9 * c[0], 4 * 9 * c[1], 4 * 9 * c[2], c[3], a.hidden]
+        .iter()
+        .map(|&k| sum_tol(k))
+        .sum()
+}
+
+#[test]
+fn a_gcnn_is_invariant_and_a_cnn_trained_upright_is_not() {
+    let g = gpu();
+    let (tr, te) = data(&g);
+    let task = Task::Symmetric;
+    let mut rg = rng(3);
+    let ga = arch(ModelKind::Gcnn, 16, 10);
+    let gcnn = Model::new(&g, ModelKind::Gcnn, &ga, &CloneSet::new(), &mut rg).unwrap();
+    let cnn = Model::new(
+        &g,
+        ModelKind::Cnn,
+        &arch(ModelKind::Cnn, 16, 10),
+        &CloneSet::new(),
+        &mut rg,
+    )
+    .unwrap();
+    let gb = symmetry::layer_errors(&gcnn, &te, task, 4).unwrap();
+    fit(&gcnn, &tr, &te, task, 0.0);
+    fit(&cnn, &tr, &te, task, 0.0);
+    let og = symmetry::orbit(&gcnn, &te, task, 64).unwrap();
+    let oc = symmetry::orbit(&cnn, &te, task, 64).unwrap();
+    assert_eq!(og.digits, 64);
+    let tol = gcnn_tol(&ga);
+    assert!(og.invariance_error <= tol, "gcnn {og:?} (bound {tol:.1e})");
+    assert!(og.accuracy.iter().all(|&a| a == og.accuracy[0]), "{og:?}");
+    assert!(og.accuracy[0] > 0.1, "the gcnn did not learn: {og:?}");
+    assert_eq!(og.consistency, 1.0, "{og:?}");
+    // The cnn saw upright digits only: rotations change its logits and its predictions.
+    assert!(oc.invariance_error > 0.05, "cnn {oc:?}");
+    assert!(oc.consistency < 0.9, "cnn {oc:?}");
+    assert!(oc.accuracy[0] > oc.accuracy[2], "cnn {oc:?}");
+    // Layer by layer: every gcnn layer is C4 equivariant before and after training; the cnn's
+    // convolutions are not.
+    let ga_after = symmetry::layer_errors(&gcnn, &te, task, 4).unwrap();
+    for (l, e) in gb.iter().chain(&ga_after).enumerate() {
+        assert!(*e <= sum_tol(4 * 9 * 3), "gcnn layer {}: {e:.2e}", l % 4);
+    }
+    let ce = symmetry::layer_errors(&cnn, &te, task, 4).unwrap();
+    assert_eq!(ce.len(), 4);
+    assert!(ce.iter().all(|&e| e > 0.05), "cnn layers {ce:?}");
+    // Under trans-sb's group (translations) the same convolutions are equivariant.
+    let mut rg = rng(4);
+    let side = Task::TransSb.canvas(16).size;
+    let cnn_t = Model::new(
+        &g,
+        ModelKind::Cnn,
+        &arch(ModelKind::Cnn, side, 20),
+        &CloneSet::new(),
+        &mut rg,
+    )
+    .unwrap();
+    let te_t = symmetry::layer_errors(&cnn_t, &te, Task::TransSb, 4).unwrap();
+    assert!(
+        te_t.iter().all(|&e| e <= sum_tol(9 * 3)),
+        "cnn layers under translations {te_t:?}"
+    );
+    let ot = symmetry::orbit(&cnn_t, &te, Task::TransSb, 64).unwrap();
+    assert!(ot.group.starts_with("T(2)"), "{ot:?}");
+    assert!(ot.invariance_error > 0.0 && ot.invariance_error.is_finite());
+}
+
+#[test]
+fn orbit_consistency_allows_the_label_shift_the_task_asks_for() {
+    // A perfect rot-sb classifier: digit 3 at 0°, 90°; 13 at 180°, 270°.
+    let labels = |t: Task| [0, 1, 2, 3].map(|r| t.label(3, r, 0));
+    assert!(consistent(&[3, 3, 13, 13], &labels(Task::RotSb)));
+    assert!(!consistent(&[3, 3, 3, 3], &labels(Task::RotSb)));
+    assert!(consistent(&[3, 3, 3, 3], &labels(Task::Symmetric)));
+    assert!(!consistent(&[3, 3, 13, 13], &labels(Task::Symmetric)));
+    // A wrong but consistent classifier is consistent.
+    assert!(consistent(&[5, 5, 15, 15], &labels(Task::RotSb)));
+    let tl =
+        symmetry::orbit_elements(Task::TransSb).map(|(r, dx, _)| Task::TransSb.label(7, r, dx));
+    assert_eq!(tl, [7, 7, 17, 17]);
+    assert!(consistent(&[7, 7, 17, 17], &tl));
+}
+
+#[test]
+fn kl_terms_start_at_zero_and_grow_in_training() {
+    let g = gpu();
+    let (tr, te) = data(&g);
+    let mut rg = rng(51);
+    let mut set = CloneSet::new();
+    for (k, d) in [
+        (OperatorKind::Lift, 16),
+        (OperatorKind::P4, 14),
+        (OperatorKind::P4, 6),
+        (OperatorKind::P4, 4),
+    ] {
+        let op = ClonedOperator::new(&g, k, d, 9, 4, &mut rg).unwrap();
+        let b: Vec<f32> = rg
+            .normal_vec(op.blocks.numel())
+            .iter()
+            .map(|v| v * 0.1)
+            .collect();
+        op.blocks.value().write_slice(&b).unwrap();
+        set.insert(clone_key(k, d), op);
+    }
+    let kind = ModelKind::FauxGcnnKl;
+    let m = Model::new(&g, kind, &arch(kind, 16, 20), &set, &mut rg).unwrap();
+    let k0 = m.kl_terms().unwrap();
+    // Four cloned layers, each with blocks, M1, M2 and T.
+    assert_eq!(k0.len(), 16, "{k0:?}");
+    assert!(k0.iter().all(|(_, v)| *v == 0.0), "{k0:?}");
+    let before = symmetry::layer_errors(&m, &te, Task::RotSb, 4).unwrap();
+    fit(&m, &tr, &te, Task::RotSb, 1.0);
+    let s = symmetry::measure(&m, &te, Task::RotSb, &before).unwrap();
+    assert_eq!(s.kl.len(), 16);
+    assert!(s.kl.iter().all(|t| t.kl >= 0.0), "{:?}", s.kl);
+    assert!(
+        s.kl.iter()
+            .any(|t| t.tensor.contains("blocks") && t.kl > 0.0),
+        "{:?}",
+        s.kl
+    );
+    assert_eq!(s.layers.len(), 4);
+    assert!(s.layers.iter().all(|l| l.before.is_some()));
+    // Frozen and KL models alike report no KL terms when they have no KL penalty.
+    let frozen = Model::new(
+        &g,
+        ModelKind::FauxGcnn,
+        &arch(ModelKind::FauxGcnn, 16, 10),
+        &set,
+        &mut rg,
+    )
+    .unwrap();
+    assert!(frozen.kl_terms().unwrap().is_empty());
+}
