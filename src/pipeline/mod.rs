@@ -15,6 +15,7 @@ pub mod evaluation;
 pub mod figures;
 mod files;
 pub mod mixer;
+pub mod mixer_report;
 pub mod plan;
 pub mod progress;
 pub mod report;
