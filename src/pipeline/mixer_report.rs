@@ -72,7 +72,7 @@ pub fn document(r: &MixerReport, fig: Option<FigureBlock>) -> Doc {
     let c = &r.config;
     let mut blocks = vec![Block::Para(format!(
         "Adapter: {}. Teacher: {}→{} channel {}×{} convolution{} on {}×{} Gaussian inputs (output \
-         {}×{}), filter entries N(0, 1); its own equivariance error {:.2e}. Whole run {:.0} s.",
+         {}×{}), {} N(0, 1); its own equivariance error {:.2e}. Whole run {:.0} s.",
         r.adapter,
         c.channels,
         c.channels,
@@ -87,6 +87,11 @@ pub fn document(r: &MixerReport, fig: Option<FigureBlock>) -> Doc {
         c.d,
         c.out_side(),
         c.out_side(),
+        if c.teacher == MixerTeacher::Radial {
+            "ring coefficients"
+        } else {
+            "filter entries"
+        },
         r.teacher_equivariance_error,
         r.seconds
     ))];
