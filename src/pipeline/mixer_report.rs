@@ -18,6 +18,15 @@ fn sci(v: f64) -> String {
     format!("{v:.3e}")
 }
 
+/// A relative MSE: three decimals, or three significant digits below 0.01.
+fn rel(v: f64) -> String {
+    if v >= 0.01 {
+        format!("{v:.3}")
+    } else {
+        sci(v)
+    }
+}
+
 fn row(st: &StudentReport) -> Vec<String> {
     vec![
         st.name.clone(),
@@ -27,7 +36,7 @@ fn row(st: &StudentReport) -> Vec<String> {
         sci(st.flops_per_iteration),
         sci(st.total_flops()),
         sci(st.fidelity.mse),
-        format!("{:.3}", st.fidelity.relative()),
+        rel(st.fidelity.relative()),
         sci(st.equivariance_error),
     ]
 }
@@ -148,24 +157,25 @@ pub fn document(r: &MixerReport, fig: Option<FigureBlock>) -> Doc {
 
 /// The compute-ratio sentence.
 fn verdict(r: &MixerReport) -> String {
-    let rel = r.mixer.fidelity.relative();
+    let held_out = r.mixer.fidelity.relative();
     match (&r.operator, r.compute_ratio) {
         (None, _) => "No 9-block operator beside it: the operator clones 3×3 taps only (SPEC §2), \
                       so a 5×5 radial teacher has none."
             .into(),
-        (Some(_), _) if rel >= LEARNED => format!(
-            "The mixer did not learn the layer (held-out relative MSE {rel:.3} ≥ {LEARNED}: about \
+        (Some(_), _) if held_out >= LEARNED => format!(
+            "The mixer did not learn the layer (held-out relative MSE {held_out:.3} ≥ {LEARNED}: about \
              what predicting zero scores), so no compute ratio is given."
         ),
         (Some(o), Some(x)) => format!(
             "**Compute ratio** (the mixer's training FLOPs / the operator's FLOPs to reach the \
-             mixer's held-out relative MSE {rel:.3}): **{x:.0}×** ({} / {}).",
+             mixer's held-out relative MSE {}): **{x:.0}×** ({} / {}).",
+            rel(r.mixer.fidelity.relative()),
             sci(r.mixer.total_flops()),
             sci(o.flops_to_mixer_fidelity.unwrap_or(f64::NAN))
         ),
         (Some(_), None) => format!(
-            "The operator did not reach the mixer's relative MSE {rel:.3} within its iterations: \
-             no ratio."
+            "The operator did not reach the mixer's relative MSE {} within its iterations: no ratio.",
+            rel(r.mixer.fidelity.relative())
         ),
     }
 }
