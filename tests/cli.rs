@@ -217,6 +217,10 @@ fn mixer_bad_inputs_give_one_line_and_a_nonzero_exit() {
             "mixer learning rate",
         ),
         (
+            &["clone", "--kind", "mixer-conv", "--mixer-lr-decay", "1.5"],
+            "mixer learning-rate decay 1.5",
+        ),
+        (
             &["clone", "--kind", "mixer-conv", "--preset", "huge"],
             "unknown preset 'huge'",
         ),

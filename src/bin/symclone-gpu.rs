@@ -373,7 +373,10 @@ fn mixer_clone(
     let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
     let report = pipeline::mixer::mixer_command(&gpu, &cfg, &op, args, &out, &mut bars)?;
     println!("{}", pipeline::mixer::markdown(&report));
-    println!("report written to {}", out.join("report.md").display());
+    println!(
+        "report written to {} (and report.md, report.json)",
+        out.join("report.html").display()
+    );
     Ok(())
 }
 

@@ -27,7 +27,8 @@ fn loop_config(cfg: &MixerConfig) -> CloneConfig {
         lr: cfg.lr,
         weight_decay: cfg.weight_decay,
         clip: cfg.clip,
-        lr_decay: 1.0,
+        lr_decay: cfg.lr_decay,
+        warmup: cfg.warmup,
         seed: cfg.seed,
         chunk: Some(cfg.filters),
         ..CloneConfig::paper(OperatorKind::Z2, cfg.d.max(3))

@@ -4,15 +4,16 @@
 //! side by side. Writes `report.md`, `report.json`, `fidelity-vs-compute.svg` and the
 //! checkpoints (`mixer/<kind>.safetensors`, `clones/z2<d>.safetensors`) in `--out`.
 
+pub use super::mixer_report::markdown;
+use super::mixer_report::{write_report, LEARNED};
 use super::progress::human;
 use super::Reporter;
 use crate::clone::mixer::{concat_all, MixerConfig, MixerTeacher};
 use crate::clone::mixer_train::{train_mixer, EvalSet, Fidelity};
 use crate::clone::train::{clone_random, CloneConfig, CloneStats};
 use crate::clone::{ClonedConv, OperatorKind};
-use crate::files::{write_atomic, FolderLock};
+use crate::files::FolderLock;
 use crate::ops::layout;
-use crate::report::plot::{self, Figure, Lines, Panel, Series};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result, Tape};
@@ -57,6 +58,12 @@ pub struct MixerArgs {
     /// Mixer kinds: AdamW learning rate (paper: 1e-3 v5, 2e-4 v6).
     #[arg(long)]
     pub mixer_lr: Option<f32>,
+    /// Mixer kinds: optimiser steps of linear learning-rate warm-up (paper: 0).
+    #[arg(long)]
+    pub mixer_warmup: Option<usize>,
+    /// Mixer kinds: learning-rate multiplier after every optimiser step (paper: 1, constant).
+    #[arg(long)]
+    pub mixer_lr_decay: Option<f32>,
     /// Mixer kinds: AdamW weight decay (paper: 0.01).
     #[arg(long)]
     pub mixer_wd: Option<f32>,
@@ -121,6 +128,8 @@ pub fn mixer_config(
         weight_decay: a.mixer_wd.unwrap_or(base.weight_decay),
         clip: a.mixer_clip.unwrap_or(base.clip),
         seed: seed.unwrap_or(0),
+        warmup: a.mixer_warmup.unwrap_or(base.warmup),
+        lr_decay: a.mixer_lr_decay.unwrap_or(base.lr_decay),
         teacher,
     };
     cfg.check()?;
@@ -134,7 +143,9 @@ pub fn mixer_config(
     let mut op = CloneConfig::paper(OperatorKind::Z2, cfg.d);
     op.seed = cfg.seed;
     if !paper {
-        op.iters = 150;
+        // A step every iteration, and room to reach the mixer's fidelity (it stops there).
+        op.iters = 2000;
+        op.accum = 1;
         op.filters = 32;
         op.batch = 64;
     }
@@ -157,10 +168,17 @@ pub struct StudentReport {
     pub equivariance_error: f64,
     /// (cumulative FLOPs, training MSE relative to the targets' mean square) at each log point.
     pub curve: Vec<(f64, f64)>,
-    /// FLOPs until the training relative MSE first reached the mixer's final held-out relative
-    /// fidelity (None: not within the run).
+    /// The mixer: its whole training. The operator: FLOPs until its training relative MSE first
+    /// reached the mixer's held-out relative MSE (None: not within its iterations).
     pub flops_to_mixer_fidelity: Option<f64>,
     pub stats: CloneStats,
+}
+
+impl StudentReport {
+    /// FLOPs of the whole training run.
+    pub fn total_flops(&self) -> f64 {
+        self.iterations as f64 * self.flops_per_iteration
+    }
 }
 
 /// What `clone --kind mixer-*` measured.
@@ -174,7 +192,8 @@ pub struct MixerReport {
     pub mixer: StudentReport,
     /// The 9-block operator (v5, k = 3 only: the operator clones 3×3 taps).
     pub operator: Option<StudentReport>,
-    /// Mixer FLOPs / operator FLOPs for the mixer's final fidelity.
+    /// The mixer's training FLOPs / the operator's FLOPs to reach the mixer's held-out fidelity
+    /// (None: no operator, the mixer did not learn, or the operator did not get there).
     pub compute_ratio: Option<f64>,
     pub seconds: f64,
 }
@@ -253,33 +272,39 @@ pub fn mixer_command(
     let fid = set.fidelity(&phi)?;
     let (eq, teacher_eq) = set.equivariance(cfg, &phi)?;
     let flops = cfg.iteration_flops();
-    let mut mixer = StudentReport {
+    let mixer = StudentReport {
         name: "mixer".into(),
         parameters: model.parameter_count(),
         iterations: cfg.iters,
         seconds: stats.seconds,
         flops_per_iteration: flops,
         curve: curve(&stats, flops),
-        flops_to_mixer_fidelity: None,
+        flops_to_mixer_fidelity: Some(cfg.iters as f64 * flops),
         fidelity: fid.clone(),
         equivariance_error: eq,
         stats,
     };
-    mixer.flops_to_mixer_fidelity = first_below(&mixer.curve, fid.relative());
     rep.finish(&format!(
         "{name}: fidelity MSE {:.3e} ({:.3e} relative), equivariance error {eq:.2e}, {}",
         fid.mse,
         fid.relative(),
         human(Duration::from_secs_f64(mixer.seconds))
     ));
+    // The operator is trained to the mixer's fidelity: it stops at the first log point whose
+    // training relative MSE reaches the mixer's held-out one (on a fine log grid).
+    let op_cfg = &CloneConfig {
+        stop_at: (fid.relative() < LEARNED).then_some(fid.relative() as f32),
+        ..op_cfg.clone()
+    };
     let operator = if with_operator {
         rep.phase(
             &format!("9-block operator z2 d={}", cfg.d),
             op_cfg.iters as u64,
         );
         let t0 = Instant::now();
-        let log = (op_cfg.iters / 50).max(1);
+        let log = (op_cfg.iters / 500).max(1);
         let (op, st) = clone_random(gpu, op_cfg, log, &mut progress_fn(rep, t0))?;
+        let done = st.history.last().map_or(op_cfg.iters, |h| h.0);
         let ckpt = out.join("clones").join(format!("z2{}.safetensors", cfg.d));
         crate::report::checkpoint::save(
             &ckpt,
@@ -309,7 +334,7 @@ pub fn mixer_command(
         Some(StudentReport {
             name: "9-block operator".into(),
             parameters: params,
-            iterations: op_cfg.iters,
+            iterations: done,
             seconds: st.seconds,
             flops_per_iteration: oflops,
             flops_to_mixer_fidelity: first_below(&c, fid.relative()),
@@ -321,12 +346,11 @@ pub fn mixer_command(
     } else {
         None
     };
-    let compute_ratio = operator.as_ref().and_then(|o| {
-        let m = mixer
-            .flops_to_mixer_fidelity
-            .unwrap_or(cfg.iters as f64 * flops);
-        o.flops_to_mixer_fidelity.map(|f| m / f)
-    });
+    let compute_ratio = operator
+        .as_ref()
+        .filter(|_| fid.relative() < LEARNED)
+        .and_then(|o| o.flops_to_mixer_fidelity)
+        .map(|f| mixer.total_flops() / f);
     let report = MixerReport {
         kind: name.into(),
         adapter: gpu.describe(),
@@ -345,100 +369,4 @@ pub fn mixer_command(
 /// The first cumulative FLOPs at which a curve's relative MSE is at or below `target`.
 fn first_below(curve: &[(f64, f64)], target: f64) -> Option<f64> {
     curve.iter().find(|(_, r)| *r <= target).map(|(f, _)| *f)
-}
-
-fn sci(v: f64) -> String {
-    format!("{v:.3e}")
-}
-
-/// The report as Markdown.
-pub fn markdown(r: &MixerReport) -> String {
-    let c = &r.config;
-    let mut s = format!(
-        "# {} cloning (SPEC §8)\n\nAdapter: {}. Teacher: {}→{} channel {}×{} convolution{} on {}×{} \
-         Gaussian inputs (output {}×{}); its own equivariance error {:.2e}. Whole run {:.0} s.\n\n",
-        r.kind,
-        r.adapter,
-        c.channels,
-        c.channels,
-        c.k,
-        c.k,
-        if c.teacher == MixerTeacher::Radial { " (isotropic, 3 radial rings)" } else { "" },
-        c.d,
-        c.d,
-        c.out_side(),
-        c.out_side(),
-        r.teacher_equivariance_error,
-        r.seconds
-    );
-    s += "| student | parameters | iterations | time | FLOPs / iteration | held-out MSE | relative MSE | equivariance error | FLOPs to the mixer's fidelity |\n";
-    s += "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
-    for st in std::iter::once(&r.mixer).chain(r.operator.as_ref()) {
-        s += &format!(
-            "| {} | {} | {} | {:.1} s | {} | {} | {} | {} | {} |\n",
-            st.name,
-            st.parameters,
-            st.iterations,
-            st.seconds,
-            sci(st.flops_per_iteration),
-            sci(st.fidelity.mse),
-            sci(st.fidelity.relative()),
-            sci(st.equivariance_error),
-            st.flops_to_mixer_fidelity.map_or("not reached".into(), sci)
-        );
-    }
-    s += &format!(
-        "\nHeld out: {} fresh filters × {} fresh inputs; the equivariance error is \
-         ‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖ averaged over {}. FLOPs count the matrix products, forward \
-         and backward (3 × forward). Training MSE is measured on each iteration's fresh samples.\n\n",
-        r.mixer.fidelity.filters,
-        r.mixer.fidelity.inputs_per_filter,
-        if c.teacher == MixerTeacher::Conv { "shifts by one pixel in four directions (interior compared)" } else { "rotations by 90°, 180°, 270°" }
-    );
-    s += &match (r.compute_ratio, &r.operator) {
-        (Some(x), _) => format!("**Compute ratio** (mixer FLOPs / operator FLOPs for the mixer's fidelity): **{x:.1}×**.\n"),
-        (None, Some(_)) => "The operator did not reach the mixer's fidelity within its iterations: no ratio.\n".into(),
-        (None, None) => "No 9-block operator beside it: the operator clones 3×3 taps only (SPEC §2), so a 5×5 radial teacher has none.\n".into(),
-    };
-    s += "\n![fidelity against compute](fidelity-vs-compute.svg)\n";
-    s
-}
-
-fn write_report(r: &MixerReport, out: &Path) -> Result<()> {
-    let json = serde_json::to_string_pretty(r).expect("serialisable");
-    write_atomic(&out.join("report.json"), json.as_bytes())?;
-    write_atomic(&out.join("report.md"), markdown(r).as_bytes())?;
-    let series = std::iter::once(&r.mixer)
-        .chain(r.operator.as_ref())
-        .enumerate()
-        .map(|(i, st)| Series {
-            label: st.name.clone(),
-            colour: i,
-            points: st
-                .curve
-                .iter()
-                .filter(|(f, rel)| *f > 0.0 && *rel > 0.0)
-                .map(|(f, rel)| (f.log10(), *rel))
-                .collect(),
-            dashed: false,
-        })
-        .collect();
-    let fig = Figure::new(
-        "fidelity-vs-compute",
-        &format!("{}: fidelity against compute", r.kind),
-        "Training MSE relative to the teacher outputs' mean square (fresh samples every iteration) \
-         against the cumulative matrix-product FLOPs of training, for the mixer and the 9-block operator.",
-        vec![Panel::Lines(Lines {
-            title: "relative MSE vs compute".into(),
-            x_label: "log10 cumulative FLOPs".into(),
-            y_label: "relative MSE".into(),
-            log_y: true,
-            series,
-            ..Default::default()
-        })],
-    );
-    write_atomic(
-        &out.join("fidelity-vs-compute.svg"),
-        plot::svg(&fig)?.as_bytes(),
-    )
 }

@@ -17,6 +17,7 @@ pub mod figures;
 mod files;
 pub mod medium;
 pub mod mixer;
+pub mod mixer_report;
 pub mod plan;
 pub mod progress;
 pub mod report;
