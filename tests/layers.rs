@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 /// only; modules on one layer are siblings and use none of each other.
 const LAYERS: &[&[&str]] = &[
     &["error", "rng", "reference"],
-    &["files", "gpu"],
+    &["files"],
+    &["gpu"],
     &["tensor"],
     &["autograd"],
     &["ops"],

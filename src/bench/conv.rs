@@ -1,7 +1,7 @@
 //! The convolution suite: conv2d forward (direct and im2col) and backward, and the lifting and P4
 //! layers, against im2col + threaded sgemm on the CPU.
 
-use super::{cpu, time_cpu, time_gpu, wanted, Options, Row};
+use super::{cpu, time_cpu, time_gpu, wanted, Check, Options, Row};
 use crate::ops::conv::{self, ConvDims};
 use crate::ops::gconv;
 use crate::rng::Rng;
@@ -123,8 +123,15 @@ pub(super) fn conv_cases(
         };
         let (cpu_s, cpu_y) = time_cpu(reps, || cpu::conv2d_fwd(&xv, &cpu_tw(), Some(&bflat), d));
         let cpu_y64 = crate::reference::to64(&cpu_y);
+        // Each output sums Cin·k² products and the bias.
+        let fwd_terms = d.cin * k * k + 1;
         if wanted(opts, &names[0]) {
-            let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, fwd)?;
+            let check = Check {
+                case: &names[0],
+                want: &cpu_y64,
+                terms: fwd_terms,
+            };
+            let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, check, fwd)?;
             let row = Row::kernel(
                 names[0].clone(),
                 gpu_s,
@@ -140,8 +147,14 @@ pub(super) fn conv_cases(
             rows.push(row);
         }
         if kind == ConvKind::Plain && wanted(opts, &names[1]) {
-            let (gpu_s, how, wall_s, out) =
-                time_gpu(gpu, reps, || conv::conv2d_direct(&x, &w, Some(&b), pad))?;
+            let check = Check {
+                case: &names[1],
+                want: &cpu_y64,
+                terms: fwd_terms,
+            };
+            let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, check, || {
+                conv::conv2d_direct(&x, &w, Some(&b), pad)
+            })?;
             let row = Row::kernel(
                 names[1].clone(),
                 gpu_s,
@@ -181,8 +194,6 @@ pub(super) fn conv_cases(
                 };
                 Ok((dw, dx, db))
             };
-            let (gpu_s, how, wall_s, dw) = time_gpu(gpu, reps, || bwd().map(|r| r.0))?;
-            let (_, dx, _) = bwd()?;
             let (cpu_s, (cdx, cdw)) = time_cpu(reps, || {
                 let (dx, dtw, _db) = cpu::conv2d_bwd(&xv, &cpu_tw(), &gv, d, need_dx);
                 let dtw64 = crate::reference::to64(&dtw);
@@ -193,6 +204,15 @@ pub(super) fn conv_cases(
                 };
                 (dx, dw)
             });
+            // The weight gradient sums B·Ho·Wo products per tap (and 4 rotations for C4 filters).
+            let cdw64 = crate::reference::to64(&cdw);
+            let check = Check {
+                case: &names[2],
+                want: &cdw64,
+                terms: d.batch * d.ho() * d.wo() * 4,
+            };
+            let (gpu_s, how, wall_s, dw) = time_gpu(gpu, reps, check, || bwd().map(|r| r.0))?;
+            let (_, dx, _) = bwd()?;
             let (got, want) = match dx {
                 Some(dx) => (concat(&dw.to_vec()?, &dx.to_vec()?), concat(&cdw, &cdx)),
                 None => (dw.to_vec()?, cdw),

@@ -2,7 +2,7 @@
 //! each of `ConvAlgo::ALL` and `WeightGradAlgo::ALL` (named `conv algo <shape> <pass> <algo>`), at
 //! the plain 32→32 layer and the flat convolution of the lifting layer (1 → 4·10 channels), batch 64.
 
-use super::{cpu, time_cpu, time_gpu, wanted, Options, Row};
+use super::{cpu, time_cpu, time_gpu, wanted, Check, Options, Row};
 use crate::ops::conv::{self, ConvAlgo, ConvDims, WeightGradAlgo};
 use crate::reference::to64;
 use crate::rng::Rng;
@@ -109,12 +109,26 @@ pub(super) fn algo_cases(
                     })
                     .clone(),
             };
-            let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, || match (pass, algo, wgrad) {
-                ("fwd", Some(a), _) => conv::conv2d_with(a, &x, &w, Some(&b), pad),
-                ("dx", Some(a), _) => conv::conv2d_input_grad_with(a, &g, &w, d),
-                (_, _, Some(a)) => conv::conv2d_weight_grad_with(a, &x, &g, d),
-                _ => unreachable!("every row names its algorithm"),
-            })?;
+            let want = to64(&want);
+            // Terms per output: Cin·k² and the bias (forward), Cout·k² (input gradient), B·Ho·Wo
+            // (weight gradient).
+            let terms = match pass {
+                "fwd" => d.cin * d.k * d.k + 1,
+                "dx" => d.cout * d.k * d.k,
+                _ => d.batch * d.ho() * d.wo(),
+            };
+            let check = Check {
+                case: &name,
+                want: &want,
+                terms,
+            };
+            let (gpu_s, how, wall_s, out) =
+                time_gpu(gpu, reps, check, || match (pass, algo, wgrad) {
+                    ("fwd", Some(a), _) => conv::conv2d_with(a, &x, &w, Some(&b), pad),
+                    ("dx", Some(a), _) => conv::conv2d_input_grad_with(a, &g, &w, d),
+                    (_, _, Some(a)) => conv::conv2d_weight_grad_with(a, &x, &g, d),
+                    _ => unreachable!("every row names its algorithm"),
+                })?;
             let row = Row::kernel(
                 name,
                 gpu_s,
@@ -124,7 +138,7 @@ pub(super) fn algo_cases(
                 BASELINE,
                 d.flops(),
                 &out.to_vec()?,
-                &to64(&want),
+                &want,
             );
             progress(&row);
             rows.push(row);

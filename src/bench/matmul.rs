@@ -2,7 +2,7 @@
 //! by the variant chosen for this adapter; then every variant forced, side by side, at 256³, 1000³
 //! (ragged: no size a multiple of a block) and 1024³; against threaded sgemm on the CPU.
 
-use super::{cpu, time_cpu, time_gpu, wanted, Options, Row};
+use super::{cpu, time_cpu, time_gpu, wanted, Check, Options, Row};
 use crate::ops::matmul;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -39,8 +39,15 @@ pub(super) fn matmul_cases(
         } else {
             opts.reps
         };
-        let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, || matmul::matmul(&ga, &gb, ta, tb))?;
         let (cpu_s, c) = time_cpu(reps.min(5), || cpu::sgemm(&a, &b, s, s, s, ta, tb));
+        let want = crate::reference::to64(&c);
+        let check = Check {
+            case: &name,
+            want: &want,
+            terms: s,
+        };
+        let (gpu_s, how, wall_s, out) =
+            time_gpu(gpu, reps, check, || matmul::matmul(&ga, &gb, ta, tb))?;
         let row = Row::kernel(
             name,
             gpu_s,
@@ -50,7 +57,7 @@ pub(super) fn matmul_cases(
             "matrixmultiply sgemm, threaded",
             2.0 * (s * s * s) as f64,
             &out.to_vec()?,
-            &crate::reference::to64(&c),
+            &want,
         );
         progress(&row);
         rows.push(row);
@@ -93,7 +100,12 @@ fn variant_cases(
             } else {
                 3
             });
-            let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, || {
+            let check = Check {
+                case: &name,
+                want: &want,
+                terms: s,
+            };
+            let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, check, || {
                 matmul::matmul_variant(v.name, &ga, &gb, false, false, None, false)
             })?;
             let row = Row::kernel(

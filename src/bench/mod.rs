@@ -135,14 +135,47 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Time a GPU computation: `reps` kernel timings (timestamps or wall after sync), after one warm-up.
+/// What a GPU result must agree with before it is timed: the CPU baseline's result, and the most
+/// terms any output element sums (the tolerance grows with it).
+pub struct Check<'a> {
+    pub case: &'a str,
+    pub want: &'a [f64],
+    pub terms: usize,
+}
+
+impl Check<'_> {
+    /// The relative error a correct f32 kernel stays under: `terms · ε` with ε = 2⁻²³ (twice the
+    /// unit roundoff per term), the worst-case growth of a sum of `terms` rounded products; a
+    /// wrong kernel lands near 1.
+    pub fn tolerance(&self) -> f64 {
+        self.terms.max(1) as f64 * f64::from(f32::EPSILON)
+    }
+
+    /// Ok when `got` agrees with the baseline; otherwise an error naming the case.
+    pub fn verify(&self, got: &[f32]) -> Result<()> {
+        let err = rel_err(got, self.want);
+        if got.len() == self.want.len() && err <= self.tolerance() {
+            return Ok(());
+        }
+        Err(crate::Error::invalid(format!(
+            "bench case '{}': the GPU result differs from the CPU baseline by {err:.2e} (relative), more than the {:.2e} a sum of {} f32 terms allows; a wrong kernel is not timed",
+            self.case,
+            self.tolerance(),
+            self.terms
+        )))
+    }
+}
+
+/// Time a GPU computation: one run checked against the CPU baseline (an error when they disagree,
+/// before any timing), then `reps` kernel timings (timestamps or wall after sync).
 pub fn time_gpu(
     gpu: &Gpu,
     reps: usize,
+    check: Check,
     mut f: impl FnMut() -> Result<Tensor>,
 ) -> Result<(f64, &'static str, f64, Tensor)> {
     let out = f()?;
-    out.to_vec()?; // warm-up, pipelines built
+    check.verify(&out.to_vec()?)?; // also the warm-up: pipelines built
     let mut kernel = Vec::new();
     let mut wall = Vec::new();
     let mut last = out;

@@ -334,11 +334,17 @@ impl RunConfig {
                 // channels, all 9,000 training digits. Epochs per task: 5 on the symmetric task
                 // (gcnn reaches 89 % on rotated digits after 4 and 92 % after 6 here), 2 on rot-sb
                 // and 1 on trans-sb, whose claims are differences between models trained alike.
-                // Every model of SPEC §6 runs. Clones on the exact expected loss (Gram form) with a
+                // Every model of SPEC §6 runs except faux-cnn and faux-cnn-kl (below). Clones on
+                // the exact expected loss (Gram form) after a 20-step warm-up, with a
                 // high, decaying learning rate, 10 blocks and a retry when a run stalls at the
                 // 8-block saddle.
                 let mut tasks = all_tasks(5);
                 for t in &mut tasks {
+                    // faux-cnn's Z2 clones of the 28×28 T(2) canvas (d = 28 and 26) took 8 minutes
+                    // each on the exact loss here (0.4 iterations/s on an idle machine): more than
+                    // the preset's budget; `--models` asks for them.
+                    t.models
+                        .retain(|m| !matches!(m, ModelKind::FauxCnn | ModelKind::FauxCnnKl));
                     t.train.batch = 32;
                     t.train.lr = 2e-3;
                     t.train.epochs = match t.task.as_str() {
@@ -375,8 +381,8 @@ impl RunConfig {
                         source: random_source(),
                         loss: CloneLoss::Exact,
                         expected: false,
-                        warmup: 0,
-                        retries: 2,
+                        warmup: 20,
+                        retries: 1,
                         stall: default_stall(),
                     },
                     tasks,

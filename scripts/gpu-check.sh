@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The one thing to run when a real GPU is at hand (under 8 minutes on a current card):
+#   1. builds the binary and the GPU test binaries (release),
+#   2. runs the kernel, convolution, gradient, layer and cloning tests on the GPU adapter,
+#   3. runs `symclone-gpu bench` (every row is checked against the CPU reference before it is timed),
+#   4. runs a paper-size slice: a lift clone at d = 28 for 200 iterations of the sampled loss (SPEC §3's
+#      per-iteration size: 128 filters × 1,000 noise images), and one epoch each of gcnn and faux-gcnn
+#      at 28×28, SPEC channels, on the 9,000 embedded training digits,
+#   5. prints one Markdown table (and writes it to OUT/gpu-check.md) with the adapter's name.
+#
+# usage: scripts/gpu-check.sh [--small] [--out DIR] [--adapter TEXT] [--skip-tests]
+#   --small       sizes for a CPU driver such as lavapipe (d = 16, 20 iterations, 16×16 inputs, 600
+#                 digits, only the matmul rows of the bench up to 512³): checks the script itself
+#   --out DIR     where the logs, reports and the table go (default: gpu-check-out)
+#   --adapter T   the adapter whose name contains T (default: the first `devices` lists)
+#   --skip-tests  leave out step 2
+# Environment: SYMCLONE_BACKEND, SYMCLONE_FAMILY and SYMCLONE_LIMITS are passed through; CARGO_FLAGS
+# is added to every cargo command (e.g. --offline on a machine without network).
+set -euo pipefail
+
+small=0
+out=gpu-check-out
+skip_tests=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --small) small=1 ;;
+    --out) out="${2:?--out needs a folder}"; shift ;;
+    --adapter) export SYMCLONE_ADAPTER="${2:?--adapter needs a name}"; shift ;;
+    --skip-tests) skip_tests=1 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+cd "$(dirname "$0")/.."
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+bin=target/release/symclone-gpu
+table="$out/gpu-check.md"
+rows=()
+status=0
+
+# Seconds since the epoch, with fractions.
+now() { date +%s.%N; }
+# Elapsed seconds since $1, one decimal.
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# A field of a JSON file by a Python expression on `j` (the parsed file); "—" where it fails.
+field() {
+  python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null || echo "—"
+}
+# Run one step: name, log file, command...; records the time and whether it passed.
+step() {
+  local name="$1" log="$2"
+  shift 2
+  echo "== $name" >&2
+  local t0
+  t0="$(now)"
+  if "$@" >"$log" 2>&1; then
+    echo "ok ($(since "$t0") s)"
+  else
+    status=1
+    echo "FAILED after $(since "$t0") s: see $log"
+    tail -n 5 "$log" >&2
+  fi
+}
+
+if [ "$small" = 1 ]; then
+  d=16; iters=20; filters=8; cbatch=64
+  side=16; down=true; channels=4,8,8,8; train_n=600; max_square=512; reps=3
+  bench_filter=(--filter matmul)
+else
+  bench_filter=()
+  d=28; iters=200; filters=128; cbatch=1000
+  side=28; down=false; channels=10,20,20,20; train_n=9000; max_square=4096; reps=10
+fi
+
+r="$(step build "$out/build.log" cargo build --release ${CARGO_FLAGS:-} --bins --tests)"
+rows+=("| build (release) | $r | |")
+[ -x "$bin" ] || { echo "gpu-check: no $bin after the build (see $out/build.log)" >&2; exit 1; }
+
+"$bin" devices >"$out/devices.txt" 2>&1 || true
+adapter="$(SYMCLONE_ADAPTER="${SYMCLONE_ADAPTER:-}" "$bin" devices --json 2>/dev/null \
+  | python3 -c "import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d.get('name','?'), '(', d.get('backend','?'), d.get('device_type','?'), ')')" 2>/dev/null \
+  || head -n 1 "$out/devices.txt")"
+
+if [ "$skip_tests" = 0 ]; then
+  r="$(step tests "$out/tests.log" cargo test --release ${CARGO_FLAGS:-} \
+    --test kernels --test conv --test grad --test layers --test fold --test shaders --test mixer_ops --test clone)"
+  passed="$(grep -Eo '[0-9]+ passed' "$out/tests.log" | awk '{ s += $1 } END { print s + 0 }')"
+  rows+=("| tests on the adapter (kernels, conv, grad, layers, fold, shaders, mixer_ops, clone) | $r | $passed passed |")
+fi
+
+r="$(step bench "$out/bench.log" "$bin" bench --reps "$reps" --max-square "$max_square" \
+  "${bench_filter[@]}" --markdown "$out/bench.md" --json "$out/bench.json")"
+best="$(field "$out/bench.json" "max((x['work']/x['gpu_s']/1e9, x['case']) for x in j if x['unit']=='GFLOP/s' and x['case'].startswith('matmul'))")"
+rows+=("| bench (every row checked against the CPU reference) | $r | fastest matmul row: $best GFLOP/s |")
+
+r="$(step "lift clone d=$d, $iters sampled iterations" "$out/clone.log" "$bin" clone --preset paper --kind lift \
+  --dim "$d" --clone-loss sampled --clone-iters "$iters" --clone-filters "$filters" \
+  --clone-batch "$cbatch" --out "$out/clone")"
+mse="$(grep -Eo 'relative [0-9.e+-]+'  "$out/clone.log" | tail -n 1 || true)"
+rows+=("| lift clone, d = $d, $iters iterations of the sampled loss ($filters filters × $cbatch images) | $r | ${mse:-—} |")
+
+r="$(step "one epoch of gcnn and faux-gcnn" "$out/train.log" "$bin" run --tasks symmetric \
+  --models gcnn,faux-gcnn --side "$side" --downsample "$down" --channels "$channels" --epochs 1 \
+  --train-n "$train_n" --clone-loss exact --clone-iters 50 --out "$out/train")"
+for m in gcnn faux-gcnn; do
+  t="$(field "$out/train/report.json" "'%.1f s, %.1f %% on rotated test digits' % next((x['train_seconds'], 100*x['mean']) for x in j['results'] if x['model']=='$m')")"
+  rows+=("| one epoch of $m, ${side}×${side}, channels $channels, $train_n digits | | $t |")
+done
+t="$(field "$out/train/report.json" "'%.1f s' % sum(c['stats']['seconds'] for c in j['clones'])")"
+rows+=("| its clones (exact loss, 50 iterations) | | $t |")
+
+{
+  echo "Adapter: $adapter$([ "$small" = 1 ] && echo ' (--small sizes)')"
+  echo
+  echo "| step | result | measured |"
+  echo "|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+} | tee "$table"
+exit "$status"
