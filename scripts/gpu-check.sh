@@ -81,7 +81,7 @@ rows+=("| build (release) | $r | |")
 
 "$bin" devices >"$out/devices.txt" 2>&1 || true
 adapter="$(SYMCLONE_ADAPTER="${SYMCLONE_ADAPTER:-}" "$bin" devices --json 2>/dev/null \
-  | python3 -c "import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d.get('name','?'), '(', d.get('backend','?'), d.get('device_type','?'), ')')" 2>/dev/null \
+  | python3 -c "import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print('%s (%s, %s)' % (d.get('name', '?'), d.get('backend', '?'), d.get('device_type', '?')))" 2>/dev/null \
   || head -n 1 "$out/devices.txt")"
 
 if [ "$skip_tests" = 0 ]; then
@@ -93,8 +93,8 @@ fi
 
 r="$(step bench "$out/bench.log" "$bin" bench --reps "$reps" --max-square "$max_square" \
   "${bench_filter[@]}" --markdown "$out/bench.md" --json "$out/bench.json")"
-best="$(field "$out/bench.json" "max((x['work']/x['gpu_s']/1e9, x['case']) for x in j if x['unit']=='GFLOP/s' and x['case'].startswith('matmul'))")"
-rows+=("| bench (every row checked against the CPU reference) | $r | fastest matmul row: $best GFLOP/s |")
+best="$(field "$out/bench.json" "'%.1f GFLOP/s (%s)' % max((x['work']/x['gpu_s']/1e9, x['case']) for x in j if x['unit']=='GFLOP/s' and x['case'].startswith('matmul'))")"
+rows+=("| bench (every row checked against the CPU reference) | $r | fastest matmul row: $best |")
 
 r="$(step "lift clone d=$d, $iters sampled iterations" "$out/clone.log" "$bin" clone --preset paper --kind lift \
   --dim "$d" --clone-loss sampled --clone-iters "$iters" --clone-filters "$filters" \
@@ -106,8 +106,8 @@ r="$(step "one epoch of gcnn and faux-gcnn" "$out/train.log" "$bin" run --tasks 
   --models gcnn,faux-gcnn --side "$side" --downsample "$down" --channels "$channels" --epochs 1 \
   --train-n "$train_n" --clone-loss exact --clone-iters 50 --out "$out/train")"
 for m in gcnn faux-gcnn; do
-  t="$(field "$out/train/report.json" "'%.1f s, %.1f %% on rotated test digits' % next((x['train_seconds'], 100*x['mean']) for x in j['results'] if x['model']=='$m')")"
-  rows+=("| one epoch of $m, ${side}×${side}, channels $channels, $train_n digits | | $t |")
+  t="$(field "$out/train/report.json" "'%.1f s, %.1f %% on rotated test digits' % next((x['train_seconds'], 100*x['mean']) for x in j['results'] if x['model'].lower().replace('-', '')=='${m//-/}')")"
+  rows+=("| one epoch of $m, ${side}×${side}, channels $channels, $train_n digits | $r | $t |")
 done
 t="$(field "$out/train/report.json" "'%.1f s' % sum(c['stats']['seconds'] for c in j['clones'])")"
 rows+=("| its clones (exact loss, 50 iterations) | | $t |")

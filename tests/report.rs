@@ -199,7 +199,8 @@ fn the_html_report_renders_in_headless_chromium() {
     let dom_text = String::from_utf8_lossy(&dom.stdout);
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     let figures = md.matches("\n![").count();
-    assert_eq!(figures, 5, "{md}");
+    // Cloning loss, training, test accuracy, accuracy per rotation, per-layer equivariance, feature maps.
+    assert_eq!(figures, 6, "{md}");
     assert_eq!(dom_text.matches("<figure").count(), figures, "{dom_text}");
     assert_eq!(
         dom_text.matches("<figure id=\"").count(),
@@ -218,7 +219,7 @@ fn the_html_report_renders_in_headless_chromium() {
     let shot = tiny_run().join("report.png");
     let o = headless(&[
         &format!("--screenshot={}", shot.display()),
-        "--window-size=1280,4000",
+        "--window-size=1280,7000",
     ]);
     assert!(
         shot.is_file(),
@@ -239,7 +240,7 @@ fn the_html_report_renders_in_headless_chromium() {
         .chunks(ch)
         .map(|p| [p[0] as f64, p[1 % ch] as f64, p[2 % ch] as f64])
         .collect();
-    assert_eq!((info.width, info.height), (1280, 4000));
+    assert_eq!((info.width, info.height), (1280, 7000));
     let mean = px.iter().map(|p| p[0] + p[1] + p[2]).sum::<f64>() / (3 * px.len()) as f64;
     let var = px
         .iter()

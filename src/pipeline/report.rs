@@ -222,11 +222,16 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
         format!("symclone-gpu {}; total time: {:.0} s", r.version, r.seconds),
     ])];
     if !r.kernels.is_empty() {
-        let lines = r.kernels.iter().map(|c| c.line()).collect::<Vec<_>>();
-        b.push(Block::Para(format!(
-            "Kernel variants: {}.",
-            lines.join("; ")
-        )));
+        b.push(Block::Heading(2, "Kernel variants".into()));
+        b.push(Block::Para(
+            "The variant each op ran, over its shape buckets, and how each choice was made (timed here, read from the cache, forced, a family's default, too small to time, or the timing budget spent); report.json lists every bucket. The results are bit-reproducible for these choices."
+                .into(),
+        ));
+        b.push(Block::Table(Table {
+            header: strings(["op", "variant", "buckets", "chosen by"]),
+            right: vec![false, false, true, false],
+            rows: kernel_rows(&r.kernels),
+        }));
     }
     b.push(Block::Heading(2, "Test accuracy".into()));
     b.push(Block::Table(Table {
@@ -469,6 +474,29 @@ fn symmetry_tables(r: &Report, b: &mut Vec<Block>) {
             rows,
         }));
     }
+}
+
+/// One row per (op, variant): its buckets and how they were chosen (`12 small, 3 cache`).
+fn kernel_rows(kernels: &[crate::gpu::Choice]) -> Vec<Vec<String>> {
+    let mut groups: std::collections::BTreeMap<
+        (&str, &str),
+        std::collections::BTreeMap<&str, usize>,
+    > = Default::default();
+    for c in kernels {
+        *groups
+            .entry((&c.op, &c.variant))
+            .or_default()
+            .entry(&c.how)
+            .or_default() += 1;
+    }
+    groups
+        .into_iter()
+        .map(|((op, variant), how)| {
+            let n: usize = how.values().sum();
+            let by: Vec<String> = how.iter().map(|(h, k)| format!("{k} {h}")).collect();
+            vec![op.into(), variant.into(), n.to_string(), by.join(", ")]
+        })
+        .collect()
 }
 
 /// Bytes as MiB with one decimal.
