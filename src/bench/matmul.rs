@@ -41,24 +41,9 @@ pub(super) fn matmul_cases(
         };
         let (cpu_s, c) = time_cpu(reps.min(5), || cpu::sgemm(&a, &b, s, s, s, ta, tb));
         let want = crate::reference::to64(&c);
-        let check = Check {
-            case: &name,
-            want: &want,
-            terms: s,
-        };
-        let (gpu_s, how, wall_s, out) =
-            time_gpu(gpu, reps, check, || matmul::matmul(&ga, &gb, ta, tb))?;
-        let row = Row::kernel(
-            name,
-            gpu_s,
-            how,
-            wall_s,
-            cpu_s,
-            "matrixmultiply sgemm, threaded",
-            2.0 * (s * s * s) as f64,
-            &out.to_vec()?,
-            &want,
-        );
+        let row = square_row(gpu, reps, name, s, (cpu_s, &want), || {
+            matmul::matmul(&ga, &gb, ta, tb)
+        })?;
         progress(&row);
         rows.push(row);
     }
@@ -100,28 +85,40 @@ fn variant_cases(
             } else {
                 3
             });
-            let check = Check {
-                case: &name,
-                want: &want,
-                terms: s,
-            };
-            let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, check, || {
+            let row = square_row(gpu, reps, name, s, (cpu_s, &want), || {
                 matmul::matmul_variant(v.name, &ga, &gb, false, false, None, false)
             })?;
-            let row = Row::kernel(
-                name,
-                gpu_s,
-                how,
-                wall_s,
-                cpu_s,
-                "matrixmultiply sgemm, threaded",
-                2.0 * (s * s * s) as f64,
-                &out.to_vec()?,
-                &want,
-            );
             progress(&row);
             rows.push(row);
         }
     }
     Ok(())
+}
+
+/// One s×s×s product's row: checked against the CPU result `want` (timed at `cpu_s`), then timed.
+fn square_row(
+    gpu: &Gpu,
+    reps: usize,
+    name: String,
+    s: usize,
+    (cpu_s, want): (f64, &[f64]),
+    f: impl FnMut() -> Result<Tensor>,
+) -> Result<Row> {
+    let check = Check {
+        case: &name,
+        want,
+        terms: s,
+    };
+    let (gpu_s, how, wall_s, out) = time_gpu(gpu, reps, check, f)?;
+    Ok(Row::kernel(
+        name,
+        gpu_s,
+        how,
+        wall_s,
+        cpu_s,
+        "matrixmultiply sgemm, threaded",
+        2.0 * (s * s * s) as f64,
+        &out.to_vec()?,
+        want,
+    ))
 }

@@ -229,6 +229,33 @@ pub fn run(gpu: &Arc<Gpu>, opts: &Options, progress: &mut dyn FnMut(&Row)) -> Re
     Ok(rows)
 }
 
+/// `symclone-gpu bench`'s output: the table and the buffer pool's hit rate on standard output, and
+/// the rows as JSON and the table as Markdown where asked.
+pub fn write_results(
+    gpu: &Gpu,
+    rows: &[Row],
+    json: Option<&std::path::Path>,
+    md_path: Option<&std::path::Path>,
+) -> Result<()> {
+    let md = markdown(gpu, rows);
+    println!("{md}");
+    let stats = gpu.pool_stats();
+    println!(
+        "buffer pool: {} hits, {} misses ({:.1}% hits)",
+        stats.hits,
+        stats.misses,
+        100.0 * stats.hit_rate()
+    );
+    if let Some(p) = json {
+        let json = serde_json::to_string_pretty(rows).expect("serialisable");
+        crate::files::write_atomic(p, json.as_bytes())?;
+    }
+    if let Some(p) = md_path {
+        crate::files::write_atomic(p, md.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// The rows as a Markdown table.
 pub fn markdown(gpu: &Gpu, rows: &[Row]) -> String {
     let mut s = format!(

@@ -428,22 +428,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 max_square: *max_square,
             };
             let rows = symclone::bench::run(&gpu, &opts, &mut |r| eprintln!("{}", r.line()))?;
-            let md = symclone::bench::markdown(&gpu, &rows);
-            println!("{md}");
-            let stats = gpu.pool_stats();
-            println!(
-                "buffer pool: {} hits, {} misses ({:.1}% hits)",
-                stats.hits,
-                stats.misses,
-                100.0 * stats.hit_rate()
-            );
-            if let Some(p) = json {
-                let json = serde_json::to_string_pretty(&rows).expect("serialisable");
-                symclone::files::write_atomic(p, json.as_bytes())?;
-            }
-            if let Some(p) = markdown {
-                symclone::files::write_atomic(p, md.as_bytes())?;
-            }
+            symclone::bench::write_results(&gpu, &rows, json.as_deref(), markdown.as_deref())?;
         }
         Command::Tune { presets, budget } => {
             pipeline::tune::command(&Gpu::new(&choice(&cli))?, presets, *budget)?
