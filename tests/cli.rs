@@ -243,3 +243,43 @@ fn help_explains_the_commands() {
         assert!(text.contains(c), "--help lacks {c}");
     }
 }
+
+#[test]
+fn symclone_profile_writes_each_kernels_time_beside_the_report() {
+    let dir = std::env::temp_dir().join(format!("symclone-profile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
+        .args(["teacher", "--model", "mlp", "--task", "symmetric"])
+        .args([
+            "--train-n",
+            "64",
+            "--test-n",
+            "32",
+            "--epochs",
+            "1",
+            "--out",
+        ])
+        .arg(&dir)
+        .env("SYMCLONE_PROFILE", "1")
+        .output()
+        .expect("the binary runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let md = std::fs::read_to_string(dir.join("profile.md")).expect("profile.md");
+    assert!(err.contains("## Kernel profile"), "{err}");
+    // The MLP's products and the optimiser ran; each row has a time and a dispatch count.
+    let row = |k: &str| {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {k}")))
+            .unwrap_or_else(|| panic!("no {k} row in\n{md}"))
+            .split('|')
+            .map(str::trim)
+            .collect::<Vec<_>>()
+    };
+    for k in ["matmul", "optim::adam"] {
+        let r = row(k);
+        let (secs, n): (f64, u64) = (r[2].parse().unwrap(), r[3].parse().unwrap());
+        assert!(secs > 0.0 && n > 0, "{r:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

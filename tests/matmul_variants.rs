@@ -58,18 +58,44 @@ macro_rules! test_variants {
             fn mm_tiled() {
                 $body("mm_tiled");
             }
+            #[test]
+            fn mm_subgroup() {
+                if subgroups_here() {
+                    $body("mm_subgroup");
+                }
+            }
         }
     };
 }
 
 /// The variants the macro above lists, which must be every variant the launcher has.
-const LISTED: [&str; 5] = [
+const LISTED: [&str; 6] = [
     "mm_reg",
     "mm_block64x64",
     "mm_block128x64",
     "mm_block64x128",
     "mm_tiled",
+    "mm_subgroup",
 ];
+
+/// Whether the test adapter has subgroup operations; lavapipe (what CI runs) must, so the
+/// subgroup variant cannot go untested there. Elsewhere the variant is said to be skipped.
+fn subgroups_here() -> bool {
+    let g = forced("mm_reg", false);
+    if g.info.name.contains("llvmpipe") && g.info.backend == wgpu::Backend::Vulkan {
+        assert!(
+            g.has_subgroups(),
+            "lavapipe offers subgroups; the device must request them"
+        );
+    }
+    if !g.has_subgroups() {
+        eprintln!(
+            "mm_subgroup skipped: {} has no subgroup operations",
+            g.info.name
+        );
+    }
+    g.has_subgroups()
+}
 
 #[test]
 fn the_macro_lists_every_variant() {

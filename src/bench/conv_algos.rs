@@ -37,12 +37,21 @@ pub(super) fn algo_cases(
     progress: &mut dyn FnMut(&Row),
 ) -> Result<()> {
     let mut rng = Rng::new(12);
-    let batch = 64;
+    // (label, batch, cin, cout, side, pad): SPEC-size layers, and the quick preset's P4 layer
+    // (4 → 8 channels × 4 rotations at 14×14, batch 32).
     let shapes = [
-        ("conv algo 32→32 28×28 k3 p1 B64", 32usize, 32usize, 1usize),
-        ("conv algo lift 1→40 28×28 k3 p0 B64", 1, 40, 0),
+        (
+            "conv algo 32→32 28×28 k3 p1 B64",
+            64,
+            32usize,
+            32usize,
+            28,
+            1usize,
+        ),
+        ("conv algo lift 1→40 28×28 k3 p0 B64", 64, 1, 40, 28, 0),
+        ("conv algo p4 16→32 14×14 k3 p0 B32", 32, 16, 32, 14, 0),
     ];
-    for (label, cin, cout, pad) in shapes {
+    for (label, batch, cin, cout, side, pad) in shapes {
         let mut names = Vec::new();
         for a in ConvAlgo::ALL {
             names.push((format!("{label} fwd {}", a.name()), Some(a), None));
@@ -59,17 +68,17 @@ pub(super) fn algo_cases(
         let d = ConvDims {
             batch,
             cin,
-            h: 28,
-            w: 28,
+            h: side,
+            w: side,
             cout,
             k: 3,
             pad,
         };
-        let xv = rng.normal_vec(batch * cin * 28 * 28);
+        let xv = rng.normal_vec(batch * cin * side * side);
         let wv = rng.uniform_vec(cout * cin * 9, -0.3, 0.3);
         let bv = rng.uniform_vec(cout, -0.3, 0.3);
         let gv = rng.normal_vec(d.out_shape().iter().product());
-        let x = Tensor::from_slice(gpu, &[batch, cin, 28, 28], &xv)?;
+        let x = Tensor::from_slice(gpu, &[batch, cin, side, side], &xv)?;
         let w = Tensor::from_slice(gpu, &[cout, cin, 3, 3], &wv)?;
         let b = Tensor::from_slice(gpu, &[cout], &bv)?;
         let g = Tensor::from_slice(gpu, &d.out_shape(), &gv)?;

@@ -61,6 +61,7 @@ fn variant_cases(
     for s in [256, 1000, 1024] {
         let names: Vec<String> = matmul::variants::VARIANTS
             .iter()
+            .filter(|v| v.runs_on(gpu))
             .map(|v| format!("matmul {s}x{s}x{s} {}", v.name))
             .filter(|n| s <= opts.max_square && wanted(opts, n))
             .collect();

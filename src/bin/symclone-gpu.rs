@@ -348,7 +348,16 @@ fn run_pipeline(
         format!("writing to {}", out.display()),
     ]);
     let t = std::time::Instant::now();
-    let report = pipeline::run(gpu, cfg, out, resume, given, &mut bars)?;
+    let report = if std::env::var_os("SYMCLONE_PROFILE").is_some_and(|v| !v.is_empty()) {
+        let (report, rows) =
+            gpu.profile(|| pipeline::run(gpu, cfg, out, resume, given, &mut bars))?;
+        let md = symclone::gpu::profile_markdown(rows.as_deref(), t.elapsed().as_secs_f64());
+        eprint!("{md}");
+        symclone::files::write_atomic(&out.join("profile.md"), md.as_bytes())?;
+        report
+    } else {
+        pipeline::run(gpu, cfg, out, resume, given, &mut bars)?
+    };
     println!("{}", pipeline::markdown(&report));
     eprintln!(
         "done in {:.0} s; report: {} (and report.md, report.json)",

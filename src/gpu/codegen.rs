@@ -17,6 +17,9 @@ pub enum Generated {
     ConvReg { k: u32, to: u32, tx: u32 },
     /// `conv_dw_reg`: the weight gradient, `to` output × `ti` input channels per invocation.
     ConvDwReg { k: u32, to: u32, ti: u32 },
+    /// `mm_subgroup` (`shaders/matmul_subgroup.wgsl` behind the matmul prelude): needs an adapter
+    /// with subgroup operations, so it is not among the portable sources.
+    MatmulSubgroup,
 }
 
 impl Generated {
@@ -26,6 +29,7 @@ impl Generated {
             Generated::MatmulReg { tm, tn } => format!("matmul_reg_{tm}x{tn}"),
             Generated::ConvReg { k, to, tx } => format!("conv_reg_{k}_{to}x{tx}"),
             Generated::ConvDwReg { k, to, ti } => format!("conv_dw_reg_{k}_{to}x{ti}"),
+            Generated::MatmulSubgroup => "matmul_subgroup".into(),
         }
     }
 
@@ -35,6 +39,9 @@ impl Generated {
             Generated::MatmulReg { tm, tn } => matmul_reg_source(tm, tn)?,
             Generated::ConvReg { k, to, tx } => conv_reg_source(k, to, tx),
             Generated::ConvDwReg { k, to, ti } => conv_dw_reg_source(k, to, ti),
+            Generated::MatmulSubgroup => {
+                matmul_prelude()? + include_str!("../../shaders/matmul_subgroup.wgsl")
+            }
         })
     }
 }
@@ -106,6 +113,15 @@ pub fn reg_tiles_in_use() -> Vec<(u32, u32)> {
     tiles
 }
 
+/// `shaders/matmul.wgsl` up to [`REG_MARKER`]: parameters, bindings and the epilogue.
+fn matmul_prelude() -> Result<String> {
+    let cut = MATMUL
+        .src
+        .find(REG_MARKER)
+        .ok_or_else(|| Error::Gpu(format!("matmul.wgsl lost its `{REG_MARKER}` marker")))?;
+    Ok(MATMUL.src[..cut].to_string())
+}
+
 /// The WGSL of `mm_reg` fully unrolled for a `tm` × `tn` register tile.
 ///
 /// The loop form in `shaders/matmul.wgsl` keeps its accumulators in a dynamically indexed
@@ -115,11 +131,7 @@ pub fn reg_tiles_in_use() -> Vec<(u32, u32)> {
 /// workgroup id, so the A row offsets are the same across an invocation's SIMD lanes, and nothing
 /// returns early: rows and columns past the edge are clamped for loads and skipped at the store.
 pub fn matmul_reg_source(tm: u32, tn: u32) -> Result<String> {
-    let cut = MATMUL
-        .src
-        .find(REG_MARKER)
-        .ok_or_else(|| Error::Gpu(format!("matmul.wgsl lost its `{REG_MARKER}` marker")))?;
-    let mut s = MATMUL.src[..cut].to_string();
+    let mut s = matmul_prelude()?;
     let wx = REG_WORKGROUP;
     let _ = writeln!(
         s,

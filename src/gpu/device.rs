@@ -122,7 +122,8 @@ impl Gpu {
                 short.join(", ")
             )));
         }
-        let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16;
+        let wanted =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
         let desc = wgpu::DeviceDescriptor {
             label: Some("symclone"),
@@ -224,6 +225,12 @@ impl Gpu {
                 Error::invalid(format!("--reg-tile '{t}': expected ROWSxCOLS, e.g. 8x2"))
             })?;
         self.set_reg_tile((r, c))
+    }
+
+    /// Whether kernels may use subgroup operations (wgpu's SUBGROUP feature, requested wherever the
+    /// adapter offers it).
+    pub fn has_subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP)
     }
 
     /// Whether kernel times come from timestamp queries.

@@ -204,10 +204,37 @@ impl Gpu {
     /// Run `f` with every dispatch timed by timestamp queries; returns `f`'s result, the summed
     /// kernel time in seconds (None where the adapter has no timestamps) and the kernel count.
     pub fn timed<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<(T, Option<f64>, u64)> {
+        let (v, t) = self.timed_kernels(f)?;
+        Ok(match t {
+            Some(t) => (v, Some(t.total_ns * 1e-9), t.kernels),
+            None => (v, None, 0),
+        })
+    }
+
+    /// Run `f` with every dispatch timed, and return the time of each kernel (shader::entry,
+    /// seconds, dispatches), slowest first; None where the adapter has no timestamps.
+    pub fn profile<T>(
+        &self,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<(T, Option<super::timing::KernelTimes>)> {
+        let (v, t) = self.timed_kernels(f)?;
+        let rows = t.map(|t| {
+            let mut rows: super::timing::KernelTimes = t
+                .by_kernel
+                .into_iter()
+                .map(|((s, e), (ns, n))| (format!("{s}::{e}"), ns * 1e-9, n))
+                .collect();
+            rows.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            rows
+        });
+        Ok((v, rows))
+    }
+
+    fn timed_kernels<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<(T, Option<Timing>)> {
         if !self.has_timestamps() {
             let v = f()?;
             self.sync()?;
-            return Ok((v, None, 0));
+            return Ok((v, None));
         }
         {
             let mut rec = self.rec.lock().unwrap();
@@ -221,7 +248,7 @@ impl Gpu {
         drop(rec);
         let v = result?;
         flushed?;
-        Ok((v, Some(t.total_ns * 1e-9), t.kernels))
+        Ok((v, Some(t)))
     }
 
     /// The kernels (`shader::entry`, sorted) whose 1-D grid has been folded into 2-D on this device
@@ -333,7 +360,9 @@ impl Gpu {
                         label: Some("steps"),
                     })
             });
-            let ts = timing.as_mut().map(|t| t.pass_writes());
+            let ts = timing
+                .as_mut()
+                .map(|t| t.pass_writes((l.shader.name, l.entry)));
             *pass = Some(
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: None,

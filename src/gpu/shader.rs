@@ -126,6 +126,35 @@ pub fn check_portable(name: &str, src: &str, limits: &wgpu::Limits) -> Vec<Strin
     }
 }
 
+/// [`check_portable`] for a kernel that needs subgroup operations (naga's SUBGROUP capability,
+/// wgpu's SUBGROUP feature), translated to the back ends of the APIs that offer them (SPIR-V, MSL,
+/// HLSL; wgpu's OpenGL back end has no subgroups).
+pub fn check_subgroup(name: &str, src: &str, limits: &wgpu::Limits) -> Vec<String> {
+    use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet};
+    let module = match naga::front::wgsl::parse_str(src) {
+        Ok(m) => m,
+        Err(e) => return vec![format!("{name}: parse: {}", e.emit_to_string(src))],
+    };
+    let info = match naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        Capabilities::SUBGROUP,
+    )
+    .subgroup_stages(ShaderStages::COMPUTE)
+    .subgroup_operations(SubgroupOperationSet::all())
+    .validate(&module)
+    {
+        Ok(i) => i,
+        Err(e) => return vec![format!("{name}: validate: {}", e.emit_to_string(src))],
+    };
+    let mut out = limits_of(name, &module, &info, limits);
+    out.extend(
+        translate_module(name, &module, &info)
+            .into_iter()
+            .filter(|f| !f.contains(", glsl ")),
+    );
+    out
+}
+
 /// Translate WGSL with naga to SPIR-V, MSL, HLSL (shader model 5.1) and GLSL (ES 3.10 and desktop
 /// 4.30, both compute-capable), each entry point on its own as a pipeline builds it, after
 /// validating it with naga's default capabilities. Returns one line per failure, naming the shader,

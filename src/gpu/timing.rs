@@ -5,6 +5,7 @@
 
 use super::MAX_PENDING_DISPATCHES;
 use crate::Result;
+use std::collections::HashMap;
 
 /// Timestamp queries per submission (two per dispatch).
 const MAX_QUERIES: u32 = 2 * MAX_PENDING_DISPATCHES;
@@ -15,8 +16,12 @@ pub(super) struct Timing {
     resolve: wgpu::Buffer,
     read: wgpu::Buffer,
     next: u32,
+    /// The kernel (shader, entry) of each query pair of this submission.
+    labels: Vec<(&'static str, &'static str)>,
     pub(super) total_ns: f64,
     pub(super) kernels: u64,
+    /// Time (ns) and dispatches per kernel.
+    pub(super) by_kernel: HashMap<(&'static str, &'static str), (f64, u64)>,
 }
 
 impl Timing {
@@ -39,14 +44,20 @@ impl Timing {
             resolve: mk(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
             read: mk(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
             next: 0,
+            labels: Vec::new(),
             total_ns: 0.0,
             kernels: 0,
+            by_kernel: HashMap::new(),
         }
     }
 
-    /// The timestamp writes of the next dispatch's compute pass.
-    pub(super) fn pass_writes(&mut self) -> wgpu::ComputePassTimestampWrites<'_> {
+    /// The timestamp writes of the next dispatch's compute pass, which runs `kernel`.
+    pub(super) fn pass_writes(
+        &mut self,
+        kernel: (&'static str, &'static str),
+    ) -> wgpu::ComputePassTimestampWrites<'_> {
         let i = self.next;
+        self.labels.push(kernel);
         self.next += 2;
         wgpu::ComputePassTimestampWrites {
             query_set: &self.query_set,
@@ -74,11 +85,44 @@ impl Timing {
     ) -> Result<()> {
         let bytes = read_mapped(device, &self.read, self.next as u64 * 8)?;
         let ticks: &[u64] = bytemuck::cast_slice(&bytes);
-        for pair in ticks.chunks_exact(2) {
-            self.total_ns += pair[1].saturating_sub(pair[0]) as f64 * period_ns;
+        for (pair, &kernel) in ticks.chunks_exact(2).zip(&self.labels) {
+            let ns = pair[1].saturating_sub(pair[0]) as f64 * period_ns;
+            self.total_ns += ns;
             self.kernels += 1;
+            let e = self.by_kernel.entry(kernel).or_default();
+            e.0 += ns;
+            e.1 += 1;
         }
         self.next = 0;
+        self.labels.clear();
         Ok(())
     }
+}
+
+/// Each kernel's summed time: (shader::entry, seconds, dispatches), slowest first.
+pub type KernelTimes = Vec<(String, f64, u64)>;
+
+/// A per-kernel profile (from [`Gpu::profile`](super::Gpu::profile)) as a Markdown table: each
+/// kernel's summed time, dispatches, mean time and share of the kernel total, and the kernel total
+/// against `wall_s`, the wall time of the profiled work. None: the adapter has no timestamps.
+pub fn profile_markdown(rows: Option<&[(String, f64, u64)]>, wall_s: f64) -> String {
+    let Some(rows) = rows else {
+        return "no kernel profile: this adapter has no timestamp queries\n".into();
+    };
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    let mut md = format!(
+        "## Kernel profile\n\nKernel time {total:.2} s of {wall_s:.2} s wall ({:.0} %), {} dispatches. \
+         Each dispatch ran in a compute pass of its own to be timed, so the wall time is longer than \
+         in an unprofiled run.\n\n| kernel | seconds | dispatches | µs each | share |\n|---|--:|--:|--:|--:|\n",
+        100.0 * total / wall_s.max(1e-9),
+        rows.iter().map(|r| r.2).sum::<u64>()
+    );
+    for (k, s, n) in rows {
+        md += &format!(
+            "| {k} | {s:.3} | {n} | {:.1} | {:.1} % |\n",
+            s * 1e6 / (*n).max(1) as f64,
+            100.0 * s / total.max(1e-12)
+        );
+    }
+    md
 }

@@ -9,6 +9,9 @@
 //! | `mm_block128x64` | workgroup | 256       | 8×4                    | 12.3 KiB         |
 //! | `mm_block64x128` | workgroup | 256       | 4×8                    | 12.3 KiB         |
 //! | `mm_tiled`       | workgroup | 256       | 4×1 vec4 (the first version, one buffer, A stride 64) | 8 KiB |
+//! | `mm_subgroup`    | workgroup | 64        | 8×2 vec4, A shared across the subgroup by shuffles | none |
+//!
+//! `mm_subgroup` runs only where the adapter has subgroup operations; elsewhere it is no candidate.
 
 use super::MatmulP;
 use crate::gpu::codegen::{self, effective_reg_tile, Generated, REG_WORKGROUP};
@@ -31,7 +34,13 @@ pub enum Kernel {
     Block { bm: u32, bn4: u32, tm: u32, tn: u32 },
     /// `mm_tiled`: 64×64 tiles, 4 rows × 1 vec4 per invocation.
     Tiled,
+    /// `mm_subgroup`: 8 rows × 2 vec4 columns per invocation, 64 invocations along the columns.
+    Subgroup,
 }
+
+/// Rows, vec4 columns and invocations (along the columns) of one `mm_subgroup` workgroup
+/// (`SG_TM`, `SG_TN`, `SG_WX` in `shaders/matmul_subgroup.wgsl`).
+const SUBGROUP_BLOCK: (u32, u32, u32) = (8, 2, 64);
 
 /// One matrix-product variant.
 #[derive(Clone, Copy, Debug)]
@@ -64,7 +73,19 @@ pub const VARIANTS: &[Variant] = &[
         family: KernelFamily::Workgroup,
         kernel: Kernel::Tiled,
     },
+    Variant {
+        name: "mm_subgroup",
+        family: KernelFamily::Workgroup,
+        kernel: Kernel::Subgroup,
+    },
 ];
+
+impl Variant {
+    /// Whether `gpu` can run this variant (`mm_subgroup` needs subgroup operations).
+    pub fn runs_on(&self, gpu: &Gpu) -> bool {
+        self.kernel != Kernel::Subgroup || gpu.has_subgroups()
+    }
+}
 
 /// The block shapes `mm_block` is specialised to, as shader constants (for the shader tests).
 pub fn block_constants() -> Vec<Vec<(&'static str, u32)>> {
@@ -87,9 +108,10 @@ pub fn variant(name: &str) -> Option<&'static Variant> {
     VARIANTS.iter().find(|v| v.name == name)
 }
 
-fn candidates() -> Vec<Candidate> {
+fn candidates(gpu: &Gpu) -> Vec<Candidate> {
     VARIANTS
         .iter()
+        .filter(|v| v.runs_on(gpu))
         .map(|v| Candidate {
             name: v.name,
             family: v.family,
@@ -132,6 +154,18 @@ pub(super) fn launch(
                 .constant("THR_N", tn),
             [n4.div_ceil(bn4), m.div_ceil(bm), z],
         ),
+        Kernel::Subgroup => {
+            if !gpu.has_subgroups() {
+                return Err(crate::Error::invalid(format!(
+                    "mm_subgroup needs subgroup operations, which {} does not offer",
+                    gpu.info.name
+                )));
+            }
+            let (tm, tn, wx) = SUBGROUP_BLOCK;
+            let sh = codegen::shader(Generated::MatmulSubgroup)?;
+            let g = [n4.div_ceil(tn * wx), m.div_ceil(tm), z];
+            (gpu.launch(sh, "mm_subgroup"), g)
+        }
     };
     l.params(p)
         .read(o.a)
@@ -157,9 +191,14 @@ pub(super) fn choose(gpu: &Arc<Gpu>, m: usize, n: usize, k: usize) -> Result<&'s
     }
     let [tm, tn, tk] = dims;
     let at = format!("{tm}x{tk}x{tn}");
-    let name = gpu.choose(Op::Matmul, &bucket, &candidates(), &at, macs, &mut |name| {
-        measure(gpu, name, tm, tn, tk)
-    })?;
+    let name = gpu.choose(
+        Op::Matmul,
+        &bucket,
+        &candidates(gpu),
+        &at,
+        macs,
+        &mut |name| measure(gpu, name, tm, tn, tk),
+    )?;
     Ok(variant(name).unwrap_or(&VARIANTS[0]))
 }
 
