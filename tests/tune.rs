@@ -59,7 +59,8 @@ fn a_timed_choice_is_the_fastest_that_agrees_is_cached_and_read_back() {
     assert_eq!(c.how, "timed", "{c:?}");
     // Every variant agrees with the reference here; the chosen one is the fastest.
     assert!(c.rejected.is_empty(), "{c:?}");
-    assert_eq!(c.times.len(), matmul::variants::VARIANTS.len(), "{c:?}");
+    let runnable = matmul::variants::VARIANTS.iter().filter(|v| v.runs_on(&g));
+    assert_eq!(c.times.len(), runnable.count(), "{c:?}");
     let best = c.times.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
     assert_eq!(best.0, c.variant);
     eprintln!("{} on {}: {:?}", c.variant, g.info.name, c.times);
@@ -72,6 +73,26 @@ fn a_timed_choice_is_the_fastest_that_agrees_is_cached_and_read_back() {
     assert_eq!(again.how, "cache");
     assert_eq!(again.variant, c.variant);
     assert_eq!(again.times, c.times);
+}
+
+#[test]
+fn a_budget_spent_within_a_bucket_stops_its_timing_after_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = auto_gpu(dir.path());
+    g.set_tune_budget(1e-3);
+    product(&g, 256);
+    let c = &g.choices()[0];
+    assert_eq!(c.how, "timed", "{c:?}");
+    // The adapter type's default family is timed first; the budget then ends the bucket.
+    let default = matmul::variants::VARIANTS
+        .iter()
+        .find(|v| v.family == g.default_family())
+        .unwrap();
+    assert_eq!(c.times.len(), 1, "{c:?}");
+    assert_eq!(
+        (c.times[0].0.as_str(), c.variant.as_str()),
+        (default.name, default.name)
+    );
 }
 
 #[test]
@@ -201,4 +222,18 @@ fn tune_fills_the_cache_and_a_corrupt_cache_is_ignored_with_one_warning_and_rewr
         table3.contains("| cache |") && !table3.contains("| timed |"),
         "{table3}"
     );
+}
+
+#[test]
+fn a_candidate_far_slower_than_the_best_so_far_is_not_timed_again() {
+    use symclone::gpu::tune::timed_runs;
+    // Nothing measured yet: a slow first run is timed once more, a fast one three times.
+    assert_eq!(timed_runs(2.5, f64::INFINITY), 1);
+    assert_eq!(timed_runs(0.01, f64::INFINITY), 3);
+    // 2.5 s against a best of 0.3 s: its first run's time stands.
+    assert_eq!(timed_runs(2.5, 0.3), 0);
+    // Close to the best, or short: timed as before.
+    assert_eq!(timed_runs(0.9, 0.3), 1);
+    assert_eq!(timed_runs(0.4, 0.01), 1);
+    assert_eq!(timed_runs(0.02, 0.001), 3);
 }

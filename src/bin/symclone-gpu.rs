@@ -348,16 +348,9 @@ fn run_pipeline(
         format!("writing to {}", out.display()),
     ]);
     let t = std::time::Instant::now();
-    let report = if std::env::var_os("SYMCLONE_PROFILE").is_some_and(|v| !v.is_empty()) {
-        let (report, rows) =
-            gpu.profile(|| pipeline::run(gpu, cfg, out, resume, given, &mut bars))?;
-        let md = symclone::gpu::profile_markdown(rows.as_deref(), t.elapsed().as_secs_f64());
-        eprint!("{md}");
-        symclone::files::write_atomic(&out.join("profile.md"), md.as_bytes())?;
-        report
-    } else {
-        pipeline::run(gpu, cfg, out, resume, given, &mut bars)?
-    };
+    let report = profiled(gpu, out, || {
+        pipeline::run(gpu, cfg, out, resume, given, &mut bars)
+    })?;
     println!("{}", pipeline::markdown(&report));
     eprintln!(
         "done in {:.0} s; report: {} (and report.md, report.json)",
@@ -365,6 +358,21 @@ fn run_pipeline(
         out.join("report.html").display()
     );
     Ok(())
+}
+
+/// `f`, with every kernel timed when `SYMCLONE_PROFILE` is set: the per-kernel table is printed
+/// and written to `<out>/profile.md`.
+fn profiled<T>(gpu: &Gpu, out: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    if !std::env::var_os("SYMCLONE_PROFILE").is_some_and(|v| !v.is_empty()) {
+        return f();
+    }
+    let t = std::time::Instant::now();
+    let (v, rows) = gpu.profile(f)?;
+    let md = symclone::gpu::profile_markdown(rows.as_deref(), t.elapsed().as_secs_f64());
+    eprint!("{md}");
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    symclone::files::write_atomic(&out.join("profile.md"), md.as_bytes())?;
+    Ok(v)
 }
 
 /// `clone --kind mixer-conv | mixer-radial` (SPEC §8).
@@ -504,8 +512,9 @@ fn run(cli: Cli) -> Result<(), Error> {
                 println!("written to {}", out.join("capacity.md").display());
                 return Ok(());
             }
-            let (reports, fidelity) =
-                pipeline::clones::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)?;
+            let (reports, fidelity) = profiled(&gpu, &out, || {
+                pipeline::clones::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)
+            })?;
             for r in &reports {
                 println!("{}", r.summary());
             }

@@ -254,7 +254,7 @@ impl Gpu {
         cands: &[Candidate],
         timed_at: &str,
         macs: u64,
-        measure: &mut dyn FnMut(&'static str) -> Result<Option<f64>>,
+        measure: &mut dyn FnMut(&'static str, f64) -> Result<Option<f64>>,
     ) -> Result<&'static str> {
         let find = |name: &str| cands.iter().find(|c| c.name == name).map(|c| c.name);
         let record = |variant: &'static str, how: &str| {
@@ -331,10 +331,19 @@ impl Gpu {
             return Ok(record(default, "budget"));
         }
         let t0 = Instant::now();
-        let mut times = Vec::new();
+        let mut times: Vec<(String, f64)> = Vec::new();
         let mut rejected = Vec::new();
-        for c in cands {
-            match measure(c.name) {
+        // The default family's candidates first, so a slow candidate meets a good bound early.
+        let mut order: Vec<&Candidate> = cands.iter().collect();
+        order.sort_by_key(|c| c.family != self.default_family());
+        for c in order {
+            // The budget holds within a bucket too: once it is spent, the candidates left are
+            // not timed (the best of those timed is kept).
+            if !times.is_empty() && t0.elapsed().as_secs_f64() > budget_left {
+                break;
+            }
+            let bound = times.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+            match measure(c.name, bound) {
                 Ok(Some(s)) => times.push((c.name.to_string(), s)),
                 Ok(None) => rejected.push(c.name.to_string()),
                 Err(e) => {
@@ -377,6 +386,20 @@ impl Gpu {
         };
         self.save_disk(&disk);
         Ok(best)
+    }
+}
+
+/// Timed runs of a candidate after its checked first run took `first` seconds, when the best
+/// candidate so far ran in `bound`: none (the first run's time stands) when it is already over
+/// 4× the bound and half a second, so a kernel family that is slow on this adapter costs one run
+/// per bucket, not two; else one for a slow kernel, three for a fast one.
+pub fn timed_runs(first: f64, bound: f64) -> usize {
+    if first > (4.0 * bound).max(0.5) {
+        0
+    } else if first > 0.25 {
+        1
+    } else {
+        3
     }
 }
 

@@ -137,6 +137,7 @@ fn measure(
     gpu: &Gpu,
     got_want: (usize, &Case),
     k: usize,
+    bound: f64,
     f: &dyn Fn() -> Result<Tensor>,
 ) -> Result<Option<f64>> {
     let (i, c) = got_want;
@@ -146,8 +147,12 @@ fn measure(
     if !reference::sum_agrees(&got, &c.want[i], &c.want_abs[i], k) {
         return Ok(None);
     }
+    let reps = crate::gpu::tune::timed_runs(first, bound);
+    if reps == 0 {
+        return Ok(Some(first));
+    }
     let mut best = f64::INFINITY;
-    for _ in 0..if first > 0.25 { 1 } else { 3 } {
+    for _ in 0..reps {
         let t0 = Instant::now();
         f()?;
         gpu.sync()?;
@@ -164,20 +169,27 @@ pub(super) fn choose(gpu: &Arc<Gpu>, op: Op, d: ConvDims) -> Result<ConvAlgo> {
         .map(|&(name, family, _)| Candidate { name, family })
         .collect();
     let mut made: Option<Case> = None;
-    let chosen = gpu.choose(op, &name, &cands, &at(&rep), macs(&full), &mut |n| {
-        let algo = algo(n)?;
-        if made.is_none() {
-            made = Some(case(gpu, rep)?);
-        }
-        let c = made.as_ref().expect("made above");
-        if op == Op::ConvInputGrad {
-            let f = || conv2d_input_grad_with(algo, &c.g, &c.w, rep);
-            measure(gpu, (1, c), rep.cout * rep.k * rep.k, &f)
-        } else {
-            let f = || conv_any(&c.x, &c.w, None, fwd_geo(&rep), algo);
-            measure(gpu, (0, c), rep.cin * rep.k * rep.k, &f)
-        }
-    })?;
+    let chosen = gpu.choose(
+        op,
+        &name,
+        &cands,
+        &at(&rep),
+        macs(&full),
+        &mut |n, bound| {
+            let algo = algo(n)?;
+            if made.is_none() {
+                made = Some(case(gpu, rep)?);
+            }
+            let c = made.as_ref().expect("made above");
+            if op == Op::ConvInputGrad {
+                let f = || conv2d_input_grad_with(algo, &c.g, &c.w, rep);
+                measure(gpu, (1, c), rep.cout * rep.k * rep.k, bound, &f)
+            } else {
+                let f = || conv_any(&c.x, &c.w, None, fwd_geo(&rep), algo);
+                measure(gpu, (0, c), rep.cin * rep.k * rep.k, bound, &f)
+            }
+        },
+    )?;
     algo(chosen)
 }
 
@@ -201,18 +213,25 @@ pub(super) fn choose_dw(gpu: &Arc<Gpu>, d: ConvDims) -> Result<&'static DwAlgo> 
         .collect();
     let mut made: Option<Case> = None;
     let op = Op::ConvWeightGrad;
-    let chosen = gpu.choose(op, &name, &cands, &at(&rep), macs(&full), &mut |n| {
-        let a = dw_algo(n)?;
-        if made.is_none() {
-            made = Some(case(gpu, rep)?);
-        }
-        let c = made.as_ref().expect("made above");
-        let f = || {
-            let dw = Tensor::empty(gpu, &[rep.cout, rep.cin, rep.k, rep.k])?;
-            weight_grad_by(a.algo, &c.x, &c.g, rep, dw)
-        };
-        measure(gpu, (2, c), rep.batch * rep.ho() * rep.wo(), &f)
-    })?;
+    let chosen = gpu.choose(
+        op,
+        &name,
+        &cands,
+        &at(&rep),
+        macs(&full),
+        &mut |n, bound| {
+            let a = dw_algo(n)?;
+            if made.is_none() {
+                made = Some(case(gpu, rep)?);
+            }
+            let c = made.as_ref().expect("made above");
+            let f = || {
+                let dw = Tensor::empty(gpu, &[rep.cout, rep.cin, rep.k, rep.k])?;
+                weight_grad_by(a.algo, &c.x, &c.g, rep, dw)
+            };
+            measure(gpu, (2, c), rep.batch * rep.ho() * rep.wo(), bound, &f)
+        },
+    )?;
     dw_algo(chosen)
 }
 

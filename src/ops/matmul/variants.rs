@@ -197,14 +197,19 @@ pub(super) fn choose(gpu: &Arc<Gpu>, m: usize, n: usize, k: usize) -> Result<&'s
         &candidates(gpu),
         &at,
         macs,
-        &mut |name| measure(gpu, name, tm, tn, tk),
+        &mut |name, bound| measure(gpu, name, (tm, tn, tk), bound),
     )?;
     Ok(variant(name).unwrap_or(&VARIANTS[0]))
 }
 
 /// Run variant `name` on random M × K · K × N operands: None when it disagrees with the CPU
 /// reference, else the best of a few timed runs (wall clock after a full sync).
-fn measure(gpu: &Arc<Gpu>, name: &str, m: usize, n: usize, k: usize) -> Result<Option<f64>> {
+fn measure(
+    gpu: &Arc<Gpu>,
+    name: &str,
+    (m, n, k): (usize, usize, usize),
+    bound: f64,
+) -> Result<Option<f64>> {
     let mut rng = Rng::new(0x7e57);
     let a = rng.normal_vec(m * k);
     let b = rng.normal_vec(k * n);
@@ -231,7 +236,10 @@ fn measure(gpu: &Arc<Gpu>, name: &str, m: usize, n: usize, k: usize) -> Result<O
     if !crate::reference::sum_agrees(&got, &want, &want_abs, k) {
         return Ok(None);
     }
-    let reps = if first > 0.25 { 1 } else { 3 };
+    let reps = crate::gpu::tune::timed_runs(first, bound);
+    if reps == 0 {
+        return Ok(Some(first));
+    }
     let mut best = f64::INFINITY;
     for _ in 0..reps {
         let t0 = Instant::now();
