@@ -363,7 +363,7 @@ fn run_pipeline(
 /// `f`, with every kernel timed when `SYMCLONE_PROFILE` is set: the per-kernel table is printed
 /// and written to `<out>/profile.md`.
 fn profiled<T>(gpu: &Gpu, out: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    if !std::env::var_os("SYMCLONE_PROFILE").is_some_and(|v| !v.is_empty()) {
+    if std::env::var_os("SYMCLONE_PROFILE").is_none_or(|v| v.is_empty()) {
         return f();
     }
     let t = std::time::Instant::now();
