@@ -373,3 +373,47 @@ fn jacobi_eigenvalues_of_a_known_matrix() {
     want.sort_by(|x, y| y.total_cmp(x));
     assert!(rel_err64(&got, &want) < 1e-13, "{got:?} vs {want:?}");
 }
+
+#[test]
+fn the_tap_kernels_match_the_dense_tap_matrices_and_are_adjoint() {
+    use symclone::ops::cloned::{taps, taps_adj};
+    use symclone::reference::cloned as rc;
+    let g = gpu();
+    let mut rg = rng(77);
+    for (nb, k, d) in [
+        (1usize, 3usize, 3usize),
+        (9, 3, 7),
+        (10, 3, 12),
+        (3, 1, 5),
+        (2, 5, 9),
+    ] {
+        let w = d + 1 - k;
+        let n = nb * w * w * d * d;
+        let b = rg.normal_vec(n);
+        let x = rg.normal_vec(nb * k * k);
+        let gb = Tensor::from_slice(&g, &[nb, w * w, d * d], &b).unwrap();
+        let gx = Tensor::from_slice(&g, &[nb, k * k], &x).unwrap();
+        let c = taps(&gb, k, d).unwrap().to_vec().unwrap();
+        let want = rc::taps(&to64(&b), nb, k, d);
+        let err = rel_err64(&to64(&c), &want);
+        assert!(err < 1e-6, "taps nb {nb} k {k} d {d}: {err:.2e}");
+        let xs = taps_adj(&gx, k, d).unwrap();
+        assert_eq!(xs.shape(), [nb, w * w, d * d]);
+        let xs = xs.to_vec().unwrap();
+        // Exact: each position holds one tap's value or zero.
+        assert_eq!(
+            to64(&xs),
+            rc::taps_adj(&to64(&x), nb, k, d),
+            "nb {nb} k {k} d {d}"
+        );
+        // <taps(B), X> = <B, taps_adj(X)>.
+        let lhs: f64 = want.iter().zip(&x).map(|(a, b)| a * *b as f64).sum();
+        let rhs: f64 = b.iter().zip(&xs).map(|(a, b)| *a as f64 * *b as f64).sum();
+        assert!(
+            (lhs - rhs).abs() <= 1e-9 * lhs.abs().max(1.0),
+            "{lhs} {rhs}"
+        );
+    }
+    let bad = Tensor::from_slice(&g, &[2, 10], &[0.0; 20]).unwrap();
+    assert!(taps(&bad, 3, 4).is_err() && taps_adj(&bad, 3, 4).is_err());
+}

@@ -438,6 +438,20 @@ fn fold_cloned_operators(g: &Arc<Gpu>, rg: &mut Rng) {
         close("mix dc", &dc.unwrap(), &want_dc, sum_tol(m).max(1e-6));
         close("mix dm1", &dm.unwrap(), &want_dm, sum_tol(rows).max(1e-6));
     }
+    // The exact loss's tap sums (64 per workgroup) and their adjoint (256), 120 blocks at d = 5.
+    let (nb, k, d) = (120usize, 3usize, 5usize);
+    folds(nb * k * k, 64);
+    folds(nb * 9 * d * d, 256);
+    let (b, b6) = up(g, &[nb, 9, d * d], rg);
+    let (x, x6) = up(g, &[nb, k * k], rg);
+    close(
+        "taps",
+        &cloned::taps(&b, k, d).unwrap(),
+        &r::cloned::taps(&b6, nb, k, d),
+        sum_tol(9),
+    );
+    let want = r::cloned::taps_adj(&x6, nb, k, d);
+    close("taps_adj", &cloned::taps_adj(&x, k, d).unwrap(), &want, 0.0);
 }
 
 /// Image transforms (64 per workgroup): 4704 values each.

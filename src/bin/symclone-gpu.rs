@@ -348,7 +348,7 @@ fn run_pipeline(
         format!("writing to {}", out.display()),
     ]);
     let t = std::time::Instant::now();
-    let report = profiled(gpu, out, || {
+    let report = pipeline::profiled(gpu, out, || {
         pipeline::run(gpu, cfg, out, resume, given, &mut bars)
     })?;
     println!("{}", pipeline::markdown(&report));
@@ -358,21 +358,6 @@ fn run_pipeline(
         out.join("report.html").display()
     );
     Ok(())
-}
-
-/// `f`, with every kernel timed when `SYMCLONE_PROFILE` is set: the per-kernel table is printed
-/// and written to `<out>/profile.md`.
-fn profiled<T>(gpu: &Gpu, out: &Path, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-    if std::env::var_os("SYMCLONE_PROFILE").is_none_or(|v| v.is_empty()) {
-        return f();
-    }
-    let t = std::time::Instant::now();
-    let (v, rows) = gpu.profile(f)?;
-    let md = symclone::gpu::profile_markdown(rows.as_deref(), t.elapsed().as_secs_f64());
-    eprint!("{md}");
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    symclone::files::write_atomic(&out.join("profile.md"), md.as_bytes())?;
-    Ok(v)
 }
 
 /// `clone --kind mixer-conv | mixer-radial` (SPEC §8).
@@ -512,7 +497,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 println!("written to {}", out.join("capacity.md").display());
                 return Ok(());
             }
-            let (reports, fidelity) = profiled(&gpu, &out, || {
+            let (reports, fidelity) = pipeline::profiled(&gpu, &out, || {
                 pipeline::clones::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)
             })?;
             for r in &reports {

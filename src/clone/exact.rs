@@ -24,16 +24,20 @@
 //! an f32 loss near 1e-5 relative. Everything is composed of taped ops (matrix products with
 //! transposes, elementwise, reductions), so the gradient is the tape's.
 //!
-//! **Split-K.** `B Sᵀ` (nb × 9) and `B⊥ B⊥ᵀ` (nb × nb) have an inner dimension of n_out·n_in
-//! (530,000 at d = 28) and an output of one matrix-product tile, so as plain products they run
-//! on a single tile's threads. The inner dimension is split into P chunks ([`split_parts`]): the
-//! blocks are viewed as (P, nb, n_out·n_in / P) (one layout copy), S is stored that way, each
-//! product becomes a batched product of P partial results, and a sum over the batch axis adds
-//! them in a fixed order, so the loss stays deterministic.
+//! **The taps without S.** `C = B Sᵀ` and `X S` go through two kernels over the 9·n_out tap
+//! positions (`ops::cloned::taps` and its adjoint `taps_adj`): the tap-selection matrices S, nine
+//! dense n_out × n_in 0/1 matrices, are never formed or multiplied.
+//!
+//! **Split-K.** `B⊥ B⊥ᵀ` (nb × nb) has an inner dimension of n_out·n_in (530,000 at d = 28) and an
+//! output of one matrix-product tile, so as a plain product it runs on a single tile's threads.
+//! The inner dimension is split into P chunks ([`split_parts`]): B⊥ is viewed as
+//! (P, nb, n_out·n_in / P) (one layout copy), the product becomes a batched product of P partial
+//! results, and a sum over the batch axis adds them in a fixed order, so the loss stays
+//! deterministic.
 
-use super::operator::{shift_blocks, true_codes, ClonedOperator, OperatorKind, K};
+use super::operator::{true_codes, ClonedOperator, OperatorKind, K};
 use crate::autograd::{Tape, Var};
-use crate::ops::{elementwise, layout, loss, matmul, reduce};
+use crate::ops::{cloned, elementwise, layout, loss, matmul, reduce};
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 use std::sync::Arc;
@@ -122,8 +126,6 @@ pub struct ExactLoss {
     eye: Tensor,
     /// (code_len·R, 9): E.
     taps: Tensor,
-    /// (P, 9, n_out·n_in / P): S split along its columns into the P chunks of [`split_parts`].
-    shifts: Tensor,
     /// P, the chunks of the inner dimension.
     parts: usize,
     /// The targets' mean square, E over codes and inputs of the mean of y² (the relative MSE's
@@ -154,22 +156,11 @@ impl ExactLoss {
         }
         let e = unit_code_taps(kind);
         let sq: f64 = e.iter().map(|&v| (v as f64) * (v as f64)).sum();
-        let inner = n_out * n_in;
-        let kc = inner / parts;
-        let s = shift_blocks(d);
-        // (9, P, kc) → (P, 9, kc).
-        let mut split = Vec::with_capacity(s.len());
-        for p in 0..parts {
-            for j in 0..K2 {
-                split.extend_from_slice(&s[j * inner + p * kc..j * inner + (p + 1) * kc]);
-            }
-        }
         Ok(ExactLoss {
             kind,
             n_out,
             eye: Tensor::from_slice(gpu, &[n, n], &eye)?,
             taps: Tensor::from_slice(gpu, &[e.len() / K2, K2], &e)?,
-            shifts: Tensor::from_slice(gpu, &[parts, K2, kc], &split)?,
             parts,
             target_mean_square: (sq / kind.out_planes() as f64) as f32,
         })
@@ -193,22 +184,21 @@ impl ExactLoss {
         let eye = tape.input(self.eye.clone());
         let tc = op.codes_t(tape, eye)?;
         let a = op.coefficients_t(tape, tc)?;
-        // X = B Sᵀ / n_out and B⊥ = B − X S, with the inner dimension in P chunks: the blocks
-        // as (P, nb, kc), each product batched over the chunks and summed over them.
+        // X = B Sᵀ / n_out and B⊥ = B − X S, by the tap kernels (S is never formed); then
+        // K⊥ = B⊥ B⊥ᵀ with the inner dimension in P chunks: B⊥ as (P, nb, kc), a batched product
+        // of P partial results, summed over them.
         let (p, kc) = (self.parts, n_out * n_in / self.parts);
         let blocks = tape.param(&op.blocks);
-        let b = if p == 1 {
-            tape.reshape(blocks, &[1, op.nb, kc])?
+        let c = cloned::taps_t(tape, blocks, K, op.d)?;
+        let x = elementwise::scale_t(tape, c, 1.0 / n_out as f32)?;
+        let xs = cloned::taps_adj_t(tape, x, K, op.d)?;
+        let bp = elementwise::sub_t(tape, blocks, xs)?;
+        let bp = if p == 1 {
+            tape.reshape(bp, &[1, op.nb, kc])?
         } else {
-            let v = layout::swap12_t(tape, blocks, [1, op.nb, p, kc])?;
+            let v = layout::swap12_t(tape, bp, [1, op.nb, p, kc])?;
             tape.reshape(v, &[p, op.nb, kc])?
         };
-        let s = tape.input(self.shifts.clone());
-        let cp = matmul::matmul_t(tape, b, s, false, true, None, false)?;
-        let c = reduce::sum_axis_t(tape, cp, 0, false)?;
-        let x = elementwise::scale_t(tape, c, 1.0 / n_out as f32)?;
-        let xs = matmul::matmul_t(tape, x, s, false, false, None, false)?;
-        let bp = elementwise::sub_t(tape, b, xs)?;
         let kpp = matmul::matmul_t(tape, bp, bp, false, true, None, false)?;
         let kp = reduce::sum_axis_t(tape, kpp, 0, false)?;
         // n_out ‖A X − E‖²: the part in the span of the taps.

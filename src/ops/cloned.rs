@@ -97,3 +97,97 @@ pub fn mix_t(tape: &mut Tape, c: Var, m1: Var) -> Result<Var> {
         }),
     ))
 }
+
+/// The sizes of blocks (nb, n_out, n_in) for a k×k valid correlation on d×d inputs, checked.
+fn tap_dims(op: &'static str, nb: usize, k: usize, d: usize) -> Result<(usize, usize)> {
+    if k == 0 || d < k {
+        return Err(Error::shape(
+            op,
+            format!("a {k}×{k} correlation on {d}×{d} inputs"),
+        ));
+    }
+    let w = d + 1 - k;
+    let n = nb
+        .checked_mul(w * w * d * d)
+        .ok_or_else(|| Error::shape(op, "too many block elements".to_string()))?;
+    Ok((w * w * d * d, n))
+}
+
+/// The tap sums `B Sᵀ` of blocks (nb, n_out, n_in) (S: the k² tap-selection matrices of a valid k×k
+/// correlation on d×d inputs), without forming S: `out[b, j] = Σ_o blocks[b, o, tap_j(o)]`, (nb, k²).
+pub fn taps(blocks: &Tensor, k: usize, d: usize) -> Result<Tensor> {
+    expect_f32("taps", blocks)?;
+    let nb = blocks.shape().first().copied().unwrap_or(0);
+    let (per, n) = tap_dims("taps", nb, k, d)?;
+    if blocks.numel() != n || per == 0 {
+        return Err(Error::shape(
+            "taps",
+            format!("blocks {:?} for k = {k}, d = {d}", blocks.shape()),
+        ));
+    }
+    let out = Tensor::empty(blocks.gpu(), &[nb, k * k])?;
+    blocks
+        .gpu()
+        .launch(&CLONED, "taps")
+        .params(&ClonedP {
+            rows: u32_of("blocks", nb)?,
+            k2: u32_of("k", k)?,
+            m: u32_of("d", d)?,
+            _p0: 0,
+        })
+        .read(&blocks)
+        .read(&blocks)
+        .write(&out)
+        .dispatch_1d(nb * k * k, 64)?;
+    Ok(out)
+}
+
+/// The adjoint of [`taps`], `X S`: x (nb, k²) → (nb, n_out, n_in), each tap's value at its
+/// positions and zero elsewhere.
+pub fn taps_adj(x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
+    expect_f32("taps_adj", x)?;
+    let nb = x.shape().first().copied().unwrap_or(0);
+    if x.shape() != [nb, k * k] {
+        return Err(Error::shape(
+            "taps_adj",
+            format!("{:?} is not (nb, {})", x.shape(), k * k),
+        ));
+    }
+    let (_, n) = tap_dims("taps_adj", nb, k, d)?;
+    let w = d + 1 - k;
+    let out = Tensor::empty(x.gpu(), &[nb, w * w, d * d])?;
+    x.gpu()
+        .launch(&CLONED, "taps_adj")
+        .params(&ClonedP {
+            rows: u32_of("blocks", nb)?,
+            k2: u32_of("k", k)?,
+            m: u32_of("d", d)?,
+            _p0: 0,
+        })
+        .read(&x)
+        .read(&x)
+        .write(&out)
+        .dispatch_1d(n, 256)?;
+    Ok(out)
+}
+
+/// Taped [`taps`]; its gradient is [`taps_adj`].
+pub fn taps_t(tape: &mut Tape, blocks: Var, k: usize, d: usize) -> Result<Var> {
+    let shape = tape.value(blocks).shape().to_vec();
+    let out = taps(tape.value(blocks), k, d)?;
+    Ok(tape.push(
+        out,
+        &[blocks],
+        Box::new(move |g, _| Ok(vec![Some(taps_adj(g, k, d)?.reshape(&shape)?)])),
+    ))
+}
+
+/// Taped [`taps_adj`]; its gradient is [`taps`].
+pub fn taps_adj_t(tape: &mut Tape, x: Var, k: usize, d: usize) -> Result<Var> {
+    let out = taps_adj(tape.value(x), k, d)?;
+    Ok(tape.push(
+        out,
+        &[x],
+        Box::new(move |g, _| Ok(vec![Some(taps(g, k, d)?)])),
+    ))
+}

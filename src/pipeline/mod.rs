@@ -187,3 +187,18 @@ fn describe_data(cfg: &RunConfig, ds: &Dataset) -> String {
         }
     )
 }
+
+/// `f`, with every kernel timed when `SYMCLONE_PROFILE` is set (non-empty): the per-kernel table
+/// ([`crate::gpu::profile_markdown`]) is printed to stderr and written to `<out>/profile.md`.
+pub fn profiled<T>(gpu: &Gpu, out: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    if std::env::var_os("SYMCLONE_PROFILE").is_none_or(|v| v.is_empty()) {
+        return f();
+    }
+    let t = std::time::Instant::now();
+    let (v, rows) = gpu.profile(f)?;
+    let md = crate::gpu::profile_markdown(rows.as_deref(), t.elapsed().as_secs_f64());
+    eprint!("{md}");
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::files::write_atomic(&out.join("profile.md"), md.as_bytes())?;
+    Ok(v)
+}

@@ -120,3 +120,47 @@ pub fn exact_clone_loss(
     }
     total / (out_planes * n_out) as f64
 }
+
+/// The tap sums `B Sᵀ` of blocks (nb, n_out, n_in) for a k×k valid correlation on d×d inputs, with
+/// the tap-selection matrices S built densely: (nb, k²).
+pub fn taps(blocks: &[f64], nb: usize, k: usize, d: usize) -> Vec<f64> {
+    let w = d + 1 - k;
+    let (n_out, n_in) = (w * w, d * d);
+    let mut out = vec![0.0; nb * k * k];
+    for b in 0..nb {
+        for j in 0..k * k {
+            let s = shift(k, d, j);
+            out[b * k * k + j] = (0..n_out * n_in)
+                .map(|e| blocks[b * n_out * n_in + e] * s[e])
+                .sum();
+        }
+    }
+    out
+}
+
+/// `X S` for x (nb, k²): (nb, n_out, n_in).
+pub fn taps_adj(x: &[f64], nb: usize, k: usize, d: usize) -> Vec<f64> {
+    let w = d + 1 - k;
+    let n = w * w * d * d;
+    let mut out = vec![0.0; nb * n];
+    for b in 0..nb {
+        for j in 0..k * k {
+            for (e, s) in shift(k, d, j).into_iter().enumerate() {
+                out[b * n + e] += x[b * k * k + j] * s;
+            }
+        }
+    }
+    out
+}
+
+/// The 0/1 matrix (n_out × n_in) selecting tap j = ky·k + kx of every output.
+fn shift(k: usize, d: usize, j: usize) -> Vec<f64> {
+    let w = d + 1 - k;
+    let mut s = vec![0.0; w * w * d * d];
+    for a in 0..w {
+        for c in 0..w {
+            s[(a * w + c) * d * d + (a + j / k) * d + c + j % k] = 1.0;
+        }
+    }
+    s
+}

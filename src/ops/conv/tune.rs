@@ -161,35 +161,44 @@ fn measure(
     Ok(Some(best))
 }
 
+/// One candidate's measurement: its name, the bucket's case, the case's dims, the best time so far.
+type Run<'a> = &'a dyn Fn(&str, &Case, ConvDims, f64) -> Result<Option<f64>>;
+
+/// Time `cands` for the bucket of `d`: `run` gets a candidate's name, the case at the bucket's
+/// representative dims (built once, for the first candidate), those dims and the best time so far.
+fn choose_in_bucket(
+    gpu: &Arc<Gpu>,
+    op: Op,
+    d: ConvDims,
+    cands: &[Candidate],
+    run: Run<'_>,
+) -> Result<&'static str> {
+    let (name, full, rep) = bucket(d);
+    let mut made: Option<Case> = None;
+    gpu.choose(op, &name, cands, &at(&rep), macs(&full), &mut |n, bound| {
+        if made.is_none() {
+            made = Some(case(gpu, rep)?);
+        }
+        run(n, made.as_ref().expect("made above"), rep, bound)
+    })
+}
+
 /// The forward (`Op::ConvFwd`) or input-gradient (`Op::ConvInputGrad`) algorithm for dims `d`.
 pub(super) fn choose(gpu: &Arc<Gpu>, op: Op, d: ConvDims) -> Result<ConvAlgo> {
-    let (name, full, rep) = bucket(d);
     let cands: Vec<Candidate> = ALGOS
         .iter()
         .map(|&(name, family, _)| Candidate { name, family })
         .collect();
-    let mut made: Option<Case> = None;
-    let chosen = gpu.choose(
-        op,
-        &name,
-        &cands,
-        &at(&rep),
-        macs(&full),
-        &mut |n, bound| {
-            let algo = algo(n)?;
-            if made.is_none() {
-                made = Some(case(gpu, rep)?);
-            }
-            let c = made.as_ref().expect("made above");
-            if op == Op::ConvInputGrad {
-                let f = || conv2d_input_grad_with(algo, &c.g, &c.w, rep);
-                measure(gpu, (1, c), rep.cout * rep.k * rep.k, bound, &f)
-            } else {
-                let f = || conv_any(&c.x, &c.w, None, fwd_geo(&rep), algo);
-                measure(gpu, (0, c), rep.cin * rep.k * rep.k, bound, &f)
-            }
-        },
-    )?;
+    let chosen = choose_in_bucket(gpu, op, d, &cands, &|n, c, rep, bound| {
+        let algo = algo(n)?;
+        if op == Op::ConvInputGrad {
+            let f = || conv2d_input_grad_with(algo, &c.g, &c.w, rep);
+            measure(gpu, (1, c), rep.cout * rep.k * rep.k, bound, &f)
+        } else {
+            let f = || conv_any(&c.x, &c.w, None, fwd_geo(&rep), algo);
+            measure(gpu, (0, c), rep.cin * rep.k * rep.k, bound, &f)
+        }
+    })?;
     algo(chosen)
 }
 
@@ -203,7 +212,6 @@ fn algo(name: &str) -> Result<ConvAlgo> {
 
 /// The weight-gradient algorithm for dims `d`.
 pub(super) fn choose_dw(gpu: &Arc<Gpu>, d: ConvDims) -> Result<&'static DwAlgo> {
-    let (name, full, rep) = bucket(d);
     let cands: Vec<Candidate> = DW_ALGOS
         .iter()
         .map(|a| Candidate {
@@ -211,27 +219,15 @@ pub(super) fn choose_dw(gpu: &Arc<Gpu>, d: ConvDims) -> Result<&'static DwAlgo> 
             family: a.family,
         })
         .collect();
-    let mut made: Option<Case> = None;
     let op = Op::ConvWeightGrad;
-    let chosen = gpu.choose(
-        op,
-        &name,
-        &cands,
-        &at(&rep),
-        macs(&full),
-        &mut |n, bound| {
-            let a = dw_algo(n)?;
-            if made.is_none() {
-                made = Some(case(gpu, rep)?);
-            }
-            let c = made.as_ref().expect("made above");
-            let f = || {
-                let dw = Tensor::empty(gpu, &[rep.cout, rep.cin, rep.k, rep.k])?;
-                weight_grad_by(a.algo, &c.x, &c.g, rep, dw)
-            };
-            measure(gpu, (2, c), rep.batch * rep.ho() * rep.wo(), bound, &f)
-        },
-    )?;
+    let chosen = choose_in_bucket(gpu, op, d, &cands, &|n, c, rep, bound| {
+        let a = dw_algo(n)?;
+        let f = || {
+            let dw = Tensor::empty(gpu, &[rep.cout, rep.cin, rep.k, rep.k])?;
+            weight_grad_by(a.algo, &c.x, &c.g, rep, dw)
+        };
+        measure(gpu, (2, c), rep.batch * rep.ho() * rep.wo(), bound, &f)
+    })?;
     dw_algo(chosen)
 }
 
