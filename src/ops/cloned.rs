@@ -113,6 +113,16 @@ fn tap_dims(op: &'static str, nb: usize, k: usize, d: usize) -> Result<(usize, u
     Ok((w * w * d * d, n))
 }
 
+/// The parameters of `taps` and `taps_adj`: rows = nb, k2 = k, m = d.
+fn tap_params(nb: usize, k: usize, d: usize) -> Result<ClonedP> {
+    Ok(ClonedP {
+        rows: u32_of("blocks", nb)?,
+        k2: u32_of("k", k)?,
+        m: u32_of("d", d)?,
+        _p0: 0,
+    })
+}
+
 /// The tap sums `B Sᵀ` of blocks (nb, n_out, n_in) (S: the k² tap-selection matrices of a valid k×k
 /// correlation on d×d inputs), without forming S: `out[b, j] = Σ_o blocks[b, o, tap_j(o)]`, (nb, k²).
 pub fn taps(blocks: &Tensor, k: usize, d: usize) -> Result<Tensor> {
@@ -129,12 +139,7 @@ pub fn taps(blocks: &Tensor, k: usize, d: usize) -> Result<Tensor> {
     blocks
         .gpu()
         .launch(&CLONED, "taps")
-        .params(&ClonedP {
-            rows: u32_of("blocks", nb)?,
-            k2: u32_of("k", k)?,
-            m: u32_of("d", d)?,
-            _p0: 0,
-        })
+        .params(&tap_params(nb, k, d)?)
         .read(&blocks)
         .read(&blocks)
         .write(&out)
@@ -158,12 +163,7 @@ pub fn taps_adj(x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), &[nb, w * w, d * d])?;
     x.gpu()
         .launch(&CLONED, "taps_adj")
-        .params(&ClonedP {
-            rows: u32_of("blocks", nb)?,
-            k2: u32_of("k", k)?,
-            m: u32_of("d", d)?,
-            _p0: 0,
-        })
+        .params(&tap_params(nb, k, d)?)
         .read(&x)
         .read(&x)
         .write(&out)
