@@ -114,7 +114,7 @@ pub fn equivariance_error(phi: Map<'_>, x: &Tensor, group: &Group) -> Result<f64
 }
 
 /// `‖a − b‖ / ‖b‖` over the positions the plane mask keeps (all when None); `‖a − b‖` when b is 0.
-fn rel(a: &[f32], b: &[f32], mask: Option<&[bool]>) -> f64 {
+pub(crate) fn rel(a: &[f32], b: &[f32], mask: Option<&[bool]>) -> f64 {
     let (mut num, mut den) = (0.0f64, 0.0f64);
     for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
         if let Some(m) = mask {

@@ -23,7 +23,7 @@ pub use device::{Gpu, KernelFamily};
 pub use pool::{PoolStats, PooledBuffer};
 pub use recorder::{grid_1d, Bindable, Launch};
 pub use shader::{specialize, Shader};
-pub use timing::{profile_markdown, KernelTimes};
+pub use timing::KernelTimes;
 pub use tune::{Candidate, Choice, Op};
 
 /// Submit after this many recorded dispatches even if nobody reads.

@@ -15,8 +15,7 @@ pub(super) struct Timing {
     query_set: wgpu::QuerySet,
     resolve: wgpu::Buffer,
     read: wgpu::Buffer,
-    next: u32,
-    /// The kernel (shader, entry) of each query pair of this submission.
+    /// The kernel (shader, entry) of each query pair of this submission (two queries each).
     labels: Vec<(&'static str, &'static str)>,
     pub(super) total_ns: f64,
     pub(super) kernels: u64,
@@ -43,7 +42,6 @@ impl Timing {
             query_set,
             resolve: mk(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC),
             read: mk(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST),
-            next: 0,
             labels: Vec::new(),
             total_ns: 0.0,
             kernels: 0,
@@ -56,9 +54,8 @@ impl Timing {
         &mut self,
         kernel: (&'static str, &'static str),
     ) -> wgpu::ComputePassTimestampWrites<'_> {
-        let i = self.next;
+        let i = 2 * self.labels.len() as u32;
         self.labels.push(kernel);
-        self.next += 2;
         wgpu::ComputePassTimestampWrites {
             query_set: &self.query_set,
             beginning_of_pass_write_index: Some(i),
@@ -68,11 +65,12 @@ impl Timing {
 
     /// Record the resolve of this submission's queries; true when there is something to read.
     pub(super) fn resolve(&self, encoder: &mut wgpu::CommandEncoder) -> bool {
-        if self.next == 0 {
+        let n = 2 * self.labels.len() as u32;
+        if n == 0 {
             return false;
         }
-        encoder.resolve_query_set(&self.query_set, 0..self.next, &self.resolve, 0);
-        encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.read, 0, self.next as u64 * 8);
+        encoder.resolve_query_set(&self.query_set, 0..n, &self.resolve, 0);
+        encoder.copy_buffer_to_buffer(&self.resolve, 0, &self.read, 0, n as u64 * 8);
         true
     }
 
@@ -83,7 +81,7 @@ impl Timing {
         period_ns: f64,
         read_mapped: impl FnOnce(&wgpu::Device, &wgpu::Buffer, u64) -> Result<Vec<u8>>,
     ) -> Result<()> {
-        let bytes = read_mapped(device, &self.read, self.next as u64 * 8)?;
+        let bytes = read_mapped(device, &self.read, 16 * self.labels.len() as u64)?;
         let ticks: &[u64] = bytemuck::cast_slice(&bytes);
         for (pair, &kernel) in ticks.chunks_exact(2).zip(&self.labels) {
             let ns = pair[1].saturating_sub(pair[0]) as f64 * period_ns;
@@ -93,7 +91,6 @@ impl Timing {
             e.0 += ns;
             e.1 += 1;
         }
-        self.next = 0;
         self.labels.clear();
         Ok(())
     }
@@ -101,28 +98,3 @@ impl Timing {
 
 /// Each kernel's summed time: (shader::entry, seconds, dispatches), slowest first.
 pub type KernelTimes = Vec<(String, f64, u64)>;
-
-/// A per-kernel profile (from [`Gpu::profile`](super::Gpu::profile)) as a Markdown table: each
-/// kernel's summed time, dispatches, mean time and share of the kernel total, and the kernel total
-/// against `wall_s`, the wall time of the profiled work. None: the adapter has no timestamps.
-pub fn profile_markdown(rows: Option<&[(String, f64, u64)]>, wall_s: f64) -> String {
-    let Some(rows) = rows else {
-        return "no kernel profile: this adapter has no timestamp queries\n".into();
-    };
-    let total: f64 = rows.iter().map(|r| r.1).sum();
-    let mut md = format!(
-        "## Kernel profile\n\nKernel time {total:.2} s of {wall_s:.2} s wall ({:.0} %), {} dispatches. \
-         Each dispatch ran in a compute pass of its own to be timed, so the wall time is longer than \
-         in an unprofiled run.\n\n| kernel | seconds | dispatches | µs each | share |\n|---|--:|--:|--:|--:|\n",
-        100.0 * total / wall_s.max(1e-9),
-        rows.iter().map(|r| r.2).sum::<u64>()
-    );
-    for (k, s, n) in rows {
-        md += &format!(
-            "| {k} | {s:.3} | {n} | {:.1} | {:.1} % |\n",
-            s * 1e6 / (*n).max(1) as f64,
-            100.0 * s / total.max(1e-12)
-        );
-    }
-    md
-}

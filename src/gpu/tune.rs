@@ -335,7 +335,8 @@ impl Gpu {
         let mut rejected = Vec::new();
         // The default family's candidates first, so a slow candidate meets a good bound early.
         let mut order: Vec<&Candidate> = cands.iter().collect();
-        order.sort_by_key(|c| c.family != self.default_family());
+        let first_family = self.default_family();
+        order.sort_by_key(|c| c.family != first_family);
         for c in order {
             // The budget holds within a bucket too: once it is spent, the candidates left are
             // not timed (the best of those timed is kept).
@@ -401,6 +402,29 @@ pub fn timed_runs(first: f64, bound: f64) -> usize {
     } else {
         3
     }
+}
+
+/// The time a candidate is kept at after its checked first run took `first` seconds: that time
+/// where [`timed_runs`] asks for no more runs, else the best of `run` so many times, each ended by
+/// a full sync.
+pub fn best_time(
+    gpu: &Gpu,
+    first: f64,
+    bound: f64,
+    run: &mut dyn FnMut() -> Result<()>,
+) -> Result<f64> {
+    let reps = timed_runs(first, bound);
+    if reps == 0 {
+        return Ok(first);
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        run()?;
+        gpu.sync()?;
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    Ok(best)
 }
 
 /// A size rounded to the nearest power of two, as its exponent (0 for 0 and 1).

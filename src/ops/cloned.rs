@@ -16,10 +16,12 @@ shader_params!(
     }
 );
 
+/// The uniform block: `mix` reads (codes, code length, M1's width), `taps` and `taps_adj`
+/// (blocks, k, d).
 fn p4(rows: usize, k2: usize, m: usize) -> Result<ClonedP> {
     Ok(ClonedP {
-        rows: u32_of("codes", rows)?,
-        k2: u32_of("code length", k2)?,
+        rows: u32_of("rows", rows)?,
+        k2: u32_of("k2", k2)?,
         m: u32_of("m", m)?,
         _p0: 0,
     })
@@ -98,8 +100,8 @@ pub fn mix_t(tape: &mut Tape, c: Var, m1: Var) -> Result<Var> {
     ))
 }
 
-/// The sizes of blocks (nb, n_out, n_in) for a k×k valid correlation on d×d inputs, checked.
-fn tap_dims(op: &'static str, nb: usize, k: usize, d: usize) -> Result<(usize, usize)> {
+/// The element count of blocks (nb, n_out, n_in) for a k×k valid correlation on d×d inputs, checked.
+fn tap_dims(op: &'static str, nb: usize, k: usize, d: usize) -> Result<usize> {
     if k == 0 || d < k {
         return Err(Error::shape(
             op,
@@ -107,20 +109,8 @@ fn tap_dims(op: &'static str, nb: usize, k: usize, d: usize) -> Result<(usize, u
         ));
     }
     let w = d + 1 - k;
-    let n = nb
-        .checked_mul(w * w * d * d)
-        .ok_or_else(|| Error::shape(op, "too many block elements".to_string()))?;
-    Ok((w * w * d * d, n))
-}
-
-/// The parameters of `taps` and `taps_adj`: rows = nb, k2 = k, m = d.
-fn tap_params(nb: usize, k: usize, d: usize) -> Result<ClonedP> {
-    Ok(ClonedP {
-        rows: u32_of("blocks", nb)?,
-        k2: u32_of("k", k)?,
-        m: u32_of("d", d)?,
-        _p0: 0,
-    })
+    nb.checked_mul(w * w * d * d)
+        .ok_or_else(|| Error::shape(op, "too many block elements".to_string()))
 }
 
 /// The tap sums `B Sᵀ` of blocks (nb, n_out, n_in) (S: the k² tap-selection matrices of a valid k×k
@@ -128,8 +118,7 @@ fn tap_params(nb: usize, k: usize, d: usize) -> Result<ClonedP> {
 pub fn taps(blocks: &Tensor, k: usize, d: usize) -> Result<Tensor> {
     expect_f32("taps", blocks)?;
     let nb = blocks.shape().first().copied().unwrap_or(0);
-    let (per, n) = tap_dims("taps", nb, k, d)?;
-    if blocks.numel() != n || per == 0 {
+    if blocks.numel() != tap_dims("taps", nb, k, d)? {
         return Err(Error::shape(
             "taps",
             format!("blocks {:?} for k = {k}, d = {d}", blocks.shape()),
@@ -139,7 +128,7 @@ pub fn taps(blocks: &Tensor, k: usize, d: usize) -> Result<Tensor> {
     blocks
         .gpu()
         .launch(&CLONED, "taps")
-        .params(&tap_params(nb, k, d)?)
+        .params(&p4(nb, k, d)?)
         .read(&blocks)
         .read(&blocks)
         .write(&out)
@@ -158,12 +147,12 @@ pub fn taps_adj(x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
             format!("{:?} is not (nb, {})", x.shape(), k * k),
         ));
     }
-    let (_, n) = tap_dims("taps_adj", nb, k, d)?;
+    let n = tap_dims("taps_adj", nb, k, d)?;
     let w = d + 1 - k;
     let out = Tensor::empty(x.gpu(), &[nb, w * w, d * d])?;
     x.gpu()
         .launch(&CLONED, "taps_adj")
-        .params(&tap_params(nb, k, d)?)
+        .params(&p4(nb, k, d)?)
         .read(&x)
         .read(&x)
         .write(&out)

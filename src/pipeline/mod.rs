@@ -189,16 +189,41 @@ fn describe_data(cfg: &RunConfig, ds: &Dataset) -> String {
 }
 
 /// `f`, with every kernel timed when `SYMCLONE_PROFILE` is set (non-empty): the per-kernel table
-/// ([`crate::gpu::profile_markdown`]) is printed to stderr and written to `<out>/profile.md`.
+/// ([`profile_markdown`]) is printed to stderr and written to `<out>/profile.md`.
 pub fn profiled<T>(gpu: &Gpu, out: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     if std::env::var_os("SYMCLONE_PROFILE").is_none_or(|v| v.is_empty()) {
         return f();
     }
     let t = std::time::Instant::now();
     let (v, rows) = gpu.profile(f)?;
-    let md = crate::gpu::profile_markdown(rows.as_deref(), t.elapsed().as_secs_f64());
+    let md = profile_markdown(rows.as_deref(), t.elapsed().as_secs_f64());
     eprint!("{md}");
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     crate::files::write_atomic(&out.join("profile.md"), md.as_bytes())?;
     Ok(v)
+}
+
+/// A per-kernel profile (from [`Gpu::profile`]) as a Markdown table: each
+/// kernel's summed time, dispatches, mean time and share of the kernel total, and the kernel total
+/// against `wall_s`, the wall time of the profiled work. None: the adapter has no timestamps.
+fn profile_markdown(rows: Option<&[(String, f64, u64)]>, wall_s: f64) -> String {
+    let Some(rows) = rows else {
+        return "no kernel profile: this adapter has no timestamp queries\n".into();
+    };
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    let mut md = format!(
+        "## Kernel profile\n\nKernel time {total:.2} s of {wall_s:.2} s wall ({:.0} %), {} dispatches. \
+         Each dispatch ran in a compute pass of its own to be timed, so the wall time is longer than \
+         in an unprofiled run.\n\n| kernel | seconds | dispatches | µs each | share |\n|---|--:|--:|--:|--:|\n",
+        100.0 * total / wall_s.max(1e-9),
+        rows.iter().map(|r| r.2).sum::<u64>()
+    );
+    for (k, s, n) in rows {
+        md += &format!(
+            "| {k} | {s:.3} | {n} | {:.1} | {:.1} % |\n",
+            s * 1e6 / (*n).max(1) as f64,
+            100.0 * s / total.max(1e-12)
+        );
+    }
+    md
 }

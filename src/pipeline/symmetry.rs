@@ -177,7 +177,7 @@ pub fn orbit(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Or
                 &logits[a][i * classes..(i + 1) * classes],
                 &logits[b][i * classes..(i + 1) * classes],
             );
-            err += relative(la, lb);
+            err += crate::equivariance::rel(la, lb, None);
         }
     }
     Ok(Orbit {
@@ -187,20 +187,6 @@ pub fn orbit(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Or
         invariance_error: err / (n * pairs.len()) as f64,
         digits: n,
     })
-}
-
-/// `‖a − b‖ / ‖b‖` in f64 (`‖a − b‖` when b is 0).
-fn relative(a: &[f32], b: &[f32]) -> f64 {
-    let (mut num, mut den) = (0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        num += (x as f64 - y as f64).powi(2);
-        den += (y as f64).powi(2);
-    }
-    if den == 0.0 {
-        num.sqrt()
-    } else {
-        (num / den).sqrt()
-    }
 }
 
 /// The equivariance error of each feature layer of a network, alone, on the inputs the network

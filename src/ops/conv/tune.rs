@@ -147,17 +147,7 @@ fn measure(
     if !reference::sum_agrees(&got, &c.want[i], &c.want_abs[i], k) {
         return Ok(None);
     }
-    let reps = crate::gpu::tune::timed_runs(first, bound);
-    if reps == 0 {
-        return Ok(Some(first));
-    }
-    let mut best = f64::INFINITY;
-    for _ in 0..reps {
-        let t0 = Instant::now();
-        f()?;
-        gpu.sync()?;
-        best = best.min(t0.elapsed().as_secs_f64());
-    }
+    let best = crate::gpu::tune::best_time(gpu, first, bound, &mut || f().map(drop))?;
     Ok(Some(best))
 }
 

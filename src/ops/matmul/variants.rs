@@ -236,16 +236,6 @@ fn measure(
     if !crate::reference::sum_agrees(&got, &want, &want_abs, k) {
         return Ok(None);
     }
-    let reps = crate::gpu::tune::timed_runs(first, bound);
-    if reps == 0 {
-        return Ok(Some(first));
-    }
-    let mut best = f64::INFINITY;
-    for _ in 0..reps {
-        let t0 = Instant::now();
-        run()?;
-        gpu.sync()?;
-        best = best.min(t0.elapsed().as_secs_f64());
-    }
+    let best = crate::gpu::tune::best_time(gpu, first, bound, &mut || run().map(drop))?;
     Ok(Some(best))
 }
