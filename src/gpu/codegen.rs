@@ -211,8 +211,14 @@ const LANES: [&str; 4] = ["x", "y", "z", "w"];
 /// filter (`wpack`), and each input row segment (`tx + k − 1` values) is loaded once per (input
 /// channel, filter row) and reused for all `k` filter columns: (tx + k − 1) + k·to/4 loads per
 /// k·tx·to/4 vec4 multiply-adds, the ratio lavapipe's per-lane loads reward.
+///
+/// A tile of fewer than 4 channels (layers with 1–3 output channels, such as the input gradient of
+/// a layer on images) is [`conv_reg_rows_source`] instead.
 pub fn conv_reg_source(k: u32, to: u32, tx: u32) -> String {
-    assert!(to.is_multiple_of(4) && to > 0 && tx > 0 && k > 0);
+    if to < 4 {
+        return conv_reg_rows_source(k, to, tx);
+    }
+    assert!(to.is_multiple_of(4) && tx > 0 && k > 0);
     let tv = to / 4;
     let seg = tx + k - 1;
     let mut s = String::from(REG_PRELUDE);
@@ -284,6 +290,115 @@ pub fn conv_reg_source(k: u32, to: u32, tx: u32) -> String {
             }
             s += "        }\n";
         }
+    }
+    s += "    }\n}\n";
+    s
+}
+
+/// Output rows one invocation of a scalar-channel `conv_reg` computes ([`conv_reg_rows_source`]).
+pub const CONV_REG_ROWS: u32 = 4;
+
+/// WGSL of `conv_reg` for `to` = 1…3 output channels: one invocation per (image, block of
+/// [`CONV_REG_ROWS`] output rows, block of `tx` columns), a float accumulator per (row, column,
+/// channel) (`c{y}_{x}_{m}`). With so few channels the loads, not the multiply-adds, are the cost
+/// (every lane reads its own address), so each input row segment is loaded once and used for every
+/// output row it reaches: (rows + k − 1)·(tx + k − 1) loads per rows·k²·tx·to multiply-adds, against
+/// k·(tx + k − 1) per k²·tx·to for one row. The filter is read as floats (`p.co4` is its packed row
+/// in floats).
+pub fn conv_reg_rows_source(k: u32, to: u32, tx: u32) -> String {
+    assert!((1..4).contains(&to) && tx > 0 && k > 0);
+    let ty = CONV_REG_ROWS;
+    let seg = tx + k - 1;
+    let mut s = String::from(REG_PRELUDE);
+    s += "@group(0) @binding(2) var<storage, read> wv: array<f32>;\n";
+    s += "@group(0) @binding(3) var<storage, read> bias: array<f32>;\n";
+    s += "@group(0) @binding(4) var<storage, read_write> y: array<f32>;\n";
+    let _ = writeln!(
+        s,
+        "// generated: k = {k}, {to} output channels x {ty} rows x {tx} columns per invocation"
+    );
+    let _ = writeln!(s, "@compute @workgroup_size({CONV_REG_WG}, 1, 1)");
+    s += "fn conv_reg(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
+    let _ = writeln!(
+        s,
+        "    let t = (wid.z * nwg.x + wid.x) * {CONV_REG_WG}u + lid.x;"
+    );
+    s += "    let live = t < p.total;\n    let tt = min(t, p.total - 1u);\n";
+    let _ = writeln!(s, "    let nyb = (p.ho + {}u) / {ty}u;", ty - 1);
+    s += "    let xb = tt % p.nxb;\n    let r = tt / p.nxb;\n    let yb = r % nyb;\n    let b = r / nyb;\n";
+    let _ = writeln!(s, "    let xs = xb * {tx}u;\n    let y0 = yb * {ty}u;");
+    s += "    let x0 = i32(xs) - p.pad;\n";
+    for dy in 0..ty {
+        for xi in 0..tx {
+            for m in 0..to {
+                let _ = writeln!(s, "    var c{dy}_{xi}_{m} = 0.0;");
+            }
+        }
+    }
+    s += "    let hw = p.h * p.w;\n";
+    s += "    for (var i = 0u; i < p.cin; i += 1u) {\n";
+    s += "        let plane = (b * p.cin + i) * hw;\n";
+    let _ = writeln!(s, "        let wq = i * {} * p.co4;", k * k);
+    for ky in 0..k {
+        for kx in 0..k {
+            for m in 0..to {
+                let _ = writeln!(
+                    s,
+                    "        let w{ky}_{kx}_{m} = wv[wq + {}u * p.co4 + {m}u];",
+                    ky * k + kx
+                );
+            }
+        }
+    }
+    // Input row y0 + ry − pad feeds output row dy through filter row ky = ry − dy.
+    for ry in 0..ty + k - 1 {
+        s += "        {\n";
+        let _ = writeln!(s, "            let iy = i32(y0 + {ry}u) - p.pad;");
+        s += "            let ok = iy >= 0 && iy < i32(p.h);\n";
+        s += "            let row = plane + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;\n";
+        for q in 0..seg {
+            let _ = writeln!(s, "            let v{q} = ld(row, ok, x0 + {q});");
+        }
+        for dy in 0..ty {
+            let Some(ky) = ry.checked_sub(dy).filter(|&ky| ky < k) else {
+                continue;
+            };
+            for kx in 0..k {
+                for xi in 0..tx {
+                    for m in 0..to {
+                        let _ = writeln!(
+                            s,
+                            "            c{dy}_{xi}_{m} = fma(w{ky}_{kx}_{m}, v{}, c{dy}_{xi}_{m});",
+                            xi + kx
+                        );
+                    }
+                }
+            }
+        }
+        s += "        }\n";
+    }
+    s += "    }\n";
+    s += "    if live {\n";
+    let _ = writeln!(s, "        let o0 = wid.y * {to}u;");
+    for m in 0..to {
+        let _ = writeln!(s, "        if o0 + {m}u < p.cout {{");
+        let _ = writeln!(s, "            let o = o0 + {m}u;");
+        s += "            var bv = 0.0;\n            if (p.aux & 1u) != 0u { bv = bias[o]; }\n";
+        for dy in 0..ty {
+            let _ = writeln!(s, "            if y0 + {dy}u < p.ho {{");
+            let _ = writeln!(
+                s,
+                "                let base = ((b * p.cout + o) * p.ho + y0 + {dy}u) * p.wo + xs;"
+            );
+            for xi in 0..tx {
+                let _ = writeln!(
+                    s,
+                    "                if xs + {xi}u < p.wo {{ y[base + {xi}u] = c{dy}_{xi}_{m} + bv; }}"
+                );
+            }
+            s += "            }\n";
+        }
+        s += "        }\n";
     }
     s += "    }\n}\n";
     s

@@ -1,7 +1,7 @@
 //! The generated register-tiled kernels (`gpu::codegen`): what CPU adapters such as lavapipe run.
 
 use super::{conv_flops, params, shader_params, u32_of, ConvDims, CONV, WG};
-use crate::gpu::codegen::{self, Generated, CONV_REG_WG};
+use crate::gpu::codegen::{self, Generated, CONV_REG_ROWS, CONV_REG_WG};
 use crate::ops::reduce;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -23,6 +23,17 @@ fn channel_tile(c: usize) -> (usize, usize) {
     (4 * c4.div_ceil(n), n)
 }
 
+/// The channel tile of `conv_reg` for `c` output channels: one tile of `c` scalar channels when
+/// c < 4 (`codegen::conv_reg_rows_source`: a vec4 tile would compute 4 − c padding channels in
+/// every lane), else [`channel_tile`].
+fn out_channel_tile(c: usize) -> (usize, usize) {
+    if c < 4 {
+        (c.max(1), 1)
+    } else {
+        channel_tile(c)
+    }
+}
+
 /// The column tile (at most [`REG_MAX_TX`]) and the number of tiles for `wo` columns.
 fn column_tile(wo: usize) -> (usize, usize) {
     let n = wo.max(1).div_ceil(REG_MAX_TX);
@@ -36,7 +47,7 @@ pub fn variants(k: u32) -> Vec<Generated> {
     let mut v = Vec::new();
     let kk = (k * k) as usize;
     for c in 1..=4 * REG_MAX_TO {
-        let (to, _) = channel_tile(c);
+        let (to, _) = out_channel_tile(c);
         for wo in 1..=2 * REG_MAX_TX {
             let (tx, _) = column_tile(wo);
             v.push(Generated::ConvReg {
@@ -45,6 +56,7 @@ pub fn variants(k: u32) -> Vec<Generated> {
                 tx: tx as u32,
             });
         }
+        let (to, _) = channel_tile(c);
         for cin in 1..=8 {
             let ti = dw_input_tile(kk, to, cin);
             v.push(Generated::ConvDwReg {
@@ -81,7 +93,8 @@ fn reg_grid(gpu: &crate::Gpu, n: usize, ny: usize) -> Result<[u32; 3]> {
 }
 
 /// The uniform block of the generated kernels (`struct G`): sizes, then nxb (column blocks, or
-/// input-channel blocks for the weight gradient), co4 (packed filter row, vec4s), the invocation
+/// input-channel blocks for the weight gradient), co4 (packed filter row: vec4s, floats for a
+/// scalar tile), the invocation
 /// count and aux (bias flag, or images per split).
 #[allow(clippy::too_many_arguments)]
 fn gparams(
@@ -145,9 +158,15 @@ pub(super) fn conv_reg(
 ) -> Result<Tensor> {
     let gpu = x.gpu();
     let out = Tensor::empty(gpu, &[batch, cout, ho, wo])?;
-    let (to, nob) = channel_tile(cout);
+    let (to, nob) = out_channel_tile(cout);
     let (tx, nxb) = column_tile(wo);
-    let total = batch * ho * nxb;
+    // A scalar tile's invocation covers CONV_REG_ROWS output rows, a vec4 tile's one.
+    let row_blocks = if to < 4 {
+        ho.div_ceil(CONV_REG_ROWS as usize)
+    } else {
+        ho
+    };
+    let total = batch * row_blocks * nxb;
     if total == 0 || cout == 0 {
         return Ok(out);
     }
@@ -182,7 +201,8 @@ pub(super) fn conv_reg(
         (ho, wo),
         pad,
         nxb,
-        wide / 4,
+        // The packed filter row: vec4s, or floats for a scalar tile.
+        if to < 4 { wide } else { wide / 4 },
         total,
         usize::from(bias.is_some()),
     )?;
@@ -252,12 +272,15 @@ mod tests {
         // (tests/shaders.rs validates and translates each.)
         for k in [1u32, 3, 5] {
             let v = variants(k);
-            for to in [4u32, 8, 12, 16] {
+            for to in [1u32, 2, 3, 4, 8, 12, 16] {
                 for tx in 1..=REG_MAX_TX as u32 {
                     assert!(
                         v.contains(&Generated::ConvReg { k, to, tx }),
                         "{k} {to}x{tx}"
                     );
+                }
+                if to < 4 {
+                    continue;
                 }
                 let most = dw_input_tile((k * k) as usize, to as usize, 8) as u32;
                 for ti in 1..=most {
@@ -275,6 +298,9 @@ mod tests {
         assert_eq!(channel_tile(32), (16, 2));
         assert_eq!(channel_tile(80), (16, 5));
         assert_eq!(channel_tile(1), (4, 1));
+        assert_eq!(out_channel_tile(1), (1, 1));
+        assert_eq!(out_channel_tile(3), (3, 1));
+        assert_eq!(out_channel_tile(5), (8, 1));
         assert_eq!(column_tile(28), (28, 1));
         assert_eq!(column_tile(33), (17, 2));
         for c in 1..100 {
