@@ -78,24 +78,73 @@ fn taps(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 // Its adjoint (X S): out[b, o, i] = in1[b, ky·k + kx] where input i is tap (ky, kx) of output o,
 // else 0 (in1 = x (rows = nb, k²), k2 = k, m = d).
-@compute @workgroup_size(256)
-fn taps_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = idx(gid, nwg, 256u);
+// Grid: x over the inputs i (consecutive lanes, consecutive writes), y = output o, z = block b.
+@compute @workgroup_size(64)
+fn taps_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let d = p.m;
     let w = d + 1u - p.k2;
     let n_in = d * d;
-    let n_out = w * w;
-    if t >= p.rows * n_out * n_in { return; }
-    let i = t % n_in;
-    let o = (t / n_in) % n_out;
-    let b = t / (n_in * n_out);
+    let i = gid.x;
+    if i >= n_in { return; }
+    let o = wid.y;
+    let b = wid.z;
     let a = o / w;
-    let c = o % w;
+    let c = o - a * w;
     let iy = i / d;
-    let ix = i % d;
+    let ix = i - iy * d;
     var v = 0.0;
     if iy >= a && iy < a + p.k2 && ix >= c && ix < c + p.k2 {
         v = in1[(b * p.k2 + iy - a) * p.k2 + ix - c];
     }
-    out[t] = v;
+    out[(b * w * w + o) * n_in + i] = v;
+}
+
+// The Gram matrix B Bᵀ of a skinny B (rows = nb, m = L columns), as partial sums over k2 = T lanes:
+// out[t, r, c] = Σ_{j ≡ t (mod T)} B[r, j]·B[c, j], j ascending. Workgroup y picks a 4 × 4 block
+// (r, c) on or above the diagonal and writes it at (r, c) and (c, r), so the result is exactly
+// symmetric; the lanes of a workgroup read consecutive columns. A fixed-order sum over t follows,
+// so the result is deterministic.
+fn gram_ld(r: u32, j: u32) -> f32 {
+    return select(0.0, in1[min(r, p.rows - 1u) * p.m + j], r < p.rows);
+}
+
+fn gram_put(t: u32, r: u32, c: u32, v: f32) {
+    if r < p.rows && c < p.rows {
+        out[(t * p.rows + r) * p.rows + c] = v;
+        out[(t * p.rows + c) * p.rows + r] = v;
+    }
+}
+
+@compute @workgroup_size(64)
+fn gram_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let t = gid.x;
+    if t >= p.k2 { return; }
+    // Block pair number wid.y → (rb, cb), rb ≤ cb, row by row.
+    let nbb = (p.rows + 3u) / 4u;
+    var rb = 0u;
+    var q = wid.y;
+    while q >= nbb - rb {
+        q -= nbb - rb;
+        rb += 1u;
+    }
+    let r0 = rb * 4u;
+    let c0 = (rb + q) * 4u;
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    for (var j = t; j < p.m; j += p.k2) {
+        let vr = vec4<f32>(gram_ld(r0, j), gram_ld(r0 + 1u, j), gram_ld(r0 + 2u, j), gram_ld(r0 + 3u, j));
+        let vc = vec4<f32>(gram_ld(c0, j), gram_ld(c0 + 1u, j), gram_ld(c0 + 2u, j), gram_ld(c0 + 3u, j));
+        a0 = fma(vr, vec4<f32>(vc.x), a0);
+        a1 = fma(vr, vec4<f32>(vc.y), a1);
+        a2 = fma(vr, vec4<f32>(vc.z), a2);
+        a3 = fma(vr, vec4<f32>(vc.w), a3);
+    }
+    var acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
+    for (var cc = 0u; cc < 4u; cc += 1u) {
+        for (var rr = 0u; rr < 4u; rr += 1u) {
+            gram_put(t, r0 + rr, c0 + cc, acc[cc][rr]);
+        }
+    }
 }

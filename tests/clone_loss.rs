@@ -182,14 +182,12 @@ fn closed_form_block_grad(op: &ClonedOperator, h: &Host) -> Vec<f64> {
 fn the_exact_loss_and_its_gradient_match_the_f64_reference() {
     let g = gpu();
     for (i, kind) in KINDS.into_iter().enumerate() {
-        // Unsplit, and with the inner dimension (225) in 15 chunks of 15: the same loss and
-        // gradients.
-        for parts in [1, 15] {
+        {
             // Ragged sizes: d = 5 (9 × 25 blocks), 4 blocks, m = 3.
             let op = scrambled(kind, 5, 4, 3, 0.5, 80 + i as u64);
             let h = host(&op);
             let want = reference(&op, &h);
-            let e = ExactLoss::with_parts(&g, kind, 5, parts).unwrap();
+            let e = ExactLoss::new(&g, kind, 5).unwrap();
             let mut tape = Tape::new();
             let l = e.loss_t(&mut tape, &op).unwrap();
             let got = tape.value(l).item().unwrap() as f64;
@@ -201,7 +199,7 @@ fn the_exact_loss_and_its_gradient_match_the_f64_reference() {
             let rel = (got - want).abs() / want;
             assert!(
                 rel <= tol_value,
-                "{kind:?} in {parts} parts: loss {got:.6e} vs reference {want:.6e} ({rel:.1e})"
+                "{kind:?}: loss {got:.6e} vs reference {want:.6e} ({rel:.1e})"
             );
 
             // Gradients: the tape's against central differences of the reference, at 24 random
@@ -416,4 +414,44 @@ fn the_tap_kernels_match_the_dense_tap_matrices_and_are_adjoint() {
     }
     let bad = Tensor::from_slice(&g, &[2, 10], &[0.0; 20]).unwrap();
     assert!(taps(&bad, 3, 4).is_err() && taps_adj(&bad, 3, 4).is_err());
+}
+
+#[test]
+fn the_gram_kernels_match_the_reference() {
+    use symclone::ops::cloned::{gram, gram_backward, gram_lanes};
+    use symclone::reference::cloned as rc;
+    let g = gpu();
+    let mut rg = rng(78);
+    // Ragged row blocks (1, 5, 9, 10 rows), fewer columns than lanes, and columns over many lanes
+    // with a ragged last stride.
+    for (nb, cols) in [(1usize, 1usize), (5, 7), (9, 1000), (10, 70_001), (4, 8192 * 64 + 3)] {
+        let b = rg.normal_vec(nb * cols);
+        let h = rg.normal_vec(nb * nb);
+        let gb = Tensor::from_slice(&g, &[nb, cols], &b).unwrap();
+        let gh = Tensor::from_slice(&g, &[nb, nb], &h).unwrap();
+        let (b6, h6) = (to64(&b), to64(&h));
+        let k = gram(&gb).unwrap();
+        assert_eq!(k.shape(), [nb, nb]);
+        let k = k.to_vec().unwrap();
+        let what = format!("gram {nb}×{cols} ({} lanes)", gram_lanes(cols));
+        assert_sum_close(&what, &k, &rc::gram(&b6, nb), &rc::gram(&abs64(&b6), nb), cols);
+        // Exactly symmetric.
+        for r in 0..nb {
+            for c in 0..nb {
+                assert_eq!(k[r * nb + c].to_bits(), k[c * nb + r].to_bits(), "{what}");
+            }
+        }
+        let db = gram_backward(&gh, &gb).unwrap();
+        assert_eq!(db.shape(), [nb, cols]);
+        assert_sum_close(
+            &format!("gram backward {nb}×{cols}"),
+            &db.to_vec().unwrap(),
+            &rc::gram_backward(&h6, &b6, nb),
+            &rc::gram_backward(&abs64(&h6), &abs64(&b6), nb),
+            2 * nb,
+        );
+    }
+    let v = Tensor::from_slice(&g, &[6], &[0.0; 6]).unwrap();
+    let m = Tensor::from_slice(&g, &[2, 3], &[0.0; 6]).unwrap();
+    assert!(gram(&v).is_err() && gram_backward(&m, &m).is_err());
 }

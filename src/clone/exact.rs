@@ -28,16 +28,16 @@
 //! positions (`ops::cloned::taps` and its adjoint `taps_adj`): the tap-selection matrices S, nine
 //! dense n_out × n_in 0/1 matrices, are never formed or multiplied.
 //!
-//! **Split-K.** `B⊥ B⊥ᵀ` (nb × nb) has an inner dimension of n_out·n_in (530,000 at d = 28) and an
-//! output of one matrix-product tile, so as a plain product it runs on a single tile's threads.
-//! The inner dimension is split into P chunks ([`split_parts`]): B⊥ is viewed as
-//! (P, nb, n_out·n_in / P) (one layout copy), the product becomes a batched product of P partial
-//! results, and a sum over the batch axis adds them in a fixed order, so the loss stays
-//! deterministic.
+//! **The Gram kernel.** `B⊥ B⊥ᵀ` (nb × nb) has an inner dimension of n_out·n_in (530,000 at
+//! d = 28) and an output smaller than one matrix-product tile, so a plain product would run on a
+//! single tile's threads. `ops::cloned::gram` puts the lanes along that inner dimension instead:
+//! each sums every T-th column for a 4 × 4 block of the result, then one fixed-order sum over the
+//! lanes, so the loss stays deterministic; its gradient `(H + Hᵀ) B⊥` is a plain matrix product
+//! (long rows: the register tiles fill).
 
 use super::operator::{true_codes, ClonedOperator, OperatorKind, K};
 use crate::autograd::{Tape, Var};
-use crate::ops::{cloned, elementwise, layout, loss, matmul, reduce};
+use crate::ops::{cloned, elementwise, loss, matmul, reduce};
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 use std::sync::Arc;
@@ -104,21 +104,8 @@ pub fn unit_code_taps(kind: OperatorKind) -> Vec<f32> {
     e
 }
 
-/// The inner-dimension chunk the split-K products aim at (columns per chunk, at most).
-pub const SPLIT_CHUNK: usize = 8192;
-
-/// The chunks the exact loss splits an inner dimension of `inner` into: the least divisor of
-/// `inner` that leaves at most [`SPLIT_CHUNK`] columns per chunk (1 for small layers).
-pub fn split_parts(inner: usize) -> usize {
-    let mut p = inner.div_ceil(SPLIT_CHUNK).max(1);
-    while !inner.is_multiple_of(p) {
-        p += 1;
-    }
-    p
-}
-
-/// The constant parts of the exact loss for one (kind, d): the unit codes, the true layer's tap
-/// coefficients and the tap matrices, on the GPU.
+/// The constant parts of the exact loss for one (kind, d): the unit codes and the true layer's tap
+/// coefficients, on the GPU.
 pub struct ExactLoss {
     kind: OperatorKind,
     n_out: usize,
@@ -126,8 +113,6 @@ pub struct ExactLoss {
     eye: Tensor,
     /// (code_len·R, 9): E.
     taps: Tensor,
-    /// P, the chunks of the inner dimension.
-    parts: usize,
     /// The targets' mean square, E over codes and inputs of the mean of y² (the relative MSE's
     /// denominator): ‖E‖²_F / out_planes (9 for Z2 and Lift, 36 for P4).
     target_mean_square: f32,
@@ -135,20 +120,7 @@ pub struct ExactLoss {
 
 impl ExactLoss {
     pub fn new(gpu: &Arc<Gpu>, kind: OperatorKind, d: usize) -> Result<Self> {
-        let (n_out, n_in) = ClonedOperator::io(d);
-        Self::with_parts(gpu, kind, d, split_parts(n_out * n_in))
-    }
-
-    /// [`ExactLoss::new`] with the inner dimension split into `parts` chunks (a divisor of
-    /// n_out·n_in; 1 = no split).
-    pub fn with_parts(gpu: &Arc<Gpu>, kind: OperatorKind, d: usize, parts: usize) -> Result<Self> {
-        let (n_out, n_in) = ClonedOperator::io(d);
-        if parts == 0 || (n_out * n_in) % parts != 0 {
-            return Err(Error::invalid(format!(
-                "the exact loss for d = {d} splits its inner dimension {} into equal chunks: {parts} does not divide it",
-                n_out * n_in
-            )));
-        }
+        let (n_out, _) = ClonedOperator::io(d);
         let n = kind.code_len();
         let mut eye = vec![0.0f32; n * n];
         for i in 0..n {
@@ -161,7 +133,6 @@ impl ExactLoss {
             n_out,
             eye: Tensor::from_slice(gpu, &[n, n], &eye)?,
             taps: Tensor::from_slice(gpu, &[e.len() / K2, K2], &e)?,
-            parts,
             target_mean_square: (sq / kind.out_planes() as f64) as f32,
         })
     }
@@ -185,22 +156,14 @@ impl ExactLoss {
         let tc = op.codes_t(tape, eye)?;
         let a = op.coefficients_t(tape, tc)?;
         // X = B Sᵀ / n_out and B⊥ = B − X S, by the tap kernels (S is never formed); then
-        // K⊥ = B⊥ B⊥ᵀ with the inner dimension in P chunks: B⊥ as (P, nb, kc), a batched product
-        // of P partial results, summed over them.
-        let (p, kc) = (self.parts, n_out * n_in / self.parts);
+        // K⊥ = B⊥ B⊥ᵀ by the Gram kernel, with B⊥ as (nb, n_out·n_in).
         let blocks = tape.param(&op.blocks);
         let c = cloned::taps_t(tape, blocks, K, op.d)?;
         let x = elementwise::scale_t(tape, c, 1.0 / n_out as f32)?;
         let xs = cloned::taps_adj_t(tape, x, K, op.d)?;
         let bp = elementwise::sub_t(tape, blocks, xs)?;
-        let bp = if p == 1 {
-            tape.reshape(bp, &[1, op.nb, kc])?
-        } else {
-            let v = layout::swap12_t(tape, bp, [1, op.nb, p, kc])?;
-            tape.reshape(v, &[p, op.nb, kc])?
-        };
-        let kpp = matmul::matmul_t(tape, bp, bp, false, true, None, false)?;
-        let kp = reduce::sum_axis_t(tape, kpp, 0, false)?;
+        let bp = tape.reshape(bp, &[op.nb, n_out * n_in])?;
+        let kp = cloned::gram_t(tape, bp)?;
         // n_out ‖A X − E‖²: the part in the span of the taps.
         let ax = matmul::matmul_t(tape, a, x, false, false, None, false)?;
         let e = tape.input(self.taps.clone());

@@ -147,7 +147,7 @@ pub fn taps_adj(x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
             format!("{:?} is not (nb, {})", x.shape(), k * k),
         ));
     }
-    let n = tap_dims("taps_adj", nb, k, d)?;
+    tap_dims("taps_adj", nb, k, d)?;
     let w = d + 1 - k;
     let out = Tensor::empty(x.gpu(), &[nb, w * w, d * d])?;
     x.gpu()
@@ -156,7 +156,11 @@ pub fn taps_adj(x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
         .read(&x)
         .read(&x)
         .write(&out)
-        .dispatch_1d(n, 256)?;
+        .dispatch([
+            u32_of("taps_adj inputs", (d * d).div_ceil(64))?,
+            u32_of("taps_adj outputs", w * w)?,
+            u32_of("taps_adj blocks", nb)?,
+        ])?;
     Ok(out)
 }
 
@@ -178,5 +182,75 @@ pub fn taps_adj_t(tape: &mut Tape, x: Var, k: usize, d: usize) -> Result<Var> {
         out,
         &[x],
         Box::new(move |g, _| Ok(vec![Some(taps(g, k, d)?)])),
+    ))
+}
+
+/// The lanes [`gram`] splits the columns among: about 128 columns each, a multiple of 64 from 64
+/// to 4,096 (a function of the column count alone, so a result does not depend on the adapter).
+pub fn gram_lanes(cols: usize) -> usize {
+    (cols / 128).next_multiple_of(64).clamp(64, 4096)
+}
+
+fn expect_matrix(op: &'static str, b: &Tensor) -> Result<(usize, usize)> {
+    expect_f32(op, b)?;
+    match *b.shape() {
+        [rows, cols] if rows > 0 => Ok((rows, cols)),
+        _ => Err(Error::shape(
+            op,
+            format!("{:?} is not a matrix with rows", b.shape()),
+        )),
+    }
+}
+
+/// The Gram matrix `B Bᵀ` (nb, nb) of a skinny matrix B (nb, L): what the exact cloning loss needs of
+/// the blocks outside the taps' span, with L = n_out·n_in up to millions and nb ≈ 9. The kernel
+/// `gram_part` gives [`gram_lanes`] partial sums, each over every lanes-th column, with the lanes
+/// along the columns (consecutive reads) and a 4 × 4 block on or above the diagonal per workgroup,
+/// written at both places; one fixed-order sum over the lanes follows. Deterministic, and exactly
+/// symmetric.
+pub fn gram(b: &Tensor) -> Result<Tensor> {
+    let (nb, cols) = expect_matrix("gram", b)?;
+    let gpu = b.gpu();
+    let lanes = gram_lanes(cols);
+    let nbb = nb.div_ceil(4);
+    let part = Tensor::empty(gpu, &[lanes, nb * nb])?;
+    gpu.count_flops(2 * (nb * nb * cols) as u64);
+    gpu.launch(&CLONED, "gram_part")
+        .params(&p4(nb, lanes, cols)?)
+        .read(&b)
+        .read(&b)
+        .write(&part)
+        .dispatch([
+            u32_of("gram lanes", lanes / 64)?,
+            u32_of("gram blocks", nbb * (nbb + 1) / 2)?,
+            1,
+        ])?;
+    super::reduce::sum_axis(&part, 0)?.reshape(&[nb, nb])
+}
+
+/// The gradient of [`gram`]: `(H + Hᵀ) B` for the output gradient H (nb, nb) and B (nb, L): the
+/// symmetrised H (a transpose and a sum of nb² elements), then the matrix product, whose lanes
+/// already run along B's long rows.
+pub fn gram_backward(h: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (nb, _) = expect_matrix("gram_backward", b)?;
+    expect_f32("gram_backward", h)?;
+    if h.shape() != [nb, nb] {
+        return Err(Error::shape(
+            "gram_backward",
+            format!("gradient {:?} for a ({nb}, {nb}) Gram matrix", h.shape()),
+        ));
+    }
+    let ht = super::layout::swap12(h, [1, nb, nb, 1])?.reshape(&[nb, nb])?;
+    super::matmul::matmul(&h.axpby(&ht, 1.0, 1.0)?, b, false, false)
+}
+
+/// Taped [`gram`]; its gradient is [`gram_backward`].
+pub fn gram_t(tape: &mut Tape, b: Var) -> Result<Var> {
+    let bv = tape.value(b).clone();
+    let out = gram(&bv)?;
+    Ok(tape.push(
+        out,
+        &[b],
+        Box::new(move |g, _| Ok(vec![Some(gram_backward(g, &bv)?)])),
     ))
 }

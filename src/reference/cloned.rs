@@ -164,3 +164,30 @@ fn shift(k: usize, d: usize, j: usize) -> Vec<f64> {
     }
     s
 }
+
+/// `B Bᵀ` (nb × nb) of B (nb × cols).
+pub fn gram(b: &[f64], nb: usize) -> Vec<f64> {
+    let cols = b.len() / nb;
+    let mut k = vec![0.0; nb * nb];
+    for r in 0..nb {
+        for c in 0..nb {
+            k[r * nb + c] = (0..cols).map(|j| b[r * cols + j] * b[c * cols + j]).sum();
+        }
+    }
+    k
+}
+
+/// The gradient of [`gram`] for the output gradient H: `(H + Hᵀ) B`.
+pub fn gram_backward(h: &[f64], b: &[f64], nb: usize) -> Vec<f64> {
+    let cols = b.len() / nb;
+    let mut out = vec![0.0; b.len()];
+    for r in 0..nb {
+        for c in 0..nb {
+            let s = h[r * nb + c] + h[c * nb + r];
+            for j in 0..cols {
+                out[r * cols + j] += s * b[c * cols + j];
+            }
+        }
+    }
+    out
+}
