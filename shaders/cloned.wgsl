@@ -5,7 +5,7 @@ struct P {
     rows: u32,
     k2: u32,
     m: u32,
-    _p0: u32,
+    flags: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -77,8 +77,9 @@ fn taps(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 // Its adjoint (X S): out[b, o, i] = in1[b, ky·k + kx] where input i is tap (ky, kx) of output o,
-// else 0 (in1 = x (rows = nb, k²), k2 = k, m = d).
-// Grid: x over the inputs i (consecutive lanes, consecutive writes), y = output o, z = block b.
+// else 0 (in1 = x (rows = nb, k²), k2 = k, m = d); with flags = 1, in2[b, o, i] minus that (B − X S,
+// in2 = the blocks). Grid: x over the inputs i, 64 per workgroup (the lanes write consecutive
+// inputs), y = output o, z = block b: no division of a flat index.
 @compute @workgroup_size(64)
 fn taps_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let d = p.m;
@@ -96,7 +97,11 @@ fn taps_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
     if iy >= a && iy < a + p.k2 && ix >= c && ix < c + p.k2 {
         v = in1[(b * p.k2 + iy - a) * p.k2 + ix - c];
     }
-    out[(b * w * w + o) * n_in + i] = v;
+    let at = (b * w * w + o) * n_in + i;
+    if p.flags == 1u {
+        v = in2[at] - v;
+    }
+    out[at] = v;
 }
 
 // The Gram matrix B Bᵀ of a skinny B (rows = nb, m = L columns), as partial sums over k2 = T lanes:

@@ -374,7 +374,7 @@ fn jacobi_eigenvalues_of_a_known_matrix() {
 
 #[test]
 fn the_tap_kernels_match_the_dense_tap_matrices_and_are_adjoint() {
-    use symclone::ops::cloned::{taps, taps_adj};
+    use symclone::ops::cloned::{taps, taps_adj, taps_outside};
     use symclone::reference::cloned as rc;
     let g = gpu();
     let mut rg = rng(77);
@@ -404,6 +404,11 @@ fn the_tap_kernels_match_the_dense_tap_matrices_and_are_adjoint() {
             rc::taps_adj(&to64(&x), nb, k, d),
             "nb {nb} k {k} d {d}"
         );
+        // B − X S in one pass: each entry one f32 subtraction.
+        let outside = taps_outside(&gb, &gx, k, d).unwrap();
+        assert_eq!(outside.shape(), [nb, w * w, d * d]);
+        let want_out: Vec<f32> = b.iter().zip(&xs).map(|(p, q)| p - q).collect();
+        assert_eq!(outside.to_vec().unwrap(), want_out, "nb {nb} k {k} d {d}");
         // <taps(B), X> = <B, taps_adj(X)>.
         let lhs: f64 = want.iter().zip(&x).map(|(a, b)| a * *b as f64).sum();
         let rhs: f64 = b.iter().zip(&xs).map(|(a, b)| *a as f64 * *b as f64).sum();
@@ -414,6 +419,11 @@ fn the_tap_kernels_match_the_dense_tap_matrices_and_are_adjoint() {
     }
     let bad = Tensor::from_slice(&g, &[2, 10], &[0.0; 20]).unwrap();
     assert!(taps(&bad, 3, 4).is_err() && taps_adj(&bad, 3, 4).is_err());
+    let (b1, x1) = (
+        Tensor::from_slice(&g, &[1, 4, 9], &[0.0; 36]).unwrap(),
+        Tensor::from_slice(&g, &[2, 9], &[0.0; 18]).unwrap(),
+    );
+    assert!(taps_outside(&b1, &x1, 3, 3).is_err());
 }
 
 #[test]
@@ -424,7 +434,13 @@ fn the_gram_kernels_match_the_reference() {
     let mut rg = rng(78);
     // Ragged row blocks (1, 5, 9, 10 rows), fewer columns than lanes, and columns over many lanes
     // with a ragged last stride.
-    for (nb, cols) in [(1usize, 1usize), (5, 7), (9, 1000), (10, 70_001), (4, 8192 * 64 + 3)] {
+    for (nb, cols) in [
+        (1usize, 1usize),
+        (5, 7),
+        (9, 1000),
+        (10, 70_001),
+        (4, 8192 * 64 + 3),
+    ] {
         let b = rg.normal_vec(nb * cols);
         let h = rg.normal_vec(nb * nb);
         let gb = Tensor::from_slice(&g, &[nb, cols], &b).unwrap();
@@ -434,7 +450,13 @@ fn the_gram_kernels_match_the_reference() {
         assert_eq!(k.shape(), [nb, nb]);
         let k = k.to_vec().unwrap();
         let what = format!("gram {nb}×{cols} ({} lanes)", gram_lanes(cols));
-        assert_sum_close(&what, &k, &rc::gram(&b6, nb), &rc::gram(&abs64(&b6), nb), cols);
+        assert_sum_close(
+            &what,
+            &k,
+            &rc::gram(&b6, nb),
+            &rc::gram(&abs64(&b6), nb),
+            cols,
+        );
         // Exactly symmetric.
         for r in 0..nb {
             for c in 0..nb {

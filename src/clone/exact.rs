@@ -24,8 +24,8 @@
 //! an f32 loss near 1e-5 relative. Everything is composed of taped ops (matrix products with
 //! transposes, elementwise, reductions), so the gradient is the tape's.
 //!
-//! **The taps without S.** `C = B Sᵀ` and `X S` go through two kernels over the 9·n_out tap
-//! positions (`ops::cloned::taps` and its adjoint `taps_adj`): the tap-selection matrices S, nine
+//! **The taps without S.** `C = B Sᵀ` and `B − X S` go through two kernels over the 9·n_out tap
+//! positions (`ops::cloned::taps`, and its adjoint `taps_adj` subtracting from B): the tap-selection matrices S, nine
 //! dense n_out × n_in 0/1 matrices, are never formed or multiplied.
 //!
 //! **The Gram kernel.** `B⊥ B⊥ᵀ` (nb × nb) has an inner dimension of n_out·n_in (530,000 at
@@ -160,8 +160,7 @@ impl ExactLoss {
         let blocks = tape.param(&op.blocks);
         let c = cloned::taps_t(tape, blocks, K, op.d)?;
         let x = elementwise::scale_t(tape, c, 1.0 / n_out as f32)?;
-        let xs = cloned::taps_adj_t(tape, x, K, op.d)?;
-        let bp = elementwise::sub_t(tape, blocks, xs)?;
+        let bp = cloned::taps_outside_t(tape, blocks, x, K, op.d)?;
         let bp = tape.reshape(bp, &[op.nb, n_out * n_in])?;
         let kp = cloned::gram_t(tape, bp)?;
         // n_out ‖A X − E‖²: the part in the span of the taps.

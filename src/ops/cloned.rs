@@ -12,7 +12,7 @@ shader_params!(
         rows: u32,
         k2: u32,
         m: u32,
-        _p0: u32,
+        flags: u32,
     }
 );
 
@@ -23,7 +23,7 @@ fn p4(rows: usize, k2: usize, m: usize) -> Result<ClonedP> {
         rows: u32_of("rows", rows)?,
         k2: u32_of("k2", k2)?,
         m: u32_of("m", m)?,
-        _p0: 0,
+        flags: 0,
     })
 }
 
@@ -139,6 +139,17 @@ pub fn taps(blocks: &Tensor, k: usize, d: usize) -> Result<Tensor> {
 /// The adjoint of [`taps`], `X S`: x (nb, k²) → (nb, n_out, n_in), each tap's value at its
 /// positions and zero elsewhere.
 pub fn taps_adj(x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
+    taps_adj_into(x, None, k, d)
+}
+
+/// `B − X S` for blocks B (nb, n_out, n_in) and x (nb, k²) in one pass: the blocks' part outside
+/// the span of the taps when X = B Sᵀ / n_out (the exact cloning loss's B⊥).
+pub fn taps_outside(blocks: &Tensor, x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
+    taps_adj_into(x, Some(blocks), k, d)
+}
+
+/// [`taps_adj`], subtracted from `base` when given (the `taps_adj` kernel with flags = 1).
+fn taps_adj_into(x: &Tensor, base: Option<&Tensor>, k: usize, d: usize) -> Result<Tensor> {
     expect_f32("taps_adj", x)?;
     let nb = x.shape().first().copied().unwrap_or(0);
     if x.shape() != [nb, k * k] {
@@ -147,14 +158,27 @@ pub fn taps_adj(x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
             format!("{:?} is not (nb, {})", x.shape(), k * k),
         ));
     }
-    tap_dims("taps_adj", nb, k, d)?;
+    let n = tap_dims("taps_adj", nb, k, d)?;
     let w = d + 1 - k;
+    if let Some(b) = base {
+        expect_f32("taps_outside", b)?;
+        if b.numel() != n || b.shape().first() != Some(&nb) {
+            return Err(Error::shape(
+                "taps_outside",
+                format!("blocks {:?} for x {:?}, d = {d}", b.shape(), x.shape()),
+            ));
+        }
+    }
     let out = Tensor::empty(x.gpu(), &[nb, w * w, d * d])?;
+    let mut p = p4(nb, k, d)?;
+    p.flags = u32::from(base.is_some());
+    // Workgroups: 64 inputs × one output × one block (a grid over the limit is an error naming
+    // the limit, at d > 257 or over 65,535 blocks on most adapters).
     x.gpu()
         .launch(&CLONED, "taps_adj")
-        .params(&p4(nb, k, d)?)
+        .params(&p)
         .read(&x)
-        .read(&x)
+        .read(base.unwrap_or(x))
         .write(&out)
         .dispatch([
             u32_of("taps_adj inputs", (d * d).div_ceil(64))?,
@@ -175,13 +199,20 @@ pub fn taps_t(tape: &mut Tape, blocks: Var, k: usize, d: usize) -> Result<Var> {
     ))
 }
 
-/// Taped [`taps_adj`]; its gradient is [`taps`].
-pub fn taps_adj_t(tape: &mut Tape, x: Var, k: usize, d: usize) -> Result<Var> {
-    let out = taps_adj(tape.value(x), k, d)?;
+/// Taped [`taps_outside`]: the gradient passes to the blocks unchanged and to x as `−taps(g)`.
+pub fn taps_outside_t(tape: &mut Tape, blocks: Var, x: Var, k: usize, d: usize) -> Result<Var> {
+    let out = taps_outside(tape.value(blocks), tape.value(x), k, d)?;
     Ok(tape.push(
         out,
-        &[x],
-        Box::new(move |g, _| Ok(vec![Some(taps(g, k, d)?)])),
+        &[blocks, x],
+        Box::new(move |g, need| {
+            let dx = if need[1] {
+                Some(super::elementwise::affine(&taps(g, k, d)?, -1.0, 0.0)?)
+            } else {
+                None
+            };
+            Ok(vec![need[0].then(|| g.clone()), dx])
+        }),
     ))
 }
 
