@@ -205,6 +205,28 @@ fn ld(row: u32, ok: bool, ix: i32) -> f32 {
 
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
 
+/// The start of a `conv_reg` kernel up to its invocation index (`t`, `live`, `tt`): the bindings,
+/// with the packed filter as an array of `wv_elem`, a comment saying what an invocation computes,
+/// and the entry point.
+fn conv_reg_head(wv_elem: &str, what: &str) -> String {
+    let mut s = String::from(REG_PRELUDE);
+    let _ = writeln!(
+        s,
+        "@group(0) @binding(2) var<storage, read> wv: array<{wv_elem}>;"
+    );
+    s += "@group(0) @binding(3) var<storage, read> bias: array<f32>;\n";
+    s += "@group(0) @binding(4) var<storage, read_write> y: array<f32>;\n";
+    let _ = writeln!(s, "// generated: {what} per invocation");
+    let _ = writeln!(s, "@compute @workgroup_size({CONV_REG_WG}, 1, 1)");
+    s += "fn conv_reg(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
+    let _ = writeln!(
+        s,
+        "    let t = (wid.z * nwg.x + wid.x) * {CONV_REG_WG}u + lid.x;"
+    );
+    s += "    let live = t < p.total;\n    let tt = min(t, p.total - 1u);\n";
+    s
+}
+
 /// WGSL of `conv_reg`: a direct convolution, one invocation per (image, output row, block of
 /// `tx` columns) × a block of `to` output channels (the workgroup's y). Accumulators are named
 /// `vec4`s over 4 output channels (`c{x}_{j}`), filter taps are read as vec4s from the packed
@@ -221,21 +243,10 @@ pub fn conv_reg_source(k: u32, to: u32, tx: u32) -> String {
     assert!(to.is_multiple_of(4) && tx > 0 && k > 0);
     let tv = to / 4;
     let seg = tx + k - 1;
-    let mut s = String::from(REG_PRELUDE);
-    s += "@group(0) @binding(2) var<storage, read> wv: array<vec4<f32>>;\n";
-    s += "@group(0) @binding(3) var<storage, read> bias: array<f32>;\n";
-    s += "@group(0) @binding(4) var<storage, read_write> y: array<f32>;\n";
-    let _ = writeln!(
-        s,
-        "// generated: k = {k}, {to} output channels x {tx} columns per invocation"
+    let mut s = conv_reg_head(
+        "vec4<f32>",
+        &format!("k = {k}, {to} output channels x {tx} columns"),
     );
-    let _ = writeln!(s, "@compute @workgroup_size({CONV_REG_WG}, 1, 1)");
-    s += "fn conv_reg(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
-    let _ = writeln!(
-        s,
-        "    let t = (wid.z * nwg.x + wid.x) * {CONV_REG_WG}u + lid.x;"
-    );
-    s += "    let live = t < p.total;\n    let tt = min(t, p.total - 1u);\n";
     s += "    let xb = tt % p.nxb;\n    let r = tt / p.nxb;\n    let yy = r % p.ho;\n    let b = r / p.ho;\n";
     let _ = writeln!(s, "    let xs = xb * {tx}u;");
     s += "    let x0 = i32(xs) - p.pad;\n";
@@ -309,21 +320,10 @@ pub fn conv_reg_rows_source(k: u32, to: u32, tx: u32) -> String {
     assert!((1..4).contains(&to) && tx > 0 && k > 0);
     let ty = CONV_REG_ROWS;
     let seg = tx + k - 1;
-    let mut s = String::from(REG_PRELUDE);
-    s += "@group(0) @binding(2) var<storage, read> wv: array<f32>;\n";
-    s += "@group(0) @binding(3) var<storage, read> bias: array<f32>;\n";
-    s += "@group(0) @binding(4) var<storage, read_write> y: array<f32>;\n";
-    let _ = writeln!(
-        s,
-        "// generated: k = {k}, {to} output channels x {ty} rows x {tx} columns per invocation"
+    let mut s = conv_reg_head(
+        "f32",
+        &format!("k = {k}, {to} output channels x {ty} rows x {tx} columns"),
     );
-    let _ = writeln!(s, "@compute @workgroup_size({CONV_REG_WG}, 1, 1)");
-    s += "fn conv_reg(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {\n";
-    let _ = writeln!(
-        s,
-        "    let t = (wid.z * nwg.x + wid.x) * {CONV_REG_WG}u + lid.x;"
-    );
-    s += "    let live = t < p.total;\n    let tt = min(t, p.total - 1u);\n";
     let _ = writeln!(s, "    let nyb = (p.ho + {}u) / {ty}u;", ty - 1);
     s += "    let xb = tt % p.nxb;\n    let r = tt / p.nxb;\n    let yb = r % nyb;\n    let b = r / nyb;\n";
     let _ = writeln!(s, "    let xs = xb * {tx}u;\n    let y0 = yb * {ty}u;");
