@@ -182,94 +182,92 @@ fn closed_form_block_grad(op: &ClonedOperator, h: &Host) -> Vec<f64> {
 fn the_exact_loss_and_its_gradient_match_the_f64_reference() {
     let g = gpu();
     for (i, kind) in KINDS.into_iter().enumerate() {
-        {
-            // Ragged sizes: d = 5 (9 × 25 blocks), 4 blocks, m = 3.
-            let op = scrambled(kind, 5, 4, 3, 0.5, 80 + i as u64);
-            let h = host(&op);
-            let want = reference(&op, &h);
-            let e = ExactLoss::new(&g, kind, 5).unwrap();
-            let mut tape = Tape::new();
-            let l = e.loss_t(&mut tape, &op).unwrap();
-            let got = tape.value(l).item().unwrap() as f64;
-            tape.backward(l).unwrap();
-            // The loss is a chain of sums of at most n_out·n_in = 225 terms (B Sᵀ, B⊥ B⊥ᵀ), then
-            // ≤ 16·36 rows; each f32 sum adds about sum_tol(K) relative, and the terms are positive
-            // (no cancellation in this form), so their sum bounds the error.
-            let tol_value = sum_tol(225) + sum_tol(225) + sum_tol(16 * 36);
-            let rel = (got - want).abs() / want;
-            assert!(
-                rel <= tol_value,
-                "{kind:?}: loss {got:.6e} vs reference {want:.6e} ({rel:.1e})"
-            );
+        // Ragged sizes: d = 5 (9 × 25 blocks), 4 blocks, m = 3.
+        let op = scrambled(kind, 5, 4, 3, 0.5, 80 + i as u64);
+        let h = host(&op);
+        let want = reference(&op, &h);
+        let e = ExactLoss::new(&g, kind, 5).unwrap();
+        let mut tape = Tape::new();
+        let l = e.loss_t(&mut tape, &op).unwrap();
+        let got = tape.value(l).item().unwrap() as f64;
+        tape.backward(l).unwrap();
+        // The loss is a chain of sums of at most n_out·n_in = 225 terms (B Sᵀ, B⊥ B⊥ᵀ), then
+        // ≤ 16·36 rows; each f32 sum adds about sum_tol(K) relative, and the terms are positive
+        // (no cancellation in this form), so their sum bounds the error.
+        let tol_value = sum_tol(225) + sum_tol(225) + sum_tol(16 * 36);
+        let rel = (got - want).abs() / want;
+        assert!(
+            rel <= tol_value,
+            "{kind:?}: loss {got:.6e} vs reference {want:.6e} ({rel:.1e})"
+        );
 
-            // Gradients: the tape's against central differences of the reference, at 24 random
-            // coordinates of each tensor; the blocks' also against the closed form.
-            let mut rg = rng(90 + i as u64);
-            let params: Vec<(&str, &symclone::Param)> = {
-                let mut v = vec![("blocks", &op.blocks), ("m1", &op.m1), ("m2", &op.m2)];
-                if let Some(t) = &op.t {
-                    v.push(("t", t));
+        // Gradients: the tape's against central differences of the reference, at 24 random
+        // coordinates of each tensor; the blocks' also against the closed form.
+        let mut rg = rng(90 + i as u64);
+        let params: Vec<(&str, &symclone::Param)> = {
+            let mut v = vec![("blocks", &op.blocks), ("m1", &op.m1), ("m2", &op.m2)];
+            if let Some(t) = &op.t {
+                v.push(("t", t));
+            }
+            v
+        };
+        let closed = closed_form_block_grad(&op, &h);
+        for (pi, (name, p)) in params.iter().enumerate() {
+            let tape_grad = p.grad().unwrap().to_vec().unwrap();
+            let mut coords: Vec<usize> = Vec::new();
+            while coords.len() < 24.min(p.numel()) {
+                let c = rg.below(p.numel());
+                if !coords.contains(&c) {
+                    coords.push(c); // distinct: a repeated coordinate would be set twice
                 }
-                v
+            }
+            let mut values = match pi {
+                0 => h.blocks.clone(),
+                1 => h.m1.clone(),
+                2 => h.m2.clone(),
+                _ => h.t.clone().unwrap(),
             };
-            let closed = closed_form_block_grad(&op, &h);
-            for (pi, (name, p)) in params.iter().enumerate() {
-                let tape_grad = p.grad().unwrap().to_vec().unwrap();
-                let mut coords: Vec<usize> = Vec::new();
-                while coords.len() < 24.min(p.numel()) {
-                    let c = rg.below(p.numel());
-                    if !coords.contains(&c) {
-                        coords.push(c); // distinct: a repeated coordinate would be set twice
-                    }
+            let picked: Vec<f64> = coords.iter().map(|&c| values[c]).collect();
+            let fd = finite_diff(&picked, 1e-5, |x| {
+                for (k, &c) in coords.iter().enumerate() {
+                    values[c] = x[k];
                 }
-                let mut values = match pi {
-                    0 => h.blocks.clone(),
-                    1 => h.m1.clone(),
-                    2 => h.m2.clone(),
-                    _ => h.t.clone().unwrap(),
+                let mut hh = Host {
+                    blocks: h.blocks.clone(),
+                    m1: h.m1.clone(),
+                    m2: h.m2.clone(),
+                    t: h.t.clone(),
                 };
-                let picked: Vec<f64> = coords.iter().map(|&c| values[c]).collect();
-                let fd = finite_diff(&picked, 1e-5, |x| {
-                    for (k, &c) in coords.iter().enumerate() {
-                        values[c] = x[k];
-                    }
-                    let mut hh = Host {
-                        blocks: h.blocks.clone(),
-                        m1: h.m1.clone(),
-                        m2: h.m2.clone(),
-                        t: h.t.clone(),
-                    };
-                    match pi {
-                        0 => hh.blocks = values.clone(),
-                        1 => hh.m1 = values.clone(),
-                        2 => hh.m2 = values.clone(),
-                        _ => hh.t = Some(values.clone()),
-                    }
-                    reference(&op, &hh)
-                });
-                let tg: Vec<f32> = coords.iter().map(|&c| tape_grad[c]).collect();
-                // The gradient is the same chain run backwards: twice the value's sums.
-                let tol = 2.0 * tol_value;
+                match pi {
+                    0 => hh.blocks = values.clone(),
+                    1 => hh.m1 = values.clone(),
+                    2 => hh.m2 = values.clone(),
+                    _ => hh.t = Some(values.clone()),
+                }
+                reference(&op, &hh)
+            });
+            let tg: Vec<f32> = coords.iter().map(|&c| tape_grad[c]).collect();
+            // The gradient is the same chain run backwards: twice the value's sums.
+            let tol = 2.0 * tol_value;
+            assert_close(
+                &format!("{kind:?} d{name}: tape vs finite differences"),
+                &tg,
+                &fd,
+                tol,
+            );
+            if pi == 0 {
+                let cf: Vec<f64> = coords.iter().map(|&c| closed[c]).collect();
+                let e = rel_err64(&cf, &fd);
+                assert!(
+                    e <= 1e-7,
+                    "{kind:?}: closed-form dB vs finite differences {e:.1e}"
+                );
                 assert_close(
-                    &format!("{kind:?} d{name}: tape vs finite differences"),
-                    &tg,
-                    &fd,
+                    &format!("{kind:?} dblocks: tape vs closed form"),
+                    &tape_grad,
+                    &closed,
                     tol,
                 );
-                if pi == 0 {
-                    let cf: Vec<f64> = coords.iter().map(|&c| closed[c]).collect();
-                    let e = rel_err64(&cf, &fd);
-                    assert!(
-                        e <= 1e-7,
-                        "{kind:?}: closed-form dB vs finite differences {e:.1e}"
-                    );
-                    assert_close(
-                        &format!("{kind:?} dblocks: tape vs closed form"),
-                        &tape_grad,
-                        &closed,
-                        tol,
-                    );
-                }
             }
         }
     }

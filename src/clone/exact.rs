@@ -25,8 +25,8 @@
 //! transposes, elementwise, reductions), so the gradient is the tape's.
 //!
 //! **The taps without S.** `C = B Sᵀ` and `B − X S` go through two kernels over the 9·n_out tap
-//! positions (`ops::cloned::taps`, and its adjoint `taps_adj` subtracting from B): the tap-selection matrices S, nine
-//! dense n_out × n_in 0/1 matrices, are never formed or multiplied.
+//! positions (`ops::cloned::taps`, and its adjoint `taps_adj` subtracting from B): the
+//! tap-selection matrices S, nine dense n_out × n_in 0/1 matrices, are never formed or multiplied.
 //!
 //! **The Gram kernel.** `B⊥ B⊥ᵀ` (nb × nb) has an inner dimension of n_out·n_in (530,000 at
 //! d = 28) and an output smaller than one matrix-product tile, so a plain product would run on a

@@ -237,7 +237,7 @@ fn conv_reg_head(wv_elem: &str, what: &str) -> String {
 /// A tile of fewer than 4 channels (layers with 1–3 output channels, such as the input gradient of
 /// a layer on images) is [`conv_reg_rows_source`] instead.
 pub fn conv_reg_source(k: u32, to: u32, tx: u32) -> String {
-    if to < 4 {
+    if scalar_tile(to) {
         return conv_reg_rows_source(k, to, tx);
     }
     assert!(to.is_multiple_of(4) && tx > 0 && k > 0);
@@ -309,6 +309,13 @@ pub fn conv_reg_source(k: u32, to: u32, tx: u32) -> String {
 /// Output rows one invocation of a scalar-channel `conv_reg` computes ([`conv_reg_rows_source`]).
 pub const CONV_REG_ROWS: u32 = 4;
 
+/// Whether a `conv_reg` tile of `to` output channels is the scalar form ([`conv_reg_rows_source`]:
+/// a float per channel, [`CONV_REG_ROWS`] output rows per invocation, the packed filter read as
+/// floats) rather than vec4s over channels: for 1–3 channels.
+pub fn scalar_tile(to: u32) -> bool {
+    to < 4
+}
+
 /// WGSL of `conv_reg` for `to` = 1…3 output channels: one invocation per (image, block of
 /// [`CONV_REG_ROWS`] output rows, block of `tx` columns), a float accumulator per (row, column,
 /// channel) (`c{y}_{x}_{m}`). With so few channels the loads, not the multiply-adds, are the cost
@@ -317,7 +324,7 @@ pub const CONV_REG_ROWS: u32 = 4;
 /// k·(tx + k − 1) per k²·tx·to for one row. The filter is read as floats (`p.co4` is its packed row
 /// in floats).
 pub fn conv_reg_rows_source(k: u32, to: u32, tx: u32) -> String {
-    assert!((1..4).contains(&to) && tx > 0 && k > 0);
+    assert!(to > 0 && scalar_tile(to) && tx > 0 && k > 0);
     let ty = CONV_REG_ROWS;
     let seg = tx + k - 1;
     let mut s = conv_reg_head(

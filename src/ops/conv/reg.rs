@@ -1,7 +1,7 @@
 //! The generated register-tiled kernels (`gpu::codegen`): what CPU adapters such as lavapipe run.
 
 use super::{conv_flops, params, shader_params, u32_of, ConvDims, CONV, WG};
-use crate::gpu::codegen::{self, Generated, CONV_REG_ROWS, CONV_REG_WG};
+use crate::gpu::codegen::{self, scalar_tile, Generated, CONV_REG_ROWS, CONV_REG_WG};
 use crate::ops::reduce;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -27,7 +27,7 @@ fn channel_tile(c: usize) -> (usize, usize) {
 /// c < 4 (`codegen::conv_reg_rows_source`: a vec4 tile would compute 4 − c padding channels in
 /// every lane), else [`channel_tile`].
 fn out_channel_tile(c: usize) -> (usize, usize) {
-    if c < 4 {
+    if scalar_tile(u32::try_from(c).unwrap_or(u32::MAX)) {
         (c.max(1), 1)
     } else {
         channel_tile(c)
@@ -94,8 +94,7 @@ fn reg_grid(gpu: &crate::Gpu, n: usize, ny: usize) -> Result<[u32; 3]> {
 
 /// The uniform block of the generated kernels (`struct G`): sizes, then nxb (column blocks, or
 /// input-channel blocks for the weight gradient), co4 (packed filter row: vec4s, floats for a
-/// scalar tile), the invocation
-/// count and aux (bias flag, or images per split).
+/// scalar tile), the invocation count and aux (bias flag, or images per split).
 #[allow(clippy::too_many_arguments)]
 fn gparams(
     (batch, cin, h, w): (usize, usize, usize, usize),
@@ -161,7 +160,8 @@ pub(super) fn conv_reg(
     let (to, nob) = out_channel_tile(cout);
     let (tx, nxb) = column_tile(wo);
     // A scalar tile's invocation covers CONV_REG_ROWS output rows, a vec4 tile's one.
-    let row_blocks = if to < 4 {
+    let scalar = scalar_tile(to as u32);
+    let row_blocks = if scalar {
         ho.div_ceil(CONV_REG_ROWS as usize)
     } else {
         ho
@@ -202,7 +202,7 @@ pub(super) fn conv_reg(
         pad,
         nxb,
         // The packed filter row: vec4s, or floats for a scalar tile.
-        if to < 4 { wide } else { wide / 4 },
+        if scalar { wide } else { wide / 4 },
         total,
         usize::from(bias.is_some()),
     )?;
@@ -279,7 +279,7 @@ mod tests {
                         "{k} {to}x{tx}"
                     );
                 }
-                if to < 4 {
+                if scalar_tile(to) {
                     continue;
                 }
                 let most = dw_input_tile((k * k) as usize, to as usize, 8) as u32;
