@@ -86,8 +86,8 @@ fn every_algorithm(g: &Arc<Gpu>, device: &str) {
         let want_abs = r::conv::forward(&abs64(x6), &abs64(w6), Some(&abs64(b6)), d);
         let want_nob = r::conv::forward(x6, w6, None, d);
         let nob_abs = r::conv::forward(&abs64(x6), &abs64(w6), None, d);
-        let (dx, dw, _) = r::conv::backward(x6, w6, g6, d);
-        let (ax, aw, _) = r::conv::backward(&abs64(x6), &abs64(w6), &abs64(g6), d);
+        let (dx, dw, db) = r::conv::backward(x6, w6, g6, d);
+        let (ax, aw, ab) = r::conv::backward(&abs64(x6), &abs64(w6), &abs64(g6), d);
         let kf = d.cin * d.k * d.k + 1;
         for algo in ConvAlgo::ALL {
             let what = |pass: &str| format!("{device}: {} {pass} {d:?}", algo.name());
@@ -107,6 +107,12 @@ fn every_algorithm(g: &Arc<Gpu>, device: &str) {
             assert_eq!(gw.shape(), [d.cout, d.cin, d.k, d.k]);
             let kw = d.batch * d.ho() * d.wo();
             assert_sum_close(&what, &vec(&gw), &dw, &aw, kw);
+            // With the bias gradient (the register kernel sums it as it goes): the same weight
+            // gradient, and the bias gradient within the bound of its sums.
+            let (gw2, gb) = conv::conv2d_weight_bias_grad_with(algo, &c.x.0, &c.g.0, d).unwrap();
+            assert_eq!(vec(&gw2), vec(&gw), "{what}, with the bias gradient");
+            assert_eq!(gb.shape(), [d.cout]);
+            assert_sum_close(&format!("{what}: bias"), &vec(&gb), &db, &ab, kw);
         }
     }
 }
@@ -131,6 +137,7 @@ fn taped_conv_gradients_through_forced_algorithms() {
     for algos in [
         (ConvAlgo::Igemm, WeightGradAlgo::Gemm),
         (ConvAlgo::Reg, WeightGradAlgo::Direct),
+        (ConvAlgo::Reg, WeightGradAlgo::Reg),
     ] {
         for n in [1, 3, 5, 10] {
             let c = case(&g, n);
@@ -196,6 +203,8 @@ fn a_mismatched_filter_or_input_is_a_shape_error() {
     let x = Tensor::zeros(&g, &[d.batch, d.cin, d.h + 1, d.w]).unwrap();
     for algo in WeightGradAlgo::ALL {
         let e = conv::conv2d_weight_grad_with(algo, &x, &c.g.0, d);
+        assert!(matches!(e, Err(Error::Shape { .. })), "{algo:?}: {e:?}");
+        let e = conv::conv2d_weight_bias_grad_with(algo, &x, &c.g.0, d);
         assert!(matches!(e, Err(Error::Shape { .. })), "{algo:?}: {e:?}");
     }
 }

@@ -174,8 +174,7 @@ pub(super) fn conv_cases(
             // and the input gradient except for a first layer on images (lift).
             let need_dx = kind != ConvKind::Lift;
             let bwd = || -> Result<(Tensor, Option<Tensor>, Tensor)> {
-                let dtw = conv::conv2d_weight_grad(&x, &g, d)?;
-                let dtb = conv::conv2d_bias_grad(&g)?;
+                let (dtw, dtb) = conv::conv2d_weight_bias_grad(&x, &g, d)?;
                 let (dw, db) = match kind {
                     ConvKind::Plain => (dtw, dtb),
                     ConvKind::Lift => (
@@ -194,29 +193,43 @@ pub(super) fn conv_cases(
                 };
                 Ok((dw, dx, db))
             };
-            let (cpu_s, (cdx, cdw)) = time_cpu(reps, || {
-                let (dx, dtw, _db) = cpu::conv2d_bwd(&xv, &cpu_tw(), &gv, d, need_dx);
+            let (cpu_s, (cdx, cdw, cdb)) = time_cpu(reps, || {
+                let (dx, dtw, dtb) = cpu::conv2d_bwd(&xv, &cpu_tw(), &gv, d, need_dx);
                 let dtw64 = crate::reference::to64(&dtw);
-                let dw = match kind {
-                    ConvKind::Plain => dtw,
-                    ConvKind::Lift => f32s(&rg::lift_filter_adjoint(&dtw64, cout, cin, k)),
-                    ConvKind::P4 => f32s(&rg::p4_filter_adjoint(&dtw64, cout, cin, k)),
+                let (dw, db) = match kind {
+                    ConvKind::Plain => (dtw, dtb),
+                    ConvKind::Lift => (
+                        f32s(&rg::lift_filter_adjoint(&dtw64, cout, cin, k)),
+                        dtb.chunks(4).map(|r| r.iter().sum()).collect(),
+                    ),
+                    ConvKind::P4 => (
+                        f32s(&rg::p4_filter_adjoint(&dtw64, cout, cin, k)),
+                        dtb.chunks(4).map(|r| r.iter().sum()).collect(),
+                    ),
                 };
-                (dx, dw)
+                (dx, dw, db)
             });
-            // The weight gradient sums B·Ho·Wo products per tap (and 4 rotations for C4 filters).
-            let cdw64 = crate::reference::to64(&cdw);
+            // The weight and bias gradients sum B·Ho·Wo products per element (and 4 rotations
+            // for C4 filters); the bias gradient is checked before the timing too.
+            let terms = d.batch * d.ho() * d.wo() * 4;
+            let (cdw64, cdb64) = (crate::reference::to64(&cdw), crate::reference::to64(&cdb));
+            let db_check = Check {
+                case: &names[2],
+                want: &cdb64,
+                terms,
+            };
+            db_check.verify(&bwd()?.2.to_vec()?)?;
             let check = Check {
                 case: &names[2],
                 want: &cdw64,
-                terms: d.batch * d.ho() * d.wo() * 4,
+                terms,
             };
             let (gpu_s, how, wall_s, dw) = time_gpu(gpu, reps, check, || bwd().map(|r| r.0))?;
-            let (_, dx, _) = bwd()?;
-            let (got, want) = match dx {
-                Some(dx) => (concat(&dw.to_vec()?, &dx.to_vec()?), concat(&cdw, &cdx)),
-                None => (dw.to_vec()?, cdw),
-            };
+            let (_, dx, db) = bwd()?;
+            let (mut got, mut want) = (concat(&dw.to_vec()?, &db.to_vec()?), concat(&cdw, &cdb));
+            if let Some(dx) = dx {
+                (got, want) = (concat(&got, &dx.to_vec()?), concat(&want, &cdx));
+            }
             let flops = d.flops() * if need_dx { 2.0 } else { 1.0 };
             let row = Row::kernel(
                 names[2].clone(),

@@ -415,13 +415,16 @@ pub fn conv_reg_rows_source(k: u32, to: u32, tx: u32) -> String {
 /// input channels) × a block of `to` output channels (the workgroup's y), writing a partial sum
 /// over its images: `part[s, o, i, ky, kx]`. Accumulators are named vec4s over 4 output channels
 /// (`a{ti}_{ky}_{kx}_{j}`); per output pixel it loads `to` gradient values and, sliding a k-wide
-/// window along each input row, `ti·k` new input values.
+/// window along each input row, `ti·k` new input values. The gradient values it loads also feed
+/// the bias gradient's partial sums (`s{j}`), which the invocations of the first input-channel
+/// block write to `bpart[s, o]`: the bias gradient without a pass of its own over the gradient.
 pub fn conv_dw_reg_source(k: u32, to: u32, ti: u32) -> String {
     assert!(to.is_multiple_of(4) && to > 0 && ti > 0 && k > 0);
     let tv = to / 4;
     let mut s = String::from(REG_PRELUDE);
     s += "@group(0) @binding(2) var<storage, read> g: array<f32>;\n";
     s += "@group(0) @binding(3) var<storage, read_write> part: array<f32>;\n";
+    s += "@group(0) @binding(4) var<storage, read_write> bpart: array<f32>;\n";
     let _ = writeln!(
         s,
         "// generated: k = {k}, {to} output channels x {ti} input channels per invocation"
@@ -453,6 +456,9 @@ pub fn conv_dw_reg_source(k: u32, to: u32, ti: u32) -> String {
                 }
             }
         }
+    }
+    for j in 0..tv {
+        let _ = writeln!(s, "    var s{j} = vec4<f32>(0.0);");
     }
     s += "    for (var b = b0; b < b1; b += 1u) {\n";
     s += "        let gb = b * p.cout * ohw;\n";
@@ -501,6 +507,7 @@ pub fn conv_dw_reg_source(k: u32, to: u32, ti: u32) -> String {
             4 * j + 2,
             4 * j + 3
         );
+        let _ = writeln!(s, "                s{j} += g{j};");
     }
     for c in 0..ti {
         for ky in 0..k {
@@ -529,6 +536,17 @@ pub fn conv_dw_reg_source(k: u32, to: u32, ti: u32) -> String {
         }
     }
     s += "            }\n        }\n    }\n";
+    s += "    if live && ib == 0u {\n";
+    for j in 0..tv {
+        for (l, lane) in LANES.iter().enumerate() {
+            let m = 4 * j + l as u32;
+            let _ = writeln!(
+                s,
+                "        if o0 + {m}u < p.cout {{ bpart[sp * p.cout + o0 + {m}u] = s{j}.{lane}; }}"
+            );
+        }
+    }
+    s += "    }\n";
     s += "    if live {\n";
     let kk = k * k;
     for c in 0..ti {

@@ -389,18 +389,7 @@ pub fn conv2d_weight_grad_with(
     g: &Tensor,
     d: ConvDims,
 ) -> Result<Tensor> {
-    check_grad("conv2d_weight_grad", g, d)?;
-    expect_f32("conv2d_weight_grad", x)?;
-    if x.shape() != [d.batch, d.cin, d.h, d.w] {
-        return Err(Error::shape(
-            "conv2d_weight_grad",
-            format!(
-                "input {:?}, expected {:?}",
-                x.shape(),
-                [d.batch, d.cin, d.h, d.w]
-            ),
-        ));
-    }
+    check_weight_grad(x, g, d)?;
     let gpu = x.gpu();
     let dw = Tensor::empty(gpu, &[d.cout, d.cin, d.k, d.k])?;
     if dw.numel() == 0 {
@@ -422,10 +411,35 @@ fn weight_grad_by(
     dw: Tensor,
 ) -> Result<Tensor> {
     match algo {
-        WeightGradAlgo::Reg => reg::weight_grad_reg(x, g, d),
+        WeightGradAlgo::Reg => reg::weight_bias_grad_reg(x, g, d).map(|(dw, _)| dw),
         WeightGradAlgo::Direct => direct::weight_grad(x, g, d, &dw).map(|()| dw),
         WeightGradAlgo::Gemm => igemm::weight_grad_igemm(x, g, d),
     }
+}
+
+/// The weight and bias gradients together, the weight gradient by the algorithm the tuner picks.
+pub fn conv2d_weight_bias_grad(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<(Tensor, Tensor)> {
+    check_grad("conv2d_weight_grad", g, d)?;
+    conv2d_weight_bias_grad_with(tune::choose_dw(x.gpu(), d)?.algo, x, g, d)
+}
+
+/// [`conv2d_weight_grad_with`] and [`conv2d_bias_grad`] together: the register kernel sums the
+/// bias gradient from the gradient values it loads anyway (no pass of its own over `g`); the
+/// other algorithms run the bias gradient's reduction after the weight gradient.
+pub fn conv2d_weight_bias_grad_with(
+    algo: WeightGradAlgo,
+    x: &Tensor,
+    g: &Tensor,
+    d: ConvDims,
+) -> Result<(Tensor, Tensor)> {
+    check_weight_grad(x, g, d)?;
+    if algo == WeightGradAlgo::Reg && d.cout * d.cin > 0 && d.batch * d.ho() * d.wo() > 0 {
+        return reg::weight_bias_grad_reg(x, g, d);
+    }
+    Ok((
+        conv2d_weight_grad_with(algo, x, g, d)?,
+        conv2d_bias_grad(g)?,
+    ))
 }
 
 /// The bias gradient: `Σ_{b,y,x} g[b, o, y, x]`, shape (Cout).
@@ -452,6 +466,23 @@ fn check_filter(op: &'static str, w: &Tensor, d: ConvDims) -> Result<()> {
                 "filter {:?}, expected {:?}",
                 w.shape(),
                 [d.cout, d.cin, d.k, d.k]
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The weight gradient's operands: the output gradient and the input, each of its shape.
+fn check_weight_grad(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<()> {
+    check_grad("conv2d_weight_grad", g, d)?;
+    expect_f32("conv2d_weight_grad", x)?;
+    if x.shape() != [d.batch, d.cin, d.h, d.w] {
+        return Err(Error::shape(
+            "conv2d_weight_grad",
+            format!(
+                "input {:?}, expected {:?}",
+                x.shape(),
+                [d.batch, d.cin, d.h, d.w]
             ),
         ));
     }
@@ -522,18 +553,19 @@ fn conv_taped(
             } else {
                 None
             };
-            let dw = if need[1] {
-                Some(conv2d_weight_grad_with(wgrad, &xv, g, d)?)
-            } else {
-                None
+            let need_db = need.get(2).copied().unwrap_or(false);
+            let (dw, db) = match (need[1], need_db) {
+                (true, true) => {
+                    let (dw, db) = conv2d_weight_bias_grad_with(wgrad, &xv, g, d)?;
+                    (Some(dw), Some(db))
+                }
+                (true, false) => (Some(conv2d_weight_grad_with(wgrad, &xv, g, d)?), None),
+                (false, true) => (None, Some(conv2d_bias_grad(g)?)),
+                (false, false) => (None, None),
             };
             let mut v = vec![dx, dw];
             if need.len() > 2 {
-                v.push(if need[2] {
-                    Some(conv2d_bias_grad(g)?)
-                } else {
-                    None
-                });
+                v.push(db);
             }
             Ok(v)
         }),

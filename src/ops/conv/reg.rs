@@ -222,9 +222,13 @@ pub(super) fn conv_reg(
     Ok(out)
 }
 
-/// The weight gradient by the generated kernel `conv_dw_reg`: partial sums over splits of the
-/// batch, then one fixed-order sum over the splits.
-pub(super) fn weight_grad_reg(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Tensor> {
+/// The weight and bias gradients by the generated kernel `conv_dw_reg`: partial sums over
+/// splits of the batch, then one fixed-order sum over the splits.
+pub(super) fn weight_bias_grad_reg(
+    x: &Tensor,
+    g: &Tensor,
+    d: ConvDims,
+) -> Result<(Tensor, Tensor)> {
     let gpu = x.gpu();
     let kk = d.k * d.k;
     let (to, nob) = channel_tile(d.cout);
@@ -233,6 +237,7 @@ pub(super) fn weight_grad_reg(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Ten
     let per = d.batch.div_ceil(d.batch.min(REG_DW_SPLITS));
     let splits = d.batch.div_ceil(per);
     let part = Tensor::empty(gpu, &[splits, d.cout, d.cin, d.k, d.k])?;
+    let bpart = Tensor::empty(gpu, &[splits, d.cout])?;
     let total = splits * nib;
     let p = gparams(
         (d.batch, d.cin, d.h, d.w),
@@ -255,11 +260,15 @@ pub(super) fn weight_grad_reg(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<Ten
         .read(&x)
         .read(&g)
         .write(&part)
+        .write(&bpart)
         .dispatch(reg_grid(gpu, total, nob)?)?;
     if splits == 1 {
-        part.reshape(&[d.cout, d.cin, d.k, d.k])
+        Ok((
+            part.reshape(&[d.cout, d.cin, d.k, d.k])?,
+            bpart.reshape(&[d.cout])?,
+        ))
     } else {
-        reduce::sum_axis(&part, 0)
+        Ok((reduce::sum_axis(&part, 0)?, reduce::sum_axis(&bpart, 0)?))
     }
 }
 
