@@ -5,7 +5,7 @@
 //! tile of the im2col matrix from the input, zero padding computed on the fly.
 
 use super::{conv_flops, params, shader_params, u32_of, ConvDims, Geometry};
-use crate::ops::{reduce, CONV_GEMM};
+use crate::ops::CONV_GEMM;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -178,11 +178,7 @@ pub(super) fn weight_grad_igemm(x: &Tensor, g: &Tensor, d: ConvDims) -> Result<T
         .read(&g)
         .write(&part)
         .dispatch([tiles as u32, rows as u32, chunks as u32])?;
-    if chunks == 1 {
-        part.reshape(&[d.cout, d.cin, d.k, d.k])
-    } else {
-        reduce::sum_axis(&part, 0)
-    }
+    super::sum_splits(part)
 }
 
 #[cfg(test)]

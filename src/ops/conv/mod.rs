@@ -411,7 +411,7 @@ fn weight_grad_by(
     dw: Tensor,
 ) -> Result<Tensor> {
     match algo {
-        WeightGradAlgo::Reg => reg::weight_bias_grad_reg(x, g, d).map(|(dw, _)| dw),
+        WeightGradAlgo::Reg => sum_splits(reg::weight_bias_partials_reg(x, g, d)?.0),
         WeightGradAlgo::Direct => direct::weight_grad(x, g, d, &dw).map(|()| dw),
         WeightGradAlgo::Gemm => igemm::weight_grad_igemm(x, g, d),
     }
@@ -434,12 +434,24 @@ pub fn conv2d_weight_bias_grad_with(
 ) -> Result<(Tensor, Tensor)> {
     check_weight_grad(x, g, d)?;
     if algo == WeightGradAlgo::Reg && d.cout * d.cin > 0 && d.batch * d.ho() * d.wo() > 0 {
-        return reg::weight_bias_grad_reg(x, g, d);
+        let (part, bpart) = reg::weight_bias_partials_reg(x, g, d)?;
+        return Ok((sum_splits(part)?, sum_splits(bpart)?));
     }
     Ok((
         conv2d_weight_grad_with(algo, x, g, d)?,
         conv2d_bias_grad(g)?,
     ))
+}
+
+/// Partial sums over a leading axis of batch splits or chunks, summed in a fixed order (one split
+/// is a reshape): the last step of the weight-gradient kernels that split their long sum.
+fn sum_splits(t: Tensor) -> Result<Tensor> {
+    if t.shape().first() == Some(&1) {
+        let shape = t.shape()[1..].to_vec();
+        t.reshape(&shape)
+    } else {
+        reduce::sum_axis(&t, 0)
+    }
 }
 
 /// The bias gradient: `Σ_{b,y,x} g[b, o, y, x]`, shape (Cout).

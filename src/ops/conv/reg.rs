@@ -2,7 +2,6 @@
 
 use super::{conv_flops, params, shader_params, u32_of, ConvDims, CONV, WG};
 use crate::gpu::codegen::{self, scalar_tile, Generated, CONV_REG_ROWS, CONV_REG_WG};
-use crate::ops::reduce;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -222,9 +221,10 @@ pub(super) fn conv_reg(
     Ok(out)
 }
 
-/// The weight and bias gradients by the generated kernel `conv_dw_reg`: partial sums over
-/// splits of the batch, then one fixed-order sum over the splits.
-pub(super) fn weight_bias_grad_reg(
+/// The generated kernel `conv_dw_reg`'s partial sums over splits of the batch: the weight
+/// gradient's (splits, Cout, Cin, k, k) and the bias gradient's (splits, Cout), each to be summed
+/// over the splits by [`super::sum_splits`].
+pub(super) fn weight_bias_partials_reg(
     x: &Tensor,
     g: &Tensor,
     d: ConvDims,
@@ -262,14 +262,7 @@ pub(super) fn weight_bias_grad_reg(
         .write(&part)
         .write(&bpart)
         .dispatch(reg_grid(gpu, total, nob)?)?;
-    if splits == 1 {
-        Ok((
-            part.reshape(&[d.cout, d.cin, d.k, d.k])?,
-            bpart.reshape(&[d.cout])?,
-        ))
-    } else {
-        Ok((reduce::sum_axis(&part, 0)?, reduce::sum_axis(&bpart, 0)?))
-    }
+    Ok((part, bpart))
 }
 
 #[cfg(test)]
