@@ -19,21 +19,24 @@
 //! algorithm ([`ConvAlgo::ALL`], [`WeightGradAlgo::ALL`]); the plain entry points pick one per
 //! adapter ([`choose_algo`], [`choose_weight_grad_algo`]).
 //!
-//! The bias gradient is two fixed-order sums.
+//! The bias gradient is two fixed-order sums, or, beside the register weight gradient, partial sums
+//! that kernel takes from the gradient values it loads ([`conv2d_weight_bias_grad`]). The taped
+//! forms ([`conv2d_t`], [`channel_bias_t`]) are in `taped.rs`.
 
 mod direct;
 mod igemm;
 mod im2col;
 mod reg;
+mod taped;
 pub mod tune;
 
 pub use crate::reference::conv::ConvDims;
 pub use igemm::{dw_chunks, IgemmP, DW_MAX_CHUNKS, IGEMM_ROWS};
 pub use im2col::im2col;
 pub use reg::GenConvP;
+pub use taped::{channel_bias_t, conv2d_t, conv2d_t_with};
 
 use super::{expect_f32, i32_of, reduce, shader_params, u32_of, CONV};
-use crate::autograd::{Tape, Var};
 use crate::gpu::Op;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -514,91 +517,4 @@ fn check_grad(op: &'static str, g: &Tensor, d: ConvDims) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Taped `conv2d(x, w) + b`, each pass by the algorithm the tuner picks for its shape.
-pub fn conv2d_t(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, pad: usize) -> Result<Var> {
-    let (xv, wv) = (tape.value(x), tape.value(w));
-    let d = conv_dims(xv, wv, b.map(|v| tape.value(v)), pad)?;
-    let algos = (
-        choose_algo(xv, d, Op::ConvFwd)?,
-        choose_algo(xv, d, Op::ConvInputGrad)?,
-        tune::choose_dw(xv.gpu(), d)?.algo,
-    );
-    conv_taped(tape, x, w, b, pad, algos)
-}
-
-/// [`conv2d_t`] by given algorithms: (forward and input gradient, weight gradient).
-pub fn conv2d_t_with(
-    tape: &mut Tape,
-    x: Var,
-    w: Var,
-    b: Option<Var>,
-    pad: usize,
-    (algo, wgrad): (ConvAlgo, WeightGradAlgo),
-) -> Result<Var> {
-    conv_taped(tape, x, w, b, pad, (algo, algo, wgrad))
-}
-
-/// The taped convolution with (forward, input-gradient, weight-gradient) algorithms.
-fn conv_taped(
-    tape: &mut Tape,
-    x: Var,
-    w: Var,
-    b: Option<Var>,
-    pad: usize,
-    (algo, dx_algo, wgrad): (ConvAlgo, ConvAlgo, WeightGradAlgo),
-) -> Result<Var> {
-    let xv = tape.value(x).clone();
-    let wv = tape.value(w).clone();
-    let bv = b.map(|v| tape.value(v).clone());
-    let d = conv_dims(&xv, &wv, bv.as_ref(), pad)?;
-    let out = conv2d_with(algo, &xv, &wv, bv.as_ref(), pad)?;
-    let mut inputs = vec![x, w];
-    inputs.extend(b);
-    Ok(tape.push(
-        out,
-        &inputs,
-        Box::new(move |g, need| {
-            let dx = if need[0] {
-                Some(conv2d_input_grad_with(dx_algo, g, &wv, d)?)
-            } else {
-                None
-            };
-            let need_db = need.get(2).copied().unwrap_or(false);
-            let (dw, db) = match (need[1], need_db) {
-                (true, true) => {
-                    let (dw, db) = conv2d_weight_bias_grad_with(wgrad, &xv, g, d)?;
-                    (Some(dw), Some(db))
-                }
-                (true, false) => (Some(conv2d_weight_grad_with(wgrad, &xv, g, d)?), None),
-                (false, true) => (None, Some(conv2d_bias_grad(g)?)),
-                (false, false) => (None, None),
-            };
-            let mut v = vec![dx, dw];
-            if need.len() > 2 {
-                v.push(db);
-            }
-            Ok(v)
-        }),
-    ))
-}
-
-/// `y[b, c, …] = x[b, c, …] + bias[c]` for x of shape (B, C, …), taped; the bias gradient sums
-/// over the batch and the trailing axes.
-pub fn channel_bias_t(tape: &mut Tape, x: Var, bias: Var) -> Result<Var> {
-    let out = tape.value(x).deep_clone()?;
-    add_channel_bias_(&out, tape.value(bias))?;
-    Ok(tape.push(
-        out,
-        &[x, bias],
-        Box::new(move |g, need| {
-            let db = if need[1] {
-                Some(conv2d_bias_grad(g)?)
-            } else {
-                None
-            };
-            Ok(vec![Some(g.clone()), db])
-        }),
-    ))
 }
