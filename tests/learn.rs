@@ -76,3 +76,72 @@ fn mlp_learns_and_is_deterministic() {
         "same seed, different weights"
     );
 }
+
+/// `Optimizer::with_tied`: a parameter tied over m entries takes the steps that m explicit copies
+/// of it would, when each copy gets an equal share of its gradient (here a (4, 3) parameter used
+/// only through the mean of its rows, its rows starting equal), with clipping and weight decay
+/// in force and an ordinary parameter beside it in the clipped norm.
+#[test]
+fn a_tied_parameter_steps_as_its_entries_would() {
+    let g = gpu();
+    let start = [0.5f32, -1.0, 2.0];
+    let target = Tensor::from_slice(&g, &[1, 3], &[1.0, 2.0, -3.0]).unwrap();
+    let other_target = Tensor::from_slice(&g, &[2], &[0.3, -0.7]).unwrap();
+    let quarter = Tensor::full(&g, &[1, 4], 0.25).unwrap();
+    let sq = |tape: &mut Tape, a, b| {
+        let d = symclone::ops::elementwise::sub_t(tape, a, b).unwrap();
+        let d2 = symclone::ops::elementwise::mul_t(tape, d, d).unwrap();
+        symclone::ops::reduce::sum_all_t(tape, d2, false).unwrap()
+    };
+    let run = |tied: bool| -> (Vec<f32>, Vec<f32>) {
+        let rows = if tied { 1 } else { 4 };
+        let p = Param::new(
+            "p",
+            Tensor::from_slice(&g, &[rows, 3], &start.repeat(rows)).unwrap(),
+        );
+        let o = Param::new("o", Tensor::from_slice(&g, &[2], &[1.0, 1.0]).unwrap());
+        let mut opt =
+            Optimizer::new(OptimizerKind::adamw(0.1), 0.1, &[p.clone(), o.clone()]).with_clip(0.5);
+        if tied {
+            opt = opt.with_tied(&p, 4).unwrap();
+        }
+        for _ in 0..15 {
+            let mut tape = Tape::new();
+            let pv = tape.param(&p);
+            let mean = if tied {
+                pv
+            } else {
+                let qv = tape.input(quarter.clone());
+                symclone::ops::matmul::matmul_t(&mut tape, qv, pv, false, false, None, false)
+                    .unwrap()
+            };
+            let tv = tape.input(target.clone());
+            let ov = tape.param(&o);
+            let otv = tape.input(other_target.clone());
+            let a = sq(&mut tape, mean, tv);
+            let b = sq(&mut tape, ov, otv);
+            let l = symclone::ops::elementwise::lin_comb_t(&mut tape, a, b, 1.0, 1.0).unwrap();
+            tape.backward(l).unwrap();
+            opt.step().unwrap();
+            opt.zero_grad();
+        }
+        (p.value().to_vec().unwrap(), o.value().to_vec().unwrap())
+    };
+    let (tied, tied_other) = run(true);
+    let (copies, copies_other) = run(false);
+    assert!(tied.iter().zip(&start).all(|(a, b)| (a - b).abs() > 0.1));
+    for row in copies.chunks(3) {
+        for (a, b) in row.iter().zip(&tied) {
+            assert!((a - b).abs() <= 1e-5, "copies {copies:?}, tied {tied:?}");
+        }
+    }
+    for (a, b) in copies_other.iter().zip(&tied_other) {
+        assert!((a - b).abs() <= 1e-5, "{copies_other:?} vs {tied_other:?}");
+    }
+    // A parameter the optimiser does not hold, or no entries, is an error.
+    let stray = Param::new("stray", Tensor::zeros(&g, &[1]).unwrap());
+    let opt = Optimizer::new(OptimizerKind::adamw(0.0), 0.1, std::slice::from_ref(&stray));
+    assert!(opt.with_tied(&stray, 0).is_err());
+    let opt = Optimizer::new(OptimizerKind::adamw(0.0), 0.1, &[]);
+    assert!(opt.with_tied(&stray, 2).is_err());
+}

@@ -38,6 +38,10 @@ impl Param {
             trainable,
         }))
     }
+    /// Whether `other` is this parameter (a clone of the same handle), not merely an equal one.
+    pub fn is(&self, other: &Param) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
     pub fn name(&self) -> &str {
         &self.0.name
     }

@@ -3,9 +3,10 @@
 //! accumulated over several backward passes; call `zero_grad` after stepping.
 
 use crate::autograd::Param;
+use crate::ops::elementwise;
 use crate::ops::optim::{self as kernels, AdamStep};
 use crate::tensor::Tensor;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -53,6 +54,9 @@ struct State {
     param: Param,
     m: Option<Tensor>,
     v: Option<Tensor>,
+    /// How many tied entries each element of the parameter stands for (1: an ordinary parameter;
+    /// see [`Optimizer::with_tied`]).
+    tied: usize,
 }
 
 /// An optimiser over trainable parameters (frozen ones are skipped).
@@ -79,6 +83,7 @@ impl Optimizer {
                     param: p.clone(),
                     m: None,
                     v: None,
+                    tied: 1,
                 })
                 .collect(),
             t: 0,
@@ -90,6 +95,33 @@ impl Optimizer {
     pub fn with_clip(mut self, max_norm: f32) -> Self {
         self.clip = Some(max_norm);
         self
+    }
+
+    /// Treat each element of `param` as `entries` tied entries of a larger parameter that always
+    /// hold the same value and receive equal shares of the element's gradient: each entry's
+    /// gradient is `g / entries`, which is what the update rule sees, and the entries count
+    /// `entries · (g / entries)²` towards the clipped global norm. The steps are then those the
+    /// larger parameter would take (every entry moves alike), without storing it. A parameter
+    /// the optimiser does not hold is an error.
+    pub fn with_tied(mut self, param: &Param, entries: usize) -> Result<Self> {
+        let s = self
+            .states
+            .iter_mut()
+            .find(|s| s.param.is(param))
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "{} is not a trainable parameter of this optimiser",
+                    param.name()
+                ))
+            })?;
+        if entries == 0 {
+            return Err(Error::invalid(format!(
+                "{}: a tied parameter stands for at least one entry",
+                param.name()
+            )));
+        }
+        s.tied = entries;
+        Ok(self)
     }
 
     /// Steps taken.
@@ -112,20 +144,30 @@ impl Optimizer {
         }
         self.t += 1;
         let gpu = self.states[with_grad[0]].param.value().gpu().clone();
+        // A tied parameter's entries each see g / tied and count tied · (g / tied)² = (g / √tied)²
+        // towards the norm.
+        let scaled = |s: &State, power: f32| -> Result<Tensor> {
+            let g = s.param.grad().unwrap();
+            if s.tied == 1 {
+                Ok(g)
+            } else {
+                elementwise::affine(&g, (s.tied as f32).powf(-power), 0.0)
+            }
+        };
         let clip = match self.clip {
             Some(max_norm) => {
-                let grads: Vec<Tensor> = with_grad
+                let grads = with_grad
                     .iter()
-                    .map(|&i| self.states[i].param.grad().unwrap())
-                    .collect();
+                    .map(|&i| scaled(&self.states[i], 0.5))
+                    .collect::<Result<Vec<Tensor>>>()?;
                 kernels::clip_coefficient(&grads, max_norm)?
             }
             None => Tensor::full(&gpu, &[2], 1.0)?,
         };
         for &i in &with_grad {
+            let g = scaled(&self.states[i], 1.0)?;
             let s = &mut self.states[i];
             let p = s.param.value();
-            let g = s.param.grad().unwrap();
             let first = s.m.is_none();
             if first {
                 s.m = Some(Tensor::zeros(&gpu, p.shape())?);
