@@ -12,7 +12,7 @@ use symclone::clone::{clone_random, CloneConfig, CloneLoss, ClonedOperator, Oper
 use symclone::ops::random;
 use symclone::reference::cloned::{coefficients, exact_clone_loss, true_tap_codes};
 use symclone::reference::linalg::sym_eigenvalues;
-use symclone::reference::{finite_diff, rel_err64, to64};
+use symclone::reference::{finite_diff, rel_err, rel_err64, to64};
 use symclone::tensor::Tensor;
 
 const KINDS: [OperatorKind; 3] = [OperatorKind::Z2, OperatorKind::Lift, OperatorKind::P4];
@@ -372,7 +372,7 @@ fn jacobi_eigenvalues_of_a_known_matrix() {
 
 #[test]
 fn the_tap_kernels_match_the_dense_tap_matrices_and_are_adjoint() {
-    use symclone::ops::cloned::{taps, taps_adj, taps_outside};
+    use symclone::ops::cloned::{taps, taps_adj, taps_adj_to, taps_outside};
     use symclone::reference::cloned as rc;
     let g = gpu();
     let mut rg = rng(77);
@@ -402,6 +402,10 @@ fn the_tap_kernels_match_the_dense_tap_matrices_and_are_adjoint() {
             rc::taps_adj(&to64(&x), nb, k, d),
             "nb {nb} k {k} d {d}"
         );
+        // Over an existing tensor (here the random blocks): every element written.
+        let over = gb.deep_clone().unwrap();
+        taps_adj_to(&gx, &over, k, d).unwrap();
+        assert_eq!(over.to_vec().unwrap(), xs, "in place: nb {nb} k {k} d {d}");
         // B − X S in one pass: each entry one f32 subtraction.
         let outside = taps_outside(&gb, &gx, k, d).unwrap();
         assert_eq!(outside.shape(), [nb, w * w, d * d]);
@@ -422,6 +426,7 @@ fn the_tap_kernels_match_the_dense_tap_matrices_and_are_adjoint() {
         Tensor::from_slice(&g, &[2, 9], &[0.0; 18]).unwrap(),
     );
     assert!(taps_outside(&b1, &x1, 3, 3).is_err());
+    assert!(taps_adj_to(&x1, &b1, 3, 3).is_err());
 }
 
 #[test]
@@ -474,4 +479,73 @@ fn the_gram_kernels_match_the_reference() {
     let v = Tensor::from_slice(&g, &[6], &[0.0; 6]).unwrap();
     let m = Tensor::from_slice(&g, &[2, 3], &[0.0; 6]).unwrap();
     assert!(gram(&v).is_err() && gram_backward(&m, &m).is_err());
+}
+
+/// The exact loss trained in the span of the taps (`ExactForm::Span`, what `clone_random` does)
+/// takes the steps of the dense blocks (`ExactForm::Dense`) up to f32 rounding: the same loss at
+/// every iteration and the same blocks at the end, those of the span form lying exactly in the
+/// span of the taps (nothing outside it).
+#[test]
+fn the_span_form_of_the_exact_loss_takes_the_dense_forms_steps() {
+    use symclone::clone::{clone_random_with, ExactForm};
+    let g = gpu();
+    for (kind, d) in [
+        (OperatorKind::Z2, 5usize),
+        (OperatorKind::Lift, 6),
+        (OperatorKind::P4, 6),
+    ] {
+        let cfg = CloneConfig {
+            loss: CloneLoss::Exact,
+            nb: 9,
+            iters: 40,
+            accum: 1,
+            lr: 0.05,
+            lr_decay: 0.99,
+            warmup: 10,
+            ..CloneConfig::paper(kind, d)
+        };
+        let (span, s) = clone_random_with(&g, &cfg, ExactForm::Span, 1, &mut |_, _| {}).unwrap();
+        let (dense, e) = clone_random_with(&g, &cfg, ExactForm::Dense, 1, &mut |_, _| {}).unwrap();
+        assert_eq!(s.history.len(), 40);
+        assert_eq!(e.history.len(), 40);
+        // The loss must have moved for the comparison to mean anything.
+        assert!(
+            s.history[39].1 < 0.5 * s.history[0].1,
+            "{kind:?}: {:?}",
+            s.history
+        );
+        for ((i, a), (_, b)) in s.history.iter().zip(&e.history) {
+            assert!(
+                ((a - b) / b).abs() <= 1e-3,
+                "{kind:?} iteration {i}: span {a}, dense {b}"
+            );
+        }
+        let sb = span.blocks.value().to_vec().unwrap();
+        let db = dense.blocks.value().to_vec().unwrap();
+        assert!(
+            rel_err(&sb, &to64(&db)) <= 1e-3,
+            "{kind:?}: {}",
+            rel_err(&sb, &to64(&db))
+        );
+        let x = symclone::ops::cloned::taps(&span.blocks.value(), 3, d).unwrap();
+        let x =
+            symclone::ops::elementwise::affine(&x, 1.0 / ((d - 2) * (d - 2)) as f32, 0.0).unwrap();
+        let outside = symclone::ops::cloned::taps_outside(&span.blocks.value(), &x, 3, d)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert!(outside
+            .iter()
+            .all(|&v| v.abs() <= 1e-6 * sb.iter().fold(0f32, |m, v| m.max(v.abs()))));
+        // The other parameters are the same tensors' values too.
+        for (p, q) in span.params().iter().zip(dense.params()).skip(1) {
+            let (a, b) = (p.value().to_vec().unwrap(), q.value().to_vec().unwrap());
+            assert!(
+                rel_err(&a, &to64(&b)) <= 1e-3,
+                "{kind:?} {}: {}",
+                p.name(),
+                rel_err(&a, &to64(&b))
+            );
+        }
+    }
 }

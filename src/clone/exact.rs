@@ -144,17 +144,8 @@ impl ExactLoss {
 
     /// The exact expected loss of `op` on the tape (a one-element tensor).
     pub fn loss_t(&self, tape: &mut Tape, op: &ClonedOperator) -> Result<Var> {
-        if op.kind != self.kind || ClonedOperator::io(op.d).0 != self.n_out {
-            return Err(Error::invalid(format!(
-                "the exact loss was built for another layer than {op:?}"
-            )));
-        }
+        let a = self.unit_coefficients_t(tape, op)?;
         let (n_out, n_in) = ClonedOperator::io(op.d);
-        let rows = self.taps.shape()[0];
-        // A: the clone's coefficients of every unit code, (code_len·R, nb).
-        let eye = tape.input(self.eye.clone());
-        let tc = op.codes_t(tape, eye)?;
-        let a = op.coefficients_t(tape, tc)?;
         // X = B Sᵀ / n_out and B⊥ = B − X S, by the tap kernels (S is never formed); then
         // K⊥ = B⊥ B⊥ᵀ by the Gram kernel, with B⊥ as (nb, n_out·n_in).
         let blocks = tape.param(&op.blocks);
@@ -163,21 +154,52 @@ impl ExactLoss {
         let bp = cloned::taps_outside_t(tape, blocks, x, K, op.d)?;
         let bp = tape.reshape(bp, &[op.nb, n_out * n_in])?;
         let kp = cloned::gram_t(tape, bp)?;
-        // n_out ‖A X − E‖²: the part in the span of the taps.
-        let ax = matmul::matmul_t(tape, a, x, false, false, None, false)?;
-        let e = tape.input(self.taps.clone());
-        let inside = loss::mse_t(tape, ax, e)?;
+        let (inside, w_inside) = self.inside_mse_t(tape, a, x)?;
         // tr(A K⊥ Aᵀ): the part outside it.
         let ak = matmul::matmul_t(tape, a, kp, false, false, None, false)?;
         let prod = elementwise::mul_t(tape, ak, a)?;
         let outside = reduce::sum_all_t(tape, prod, false)?;
         let norm = (self.kind.out_planes() * n_out) as f32;
-        elementwise::lin_comb_t(
-            tape,
-            inside,
-            outside,
-            (rows * K2 * n_out) as f32 / norm,
-            1.0 / norm,
-        )
+        elementwise::lin_comb_t(tape, inside, outside, w_inside, 1.0 / norm)
+    }
+
+    /// The exact loss of an operator whose blocks lie in the span of the taps, `B = X S` with `x`
+    /// (nb, 9) on the tape: the part outside the span is zero, so the loss is its part inside,
+    /// `n_out ‖A X − E‖²` (normalised as [`Self::loss_t`]), at a cost independent of d. The
+    /// operator's own blocks are not read (see `train::clone_random`).
+    pub fn span_loss_t(&self, tape: &mut Tape, op: &ClonedOperator, x: Var) -> Result<Var> {
+        let a = self.unit_coefficients_t(tape, op)?;
+        if tape.value(x).shape() != [op.nb, K2] {
+            return Err(Error::shape(
+                "span loss",
+                format!("tap coefficients {:?} for {op:?}", tape.value(x).shape()),
+            ));
+        }
+        let (inside, w_inside) = self.inside_mse_t(tape, a, x)?;
+        elementwise::scale_t(tape, inside, w_inside)
+    }
+
+    /// A: the clone's coefficients of every unit code, (code_len·R, nb), after checking that the
+    /// loss was built for `op`'s layer.
+    fn unit_coefficients_t(&self, tape: &mut Tape, op: &ClonedOperator) -> Result<Var> {
+        if op.kind != self.kind || ClonedOperator::io(op.d).0 != self.n_out {
+            return Err(Error::invalid(format!(
+                "the exact loss was built for another layer than {op:?}"
+            )));
+        }
+        let eye = tape.input(self.eye.clone());
+        let tc = op.codes_t(tape, eye)?;
+        op.coefficients_t(tape, tc)
+    }
+
+    /// The part of the loss in the span of the taps, `n_out ‖A X − E‖²` over out_planes·n_out, as
+    /// the mean square of `A X − E` and the weight that turns it into that.
+    fn inside_mse_t(&self, tape: &mut Tape, a: Var, x: Var) -> Result<(Var, f32)> {
+        let rows = self.taps.shape()[0];
+        let ax = matmul::matmul_t(tape, a, x, false, false, None, false)?;
+        let e = tape.input(self.taps.clone());
+        let mse = loss::mse_t(tape, ax, e)?;
+        let norm = (self.kind.out_planes() * self.n_out) as f32;
+        Ok((mse, (rows * K2 * self.n_out) as f32 / norm))
     }
 }

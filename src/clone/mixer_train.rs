@@ -6,7 +6,7 @@
 use super::mixer::{
     draw_filters, teacher_outputs, to_token_layout, Filters, MixerConfig, MixerModel,
 };
-use super::train::{fit, mse_against, CloneConfig, CloneStats};
+use super::train::{fit, mse_against, optimizer, CloneConfig, CloneStats};
 use super::OperatorKind;
 use crate::autograd::{Tape, Var};
 use crate::equivariance::{equivariance_error, Group};
@@ -70,10 +70,11 @@ pub fn train_mixer(
         let y = model.forward(tape, xv, tv)?;
         mse_against(tape, y, target)
     };
+    let loop_cfg = loop_config(cfg);
     let stats = fit(
         gpu,
-        &loop_config(cfg),
-        &model.params(),
+        &loop_cfg,
+        optimizer(&loop_cfg, &model.params()),
         &mut rng,
         &mut draw,
         log_every,

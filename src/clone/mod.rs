@@ -13,7 +13,10 @@ pub use exact::CloneLoss;
 pub use operator::{ClonedConv, ClonedOperator, OperatorKind};
 use std::collections::BTreeMap;
 
-pub use train::{clone_from_teacher, clone_lift_p4, clone_random, CloneConfig, CloneStats};
+pub use train::{
+    clone_from_teacher, clone_lift_p4, clone_random, clone_random_with, CloneConfig, CloneStats,
+    ExactForm,
+};
 
 /// The cloned operators a network needs, keyed by (kind, input side).
 pub type CloneSet = BTreeMap<(OperatorKindKey, usize), ClonedOperator>;

@@ -4,9 +4,9 @@
 
 use super::exact::{CloneLoss, ExactLoss};
 use super::operator::{shift_blocks, true_dense, true_per_filter, ClonedOperator, OperatorKind, K};
-use crate::autograd::{Tape, Var};
+use crate::autograd::{Param, Tape, Var};
 use crate::nn::{Optimizer, OptimizerKind};
-use crate::ops::{elementwise, loss, random, reduce};
+use crate::ops::{cloned, elementwise, loss, random, reduce};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
@@ -197,12 +197,12 @@ pub fn filters_per_chunk(gpu: &Gpu, cfg: &CloneConfig) -> usize {
 }
 
 /// The shared regression loop: MSE between the student's output and the target, the loss divided by
-/// `accum` before each backward pass, an AdamW step with global-norm clipping every `accum`
+/// `accum` before each backward pass, a step of `opt` (from [`optimizer`]) every `accum`
 /// iterations, the mean loss read back once per log point.
 pub(super) fn fit(
     gpu: &Gpu,
     cfg: &CloneConfig,
-    params: &[crate::autograd::Param],
+    mut opt: Optimizer,
     rng: &mut Rng,
     sample: Sample,
     log_every: usize,
@@ -214,8 +214,6 @@ pub(super) fn fit(
         ));
     }
     let t0 = std::time::Instant::now();
-    let mut opt =
-        Optimizer::new(OptimizerKind::adamw(cfg.weight_decay), cfg.lr, params).with_clip(cfg.clip);
     let mut stats = CloneStats {
         best_loss: f32::INFINITY,
         ..Default::default()
@@ -288,6 +286,12 @@ pub(super) fn fit(
     Ok(stats)
 }
 
+/// The cloning optimiser over `params`: AdamW with `cfg`'s learning rate and weight decay and
+/// global gradient-norm clipping at `cfg.clip`.
+pub(super) fn optimizer(cfg: &CloneConfig, params: &[Param]) -> Optimizer {
+    Optimizer::new(OptimizerKind::adamw(cfg.weight_decay), cfg.lr, params).with_clip(cfg.clip)
+}
+
 /// One cloning sample from host codes (F, code_len) and inputs x (F, planes·n_in, bs): the clone's
 /// output on the tape and the true layer's output as the target.
 fn student_and_target(
@@ -326,18 +330,54 @@ fn shifts_for(gpu: &Arc<Gpu>, d: usize) -> Result<Tensor> {
     Tensor::from_slice(gpu, &[K * K, n_out, n_in], &shift_blocks(d))
 }
 
+/// How [`clone_random_with`] trains a clone on the exact loss ([`CloneLoss::Exact`]; the other
+/// forms ignore it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExactForm {
+    /// Train the blocks' tap coefficients X (nb × 9) and write the blocks `X S` once at the end
+    /// (the default, see [`clone_random`]).
+    Span,
+    /// Train the dense blocks on the Gram form ([`ExactLoss::loss_t`]): every step reads and
+    /// writes all nb·n_out·n_in block entries. The same steps as `Span` up to rounding; kept for
+    /// the tests and the benchmark that compare the two.
+    Dense,
+}
+
 /// Train a fresh operator against the true layer on random filters and noise.
 /// `progress(iteration, loss)` is called at each log point (every `log_every` iterations).
+///
+/// **The exact loss in the span of the taps.** The blocks start at zero (SPEC §2) and the exact
+/// loss's gradient `2 H B − 2 Q S` lies in the span of the tap matrices S whenever B does, so
+/// AdamW keeps them there: every entry of block b at one of tap j's n_out positions receives the
+/// same gradient (`∂L/∂X[b, j] / n_out`), holds the same moments and takes the same step, and
+/// every other entry stays zero (weight decay included). The clone's whole trajectory is
+/// therefore that of X = B Sᵀ / n_out (nb × 9) as a parameter tied over n_out entries
+/// (`Optimizer::with_tied`: its gradient shared among them, its norm counted n_out times), with
+/// the loss `n_out ‖A X − E‖²` ([`ExactLoss::span_loss_t`]); the blocks `X S` are written once
+/// at the end. Each step then costs the transforms and mixing of the unit codes, independent of
+/// d (at d = 26 the dense form reads and writes 3.5 M block entries per step). [`ExactForm::Dense`]
+/// trains the dense blocks instead.
 pub fn clone_random(
     gpu: &Arc<Gpu>,
     cfg: &CloneConfig,
     log_every: usize,
     progress: &mut dyn FnMut(usize, f32),
 ) -> Result<(ClonedOperator, CloneStats)> {
+    clone_random_with(gpu, cfg, ExactForm::Span, log_every, progress)
+}
+
+/// [`clone_random`] with the exact loss trained in the given form.
+pub fn clone_random_with(
+    gpu: &Arc<Gpu>,
+    cfg: &CloneConfig,
+    form: ExactForm,
+    log_every: usize,
+    progress: &mut dyn FnMut(usize, f32),
+) -> Result<(ClonedOperator, CloneStats)> {
     cfg.check(gpu)?;
     let mut rng = Rng::new(cfg.seed);
     let op = ClonedOperator::new(gpu, cfg.kind, cfg.d, cfg.nb, cfg.m, &mut rng)?;
-    let (_, n_in) = ClonedOperator::io(cfg.d);
+    let (n_out, n_in) = ClonedOperator::io(cfg.d);
     let shifts = shifts_for(gpu, cfg.d)?;
     let code_len = cfg.kind.code_len();
     let planes = cfg.kind.in_planes();
@@ -347,9 +387,23 @@ pub fn clone_random(
         CloneLoss::Exact => Some(ExactLoss::new(gpu, cfg.kind, cfg.d)?),
         _ => None,
     };
+    // The span form's X (nb, 9): the zero blocks' tap coefficients.
+    let span = match (cfg.loss, form) {
+        (CloneLoss::Exact, ExactForm::Span) => Some(Param::new(
+            format!("{}.taps", op.blocks.name()),
+            Tensor::zeros(gpu, &[cfg.nb, K * K])?,
+        )),
+        _ => None,
+    };
     let mut sample = |rng: &mut Rng, tape: &mut Tape, f: usize| -> Result<(Var, Tensor)> {
         if let Some(e) = &exact {
-            let l = e.loss_t(tape, &op)?;
+            let l = match &span {
+                Some(x) => {
+                    let xv = tape.param(x);
+                    e.span_loss_t(tape, &op, xv)?
+                }
+                None => e.loss_t(tape, &op)?,
+            };
             return Ok((l, Tensor::full(gpu, &[1], e.target_mean_square())?));
         }
         let codes = rng.normal_vec(f * code_len);
@@ -367,15 +421,22 @@ pub fn clone_random(
         let xt = random::randn(gpu, &[f, planes * n_in, cfg.batch], rng.next_u64())?;
         student_and_target(gpu, tape, &op, &shifts, &codes, xt)
     };
-    let stats = fit(
-        gpu,
-        cfg,
-        &op.params(),
-        &mut rng,
-        &mut sample,
-        log_every,
-        progress,
-    )?;
+    let opt = match &span {
+        Some(x) => {
+            let mut params: Vec<Param> = op
+                .params()
+                .into_iter()
+                .filter(|p| !p.is(&op.blocks))
+                .collect();
+            params.push(x.clone());
+            optimizer(cfg, &params).with_tied(x, n_out)?
+        }
+        None => optimizer(cfg, &op.params()),
+    };
+    let stats = fit(gpu, cfg, opt, &mut rng, &mut sample, log_every, progress)?;
+    if let Some(x) = span {
+        cloned::taps_adj_to(&x.value(), &op.blocks.value(), K, cfg.d)?;
+    }
     Ok((op, stats))
 }
 
@@ -475,7 +536,7 @@ pub fn clone_lift_p4(
     let stats = fit(
         gpu,
         cfg,
-        &params,
+        optimizer(cfg, &params),
         &mut rng,
         &mut sample,
         log_every,
@@ -550,7 +611,7 @@ pub fn clone_from_teacher(
     let stats = fit(
         gpu,
         cfg,
-        &op.params(),
+        optimizer(cfg, &op.params()),
         &mut rng,
         &mut sample,
         log_every,

@@ -139,17 +139,30 @@ pub fn taps(blocks: &Tensor, k: usize, d: usize) -> Result<Tensor> {
 /// The adjoint of [`taps`], `X S`: x (nb, k²) → (nb, n_out, n_in), each tap's value at its
 /// positions and zero elsewhere.
 pub fn taps_adj(x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
-    taps_adj_into(x, None, k, d)
+    taps_adj_into(x, None, None, k, d)
+}
+
+/// [`taps_adj`] written over `out` (nb, n_out, n_in) instead of a new tensor (every element is
+/// written): a clone's blocks set to `X S` in place.
+pub fn taps_adj_to(x: &Tensor, out: &Tensor, k: usize, d: usize) -> Result<()> {
+    taps_adj_into(x, None, Some(out), k, d).map(|_| ())
 }
 
 /// `B − X S` for blocks B (nb, n_out, n_in) and x (nb, k²) in one pass: the blocks' part outside
 /// the span of the taps when X = B Sᵀ / n_out (the exact cloning loss's B⊥).
 pub fn taps_outside(blocks: &Tensor, x: &Tensor, k: usize, d: usize) -> Result<Tensor> {
-    taps_adj_into(x, Some(blocks), k, d)
+    taps_adj_into(x, Some(blocks), None, k, d)
 }
 
-/// [`taps_adj`], subtracted from `base` when given (the `taps_adj` kernel with flags = 1).
-fn taps_adj_into(x: &Tensor, base: Option<&Tensor>, k: usize, d: usize) -> Result<Tensor> {
+/// [`taps_adj`], subtracted from `base` when given (the `taps_adj` kernel with flags = 1), into
+/// `dest` when given, else into a new tensor.
+fn taps_adj_into(
+    x: &Tensor,
+    base: Option<&Tensor>,
+    dest: Option<&Tensor>,
+    k: usize,
+    d: usize,
+) -> Result<Tensor> {
     expect_f32("taps_adj", x)?;
     let nb = x.shape().first().copied().unwrap_or(0);
     if x.shape() != [nb, k * k] {
@@ -169,7 +182,19 @@ fn taps_adj_into(x: &Tensor, base: Option<&Tensor>, k: usize, d: usize) -> Resul
             ));
         }
     }
-    let out = Tensor::empty(x.gpu(), &[nb, w * w, d * d])?;
+    let out = match dest {
+        Some(o) => {
+            expect_f32("taps_adj", o)?;
+            if o.numel() != n || o.shape().first() != Some(&nb) {
+                return Err(Error::shape(
+                    "taps_adj",
+                    format!("output {:?} for x {:?}, d = {d}", o.shape(), x.shape()),
+                ));
+            }
+            o.clone()
+        }
+        None => Tensor::empty(x.gpu(), &[nb, w * w, d * d])?,
+    };
     let mut p = p4(nb, k, d)?;
     p.flags = u32::from(base.is_some());
     // Workgroups: 64 inputs × one output × one block (a grid over the limit is an error naming
