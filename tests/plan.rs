@@ -105,7 +105,7 @@ fn a_plan_measures_every_phase_and_model_and_holds_them_against_the_budget() {
 
 #[test]
 fn a_clone_over_the_binding_limit_is_refused_before_any_work_naming_what_to_leave_out() {
-    // The lift clone at d = 16 holds 10 blocks of 196 × 256 floats (2 MB): over a 256 KiB
+    // The lift clone at d = 16 holds 9 blocks of 196 × 256 floats (1.8 MB): over a 256 KiB
     // storage-binding limit. The check comes before any phase, for `plan` and `run` alike.
     let mut l = adapter_limits();
     l.max_storage_buffer_binding_size = 256 << 10;
