@@ -7,15 +7,16 @@ pub mod io;
 pub mod mixer;
 pub mod mixer_train;
 pub mod operator;
+pub mod teacher;
 pub mod train;
 
 pub use exact::CloneLoss;
 pub use operator::{ClonedConv, ClonedOperator, OperatorKind};
 use std::collections::BTreeMap;
 
+pub use teacher::clone_from_teacher;
 pub use train::{
-    clone_from_teacher, clone_lift_p4, clone_random, clone_random_with, CloneConfig, CloneStats,
-    ExactForm,
+    clone_lift_p4, clone_random, clone_random_with, CloneConfig, CloneStats, ExactForm,
 };
 
 /// The cloned operators a network needs, keyed by (kind, input side).
