@@ -378,14 +378,23 @@ pub fn clone_random_with(
     let mut rng = Rng::new(cfg.seed);
     let op = ClonedOperator::new(gpu, cfg.kind, cfg.d, cfg.nb, cfg.m, &mut rng)?;
     let (n_out, n_in) = ClonedOperator::io(cfg.d);
-    let shifts = shifts_for(gpu, cfg.d)?;
     let code_len = cfg.kind.code_len();
     let planes = cfg.kind.in_planes();
     // Expected form: mean over all ΔW entries × in_planes · n_in = mean over outputs of E(Δy)².
     let expected_scale = (planes * n_in) as f32;
-    let exact = match cfg.loss {
-        CloneLoss::Exact => Some(ExactLoss::new(gpu, cfg.kind, cfg.d)?),
-        _ => None,
+    // The exact loss with its constant target mean square, or the shift matrices the sampled and
+    // inputs forms build their targets from (9·n_out·n_in floats the exact loss does not need).
+    enum Target {
+        Exact(ExactLoss, Tensor),
+        Shifts(Tensor),
+    }
+    let prepared = match cfg.loss {
+        CloneLoss::Exact => {
+            let e = ExactLoss::new(gpu, cfg.kind, cfg.d)?;
+            let ms = Tensor::full(gpu, &[1], e.target_mean_square())?;
+            Target::Exact(e, ms)
+        }
+        _ => Target::Shifts(shifts_for(gpu, cfg.d)?),
     };
     // The span form's X (nb, 9): the zero blocks' tap coefficients.
     let span = match (cfg.loss, form) {
@@ -396,20 +405,23 @@ pub fn clone_random_with(
         _ => None,
     };
     let mut sample = |rng: &mut Rng, tape: &mut Tape, f: usize| -> Result<(Var, Tensor)> {
-        if let Some(e) = &exact {
-            let l = match &span {
-                Some(x) => {
-                    let xv = tape.param(x);
-                    e.span_loss_t(tape, &op, xv)?
-                }
-                None => e.loss_t(tape, &op)?,
-            };
-            return Ok((l, Tensor::full(gpu, &[1], e.target_mean_square())?));
-        }
+        let shifts = match &prepared {
+            Target::Exact(e, ms) => {
+                let l = match &span {
+                    Some(x) => {
+                        let xv = tape.param(x);
+                        e.span_loss_t(tape, &op, xv)?
+                    }
+                    None => e.loss_t(tape, &op)?,
+                };
+                return Ok((l, ms.clone()));
+            }
+            Target::Shifts(s) => s,
+        };
         let codes = rng.normal_vec(f * code_len);
         if cfg.loss == CloneLoss::Inputs {
             let target = elementwise::affine(
-                &true_dense(gpu, cfg.kind, cfg.d, &codes, &shifts)?,
+                &true_dense(gpu, cfg.kind, cfg.d, &codes, shifts)?,
                 expected_scale.sqrt(),
                 0.0,
             )?;
@@ -419,7 +431,7 @@ pub fn clone_random_with(
             return mse_against(tape, y, target);
         }
         let xt = random::randn(gpu, &[f, planes * n_in, cfg.batch], rng.next_u64())?;
-        student_and_target(gpu, tape, &op, &shifts, &codes, xt)
+        student_and_target(gpu, tape, &op, shifts, &codes, xt)
     };
     let opt = match &span {
         Some(x) => {
