@@ -1,7 +1,8 @@
 //! Every convolution algorithm (`ConvAlgo::ALL` for the forward pass and the input gradient,
 //! `WeightGradAlgo::ALL` for the weight gradient) against the CPU reference on ragged shapes, on
-//! the test adapter and on a device held to WebGPU's default limits; the taped convolution's
-//! gradients through forced algorithms; and the new kernels' results bit-identical run to run.
+//! the test adapter and on a device held to WebGPU's default limits; the fused backward of a
+//! layer with one input channel; the taped convolution's gradients through forced algorithms; and
+//! the new kernels' results bit-identical run to run.
 
 mod common;
 use common::*;
@@ -15,8 +16,8 @@ use symclone::tensor::Tensor;
 use symclone::{Error, Gpu};
 
 /// (batch, cin, h, w, cout, k, pad): batch 1 and 3; channels 1, 3, 5, 17 (and 70: more than one
-/// 64-row tile); k ∈ {1, 3, 5}; sides 1…9 and 28; padding 0, 1, 2 (k = 1 with padding 2: the
-/// input gradient crops by 2); outputs of 1×1.
+/// 64-row tile); k ∈ {1, 3, 5}; sides 1…9, 28 and 30; padding 0, 1, 2 (k = 1 with padding 2: the
+/// input gradient crops by 2); outputs of 1×1; the last one a layer the fused backward takes.
 const CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (1, 1, 1, 1, 1, 1, 0),
     (3, 3, 5, 7, 5, 3, 1),
@@ -30,6 +31,7 @@ const CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (3, 5, 28, 28, 3, 5, 2),
     (1, 3, 7, 5, 70, 3, 1),
     (3, 70, 4, 4, 5, 3, 1),
+    (3, 1, 9, 30, 6, 3, 1),
 ];
 
 fn dims(c: (usize, usize, usize, usize, usize, usize, usize)) -> ConvDims {
@@ -139,7 +141,7 @@ fn taped_conv_gradients_through_forced_algorithms() {
         (ConvAlgo::Reg, WeightGradAlgo::Direct),
         (ConvAlgo::Reg, WeightGradAlgo::Reg),
     ] {
-        for n in [1, 3, 5, 10] {
+        for n in [1, 3, 5, 10, 12] {
             let c = case(&g, n);
             let d = c.d;
             let mut tape = Tape::new();
@@ -160,6 +162,105 @@ fn taped_conv_gradients_through_forced_algorithms() {
             assert_sum_close(&what("dw"), &grad(vw), &dw, &aw, kw);
             assert_sum_close(&what("db"), &grad(vb), &db, &ab, kw);
         }
+    }
+}
+
+/// The fused backward of a layer with one input channel (`conv_bwd_reg`: input, weight and bias
+/// gradients from one read of the output gradient) against the reference, on both devices: sides
+/// 1…60 (tiles of 7 rows and of 7, 14 or 28 columns, one to three across, ragged at both ends),
+/// both paddings a 3×3 filter takes and a 1×1 filter, 1 to 70 output channels, batch 1 and 3. Run
+/// twice, bit for bit the same; without the bias gradient, the same input and weight gradients.
+#[test]
+fn the_fused_backward_of_a_one_channel_layer_matches_the_reference() {
+    let shapes = [
+        (1, 1, 1, 1, 1, 0),
+        (3, 9, 33, 5, 3, 1),
+        (1, 28, 28, 32, 3, 1),
+        (3, 15, 13, 17, 3, 0),
+        (1, 8, 60, 3, 1, 0),
+        (3, 3, 2, 70, 3, 1),
+    ];
+    let reg = (ConvAlgo::Reg, WeightGradAlgo::Reg);
+    // Devices of this test's own, so that the kernels profiled below are its own.
+    for (device, g) in [
+        ("default device", gpu_with_limits(adapter_limits())),
+        (
+            "WebGPU default limits",
+            gpu_with_limits(wgpu::Limits::default()),
+        ),
+    ] {
+        for (n, &(batch, h, w, cout, k, pad)) in shapes.iter().enumerate() {
+            let d = ConvDims {
+                batch,
+                cin: 1,
+                h,
+                w,
+                cout,
+                k,
+                pad,
+            };
+            assert!(conv::fused_backward_fits(d), "{d:?}");
+            let mut rg = rng(900 + n as u64);
+            let (x, x6) = upload(&g, &[batch, 1, h, w], &mut rg);
+            let (wt, w6) = upload(&g, &[cout, 1, k, k], &mut rg);
+            let (gt, g6) = upload(&g, &d.out_shape(), &mut rg);
+            let run = |need| {
+                conv::conv2d_grads_with(reg, &x, &wt, &gt, d, need)
+                    .unwrap()
+                    .map(|t| t.map(|t| vec(&t)))
+            };
+            // One kernel computes them (where the adapter can say which kernels ran).
+            let ([dx, dw, db], kernels) = g.profile(|| Ok(run([true; 3]))).unwrap();
+            if let Some(kernels) = kernels {
+                let ran = |k: &str| kernels.iter().any(|r| r.0.contains(k));
+                assert!(
+                    ran("conv_bwd_reg") && !ran("conv_dw_reg") && !ran("conv_reg"),
+                    "{device}: {d:?} ran {kernels:?}"
+                );
+            }
+            let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
+            let (rx, rw, rb) = r::conv::backward(&x6, &w6, &g6, d);
+            let (ax, aw, ab) = r::conv::backward(&abs64(&x6), &abs64(&w6), &abs64(&g6), d);
+            let what = |v: &str| format!("{device}: fused {v} {d:?}");
+            let (kx, kw) = (cout * k * k, batch * d.ho() * d.wo());
+            assert_sum_close(&what("dx"), &dx, &rx, &ax, kx);
+            assert_sum_close(&what("dw"), &dw, &rw, &aw, kw);
+            assert_sum_close(&what("db"), &db, &rb, &ab, kw);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+            let again = run([true; 3]).map(|t| bits(&t.unwrap()));
+            assert_eq!(
+                again,
+                [bits(&dx), bits(&dw), bits(&db)],
+                "{}",
+                what("run to run")
+            );
+            let [dx2, dw2, db2] = run([true, true, false]);
+            assert!(db2.is_none(), "{}", what("bias gradient not asked for"));
+            assert_eq!(bits(&dx2.unwrap()), bits(&dx), "{}", what("dx without db"));
+            assert_eq!(bits(&dw2.unwrap()), bits(&dw), "{}", what("dw without db"));
+        }
+    }
+    // What it leaves to the separate kernels: more input channels, padding past (k − 1) / 2, a
+    // filter over FUSED_MAX_K.
+    let base = ConvDims {
+        batch: 2,
+        cin: 1,
+        h: 9,
+        w: 9,
+        cout: 4,
+        k: 3,
+        pad: 1,
+    };
+    assert!(conv::fused_backward_fits(base));
+    for d in [
+        ConvDims { cin: 2, ..base },
+        ConvDims { pad: 2, ..base },
+        ConvDims {
+            k: conv::FUSED_MAX_K as usize + 2,
+            ..base
+        },
+    ] {
+        assert!(!conv::fused_backward_fits(d), "{d:?}");
     }
 }
 

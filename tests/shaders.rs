@@ -27,6 +27,8 @@ fn every_shader_validates_fits_default_limits_and_translates_to_spirv_msl_hlsl_g
         "conv_reg_1_4x1",
         "conv_reg_5_16x28",
         "conv_dw_reg_5_16x2",
+        "conv_bwd_reg_3_1x28_p1",
+        "conv_bwd_reg_1_1x7_p0",
     ] {
         assert!(has(p), "no shader labelled {p}");
     }

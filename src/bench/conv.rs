@@ -6,7 +6,7 @@ use crate::ops::conv::{self, ConvDims};
 use crate::ops::gconv;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use crate::{Gpu, Result};
+use crate::{Error, Gpu, Result};
 use std::sync::Arc;
 
 /// Which layer a convolution case times.
@@ -174,7 +174,10 @@ pub(super) fn conv_cases(
             // and the input gradient except for a first layer on images (lift).
             let need_dx = kind != ConvKind::Lift;
             let bwd = || -> Result<(Tensor, Option<Tensor>, Tensor)> {
-                let (dtw, dtb) = conv::conv2d_weight_bias_grad(&x, &g, d)?;
+                let [dx, dtw, dtb] = conv::conv2d_grads(&x, &gpu_tw, &g, d, [need_dx, true, true])?;
+                let missing =
+                    || Error::invalid("conv2d_grads left out a gradient it was asked for");
+                let (dtw, dtb) = (dtw.ok_or_else(missing)?, dtb.ok_or_else(missing)?);
                 let (dw, db) = match kind {
                     ConvKind::Plain => (dtw, dtb),
                     ConvKind::Lift => (
@@ -185,11 +188,6 @@ pub(super) fn conv_cases(
                         gconv::p4_filter_adjoint(&dtw)?,
                         crate::ops::reduce::sum_axis(&dtb.reshape(&[cout, 4])?, 1)?,
                     ),
-                };
-                let dx = if need_dx {
-                    Some(conv::conv2d_input_grad(&g, &gpu_tw, d)?)
-                } else {
-                    None
                 };
                 Ok((dw, dx, db))
             };

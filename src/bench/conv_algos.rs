@@ -49,6 +49,7 @@ pub(super) fn algo_cases(
             1usize,
         ),
         ("conv algo lift 1→40 28×28 k3 p0 B64", 64, 1, 40, 28, 0),
+        ("conv algo 1→32 28×28 k3 p1 B64", 64, 1, 32, 28, 1),
         ("conv algo p4 16→32 14×14 k3 p0 B32", 32, 16, 32, 14, 0),
     ];
     for (label, batch, cin, cout, side, pad) in shapes {

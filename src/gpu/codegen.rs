@@ -10,8 +10,8 @@ use std::sync::{Mutex, OnceLock};
 
 mod conv;
 pub use conv::{
-    conv_dw_reg_source, conv_reg_rows_source, conv_reg_source, scalar_tile, CONV_REG_ROWS,
-    CONV_REG_WG,
+    conv_bwd_rows_source, conv_dw_reg_source, conv_reg_rows_source, conv_reg_source, scalar_tile,
+    CONV_BWD_ROWS, CONV_REG_ROWS, CONV_REG_WG,
 };
 
 /// A generated kernel and its tile: the cache key.
@@ -23,18 +23,23 @@ pub enum Generated {
     ConvReg { k: u32, to: u32, tx: u32 },
     /// `conv_dw_reg`: the weight gradient, `to` output × `ti` input channels per invocation.
     ConvDwReg { k: u32, to: u32, ti: u32 },
+    /// `conv_bwd_reg`: the input, weight and bias gradients of a layer with one input channel
+    /// and forward padding `pad`, `tx` columns per invocation.
+    ConvBwdReg { k: u32, tx: u32, pad: u32 },
     /// `mm_subgroup` (`shaders/matmul_subgroup.wgsl` behind the matmul prelude): needs an adapter
     /// with subgroup operations, so it is not among the portable sources.
     MatmulSubgroup,
 }
 
 impl Generated {
-    /// The variant's name: `matmul_reg_32x8`, `conv_reg_3_16x28`, `conv_dw_reg_3_16x2`.
+    /// The variant's name: `matmul_reg_32x8`, `conv_reg_3_16x28`, `conv_dw_reg_3_16x2`,
+    /// `conv_bwd_reg_3_1x28_p1`.
     pub fn name(self) -> String {
         match self {
             Generated::MatmulReg { tm, tn } => format!("matmul_reg_{tm}x{tn}"),
             Generated::ConvReg { k, to, tx } => format!("conv_reg_{k}_{to}x{tx}"),
             Generated::ConvDwReg { k, to, ti } => format!("conv_dw_reg_{k}_{to}x{ti}"),
+            Generated::ConvBwdReg { k, tx, pad } => format!("conv_bwd_reg_{k}_1x{tx}_p{pad}"),
             Generated::MatmulSubgroup => "matmul_subgroup".into(),
         }
     }
@@ -45,6 +50,7 @@ impl Generated {
             Generated::MatmulReg { tm, tn } => matmul_reg_source(tm, tn)?,
             Generated::ConvReg { k, to, tx } => conv_reg_source(k, to, tx),
             Generated::ConvDwReg { k, to, ti } => conv_dw_reg_source(k, to, ti),
+            Generated::ConvBwdReg { k, tx, pad } => conv_bwd_rows_source(k, tx, pad),
             Generated::MatmulSubgroup => {
                 matmul_prelude()? + include_str!("../../shaders/matmul_subgroup.wgsl")
             }

@@ -22,7 +22,42 @@ fn ld(row: u32, ok: bool, ix: i32) -> f32 {
 }
 ";
 
+/// The forward input's load in `conv_bwd_reg` (WGSL declarations may come before what they use):
+/// `xin` has the size of that kernel's output, p.ho × p.wo.
+const XIN_LOAD: &str =
+    "// xin[row + ix] where the row is inside the input (ok) and ix in [0, wo), else 0.
+fn ldi(row: u32, ok: bool, ix: i32) -> f32 {
+    let v = xin[row + u32(clamp(ix, 0, i32(p.wo) - 1))];
+    return select(0.0, v, ok && ix >= 0 && ix < i32(p.wo));
+}
+";
+
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
+
+/// Emits, at `indent`, the three lines that place an image row for `ld`/`ldi`: `iy{tag}` = the
+/// row `y` (a WGSL i32 expression), `ok{tag}` whether it lies in [0, `h`), and `{name}{tag}` =
+/// `base` + the clamped row × `w` (the row's first element).
+#[allow(clippy::too_many_arguments)]
+fn row_lines(
+    s: &mut String,
+    indent: &str,
+    tag: &str,
+    y: &str,
+    h: &str,
+    name: &str,
+    base: &str,
+    w: &str,
+) {
+    let _ = writeln!(s, "{indent}let iy{tag} = {y};");
+    let _ = writeln!(
+        s,
+        "{indent}let ok{tag} = iy{tag} >= 0 && iy{tag} < i32({h});"
+    );
+    let _ = writeln!(
+        s,
+        "{indent}let {name}{tag} = {base}u32(clamp(iy{tag}, 0, i32({h}) - 1)) * {w};"
+    );
+}
 
 /// The start of a generated convolution kernel up to its invocation index (`t`, `live`, `tt`):
 /// the shared prelude, the storage bindings from 2 on (each `(access, name, element type)`), a
@@ -98,9 +133,16 @@ pub fn conv_reg_source(k: u32, to: u32, tx: u32) -> String {
     s += "    for (var i = 0u; i < p.cin; i += 1u) {\n";
     s += "        let plane = (b * p.cin + i) * hw;\n";
     let _ = writeln!(s, "        for (var ky = 0u; ky < {k}u; ky += 1u) {{");
-    s += "            let iy = i32(yy + ky) - p.pad;\n";
-    s += "            let ok = iy >= 0 && iy < i32(p.h);\n";
-    s += "            let row = plane + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;\n";
+    row_lines(
+        &mut s,
+        "            ",
+        "",
+        "i32(yy + ky) - p.pad",
+        "p.h",
+        "row",
+        "plane + ",
+        "p.w",
+    );
     for q in 0..seg {
         let _ = writeln!(s, "            let v{q} = ld(row, ok, x0 + {q});");
     }
@@ -161,13 +203,62 @@ pub fn scalar_tile(to: u32) -> bool {
 /// k·(tx + k − 1) per k²·tx·to for one row. The filter is read as floats (`p.co4` is its packed row
 /// in floats).
 pub fn conv_reg_rows_source(k: u32, to: u32, tx: u32) -> String {
-    assert!(to > 0 && scalar_tile(to) && tx > 0 && k > 0);
-    let ty = CONV_REG_ROWS;
-    let seg = tx + k - 1;
-    let mut s = conv_reg_head(
-        "f32",
-        &format!("k = {k}, {to} output channels x {ty} rows x {tx} columns"),
+    rows_kernel(k, to, tx, None)
+}
+
+/// Output rows one invocation of `conv_bwd_reg` computes ([`conv_bwd_rows_source`]): 28 = 4 × 7,
+/// the side of the images a layer with one input channel sees. Taller tiles load less of the
+/// gradient twice (`conv2d 1→32` backward: 14 ms at 14 rows, 17 at 7, 20–27 at 4) but grow the
+/// kernel (8,000 lines at 14 rows, 1.7 s more to compile on lavapipe).
+pub const CONV_BWD_ROWS: u32 = 7;
+
+/// WGSL of `conv_bwd_reg`: the whole backward of a convolution with one input channel (a first
+/// layer on images) from one read of its output gradient. It is the input gradient as
+/// [`conv_reg_rows_source`] computes it (a convolution of the gradient `x` with the flipped filter
+/// `wv`, padded by k − 1 − `pad`, into `y`), with [`CONV_BWD_ROWS`] rows per invocation, and each
+/// gradient value it loads inside its own tile (rows y0…y0 + rows − 1, columns xs…xs + tx − 1 of
+/// the gradient: the tiles partition it when 2·`pad` ≤ k − 1) also feeds the weight and bias
+/// gradients: against the tile of the forward input `xin` it holds (loaded once, (rows + k − 1) ×
+/// (tx + k − 1) values), into k² accumulators and one bias sum per gradient channel, written as
+/// that invocation's partial sums `part[t, o, 0, ky, kx]` and `bpart[t, o]`, to be summed over t
+/// in a fixed order. Without it the weight gradient reads the whole gradient again
+/// (`conv_dw_reg`), and with one input channel that read costs about as much as the forward.
+pub fn conv_bwd_rows_source(k: u32, tx: u32, pad: u32) -> String {
+    assert!(
+        2 * pad < k,
+        "the tiles partition the gradient only when 2·pad ≤ k − 1"
     );
+    rows_kernel(k, 1, tx, Some(pad))
+}
+
+/// The scalar-channel kernel of [`conv_reg_rows_source`], or with `fused = Some(forward pad)` that
+/// of [`conv_bwd_rows_source`].
+fn rows_kernel(k: u32, to: u32, tx: u32, fused: Option<u32>) -> String {
+    assert!(to > 0 && scalar_tile(to) && tx > 0 && k > 0);
+    let ty = if fused.is_some() {
+        CONV_BWD_ROWS
+    } else {
+        CONV_REG_ROWS
+    };
+    let seg = tx + k - 1;
+    let what = format!("k = {k}, {to} output channels x {ty} rows x {tx} columns");
+    let mut s = match fused {
+        None => conv_reg_head("f32", &what),
+        Some(_) => {
+            String::from(XIN_LOAD)
+                + &reg_kernel_head(
+                    "conv_bwd_reg",
+                    &[
+                        ("read", "wv", "f32"),
+                        ("read", "xin", "f32"),
+                        ("read_write", "y", "f32"),
+                        ("read_write", "part", "f32"),
+                        ("read_write", "bpart", "f32"),
+                    ],
+                    &(what + ", and the weight and bias gradients of its gradient tile"),
+                )
+        }
+    };
     let _ = writeln!(s, "    let nyb = (p.ho + {}u) / {ty}u;", ty - 1);
     s += "    let xb = tt % p.nxb;\n    let r = tt / p.nxb;\n    let yb = r % nyb;\n    let b = r / nyb;\n";
     let _ = writeln!(s, "    let xs = xb * {tx}u;\n    let y0 = yb * {ty}u;");
@@ -176,6 +267,32 @@ pub fn conv_reg_rows_source(k: u32, to: u32, tx: u32) -> String {
         for xi in 0..tx {
             for m in 0..to {
                 let _ = writeln!(s, "    var c{dy}_{xi}_{m} = 0.0;");
+            }
+        }
+    }
+    if let Some(pf) = fused {
+        // The forward input around the tile: xin row y0 + u − pad, column xs + q − pad, for the
+        // gradient's (y0 + dy, xs + xi) and filter tap (ky, kx) at u = dy + ky, q = xi + kx. Its
+        // size is the output's (p.ho × p.wo).
+        s += "    let ohw = p.ho * p.wo;\n";
+        for m in 0..to {
+            for u in 0..ty + k - 1 {
+                row_lines(
+                    &mut s,
+                    "    ",
+                    &format!("{m}_{u}"),
+                    &format!("i32(y0 + {u}u) - {pf}"),
+                    "p.ho",
+                    "xr",
+                    &format!("(b * p.cout + {m}u) * ohw + "),
+                    "p.wo",
+                );
+                for q in 0..seg {
+                    let _ = writeln!(
+                        s,
+                        "    let z{m}_{u}_{q} = ldi(xr{m}_{u}, ok{m}_{u}, i32(xs + {q}u) - {pf});"
+                    );
+                }
             }
         }
     }
@@ -194,12 +311,30 @@ pub fn conv_reg_rows_source(k: u32, to: u32, tx: u32) -> String {
             }
         }
     }
+    if fused.is_some() {
+        s += "        var sb = 0.0;\n";
+        for m in 0..to {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let _ = writeln!(s, "        var a{m}_{ky}_{kx} = 0.0;");
+                }
+            }
+        }
+    }
     // Input row y0 + ry − pad feeds output row dy through filter row ky = ry − dy.
     for ry in 0..ty + k - 1 {
         s += "        {\n";
-        let _ = writeln!(s, "            let iy = i32(y0 + {ry}u) - p.pad;");
-        s += "            let ok = iy >= 0 && iy < i32(p.h);\n";
-        s += "            let row = plane + u32(clamp(iy, 0, i32(p.h) - 1)) * p.w;\n";
+        let y = format!("i32(y0 + {ry}u) - p.pad");
+        row_lines(
+            &mut s,
+            "            ",
+            "",
+            &y,
+            "p.h",
+            "row",
+            "plane + ",
+            "p.w",
+        );
         for q in 0..seg {
             let _ = writeln!(s, "            let v{q} = ld(row, ok, x0 + {q});");
         }
@@ -219,6 +354,46 @@ pub fn conv_reg_rows_source(k: u32, to: u32, tx: u32) -> String {
                 }
             }
         }
+        // The tile's own gradient values: row y0 + dy at ry = dy + (k − 1 − pad), column xs + xi
+        // at q = xi + (k − 1 − pad); outside the gradient they loaded as 0.
+        if let Some(pf) = fused {
+            let off = k - 1 - pf;
+            if let Some(dy) = ry.checked_sub(off).filter(|&dy| dy < ty) {
+                for xi in 0..tx {
+                    let _ = writeln!(s, "            sb += v{};", xi + off);
+                    for m in 0..to {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let _ = writeln!(
+                                    s,
+                                    "            a{m}_{ky}_{kx} = fma(v{}, z{m}_{}_{}, a{m}_{ky}_{kx});",
+                                    xi + off,
+                                    dy + ky,
+                                    xi + kx
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        s += "        }\n";
+    }
+    if fused.is_some() {
+        let kk = k * k;
+        s += "        if live {\n            bpart[tt * p.cin + i] = sb;\n";
+        let _ = writeln!(s, "            let pb = (tt * p.cin + i) * {}u;", to * kk);
+        for m in 0..to {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let _ = writeln!(
+                        s,
+                        "            part[pb + {}u] = a{m}_{ky}_{kx};",
+                        m * kk + ky * k + kx
+                    );
+                }
+            }
+        }
         s += "        }\n";
     }
     s += "    }\n";
@@ -227,7 +402,11 @@ pub fn conv_reg_rows_source(k: u32, to: u32, tx: u32) -> String {
     for m in 0..to {
         let _ = writeln!(s, "        if o0 + {m}u < p.cout {{");
         let _ = writeln!(s, "            let o = o0 + {m}u;");
-        s += "            var bv = 0.0;\n            if (p.aux & 1u) != 0u { bv = bias[o]; }\n";
+        if fused.is_some() {
+            s += "            let bv = 0.0;\n";
+        } else {
+            s += "            var bv = 0.0;\n            if (p.aux & 1u) != 0u { bv = bias[o]; }\n";
+        }
         for dy in 0..ty {
             let _ = writeln!(s, "            if y0 + {dy}u < p.ho {{");
             let _ = writeln!(
@@ -295,14 +474,16 @@ pub fn conv_dw_reg_source(k: u32, to: u32, ti: u32) -> String {
     s += "        let gb = b * p.cout * ohw;\n";
     s += "        for (var yy = 0u; yy < p.ho; yy += 1u) {\n";
     for ky in 0..k {
-        let _ = writeln!(s, "            let iy{ky} = i32(yy + {ky}u) - p.pad;");
-        let _ = writeln!(
-            s,
-            "            let ok{ky} = iy{ky} >= 0 && iy{ky} < i32(p.h);"
-        );
-        let _ = writeln!(
-            s,
-            "            let ry{ky} = u32(clamp(iy{ky}, 0, i32(p.h) - 1)) * p.w;"
+        let y = format!("i32(yy + {ky}u) - p.pad");
+        row_lines(
+            &mut s,
+            "            ",
+            &ky.to_string(),
+            &y,
+            "p.h",
+            "ry",
+            "",
+            "p.w",
         );
     }
     for c in 0..ti {

@@ -8,7 +8,9 @@
 //!   same convolution of the output gradient with the flipped, transposed filter and padding
 //!   k − 1 − p, negative padding cropping) and `conv_dw_reg` (weight gradient as partial sums over
 //!   splits of the batch, then one fixed-order sum). At batch 64, 32→32, 28×28 on lavapipe they run
-//!   at about 15 GFLOP/s against 1.1–1.6 for the kernels below (BENCHMARKS.md).
+//!   at about 15 GFLOP/s against 1.1–1.6 for the kernels below (BENCHMARKS.md). A layer with one
+//!   input channel gets its input, weight and bias gradients from `conv_bwd_reg`, which reads the
+//!   output gradient once for all three ([`conv2d_grads_with`], [`fused_backward_fits`]).
 //! - [`direct`]: elsewhere, the kernels of `shaders/conv.wgsl`: `conv_fwd` and `conv_dw`.
 //! - [`im2col`]: im2col + the matrix-product kernel ([`conv2d_im2col`], kept as a checked variant).
 //! - [`igemm`]: implicit matrix products with tiles in workgroup memory (`shaders/conv_gemm.wgsl`):
@@ -33,8 +35,8 @@ pub mod tune;
 pub use crate::reference::conv::ConvDims;
 pub use igemm::{dw_chunks, IgemmP, DW_MAX_CHUNKS, IGEMM_ROWS};
 pub use im2col::im2col;
-pub use reg::GenConvP;
-pub use taped::{channel_bias_t, conv2d_t, conv2d_t_with};
+pub use reg::{fused_backward_fits, GenConvP, FUSED_MAX_K};
+pub use taped::{channel_bias_t, conv2d_grads, conv2d_grads_with, conv2d_t, conv2d_t_with};
 
 use super::{expect_f32, i32_of, reduce, shader_params, u32_of, CONV};
 use crate::gpu::Op;

@@ -1,7 +1,9 @@
 //! The generated register-tiled kernels (`gpu::codegen`): what CPU adapters such as lavapipe run.
 
 use super::{conv_flops, params, shader_params, u32_of, ConvDims, CONV, WG};
-use crate::gpu::codegen::{self, scalar_tile, Generated, CONV_REG_ROWS, CONV_REG_WG};
+use crate::gpu::codegen::{
+    self, scalar_tile, Generated, CONV_BWD_ROWS, CONV_REG_ROWS, CONV_REG_WG,
+};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -41,7 +43,8 @@ fn column_tile(wo: usize) -> (usize, usize) {
 
 /// Every generated kernel the launchers here can produce for a k×k filter: `conv_reg` for each
 /// channel tile × column tile, `conv_dw_reg` for each channel tile × input-channel tile (the tile
-/// functions below, over enough channel counts and widths to reach each value they return).
+/// functions below, over enough channel counts and widths to reach each value they return), and,
+/// for k ≤ [`FUSED_MAX_K`], `conv_bwd_reg` for each padding with 2·pad < k × column tile.
 pub fn variants(k: u32) -> Vec<Generated> {
     let mut v = Vec::new();
     let kk = (k * k) as usize;
@@ -63,6 +66,14 @@ pub fn variants(k: u32) -> Vec<Generated> {
                 to: to as u32,
                 ti: ti as u32,
             });
+        }
+    }
+    // The fused backward of layers with one input channel, for every padding it takes.
+    if k <= FUSED_MAX_K {
+        for pad in 0..k.div_ceil(2) {
+            for tx in FUSED_TX {
+                v.push(Generated::ConvBwdReg { k, tx, pad });
+            }
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -170,30 +181,7 @@ pub(super) fn conv_reg(
         return Ok(out);
     }
     let wide = to * nob;
-    let wv = Tensor::empty(gpu, &[cin * k * k * wide])?;
-    let n = wv.numel();
-    if n > 0 {
-        let p = params(
-            0,
-            cin,
-            0,
-            0,
-            cout,
-            0,
-            0,
-            0,
-            u32::from(flip) << 1,
-            0,
-            wide,
-            n,
-        )?;
-        gpu.launch(&CONV, "wpack")
-            .constant("K", k as u32)
-            .params(&p)
-            .read(&w)
-            .write(&wv)
-            .dispatch_1d(n, WG)?;
-    }
+    let wv = pack_filter(w, flip, (cin, cout, k), wide)?;
     let p = gparams(
         (batch, cin, h, wd),
         cout,
@@ -219,6 +207,130 @@ pub(super) fn conv_reg(
         .write(&out)
         .dispatch(reg_grid(gpu, total, nob)?)?;
     Ok(out)
+}
+
+/// The filter packed for the generated kernels (`wpack`): for each (input channel, tap) a row of
+/// `wide` output channels (zero past `cout`); with `flip`, `w` is read as its flipped transpose
+/// (the input gradient's filter).
+fn pack_filter(
+    w: &Tensor,
+    flip: bool,
+    (cin, cout, k): (usize, usize, usize),
+    wide: usize,
+) -> Result<Tensor> {
+    let gpu = w.gpu();
+    let wv = Tensor::empty(gpu, &[cin * k * k * wide])?;
+    let n = wv.numel();
+    if n > 0 {
+        let p = params(
+            0,
+            cin,
+            0,
+            0,
+            cout,
+            0,
+            0,
+            0,
+            u32::from(flip) << 1,
+            0,
+            wide,
+            n,
+        )?;
+        gpu.launch(&CONV, "wpack")
+            .constant("K", k as u32)
+            .params(&p)
+            .read(w)
+            .write(&wv)
+            .dispatch_1d(n, WG)?;
+    }
+    Ok(wv)
+}
+
+/// Largest filter [`backward_reg`] takes: its kernel holds k² gradient and input values per
+/// output, so a 5×5 one would pass 10,000 lines (the models' filters are 3×3).
+pub const FUSED_MAX_K: u32 = 3;
+
+/// Column tiles of `conv_bwd_reg`: wider tiles write fewer partial sums and load less of the
+/// gradient twice (at 28 columns the `conv2d 1→32` backward took 16 ms, at 14 18 ms, at 7 23 ms).
+const FUSED_TX: [u32; 3] = [7, 14, 28];
+
+/// The `conv_bwd_reg` column tile (the smallest of [`FUSED_TX`] that covers an equal share of the
+/// columns, as few shares as the widest tile allows) and the number of tiles for `w` columns.
+fn fused_column_tile(w: usize) -> (usize, usize) {
+    let widest = FUSED_TX[FUSED_TX.len() - 1] as usize;
+    let n = w.max(1).div_ceil(widest);
+    let share = w.max(1).div_ceil(n);
+    let tx = FUSED_TX
+        .iter()
+        .map(|&t| t as usize)
+        .find(|&t| t >= share)
+        .unwrap_or(widest);
+    (tx, n)
+}
+
+/// Whether [`backward_reg`] computes the backward of a layer of dims `d`: one input channel (a
+/// first layer on images: the input gradient has one channel, and the forward is so cheap that a
+/// second read of the output gradient for the weight gradient would cost as much), k ≤
+/// [`FUSED_MAX_K`], and 2·pad ≤ k − 1 (the gradient's positions fall into the input gradient's
+/// tiles once each).
+pub fn fused_backward_fits(d: ConvDims) -> bool {
+    d.cin == 1
+        && d.k as u32 <= FUSED_MAX_K
+        && 2 * d.pad < d.k
+        && d.cout > 0
+        && d.batch * d.ho() * d.wo() > 0
+}
+
+/// The generated kernel `conv_bwd_reg`: the input gradient (B, Cin, H, W) of the layer `d` with
+/// filter `w` and the partial sums of its weight gradient (tiles, Cout, Cin, k, k) and bias
+/// gradient (tiles, Cout), from one read of the output gradient `g` (for [`fused_backward_fits`]
+/// layers; the partials are summed by [`super::sum_splits`]).
+pub(super) fn backward_reg(
+    x: &Tensor,
+    w: &Tensor,
+    g: &Tensor,
+    d: ConvDims,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    if !fused_backward_fits(d) {
+        return Err(Error::invalid(format!(
+            "conv_bwd_reg takes one input channel, k ≤ {FUSED_MAX_K} and 2·pad < k, not {d:?}"
+        )));
+    }
+    let gpu = x.gpu();
+    let (tx, nxb) = fused_column_tile(d.w);
+    let total = d.batch * d.h.div_ceil(CONV_BWD_ROWS as usize) * nxb;
+    let dx = Tensor::empty(gpu, &[d.batch, d.cin, d.h, d.w])?;
+    let part = Tensor::empty(gpu, &[total, d.cout, d.cin, d.k, d.k])?;
+    let bpart = Tensor::empty(gpu, &[total, d.cout])?;
+    let wv = pack_filter(w, true, (d.cout, d.cin, d.k), d.cin)?;
+    // In the input gradient's terms: the gradient (B, Cout, Ho, Wo) in, (B, Cin, H, W) out.
+    let p = gparams(
+        (d.batch, d.cout, d.ho(), d.wo()),
+        d.cin,
+        (d.h, d.w),
+        d.k as i64 - 1 - d.pad as i64,
+        nxb,
+        d.cin,
+        total,
+        0,
+    )?;
+    // Input and weight gradients: each the forward's multiply-adds.
+    gpu.count_flops(2 * conv_flops(d.batch * d.cout * d.cin * d.ho() * d.wo(), d.k));
+    let sh = codegen::shader(Generated::ConvBwdReg {
+        k: d.k as u32,
+        tx: tx as u32,
+        pad: d.pad as u32,
+    })?;
+    gpu.launch(sh, "conv_bwd_reg")
+        .params(&p)
+        .read(g)
+        .read(&wv)
+        .read(x)
+        .write(&dx)
+        .write(&part)
+        .write(&bpart)
+        .dispatch(reg_grid(gpu, total, 1)?)?;
+    Ok((dx, part, bpart))
 }
 
 /// The generated kernel `conv_dw_reg`'s partial sums over splits of the batch: the weight
@@ -293,6 +405,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn variants_cover_the_fused_backward() {
+        for k in [1u32, 3] {
+            let v = variants(k);
+            for pad in 0..k.div_ceil(2) {
+                for tx in FUSED_TX {
+                    assert!(
+                        v.contains(&Generated::ConvBwdReg { k, tx, pad }),
+                        "{k} {tx} {pad}"
+                    );
+                }
+            }
+        }
+        assert!(!variants(5)
+            .iter()
+            .any(|g| matches!(g, Generated::ConvBwdReg { .. })));
+        for w in 1..200 {
+            let (tx, n) = fused_column_tile(w);
+            assert!(
+                FUSED_TX.contains(&(tx as u32)) && tx * n >= w && tx * (n - 1) < w,
+                "{w}"
+            );
+        }
+        assert_eq!(fused_column_tile(28), (28, 1));
+        assert_eq!(fused_column_tile(13), (14, 1));
+        assert_eq!(fused_column_tile(2), (7, 1));
+        assert_eq!(fused_column_tile(60), (28, 3));
     }
 
     #[test]

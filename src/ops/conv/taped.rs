@@ -1,14 +1,16 @@
 //! The taped convolution: the forward by a chosen algorithm, and a backward rule that computes
-//! the input, weight and bias gradients the tape asks for (the weight and bias gradients together
-//! where both are needed); the taped channel bias of the cloned layers.
+//! the input, weight and bias gradients the tape asks for ([`conv2d_grads_with`]: all three from
+//! one kernel for a layer with one input channel, the weight and bias gradients together where
+//! both are needed); the taped channel bias of the cloned layers.
 
 use super::{
-    add_channel_bias_, choose_algo, conv2d_bias_grad, conv2d_input_grad_with,
-    conv2d_weight_bias_grad_with, conv2d_weight_grad_with, conv2d_with, conv_dims, tune, ConvAlgo,
-    WeightGradAlgo,
+    add_channel_bias_, check_filter, check_weight_grad, choose_algo, conv2d_bias_grad,
+    conv2d_input_grad_with, conv2d_weight_bias_grad_with, conv2d_weight_grad_with, conv2d_with,
+    conv_dims, reg, sum_splits, tune, ConvAlgo, ConvDims, WeightGradAlgo,
 };
 use crate::autograd::{Tape, Var};
 use crate::gpu::Op;
+use crate::tensor::Tensor;
 use crate::Result;
 
 /// Taped `conv2d(x, w) + b`, each pass by the algorithm the tuner picks for its shape.
@@ -55,28 +57,77 @@ fn conv_taped(
         out,
         &inputs,
         Box::new(move |g, need| {
-            let dx = if need[0] {
-                Some(conv2d_input_grad_with(dx_algo, g, &wv, d)?)
-            } else {
-                None
-            };
-            let need_db = need.get(2).copied().unwrap_or(false);
-            let (dw, db) = match (need[1], need_db) {
-                (true, true) => {
-                    let (dw, db) = conv2d_weight_bias_grad_with(wgrad, &xv, g, d)?;
-                    (Some(dw), Some(db))
-                }
-                (true, false) => (Some(conv2d_weight_grad_with(wgrad, &xv, g, d)?), None),
-                (false, true) => (None, Some(conv2d_bias_grad(g)?)),
-                (false, false) => (None, None),
-            };
+            let with_bias = need.len() > 2;
+            let need = [need[0], need[1], with_bias && need[2]];
+            let [dx, dw, db] = conv2d_grads_with((dx_algo, wgrad), &xv, &wv, g, d, need)?;
             let mut v = vec![dx, dw];
-            if need.len() > 2 {
+            if with_bias {
                 v.push(db);
             }
             Ok(v)
         }),
     ))
+}
+
+/// The gradients of `conv2d(x, w) + b` for the output gradient `g` that `need` asks for (input,
+/// weight, bias), each by the algorithm the tuner picks for its shape: what the tape runs.
+pub fn conv2d_grads(
+    x: &Tensor,
+    w: &Tensor,
+    g: &Tensor,
+    d: ConvDims,
+    need: [bool; 3],
+) -> Result<[Option<Tensor>; 3]> {
+    let algos = (
+        choose_algo(g, d, Op::ConvInputGrad)?,
+        tune::choose_dw(x.gpu(), d)?.algo,
+    );
+    conv2d_grads_with(algos, x, w, g, d, need)
+}
+
+/// [`conv2d_grads`] by given algorithms (input gradient, weight gradient). With the register
+/// kernels for both, a layer that [`reg::fused_backward_fits`] (one input channel) and whose input
+/// and weight gradients are both needed gets all three from one kernel (`conv_bwd_reg`, one read
+/// of `g`); otherwise the weight and bias gradients come together where both are needed.
+pub fn conv2d_grads_with(
+    (dx_algo, wgrad): (ConvAlgo, WeightGradAlgo),
+    x: &Tensor,
+    w: &Tensor,
+    g: &Tensor,
+    d: ConvDims,
+    need: [bool; 3],
+) -> Result<[Option<Tensor>; 3]> {
+    let [need_dx, need_dw, need_db] = need;
+    if need_dx
+        && need_dw
+        && (dx_algo, wgrad) == (ConvAlgo::Reg, WeightGradAlgo::Reg)
+        && reg::fused_backward_fits(d)
+    {
+        check_weight_grad(x, g, d)?;
+        check_filter("conv2d_input_grad", w, d)?;
+        let (dx, part, bpart) = reg::backward_reg(x, w, g, d)?;
+        let db = if need_db {
+            Some(sum_splits(bpart)?)
+        } else {
+            None
+        };
+        return Ok([Some(dx), Some(sum_splits(part)?), db]);
+    }
+    let dx = if need_dx {
+        Some(conv2d_input_grad_with(dx_algo, g, w, d)?)
+    } else {
+        None
+    };
+    let (dw, db) = match (need_dw, need_db) {
+        (true, true) => {
+            let (dw, db) = conv2d_weight_bias_grad_with(wgrad, x, g, d)?;
+            (Some(dw), Some(db))
+        }
+        (true, false) => (Some(conv2d_weight_grad_with(wgrad, x, g, d)?), None),
+        (false, true) => (None, Some(conv2d_bias_grad(g)?)),
+        (false, false) => (None, None),
+    };
+    Ok([dx, dw, db])
 }
 
 /// `y[b, c, …] = x[b, c, …] + bias[c]` for x of shape (B, C, …), taped; the bias gradient sums
