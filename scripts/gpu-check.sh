@@ -10,7 +10,8 @@
 #
 # usage: scripts/gpu-check.sh [--small] [--out DIR] [--adapter TEXT] [--skip-tests]
 #   --small       sizes for a CPU driver such as lavapipe (d = 16, 20 iterations, 16×16 inputs, 600
-#                 digits, only the matmul rows of the bench up to 512³): checks the script itself
+#                 digits, only the matmul rows of the bench: squares up to 512³ and the 1024³
+#                 transposed forms): checks the script itself
 #   --out DIR     where the logs, reports and the table go (default: gpu-check-out)
 #   --adapter T   the adapter whose name contains T (default: the first `devices` lists)
 #   --skip-tests  leave out step 2
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --out) out="${2:?--out needs a folder}"; shift ;;
     --adapter) export SYMCLONE_ADAPTER="${2:?--adapter needs a name}"; shift ;;
     --skip-tests) skip_tests=1 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift

@@ -283,3 +283,38 @@ fn symclone_profile_writes_each_kernels_time_beside_the_report() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `scripts/gpu-check.sh --help` prints the usage block at the top of the script and nothing of
+/// its code; an unknown argument is one line and exit 2.
+#[test]
+fn the_gpu_check_script_explains_itself_and_refuses_unknown_arguments() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gpu-check.sh");
+    let out = Command::new("bash")
+        .args([script, "--help"])
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{out:?}");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for part in [
+        "usage: scripts/gpu-check.sh",
+        "--small",
+        "--skip-tests",
+        "CARGO_FLAGS",
+    ] {
+        assert!(help.contains(part), "help lacks {part}:\n{help}");
+    }
+    assert!(
+        !help.contains("set -euo") && !help.lines().any(|l| l.starts_with('#')),
+        "help shows code or comment marks:\n{help}"
+    );
+    let out = Command::new("bash")
+        .args([script, "--bogus"])
+        .output()
+        .expect("bash runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err.trim(),
+        "gpu-check: unknown argument '--bogus' (see --help)"
+    );
+}
