@@ -15,22 +15,21 @@ const REG_PRELUDE: &str = "struct G {
 @group(0) @binding(0) var<uniform> p: G;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 
-// x[row + ix] where the row is inside the image (ok) and ix in [0, w), else 0.
-fn ld(row: u32, ok: bool, ix: i32) -> f32 {
-    let v = x[row + u32(clamp(ix, 0, i32(p.w) - 1))];
-    return select(0.0, v, ok && ix >= 0 && ix < i32(p.w));
-}
 ";
 
-/// The forward input's load in `conv_bwd_reg` (WGSL declarations may come before what they use):
-/// `xin` has the size of that kernel's output, p.ho × p.wo.
-const XIN_LOAD: &str =
-    "// xin[row + ix] where the row is inside the input (ok) and ix in [0, wo), else 0.
-fn ldi(row: u32, ok: bool, ix: i32) -> f32 {
-    let v = xin[row + u32(clamp(ix, 0, i32(p.wo) - 1))];
-    return select(0.0, v, ok && ix >= 0 && ix < i32(p.wo));
+/// WGSL of `fn {name}(row, ok, ix)`: `buf[row + ix]` where the row is inside the image (`ok`) and
+/// ix in [0, `width`), else 0. Every generated kernel has `ld` over its input `x` (width p.w);
+/// `conv_bwd_reg` also has `ldi` over the forward input `xin` (the size of its output, p.wo wide).
+fn padded_load(name: &str, buf: &str, width: &str) -> String {
+    format!(
+        "// {buf}[row + ix] where the row is inside the image (ok) and ix in [0, {width}), else 0.
+fn {name}(row: u32, ok: bool, ix: i32) -> f32 {{
+    let v = {buf}[row + u32(clamp(ix, 0, i32({width}) - 1))];
+    return select(0.0, v, ok && ix >= 0 && ix < i32({width}));
+}}
+"
+    )
 }
-";
 
 const LANES: [&str; 4] = ["x", "y", "z", "w"];
 
@@ -63,7 +62,7 @@ fn row_lines(
 /// the shared prelude, the storage bindings from 2 on (each `(access, name, element type)`), a
 /// comment saying what an invocation computes, and the entry point `entry`.
 fn reg_kernel_head(entry: &str, bindings: &[(&str, &str, &str)], what: &str) -> String {
-    let mut s = String::from(REG_PRELUDE);
+    let mut s = String::from(REG_PRELUDE) + &padded_load("ld", "x", "p.w");
     for (i, (access, name, elem)) in bindings.iter().enumerate() {
         let _ = writeln!(
             s,
@@ -245,7 +244,7 @@ fn rows_kernel(k: u32, to: u32, tx: u32, fused: Option<u32>) -> String {
     let mut s = match fused {
         None => conv_reg_head("f32", &what),
         Some(_) => {
-            String::from(XIN_LOAD)
+            padded_load("ldi", "xin", "p.wo")
                 + &reg_kernel_head(
                     "conv_bwd_reg",
                     &[
