@@ -2,6 +2,8 @@
 //! transforms and their adjoints, lifting and P4 convolutions, pooling, image transforms. Forward
 //! and backward each, on fresh random inputs with ragged shapes; each reference backward is checked
 //! once against f64 central finite differences.
+//! Over 600 lines: the whole convolution family (plain, group, pooling, transforms) shares its
+//! shapes and tolerances here; split, each part would repeat them.
 
 mod common;
 use common::*;

@@ -9,8 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use symclone::config::RunConfig;
 use symclone::data::idx;
-use symclone::pipeline::RunConfig;
 
 fn temp_dir(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("symclone-hostile-{}-{name}", std::process::id()));

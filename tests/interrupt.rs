@@ -5,7 +5,9 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use symclone::pipeline::{self, Reporter, RunConfig};
+use symclone::config::RunConfig;
+use symclone::pipeline;
+use symclone::progress::Reporter;
 use symclone::report::checkpoint;
 
 /// Interrupts the run at the first progress step of its second model, when the clones, the first
@@ -80,8 +82,7 @@ fn an_interrupt_stops_the_run_cleanly() {
     assert!(files.contains(&ckpt), "{files:?}");
     assert!(files.contains(&out.join("models/symmetric-mlp-s0.json")));
     assert!(!files.contains(&out.join("models/symmetric-cnn-s0.json")));
-    let arch = pipeline::arch_for(
-        &cfg,
+    let arch = cfg.arch(
         symclone::models::ModelKind::Mlp,
         symclone::data::Task::Symmetric,
     );

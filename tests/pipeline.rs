@@ -7,9 +7,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use symclone::clone::{clone_key, CloneSet};
 use symclone::clone::{ClonedOperator, OperatorKind};
+use symclone::config::RunConfig;
 use symclone::data::{Batcher, Dataset, GpuSplit, Part, Task};
 use symclone::models::{Arch, Model, ModelKind};
-use symclone::pipeline::{self, RunConfig, Silent};
+use symclone::pipeline;
+use symclone::progress::Silent;
 use symclone::report::checkpoint;
 use symclone::train::{self, TrainConfig};
 use symclone::Error;
@@ -35,15 +37,15 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         .all(|m| m.test_acc.len() == 1 && m.mean == m.test_acc[0]));
     // A reported accuracy is the saved model's: each checkpoint, loaded into a fresh network and
     // evaluated on the run's test part, scores exactly what the report says.
-    let ds = pipeline::load_data(&cfg).unwrap();
-    let set = pipeline::load_clones(&g, &out).unwrap();
+    let ds = cfg.load_data().unwrap();
+    let set = symclone::clone::io::load_clones(&g, &out).unwrap();
     for (task, kind) in [
         ("symmetric", ModelKind::Gcnn),
         ("rot-sb", ModelKind::Mlp),
         ("symmetric", ModelKind::FauxGcnn),
     ] {
         let t: Task = task.parse().unwrap();
-        let arch = pipeline::arch_for(&cfg, kind, t);
+        let arch = cfg.arch(kind, t);
         let m = Model::new(&g, kind, &arch, &set, &mut rng(9)).unwrap();
         let ckpt = out.join(format!("models/{task}-{}-s0.safetensors", kind.name()));
         checkpoint::load(&ckpt, &m.params(), &HashMap::new()).unwrap();
@@ -176,7 +178,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         assert_eq!(a.stats.best_loss, b.stats.best_loss);
     }
     // Clones load back for fine-tuning, and a model missing one is refused with its size named.
-    let set = pipeline::load_clones(&g, &out).unwrap();
+    let set = symclone::clone::io::load_clones(&g, &out).unwrap();
     assert!(set.contains_key(&clone_key(OperatorKind::P4, 14)));
     let mut c2 = cfg.clone();
     c2.side = 18;
@@ -191,7 +193,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
 #[derive(Default)]
 struct Said(Vec<String>);
 
-impl pipeline::Reporter for Said {
+impl symclone::progress::Reporter for Said {
     fn phase(&mut self, _: &str, _: u64) {}
     fn progress(&mut self, _: u64, _: &str) {}
     fn finish(&mut self, summary: &str) {
@@ -222,9 +224,9 @@ fn checkpoints_round_trip_and_refuse_other_configurations() {
         .write_slice(&rng.normal_vec(op.blocks.numel()))
         .unwrap();
     let path = tmp("ckpt").join("p4.safetensors");
-    let meta = pipeline::clone_metadata(&op, "abc");
+    let meta = symclone::clone::io::clone_metadata(&op, "abc");
     checkpoint::save(&path, &op.params(), &meta).unwrap();
-    let back = pipeline::load_clone(&g, &path).unwrap();
+    let back = symclone::clone::io::load_clone(&g, &path).unwrap();
     for (a, b) in op.params().iter().zip(back.params()) {
         assert_eq!(
             a.value().to_vec().unwrap(),
@@ -275,7 +277,7 @@ fn checkpoints_round_trip_and_refuse_other_configurations() {
         let mut b = before.clone();
         b.resize(cut, 0);
         std::fs::write(path.with_extension("cut"), &b).unwrap();
-        let e = pipeline::load_clone(&g, &path.with_extension("cut"))
+        let e = symclone::clone::io::load_clone(&g, &path.with_extension("cut"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("truncated, padded"), "{e}");
@@ -283,7 +285,7 @@ fn checkpoints_round_trip_and_refuse_other_configurations() {
     // Not a safetensors file.
     let junk = path.with_extension("junk");
     std::fs::write(&junk, b"hello").unwrap();
-    assert!(pipeline::load_clone(&g, &junk)
+    assert!(symclone::clone::io::load_clone(&g, &junk)
         .unwrap_err()
         .to_string()
         .contains("not a safetensors file"));
@@ -405,7 +407,7 @@ fn the_medium_preset_is_spec_sized_on_the_exact_loss() {
 #[test]
 fn models_a_preset_leaves_out_can_be_asked_for_by_name() {
     let mut m = RunConfig::preset("medium").unwrap();
-    let o = symclone::pipeline::Overrides {
+    let o = symclone::config::Overrides {
         models: Some(vec!["faux-cnn".into(), "mlp".into()]),
         ..Default::default()
     };
@@ -470,7 +472,7 @@ fn bad_inputs_are_clear_errors() {
     assert!(e.contains("lift clone for 16×16"), "{e}");
     // An untrained clone (zero blocks) has no equivariance error to report, not a perfect 0.
     let fresh = ClonedOperator::new(&g, OperatorKind::Lift, 8, 9, 4, &mut rng).unwrap();
-    let e = pipeline::operator_equivariance(&g, &fresh, 7)
+    let e = pipeline::evaluation::operator_equivariance(&g, &fresh, 7)
         .unwrap_err()
         .to_string();
     assert!(e.contains("maps every input to zero"), "{e}");

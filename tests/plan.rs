@@ -3,10 +3,10 @@
 
 mod common;
 use common::*;
+use symclone::commands::plan::{markdown, one_step, plan};
+use symclone::config::RunConfig;
 use symclone::ops::conv::conv2d;
 use symclone::ops::matmul::matmul;
-use symclone::pipeline::plan::{markdown, one_step, plan};
-use symclone::pipeline::RunConfig;
 use symclone::tensor::Tensor;
 
 /// The pipeline tests' tiny configuration with three epochs.
@@ -92,7 +92,7 @@ fn a_plan_measures_every_phase_and_model_and_holds_them_against_the_budget() {
     let md = markdown(&p);
     assert!(md.contains("every phase fits the budget"), "{md}");
     // The same measurements against a 1 MiB card: cloning is over it, and the fix is named.
-    let small = symclone::pipeline::plan::Plan {
+    let small = symclone::commands::plan::Plan {
         budget_bytes: 1 << 20,
         ..p
     };

@@ -216,7 +216,7 @@ proptest! {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("clone.safetensors");
         std::fs::write(&path, &bytes).unwrap();
-        let (r, largest) = largest_alloc(|| symclone::pipeline::load_clone(&g, &path));
+        let (r, largest) = largest_alloc(|| symclone::clone::io::load_clone(&g, &path));
         prop_assert!(
             largest <= 4 * bytes.len() + MIB,
             "one allocation of {largest} bytes for a file of {}",
@@ -266,7 +266,7 @@ proptest! {
         rename in prop::option::weighted(0.2, any::<prop::sample::Index>()),
         m in mutation(vec![0]),
     ) {
-        let base = symclone::pipeline::RunConfig::preset(if paper { "paper" } else { "quick" })
+        let base = symclone::config::RunConfig::preset(if paper { "paper" } else { "quick" })
             .unwrap();
         let mut v = serde_json::to_value(&base).unwrap();
         let mut paths = Vec::new();
@@ -284,7 +284,7 @@ proptest! {
         let text = serde_json::to_vec(&v).unwrap();
         let bytes = m.apply(&text, 0, false);
         let (r, largest) = largest_alloc(|| {
-            symclone::pipeline::parse_config(&bytes)
+            symclone::config::parse_config(&bytes)
                 .map_err(symclone::Error::invalid)
                 .and_then(|c| c.validate().map(|_| c))
         });

@@ -8,7 +8,8 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use symclone::pipeline::{self, evaluation, RunConfig};
+use symclone::config::RunConfig;
+use symclone::pipeline::evaluation;
 
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -144,7 +145,7 @@ fn the_python_example_rebuilds_clones_and_agrees_with_the_engine() {
             .join(kind)
             .join("clones")
             .join(format!("{kind}{d}.safetensors"));
-        let op = pipeline::load_clone(&g, &clone).unwrap();
+        let op = symclone::clone::io::load_clone(&g, &clone).unwrap();
         // The input: the digit (P4: its four rotations as the four planes), a filter in [0, 1).
         let x = crop(d);
         let (input, shape) = if kind == "p4" {

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use symclone::pipeline::RunConfig;
+use symclone::config::RunConfig;
 use symclone::sweep::SweepReport;
 
 fn tmp(name: &str) -> PathBuf {

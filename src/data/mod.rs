@@ -401,16 +401,6 @@ pub fn split_fixed(all: &Split, n_test: usize) -> (Split, Split) {
     (all.select(&train), all.select(&test))
 }
 
-/// FNV-1a hash of bytes (stable across platforms; used to pin the embedded split in tests).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 impl Dataset {
     /// Counts and per-class histograms of both parts, as text.
     pub fn describe(&self) -> String {

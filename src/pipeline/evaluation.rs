@@ -2,16 +2,16 @@
 //! the cloned lift → P4 pair against the true layers (with the feature-map picture), and whether a
 //! frozen network's cloned tensors stayed bit-identical through training.
 
-use super::report::{FeatureMaps, Fidelity};
-use super::RunConfig;
 use crate::autograd::Tape;
 use crate::clone::operator::K;
 use crate::clone::{clone_key, CloneSet};
 use crate::clone::{ClonedConv, ClonedOperator, OperatorKind};
+use crate::config::RunPlan;
 use crate::data::Dataset;
 use crate::equivariance::{equivariance_error, Group};
 use crate::models::{Model, ModelKind};
 use crate::ops::{gconv, transform};
+use crate::results::{FeatureMaps, Fidelity};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
@@ -166,10 +166,11 @@ pub fn fidelity(
 /// that pair.
 pub fn fidelity_check(
     gpu: &Arc<Gpu>,
-    cfg: &RunConfig,
+    plan: &RunPlan,
     clones: &CloneSet,
     ds: &Dataset,
 ) -> Result<Option<Fidelity>> {
+    let cfg = &plan.cfg;
     let lift = clones.get(&clone_key(OperatorKind::Lift, cfg.side));
     let p4 = clones.get(&clone_key(OperatorKind::P4, cfg.side - 2));
     Ok(match (lift, p4) {

@@ -1,83 +1,29 @@
 //! `symclone-gpu run`: the whole method end to end on the GPU — clone the equivariant layers
 //! (SPEC §3), train the downstream networks on the three tasks (SPEC §4–§6), and write the report
 //! (SPEC §7): `report.json`, `report.md`, `report.html`, SVG figures and safetensors
-//! checkpoints. Every phase's result is stored with a hash of the configuration that made it, so
-//! `--resume` skips what is done.
+//! checkpoints. The configuration is resolved once into a [`RunPlan`] (every model's
+//! architecture, every clone, the content hash of every result), which the phases receive; every
+//! phase's result is stored with its hash, so `--resume` skips what is done.
 //!
-//! One file per phase: [`config`] (presets and flag overrides), [`clones`], [`evaluation`] (the
-//! clones' checks), [`training`], [`report`]; this file only sequences them.
+//! One file per phase: [`clones`], [`evaluation`] (the clones' checks), [`training`] with
+//! [`symmetry`] (SPEC §7's measures of a trained network); this file only sequences them. The
+//! configuration is in [`crate::config`], the report's types and views in [`crate::results`].
 
-pub mod capacity;
-pub mod checks;
 pub mod clones;
-pub mod compare;
-pub mod config;
 pub mod evaluation;
-pub mod figures;
-mod files;
-pub mod medium;
-pub mod mixer;
-pub mod mixer_report;
-pub mod plan;
-pub mod progress;
-pub mod report;
 pub mod symmetry;
 pub mod training;
-pub mod tune;
-
-pub use crate::clone::io::{clone_metadata, load_clone, load_clones};
-pub use checks::{parse_config, MAX_CONFIG_BYTES};
-pub use clones::{clone_lift_p4, clone_phase, LiftP4};
-pub use config::{arch_for, CloneSettings, Overrides, RunArgs, RunConfig, TaskPlan};
-pub use evaluation::{fidelity, operator_equivariance};
-pub use files::default_out_dir;
-pub use progress::Bars;
-pub use report::{
-    markdown, rebuild, CloneReport, FeatureMaps, Fidelity, LayerEquivariance, ModelReport, Report,
-};
 
 use crate::clone::CloneSet;
-use crate::data::resize::prepare_digits;
+use crate::config::{RunConfig, RunPlan};
 use crate::data::Dataset;
-use crate::files::FolderLock;
+use crate::files::{write_json, FolderLock};
+use crate::progress::Reporter;
+use crate::results::{PhaseMemory, Report};
 use crate::{Error, Gpu, Result};
-use files::write_json;
 use std::path::Path;
 use std::sync::Arc;
 use training::Training;
-
-/// Where a run reports progress (the binary draws progress bars; tests stay silent).
-pub trait Reporter {
-    /// A phase of `total` units starts.
-    fn phase(&mut self, name: &str, total: u64);
-    /// Progress within the phase, with a short status (loss, speed).
-    fn progress(&mut self, pos: u64, status: &str);
-    /// The phase ended with a one-line summary.
-    fn finish(&mut self, summary: &str);
-}
-
-/// A reporter that says nothing.
-pub struct Silent;
-
-impl Reporter for Silent {
-    fn phase(&mut self, _: &str, _: u64) {}
-    fn progress(&mut self, _: u64, _: &str) {}
-    fn finish(&mut self, _: &str) {}
-}
-
-/// The configuration's data: the embedded default or `--data`, subset, brought to `side`.
-pub fn load_data(cfg: &RunConfig) -> Result<Dataset> {
-    let ds = match &cfg.data {
-        None => Dataset::embedded()?,
-        Some(dir) => Dataset::load_first(dir, cfg.train_n, cfg.test_n)?,
-    }
-    .subset(cfg.train_n, cfg.test_n)?;
-    Ok(Dataset {
-        train: prepare_digits(&ds.train, cfg.side, cfg.downsample)?,
-        test: prepare_digits(&ds.test, cfg.side, cfg.downsample)?,
-        source: ds.source,
-    })
-}
 
 /// Run the whole pipeline into `out`. `given` supplies ready clones (from `--clones`) instead of
 /// cloning.
@@ -89,14 +35,30 @@ pub fn run(
     given: Option<CloneSet>,
     rep: &mut dyn Reporter,
 ) -> Result<Report> {
-    cfg.validate()?;
     let t0 = std::time::Instant::now();
     // Every input is checked before anything is written: a bad one leaves no file behind.
-    let ds = load_data(cfg)?;
-    let needed = clones::needed_clones(cfg)?;
-    clones::check_clone_sizes(gpu, cfg, &needed)?;
+    cfg.validate()?;
+    let ds = cfg.load_data()?;
+    let plan = RunPlan::new(cfg, &ds, given.is_some())?;
+    run_plan(gpu, &plan, &ds, out, resume, given, rep, t0)
+}
+
+/// [`run`] once the configuration is resolved into `plan` and its data `ds` is loaded.
+#[allow(clippy::too_many_arguments)]
+fn run_plan(
+    gpu: &Arc<Gpu>,
+    plan: &RunPlan,
+    ds: &Dataset,
+    out: &Path,
+    resume: bool,
+    given: Option<CloneSet>,
+    rep: &mut dyn Reporter,
+    t0: std::time::Instant,
+) -> Result<Report> {
+    let cfg = &plan.cfg;
+    clones::check_clone_sizes(gpu, plan)?;
     if let Some(set) = &given {
-        clones::check_given(set, &needed)?;
+        clones::check_given(set, &plan.needed())?;
     }
     let _lock = FolderLock::acquire(out)?;
     std::fs::create_dir_all(out.join("clones")).map_err(|e| Error::io(out, e))?;
@@ -107,7 +69,7 @@ pub fn run(
     let mut memory = Vec::new();
     let mut flops0 = gpu.flops();
     let mut phase_done = |name: &str| -> Result<()> {
-        memory.push(report::PhaseMemory {
+        memory.push(PhaseMemory {
             phase: name.to_string(),
             peak_bytes: gpu.pool_stats().peak_bytes,
             flops: gpu.flops() - flops0,
@@ -123,29 +85,27 @@ pub fn run(
     // Phase 1: the clones (or the ones given), their fidelity and loss curves.
     let (clones, clone_reports) = match given {
         Some(set) => (set, Vec::new()),
-        None => {
-            clone_phase(gpu, cfg, &needed, &out.join("clones"), resume, &ds, rep).map_err(|e| {
-                e.hint(format!(
-                    "lower --clone-filters (now {}) or --clone-batch (now {})",
-                    cfg.clone.filters, cfg.clone.batch
-                ))
-            })?
-        }
+        None => clones::clone_phase(gpu, cfg, &plan.clones, &out.join("clones"), resume, ds, rep)
+            .map_err(|e| {
+            e.hint(format!(
+                "lower --clone-filters (now {}) or --clone-batch (now {})",
+                cfg.clone.filters, cfg.clone.batch
+            ))
+        })?,
     };
     phase_done("clones")?;
-    let fidelity = evaluation::fidelity_check(gpu, cfg, &clones, &ds)?;
+    let fidelity = evaluation::fidelity_check(gpu, plan, &clones, ds)?;
     phase_done("fidelity")?;
 
     // Phase 2: downstream training.
     let training = Training {
         gpu,
-        cfg,
+        plan,
         out,
         resume,
         clones: &clones,
-        clone_reports: &clone_reports,
     };
-    let results = training.run(&ds, rep).map_err(|e| {
+    let results = training.run(ds, rep).map_err(|e| {
         let batches: Vec<String> = cfg
             .tasks
             .iter()
@@ -159,9 +119,9 @@ pub fn run(
     let report = Report {
         version: env!("CARGO_PKG_VERSION").to_string(),
         adapter: gpu.describe(),
-        data: describe_data(cfg, &ds),
+        data: cfg.describe_data(ds),
         config: cfg.clone(),
-        config_hash: files::hash_of(cfg),
+        config_hash: plan.config_hash.clone(),
         clones: clone_reports,
         fidelity,
         results,
@@ -169,23 +129,8 @@ pub fn run(
         memory,
         kernels: gpu.choices(),
     };
-    report::write(out, &report)?;
+    crate::results::write(out, &report)?;
     Ok(report)
-}
-
-/// The data line of the report: source, counts and how the digits were brought to the side.
-fn describe_data(cfg: &RunConfig, ds: &Dataset) -> String {
-    format!(
-        "{} ({} train, {} test, {})",
-        ds.source,
-        ds.train.n,
-        ds.test.n,
-        if cfg.downsample {
-            format!("halved to 14×14 and padded to {0}×{0}", cfg.side)
-        } else {
-            format!("{0}×{0} centre crop", cfg.side)
-        }
-    )
 }
 
 /// `f`, with every kernel timed when `SYMCLONE_PROFILE` is set (non-empty): the per-kernel table

@@ -17,11 +17,11 @@
 //!   ([`crate::equivariance`]; C4 on the rotation tasks, translations with margin 0 on `trans-sb`);
 //! - for KL models, each cloned tensor's `KL_t` against its initial value (SPEC §5, no β).
 
-use super::report::{KlTerm, LayerEquivariance};
 use crate::autograd::Tape;
 use crate::data::{GpuSplit, Sample, Task};
 use crate::equivariance::{equivariance_error, Group};
 use crate::models::Model;
+use crate::results::{KlTerm, LayerEquivariance};
 use crate::{Error, Result};
 
 /// Test digits whose orbits are measured (fewer when the test split is smaller).

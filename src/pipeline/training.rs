@@ -2,16 +2,16 @@
 //! clones, each seed's result and checkpoint stored with a hash of what made it, so `--resume`
 //! reuses finished ones.
 
-use super::config::{arch_for, TaskPlan};
 use super::evaluation::clones_unchanged;
-use super::files::{hash_of, read_json, write_json};
-use super::report::{CloneReport, KlTerm, LayerEquivariance, ModelReport};
 use super::symmetry::{self, Symmetry};
-use super::{Reporter, RunConfig};
 use crate::clone::CloneSet;
-use crate::data::{fnv1a, Batcher, Dataset, GpuSplit, Part, Task};
-use crate::models::{clones_needed, Arch, Model, ModelKind};
+use crate::config::{ModelPlan, RunPlan};
+use crate::data::{Batcher, Dataset, GpuSplit, Part};
+use crate::files::{read_json, write_json};
+use crate::models::Model;
+use crate::progress::Reporter;
 use crate::report::checkpoint;
+use crate::results::{KlTerm, LayerEquivariance, ModelReport};
 use crate::rng::Rng;
 use crate::train::{self, TrainResult};
 use crate::{Gpu, Result};
@@ -22,66 +22,39 @@ use std::sync::Arc;
 /// The training phase of a run: what it trains on and where it writes.
 pub struct Training<'a> {
     pub gpu: &'a Arc<Gpu>,
-    pub cfg: &'a RunConfig,
+    pub plan: &'a RunPlan,
     /// The run folder: results and checkpoints go to its `models/`.
     pub out: &'a Path,
     pub resume: bool,
     pub clones: &'a CloneSet,
-    /// The clones' reports (empty for clones given ready): their hashes key the models' results.
-    pub clone_reports: &'a [CloneReport],
 }
 
-/// The data on the GPU, with the hash that keys the results trained on it.
+/// The data on the GPU.
 struct Data {
-    hash: String,
     train: Arc<GpuSplit>,
     test: Arc<GpuSplit>,
-}
-
-/// One model on one task.
-struct Job<'p> {
-    plan: &'p TaskPlan,
-    task: Task,
-    model: ModelKind,
-    arch: Arch,
 }
 
 impl Training<'_> {
     /// Train every model of every task over the seeds; one report per (task, model).
     pub fn run(&self, ds: &Dataset, rep: &mut dyn Reporter) -> Result<Vec<ModelReport>> {
-        let hash = format!(
-            "{:016x}",
-            fnv1a(&ds.train.images)
-                ^ fnv1a(&ds.test.images).rotate_left(1)
-                ^ fnv1a(&ds.train.labels).rotate_left(2)
-        );
         let data = Data {
-            hash,
             train: GpuSplit::upload(self.gpu, &ds.train)?,
             test: GpuSplit::upload(self.gpu, &ds.test)?,
         };
         let mut results = Vec::new();
-        for plan in &self.cfg.tasks {
-            let task: Task = plan.task.parse()?;
-            for &model in &plan.models {
-                let job = Job {
-                    plan,
-                    task,
-                    model,
-                    arch: arch_for(self.cfg, model, task),
-                };
-                self.gpu.trim()?;
-                self.gpu.reset_peak();
-                let mut r = self.model(&job, &data, rep)?;
-                r.peak_bytes = self.gpu.pool_stats().peak_bytes;
-                results.push(r);
-            }
+        for job in &self.plan.models {
+            self.gpu.trim()?;
+            self.gpu.reset_peak();
+            let mut r = self.model(job, &data, rep)?;
+            r.peak_bytes = self.gpu.pool_stats().peak_bytes;
+            results.push(r);
         }
         Ok(results)
     }
 
     /// One model on one task over the seeds.
-    fn model(&self, job: &Job, data: &Data, rep: &mut dyn Reporter) -> Result<ModelReport> {
+    fn model(&self, job: &ModelPlan, data: &Data, rep: &mut dyn Reporter) -> Result<ModelReport> {
         let mut accs = Vec::new();
         let mut secs = Vec::new();
         let mut params = 0;
@@ -89,8 +62,9 @@ impl Training<'_> {
         let mut history = Vec::new();
         let mut step_flops = 0;
         let mut sym = Vec::new();
-        for s in 0..self.cfg.seeds {
-            let seed = self.cfg.seed.wrapping_add(s as u64);
+        let cfg = &self.plan.cfg;
+        for s in 0..cfg.seeds {
+            let seed = cfg.seed.wrapping_add(s as u64);
             let (result, same, measured) = self.seed(job, seed, data, rep)?;
             sym.push(measured);
             accs.push(result.test_acc);
@@ -108,7 +82,7 @@ impl Training<'_> {
         let s = seed_mean(&sym);
         let rotational = symmetry::rotational(job.task);
         Ok(ModelReport {
-            task: job.plan.task.clone(),
+            task: job.task_name.clone(),
             model: job.model,
             test_acc: accs,
             mean,
@@ -134,33 +108,15 @@ impl Training<'_> {
     /// SPEC §7's symmetry measures of the trained network.
     fn seed(
         &self,
-        job: &Job,
+        job: &ModelPlan,
         seed: u64,
         data: &Data,
         rep: &mut dyn Reporter,
     ) -> Result<(TrainResult, Option<bool>, Symmetry)> {
-        let Job {
-            plan,
-            task,
-            model,
-            arch,
-        } = job;
-        let (task, model) = (*task, *model);
-        let tcfg = crate::train::TrainConfig {
-            seed,
-            ..plan.train.clone()
-        };
-        let clone_hashes: Vec<&str> = clones_needed(model, arch)?
-            .iter()
-            .filter_map(|&(k, d)| {
-                self.clone_reports
-                    .iter()
-                    .find(|c| c.kind == k && c.d == d)
-                    .map(|c| c.config_hash.as_str())
-            })
-            .collect();
-        let h = hash_of(&(arch, &tcfg, model, &plan.task, &data.hash, &clone_hashes));
-        let stem = format!("{}-{}-s{seed}", plan.task, model.name());
+        let (task, model, arch) = (job.task, job.model, &job.arch);
+        let tcfg = job.train_for(seed);
+        let h = job.seed_hash(seed);
+        let stem = job.stem(seed);
         let res_path = self.out.join("models").join(format!("{stem}.json"));
         type Stored = (String, TrainResult, Option<bool>, Symmetry);
         let cached: Option<Stored> = if self.resume {
@@ -192,7 +148,7 @@ impl Training<'_> {
         let meta: HashMap<String, String> = [
             ("config_hash".to_string(), h.clone()),
             ("model".to_string(), model.name().to_string()),
-            ("task".to_string(), plan.task.clone()),
+            ("task".to_string(), job.task_name.clone()),
         ]
         .into();
         let r = train::train_with(

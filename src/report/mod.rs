@@ -6,3 +6,4 @@ pub mod checkpoint;
 pub mod doc;
 pub mod maps;
 pub mod plot;
+pub mod render;

@@ -4,7 +4,6 @@
 //! lines also differ by marker shape). What the figures show is decided by the caller: this file
 //! knows charts, not runs.
 
-use super::bars::draw_bars;
 use crate::{Error, Result};
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
@@ -135,38 +134,6 @@ pub(super) fn plot_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKi
     Error::invalid(format!("drawing a figure: {e}"))
 }
 
-/// The figure as a standalone SVG document.
-pub fn svg(fig: &Figure) -> Result<String> {
-    let cols = fig.cols.max(1);
-    let rows = fig.panels.len().div_ceil(cols).max(1);
-    let title_h = 40;
-    let (w, h) = (
-        fig.panel_w * cols as u32,
-        fig.panel_h * rows as u32 + title_h,
-    );
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let (top, body) = root.split_vertically(title_h);
-        top.draw(&Text::new(
-            fig.title.clone(),
-            (12, 10),
-            (FONT, 24).into_font().style(FontStyle::Bold),
-        ))
-        .map_err(plot_err)?;
-        let areas = body.split_evenly((rows, cols));
-        for (area, panel) in areas.iter().zip(&fig.panels) {
-            match panel {
-                Panel::Lines(l) => draw_lines(area, l)?,
-                Panel::Bars(b) => draw_bars(area, b)?,
-            }
-        }
-        root.present().map_err(plot_err)?;
-    }
-    Ok(out)
-}
-
 pub(super) type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 /// The range of the values (with a margin; on a log scale, whole decades around positive values).
@@ -234,7 +201,7 @@ pub(crate) fn tick(v: f64, log: bool) -> String {
     }
 }
 
-fn draw_lines(area: &Area, l: &Lines) -> Result<()> {
+pub(super) fn draw_lines(area: &Area, l: &Lines) -> Result<()> {
     let xs = l.series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |a, x| (a.0.min(x), a.1.max(x)));
     let (x0, x1) = if x0 > x1 {
@@ -499,7 +466,7 @@ mod tests {
 
     #[test]
     fn a_figure_has_title_axis_titles_ticks_and_legend() {
-        let s = svg(&two_panels()).unwrap();
+        let s = super::super::render::svg(&two_panels()).unwrap();
         for text in [
             "A test figure",
             "iteration",

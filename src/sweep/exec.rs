@@ -6,54 +6,46 @@
 //!   `sbatch --array=<the unfinished indices>%P`; SLURM schedules, nothing here does.
 
 use super::{cell_dir, cell_state, read_index, CellEntry, Index, State};
+use crate::config::RunConfig;
 use crate::files::write_atomic;
 use crate::gpu::AdapterChoice;
-use crate::pipeline::{self, Reporter, RunConfig};
+use crate::pipeline;
+use crate::progress::Reporter;
 use crate::{Error, Gpu, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Where cells run.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Executor {
     Local,
     Slurm,
 }
 
-/// The SLURM job's flags (written into `sweep.sbatch`).
-#[derive(clap::Args, Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+/// The SLURM job's settings (written into `sweep.sbatch` as its flags).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct SlurmArgs {
     /// SLURM partition (default: the cluster's default partition).
-    #[arg(long)]
     pub partition: Option<String>,
     /// Time limit per cell, in SLURM's form (e.g. 2:00:00).
-    #[arg(long)]
     pub time: Option<String>,
-    /// GPUs per cell (--gres=gpu:N; 0 leaves --gres out).
-    #[arg(long, default_value_t = 1)]
+    /// GPUs per cell (--gres=gpu:N; 0 leaves --gres out; the command line's default is 1).
     pub gpus: u32,
     /// At most this many cells at once (--array=…%P).
-    #[arg(long)]
     pub throttle: Option<u32>,
 }
 
 /// The options of `sweep run`.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct SweepRunArgs {
     /// local (this machine) or slurm (a job array submitted with sbatch).
-    #[arg(long, value_enum, default_value = "local")]
     pub executor: Executor,
     /// local: run this many cells at once, each in its own process (default: one after another
     /// in this process).
-    #[arg(long)]
     pub jobs: Option<usize>,
-    #[command(flatten)]
     pub slurm: SlurmArgs,
     /// slurm: write DIR/sweep.sbatch and print the sbatch command, submit nothing.
-    #[arg(long)]
     pub dry_run: bool,
 }
 
@@ -488,6 +480,36 @@ pub fn status(dir: &Path) -> Result<Vec<(CellEntry, State, Option<String>)>> {
             (c.clone(), state, q)
         })
         .collect())
+}
+
+/// [`status`]'s rows as the table `sweep status` prints: a line per cell (index, hash, state,
+/// SLURM's word for it when queued, its values, and why when running, failed or corrupt), then
+/// the counts.
+pub fn status_table(rows: &[(CellEntry, State, Option<String>)]) -> String {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut out = String::new();
+    for (c, state, queue) in rows {
+        *counts.entry(state.word()).or_insert(0) += 1;
+        let detail = match state {
+            State::Running(who) => format!(" ({who})"),
+            State::Corrupt(why) | State::Failed(why) => format!(": {why}"),
+            _ => String::new(),
+        };
+        let q = queue
+            .as_ref()
+            .map(|q| format!(" [slurm: {q}]"))
+            .unwrap_or_default();
+        out += &format!(
+            "{:>4} {} {:<11}{q} {}{detail}\n",
+            c.index,
+            c.hash,
+            state.word(),
+            super::grid::show(&c.values)
+        );
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    out += &format!("{} cells: {}\n", rows.len(), summary.join(", "));
+    out
 }
 
 /// The error line (`symclone-gpu: …`) that ends the newest log of a cell, if its last run failed.

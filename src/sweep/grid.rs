@@ -5,7 +5,7 @@
 //! configuration alone, so re-planning the same grid gives the same names and changing one value
 //! renames only the cells it touches.
 
-use crate::pipeline::{parse_config, RunConfig};
+use crate::config::{parse_config, RunConfig};
 use crate::{Error, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256};

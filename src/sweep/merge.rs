@@ -8,9 +8,9 @@ use super::grid::show;
 use super::{cell_report, cell_state, read_index, State, INDEX};
 use crate::files::write_atomic;
 use crate::models::ModelKind;
-use crate::pipeline::figures::model_colour;
 use crate::report::doc::{Block, Doc, FigureBlock, Table};
-use crate::report::plot::{self, Bar, BarSeries, Bars, Figure, Lines, Panel, Series};
+use crate::report::plot::{Bar, BarSeries, Bars, Figure, Lines, Panel, Series};
+use crate::results::figures::model_colour;
 use crate::{Error, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -192,7 +192,7 @@ pub fn report(dirs: &[PathBuf], out: Option<&Path>) -> Result<(Vec<PathBuf>, Opt
         }
         let mut files = Vec::new();
         for d in dirs {
-            crate::pipeline::rebuild(d)?;
+            crate::results::rebuild(d)?;
             files.extend(["report.md", "report.html"].map(|f| d.join(f)));
         }
         return Ok((files, None));
@@ -445,7 +445,7 @@ pub fn figures(r: &SweepReport) -> Result<Vec<FigureBlock>> {
             file: format!("{}.svg", f.name),
             title: f.title.clone(),
             caption: f.caption.clone(),
-            svg: plot::svg(&f)?,
+            svg: crate::report::render::svg(&f)?,
         });
     }
     Ok(out)

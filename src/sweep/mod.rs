@@ -11,12 +11,13 @@ pub mod exec;
 pub mod grid;
 pub mod merge;
 
-pub use exec::{resume, run, status, Executor, SlurmArgs, SweepRunArgs};
+pub use exec::{resume, run, status, status_table, Executor, SlurmArgs, SweepRunArgs};
 pub use grid::{hash, Cell, Grid};
 pub use merge::{merge, report, SweepReport};
 
+use crate::config::RunConfig;
 use crate::files::write_atomic;
-use crate::pipeline::{Report, RunConfig};
+use crate::results::Report;
 use crate::{Error, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -110,8 +110,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
 
 /// The quick preset cut to seconds on lavapipe: every model on every task, 16×16 digits, tiny
 /// channels, 192 training and 64 test digits, one epoch, clones of 6 iterations.
-pub fn tiny() -> symclone::pipeline::RunConfig {
-    use symclone::pipeline::RunConfig;
+pub fn tiny() -> symclone::config::RunConfig {
+    use symclone::config::RunConfig;
 
     let mut c = RunConfig::preset("quick").unwrap();
     // Every model on every task (the quick preset leaves a few out for time).

@@ -3,11 +3,11 @@
 //! A figure whose data the report lacks is left out (rotation accuracies, per-layer
 //! equivariance before and after fine-tuning, clonability bounds, feature maps).
 
-use super::report::{FeatureMaps, ModelReport, Report};
+use super::types::{CloneReport, FeatureMaps, ModelReport, Report};
 use crate::models::ModelKind;
 use crate::report::doc::FigureBlock;
 use crate::report::maps::{self, Map, MapGrid};
-use crate::report::plot::{self, Bar, BarSeries, Bars, Figure, HLine, Lines, Panel, Series};
+use crate::report::plot::{Bar, BarSeries, Bars, Figure, HLine, Lines, Panel, Series};
 use crate::Result;
 
 /// A model's colour: its place in [`ModelKind::ALL`].
@@ -41,7 +41,7 @@ pub fn render(r: &Report) -> Result<Vec<FigureBlock>> {
             file: format!("{}.svg", f.name),
             title: f.title.clone(),
             caption: f.caption.clone(),
-            svg: plot::svg(&f)?,
+            svg: crate::report::render::svg(&f)?,
         });
     }
     if let Some(g) = r
@@ -68,7 +68,7 @@ pub fn clone_loss(r: &Report) -> Option<Figure> {
         return None;
     }
     let relative = r.clones.iter().all(|c| c.stats.target_mean_square > 0.0);
-    let name = |c: &super::CloneReport| format!("{} {} ({})", c.kind.name(), c.d, c.source);
+    let name = |c: &CloneReport| format!("{} {} ({})", c.kind.name(), c.d, c.source);
     let series = r
         .clones
         .iter()
@@ -447,8 +447,8 @@ pub fn feature_maps(f: &FeatureMaps) -> MapGrid {
 mod tests {
     use super::*;
     use crate::clone::{CloneStats, OperatorKind};
-    use crate::pipeline::report::{CloneReport, LayerEquivariance};
-    use crate::pipeline::RunConfig;
+    use crate::config::RunConfig;
+    use crate::results::types::LayerEquivariance;
     use crate::train::EpochLog;
 
     /// A report as a run writes it, made up: two models on one task, one clone.
@@ -534,28 +534,28 @@ mod tests {
         // Rotation accuracies for one model: the figure, with that model only.
         r.results[0].accuracy_by_rotation = Some([0.9, 0.5, 0.4, 0.6]);
         let f = rotation_accuracy(&r).expect("a rotation figure");
-        let svg = plot::svg(&f).unwrap();
+        let svg = crate::report::render::svg(&f).unwrap();
         for t in ["\n90°\n", "\n270°\n", "\ngcnn\n", "test accuracy (%)"] {
             assert!(svg.contains(t), "{t:?}");
         }
         assert!(!svg.contains("\nmlp\n"));
         assert!(files(&r).contains(&"rotation-accuracy.svg".to_string()));
         // A clonability bound: a dashed line in the clone-loss figure, a column in the table.
-        assert!(!plot::svg(&clone_loss(&r).unwrap())
+        assert!(!crate::report::render::svg(&clone_loss(&r).unwrap())
             .unwrap()
             .contains("bound"));
         r.clones[0].clonability_bound = Some(1e-3);
-        assert!(plot::svg(&clone_loss(&r).unwrap())
+        assert!(crate::report::render::svg(&clone_loss(&r).unwrap())
             .unwrap()
             .contains("bound, p4 6"));
-        assert!(super::super::markdown(&r).contains("clonability bound"));
+        assert!(super::super::document::markdown(&r).contains("clonability bound"));
         // Layer equivariance before and after fine-tuning: a panel of its own.
         r.results[1].layer_equivariance = Some(vec![LayerEquivariance {
             layer: "layer 1".into(),
             before: Some(1e-6),
             after: 1e-2,
         }]);
-        let svg = plot::svg(&equivariance(&r).unwrap()).unwrap();
+        let svg = crate::report::render::svg(&equivariance(&r).unwrap()).unwrap();
         assert!(svg.contains("before fine-tuning") && svg.contains("mlp on symmetric"));
     }
 }

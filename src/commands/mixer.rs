@@ -4,16 +4,15 @@
 //! side by side. Writes `report.md`, `report.json`, `fidelity-vs-compute.svg` and the
 //! checkpoints (`mixer/<kind>.safetensors`, `clones/z2<d>.safetensors`) in `--out`.
 
-pub use super::mixer_report::markdown;
-use super::mixer_report::{write_report, LEARNED};
-use super::progress::human;
-use super::Reporter;
 use crate::clone::mixer::{concat_all, MixerConfig, MixerTeacher};
-use crate::clone::mixer_train::{train_mixer, EvalSet, Fidelity};
+use crate::clone::mixer_train::{train_mixer, EvalSet};
 use crate::clone::train::{clone_random, CloneConfig, CloneStats};
 use crate::clone::{ClonedConv, OperatorKind};
 use crate::files::FolderLock;
 use crate::ops::layout;
+use crate::progress::{human, Reporter};
+pub use crate::results::mixer::markdown;
+use crate::results::mixer::{write_report, MixerReport, StudentReport, LEARNED};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result, Tape};
@@ -22,63 +21,71 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The mixer's knobs on the command line; unset ones take the preset's (SPEC §8's for `paper`).
-#[derive(clap::Args, Clone, Debug, Default)]
+/// The mixer's knobs as a command line sets them; unset ones take the preset's (SPEC §8's for
+/// `paper`).
+#[derive(Clone, Debug)]
 pub struct MixerArgs {
     /// Mixer kinds: training iterations (paper: 12,000 v5, 80,000 v6).
-    #[arg(long)]
     pub iters: Option<usize>,
     /// Mixer kinds: kernel side k (paper: 3 v5, 5 v6).
-    #[arg(long)]
     pub kernel: Option<usize>,
     /// Mixer kinds: channels of the teacher convolution, in and out (paper: 4).
-    #[arg(long)]
     pub mixer_channels: Option<usize>,
     /// Mixer kinds: width of the mixers (paper: 24).
-    #[arg(long)]
     pub mixer_width: Option<usize>,
     /// Mixer kinds: blocks per mixer (paper: 2).
-    #[arg(long)]
     pub mixer_depth: Option<usize>,
     /// Mixer kinds: token-mixing expansion, T → m·T → T (paper: 4).
-    #[arg(long)]
     pub mixer_token_mult: Option<usize>,
     /// Mixer kinds: channel-mixing hidden width (paper: 12).
-    #[arg(long)]
     pub mixer_channel_hidden: Option<usize>,
     /// Mixer kinds: filters per iteration (paper: 50).
-    #[arg(long)]
     pub mixer_filters: Option<usize>,
     /// Mixer kinds: inputs per filter (paper: 200 v5, 2000 v6).
-    #[arg(long)]
     pub mixer_batch: Option<usize>,
     /// Mixer kinds: iterations per optimiser step (paper: 25 v5, 10 v6).
-    #[arg(long)]
     pub mixer_accum: Option<usize>,
     /// Mixer kinds: AdamW learning rate (paper: 1e-3 v5, 2e-4 v6).
-    #[arg(long)]
     pub mixer_lr: Option<f32>,
     /// Mixer kinds: optimiser steps of linear learning-rate warm-up (paper: 0).
-    #[arg(long)]
     pub mixer_warmup: Option<usize>,
     /// Mixer kinds: learning-rate multiplier after every optimiser step (paper: 1, constant).
-    #[arg(long)]
     pub mixer_lr_decay: Option<f32>,
     /// Mixer kinds: AdamW weight decay (paper: 0.01).
-    #[arg(long)]
     pub mixer_wd: Option<f32>,
     /// Mixer kinds: global gradient-norm clip (paper: 1.0).
-    #[arg(long)]
     pub mixer_clip: Option<f32>,
     /// Mixer kinds: iterations of the 9-block operator clone trained beside it (paper: 10,000).
-    #[arg(long)]
     pub operator_iters: Option<usize>,
-    /// Mixer kinds: held-out filters for fidelity and equivariance.
-    #[arg(long, default_value_t = 8)]
+    /// Mixer kinds: held-out filters for fidelity and equivariance (default 8).
     pub eval_filters: usize,
-    /// Mixer kinds: held-out inputs per filter.
-    #[arg(long, default_value_t = 16)]
+    /// Mixer kinds: held-out inputs per filter (default 16).
     pub eval_inputs: usize,
+}
+
+impl Default for MixerArgs {
+    fn default() -> MixerArgs {
+        MixerArgs {
+            iters: None,
+            kernel: None,
+            mixer_channels: None,
+            mixer_width: None,
+            mixer_depth: None,
+            mixer_token_mult: None,
+            mixer_channel_hidden: None,
+            mixer_filters: None,
+            mixer_batch: None,
+            mixer_accum: None,
+            mixer_lr: None,
+            mixer_warmup: None,
+            mixer_lr_decay: None,
+            mixer_wd: None,
+            mixer_clip: None,
+            operator_iters: None,
+            eval_filters: 8,
+            eval_inputs: 16,
+        }
+    }
 }
 
 /// The teacher of a `--kind`, or None for the operator kinds.
@@ -153,49 +160,6 @@ pub fn mixer_config(
         op.iters = i;
     }
     Ok((cfg, op))
-}
-
-/// One student's line in the side-by-side table.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct StudentReport {
-    pub name: String,
-    pub parameters: usize,
-    pub iterations: usize,
-    pub seconds: f64,
-    pub flops_per_iteration: f64,
-    /// Held-out fidelity on the multi-channel teacher.
-    pub fidelity: Fidelity,
-    pub equivariance_error: f64,
-    /// (cumulative FLOPs, training MSE relative to the targets' mean square) at each log point.
-    pub curve: Vec<(f64, f64)>,
-    /// The mixer: its whole training. The operator: FLOPs until its training relative MSE first
-    /// reached the mixer's held-out relative MSE (None: not within its iterations).
-    pub flops_to_mixer_fidelity: Option<f64>,
-    pub stats: CloneStats,
-}
-
-impl StudentReport {
-    /// FLOPs of the whole training run.
-    pub fn total_flops(&self) -> f64 {
-        self.iterations as f64 * self.flops_per_iteration
-    }
-}
-
-/// What `clone --kind mixer-*` measured.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct MixerReport {
-    pub kind: String,
-    pub adapter: String,
-    pub config: MixerConfig,
-    pub operator_config: Option<CloneConfig>,
-    pub teacher_equivariance_error: f64,
-    pub mixer: StudentReport,
-    /// The 9-block operator (v5, k = 3 only: the operator clones 3×3 taps).
-    pub operator: Option<StudentReport>,
-    /// The mixer's training FLOPs / the operator's FLOPs to reach the mixer's held-out fidelity
-    /// (None: no operator, the mixer did not learn, or the operator did not get there).
-    pub compute_ratio: Option<f64>,
-    pub seconds: f64,
 }
 
 fn curve(stats: &CloneStats, flops_per_iter: f64) -> Vec<(f64, f64)> {

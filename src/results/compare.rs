@@ -9,7 +9,7 @@
 //! conservative. A claim is **supported** when its interval lies wholly on the claimed side of 0,
 //! **contradicted** when wholly on the other, and **undecided** otherwise.
 
-use super::report::ModelReport;
+use super::types::ModelReport;
 use crate::models::ModelKind;
 use crate::report::doc::{Block, Table};
 

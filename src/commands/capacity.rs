@@ -1,12 +1,15 @@
 //! `clone --capacity A..B`: one clone per number of blocks, each beside its clonability bound
 //! (SPEC §3; the paper's authors swept nb = 7, 8, 9), written to `capacity.md` and `capacity.json`.
 
-use super::clones::{clone_phase, requested};
-use super::files::write_json;
-use super::{Reporter, RunConfig};
+use super::clone::requested;
 use crate::clone::operator::K;
 use crate::clone::OperatorKind;
+use crate::config::plan::clone_plans;
+use crate::config::RunConfig;
 use crate::files::write_atomic;
+use crate::files::write_json;
+use crate::pipeline::clones::clone_phase;
+use crate::progress::Reporter;
 use crate::{Error, Gpu, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -108,14 +111,14 @@ pub fn capacity_command(
         ));
     };
     cfg.validate()?;
-    let ds = super::load_data(cfg)?;
+    let ds = cfg.load_data()?;
     let _lock = crate::files::FolderLock::acquire(out)?;
     let mut rows = Vec::new();
     for &nb in nbs {
         let mut c = cfg.clone();
         c.clone.nb = nb;
         let dir = out.join("capacity").join(format!("nb{nb}"));
-        let (_, reports) = clone_phase(gpu, &c, &needed, &dir, resume, &ds, rep)?;
+        let (_, reports) = clone_phase(gpu, &c, &clone_plans(&c, &needed), &dir, resume, &ds, rep)?;
         let r = &reports[0];
         rows.push(CapacityRow {
             nb,

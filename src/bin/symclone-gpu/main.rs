@@ -1,12 +1,17 @@
 //! symclone-gpu: symmetry cloning on any GPU. CLI only: parse, call the library, print.
 
+mod args;
+
+use args::{MixerFlags, RunArgs, SweepRunFlags};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use symclone::clone::CloneSet;
+use symclone::config::RunConfig;
 use symclone::gpu::{adapter, AdapterChoice};
-use symclone::pipeline::{self, Bars, RunArgs, RunConfig};
+use symclone::progress::{Bars, Reporter};
+use symclone::{commands, pipeline, results};
 use symclone::{Error, Gpu};
 
 #[derive(Parser)]
@@ -123,7 +128,7 @@ enum Command {
         #[command(flatten)]
         opts: RunArgs,
         #[command(flatten)]
-        mixer: pipeline::mixer::MixerArgs,
+        mixer: MixerFlags,
         /// Skip stages whose results are already in --out with the same configuration.
         #[arg(long)]
         resume: bool,
@@ -214,7 +219,7 @@ enum SweepCommand {
         /// The sweep folder.
         dir: PathBuf,
         #[command(flatten)]
-        opts: symclone::sweep::SweepRunArgs,
+        opts: SweepRunFlags,
     },
     /// Each cell's state (done, running, stopped, not started, corrupt) and SLURM's.
     Status {
@@ -249,7 +254,7 @@ fn program(cli: &Cli) -> Result<Vec<String>, Error> {
 fn sweep(cli: &Cli, command: &SweepCommand) -> Result<(), Error> {
     use symclone::sweep;
     let cell_bars = |total: usize| {
-        move |c: &sweep::CellEntry| -> Box<dyn pipeline::Reporter> {
+        move |c: &sweep::CellEntry| -> Box<dyn Reporter> {
             Box::new(Bars::with_header(vec![format!(
                 "cell {} of {total} ({}): {}",
                 c.index + 1,
@@ -270,34 +275,18 @@ fn sweep(cli: &Cli, command: &SweepCommand) -> Result<(), Error> {
             return Ok(());
         }
         SweepCommand::Status { dir } => {
-            let rows = sweep::status(dir)?;
-            let mut counts = std::collections::BTreeMap::new();
-            for (c, state, queue) in &rows {
-                *counts.entry(state.word()).or_insert(0) += 1;
-                let detail = match state {
-                    sweep::State::Running(who) => format!(" ({who})"),
-                    sweep::State::Corrupt(why) | sweep::State::Failed(why) => format!(": {why}"),
-                    _ => String::new(),
-                };
-                let q = queue
-                    .as_ref()
-                    .map(|q| format!(" [slurm: {q}]"))
-                    .unwrap_or_default();
-                println!(
-                    "{:>4} {} {:<11}{q} {}{detail}",
-                    c.index,
-                    c.hash,
-                    state.word(),
-                    sweep::grid::show(&c.values)
-                );
-            }
-            let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-            println!("{} cells: {}", rows.len(), summary.join(", "));
+            print!("{}", sweep::status_table(&sweep::status(dir)?));
             return Ok(());
         }
         SweepCommand::Run { dir, opts } => {
             let n = sweep::read_index(dir)?.cells.len();
-            sweep::run(dir, opts, &program(cli)?, &choice(cli), &mut cell_bars(n))?
+            sweep::run(
+                dir,
+                &opts.args(),
+                &program(cli)?,
+                &choice(cli),
+                &mut cell_bars(n),
+            )?
         }
         SweepCommand::Resume { dir } => {
             let n = sweep::read_index(dir)?.cells.len();
@@ -351,7 +340,7 @@ fn run_pipeline(
     let report = pipeline::profiled(gpu, out, || {
         pipeline::run(gpu, cfg, out, resume, given, &mut bars)
     })?;
-    println!("{}", pipeline::markdown(&report));
+    println!("{}", results::markdown(&report));
     eprintln!(
         "done in {:.0} s; report: {} (and report.md, report.json)",
         t.elapsed().as_secs_f64(),
@@ -366,15 +355,15 @@ fn mixer_clone(
     teacher: symclone::clone::mixer::MixerTeacher,
     dim: Option<usize>,
     opts: &RunArgs,
-    args: &pipeline::mixer::MixerArgs,
+    flags: &MixerFlags,
 ) -> Result<(), Error> {
-    let (cfg, op) =
-        pipeline::mixer::mixer_config(teacher, &opts.preset, dim, opts.over.seed, args)?;
+    let args = &flags.args();
+    let (cfg, op) = commands::mixer::mixer_config(teacher, &opts.preset, dim, opts.seed(), args)?;
     let gpu = Gpu::new(&choice(cli))?;
     let out = opts.out_dir();
     let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
-    let report = pipeline::mixer::mixer_command(&gpu, &cfg, &op, args, &out, &mut bars)?;
-    println!("{}", pipeline::mixer::markdown(&report));
+    let report = commands::mixer::mixer_command(&gpu, &cfg, &op, args, &out, &mut bars)?;
+    println!("{}", commands::mixer::markdown(&report));
     println!(
         "report written to {} (and report.md, report.json)",
         out.join("report.html").display()
@@ -433,7 +422,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             symclone::bench::write_results(&gpu, &rows, json.as_deref(), markdown.as_deref())?;
         }
         Command::Tune { presets, budget } => {
-            pipeline::tune::command(&Gpu::new(&choice(&cli))?, presets, *budget)?
+            commands::tune::command(&Gpu::new(&choice(&cli))?, presets, *budget)?
         }
         Command::Run { opts, resume } => {
             let cfg = opts.run_config()?;
@@ -449,16 +438,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             let cfg = opts.run_config()?;
             let gpu = Gpu::new(&choice(&cli))?;
             eprintln!("running one step of every phase to measure it…");
-            let plan = pipeline::plan::plan(&gpu, &cfg, (*memory * (1u64 << 30) as f64) as u64)?;
-            let md = pipeline::plan::markdown(&plan);
-            print!("{md}");
+            let plan = commands::plan::plan(&gpu, &cfg, (*memory * (1u64 << 30) as f64) as u64)?;
+            print!("{}", commands::plan::markdown(&plan));
             if let Some(out) = &opts.out {
-                std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-                symclone::files::write_atomic(&out.join("plan.md"), md.as_bytes())?;
-                let json =
-                    serde_json::to_vec_pretty(&plan).map_err(|e| Error::invalid(e.to_string()))?;
-                symclone::files::write_atomic(&out.join("plan.json"), &json)?;
-                eprintln!("plan written to {}", out.join("plan.md").display());
+                let md = commands::plan::write(out, &plan)?;
+                eprintln!("plan written to {}", md.display());
             }
             if plan.failure.is_some() {
                 return Err(Error::invalid(
@@ -476,21 +460,21 @@ fn run(cli: Cli) -> Result<(), Error> {
             mixer,
             resume,
         } => {
-            if let Some(teacher) = pipeline::mixer::mixer_kind(kind) {
+            if let Some(teacher) = commands::mixer::mixer_kind(kind) {
                 return mixer_clone(&cli, teacher, *dim, opts, mixer);
             }
             let dim = &dim.unwrap_or(28);
-            let cfg = pipeline::clones::clone_config(opts.run_config()?, source, *blocks)?;
-            pipeline::clones::requested(kind, *dim)?;
+            let cfg = commands::clone::clone_config(opts.run_config()?, source, *blocks)?;
+            commands::clone::requested(kind, *dim)?;
             let nbs = capacity
                 .as_deref()
-                .map(pipeline::capacity::parse_capacity)
+                .map(commands::capacity::parse_capacity)
                 .transpose()?;
             let gpu = Gpu::new(&choice(&cli))?;
             let out = opts.out_dir();
             let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
             if let Some(nbs) = nbs {
-                let cap = pipeline::capacity::capacity_command(
+                let cap = commands::capacity::capacity_command(
                     &gpu, &cfg, kind, *dim, &nbs, &out, *resume, &mut bars,
                 )?;
                 println!("{}", cap.markdown());
@@ -498,7 +482,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 return Ok(());
             }
             let (reports, fidelity) = pipeline::profiled(&gpu, &out, || {
-                pipeline::clones::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)
+                commands::clone::clone_command(&gpu, &cfg, kind, *dim, &out, *resume, &mut bars)
             })?;
             for r in &reports {
                 println!("{}", r.summary());
@@ -522,7 +506,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let cfg = opts.single_task(model, task, *beta, true)?;
             let gpu = Gpu::new(&choice(&cli))?;
-            let set = pipeline::load_clones(&gpu, clones)?;
+            let set = symclone::clone::io::load_clones(&gpu, clones)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, Some(set))?;
         }
         Command::Report { dirs, out } => {

@@ -1,18 +1,62 @@
-//! The report of `clone --kind mixer-*` (SPEC §8): one document written as `report.md` and as a
+//! The report of `clone --kind mixer-*` (SPEC §8): what it measured ([`MixerReport`]), and one document written as `report.md` and as a
 //! self-contained `report.html` (the run report's [`Doc`]), `report.json`, and the figure
 //! `fidelity-vs-compute.svg` (both students' training relative MSE against cumulative FLOPs).
 
-use super::mixer::{MixerReport, StudentReport};
-use crate::clone::mixer::MixerTeacher;
+use crate::clone::mixer::{MixerConfig, MixerTeacher};
+use crate::clone::mixer_train::Fidelity;
+use crate::clone::train::{CloneConfig, CloneStats};
 use crate::files::write_atomic;
 use crate::report::doc::{Block, Doc, FigureBlock, Table};
-use crate::report::plot::{self, Figure, Lines, Panel, Series};
+use crate::report::plot::{Figure, Lines, Panel, Series};
 use crate::Result;
 use std::path::Path;
 
 /// Below this held-out relative MSE the mixer counts as having learned something (an all-zero
 /// prediction scores 1): above it a compute ratio would compare the cost of "predict zero".
 pub const LEARNED: f64 = 0.9;
+
+/// One student's line in the side-by-side table.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct StudentReport {
+    pub name: String,
+    pub parameters: usize,
+    pub iterations: usize,
+    pub seconds: f64,
+    pub flops_per_iteration: f64,
+    /// Held-out fidelity on the multi-channel teacher.
+    pub fidelity: Fidelity,
+    pub equivariance_error: f64,
+    /// (cumulative FLOPs, training MSE relative to the targets' mean square) at each log point.
+    pub curve: Vec<(f64, f64)>,
+    /// The mixer: its whole training. The operator: FLOPs until its training relative MSE first
+    /// reached the mixer's held-out relative MSE (None: not within its iterations).
+    pub flops_to_mixer_fidelity: Option<f64>,
+    pub stats: CloneStats,
+}
+
+impl StudentReport {
+    /// FLOPs of the whole training run.
+    pub fn total_flops(&self) -> f64 {
+        self.iterations as f64 * self.flops_per_iteration
+    }
+}
+
+/// What `clone --kind mixer-*` measured.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct MixerReport {
+    pub kind: String,
+    pub adapter: String,
+    pub config: MixerConfig,
+    pub operator_config: Option<CloneConfig>,
+    pub teacher_equivariance_error: f64,
+    pub mixer: StudentReport,
+    /// The 9-block operator (v5, k = 3 only: the operator clones 3×3 taps).
+    pub operator: Option<StudentReport>,
+    /// The mixer's training FLOPs / the operator's FLOPs to reach the mixer's held-out fidelity
+    /// (None: no operator, the mixer did not learn, or the operator did not get there).
+    pub compute_ratio: Option<f64>,
+    pub seconds: f64,
+}
 
 fn sci(v: f64) -> String {
     format!("{v:.3e}")
@@ -190,7 +234,7 @@ pub fn write_report(r: &MixerReport, out: &Path) -> Result<()> {
     let json = serde_json::to_string_pretty(r).expect("serialisable");
     write_atomic(&out.join("report.json"), json.as_bytes())?;
     let fig = figure(r);
-    let svg = plot::svg(&fig)?;
+    let svg = crate::report::render::svg(&fig)?;
     write_atomic(&out.join("fidelity-vs-compute.svg"), svg.as_bytes())?;
     let doc = document(
         r,

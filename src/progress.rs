@@ -1,10 +1,29 @@
-//! Progress on stderr (the binary's [`Reporter`]): bars on a terminal; plain lines otherwise (a
-//! log file, CI), where a bar would print nothing until the end of a phase.
+//! Progress of long work: the [`Reporter`] every long command reports to, and [`Bars`], the
+//! binary's: bars on stderr on a terminal; plain lines otherwise (a log file, CI), where a bar
+//! would print nothing until the end of a phase.
 
-use super::Reporter;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
+
+/// Where long work reports progress (the binary draws progress bars; tests stay silent).
+pub trait Reporter {
+    /// A phase of `total` units starts.
+    fn phase(&mut self, name: &str, total: u64);
+    /// Progress within the phase, with a short status (loss, speed).
+    fn progress(&mut self, pos: u64, status: &str);
+    /// The phase ended with a one-line summary.
+    fn finish(&mut self, summary: &str);
+}
+
+/// A reporter that says nothing.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn phase(&mut self, _: &str, _: u64) {}
+    fn progress(&mut self, _: u64, _: &str) {}
+    fn finish(&mut self, _: &str) {}
+}
 
 /// Progress on stderr: a bar per phase when stderr is a terminal, else [`Lines`]. Each phase's
 /// summary is printed as a line when it ends.

@@ -1,7 +1,7 @@
 //! The checks a run configuration passes before any work starts (and before the GPU is opened),
 //! and the strict parser of `--config` files.
 
-use super::config::{arch_for, CloneSettings, RunConfig};
+use super::types::{CloneSettings, RunConfig};
 use crate::data::Task;
 use crate::models::ModelKind;
 use crate::{Error, Result};
@@ -70,7 +70,7 @@ impl RunConfig {
                         "model {m} does not go with task {task}: the C4 models (gcnn, faux-gcnn, faux-gcnn-kl) are for plain, symmetric and rot-sb; faux-cnn and faux-cnn-kl are for trans-sb"
                     )));
                 }
-                arch_for(self, *m, task).check()?;
+                self.arch(*m, task).check()?;
             }
         }
         Ok(())

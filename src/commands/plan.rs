@@ -8,9 +8,10 @@
 //! takes on the GPU beyond the one-step run's (one byte a pixel). A phase that cannot even start (a
 //! binding over the adapter's limit) is reported with the error that stopped it.
 
-use super::config::RunConfig;
-use super::report::Report;
-use super::{load_data, run, Silent};
+use crate::config::RunConfig;
+use crate::pipeline::run;
+use crate::progress::Silent;
+use crate::results::Report;
 use crate::{Error, Gpu, Result};
 use std::sync::Arc;
 
@@ -66,7 +67,7 @@ pub fn plan(gpu: &Arc<Gpu>, cfg: &RunConfig, budget_bytes: u64) -> Result<Plan> 
     cfg.validate()?;
     let one = one_step(cfg);
     // The one-step run holds at most `one.train_n` and `one.test_n` of the full run's digits.
-    let full = load_data(cfg)?;
+    let full = cfg.load_data()?;
     let cut = |n: usize, to: Option<usize>| to.map_or(n, |t| n.min(t));
     let (train, test) = (full.train.n, full.test.n);
     let dropped = (train - cut(train, one.train_n)) + (test - cut(test, one.test_n));
@@ -127,6 +128,15 @@ fn rows(cfg: &RunConfig, r: &Report, train_n: u64, extra_data: u64) -> Vec<PlanR
         });
     }
     rows
+}
+
+/// Write the plan into `out` as `plan.md` ([`markdown`]) and `plan.json`; the path of `plan.md`.
+pub fn write(out: &std::path::Path, plan: &Plan) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let md = out.join("plan.md");
+    crate::files::write_atomic(&md, markdown(plan).as_bytes())?;
+    crate::files::write_json(&out.join("plan.json"), plan)?;
+    Ok(md)
 }
 
 /// The plan as Markdown: a table, the totals, and what does not fit.

@@ -2,8 +2,8 @@
 //! use (one step of everything, as `plan` runs it) and for the benchmark's square products, cache
 //! the choices for this adapter, and show them (op × shape bucket → variant, with the times).
 
-use super::config::RunConfig;
 use super::plan;
+use crate::config::RunConfig;
 use crate::gpu::{Choice, Gpu};
 use crate::ops::matmul;
 use crate::tensor::Tensor;

@@ -1,0 +1,303 @@
+//! The command line's argument types, and how each maps to the library's settings.
+
+use std::path::PathBuf;
+use symclone::commands::mixer::MixerArgs;
+use symclone::config::{Overrides, RunConfig};
+use symclone::sweep::{Executor, SlurmArgs, SweepRunArgs};
+use symclone::Result;
+
+/// The flags every pipeline command shares that override the preset (or `--config`) setting of
+/// the same name; unset ones leave it as it is.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct OverrideArgs {
+    /// Folder of IDX files (default: the embedded 10,000-digit MNIST subset).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Use only the first N train images.
+    #[arg(long)]
+    pub train_n: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    pub test_n: Option<usize>,
+    /// Input side: digits are centre-cropped to it (28 = whole), or with --downsample true
+    /// halved to 14×14 and padded to it.
+    #[arg(long)]
+    pub side: Option<usize>,
+    /// Halve the digits' resolution before padding to --side (true or false; quick: true).
+    #[arg(long)]
+    pub downsample: Option<bool>,
+    /// Channels of the four feature layers, e.g. 10,20,20,20.
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Option<Vec<usize>>,
+    /// Seeds per model (the report gives mean ± std).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// First seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Only these tasks (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Option<Vec<String>>,
+    /// Only these models (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub models: Option<Vec<String>>,
+    /// Training epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Training batch size.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Training learning rate.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Cloning iterations.
+    #[arg(long)]
+    pub clone_iters: Option<usize>,
+    /// Filter codes per cloning iteration.
+    #[arg(long)]
+    pub clone_filters: Option<usize>,
+    /// Noise images per filter when cloning (P4 clones use half).
+    #[arg(long)]
+    pub clone_batch: Option<usize>,
+    /// Learning-rate decay per cloning step (1 = constant, the paper's).
+    #[arg(long)]
+    pub clone_lr_decay: Option<f32>,
+    /// Where cloning takes filters and inputs from: random or teacher.
+    #[arg(long)]
+    pub clone_source: Option<String>,
+    /// Cloning learning rate for Z2 and Lift clones (P4 clones use half, as SPEC §3).
+    #[arg(long)]
+    pub clone_lr: Option<f32>,
+    /// Cloning learning-rate warm-up, in optimiser steps (0 = none).
+    #[arg(long)]
+    pub clone_warmup: Option<usize>,
+    /// Cloning loss: sampled (SPEC §3), inputs (exact over the noise images) or exact (exact over
+    /// codes and images, Gram form).
+    #[arg(long)]
+    pub clone_loss: Option<String>,
+}
+
+impl OverrideArgs {
+    /// The library's overrides.
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            data: self.data.clone(),
+            train_n: self.train_n,
+            test_n: self.test_n,
+            side: self.side,
+            downsample: self.downsample,
+            channels: self.channels.clone(),
+            seeds: self.seeds,
+            seed: self.seed,
+            tasks: self.tasks.clone(),
+            models: self.models.clone(),
+            epochs: self.epochs,
+            batch: self.batch,
+            lr: self.lr,
+            clone_iters: self.clone_iters,
+            clone_filters: self.clone_filters,
+            clone_batch: self.clone_batch,
+            clone_lr_decay: self.clone_lr_decay,
+            clone_source: self.clone_source.clone(),
+            clone_lr: self.clone_lr,
+            clone_warmup: self.clone_warmup,
+            clone_loss: self.clone_loss.clone(),
+        }
+    }
+}
+
+/// The options every pipeline command (`run`, `clone`, `teacher`, `finetune`) shares: the preset
+/// or a `--config` file, the flags that override it, and the output folder.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// quick (minutes on a CPU driver), medium (SPEC sizes, 28×28, minutes on a laptop GPU) or
+    /// paper (SPEC §3–§6 unchanged).
+    #[arg(long, default_value = "quick")]
+    pub preset: String,
+    /// A JSON run configuration (as written to <out>/config.json) instead of a preset.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    // Listed in --help as before the split: the overrides, with --out right after --data.
+    #[command(flatten, next_display_order = 500)]
+    pub over: OverrideArgs,
+    /// Output folder (default: runs/<timestamp>).
+    #[arg(long, display_order = 500)]
+    pub out: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The run configuration these options describe.
+    pub fn run_config(&self) -> Result<RunConfig> {
+        RunConfig::resolve(&self.preset, self.config.as_deref(), &self.over.overrides())
+    }
+
+    /// One model on one task (`teacher`, `finetune`): see [`RunConfig::single_task`].
+    pub fn single_task(
+        &self,
+        model: &str,
+        task: &str,
+        beta: Option<f32>,
+        on_clones: bool,
+    ) -> Result<RunConfig> {
+        let (file, over) = (self.config.as_deref(), self.over.overrides());
+        RunConfig::single_task(&self.preset, file, &over, model, task, beta, on_clones)
+    }
+
+    /// The first seed the flags set, if any.
+    pub fn seed(&self) -> Option<u64> {
+        self.over.seed
+    }
+
+    /// `--out`, or `runs/<timestamp>`.
+    pub fn out_dir(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(symclone::files::default_out_dir)
+    }
+}
+
+/// The mixer's knobs on the command line; unset ones take the preset's (SPEC §8's for `paper`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct MixerFlags {
+    /// Mixer kinds: training iterations (paper: 12,000 v5, 80,000 v6).
+    #[arg(long)]
+    pub iters: Option<usize>,
+    /// Mixer kinds: kernel side k (paper: 3 v5, 5 v6).
+    #[arg(long)]
+    pub kernel: Option<usize>,
+    /// Mixer kinds: channels of the teacher convolution, in and out (paper: 4).
+    #[arg(long)]
+    pub mixer_channels: Option<usize>,
+    /// Mixer kinds: width of the mixers (paper: 24).
+    #[arg(long)]
+    pub mixer_width: Option<usize>,
+    /// Mixer kinds: blocks per mixer (paper: 2).
+    #[arg(long)]
+    pub mixer_depth: Option<usize>,
+    /// Mixer kinds: token-mixing expansion, T → m·T → T (paper: 4).
+    #[arg(long)]
+    pub mixer_token_mult: Option<usize>,
+    /// Mixer kinds: channel-mixing hidden width (paper: 12).
+    #[arg(long)]
+    pub mixer_channel_hidden: Option<usize>,
+    /// Mixer kinds: filters per iteration (paper: 50).
+    #[arg(long)]
+    pub mixer_filters: Option<usize>,
+    /// Mixer kinds: inputs per filter (paper: 200 v5, 2000 v6).
+    #[arg(long)]
+    pub mixer_batch: Option<usize>,
+    /// Mixer kinds: iterations per optimiser step (paper: 25 v5, 10 v6).
+    #[arg(long)]
+    pub mixer_accum: Option<usize>,
+    /// Mixer kinds: AdamW learning rate (paper: 1e-3 v5, 2e-4 v6).
+    #[arg(long)]
+    pub mixer_lr: Option<f32>,
+    /// Mixer kinds: optimiser steps of linear learning-rate warm-up (paper: 0).
+    #[arg(long)]
+    pub mixer_warmup: Option<usize>,
+    /// Mixer kinds: learning-rate multiplier after every optimiser step (paper: 1, constant).
+    #[arg(long)]
+    pub mixer_lr_decay: Option<f32>,
+    /// Mixer kinds: AdamW weight decay (paper: 0.01).
+    #[arg(long)]
+    pub mixer_wd: Option<f32>,
+    /// Mixer kinds: global gradient-norm clip (paper: 1.0).
+    #[arg(long)]
+    pub mixer_clip: Option<f32>,
+    /// Mixer kinds: iterations of the 9-block operator clone trained beside it (paper: 10,000).
+    #[arg(long)]
+    pub operator_iters: Option<usize>,
+    /// Mixer kinds: held-out filters for fidelity and equivariance.
+    #[arg(long, default_value_t = 8)]
+    pub eval_filters: usize,
+    /// Mixer kinds: held-out inputs per filter.
+    #[arg(long, default_value_t = 16)]
+    pub eval_inputs: usize,
+}
+
+impl MixerFlags {
+    /// The library's mixer settings.
+    pub fn args(&self) -> MixerArgs {
+        MixerArgs {
+            iters: self.iters,
+            kernel: self.kernel,
+            mixer_channels: self.mixer_channels,
+            mixer_width: self.mixer_width,
+            mixer_depth: self.mixer_depth,
+            mixer_token_mult: self.mixer_token_mult,
+            mixer_channel_hidden: self.mixer_channel_hidden,
+            mixer_filters: self.mixer_filters,
+            mixer_batch: self.mixer_batch,
+            mixer_accum: self.mixer_accum,
+            mixer_lr: self.mixer_lr,
+            mixer_warmup: self.mixer_warmup,
+            mixer_lr_decay: self.mixer_lr_decay,
+            mixer_wd: self.mixer_wd,
+            mixer_clip: self.mixer_clip,
+            operator_iters: self.operator_iters,
+            eval_filters: self.eval_filters,
+            eval_inputs: self.eval_inputs,
+        }
+    }
+}
+
+/// Where a sweep's cells run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
+}
+
+/// The SLURM job's flags (written into `sweep.sbatch`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct SlurmFlags {
+    /// SLURM partition (default: the cluster's default partition).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time limit per cell, in SLURM's form (e.g. 2:00:00).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// GPUs per cell (--gres=gpu:N; 0 leaves --gres out).
+    #[arg(long, default_value_t = 1)]
+    pub gpus: u32,
+    /// At most this many cells at once (--array=…%P).
+    #[arg(long)]
+    pub throttle: Option<u32>,
+}
+
+/// The options of `sweep run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SweepRunFlags {
+    /// local (this machine) or slurm (a job array submitted with sbatch).
+    #[arg(long, value_enum, default_value = "local")]
+    pub executor: ExecutorArg,
+    /// local: run this many cells at once, each in its own process (default: one after another
+    /// in this process).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub slurm: SlurmFlags,
+    /// slurm: write DIR/sweep.sbatch and print the sbatch command, submit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl SweepRunFlags {
+    /// The library's `sweep run` options.
+    pub fn args(&self) -> SweepRunArgs {
+        SweepRunArgs {
+            executor: match self.executor {
+                ExecutorArg::Local => Executor::Local,
+                ExecutorArg::Slurm => Executor::Slurm,
+            },
+            jobs: self.jobs,
+            slurm: SlurmArgs {
+                partition: self.slurm.partition.clone(),
+                time: self.slurm.time.clone(),
+                gpus: self.slurm.gpus,
+                throttle: self.slurm.throttle,
+            },
+            dry_run: self.dry_run,
+        }
+    }
+}
