@@ -17,8 +17,7 @@ pub mod random;
 pub mod reduce;
 pub mod transform;
 
-use crate::gpu::codegen::{self, Generated};
-use crate::gpu::shader::{Shader, FAMILIES};
+use crate::gpu::shader::{Generate, Shader, FAMILIES};
 use crate::Result;
 
 pub use crate::gpu::shader::{
@@ -27,7 +26,7 @@ pub use crate::gpu::shader::{
 };
 
 /// Every shader with the constant variants the launchers use (the naga tests validate and
-/// translate each; the kernels generated in Rust are in [`generated_variants`]).
+/// translate each; the kernels generated in Rust are in [`all_shader_sources`]).
 pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)> {
     let mut v: Vec<(&'static Shader, Vec<(&'static str, u32)>)> = FAMILIES
         .iter()
@@ -40,7 +39,7 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
             v.push((&CONV_GEMM, vec![("K", *k), ("WGY", *wgy)]));
         }
     }
-    for (tm, tn) in crate::gpu::codegen::REG_TILES {
+    for (tm, tn) in matmul::codegen::REG_TILES {
         v.push((&MATMUL, vec![("TM", *tm), ("TN", *tn)]));
     }
     for c in matmul::variants::block_constants() {
@@ -52,15 +51,18 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
 pub(crate) use crate::gpu::params::{i32_of, shader_params, u32_of};
 pub(crate) use crate::tensor::{expect_f32, same_shape};
 
-/// Every kernel generated in Rust that the launchers can run: `mm_reg` for every register tile and
-/// every tile it shrinks to, `conv_reg` and `conv_dw_reg` for every tile at k ∈ {1, 3, 5}.
-pub fn generated_variants() -> Vec<Generated> {
-    let mut v: Vec<Generated> = codegen::reg_tiles_in_use()
-        .into_iter()
-        .map(|(tm, tn)| Generated::MatmulReg { tm, tn })
-        .collect();
-    v.extend(conv::generated_variants());
-    v
+/// Every kernel generated in Rust that the launchers can run, as (name, source): `mm_reg` for every
+/// register tile and every tile it shrinks to, `conv_reg`, `conv_dw_reg` and `conv_bwd_reg` for
+/// every tile at k ∈ {1, 3, 5}.
+pub fn generated_sources() -> Result<Vec<(String, String)>> {
+    fn sources<K: Generate>(keys: Vec<K>) -> Result<Vec<(String, String)>> {
+        keys.into_iter()
+            .map(|g| Ok((g.name(), g.source()?)))
+            .collect()
+    }
+    let mut v = sources(matmul::codegen::generated_variants())?;
+    v.extend(sources(conv::generated_variants())?);
+    Ok(v)
 }
 
 /// The layout of every kernel parameter struct of the ops and the tensor (the data layer's batch
@@ -90,7 +92,7 @@ pub fn param_layouts() -> Vec<crate::gpu::params::ParamLayout> {
 }
 
 /// Every WGSL source the launchers can build, as (a label naming the shader and its constants or
-/// tile, the complete source): [`all_shader_variants`] specialised, then [`generated_variants`].
+/// tile, the complete source): [`all_shader_variants`] specialised, then [`generated_sources`].
 pub fn all_shader_sources() -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (shader, consts) in all_shader_variants() {
@@ -102,8 +104,6 @@ pub fn all_shader_sources() -> Result<Vec<(String, String)>> {
         };
         out.push((label, crate::gpu::specialize(shader.src, &consts)?));
     }
-    for g in generated_variants() {
-        out.push((g.name(), g.source()?));
-    }
+    out.extend(generated_sources()?);
     Ok(out)
 }

@@ -4,7 +4,7 @@
 //! Shapes: x (B, Cin, H, W), w (Cout, Cin, k, k), bias (Cout) → (B, Cout, H + 2p − k + 1, W + 2p − k + 1).
 //!
 //! - [`reg`]: on CPU adapters (lavapipe, the `Register` kernel family) all three passes run kernels
-//!   generated in Rust (`gpu::codegen`): `conv_reg` (forward, and the input gradient, which is the
+//!   generated in Rust (`codegen.rs`): `conv_reg` (forward, and the input gradient, which is the
 //!   same convolution of the output gradient with the flipped, transposed filter and padding
 //!   k − 1 − p, negative padding cropping) and `conv_dw_reg` (weight gradient as partial sums over
 //!   splits of the batch, then one fixed-order sum). At batch 64, 32→32, 28×28 on lavapipe they run
@@ -25,6 +25,7 @@
 //! that kernel takes from the gradient values it loads ([`conv2d_weight_bias_grad`]). The taped
 //! forms ([`conv2d_t`], [`channel_bias_t`]) are in `taped.rs`.
 
+mod codegen;
 mod direct;
 mod igemm;
 mod im2col;
@@ -35,7 +36,7 @@ pub mod tune;
 pub use crate::reference::conv::ConvDims;
 pub use igemm::{dw_chunks, IgemmP, DW_MAX_CHUNKS, IGEMM_ROWS};
 pub use im2col::im2col;
-pub use reg::{fused_backward_fits, GenConvP, FUSED_MAX_K};
+pub use reg::{fused_backward_fits, ConvGen, GenConvP, FUSED_MAX_K};
 pub use taped::{channel_bias_t, conv2d_grads, conv2d_grads_with, conv2d_t, conv2d_t_with};
 
 use super::{expect_f32, i32_of, reduce, shader_params, u32_of, CONV};
@@ -52,7 +53,7 @@ pub const KERNEL_SIZES: &[u32] = &[1, 3, 5, 7];
 pub const REG_KERNEL_SIZES: &[u32] = &[1, 3, 5];
 
 /// Every generated convolution kernel the launchers can produce for [`REG_KERNEL_SIZES`].
-pub fn generated_variants() -> Vec<crate::gpu::codegen::Generated> {
+pub fn generated_variants() -> Vec<ConvGen> {
     REG_KERNEL_SIZES
         .iter()
         .flat_map(|&k| reg::variants(k))

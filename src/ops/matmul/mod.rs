@@ -6,7 +6,10 @@
 //! one run is chosen by measurement per shape bucket (`gpu::tune`). B is packed to zero-padded vec4
 //! rows only when it is transposed or N is not a multiple of 4; C likewise.
 
+pub mod codegen;
 pub mod variants;
+
+pub use variants::{reg_tile, set_reg_tile, set_reg_tile_str};
 
 use super::layout::LayoutP;
 use super::{elementwise, expect_f32, reduce, shader_params, u32_of, LAYOUT, MATMUL};
