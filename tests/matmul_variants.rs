@@ -7,7 +7,6 @@ use common::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use symclone::autograd::Tape;
-use symclone::gpu::Op;
 use symclone::ops::matmul::{self, variants::VARIANTS};
 use symclone::reference::{self as r, matmul::Dims, to64};
 use symclone::tensor::Tensor;
@@ -27,7 +26,7 @@ fn forced(variant: &'static str, webgpu: bool) -> Arc<Gpu> {
             } else {
                 Gpu::from_env().expect("adapter")
             };
-            g.force(Op::Matmul, Some(variant));
+            g.force(matmul::OP, Some(variant));
             g
         })
         .clone()

@@ -18,6 +18,7 @@ pub mod reduce;
 pub mod transform;
 
 use crate::gpu::shader::{Generate, Shader, FAMILIES};
+use crate::gpu::tune::Op;
 use crate::Result;
 
 pub use crate::gpu::shader::{
@@ -65,6 +66,21 @@ pub fn generated_sources() -> Result<Vec<(String, String)>> {
     Ok(v)
 }
 
+/// Every op the tuner chooses a kernel for (`gpu::tune`), in the order their choices list: each
+/// family declares its own beside its candidates.
+pub const TUNED_OPS: [Op; 4] = [matmul::OP, conv::FWD, conv::INPUT_GRAD, conv::WEIGHT_GRAD];
+
+/// The tuned op called `name` (as the cache file and `tune` name it).
+pub fn tuned_op(name: &str) -> Result<Op> {
+    TUNED_OPS
+        .into_iter()
+        .find(|o| o.name() == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = TUNED_OPS.iter().map(|o| o.name()).collect();
+            crate::Error::invalid(format!("unknown op '{name}': one of {}", names.join(", ")))
+        })
+}
+
 /// The layout of every kernel parameter struct of the ops and the tensor (the data layer's batch
 /// gather has one more, `data::batch::GatherP`). tests/shaders.rs holds each against naga's
 /// reflection of every WGSL source.
@@ -106,4 +122,26 @@ pub fn all_shader_sources() -> Result<Vec<(String, String)>> {
     }
     out.extend(generated_sources()?);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuned_ops_keep_their_cache_names_and_order() {
+        // The names key the choices in every cache file written so far; the order is that of
+        // `tune`'s table and the run report.
+        let names: Vec<&str> = TUNED_OPS.iter().map(|o| o.name()).collect();
+        assert_eq!(
+            names,
+            ["matmul", "conv_fwd", "conv_input_grad", "conv_weight_grad"]
+        );
+        assert!(TUNED_OPS.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(tuned_op("conv_fwd").unwrap(), conv::FWD);
+        assert!(tuned_op("conv")
+            .unwrap_err()
+            .to_string()
+            .contains("one of matmul, conv_fwd, conv_input_grad, conv_weight_grad"));
+    }
 }

@@ -38,9 +38,10 @@ pub use igemm::{dw_chunks, IgemmP, DW_MAX_CHUNKS, IGEMM_ROWS};
 pub use im2col::im2col;
 pub use reg::{fused_backward_fits, ConvGen, GenConvP, FUSED_MAX_K};
 pub use taped::{channel_bias_t, conv2d_grads, conv2d_grads_with, conv2d_t, conv2d_t_with};
+pub use tune::{FWD, INPUT_GRAD, WEIGHT_GRAD};
 
 use super::{expect_f32, i32_of, reduce, shader_params, u32_of, CONV};
-use crate::gpu::Op;
+use crate::gpu::tune::Op;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -244,7 +245,7 @@ impl WeightGradAlgo {
     }
 }
 
-/// The algorithm `conv2d` (`op` = [`Op::ConvFwd`]) or the input gradient ([`Op::ConvInputGrad`])
+/// The algorithm `conv2d` (`op` = [`FWD`]) or the input gradient ([`INPUT_GRAD`])
 /// uses for a convolution of dims `d` on this device: forced, cached or measured among
 /// [`tune::ALGOS`] (on lavapipe the generated register kernel wins: 15 GFLOP/s at 32→32, 28×28
 /// against 1.6 for im2col + matmul and 1.7 for `conv_fwd`, see BENCHMARKS.md; under the workgroup
@@ -306,7 +307,7 @@ fn fwd_geo(d: &ConvDims) -> Geometry {
 /// `y = conv2d(x, w) + bias` with zero padding `pad`, by the adapter's algorithm ([`choose_algo`]).
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), choose_algo(x, d, Op::ConvFwd)?)
+    conv_any(x, w, bias, fwd_geo(&d), choose_algo(x, d, FWD)?)
 }
 
 /// [`conv2d`] by the given algorithm.
@@ -356,7 +357,7 @@ pub fn conv2d_im2col(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) 
 /// The input gradient: `dx = Σ_o corr_full(g[o], flip(w[o, i]))`, shape (B, Cin, H, W).
 pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, d: ConvDims) -> Result<Tensor> {
     check_grad("conv2d_input_grad", g, d)?;
-    conv2d_input_grad_with(choose_algo(g, d, Op::ConvInputGrad)?, g, w, d)
+    conv2d_input_grad_with(choose_algo(g, d, INPUT_GRAD)?, g, w, d)
 }
 
 /// [`conv2d_input_grad`] by the given algorithm.

@@ -9,7 +9,7 @@
 pub mod codegen;
 pub mod variants;
 
-pub use variants::{reg_tile, set_reg_tile, set_reg_tile_str};
+pub use variants::{reg_tile, set_reg_tile, set_reg_tile_str, OP};
 
 use super::layout::LayoutP;
 use super::{elementwise, expect_f32, reduce, shader_params, u32_of, LAYOUT, MATMUL};

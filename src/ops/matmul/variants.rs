@@ -108,6 +108,9 @@ pub fn variant(name: &str) -> Option<&'static Variant> {
     VARIANTS.iter().find(|v| v.name == name)
 }
 
+/// The op the tuner chooses a variant of (its choices list first: `tune`, the run report).
+pub const OP: Op = Op::new(0, "matmul");
+
 /// The register tile `mm_reg` runs on one device (rows, vec4 columns).
 struct RegTile((u32, u32));
 
@@ -228,7 +231,7 @@ pub(super) fn choose(gpu: &Arc<Gpu>, m: usize, n: usize, k: usize) -> Result<&'s
     let [tm, tn, tk] = dims;
     let at = format!("{tm}x{tk}x{tn}");
     let name = gpu.choose(
-        Op::Matmul,
+        OP,
         &bucket,
         &candidates(gpu),
         &at,
