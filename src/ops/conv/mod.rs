@@ -23,7 +23,9 @@
 //!
 //! The bias gradient is two fixed-order sums, or, beside the register weight gradient, partial sums
 //! that kernel takes from the gradient values it loads ([`conv2d_weight_bias_grad`]). The taped
-//! forms ([`conv2d_t`], [`channel_bias_t`]) are in `taped.rs`.
+//! forms ([`conv2d_t`], [`channel_bias_t`]) are in `taped.rs`, the WGSL generators of the register
+//! kernels in `codegen.rs`, and the tuned ops ([`FWD`], [`INPUT_GRAD`], [`WEIGHT_GRAD`]) with their
+//! candidates in [`tune`].
 
 mod codegen;
 mod direct;
