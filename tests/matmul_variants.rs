@@ -7,7 +7,6 @@ use common::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use symclone::autograd::Tape;
-use symclone::gpu::Op;
 use symclone::ops::matmul::{self, variants::VARIANTS};
 use symclone::reference::{self as r, matmul::Dims, to64};
 use symclone::tensor::Tensor;
@@ -27,7 +26,7 @@ fn forced(variant: &'static str, webgpu: bool) -> Arc<Gpu> {
             } else {
                 Gpu::from_env().expect("adapter")
             };
-            g.force(Op::Matmul, Some(variant));
+            g.force(matmul::OP, Some(variant));
             g
         })
         .clone()
@@ -236,4 +235,27 @@ fn an_unknown_variant_is_a_one_line_error() {
         "{msg}"
     );
     assert!(!msg.contains('\n'), "{msg}");
+}
+
+#[test]
+fn the_register_tile_set_on_a_device_is_the_one_mm_reg_runs() {
+    // The tile is the matmul family's per-device setting (`Gpu::with_state`): set on one device,
+    // refused when unknown, run by `mm_reg` there, and absent from a fresh device.
+    let g = Gpu::from_env().expect("adapter");
+    g.force(matmul::OP, Some("mm_reg"));
+    matmul::set_reg_tile(&g, (8, 2)).unwrap();
+    assert!(matmul::set_reg_tile(&g, (9, 9)).is_err());
+    assert!(matmul::set_reg_tile_str(&g, "8").is_err());
+    assert_eq!(matmul::reg_tile(&g), (8, 2));
+    let a = Tensor::from_slice(&g, &[64, 64], &vec![1.0; 64 * 64]).unwrap();
+    let (c, times) = g.profile(|| matmul::matmul(&a, &a, false, false)).unwrap();
+    assert!(c.to_vec().unwrap().iter().all(|&v| v == 64.0));
+    if let Some(t) = times {
+        assert!(
+            t.iter().any(|(k, _, _)| k == "matmul_reg_8x2::mm_reg"),
+            "{t:?}"
+        );
+    }
+    let h = Gpu::from_env().expect("adapter");
+    assert_eq!(matmul::reg_tile(&h), matmul::codegen::DEFAULT_REG_TILE);
 }

@@ -62,8 +62,7 @@ fn every_shader_validates_fits_default_limits_and_translates_to_spirv_msl_hlsl_g
 
 #[test]
 fn the_subgroup_kernel_validates_with_subgroups_only_and_translates() {
-    use symclone::gpu::codegen::Generated;
-    let src = Generated::MatmulSubgroup.source().expect("source");
+    let src = symclone::ops::matmul::codegen::subgroup_source().expect("source");
     let failures = shader::check_subgroup("matmul_subgroup", &src, &wgpu::Limits::default());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // Without the capability it is refused: it is rightly kept out of the portable sources.

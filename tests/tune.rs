@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::process::Command;
 use std::sync::Arc;
-use symclone::gpu::{KernelFamily, Op};
+use symclone::gpu::KernelFamily;
 use symclone::ops::{conv, matmul};
 use symclone::reference::{self as r, matmul::Dims, to64};
 use symclone::tensor::Tensor;
@@ -121,7 +121,7 @@ fn a_forced_family_or_variant_is_respected_without_timing() {
         (c.variant.as_str(), c.how.as_str()),
         ("mm_block64x64", "family")
     );
-    g.force(Op::Matmul, Some("mm_tiled"));
+    g.force(matmul::OP, Some("mm_tiled"));
     product(&g, 256);
     let c = &g.choices()[0];
     assert_eq!((c.variant.as_str(), c.how.as_str()), ("mm_tiled", "forced"));
@@ -130,7 +130,7 @@ fn a_forced_family_or_variant_is_respected_without_timing() {
         "nothing timed, nothing cached"
     );
     // An unknown variant is a one-line error naming the candidates.
-    g.force(Op::Matmul, Some("mm_nope"));
+    g.force(matmul::OP, Some("mm_nope"));
     let a = Tensor::zeros(&g, &[300, 300]).unwrap();
     let e = matmul::matmul(&a, &a, false, false)
         .unwrap_err()

@@ -2,12 +2,12 @@
 //! defaults), its queue, and the state the other runtime parts keep (pool, pipeline cache,
 //! recorder).
 
-use super::codegen::{DEFAULT_REG_TILE, REG_TILES};
 use super::pipelines::{Cached, PipelineKey};
 use super::pool::{self, PoolStats, PooledBuffer};
 use super::recorder::{Recorder, UNIFORM_ARENA};
 use super::AdapterChoice;
 use crate::{Error, Result};
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -53,7 +53,8 @@ pub struct Gpu {
     /// The forced kernel family (None: `auto`, variants chosen by measurement).
     pub(super) family: Mutex<Option<KernelFamily>>,
     pub(super) tuner: Mutex<super::tune::Tuner>,
-    pub(super) reg_tile: Mutex<(u32, u32)>,
+    /// Per-device values the layers above keep, one per type ([`Gpu::with_state`]).
+    pub(super) state: Mutex<HashMap<TypeId, Box<dyn Any + Send>>>,
     pub(super) pool: pool::Pool,
     pub(super) pipelines: Mutex<HashMap<PipelineKey, Arc<Cached>>>,
     pub(super) rec: Mutex<Recorder>,
@@ -157,7 +158,7 @@ impl Gpu {
             features,
             family: Mutex::new(None),
             tuner: Mutex::default(),
-            reg_tile: Mutex::new(DEFAULT_REG_TILE),
+            state: Mutex::default(),
             pool: pool::Pool::default(),
             pipelines: Mutex::default(),
             rec: Mutex::new(rec),
@@ -198,33 +199,16 @@ impl Gpu {
         *self.family.lock().unwrap() = None;
     }
 
-    /// The register tile (rows, vec4 columns) of the register matrix-product kernel.
-    pub fn reg_tile(&self) -> (u32, u32) {
-        *self.reg_tile.lock().unwrap()
-    }
-
-    /// Choose the register tile (one of [`REG_TILES`]).
-    pub fn set_reg_tile(&self, t: (u32, u32)) -> Result<()> {
-        if !REG_TILES.contains(&t) {
-            return Err(Error::invalid(format!(
-                "register tile {t:?} is not one of {:?}",
-                REG_TILES
-            )));
-        }
-        *self.reg_tile.lock().unwrap() = t;
-        Ok(())
-    }
-
-    /// Apply a register tile given as `ROWSxCOLS` (e.g. `8x2`), as the benchmark's `--reg-tile`
-    /// names it.
-    pub fn set_reg_tile_str(&self, t: &str) -> Result<()> {
-        let (r, c) = t
-            .split_once('x')
-            .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
-            .ok_or_else(|| {
-                Error::invalid(format!("--reg-tile '{t}': expected ROWSxCOLS, e.g. 8x2"))
-            })?;
-        self.set_reg_tile((r, c))
+    /// Run `f` on this device's value of type `T`, made by `T::default()` on first use: a setting
+    /// an op family keeps per device without the runtime knowing it (the register tile of the
+    /// matrix product's generated kernel, say). `f` must not call `with_state` itself.
+    pub fn with_state<T: Default + Send + 'static, R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut m = self.state.lock().unwrap();
+        let v = m
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()));
+        f(v.downcast_mut::<T>()
+            .expect("each value is keyed by its type"))
     }
 
     /// Whether kernels may use subgroup operations (wgpu's SUBGROUP feature, requested wherever the

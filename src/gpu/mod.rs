@@ -1,6 +1,8 @@
 //! The GPU runtime: device and limits ([`device`]), buffer pool, pipeline cache ([`pipelines`]),
-//! command recorder ([`recorder`]), kernel timing ([`timing`]), WGSL sources ([`shader`]) and the
-//! kernels generated in Rust ([`codegen`]). Nothing here imports the ops, the tape or the layers.
+//! command recorder ([`recorder`]), kernel timing ([`timing`]), WGSL sources and the cache of
+//! kernels generated in Rust ([`shader`]), and variant choice by measurement ([`tune`]). Nothing
+//! here imports the ops, the tape or the layers: each op family brings its own generators and
+//! tuned ops.
 //!
 //! Dispatches are recorded into one command encoder and submitted only when the host reads a buffer,
 //! when `flush` is called, or every [`MAX_PENDING_DISPATCHES`] dispatches. Kernel parameters go into a
@@ -8,7 +10,6 @@
 //! races a dispatch recorded earlier.
 
 pub mod adapter;
-pub mod codegen;
 mod device;
 pub mod params;
 mod pipelines;

@@ -3,7 +3,6 @@
 //! value (the shader's address, the entry's name, up to [`MAX_CONSTS`] constants and a bit per
 //! binding), so looking a pipeline up on the hot path allocates nothing.
 
-use super::recorder::Access;
 use super::{shader, specialize, Gpu, Shader};
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -12,6 +11,14 @@ use std::sync::Arc;
 pub const MAX_CONSTS: usize = 4;
 /// Most storage bindings one kernel takes (bindings 1..=MAX_BINDINGS; 0 is the uniform block).
 pub const MAX_BINDINGS: usize = 8;
+
+/// How a storage buffer is bound: part of a pipeline's binding layout (and so of its key), which
+/// the recorder fills from each launch's buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
 
 /// What identifies a pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -5,7 +5,7 @@
 //! Uploads are copies from a staging belt recorded in order with the dispatches (no submit per
 //! write); copies and read-backs end the open pass and share the encoder.
 
-use super::pipelines::{Cached, MAX_BINDINGS, MAX_CONSTS};
+use super::pipelines::{Access, Cached, MAX_BINDINGS, MAX_CONSTS};
 use super::timing::Timing;
 use super::{Gpu, Shader, MAX_PENDING_DISPATCHES};
 use crate::{Error, Result};
@@ -18,13 +18,6 @@ pub(super) const UNIFORM_ARENA: u64 = UNIFORM_SLOT * MAX_PENDING_DISPATCHES as u
 const BELT_CHUNK: u64 = 1 << 20;
 /// Bind groups kept before the cache is emptied (each holds its buffers alive).
 const MAX_BIND_GROUPS: usize = 4096;
-
-/// How a storage buffer is bound.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Access {
-    Read,
-    ReadWrite,
-}
 
 /// Something a kernel can bind: a buffer and how many of its bytes hold data. The binding covers
 /// exactly those bytes, never the rest of a pooled buffer.

@@ -1,8 +1,11 @@
 //! WGSL sources (every family of `shaders/`, each behind `shaders/common.wgsl`), compile-time
 //! specialisation of `const` values, naga validation, and translation to every back end wgpu
-//! drives (SPIR-V for Vulkan, MSL for Metal, HLSL for DX12, GLSL for OpenGL / GLES).
+//! drives (SPIR-V for Vulkan, MSL for Metal, HLSL for DX12, GLSL for OpenGL / GLES). Kernels
+//! generated in Rust are built once each by their family's [`Generated`] cache.
 
 use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 /// A WGSL source file from `shaders/`.
 #[derive(Debug)]
@@ -60,6 +63,49 @@ pub static FAMILIES: [&Shader; 16] = [
     &KL,
     &NORM,
 ];
+
+/// A kernel generated in Rust, named by a value of its family's own key type (a tile, a filter
+/// size): how to name it and how to write its WGSL.
+pub trait Generate: Copy + Eq + std::hash::Hash + Send + 'static {
+    /// The shader's name (its label in pipelines, kernel times and errors; unique across families).
+    fn name(self) -> String;
+    /// The WGSL source.
+    fn source(self) -> Result<String>;
+}
+
+/// The shaders one family generates, each built once on first use and kept for the process (a
+/// handful of small strings: the pipeline cache keys on the shader's address). A family declares
+/// one `static` of its key type; looking a built shader up allocates nothing.
+pub struct Generated<K> {
+    cache: OnceLock<Mutex<HashMap<K, &'static Shader>>>,
+}
+
+impl<K: Generate> Generated<K> {
+    pub const fn new() -> Generated<K> {
+        Generated {
+            cache: OnceLock::new(),
+        }
+    }
+
+    /// The shader of `key`, built on first use.
+    pub fn shader(&self, key: K) -> Result<&'static Shader> {
+        let mut c = self.cache.get_or_init(Default::default).lock().unwrap();
+        if let Some(s) = c.get(&key) {
+            return Ok(s);
+        }
+        let src: &'static str = Box::leak(key.source()?.into_boxed_str());
+        let name: &'static str = Box::leak(key.name().into_boxed_str());
+        let sh: &'static Shader = Box::leak(Box::new(Shader { name, src }));
+        c.insert(key, sh);
+        Ok(sh)
+    }
+}
+
+impl<K: Generate> Default for Generated<K> {
+    fn default() -> Generated<K> {
+        Generated::new()
+    }
+}
 
 /// Replace the value of each `const NAME: u32 = ...;` declaration in `src`.
 /// Every named constant must exist in the source.

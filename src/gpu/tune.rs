@@ -1,8 +1,9 @@
-//! Variant choice by measurement. Each op with several kernels (the matrix product, the three
-//! convolution passes) names its candidates; the first time a shape bucket (sizes rounded to powers
-//! of two) is needed, every candidate runs at the bucket's representative size on this adapter, is
-//! checked against the CPU reference, and the fastest that agrees is kept: in memory for the process
-//! and on disk per adapter, driver and crate version, so later runs reuse the choice without timing.
+//! Variant choice by measurement. Each op with several kernels (an [`Op`] its family declares: the
+//! matrix product, each convolution pass) names its candidates; the first time a shape bucket
+//! (sizes rounded to powers of two) is needed, every candidate runs at the bucket's representative
+//! size on this adapter, is checked against the CPU reference, and the fastest that agrees is kept:
+//! in memory for the process and on disk per adapter, driver and crate version, so later runs reuse
+//! the choice without timing.
 //!
 //! What decides, in order:
 //! 1. a variant forced for the op ([`Gpu::force`]; tests, benchmarks);
@@ -34,38 +35,24 @@ pub const DEFAULT_BUDGET_S: f64 = 4.0;
 /// Buckets with fewer multiply-adds than this are not timed (launch overheads would decide).
 pub const MIN_TIMED_MACS: u64 = 1 << 20;
 
-/// An op whose kernel is chosen among variants.
+/// An op whose kernel is chosen among variants, as its family declares it: the name that keys its
+/// choices in the cache file and heads its rows in `tune` and `devices`, and a rank that orders
+/// its choices among the other ops' ([`Gpu::choices`]). Its candidates come with each
+/// [`Gpu::choose`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Op {
-    Matmul,
-    ConvFwd,
-    ConvInputGrad,
-    ConvWeightGrad,
+pub struct Op {
+    rank: u32,
+    name: &'static str,
 }
 
 impl Op {
-    pub const ALL: [Op; 4] = [
-        Op::Matmul,
-        Op::ConvFwd,
-        Op::ConvInputGrad,
-        Op::ConvWeightGrad,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Matmul => "matmul",
-            Op::ConvFwd => "conv_fwd",
-            Op::ConvInputGrad => "conv_input_grad",
-            Op::ConvWeightGrad => "conv_weight_grad",
-        }
+    /// The op called `name` (`matmul`, `conv_fwd`, …), listed after the ops of lower `rank`.
+    pub const fn new(rank: u32, name: &'static str) -> Op {
+        Op { rank, name }
     }
 
-    pub fn parse(s: &str) -> Result<Op> {
-        Op::ALL.into_iter().find(|o| o.name() == s).ok_or_else(|| {
-            Error::invalid(format!(
-                "unknown op '{s}': one of matmul, conv_fwd, conv_input_grad, conv_weight_grad"
-            ))
-        })
+    pub fn name(self) -> &'static str {
+        self.name
     }
 }
 

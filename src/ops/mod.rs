@@ -17,8 +17,8 @@ pub mod random;
 pub mod reduce;
 pub mod transform;
 
-use crate::gpu::codegen::{self, Generated};
-use crate::gpu::shader::{Shader, FAMILIES};
+use crate::gpu::shader::{Generate, Shader, FAMILIES};
+use crate::gpu::tune::Op;
 use crate::Result;
 
 pub use crate::gpu::shader::{
@@ -27,7 +27,7 @@ pub use crate::gpu::shader::{
 };
 
 /// Every shader with the constant variants the launchers use (the naga tests validate and
-/// translate each; the kernels generated in Rust are in [`generated_variants`]).
+/// translate each; the kernels generated in Rust are in [`all_shader_sources`]).
 pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)> {
     let mut v: Vec<(&'static Shader, Vec<(&'static str, u32)>)> = FAMILIES
         .iter()
@@ -40,7 +40,7 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
             v.push((&CONV_GEMM, vec![("K", *k), ("WGY", *wgy)]));
         }
     }
-    for (tm, tn) in crate::gpu::codegen::REG_TILES {
+    for (tm, tn) in matmul::codegen::REG_TILES {
         v.push((&MATMUL, vec![("TM", *tm), ("TN", *tn)]));
     }
     for c in matmul::variants::block_constants() {
@@ -52,15 +52,33 @@ pub fn all_shader_variants() -> Vec<(&'static Shader, Vec<(&'static str, u32)>)>
 pub(crate) use crate::gpu::params::{i32_of, shader_params, u32_of};
 pub(crate) use crate::tensor::{expect_f32, same_shape};
 
-/// Every kernel generated in Rust that the launchers can run: `mm_reg` for every register tile and
-/// every tile it shrinks to, `conv_reg` and `conv_dw_reg` for every tile at k ∈ {1, 3, 5}.
-pub fn generated_variants() -> Vec<Generated> {
-    let mut v: Vec<Generated> = codegen::reg_tiles_in_use()
+/// Every kernel generated in Rust that the launchers can run, as (name, source): `mm_reg` for every
+/// register tile and every tile it shrinks to, `conv_reg`, `conv_dw_reg` and `conv_bwd_reg` for
+/// every tile at k ∈ {1, 3, 5}.
+pub fn generated_sources() -> Result<Vec<(String, String)>> {
+    fn sources<K: Generate>(keys: Vec<K>) -> Result<Vec<(String, String)>> {
+        keys.into_iter()
+            .map(|g| Ok((g.name(), g.source()?)))
+            .collect()
+    }
+    let mut v = sources(matmul::codegen::generated_variants())?;
+    v.extend(sources(conv::generated_variants())?);
+    Ok(v)
+}
+
+/// Every op the tuner chooses a kernel for (`gpu::tune`), in the order their choices list: each
+/// family declares its own beside its candidates.
+pub const TUNED_OPS: [Op; 4] = [matmul::OP, conv::FWD, conv::INPUT_GRAD, conv::WEIGHT_GRAD];
+
+/// The tuned op called `name` (as the cache file and `tune` name it).
+pub fn tuned_op(name: &str) -> Result<Op> {
+    TUNED_OPS
         .into_iter()
-        .map(|(tm, tn)| Generated::MatmulReg { tm, tn })
-        .collect();
-    v.extend(conv::generated_variants());
-    v
+        .find(|o| o.name() == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = TUNED_OPS.iter().map(|o| o.name()).collect();
+            crate::Error::invalid(format!("unknown op '{name}': one of {}", names.join(", ")))
+        })
 }
 
 /// The layout of every kernel parameter struct of the ops and the tensor (the data layer's batch
@@ -90,7 +108,7 @@ pub fn param_layouts() -> Vec<crate::gpu::params::ParamLayout> {
 }
 
 /// Every WGSL source the launchers can build, as (a label naming the shader and its constants or
-/// tile, the complete source): [`all_shader_variants`] specialised, then [`generated_variants`].
+/// tile, the complete source): [`all_shader_variants`] specialised, then [`generated_sources`].
 pub fn all_shader_sources() -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (shader, consts) in all_shader_variants() {
@@ -102,8 +120,28 @@ pub fn all_shader_sources() -> Result<Vec<(String, String)>> {
         };
         out.push((label, crate::gpu::specialize(shader.src, &consts)?));
     }
-    for g in generated_variants() {
-        out.push((g.name(), g.source()?));
-    }
+    out.extend(generated_sources()?);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuned_ops_keep_their_cache_names_and_order() {
+        // The names key the choices in every cache file written so far; the order is that of
+        // `tune`'s table and the run report.
+        let names: Vec<&str> = TUNED_OPS.iter().map(|o| o.name()).collect();
+        assert_eq!(
+            names,
+            ["matmul", "conv_fwd", "conv_input_grad", "conv_weight_grad"]
+        );
+        assert!(TUNED_OPS.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(tuned_op("conv_fwd").unwrap(), conv::FWD);
+        assert!(tuned_op("conv")
+            .unwrap_err()
+            .to_string()
+            .contains("one of matmul, conv_fwd, conv_input_grad, conv_weight_grad"));
+    }
 }

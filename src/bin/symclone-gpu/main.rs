@@ -409,10 +409,13 @@ fn run(cli: Cli) -> Result<(), Error> {
         } => {
             let gpu = Gpu::new(&choice(&cli))?;
             if let Some(t) = reg_tile {
-                gpu.set_reg_tile_str(t)?;
+                symclone::ops::matmul::set_reg_tile_str(&gpu, t)?;
             }
             eprintln!("adapter: {}", gpu.describe());
-            eprintln!("register tile of mm_reg: {:?}", gpu.reg_tile());
+            eprintln!(
+                "register tile of mm_reg: {:?}",
+                symclone::ops::matmul::reg_tile(&gpu)
+            );
             let opts = symclone::bench::Options {
                 filter: filter.clone(),
                 reps: (*reps).max(1),

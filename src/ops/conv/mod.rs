@@ -4,7 +4,7 @@
 //! Shapes: x (B, Cin, H, W), w (Cout, Cin, k, k), bias (Cout) → (B, Cout, H + 2p − k + 1, W + 2p − k + 1).
 //!
 //! - [`reg`]: on CPU adapters (lavapipe, the `Register` kernel family) all three passes run kernels
-//!   generated in Rust (`gpu::codegen`): `conv_reg` (forward, and the input gradient, which is the
+//!   generated in Rust (`codegen.rs`): `conv_reg` (forward, and the input gradient, which is the
 //!   same convolution of the output gradient with the flipped, transposed filter and padding
 //!   k − 1 − p, negative padding cropping) and `conv_dw_reg` (weight gradient as partial sums over
 //!   splits of the batch, then one fixed-order sum). At batch 64, 32→32, 28×28 on lavapipe they run
@@ -23,8 +23,11 @@
 //!
 //! The bias gradient is two fixed-order sums, or, beside the register weight gradient, partial sums
 //! that kernel takes from the gradient values it loads ([`conv2d_weight_bias_grad`]). The taped
-//! forms ([`conv2d_t`], [`channel_bias_t`]) are in `taped.rs`.
+//! forms ([`conv2d_t`], [`channel_bias_t`]) are in `taped.rs`, the WGSL generators of the register
+//! kernels in `codegen.rs`, and the tuned ops ([`FWD`], [`INPUT_GRAD`], [`WEIGHT_GRAD`]) with their
+//! candidates in [`tune`].
 
+mod codegen;
 mod direct;
 mod igemm;
 mod im2col;
@@ -35,11 +38,12 @@ pub mod tune;
 pub use crate::reference::conv::ConvDims;
 pub use igemm::{dw_chunks, IgemmP, DW_MAX_CHUNKS, IGEMM_ROWS};
 pub use im2col::im2col;
-pub use reg::{fused_backward_fits, GenConvP, FUSED_MAX_K};
+pub use reg::{fused_backward_fits, ConvGen, GenConvP, FUSED_MAX_K};
 pub use taped::{channel_bias_t, conv2d_grads, conv2d_grads_with, conv2d_t, conv2d_t_with};
+pub use tune::{FWD, INPUT_GRAD, WEIGHT_GRAD};
 
 use super::{expect_f32, i32_of, reduce, shader_params, u32_of, CONV};
-use crate::gpu::Op;
+use crate::gpu::tune::Op;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -52,7 +56,7 @@ pub const KERNEL_SIZES: &[u32] = &[1, 3, 5, 7];
 pub const REG_KERNEL_SIZES: &[u32] = &[1, 3, 5];
 
 /// Every generated convolution kernel the launchers can produce for [`REG_KERNEL_SIZES`].
-pub fn generated_variants() -> Vec<crate::gpu::codegen::Generated> {
+pub fn generated_variants() -> Vec<ConvGen> {
     REG_KERNEL_SIZES
         .iter()
         .flat_map(|&k| reg::variants(k))
@@ -243,7 +247,7 @@ impl WeightGradAlgo {
     }
 }
 
-/// The algorithm `conv2d` (`op` = [`Op::ConvFwd`]) or the input gradient ([`Op::ConvInputGrad`])
+/// The algorithm `conv2d` (`op` = [`FWD`]) or the input gradient ([`INPUT_GRAD`])
 /// uses for a convolution of dims `d` on this device: forced, cached or measured among
 /// [`tune::ALGOS`] (on lavapipe the generated register kernel wins: 15 GFLOP/s at 32→32, 28×28
 /// against 1.6 for im2col + matmul and 1.7 for `conv_fwd`, see BENCHMARKS.md; under the workgroup
@@ -305,7 +309,7 @@ fn fwd_geo(d: &ConvDims) -> Geometry {
 /// `y = conv2d(x, w) + bias` with zero padding `pad`, by the adapter's algorithm ([`choose_algo`]).
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), choose_algo(x, d, Op::ConvFwd)?)
+    conv_any(x, w, bias, fwd_geo(&d), choose_algo(x, d, FWD)?)
 }
 
 /// [`conv2d`] by the given algorithm.
@@ -355,7 +359,7 @@ pub fn conv2d_im2col(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) 
 /// The input gradient: `dx = Σ_o corr_full(g[o], flip(w[o, i]))`, shape (B, Cin, H, W).
 pub fn conv2d_input_grad(g: &Tensor, w: &Tensor, d: ConvDims) -> Result<Tensor> {
     check_grad("conv2d_input_grad", g, d)?;
-    conv2d_input_grad_with(choose_algo(g, d, Op::ConvInputGrad)?, g, w, d)
+    conv2d_input_grad_with(choose_algo(g, d, INPUT_GRAD)?, g, w, d)
 }
 
 /// [`conv2d_input_grad`] by the given algorithm.

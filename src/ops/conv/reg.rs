@@ -1,11 +1,54 @@
-//! The generated register-tiled kernels (`gpu::codegen`): what CPU adapters such as lavapipe run.
+//! The generated register-tiled kernels (their WGSL written by `codegen.rs`, their shaders keyed
+//! by [`ConvGen`]): what CPU adapters such as lavapipe run.
 
-use super::{conv_flops, params, shader_params, u32_of, ConvDims, CONV, WG};
-use crate::gpu::codegen::{
-    self, scalar_tile, Generated, CONV_BWD_ROWS, CONV_REG_ROWS, CONV_REG_WG,
+use super::codegen::{
+    conv_bwd_rows_source, conv_dw_reg_source, conv_reg_source, scalar_tile, CONV_BWD_ROWS,
+    CONV_REG_ROWS, CONV_REG_WG,
 };
+use super::{conv_flops, params, shader_params, u32_of, ConvDims, CONV, WG};
+use crate::gpu::shader::{Generate, Generated, Shader};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
+
+/// A generated convolution kernel and its tile: the key of its shader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvGen {
+    /// `conv_reg`: a k×k convolution, `to` output channels × `tx` columns per invocation.
+    Reg { k: u32, to: u32, tx: u32 },
+    /// `conv_dw_reg`: the weight gradient, `to` output × `ti` input channels per invocation.
+    DwReg { k: u32, to: u32, ti: u32 },
+    /// `conv_bwd_reg`: the input, weight and bias gradients of a layer with one input channel
+    /// and forward padding `pad`, `tx` columns per invocation.
+    BwdReg { k: u32, tx: u32, pad: u32 },
+}
+
+impl Generate for ConvGen {
+    /// `conv_reg_3_16x28`, `conv_dw_reg_3_16x2`, `conv_bwd_reg_3_1x28_p1`.
+    fn name(self) -> String {
+        match self {
+            ConvGen::Reg { k, to, tx } => format!("conv_reg_{k}_{to}x{tx}"),
+            ConvGen::DwReg { k, to, ti } => format!("conv_dw_reg_{k}_{to}x{ti}"),
+            ConvGen::BwdReg { k, tx, pad } => format!("conv_bwd_reg_{k}_1x{tx}_p{pad}"),
+        }
+    }
+
+    fn source(self) -> Result<String> {
+        Ok(match self {
+            ConvGen::Reg { k, to, tx } => conv_reg_source(k, to, tx),
+            ConvGen::DwReg { k, to, ti } => conv_dw_reg_source(k, to, ti),
+            ConvGen::BwdReg { k, tx, pad } => conv_bwd_rows_source(k, tx, pad),
+        })
+    }
+}
+
+static SHADERS: Generated<ConvGen> = Generated::new();
+
+impl ConvGen {
+    /// The shader of this kernel, built on first use.
+    pub fn shader(self) -> Result<&'static Shader> {
+        SHADERS.shader(self)
+    }
+}
 
 /// Most output channels one invocation of `conv_reg` / `conv_dw_reg` computes.
 pub const REG_MAX_TO: usize = 16;
@@ -45,14 +88,14 @@ fn column_tile(wo: usize) -> (usize, usize) {
 /// channel tile × column tile, `conv_dw_reg` for each channel tile × input-channel tile (the tile
 /// functions below, over enough channel counts and widths to reach each value they return), and,
 /// for k ≤ [`FUSED_MAX_K`], `conv_bwd_reg` for each padding with 2·pad < k × column tile.
-pub fn variants(k: u32) -> Vec<Generated> {
+pub fn variants(k: u32) -> Vec<ConvGen> {
     let mut v = Vec::new();
     let kk = (k * k) as usize;
     for c in 1..=4 * REG_MAX_TO {
         let (to, _) = out_channel_tile(c);
         for wo in 1..=2 * REG_MAX_TX {
             let (tx, _) = column_tile(wo);
-            v.push(Generated::ConvReg {
+            v.push(ConvGen::Reg {
                 k,
                 to: to as u32,
                 tx: tx as u32,
@@ -61,7 +104,7 @@ pub fn variants(k: u32) -> Vec<Generated> {
         let (to, _) = channel_tile(c);
         for cin in 1..=8 {
             let ti = dw_input_tile(kk, to, cin);
-            v.push(Generated::ConvDwReg {
+            v.push(ConvGen::DwReg {
                 k,
                 to: to as u32,
                 ti: ti as u32,
@@ -72,7 +115,7 @@ pub fn variants(k: u32) -> Vec<Generated> {
     if k <= FUSED_MAX_K {
         for pad in 0..k.div_ceil(2) {
             for tx in FUSED_TX {
-                v.push(Generated::ConvBwdReg { k, tx, pad });
+                v.push(ConvGen::BwdReg { k, tx, pad });
             }
         }
     }
@@ -135,7 +178,7 @@ fn gparams(
 
 shader_params!(
     /// The uniform block `G` of the generated `conv_reg` and `conv_dw_reg` kernels.
-    GenConvP = "G" in Generated::ConvReg { k: 3, to: 4, tx: 1 }.source(), {
+    GenConvP = "G" in ConvGen::Reg { k: 3, to: 4, tx: 1 }.source(), {
         batch: u32,
         cin: u32,
         h: u32,
@@ -194,11 +237,12 @@ pub(super) fn conv_reg(
         usize::from(bias.is_some()),
     )?;
     gpu.count_flops(conv_flops(batch * cout * cin * ho * wo, k));
-    let sh = codegen::shader(Generated::ConvReg {
+    let sh = ConvGen::Reg {
         k: k as u32,
         to: to as u32,
         tx: tx as u32,
-    })?;
+    }
+    .shader()?;
     gpu.launch(sh, "conv_reg")
         .params(&p)
         .read(&x)
@@ -316,11 +360,12 @@ pub(super) fn backward_reg(
     )?;
     // Input and weight gradients: each the forward's multiply-adds.
     gpu.count_flops(2 * conv_flops(d.batch * d.cout * d.cin * d.ho() * d.wo(), d.k));
-    let sh = codegen::shader(Generated::ConvBwdReg {
+    let sh = ConvGen::BwdReg {
         k: d.k as u32,
         tx: tx as u32,
         pad: d.pad as u32,
-    })?;
+    }
+    .shader()?;
     gpu.launch(sh, "conv_bwd_reg")
         .params(&p)
         .read(g)
@@ -361,11 +406,12 @@ pub(super) fn weight_bias_partials_reg(
         total,
         per,
     )?;
-    let sh = codegen::shader(Generated::ConvDwReg {
+    let sh = ConvGen::DwReg {
         k: d.k as u32,
         to: to as u32,
         ti: ti as u32,
-    })?;
+    }
+    .shader()?;
     gpu.count_flops(conv_flops(d.batch * d.cout * d.cin * d.ho() * d.wo(), d.k));
     gpu.launch(sh, "conv_dw_reg")
         .params(&p)
@@ -388,20 +434,14 @@ mod tests {
             let v = variants(k);
             for to in [1u32, 2, 3, 4, 8, 12, 16] {
                 for tx in 1..=REG_MAX_TX as u32 {
-                    assert!(
-                        v.contains(&Generated::ConvReg { k, to, tx }),
-                        "{k} {to}x{tx}"
-                    );
+                    assert!(v.contains(&ConvGen::Reg { k, to, tx }), "{k} {to}x{tx}");
                 }
                 if scalar_tile(to) {
                     continue;
                 }
                 let most = dw_input_tile((k * k) as usize, to as usize, 8) as u32;
                 for ti in 1..=most {
-                    assert!(
-                        v.contains(&Generated::ConvDwReg { k, to, ti }),
-                        "{k} {to}x{ti}"
-                    );
+                    assert!(v.contains(&ConvGen::DwReg { k, to, ti }), "{k} {to}x{ti}");
                 }
             }
         }
@@ -414,7 +454,7 @@ mod tests {
             for pad in 0..k.div_ceil(2) {
                 for tx in FUSED_TX {
                     assert!(
-                        v.contains(&Generated::ConvBwdReg { k, tx, pad }),
+                        v.contains(&ConvGen::BwdReg { k, tx, pad }),
                         "{k} {tx} {pad}"
                     );
                 }
@@ -422,7 +462,7 @@ mod tests {
         }
         assert!(!variants(5)
             .iter()
-            .any(|g| matches!(g, Generated::ConvBwdReg { .. })));
+            .any(|g| matches!(g, ConvGen::BwdReg { .. })));
         for w in 1..200 {
             let (tx, n) = fused_column_tile(w);
             assert!(

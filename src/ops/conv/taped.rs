@@ -9,7 +9,6 @@ use super::{
     conv_dims, reg, sum_splits, tune, ConvAlgo, ConvDims, WeightGradAlgo,
 };
 use crate::autograd::{Tape, Var};
-use crate::gpu::Op;
 use crate::tensor::Tensor;
 use crate::Result;
 
@@ -18,8 +17,8 @@ pub fn conv2d_t(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, pad: usize) -> 
     let (xv, wv) = (tape.value(x), tape.value(w));
     let d = conv_dims(xv, wv, b.map(|v| tape.value(v)), pad)?;
     let algos = (
-        choose_algo(xv, d, Op::ConvFwd)?,
-        choose_algo(xv, d, Op::ConvInputGrad)?,
+        choose_algo(xv, d, tune::FWD)?,
+        choose_algo(xv, d, tune::INPUT_GRAD)?,
         tune::choose_dw(xv.gpu(), d)?.algo,
     );
     conv_taped(tape, x, w, b, pad, algos)
@@ -79,7 +78,7 @@ pub fn conv2d_grads(
     need: [bool; 3],
 ) -> Result<[Option<Tensor>; 3]> {
     let algos = (
-        choose_algo(g, d, Op::ConvInputGrad)?,
+        choose_algo(g, d, tune::INPUT_GRAD)?,
         tune::choose_dw(x.gpu(), d)?.algo,
     );
     conv2d_grads_with(algos, x, w, g, d, need)

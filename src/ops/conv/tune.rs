@@ -1,4 +1,5 @@
-//! The convolution algorithms the tuner (`gpu::tune`) chooses among, per pass and shape bucket: each
+//! The convolution's tuned ops (one per pass) and the algorithms the tuner (`gpu::tune`) chooses
+//! among, per pass and shape bucket: each
 //! candidate runs at the bucket's representative size, is checked against the CPU reference, and
 //! the fastest that agrees is kept. A new algorithm is one line in [`ALGOS`] or [`DW_ALGOS`] (each
 //! family's default first: what a forced `--family` runs without timing).
@@ -14,6 +15,13 @@ use crate::tensor::Tensor;
 use crate::{Error, Result};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The forward pass, as the tuner keys it (its choices list after the matrix product's).
+pub const FWD: Op = Op::new(1, "conv_fwd");
+/// The input gradient.
+pub const INPUT_GRAD: Op = Op::new(2, "conv_input_grad");
+/// The weight gradient.
+pub const WEIGHT_GRAD: Op = Op::new(3, "conv_weight_grad");
 
 /// Forward and input-gradient algorithms: (name, family, algorithm).
 pub const ALGOS: &[(&str, KernelFamily, ConvAlgo)] = &[
@@ -173,7 +181,7 @@ fn choose_in_bucket(
     })
 }
 
-/// The forward (`Op::ConvFwd`) or input-gradient (`Op::ConvInputGrad`) algorithm for dims `d`.
+/// The forward ([`FWD`]) or input-gradient ([`INPUT_GRAD`]) algorithm for dims `d`.
 pub(super) fn choose(gpu: &Arc<Gpu>, op: Op, d: ConvDims) -> Result<ConvAlgo> {
     let cands: Vec<Candidate> = ALGOS
         .iter()
@@ -181,7 +189,7 @@ pub(super) fn choose(gpu: &Arc<Gpu>, op: Op, d: ConvDims) -> Result<ConvAlgo> {
         .collect();
     let chosen = choose_in_bucket(gpu, op, d, &cands, &|n, c, rep, bound| {
         let algo = algo(n)?;
-        if op == Op::ConvInputGrad {
+        if op == INPUT_GRAD {
             let f = || conv2d_input_grad_with(algo, &c.g, &c.w, rep);
             measure(gpu, (1, c), rep.cout * rep.k * rep.k, bound, &f)
         } else {
@@ -209,7 +217,7 @@ pub(super) fn choose_dw(gpu: &Arc<Gpu>, d: ConvDims) -> Result<&'static DwAlgo> 
             family: a.family,
         })
         .collect();
-    let op = Op::ConvWeightGrad;
+    let op = WEIGHT_GRAD;
     let chosen = choose_in_bucket(gpu, op, d, &cands, &|n, c, rep, bound| {
         let a = dw_algo(n)?;
         let f = || {

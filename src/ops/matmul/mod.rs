@@ -3,10 +3,15 @@
 //!
 //! Several kernels ([`variants`]): `mm_reg` (register tiles, vec4 loads, no workgroup memory; what
 //! CPU adapters such as lavapipe run well) and the workgroup-tiled `mm_block…` and `mm_tiled`; the
-//! one run is chosen by measurement per shape bucket (`gpu::tune`). B is packed to zero-padded vec4
-//! rows only when it is transposed or N is not a multiple of 4; C likewise.
+//! one run is chosen by measurement per shape bucket (`gpu::tune`, as the tuned op [`OP`] with the
+//! candidates of [`variants`]). The WGSL of `mm_reg` and `mm_subgroup` is generated in [`codegen`].
+//! B is packed to zero-padded vec4 rows only when it is transposed or N is not a multiple of 4; C
+//! likewise.
 
+pub mod codegen;
 pub mod variants;
+
+pub use variants::{reg_tile, set_reg_tile, set_reg_tile_str, OP};
 
 use super::layout::LayoutP;
 use super::{elementwise, expect_f32, reduce, shader_params, u32_of, LAYOUT, MATMUL};

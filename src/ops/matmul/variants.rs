@@ -13,14 +13,14 @@
 //!
 //! `mm_subgroup` runs only where the adapter has subgroup operations; elsewhere it is no candidate.
 
+use super::codegen::{effective_reg_tile, MatmulGen, DEFAULT_REG_TILE, REG_TILES, REG_WORKGROUP};
 use super::MatmulP;
-use crate::gpu::codegen::{self, effective_reg_tile, Generated, REG_WORKGROUP};
 use crate::gpu::tune::{log2_bucket, Candidate, Op};
 use crate::gpu::{Gpu, KernelFamily};
 use crate::ops::MATMUL;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use crate::Result;
+use crate::{Error, Result};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -108,6 +108,45 @@ pub fn variant(name: &str) -> Option<&'static Variant> {
     VARIANTS.iter().find(|v| v.name == name)
 }
 
+/// The op the tuner chooses a variant of (its choices list first: `tune`, the run report).
+pub const OP: Op = Op::new(0, "matmul");
+
+/// The register tile `mm_reg` runs on one device (rows, vec4 columns).
+struct RegTile((u32, u32));
+
+impl Default for RegTile {
+    fn default() -> RegTile {
+        RegTile(DEFAULT_REG_TILE)
+    }
+}
+
+/// The register tile (rows, vec4 columns) of the register matrix-product kernel on `gpu`.
+pub fn reg_tile(gpu: &Gpu) -> (u32, u32) {
+    gpu.with_state(|t: &mut RegTile| t.0)
+}
+
+/// Choose the register tile on `gpu` (one of [`REG_TILES`]).
+pub fn set_reg_tile(gpu: &Gpu, t: (u32, u32)) -> Result<()> {
+    if !REG_TILES.contains(&t) {
+        return Err(Error::invalid(format!(
+            "register tile {t:?} is not one of {:?}",
+            REG_TILES
+        )));
+    }
+    gpu.with_state(|r: &mut RegTile| r.0 = t);
+    Ok(())
+}
+
+/// Apply a register tile given as `ROWSxCOLS` (e.g. `8x2`), as the benchmark's `--reg-tile`
+/// names it.
+pub fn set_reg_tile_str(gpu: &Gpu, t: &str) -> Result<()> {
+    let (r, c) = t
+        .split_once('x')
+        .and_then(|(r, c)| Some((r.parse().ok()?, c.parse().ok()?)))
+        .ok_or_else(|| Error::invalid(format!("--reg-tile '{t}': expected ROWSxCOLS, e.g. 8x2")))?;
+    set_reg_tile(gpu, (r, c))
+}
+
 fn candidates(gpu: &Gpu) -> Vec<Candidate> {
     VARIANTS
         .iter()
@@ -137,8 +176,8 @@ pub(super) fn launch(
 ) -> Result<()> {
     let (l, groups) = match v.kernel {
         Kernel::Reg => {
-            let (tm, tn) = effective_reg_tile(gpu.reg_tile(), m, n4);
-            let sh = codegen::shader(Generated::MatmulReg { tm, tn })?;
+            let (tm, tn) = effective_reg_tile(reg_tile(gpu), m, n4);
+            let sh = MatmulGen::Reg { tm, tn }.shader()?;
             let g = [n4.div_ceil(tn * REG_WORKGROUP), m.div_ceil(tm), z];
             (gpu.launch(sh, "mm_reg"), g)
         }
@@ -156,13 +195,13 @@ pub(super) fn launch(
         ),
         Kernel::Subgroup => {
             if !gpu.has_subgroups() {
-                return Err(crate::Error::invalid(format!(
+                return Err(Error::invalid(format!(
                     "mm_subgroup needs subgroup operations, which {} does not offer",
                     gpu.info.name
                 )));
             }
             let (tm, tn, wx) = SUBGROUP_BLOCK;
-            let sh = codegen::shader(Generated::MatmulSubgroup)?;
+            let sh = MatmulGen::Subgroup.shader()?;
             let g = [n4.div_ceil(tn * wx), m.div_ceil(tm), z];
             (gpu.launch(sh, "mm_subgroup"), g)
         }
@@ -192,7 +231,7 @@ pub(super) fn choose(gpu: &Arc<Gpu>, m: usize, n: usize, k: usize) -> Result<&'s
     let [tm, tn, tk] = dims;
     let at = format!("{tm}x{tk}x{tn}");
     let name = gpu.choose(
-        Op::Matmul,
+        OP,
         &bucket,
         &candidates(gpu),
         &at,

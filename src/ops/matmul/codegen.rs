@@ -1,79 +1,62 @@
-//! Kernels generated in Rust: register-tiled matrix-product and convolution kernels with every
-//! accumulator a named `vec4` and every index a literal (what CPU drivers such as lavapipe compile
-//! well), and the one cache that builds each variant's source once per process.
+//! The matrix product's kernels generated in Rust: `mm_reg` with every accumulator a named `vec4`
+//! and every index a literal (what CPU drivers such as lavapipe compile well) for each register
+//! tile, and `mm_subgroup` (`shaders/matmul_subgroup.wgsl` behind the matmul prelude). Each is
+//! built once per process ([`MatmulGen::shader`]).
 
-use super::shader::{Shader, MATMUL};
+use crate::gpu::shader::{Generate, Generated, Shader};
+use crate::ops::MATMUL;
 use crate::{Error, Result};
-use std::collections::HashMap;
 use std::fmt::Write;
-use std::sync::{Mutex, OnceLock};
 
-mod conv;
-pub use conv::{
-    conv_bwd_rows_source, conv_dw_reg_source, conv_reg_rows_source, conv_reg_source, scalar_tile,
-    CONV_BWD_ROWS, CONV_REG_ROWS, CONV_REG_WG,
-};
-
-/// A generated kernel and its tile: the cache key.
+/// A generated matrix-product kernel and its tile: the key of its shader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Generated {
+pub enum MatmulGen {
     /// `mm_reg` with a `tm` × `tn` (rows × vec4 columns) register tile.
-    MatmulReg { tm: u32, tn: u32 },
-    /// `conv_reg`: a k×k convolution, `to` output channels × `tx` columns per invocation.
-    ConvReg { k: u32, to: u32, tx: u32 },
-    /// `conv_dw_reg`: the weight gradient, `to` output × `ti` input channels per invocation.
-    ConvDwReg { k: u32, to: u32, ti: u32 },
-    /// `conv_bwd_reg`: the input, weight and bias gradients of a layer with one input channel
-    /// and forward padding `pad`, `tx` columns per invocation.
-    ConvBwdReg { k: u32, tx: u32, pad: u32 },
+    Reg { tm: u32, tn: u32 },
     /// `mm_subgroup` (`shaders/matmul_subgroup.wgsl` behind the matmul prelude): needs an adapter
     /// with subgroup operations, so it is not among the portable sources.
-    MatmulSubgroup,
+    Subgroup,
 }
 
-impl Generated {
-    /// The variant's name: `matmul_reg_32x8`, `conv_reg_3_16x28`, `conv_dw_reg_3_16x2`,
-    /// `conv_bwd_reg_3_1x28_p1`.
-    pub fn name(self) -> String {
+impl Generate for MatmulGen {
+    /// `matmul_reg_32x8`, `matmul_subgroup`.
+    fn name(self) -> String {
         match self {
-            Generated::MatmulReg { tm, tn } => format!("matmul_reg_{tm}x{tn}"),
-            Generated::ConvReg { k, to, tx } => format!("conv_reg_{k}_{to}x{tx}"),
-            Generated::ConvDwReg { k, to, ti } => format!("conv_dw_reg_{k}_{to}x{ti}"),
-            Generated::ConvBwdReg { k, tx, pad } => format!("conv_bwd_reg_{k}_1x{tx}_p{pad}"),
-            Generated::MatmulSubgroup => "matmul_subgroup".into(),
+            MatmulGen::Reg { tm, tn } => format!("matmul_reg_{tm}x{tn}"),
+            MatmulGen::Subgroup => "matmul_subgroup".into(),
         }
     }
 
-    /// The WGSL source of this variant.
-    pub fn source(self) -> Result<String> {
-        Ok(match self {
-            Generated::MatmulReg { tm, tn } => matmul_reg_source(tm, tn)?,
-            Generated::ConvReg { k, to, tx } => conv_reg_source(k, to, tx),
-            Generated::ConvDwReg { k, to, ti } => conv_dw_reg_source(k, to, ti),
-            Generated::ConvBwdReg { k, tx, pad } => conv_bwd_rows_source(k, tx, pad),
-            Generated::MatmulSubgroup => {
-                matmul_prelude()? + include_str!("../../shaders/matmul_subgroup.wgsl")
-            }
-        })
+    fn source(self) -> Result<String> {
+        match self {
+            MatmulGen::Reg { tm, tn } => matmul_reg_source(tm, tn),
+            MatmulGen::Subgroup => subgroup_source(),
+        }
     }
 }
 
-/// The shader of a generated variant, built once and kept for the process (a handful of small
-/// strings: the pipeline cache keys on the shader's name).
-pub fn shader(g: Generated) -> Result<&'static Shader> {
-    static CACHE: OnceLock<Mutex<HashMap<Generated, &'static Shader>>> = OnceLock::new();
-    let mut c = CACHE.get_or_init(Default::default).lock().unwrap();
-    if let Some(s) = c.get(&g) {
-        return Ok(s);
+static SHADERS: Generated<MatmulGen> = Generated::new();
+
+impl MatmulGen {
+    /// The shader of this variant, built on first use.
+    pub fn shader(self) -> Result<&'static Shader> {
+        SHADERS.shader(self)
     }
-    let src: &'static str = Box::leak(g.source()?.into_boxed_str());
-    let name: &'static str = Box::leak(g.name().into_boxed_str());
-    let sh: &'static Shader = Box::leak(Box::new(Shader { name, src }));
-    c.insert(g, sh);
-    Ok(sh)
 }
 
-// ---- Matrix product ----------------------------------------------------------------------------
+/// Every `mm_reg` kernel the launcher can run: every register tile and every tile it shrinks to
+/// (`mm_subgroup` needs subgroups, so it is not among the portable sources).
+pub fn generated_variants() -> Vec<MatmulGen> {
+    reg_tiles_in_use()
+        .into_iter()
+        .map(|(tm, tn)| MatmulGen::Reg { tm, tn })
+        .collect()
+}
+
+/// The WGSL of `mm_subgroup`: the matmul prelude and `shaders/matmul_subgroup.wgsl`.
+pub fn subgroup_source() -> Result<String> {
+    Ok(matmul_prelude()? + include_str!("../../../shaders/matmul_subgroup.wgsl"))
+}
 
 /// Register-tile shapes (rows, vec4 columns) the launcher may use (`--reg-tile`); the shader test
 /// validates the loop form of each, the unit test below the generated form.

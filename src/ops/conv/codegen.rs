@@ -1,7 +1,9 @@
 //! The generated convolution kernels: `conv_reg` (a direct convolution with vec4 channel tiles),
 //! its scalar-channel form for 1–3 output channels (`conv_reg_rows`), and the weight gradient
 //! `conv_dw_reg` (which also sums the bias gradient). Each invocation's accumulators are named
-//! registers and every index a literal, as in the register matrix product of the parent module.
+//! registers and every index a literal, as in the register matrix product
+//! (`ops/matmul/codegen.rs`). The keys of their shaders ([`super::ConvGen`]) live with their
+//! launchers in `reg.rs`.
 
 use std::fmt::Write;
 
