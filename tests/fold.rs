@@ -79,6 +79,18 @@ fn close(what: &str, got: &Tensor, want: &[f64], tol: f64) {
     assert_close(&format!("{what} (folded grid)"), &vec(got), want, tol);
 }
 
+/// [`assert_sum_close`] on a tensor: `want`'s entries are k-term sums, `want_abs` the same sums
+/// over the terms' absolute values.
+fn sum_close(what: &str, got: &Tensor, want: &[f64], want_abs: &[f64], k: usize) {
+    assert_sum_close(
+        &format!("{what} (folded grid)"),
+        &vec(got),
+        want,
+        want_abs,
+        k,
+    );
+}
+
 /// Every idx() kernel of every family (elementwise, reduce, layout, conv, gconv, pool, transform,
 /// data gather, cloned, random, optim, loss, kl) on sizes whose 1-D grid folds into 2-D, against
 /// the CPU references; the device records which kernels ran folded, and every idx() kernel must
@@ -293,13 +305,7 @@ fn fold_layout(g: &Arc<Gpu>, rg: &mut Rng) {
     folds(6000, 256);
     let v = rg.normal_vec(6000);
     let sw = layout::swap12(&Tensor::from_slice(g, &[6000], &v).unwrap(), dims4).unwrap();
-    let got = vec(&sw);
-    for (i, w) in got.iter().enumerate() {
-        let (d, rest) = (i % 25, i / 25);
-        let (b, rest) = (rest % 3, rest / 3);
-        let (c, a) = (rest % 40, rest / 40);
-        assert_eq!(*w, v[((a * 3 + b) * 40 + c) * 25 + d], "swap12 at {i}");
-    }
+    close("swap12", &sw, &r::layout::swap12(&to64(&v), dims4), 0.0);
     folds(300 * 16, 256);
     folds(70 * 61, 256);
     let d = Dims {
@@ -413,30 +419,22 @@ fn fold_cloned_operators(g: &Arc<Gpu>, rg: &mut Rng) {
         folds(rows * k2 * m, 256);
         let (c, c6) = up(g, &[rows, k2], rg);
         let (m1, m6) = up(g, &[k2, m], rg);
-        let want: Vec<f64> = (0..rows * k2 * m)
-            .map(|t| c6[t / (k2 * m) * k2 + (t % (k2 * m)) / m] * m6[t % (k2 * m)])
-            .collect();
-        close("mix", &cloned::mix(&c, &m1).unwrap(), &want, 1e-6);
+        // One product per entry: a 1-term sum.
+        let want = r::cloned::mix(&c6, &m6, k2, m);
+        close("mix", &cloned::mix(&c, &m1).unwrap(), &want, sum_tol(1));
         let (gw, gw6) = up(g, &[rows, k2 * m], rg);
         let (dc, dm) = cloned::mix_backward(&gw, &c, &m1, true, true).unwrap();
-        let want_dc: Vec<f64> = (0..rows * k2)
-            .map(|i| (0..m).map(|q| gw6[i * m + q] * m6[(i % k2) * m + q]).sum())
-            .collect();
-        let want_dm: Vec<f64> = (0..k2 * m)
-            .map(|jq| {
-                (0..rows)
-                    .map(|rr| gw6[rr * k2 * m + jq] * c6[rr * k2 + jq / m])
-                    .sum()
-            })
-            .collect();
+        let (want_dc, want_dm) = r::cloned::mix_backward(&gw6, &c6, &m6, k2, m);
+        let (abs_dc, abs_dm) =
+            r::cloned::mix_backward(&abs64(&gw6), &abs64(&c6), &abs64(&m6), k2, m);
         if rows * k2 > 4096 {
             folds(rows * k2, 256);
         }
         if k2 * m > 4096 {
             folds(k2 * m, 256);
         }
-        close("mix dc", &dc.unwrap(), &want_dc, sum_tol(m).max(1e-6));
-        close("mix dm1", &dm.unwrap(), &want_dm, sum_tol(rows).max(1e-6));
+        sum_close("mix dc", &dc.unwrap(), &want_dc, &abs_dc, m);
+        sum_close("mix dm1", &dm.unwrap(), &want_dm, &abs_dm, rows);
     }
     // The exact loss's tap sums (64 per workgroup), 120 blocks at d = 5; their adjoint, alone and
     // subtracted from the blocks, runs on a 3-D grid (1 × 9 outputs × 4 blocks here) that fits
