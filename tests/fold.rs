@@ -612,11 +612,12 @@ fn fold_direct_convolution(g: &Arc<Gpu>, rg: &mut Rng) {
     let (x, x6) = up(g, &[d.batch, d.cin, d.h, d.w], rg);
     let (gy, g6) = up(g, &d.out_shape(), rg);
     let w6 = vec![0.0; d.cout * d.cin * d.k * d.k];
-    close(
+    sum_close(
         "conv_dw weight grad",
         &conv::conv2d_weight_grad_with(conv::WeightGradAlgo::Direct, &x, &gy, d).unwrap(),
         &r::conv::backward(&x6, &w6, &g6, d).1,
-        sum_tol(d.batch * d.ho() * d.wo()).max(1e-6),
+        &r::conv::backward(&abs64(&x6), &w6, &abs64(&g6), d).1,
+        d.batch * d.ho() * d.wo(),
     );
     folds(40usize.div_ceil(4) * 35 * 3, 64);
     folds(40 * 35 * 9, 64);
@@ -633,11 +634,12 @@ fn fold_direct_convolution(g: &Arc<Gpu>, rg: &mut Rng) {
     let (x, x6) = up(g, &[1, 2, 10, 10], rg);
     let (wc, w6) = up(g, &[12, 2, 3, 3], rg);
     let (bc, b6) = up(g, &[12], rg);
-    close(
+    sum_close(
         "im2col + bias",
         &conv::conv2d_im2col(&x, &wc, Some(&bc), 1).unwrap(),
         &r::conv::forward(&x6, &w6, Some(&b6), d),
-        sum_tol(18).max(1e-6),
+        &r::conv::forward(&abs64(&x6), &abs64(&w6), Some(&abs64(&b6)), d),
+        d.cin * d.k * d.k + 1,
     );
 }
 
@@ -678,21 +680,32 @@ fn conv_case(g: &Arc<Gpu>, d: ConvDims, rg: &mut Rng) {
     let (w, w6) = up(g, &[d.cout, d.cin, d.k, d.k], rg);
     let (b, b6) = up(g, &[d.cout], rg);
     let y = conv::conv2d(&x, &w, Some(&b), d.pad).unwrap();
-    let tol = sum_tol(d.cin * d.k * d.k).max(1e-6);
-    close("conv2d", &y, &r::conv::forward(&x6, &w6, Some(&b6), d), tol);
+    let (xa, wa) = (abs64(&x6), abs64(&w6));
+    // Each output within the bound of its sums: cin·k² products and the bias forward, cout·k² for
+    // the input gradient, batch·ho·wo for the weight gradient.
+    sum_close(
+        "conv2d",
+        &y,
+        &r::conv::forward(&x6, &w6, Some(&b6), d),
+        &r::conv::forward(&xa, &wa, Some(&abs64(&b6)), d),
+        d.cin * d.k * d.k + 1,
+    );
     let (gy, g6) = up(g, &d.out_shape(), rg);
     let (dx, dw, _) = r::conv::backward(&x6, &w6, &g6, d);
-    close(
+    let (ax, aw, _) = r::conv::backward(&xa, &wa, &abs64(&g6), d);
+    sum_close(
         "conv2d input grad",
         &conv::conv2d_input_grad(&gy, &w, d).unwrap(),
         &dx,
-        sum_tol(d.cout * d.k * d.k).max(1e-6),
+        &ax,
+        d.cout * d.k * d.k,
     );
-    close(
+    sum_close(
         "conv2d weight grad",
         &conv::conv2d_weight_grad(&x, &gy, d).unwrap(),
         &dw,
-        sum_tol(d.batch * d.ho() * d.wo()).max(1e-6),
+        &aw,
+        d.batch * d.ho() * d.wo(),
     );
 }
 
@@ -744,23 +757,28 @@ fn folded_grids_run_the_implicit_gemm_convolution_right() {
     let (b, b6) = up(&g, &[d.cout], &mut rg);
     let (gy, g6) = up(&g, &d.out_shape(), &mut rg);
     let (dx, dw, _) = r::conv::backward(&x6, &w6, &g6, d);
-    close(
+    let (xa, wa) = (abs64(&x6), abs64(&w6));
+    let (ax, aw, _) = r::conv::backward(&xa, &wa, &abs64(&g6), d);
+    sum_close(
         "igemm forward",
         &conv::conv2d_with(ConvAlgo::Igemm, &x, &w, Some(&b), d.pad).unwrap(),
         &r::conv::forward(&x6, &w6, Some(&b6), d),
-        sum_tol(d.cin * d.k * d.k).max(1e-6),
+        &r::conv::forward(&xa, &wa, Some(&abs64(&b6)), d),
+        d.cin * d.k * d.k + 1,
     );
-    close(
+    sum_close(
         "igemm input grad",
         &conv::conv2d_input_grad_with(ConvAlgo::Igemm, &gy, &w, d).unwrap(),
         &dx,
-        sum_tol(d.cout * d.k * d.k).max(1e-6),
+        &ax,
+        d.cout * d.k * d.k,
     );
-    close(
+    sum_close(
         "gemm weight grad",
         &conv::conv2d_weight_grad_with(WeightGradAlgo::Gemm, &x, &gy, d).unwrap(),
         &dw,
-        sum_tol(d.batch * d.ho() * d.wo()).max(1e-6),
+        &aw,
+        d.batch * d.ho() * d.wo(),
     );
     // 21 · 28 · 28 columns: 258 tiles, over 16 × 16.
     let big = Tensor::zeros(&g, &[21, 1, 28, 28]).unwrap();
