@@ -1,3 +1,4 @@
+//! Over 600 lines: the cloning area's one test file, whose WebGPU-limits test reuses its cases.
 //! Cloned operators (SPEC §2–§5): the new kernels against references, the true operator against
 //! direct correlation, cloning itself, the multi-channel layer, and the KL penalty.
 

@@ -1,3 +1,4 @@
+//! Over 600 lines: one test runs every idx() kernel on one folding device, family by family.
 //! Dispatches past the per-dimension workgroup limit: a device whose
 //! `max_compute_workgroups_per_dimension` is 16, so every 1-D grid of more than 16 workgroups folds
 //! into 2-D (`grid_1d`, and `idx()` in `shaders/common.wgsl`), runs every kernel that indexes with
