@@ -1,3 +1,4 @@
+//! Over 600 lines: the cloning area's one test file, whose WebGPU-limits test reuses its cases.
 //! Cloned operators (SPEC §2–§5): the new kernels against references, the true operator against
 //! direct correlation, cloning itself, the multi-channel layer, and the KL penalty.
 
@@ -17,7 +18,7 @@ use symclone::tensor::Tensor;
 use symclone::Gpu;
 
 #[test]
-fn mix_channel_bias_swap_and_randn_match_references() {
+fn mix_channel_bias_swap12_and_randn_match_references() {
     mix_cases(&gpu());
 }
 
@@ -25,35 +26,33 @@ fn mix_channel_bias_swap_and_randn_match_references() {
 fn mix_cases(g: &Arc<Gpu>) {
     let g = g.clone();
     let mut rg = rng(40);
-    let (rows, k2, m) = (37usize, 9usize, 10usize);
-    let c = rg.normal_vec(rows * k2);
-    let m1 = rg.normal_vec(k2 * m);
-    let gc = Tensor::from_slice(&g, &[rows, k2], &c).unwrap();
-    let gm = Tensor::from_slice(&g, &[k2, m], &m1).unwrap();
-    let out = cl::mix(&gc, &gm).unwrap().to_vec().unwrap();
-    let want: Vec<f64> = (0..rows * k2 * m)
-        .map(|t| c[t / (k2 * m) * k2 + (t % (k2 * m)) / m] as f64 * m1[t % (k2 * m)] as f64)
-        .collect();
-    assert_close("mix", &out, &want, 1e-6);
-    // Backward of Σ w ⊙ mix(c, M1), and the reference against finite differences.
-    let w = rg.normal_vec(rows * k2 * m);
-    let gw = Tensor::from_slice(&g, &[rows, k2 * m], &w).unwrap();
-    let (dc, dm) = cl::mix_backward(&gw, &gc, &gm, true, true).unwrap();
-    let f = |cc: &[f64], mm: &[f64]| -> f64 {
-        (0..rows * k2 * m)
-            .map(|t| cc[t / (k2 * m) * k2 + (t % (k2 * m)) / m] * mm[t % (k2 * m)] * w[t] as f64)
-            .sum()
-    };
-    let (c6, m6) = (to64(&c), to64(&m1));
-    let fdc = finite_diff(&c6, 1e-6, |x| f(x, &m6));
-    let fdm = finite_diff(&m6, 1e-6, |x| f(&c6, x));
-    assert_close("mix dc", &dc.unwrap().to_vec().unwrap(), &fdc, 1e-5);
-    assert_close(
-        "mix dm1",
-        &dm.unwrap().to_vec().unwrap(),
-        &fdm,
-        sum_tol(rows),
-    );
+    for (rows, k2, m) in [
+        (1usize, 1usize, 1usize),
+        (37, 9, 10),
+        (7, 9, 33),
+        (257, 4, 7),
+    ] {
+        let what = format!("mix ({rows}, {k2}) × ({k2}, {m})");
+        let (c, m1) = (rg.normal_vec(rows * k2), rg.normal_vec(k2 * m));
+        let (c6, m6) = (to64(&c), to64(&m1));
+        let gc = Tensor::from_slice(&g, &[rows, k2], &c).unwrap();
+        let gm = Tensor::from_slice(&g, &[k2, m], &m1).unwrap();
+        // One product per entry: a 1-term sum.
+        let out = cl::mix(&gc, &gm).unwrap().to_vec().unwrap();
+        assert_close(&what, &out, &r::cloned::mix(&c6, &m6, k2, m), sum_tol(1));
+        // Backward for an upstream gradient w: dc sums m products, dM1 rows products, each within
+        // the bound of its sums (the same sums over absolute values give the condition number).
+        let w = rg.normal_vec(rows * k2 * m);
+        let w6 = to64(&w);
+        let gw = Tensor::from_slice(&g, &[rows, k2 * m], &w).unwrap();
+        let (dc, dm) = cl::mix_backward(&gw, &gc, &gm, true, true).unwrap();
+        let (want_dc, want_dm) = r::cloned::mix_backward(&w6, &c6, &m6, k2, m);
+        let (abs_dc, abs_dm) =
+            r::cloned::mix_backward(&abs64(&w6), &abs64(&c6), &abs64(&m6), k2, m);
+        let (dc, dm) = (dc.unwrap().to_vec().unwrap(), dm.unwrap().to_vec().unwrap());
+        assert_sum_close(&format!("{what} dc"), &dc, &want_dc, &abs_dc, m);
+        assert_sum_close(&format!("{what} dM1"), &dm, &want_dm, &abs_dm, rows);
+    }
 
     let x = rg.normal_vec(3 * 5 * 7);
     let b = rg.normal_vec(5);
@@ -93,26 +92,23 @@ fn mix_cases(g: &Arc<Gpu>) {
         0.0,
     );
 
-    let (a, bb, cc, d) = (2usize, 3usize, 4usize, 5usize);
-    let v = rg.normal_vec(a * bb * cc * d);
-    let s = layout::swap12(
-        &Tensor::from_slice(&g, &[a * bb * cc * d], &v).unwrap(),
-        [a, bb, cc, d],
-    )
-    .unwrap();
-    assert_eq!(s.shape(), &[a, cc, bb, d]);
-    let got = s.to_vec().unwrap();
-    for ia in 0..a {
-        for ib in 0..bb {
-            for ic in 0..cc {
-                for id in 0..d {
-                    assert_eq!(
-                        got[((ia * cc + ic) * bb + ib) * d + id],
-                        v[((ia * bb + ib) * cc + ic) * d + id]
-                    );
-                }
-            }
-        }
+    // swap12 moves values: exact, on ragged (a, b, c, d).
+    for dims in [
+        [1usize, 1, 1, 1],
+        [2, 3, 4, 5],
+        [3, 7, 33, 1],
+        [1, 257, 2, 3],
+    ] {
+        let [a, bb, cc, d] = dims;
+        let v = rg.normal_vec(a * bb * cc * d);
+        let s = layout::swap12(&Tensor::from_slice(&g, &[v.len()], &v).unwrap(), dims).unwrap();
+        assert_eq!(s.shape(), &[a, cc, bb, d]);
+        assert_close(
+            &format!("swap12 {dims:?}"),
+            &s.to_vec().unwrap(),
+            &r::layout::swap12(&to64(&v), dims),
+            0.0,
+        );
     }
 
     let n = 200_000;
@@ -136,6 +132,61 @@ fn mix_cases(g: &Arc<Gpu>) {
     assert_ne!(
         z[..100],
         random::randn(&g, &[n], 12346).unwrap().to_vec().unwrap()[..100]
+    );
+}
+
+/// f64's rounding unit, 2⁻⁵³.
+const U64: f64 = 1.0 / 9_007_199_254_740_992.0;
+
+/// Norm-wise relative error bound of central differences with step h, against the exact gradient
+/// `grad` at x, of a function f that is linear in each coordinate (so no truncation error at any
+/// step) and evaluated as an n-term f64 sum whose terms' absolute values sum to `f_abs`: each
+/// evaluation rounds by about (4√n + 2)·U64·f_abs (as `sum_tol`), so each difference over 2h errs by
+/// at most that over h; and x ± h rounds, a relative U64·(|x| + h)/h on each entry.
+fn fd_tol_linear(n: usize, f_abs: f64, h: f64, x: &[f64], grad: &[f64]) -> f64 {
+    let norm = grad.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let xmax = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let eval = (4.0 * (n as f64).sqrt() + 2.0) * U64 * f_abs / h;
+    (grad.len() as f64).sqrt() * eval / norm + U64 * (xmax + h) / h
+}
+
+fn probe(f: &[f64], w: &[f64]) -> f64 {
+    f.iter().zip(w).map(|(a, b)| a * b).sum()
+}
+
+/// The references' backward rules against central finite differences in f64 of Σ w ⊙ op(x): mix
+/// w.r.t. the codes and M1, and swap12 (whose backward is swap12 on the swapped dims).
+#[test]
+fn mix_and_swap12_reference_backwards_match_finite_differences() {
+    let mut rg = rng(41);
+    let h = 1e-3;
+    let (rows, k2, m) = (7usize, 9usize, 5usize);
+    let c = to64(&rg.normal_vec(rows * k2));
+    let m1 = to64(&rg.normal_vec(k2 * m));
+    let w = to64(&rg.normal_vec(rows * k2 * m));
+    let (dc, dm) = r::cloned::mix_backward(&w, &c, &m1, k2, m);
+    let n = w.len();
+    let f_abs = probe(&r::cloned::mix(&abs64(&c), &abs64(&m1), k2, m), &abs64(&w));
+    let fc = finite_diff(&c, h, |v| probe(&r::cloned::mix(v, &m1, k2, m), &w));
+    let fm = finite_diff(&m1, h, |v| probe(&r::cloned::mix(&c, v, k2, m), &w));
+    for (name, x, got, fd) in [("dc", &c, &dc, &fc), ("dM1", &m1, &dm, &fm)] {
+        let (e, tol) = (rel_err64(got, fd), fd_tol_linear(n, f_abs, h, x, got));
+        assert!(e <= tol, "mix reference {name} vs FD: {e:.2e} > {tol:.2e}");
+    }
+    let dims = [2usize, 3, 5, 7];
+    let [a, b, cc, d] = dims;
+    let x = to64(&rg.normal_vec(a * b * cc * d));
+    let w = to64(&rg.normal_vec(x.len()));
+    let dx = r::layout::swap12(&w, [a, cc, b, d]);
+    let f_abs = probe(&r::layout::swap12(&abs64(&x), dims), &abs64(&w));
+    let fd = finite_diff(&x, h, |v| probe(&r::layout::swap12(v, dims), &w));
+    let (e, tol) = (
+        rel_err64(&dx, &fd),
+        fd_tol_linear(x.len(), f_abs, h, &x, &dx),
+    );
+    assert!(
+        e <= tol,
+        "swap12 reference backward vs FD: {e:.2e} > {tol:.2e}"
     );
 }
 
@@ -510,52 +561,6 @@ fn cloned_conv_cases(g: &Arc<Gpu>) {
         let bad = tape.input(Tensor::zeros(&g, &[1, cin + 1, d, d]).unwrap());
         assert!(layer.forward(&mut tape, bad).is_err());
     }
-}
-
-/// The error bound of the GPU's δ-form KL (shaders/kl.wgsl) against the f64 reference on the same
-/// f32 values: (absolute bound on the value, relative norm-wise bound on the gradient).
-/// - Each row's softmax p takes exps of w0 − max: Vulkan allows 3 + 2|x| ulps for exp, with |x| up
-///   to the row's range; then an n-term sum and a division. Every later quantity (μ, e, y, L, the
-///   row's KL, p_new) adds a product and an n-term sum: with 4 such steps, a relative error of
-///   (4 + 2·range + 4n)·2⁻²⁴ per row, and sum_tol(rows) for the mean over rows.
-/// - Where |e| ≥ 10⁻², expm1(e) − e is computed as exp(e) − 1 − e: exp's error near 1,
-///   (3 + 2|e|) ulps, plus two subtractions, is absolute, not relative to e²/2; it enters the row's
-///   KL three times (in y, in Σ p q and in expm1(e − L)).
-fn kl_tol(w: &[f64], w0: &[f64], shape: &[usize], axis: usize, want: f64) -> (f64, f64) {
-    let ulp = 2f64.powi(-24);
-    let outer: usize = shape[..axis].iter().product();
-    let n = shape[axis];
-    let inner: usize = shape[axis + 1..].iter().product();
-    let (mut rel, mut cancel, mut e2) = (0.0f64, 0.0f64, 0.0f64);
-    let mut cancel_rows = 0.0f64;
-    for o in 0..outer {
-        for j in 0..inner {
-            let at = |i: usize| (o * n + i) * inner + j;
-            let row0: Vec<f64> = (0..n).map(|i| w0[at(i)]).collect();
-            let mx = row0.iter().cloned().fold(f64::MIN, f64::max);
-            let mn = row0.iter().cloned().fold(f64::MAX, f64::min);
-            let z: f64 = row0.iter().map(|v| (v - mx).exp()).sum();
-            let p: Vec<f64> = row0.iter().map(|v| (v - mx).exp() / z).collect();
-            let d: Vec<f64> = (0..n).map(|i| w[at(i)] - w0[at(i)]).collect();
-            let mu: f64 = p.iter().zip(&d).map(|(a, b)| a * b).sum();
-            rel = rel.max((4.0 + 2.0 * (mx - mn) + 4.0 * n as f64) * ulp);
-            let mut c = 0.0;
-            for i in 0..n {
-                let e = d[i] - mu;
-                e2 += p[i] * e * e;
-                if e.abs() >= 1e-2 {
-                    c += p[i] * 3.0 * (5.0 + 2.0 * e.abs()) * ulp;
-                }
-            }
-            cancel += c;
-            cancel_rows = cancel_rows.max(c);
-        }
-    }
-    let rows = outer * inner;
-    let value = (rel + sum_tol(rows)) * want + cancel / w.len() as f64;
-    // The gradient p_new (e − L − KL_row): the absolute errors of L and KL_row against e's size.
-    let e_rms = (e2 / rows as f64).sqrt();
-    (value, rel + cancel_rows / e_rms)
 }
 
 #[test]

@@ -102,21 +102,13 @@ fn layer_norm_case(rows: usize, cols: usize, seed: u64) {
     let (x6, ga6, be6, g6) = (to64(&x), to64(&ga), to64(&be), to64(&gu));
     let eps = norm::EPS as f64;
     let what = format!("layer_norm {rows}×{cols}");
-    // Forward: mean and variance are cols-term sums (error √cols·U relative to the row's scale);
-    // x̂ inherits it, then the scale and shift add two roundings: the cols-term bound on the
-    // absolute values |x̂·gamma| + |beta|.
+    // Each output within the bound of its sums: the terms and their counts are derived at
+    // `layer_norm_abs` (tests/common): forward and dx cols terms, dgamma rows + cols, dbeta rows.
     let want = r::norm::layer_norm(&x6, &ga6, &be6, eps);
-    let xh = r::norm::layer_norm(&x6, &vec![1.0; cols], &vec![0.0; cols], eps);
-    let want_abs: Vec<f64> = xh
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v * ga6[i % cols]).abs() + be6[i % cols].abs())
-        .collect();
+    let abs = layer_norm_abs(&x6, &ga6, &be6, &g6, eps);
     let (y, stats) =
         norm::layer_norm(&up(&[rows, cols], &x), &up(&[cols], &ga), &up(&[cols], &be)).unwrap();
-    sum_close(&what, &y.to_vec().unwrap(), &want, &want_abs, cols);
-    // Backward: dx is rstd·(ĝ − mean ĝ − x̂·mean(ĝx̂)), cols-term sums of absolute size
-    // rstd·(|ĝ| + mean|ĝ| + |x̂|·mean|ĝx̂|); dgamma and dbeta are rows-term sums of |g·x̂| and |g|.
+    sum_close(&what, &y.to_vec().unwrap(), &want, &abs.y, cols);
     let (dx_w, dg_w, db_w) = r::norm::layer_norm_bwd(&g6, &x6, &ga6, eps);
     let (dx, dg, db) = norm::layer_norm_bwd(
         &up(&[rows, cols], &gu),
@@ -125,47 +117,25 @@ fn layer_norm_case(rows: usize, cols: usize, seed: u64) {
         &stats,
     )
     .unwrap();
-    let mut dx_abs = Vec::with_capacity(rows * cols);
-    for (ri, row) in x6.chunks(cols).enumerate() {
-        let n = cols as f64;
-        let mean = row.iter().sum::<f64>() / n;
-        let rstd = 1.0 / (row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n + eps).sqrt();
-        let gh: Vec<f64> = (0..cols)
-            .map(|j| (g6[ri * cols + j] * ga6[j]).abs())
-            .collect();
-        let xr: Vec<f64> = (0..cols).map(|j| xh[ri * cols + j].abs()).collect();
-        let mg = gh.iter().sum::<f64>() / n;
-        let mgx = gh.iter().zip(&xr).map(|(a, b)| a * b).sum::<f64>() / n;
-        for j in 0..cols {
-            dx_abs.push(rstd * (gh[j] + mg + xr[j] * mgx));
-        }
-    }
     sum_close(
         &format!("{what} dx"),
         &dx.to_vec().unwrap(),
         &dx_w,
-        &dx_abs,
+        &abs.dx,
         cols,
     );
-    let mut dg_abs = vec![0.0; cols];
-    let mut db_abs = vec![0.0; cols];
-    for i in 0..rows * cols {
-        dg_abs[i % cols] += (g6[i] * xh[i]).abs();
-        db_abs[i % cols] += g6[i].abs();
-    }
-    // x̂ itself carries the cols-term error of the forward: rows + cols terms in all.
     sum_close(
         &format!("{what} dgamma"),
         &dg.to_vec().unwrap(),
         &dg_w,
-        &dg_abs,
+        &abs.dgamma,
         rows + cols,
     );
     sum_close(
         &format!("{what} dbeta"),
         &db.to_vec().unwrap(),
         &db_w,
-        &db_abs,
+        &abs.dbeta,
         rows,
     );
     // The taped op runs the same kernels: bit for bit.

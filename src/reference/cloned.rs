@@ -1,4 +1,44 @@
-//! Reference cloned-operator pieces (f64): the coefficient map h(c) and the C4 code transforms.
+//! Reference cloned-operator pieces (f64): the coefficient map h(c) and its outer product with M1
+//! (`mix`, forward and backward), the C4 code transforms, the exact loss and its tap sums.
+
+/// `mix`: `Hq[r, j·m + q] = c[r, j] · M1[j, q]` for codes c (rows × k2) and M1 (k2 × m), giving
+/// (rows × k2·m): one product per entry.
+pub fn mix(c: &[f64], m1: &[f64], k2: usize, m: usize) -> Vec<f64> {
+    assert_eq!(m1.len(), k2 * m, "mix: M1 is not {k2} × {m}");
+    assert_eq!(c.len() % k2, 0, "mix: codes are not rows of {k2}");
+    let mut out = Vec::with_capacity(c.len() * m);
+    for code in c.chunks(k2) {
+        for (j, cj) in code.iter().enumerate() {
+            out.extend(m1[j * m..(j + 1) * m].iter().map(|v| cj * v));
+        }
+    }
+    out
+}
+
+/// The gradients of [`mix`] for the output gradient g (rows × k2·m): (dc, dM1) with
+/// `dc[r, j] = Σ_q g[r, j·m + q] · M1[j, q]` (m-term sums, rows × k2) and
+/// `dM1[j, q] = Σ_r g[r, j·m + q] · c[r, j]` (rows-term sums, k2 × m).
+pub fn mix_backward(g: &[f64], c: &[f64], m1: &[f64], k2: usize, m: usize) -> (Vec<f64>, Vec<f64>) {
+    assert_eq!(m1.len(), k2 * m, "mix_backward: M1 is not {k2} × {m}");
+    assert_eq!(
+        g.len(),
+        c.len() * m,
+        "mix_backward: g is not rows × {k2}·{m}"
+    );
+    let rows = c.len() / k2;
+    let mut dc = vec![0.0; rows * k2];
+    let mut dm1 = vec![0.0; k2 * m];
+    for r in 0..rows {
+        for j in 0..k2 {
+            for q in 0..m {
+                let gv = g[(r * k2 + j) * m + q];
+                dc[r * k2 + j] += gv * m1[j * m + q];
+                dm1[j * m + q] += gv * c[r * k2 + j];
+            }
+        }
+    }
+    (dc, dm1)
+}
 
 /// `h(c) = flatten_{j,q}(c_j · M1[j, q]) @ M2` for one code c (k²), M1 (k² × m), M2 (k²·m × nb).
 pub fn coefficients(c: &[f64], m1: &[f64], m2: &[f64], m: usize, nb: usize) -> Vec<f64> {
