@@ -1,8 +1,8 @@
-//! Hostile inputs against the binary (issue 15): every one gives one line on stderr, a non-zero
-//! exit, no panic, no hang, bounded memory, and leaves no file behind. One case per class of the
-//! issue: unbounded reads, sizes trusted before checked, overflowing size arithmetic, NaN and
-//! nonsense accepted, half-written files, two runs on one folder, sloppy messages. Unix only: it
-//! makes FIFOs and symbolic links and reads the children's peak memory with getrusage.
+//! Hostile inputs against the binary: every one gives one line on stderr, a non-zero exit, no
+//! panic, no hang, bounded memory, and leaves no file behind. One case per class of flaw: unbounded
+//! reads, sizes trusted before checked, overflowing size arithmetic, NaN and nonsense accepted,
+//! half-written files, two runs on one folder, sloppy messages. Unix only: it makes FIFOs and
+//! symbolic links and reads the children's peak memory with getrusage.
 #![cfg(unix)]
 
 use std::io::Write;

@@ -1,4 +1,4 @@
-//! Property tests of the parsers (issue 15): the IDX reader, the safetensors clone loader and the
+//! Property tests of the parsers: the IDX reader, the safetensors clone loader and the
 //! run-configuration parser, fed thousands of random truncations, bit flips and size fields per
 //! run. Each input gives a value or one [`symclone::Error`] — never a panic — and no single
 //! allocation made while parsing exceeds a stated bound (a counting global allocator measures

@@ -1,4 +1,4 @@
-//! The cloning-loss suite (issue 12): the three forms of the cloning loss — exact (trained in the
+//! The cloning-loss suite: the three forms of the cloning loss — exact (trained in the
 //! span of the taps, as `clone_random` does, and on the dense blocks in Gram form, `exact-dense`),
 //! inputs (expected over the noise images) and sampled (SPEC §3) — on a lift clone at d = 28 and a
 //! P4 clone at d = 26 with 9 blocks: the time per iteration, and the iterations (and seconds) to a
