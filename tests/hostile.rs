@@ -3,6 +3,8 @@
 //! reads, sizes trusted before checked, overflowing size arithmetic, NaN and nonsense accepted,
 //! half-written files, two runs on one folder, sloppy messages. Unix only: it makes FIFOs and
 //! symbolic links and reads the children's peak memory with getrusage.
+//! Over 600 lines: every hostile case shares one harness (spawn, bound, check the one line), so
+//! the classes stay in one file.
 #![cfg(unix)]
 
 use std::io::Write;
