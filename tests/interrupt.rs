@@ -5,10 +5,10 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use symclone::checkpoint;
 use symclone::config::RunConfig;
 use symclone::pipeline;
 use symclone::progress::Reporter;
-use symclone::report::checkpoint;
 
 /// Interrupts the run at the first progress step of its second model, when the clones, the first
 /// model's checkpoint and result are on disk.

@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["tensor"],
     &["autograd"],
     &["ops"],
-    &["nn", "equivariance", "data", "report"],
+    &["nn", "equivariance", "data", "report", "checkpoint"],
     &["clone"],
     &["models"],
     &["train"],

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use symclone::checkpoint;
 use symclone::clone::{clone_key, CloneSet};
 use symclone::clone::{ClonedOperator, OperatorKind};
 use symclone::config::RunConfig;
@@ -12,7 +13,6 @@ use symclone::data::{Batcher, Dataset, GpuSplit, Part, Task};
 use symclone::models::{Arch, Model, ModelKind};
 use symclone::pipeline;
 use symclone::progress::Silent;
-use symclone::report::checkpoint;
 use symclone::train::{self, TrainConfig};
 use symclone::Error;
 

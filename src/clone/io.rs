@@ -2,8 +2,8 @@
 //! clone or a folder of them (the `--clones` of `finetune`).
 
 use super::{ClonedOperator, OperatorKind};
+use crate::checkpoint;
 use crate::clone::{clone_key, CloneSet};
-use crate::report::checkpoint;
 use crate::rng::Rng;
 use crate::{Error, Gpu, Result};
 use std::collections::HashMap;
@@ -29,7 +29,8 @@ pub fn clone_metadata(op: &ClonedOperator, hash: &str) -> HashMap<String, String
 /// limits) before anything is allocated; every error names the file, and text taken from the
 /// file is shown escaped.
 pub fn load_clone(gpu: &Arc<Gpu>, path: &Path) -> Result<ClonedOperator> {
-    let meta = checkpoint::read_metadata(path)?;
+    let head = checkpoint::inspect(path)?;
+    let meta = &head.metadata;
     let bad = |msg: String| Error::Data {
         path: path.display().to_string(),
         msg,
@@ -72,7 +73,7 @@ pub fn load_clone(gpu: &Arc<Gpu>, path: &Path) -> Result<ClonedOperator> {
         .iter()
         .map(|s| 4 * s.iter().product::<usize>() as u64)
         .sum();
-    let (header, len) = checkpoint::header_and_file_len(path)?;
+    let (header, len) = (head.header_bytes, head.file_bytes);
     if len != 8 + header + tensor_bytes {
         return Err(bad(format!(
             "{len} bytes, but a {} clone with d = {d}, nb = {nb}, m = {m} has {} (a {header}-byte header and {tensor_bytes} tensor bytes): the file is truncated, padded or its metadata is wrong",
@@ -81,7 +82,7 @@ pub fn load_clone(gpu: &Arc<Gpu>, path: &Path) -> Result<ClonedOperator> {
         )));
     }
     let op = ClonedOperator::new(gpu, kind, d, nb, m, &mut Rng::new(0)).map_err(in_file)?;
-    checkpoint::load(path, &op.params(), &meta).map_err(in_file)?;
+    checkpoint::load(path, &op.params(), meta).map_err(in_file)?;
     Ok(op)
 }
 

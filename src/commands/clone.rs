@@ -2,6 +2,7 @@
 //! lift+P4 clone warm-started from its two per-layer clones, with checkpoints that let `--resume`
 //! skip finished stages.
 
+use crate::checkpoint;
 use crate::clone::io::clone_metadata;
 use crate::clone::{clone_key, CloneConfig, CloneStats, ClonedOperator, OperatorKind};
 use crate::config::plan::clone_plans;
@@ -11,7 +12,6 @@ use crate::files::{content_hash, read_json, write_json};
 use crate::pipeline::clones::clone_phase;
 use crate::pipeline::evaluation::fidelity;
 use crate::progress::Reporter;
-use crate::report::checkpoint;
 use crate::results::{CloneReport, Fidelity};
 use crate::rng::Rng;
 use crate::{Error, Gpu, Result};

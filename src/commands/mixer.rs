@@ -224,7 +224,7 @@ pub fn mixer_command(
         serde_json::to_string(cfg).expect("serialisable"),
     );
     let ckpt = out.join("mixer").join(format!("{name}.safetensors"));
-    crate::report::checkpoint::save(&ckpt, &model.params(), &meta)?;
+    crate::checkpoint::save(&ckpt, &model.params(), &meta)?;
     let set = EvalSet::new(
         gpu,
         cfg,
@@ -270,7 +270,7 @@ pub fn mixer_command(
         let (op, st) = clone_random(gpu, op_cfg, log, &mut progress_fn(rep, t0))?;
         let done = st.history.last().map_or(op_cfg.iters, |h| h.0);
         let ckpt = out.join("clones").join(format!("z2{}.safetensors", cfg.d));
-        crate::report::checkpoint::save(
+        crate::checkpoint::save(
             &ckpt,
             &op.params(),
             &crate::clone::io::clone_metadata(&op, "mixer-side-by-side"),

@@ -4,6 +4,7 @@
 //! finished clones.
 
 use super::evaluation::operator_equivariance;
+use crate::checkpoint;
 use crate::clone::io::clone_metadata;
 use crate::clone::{clone_key, CloneSet};
 use crate::clone::{clone_random, CloneConfig, ClonedOperator, OperatorKind};
@@ -12,7 +13,6 @@ use crate::data::{Batcher, Dataset, Part, Task};
 use crate::files::{read_json, write_json};
 use crate::models::{Model, ModelKind};
 use crate::progress::Reporter;
-use crate::report::checkpoint;
 use crate::results::CloneReport;
 use crate::rng::Rng;
 use crate::train;

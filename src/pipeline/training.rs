@@ -4,13 +4,13 @@
 
 use super::evaluation::clones_unchanged;
 use super::symmetry::{self, Symmetry};
+use crate::checkpoint;
 use crate::clone::CloneSet;
 use crate::config::{ModelPlan, RunPlan};
 use crate::data::{Batcher, Dataset, GpuSplit, Part};
 use crate::files::{read_json, write_json};
 use crate::models::Model;
 use crate::progress::Reporter;
-use crate::report::checkpoint;
 use crate::results::{KlTerm, LayerEquivariance, ModelReport};
 use crate::rng::Rng;
 use crate::train::{self, TrainResult};

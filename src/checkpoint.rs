@@ -87,16 +87,27 @@ fn read_header(path: &Path) -> Result<(u64, serde_json::Value, u64)> {
     Ok((n, json, len))
 }
 
-/// The length of a checkpoint's header and of the whole file (the header alone is read), to check
-/// a file's size against the tensors it must hold before anything is allocated for them.
-pub fn header_and_file_len(path: &Path) -> Result<(u64, u64)> {
-    let (n, _, len) = read_header(path)?;
-    Ok((n, len))
+/// What a checkpoint's header says, read without its tensors: its metadata map, the length of
+/// the header and of the whole file — enough to check a file against what it must hold before
+/// anything is allocated for it.
+pub struct Header {
+    pub metadata: HashMap<String, String>,
+    pub header_bytes: u64,
+    pub file_bytes: u64,
 }
 
-/// The metadata map of a checkpoint (read from its header only).
-pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
-    let (_, json, _) = read_header(path)?;
+/// Read a checkpoint's [`Header`] (the header alone is read).
+pub fn inspect(path: &Path) -> Result<Header> {
+    let (header_bytes, json, file_bytes) = read_header(path)?;
+    Ok(Header {
+        metadata: metadata_of(path, &json)?,
+        header_bytes,
+        file_bytes,
+    })
+}
+
+/// The metadata map of a checkpoint's header.
+fn metadata_of(path: &Path, json: &serde_json::Value) -> Result<HashMap<String, String>> {
     match json.get("__metadata__") {
         None | Some(serde_json::Value::Null) => Ok(HashMap::new()),
         Some(serde_json::Value::Object(m)) => m
@@ -125,7 +136,7 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
 /// read only if its length is what the header and the parameters make it.
 pub fn load(path: &Path, params: &[Param], expect: &HashMap<String, String>) -> Result<()> {
     let pstr = path.display().to_string();
-    let meta = read_metadata(path)?;
+    let meta = inspect(path)?.metadata;
     for (k, v) in expect {
         match meta.get(k) {
             Some(have) if have == v => {}
