@@ -84,6 +84,8 @@ impl Error {
 }
 
 static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set with [`INTERRUPT`] when the stop comes from a time limit ([`stop_after`]), not Ctrl-C.
+static TIME_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Ask long loops to stop at their next check (the binary calls this on Ctrl-C).
 pub fn request_interrupt() {
@@ -102,6 +104,21 @@ pub fn stop_on_ctrl_c() {
     });
 }
 
+/// Ask long loops to stop at their next check once `limit` has passed (a wall-clock limit, from
+/// now): work then stops after the current step, as on Ctrl-C, and [`time_up`] says why.
+pub fn stop_after(limit: std::time::Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        TIME_UP.store(true, std::sync::atomic::Ordering::SeqCst);
+        request_interrupt();
+    });
+}
+
+/// Whether the stop that was requested is a time limit's ([`stop_after`]).
+pub fn time_up() -> bool {
+    TIME_UP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Whether an interrupt was requested.
 pub fn interrupt_requested() -> bool {
     INTERRUPT.load(std::sync::atomic::Ordering::SeqCst)
@@ -110,8 +127,13 @@ pub fn interrupt_requested() -> bool {
 /// Fail with [`Error::Interrupted`] if an interrupt was requested; `what` names the work stopped.
 pub fn check_interrupt(what: &str) -> Result<()> {
     if INTERRUPT.load(std::sync::atomic::Ordering::SeqCst) {
+        let why = if time_up() {
+            "the time limit was reached"
+        } else {
+            "stopped"
+        };
         Err(Error::Interrupted(format!(
-            "stopped during {what}; files written so far are complete"
+            "{why} during {what}; files written so far are complete"
         )))
     } else {
         Ok(())

@@ -25,6 +25,46 @@ impl Reporter for Silent {
     fn finish(&mut self, _: &str) {}
 }
 
+/// A duration as a person writes it: seconds (`600`, `90s`), minutes (`30m`), hours (`2h`), or
+/// hours and minutes (`1h30m`); at least one second and at most 30 days.
+pub fn parse_duration(s: &str) -> crate::Result<Duration> {
+    let bad = || {
+        crate::Error::invalid(format!(
+            "duration '{}': give seconds (600, 90s), minutes (30m), hours (2h) or both (1h30m), from 1 s to 30 days",
+            s.escape_debug()
+        ))
+    };
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut units = 0;
+    for c in s.trim().chars() {
+        match c {
+            '0'..='9' | '.' => num.push(c),
+            'h' | 'm' | 's' => {
+                let v: f64 = num.parse().map_err(|_| bad())?;
+                total += v * match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    _ => 1.0,
+                };
+                num.clear();
+                units += 1;
+            }
+            _ => return Err(bad()),
+        }
+    }
+    match (num.is_empty(), units) {
+        // A bare number is seconds; a number after a unit (`1h30`) is ambiguous.
+        (false, 0) => total = num.parse::<f64>().map_err(|_| bad())?,
+        (true, n) if n > 0 => {}
+        _ => return Err(bad()),
+    }
+    if !(1.0..=30.0 * 86_400.0).contains(&total) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
 /// Progress on stderr: a bar per phase when stderr is a terminal, else [`Lines`]. Each phase's
 /// summary is printed as a line when it ends.
 pub struct Bars {
@@ -216,6 +256,22 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
+
+    #[test]
+    fn durations_as_written() {
+        let secs = |s: &str| parse_duration(s).map(|d| d.as_secs_f64()).ok();
+        assert_eq!(secs("600"), Some(600.0));
+        assert_eq!(secs("90s"), Some(90.0));
+        assert_eq!(secs("30m"), Some(1800.0));
+        assert_eq!(secs("2h"), Some(7200.0));
+        assert_eq!(secs("1h30m"), Some(5400.0));
+        assert_eq!(secs(" 1.5m "), Some(90.0));
+        for bad in [
+            "", "0", "0s", "1h30", "ten", "5d", "-5", "1e9", "31000000", "m",
+        ] {
+            assert_eq!(secs(bad), None, "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn lines_come_every_tenth_and_at_least_every_30_seconds() {

@@ -105,7 +105,7 @@ fn run_plan(
         resume,
         clones: &clones,
     };
-    let results = training.run(ds, rep).map_err(|e| {
+    let (results, incomplete) = training.run(ds, rep).map_err(|e| {
         let batches: Vec<String> = cfg
             .tasks
             .iter()
@@ -128,6 +128,7 @@ fn run_plan(
         seconds: t0.elapsed().as_secs_f64(),
         memory,
         kernels: gpu.choices(),
+        incomplete,
     };
     crate::results::write(out, &report)?;
     Ok(report)

@@ -14,7 +14,7 @@ use crate::progress::Reporter;
 use crate::results::{KlTerm, LayerEquivariance, ModelReport};
 use crate::rng::Rng;
 use crate::train::{self, TrainResult};
-use crate::{Gpu, Result};
+use crate::{Error, Gpu, Result};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -36,8 +36,14 @@ struct Data {
 }
 
 impl Training<'_> {
-    /// Train every model of every task over the seeds; one report per (task, model).
-    pub fn run(&self, ds: &Dataset, rep: &mut dyn Reporter) -> Result<Vec<ModelReport>> {
+    /// Train every model of every task over the seeds; one report per (task, model). When the
+    /// run's time limit stops it ([`crate::error::stop_after`]), the reports of what was done
+    /// (every model with at least one finished seed, over its finished seeds) and why it stopped.
+    pub fn run(
+        &self,
+        ds: &Dataset,
+        rep: &mut dyn Reporter,
+    ) -> Result<(Vec<ModelReport>, Option<String>)> {
         let data = Data {
             train: GpuSplit::upload(self.gpu, &ds.train)?,
             test: GpuSplit::upload(self.gpu, &ds.test)?,
@@ -46,15 +52,26 @@ impl Training<'_> {
         for job in &self.plan.models {
             self.gpu.trim()?;
             self.gpu.reset_peak();
-            let mut r = self.model(job, &data, rep)?;
-            r.peak_bytes = self.gpu.pool_stats().peak_bytes;
-            results.push(r);
+            let (r, stopped) = self.model(job, &data, rep)?;
+            if let Some(mut r) = r {
+                r.peak_bytes = self.gpu.pool_stats().peak_bytes;
+                results.push(r);
+            }
+            if stopped.is_some() {
+                return Ok((results, stopped));
+            }
         }
-        Ok(results)
+        Ok((results, None))
     }
 
-    /// One model on one task over the seeds.
-    fn model(&self, job: &ModelPlan, data: &Data, rep: &mut dyn Reporter) -> Result<ModelReport> {
+    /// One model on one task over the seeds: its report (None when the time limit stopped it
+    /// before its first seed finished) and, when the time limit stopped it, why.
+    fn model(
+        &self,
+        job: &ModelPlan,
+        data: &Data,
+        rep: &mut dyn Reporter,
+    ) -> Result<(Option<ModelReport>, Option<String>)> {
         let mut accs = Vec::new();
         let mut secs = Vec::new();
         let mut params = 0;
@@ -63,9 +80,16 @@ impl Training<'_> {
         let mut step_flops = 0;
         let mut sym = Vec::new();
         let cfg = &self.plan.cfg;
+        let mut stopped = None;
         for s in 0..cfg.seeds {
             let seed = cfg.seed.wrapping_add(s as u64);
-            let (result, same, measured) = self.seed(job, seed, data, rep)?;
+            let (result, same, measured) = match self.seed(job, seed, data, rep) {
+                Err(Error::Interrupted(why)) if crate::error::time_up() => {
+                    stopped = Some(why);
+                    break;
+                }
+                other => other?,
+            };
             sym.push(measured);
             accs.push(result.test_acc);
             secs.push(result.seconds);
@@ -78,10 +102,13 @@ impl Training<'_> {
                 unchanged = Some(unchanged.unwrap_or(true) && sm);
             }
         }
+        if accs.is_empty() {
+            return Ok((None, stopped));
+        }
         let (mean, std) = mean_std(&accs);
         let s = seed_mean(&sym);
         let rotational = symmetry::rotational(job.task);
-        Ok(ModelReport {
+        let report = ModelReport {
             task: job.task_name.clone(),
             model: job.model,
             test_acc: accs,
@@ -100,7 +127,8 @@ impl Training<'_> {
             orbit_consistency: Some(s.orbit.consistency),
             invariance_error: Some(s.orbit.invariance_error),
             kl_terms: (!s.kl.is_empty()).then_some(s.kl),
-        })
+        };
+        Ok((Some(report), stopped))
     }
 
     /// One seed: the stored result when `--resume` finds one with this hash, else trained (with a

@@ -59,6 +59,11 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
         ),
         format!("symclone-gpu {}; total time: {:.0} s", r.version, r.seconds),
     ])];
+    if let Some(why) = &r.incomplete {
+        b.push(Block::Para(format!(
+            "**Incomplete:** {why}. This report holds what was done (each model over its finished seeds); `symclone-gpu run --resume` with the same `--out` goes on from there."
+        )));
+    }
     if !r.kernels.is_empty() {
         b.push(Block::Heading(2, "Kernel variants".into()));
         b.push(Block::Para(

@@ -511,6 +511,7 @@ mod tests {
             seconds: 1.0,
             memory: Vec::new(),
             kernels: Vec::new(),
+            incomplete: None,
         }
     }
 

@@ -149,6 +149,10 @@ pub struct Report {
     /// results are bit-reproducible for these choices.
     #[serde(default)]
     pub kernels: Vec<crate::gpu::Choice>,
+    /// Why the run stopped before the end (its time limit), when it did: the report then holds
+    /// what was done, and `run --resume` with the same folder goes on from there.
+    #[serde(default)]
+    pub incomplete: Option<String>,
 }
 
 /// One phase's peak GPU memory.

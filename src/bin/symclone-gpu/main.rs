@@ -91,6 +91,11 @@ enum Command {
         /// Skip phases whose results are already in --out with the same configuration.
         #[arg(long)]
         resume: bool,
+        /// Wall-clock limit (e.g. 600, 90s, 30m, 2h): when it is reached the run stops after the
+        /// current step, keeps every finished phase and writes the report of what is done;
+        /// `run --resume` with the same --out goes on from there.
+        #[arg(long)]
+        time_limit: Option<String>,
     },
     /// What a configuration needs on this adapter, without training it: each phase's and model's
     /// peak GPU memory (measured by running one step of each) and floating-point work, held
@@ -341,8 +346,19 @@ fn run_pipeline(
         pipeline::run(gpu, cfg, out, resume, given, &mut bars)
     })?;
     println!("{}", results::markdown(&report));
+    if let Some(why) = &report.incomplete {
+        eprintln!(
+            "{why}: the report holds what was done; `symclone-gpu run --resume --out {}` (with the same options) goes on",
+            out.display()
+        );
+    }
     eprintln!(
-        "done in {:.0} s; report: {} (and report.md, report.json)",
+        "{} in {:.0} s; report: {} (and report.md, report.json)",
+        if report.incomplete.is_some() {
+            "stopped"
+        } else {
+            "done"
+        },
         t.elapsed().as_secs_f64(),
         out.join("report.html").display()
     );
@@ -427,8 +443,15 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Tune { presets, budget } => {
             commands::tune::command(&Gpu::new(&choice(&cli))?, presets, *budget)?
         }
-        Command::Run { opts, resume } => {
+        Command::Run {
+            opts,
+            resume,
+            time_limit,
+        } => {
             let cfg = opts.run_config()?;
+            if let Some(t) = time_limit {
+                symclone::error::stop_after(symclone::progress::parse_duration(t)?);
+            }
             let gpu = Gpu::new(&choice(&cli))?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), *resume, None)?;
         }
