@@ -8,13 +8,20 @@
 #      at 28×28, SPEC channels, on the 9,000 embedded training digits,
 #   5. prints one Markdown table (and writes it to OUT/gpu-check.md) with the adapter's name.
 #
-# usage: scripts/gpu-check.sh [--small] [--out DIR] [--adapter TEXT] [--skip-tests]
+# usage: scripts/gpu-check.sh [--small] [--out DIR] [--adapter TEXT] [--skip-tests] [--bin PATH]
+#        scripts/gpu-check.sh --prepare KIT
 #   --small       sizes for a CPU driver such as lavapipe (d = 16, 20 iterations, 16×16 inputs, 600
 #                 digits, only the matmul rows of the bench: squares up to 512³ and the 1024³
 #                 transposed forms): checks the script itself
 #   --out DIR     where the logs, reports and the table go (default: gpu-check-out)
 #   --adapter T   the adapter whose name contains T (default: the first `devices` lists)
 #   --skip-tests  leave out step 2
+#   --bin PATH    use this binary: no cargo, no build, no test binaries (step 2 becomes
+#                 `symclone-gpu check`, every kernel variant against its CPU reference)
+#   --prepare KIT build, here, the folder KIT (at most 64 MiB) to carry to a GPU server that has no
+#                 Rust and no network: the release binary, the Vulkan and EGL loader packages
+#                 (apt-get download), this script, scripts/torch-check.py (the same cases in
+#                 PyTorch) and KIT/run.sh, which runs it all there (`KIT/run.sh --help`)
 # Environment: SYMCLONE_BACKEND, SYMCLONE_FAMILY and SYMCLONE_LIMITS are passed through; CARGO_FLAGS
 # is added to every cargo command (e.g. --offline on a machine without network).
 set -euo pipefail
@@ -22,8 +29,12 @@ set -euo pipefail
 small=0
 out=gpu-check-out
 skip_tests=0
+given_bin=
+prepare=
 while [ $# -gt 0 ]; do
   case "$1" in
+    --bin) given_bin="${2:?--bin needs a path}"; shift ;;
+    --prepare) prepare="${2:?--prepare needs a folder}"; shift ;;
     --small) small=1 ;;
     --out) out="${2:?--out needs a folder}"; shift ;;
     --adapter) export SYMCLONE_ADAPTER="${2:?--adapter needs a name}"; shift ;;
@@ -33,6 +44,30 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+
+if [ -n "$prepare" ]; then
+  # The kit: everything a bare GPU server needs, built and downloaded here.
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  [ -e "$prepare" ] && [ -n "$(ls -A "$prepare" 2>/dev/null)" ] && {
+    echo "gpu-check: $prepare exists and is not empty; give a new folder" >&2; exit 2; }
+  mkdir -p "$prepare/bin" "$prepare/debs" || exit 2
+  kit="$(cd "$prepare" && pwd)"
+  (cd "$root" && cargo build --release ${CARGO_FLAGS:-} --bin symclone-gpu) || exit 1
+  cp "$root/target/release/symclone-gpu" "$kit/bin/"
+  strip "$kit/bin/symclone-gpu" 2>/dev/null || true
+  cp "$root/scripts/gpu-check.sh" "$root/scripts/torch-check.py" "$kit/"
+  cp "$root/scripts/gpu-kit-run.sh" "$kit/run.sh"
+  chmod +x "$kit/run.sh" "$kit/gpu-check.sh"
+  # The loaders (the vendor's driver is on the server; its loader may not be).
+  (cd "$kit/debs" && apt-get download ${KIT_DEBS:-libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2}) \
+    || { echo "gpu-check: apt-get download of the loader packages failed (run 'apt-get update' first?)" >&2; exit 1; }
+  size=$(du -sm "$kit" | cut -f1)
+  if [ "$size" -gt 64 ]; then
+    echo "gpu-check: the kit is $size MiB, over the 64 MiB a GPU server takes" >&2; exit 1
+  fi
+  echo "kit ready in $kit ($size MiB): carry it and run '$prepare/run.sh OUT' (or --small, --medium) there"
+  exit 0
+fi
 
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
@@ -76,9 +111,15 @@ else
   side=28; down=false; channels=10,20,20,20; train_n=9000; max_square=4096; reps=10
 fi
 
-r="$(step build "$out/build.log" cargo build --release ${CARGO_FLAGS:-} --bins --tests)"
-rows+=("| build (release) | $r | |")
-[ -x "$bin" ] || { echo "gpu-check: no $bin after the build (see $out/build.log)" >&2; exit 1; }
+if [ -n "$given_bin" ]; then
+  bin="$given_bin"
+  skip_tests=1
+  [ -x "$bin" ] || { echo "gpu-check: --bin $bin is not an executable" >&2; exit 2; }
+else
+  r="$(step build "$out/build.log" cargo build --release ${CARGO_FLAGS:-} --bins --tests)"
+  rows+=("| build (release) | $r | |")
+  [ -x "$bin" ] || { echo "gpu-check: no $bin after the build (see $out/build.log)" >&2; exit 1; }
+fi
 
 "$bin" devices >"$out/devices.txt" 2>&1 || true
 adapter="$(SYMCLONE_ADAPTER="${SYMCLONE_ADAPTER:-}" "$bin" devices --json 2>/dev/null \
@@ -90,6 +131,12 @@ if [ "$skip_tests" = 0 ]; then
     --test kernels --test conv --test grad --test layers --test fold --test shaders --test mixer_ops --test clone)"
   passed="$(grep -Eo '[0-9]+ passed' "$out/tests.log" | awk '{ s += $1 } END { print s + 0 }')"
   rows+=("| tests on the adapter (kernels, conv, grad, layers, fold, shaders, mixer_ops, clone) | $r | $passed passed |")
+fi
+
+if [ -n "$given_bin" ] && "$bin" check --help >/dev/null 2>&1; then
+  r="$(step check "$out/check.log" "$bin" check --markdown "$out/check.md" --json "$out/check.json")"
+  summary="$(tail -n 1 "$out/check.log")"
+  rows+=("| check: every kernel variant against its CPU reference | $r | ${summary:-—} |")
 fi
 
 r="$(step bench "$out/bench.log" "$bin" bench --reps "$reps" --max-square "$max_square" \

@@ -82,6 +82,37 @@ fn a_run_stopped_by_its_time_limit_reports_what_is_done_and_resumes() {
 }
 
 #[test]
+fn a_time_limit_reached_while_cloning_reports_the_clones_done() {
+    let dir = std::env::temp_dir().join(format!("symclone-time-clone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (code, err) = run(&[
+        "run",
+        "--tasks",
+        "symmetric",
+        "--models",
+        "faux-gcnn",
+        "--train-n",
+        "100",
+        "--test-n",
+        "100",
+        "--clone-iters",
+        "1000000",
+        "--time-limit",
+        "3s",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let r = report(&dir);
+    assert!(
+        r["incomplete"].as_str().unwrap().contains("during cloning"),
+        "{r}"
+    );
+    assert_eq!(r["results"].as_array().unwrap().len(), 0, "{r}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_bad_time_limit_is_one_line() {
     for bad in ["0", "ten", "1h30", "5d"] {
         let (code, err) = run(&["run", "--time-limit", bad, "--out", "/nonexistent/x"]);

@@ -69,6 +69,16 @@ pub fn check_given(set: &CloneSet, needed: &[(OperatorKind, usize)]) -> Result<(
     Ok(())
 }
 
+/// The reports of the planned clones already finished in `dir` (those stored with the plan's
+/// hash), in plan order: what a run stopped during cloning has done.
+pub fn finished(plan: &RunPlan, dir: &Path) -> Vec<CloneReport> {
+    plan.clones
+        .iter()
+        .filter_map(|c| read_json::<CloneReport>(&dir.join(format!("{}.json", c.stem()))))
+        .filter(|r| plan.clones.iter().any(|c| c.hash == r.config_hash))
+        .collect()
+}
+
 /// What teacher-sourced cloning takes from a trained teacher: the filter codes of the layer whose
 /// inputs are d×d, the input channel of each code, the teacher's inputs to that layer on
 /// group-transformed digits, and their channel count.

@@ -19,7 +19,7 @@ use crate::config::{RunConfig, RunPlan};
 use crate::data::Dataset;
 use crate::files::{write_json, FolderLock};
 use crate::progress::Reporter;
-use crate::results::{PhaseMemory, Report};
+use crate::results::{CloneReport, PhaseMemory, Report};
 use crate::{Error, Gpu, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -82,11 +82,39 @@ fn run_plan(
     gpu.trim()?;
     gpu.reset_peak();
 
+    // Phase 3, whenever the run ends: the report of what was done.
+    let finish =
+        |clones: Vec<CloneReport>, fidelity, results, memory, incomplete| -> Result<Report> {
+            let report = Report {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                adapter: gpu.describe(),
+                data: cfg.describe_data(ds),
+                config: cfg.clone(),
+                config_hash: plan.config_hash.clone(),
+                clones,
+                fidelity,
+                results,
+                seconds: t0.elapsed().as_secs_f64(),
+                memory,
+                kernels: gpu.choices(),
+                incomplete,
+            };
+            crate::results::write(out, &report)?;
+            Ok(report)
+        };
+
     // Phase 1: the clones (or the ones given), their fidelity and loss curves.
-    let (clones, clone_reports) = match given {
-        Some(set) => (set, Vec::new()),
-        None => clones::clone_phase(gpu, cfg, &plan.clones, &out.join("clones"), resume, ds, rep)
-            .map_err(|e| {
+    let made = match given {
+        Some(set) => Ok((set, Vec::new())),
+        None => clones::clone_phase(gpu, cfg, &plan.clones, &out.join("clones"), resume, ds, rep),
+    };
+    let (clones, clone_reports) = match made {
+        Err(Error::Interrupted(why)) if crate::error::time_up() => {
+            // The time limit fell while cloning: the report holds the clones finished so far.
+            let done = clones::finished(plan, &out.join("clones"));
+            return finish(done, None, Vec::new(), memory, Some(why));
+        }
+        other => other.map_err(|e| {
             e.hint(format!(
                 "lower --clone-filters (now {}) or --clone-batch (now {})",
                 cfg.clone.filters, cfg.clone.batch
@@ -114,24 +142,7 @@ fn run_plan(
         e.hint(format!("lower --batch (now {})", batches.join(", ")))
     })?;
     phase_done("training")?;
-
-    // Phase 3: the report.
-    let report = Report {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        adapter: gpu.describe(),
-        data: cfg.describe_data(ds),
-        config: cfg.clone(),
-        config_hash: plan.config_hash.clone(),
-        clones: clone_reports,
-        fidelity,
-        results,
-        seconds: t0.elapsed().as_secs_f64(),
-        memory,
-        kernels: gpu.choices(),
-        incomplete,
-    };
-    crate::results::write(out, &report)?;
-    Ok(report)
+    finish(clone_reports, fidelity, results, memory, incomplete)
 }
 
 /// `f`, with every kernel timed when `SYMCLONE_PROFILE` is set (non-empty): the per-kernel table
