@@ -334,6 +334,10 @@ fn run_inner(
             limits: Some(limits.name().to_string()),
             ..choice.clone()
         })?;
+        // Ops that choose a kernel by measurement (a group convolution's inner product) take
+        // the adapter type's default here, untimed and uncached: every variant is a case of its
+        // own, and a check leaves the tuner's cache as it was.
+        g.set_tune_budget(0.0);
         adapter = g.describe();
         progress(&format!("{} limits: {adapter}", limits.name()));
         let t0 = Instant::now();
