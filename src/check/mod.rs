@@ -300,8 +300,10 @@ pub fn run(
     run_inner(choice, opts, None, progress)
 }
 
-/// [`run`] with the reference of every output whose `case/output` name contains `perturb` moved
-/// off its value: how the tests provoke a failure. Not for users.
+/// [`run`] with references moved off their values: `perturb` is `CASE::OUTPUT`, and every output
+/// whose name contains OUTPUT, of every case whose name contains CASE, is compared with a wrong
+/// reference (its first value moved by 1 + its size; `CASE` alone: all of that case's outputs).
+/// How the tests provoke a failure; no flag or variable reaches it.
 #[doc(hidden)]
 pub fn run_perturbed(
     choice: &AdapterChoice,
