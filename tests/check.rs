@@ -257,3 +257,28 @@ fn the_tuner_never_chooses_a_candidate_that_disagrees_and_says_why() {
         "{e}"
     );
 }
+
+#[test]
+fn a_case_over_the_devices_limits_is_skipped_with_why_not_failed() {
+    // A device whose storage bindings hold 64 KiB: the elementwise cases' 70,001 values do not fit.
+    let mut limits = symclone::gpu::adapter::choose(&AdapterChoice::from_env())
+        .expect("adapter")
+        .limits();
+    limits.max_storage_buffer_binding_size = 1 << 16;
+    let g = Gpu::with_limits(&AdapterChoice::from_env(), limits).unwrap();
+    let case = check::select(Some("elementwise/axpby")).unwrap().remove(0);
+    let c = check::run_one(&g, Limits::Adapter, &case);
+    assert_eq!(c.status, Status::Skipped, "{}", c.show());
+    assert!(
+        c.show().starts_with("skipped: over the device's limits")
+            && c.detail.contains("max_storage_buffer_binding_size"),
+        "{}",
+        c.show()
+    );
+    // A case that fits runs as before on the same device.
+    let small = check::select(Some("layout/swap12")).unwrap().remove(0);
+    assert_eq!(
+        check::run_one(&g, Limits::Adapter, &small).status,
+        Status::Pass
+    );
+}

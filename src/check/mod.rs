@@ -233,6 +233,12 @@ fn run_case(g: &Arc<Gpu>, case: &Case, perturb: Option<&str>) -> Result<Vec<Comp
     Ok(o.list)
 }
 
+/// Run one case on a device opened with `limits` (the name the cell carries): pass or FAIL
+/// against its bounds, an error, or skipped with why when the device cannot run it.
+pub fn run_one(g: &Arc<Gpu>, limits: Limits, case: &Case) -> Cell {
+    cell(g, limits, case, None)
+}
+
 /// Run one case on `g` into a cell.
 fn cell(g: &Arc<Gpu>, limits: Limits, case: &Case, perturb: Option<&str>) -> Cell {
     let mut c = Cell {
@@ -266,9 +272,9 @@ fn cell(g: &Arc<Gpu>, limits: Limits, case: &Case, perturb: Option<&str>) -> Cel
             }
             c.outputs = outputs;
         }
-        Ok(Err(Error::BufferTooLarge { .. })) => {
+        Ok(Err(e @ Error::BufferTooLarge { .. })) => {
             c.status = Status::Skipped;
-            c.detail = "a binding over the device's limits".into();
+            c.detail = format!("over the device's limits: {e}").replace('|', "/");
         }
         Ok(Err(e)) => {
             c.status = Status::Error;
