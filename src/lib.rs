@@ -6,6 +6,7 @@
 
 pub mod autograd;
 pub mod bench;
+pub mod check;
 pub mod checkpoint;
 pub mod clone;
 pub mod commands;

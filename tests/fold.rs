@@ -419,7 +419,7 @@ fn fold_random_normals(g: &Arc<Gpu>) {
     folds(n, 256);
     let z = vec(&random::randn(g, &[n], 4242).unwrap());
     let err = r::rel_err(&z, &r::random::randn(n, 4242));
-    assert!(err <= 2f64.powi(-11) * 2f64.sqrt(), "randn {err:.2e}");
+    assert!(err <= r::tol::randn_tol(), "randn {err:.2e}");
 }
 
 /// Cloned operators (256 per workgroup): the mix and its code gradient on (500, 9) × (9, 10),

@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["clone"],
     &["models"],
     &["train"],
-    &["bench", "config"],
+    &["bench", "config", "check"],
     &["results"],
     &["pipeline"],
     &["commands", "sweep"],

@@ -49,7 +49,7 @@ pub fn table(choices: &[Choice]) -> String {
             .iter()
             .map(|(n, t)| format!("{n} {:.3}", t * 1e3))
             .collect();
-        times.extend(c.rejected.iter().map(|n| format!("{n} rejected")));
+        times.extend(c.rejected.iter().map(|n| format!("rejected {n}")));
         s += &format!(
             "| {} | {} | {} | {} | {} | {} |\n",
             c.op,

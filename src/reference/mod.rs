@@ -16,6 +16,7 @@ pub mod optim;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub mod tol;
 pub mod transform;
 
 /// `‖a − b‖ / ‖b‖` (or `‖a − b‖` when b is zero).
@@ -47,17 +48,11 @@ pub fn rel_err64(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Whether `got` agrees with the f64 `want`, whose entries are `k`-term sums (`want_abs`: the
-/// same sums over the terms' absolute values), within the rounding of f32 arithmetic: a relative
-/// norm-wise error of at most (4√k + 2)·2⁻²⁴ times the sums' condition number ‖want_abs‖ / ‖want‖.
+/// same sums over the terms' absolute values), within the rounding of f32 arithmetic
+/// ([`tol::sum_error`]).
 pub fn sum_agrees(got: &[f32], want: &[f64], want_abs: &[f64], k: usize) -> bool {
-    if got.len() != want.len() || want.len() != want_abs.len() {
-        return false;
-    }
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let cond = norm(want_abs) / norm(want).max(f64::MIN_POSITIVE);
-    let tol = (4.0 * (k.max(1) as f64).sqrt() + 2.0) * 2f64.powi(-24) * cond.max(1.0);
-    let e = rel_err(got, want);
-    e.is_finite() && e <= tol
+    let (e, tol) = tol::sum_error(got, want, want_abs, k);
+    e <= tol
 }
 
 /// Widen to f64.

@@ -81,125 +81,25 @@ pub fn rng(seed: u64) -> Rng {
     Rng::new(seed)
 }
 
-/// Relative f32 error bound, norm-wise, for outputs that are K-term sums (DESIGN.md, "Numbers"):
-/// rounding errors of a K-term sum grow like √K·2⁻²⁴ relative; ×4 for the spread over many
-/// outputs, plus 2·2⁻²⁴ for rounding the products and the result. No floor: a K of 1 gets 6 ulps.
-pub fn sum_tol(k: usize) -> f64 {
-    (4.0 * (k.max(1) as f64).sqrt() + 2.0) * 2f64.powi(-24)
-}
+// Not every test binary uses every bound.
+#[allow(unused_imports)]
+pub use symclone::reference::tol::{kl_tol, layer_norm_abs, sum_tol};
 
 /// `got` against the f64 `want` whose entries are K-term sums; `want_abs` is the same sums over
-/// the terms' absolute values. A sum's rounding error scales with Σ|terms|, not with |Σ terms|:
-/// where terms cancel, the error relative to the result grows by ‖want_abs‖ / ‖want‖, so the
-/// tolerance is [`sum_tol`]`(k)` times that condition number (DESIGN.md, "Numbers").
+/// the terms' absolute values: within the library's bound ([`symclone::reference::tol::sum_bound`]:
+/// [`sum_tol`]`(k)` times the sums' condition number ‖want_abs‖ / ‖want‖).
 pub fn assert_sum_close(what: &str, got: &[f32], want: &[f64], want_abs: &[f64], k: usize) {
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let cond = norm(want_abs) / norm(want);
-    assert_close(what, got, want, sum_tol(k) * cond);
+    assert_close(
+        what,
+        got,
+        want,
+        symclone::reference::tol::sum_bound(want, want_abs, k),
+    );
 }
 
 /// Absolute values, for the `want_abs` of [`assert_sum_close`].
 pub fn abs64(v: &[f64]) -> Vec<f64> {
     v.iter().map(|x| x.abs()).collect()
-}
-
-/// The error bound of the GPU's δ-form KL (shaders/kl.wgsl) against the f64 reference on the same
-/// f32 values: (absolute bound on the value, relative norm-wise bound on the gradient).
-/// - Each row's softmax p takes exps of w0 − max: Vulkan allows 3 + 2|x| ulps for exp, with |x| up
-///   to the row's range; then an n-term sum and a division. Every later quantity (μ, e, y, L, the
-///   row's KL, p_new) adds a product and an n-term sum: with 4 such steps, a relative error of
-///   (4 + 2·range + 4n)·2⁻²⁴ per row, and sum_tol(rows) for the mean over rows.
-/// - Where |e| ≥ 10⁻², expm1(e) − e is computed as exp(e) − 1 − e: exp's error near 1,
-///   (3 + 2|e|) ulps, plus two subtractions, is absolute, not relative to e²/2; it enters the row's
-///   KL three times (in y, in Σ p q and in expm1(e − L)).
-pub fn kl_tol(w: &[f64], w0: &[f64], shape: &[usize], axis: usize, want: f64) -> (f64, f64) {
-    let ulp = 2f64.powi(-24);
-    let outer: usize = shape[..axis].iter().product();
-    let n = shape[axis];
-    let inner: usize = shape[axis + 1..].iter().product();
-    let (mut rel, mut cancel, mut e2) = (0.0f64, 0.0f64, 0.0f64);
-    let mut cancel_rows = 0.0f64;
-    for o in 0..outer {
-        for j in 0..inner {
-            let at = |i: usize| (o * n + i) * inner + j;
-            let row0: Vec<f64> = (0..n).map(|i| w0[at(i)]).collect();
-            let mx = row0.iter().cloned().fold(f64::MIN, f64::max);
-            let mn = row0.iter().cloned().fold(f64::MAX, f64::min);
-            let z: f64 = row0.iter().map(|v| (v - mx).exp()).sum();
-            let p: Vec<f64> = row0.iter().map(|v| (v - mx).exp() / z).collect();
-            let d: Vec<f64> = (0..n).map(|i| w[at(i)] - w0[at(i)]).collect();
-            let mu: f64 = p.iter().zip(&d).map(|(a, b)| a * b).sum();
-            rel = rel.max((4.0 + 2.0 * (mx - mn) + 4.0 * n as f64) * ulp);
-            let mut c = 0.0;
-            for i in 0..n {
-                let e = d[i] - mu;
-                e2 += p[i] * e * e;
-                if e.abs() >= 1e-2 {
-                    c += p[i] * 3.0 * (5.0 + 2.0 * e.abs()) * ulp;
-                }
-            }
-            cancel += c;
-            cancel_rows = cancel_rows.max(c);
-        }
-    }
-    let rows = outer * inner;
-    let value = (rel + sum_tol(rows)) * want + cancel / w.len() as f64;
-    // The gradient p_new (e − L − KL_row): the absolute errors of L and KL_row against e's size.
-    let e_rms = (e2 / rows as f64).sqrt();
-    (value, rel + cancel_rows / e_rms)
-}
-
-/// The sums of absolute values behind LayerNorm's outputs over rows of `cols` (the `want_abs` of
-/// [`assert_sum_close`]), for input x, scale gamma, shift beta and upstream gradient g:
-/// - forward: mean and variance are cols-term sums (error √cols·U relative to the row's scale);
-///   x̂ inherits it, then the scale and shift add two roundings: |x̂·gamma| + |beta|, cols terms;
-/// - dx = rstd·(ĝ − mean ĝ − x̂·mean(ĝx̂)), ĝ = g·gamma: cols-term sums of absolute size
-///   rstd·(|ĝ| + mean|ĝ| + |x̂|·mean|ĝx̂|);
-/// - dgamma and dbeta: rows-term sums of |g·x̂| and |g| (x̂ itself carries the forward's cols-term
-///   error, so dgamma's bound is for rows + cols terms).
-pub struct LayerNormAbs {
-    pub y: Vec<f64>,
-    pub dx: Vec<f64>,
-    pub dgamma: Vec<f64>,
-    pub dbeta: Vec<f64>,
-}
-
-/// [`LayerNormAbs`] of x (rows × cols, cols = gamma's length) with `eps` inside the square root.
-pub fn layer_norm_abs(x: &[f64], gamma: &[f64], beta: &[f64], g: &[f64], eps: f64) -> LayerNormAbs {
-    let cols = gamma.len();
-    let n = cols as f64;
-    let xh = symclone::reference::norm::layer_norm(x, &vec![1.0; cols], &vec![0.0; cols], eps);
-    let y = xh
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v * gamma[i % cols]).abs() + beta[i % cols].abs())
-        .collect();
-    let mut dx = Vec::with_capacity(x.len());
-    for (ri, row) in x.chunks(cols).enumerate() {
-        let mean = row.iter().sum::<f64>() / n;
-        let rstd = 1.0 / (row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n + eps).sqrt();
-        let gh: Vec<f64> = (0..cols)
-            .map(|j| (g[ri * cols + j] * gamma[j]).abs())
-            .collect();
-        let xr: Vec<f64> = (0..cols).map(|j| xh[ri * cols + j].abs()).collect();
-        let mg = gh.iter().sum::<f64>() / n;
-        let mgx = gh.iter().zip(&xr).map(|(a, b)| a * b).sum::<f64>() / n;
-        for j in 0..cols {
-            dx.push(rstd * (gh[j] + mg + xr[j] * mgx));
-        }
-    }
-    let mut dgamma = vec![0.0; cols];
-    let mut dbeta = vec![0.0; cols];
-    for i in 0..x.len() {
-        dgamma[i % cols] += (g[i] * xh[i]).abs();
-        dbeta[i % cols] += g[i].abs();
-    }
-    LayerNormAbs {
-        y,
-        dx,
-        dgamma,
-        dbeta,
-    }
 }
 
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {

@@ -301,3 +301,17 @@ impl SweepRunFlags {
         }
     }
 }
+
+/// The flags of `check`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CheckArgs {
+    /// Only cases whose name contains this text (e.g. matmul, mm_subgroup, conv_igemm, norm).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Write the table as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the Markdown table here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}

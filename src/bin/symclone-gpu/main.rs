@@ -2,7 +2,7 @@
 
 mod args;
 
-use args::{MixerFlags, RunArgs, SweepRunFlags};
+use args::{CheckArgs, MixerFlags, RunArgs, SweepRunFlags};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +51,13 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Run every kernel variant, forward and backward, against its CPU reference on this adapter,
+    /// under its own limits and WebGPU's defaults (`--limits` narrows it): what to run first on a
+    /// new GPU. Prints the table; exits non-zero when any case fails.
+    Check {
+        #[command(flatten)]
+        opts: CheckArgs,
     },
     /// Time each GPU kernel against a CPU baseline and check that they agree.
     Bench {
@@ -439,6 +446,17 @@ fn run(cli: Cli) -> Result<(), Error> {
             };
             let rows = symclone::bench::run(&gpu, &opts, &mut |r| eprintln!("{}", r.line()))?;
             symclone::bench::write_results(&gpu, &rows, json.as_deref(), markdown.as_deref())?;
+        }
+        Command::Check { opts } => {
+            let o = symclone::check::Options {
+                limits: symclone::check::Limits::parse(cli.limits.as_deref())?,
+                filter: opts.filter.clone(),
+            };
+            let report = symclone::check::run(&choice(&cli), &o, &mut |l| eprintln!("{l}"))?;
+            print!("{}", report.markdown());
+            report.write(opts.json.as_deref(), opts.markdown.as_deref())?;
+            eprintln!("{}", report.summary());
+            report.verdict()?;
         }
         Command::Tune { presets, budget } => {
             commands::tune::command(&Gpu::new(&choice(&cli))?, presets, *budget)?

@@ -7,7 +7,7 @@
 use super::{
     conv2d_input_grad_with, conv_any, fwd_geo, weight_grad_by, ConvAlgo, ConvDims, WeightGradAlgo,
 };
-use crate::gpu::tune::{log2_bucket, Candidate, Op};
+use crate::gpu::tune::{log2_bucket, Candidate, Measured, Op};
 use crate::gpu::{Gpu, KernelFamily};
 use crate::reference::{self, to64};
 use crate::rng::Rng;
@@ -140,27 +140,30 @@ fn case(gpu: &Arc<Gpu>, d: ConvDims) -> Result<Case> {
     })
 }
 
-/// Run `f` once against the reference (None when it disagrees), then time it.
+/// Run `f` once against the reference (why, when it disagrees), then time it.
 fn measure(
     gpu: &Gpu,
     got_want: (usize, &Case),
     k: usize,
     bound: f64,
     f: &dyn Fn() -> Result<Tensor>,
-) -> Result<Option<f64>> {
+) -> Result<Measured> {
     let (i, c) = got_want;
     let t0 = Instant::now();
     let got = f()?.to_vec()?;
     let first = t0.elapsed().as_secs_f64();
-    if !reference::sum_agrees(&got, &c.want[i], &c.want_abs[i], k) {
-        return Ok(None);
+    let (err, tol) = reference::tol::sum_error(&got, &c.want[i], &c.want_abs[i], k);
+    if err.is_nan() || err > tol {
+        return Ok(Err(format!(
+            "relative error {err:.2e} over the bound {tol:.2e}"
+        )));
     }
     let best = crate::gpu::tune::best_time(gpu, first, bound, &mut || f().map(drop))?;
-    Ok(Some(best))
+    Ok(Ok(best))
 }
 
 /// One candidate's measurement: its name, the bucket's case, the case's dims, the best time so far.
-type Run<'a> = &'a dyn Fn(&str, &Case, ConvDims, f64) -> Result<Option<f64>>;
+type Run<'a> = &'a dyn Fn(&str, &Case, ConvDims, f64) -> Result<Measured>;
 
 /// Time `cands` for the bucket of `d`: `run` gets a candidate's name, the case at the bucket's
 /// representative dims (built once, for the first candidate), those dims and the best time so far.

@@ -241,14 +241,14 @@ pub(super) fn choose(gpu: &Arc<Gpu>, m: usize, n: usize, k: usize) -> Result<&'s
     Ok(variant(name).unwrap_or(&VARIANTS[0]))
 }
 
-/// Run variant `name` on random M × K · K × N operands: None when it disagrees with the CPU
+/// Run variant `name` on random M × K · K × N operands: why, when it disagrees with the CPU
 /// reference, else the best of a few timed runs (wall clock after a full sync).
 fn measure(
     gpu: &Arc<Gpu>,
     name: &str,
     (m, n, k): (usize, usize, usize),
     bound: f64,
-) -> Result<Option<f64>> {
+) -> Result<crate::gpu::tune::Measured> {
     let mut rng = Rng::new(0x7e57);
     let a = rng.normal_vec(m * k);
     let b = rng.normal_vec(k * n);
@@ -272,9 +272,12 @@ fn measure(
     let want = crate::reference::matmul::forward(&a64, &b64, d, None, false);
     let abs = |v: &[f64]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
     let want_abs = crate::reference::matmul::forward(&abs(&a64), &abs(&b64), d, None, false);
-    if !crate::reference::sum_agrees(&got, &want, &want_abs, k) {
-        return Ok(None);
+    let (err, tol) = crate::reference::tol::sum_error(&got, &want, &want_abs, k);
+    if err.is_nan() || err > tol {
+        return Ok(Err(format!(
+            "relative error {err:.2e} over the bound {tol:.2e}"
+        )));
     }
     let best = crate::gpu::tune::best_time(gpu, first, bound, &mut || run().map(drop))?;
-    Ok(Some(best))
+    Ok(Ok(best))
 }

@@ -1,0 +1,260 @@
+//! The cases of the products: matrix products, convolutions, group convolutions, the cloned
+//! layer's kernels.
+
+use super::cases::{Case, Kernel};
+use super::exec::{abs, up, Out};
+use crate::autograd::Tape;
+use crate::gpu::Gpu;
+use crate::ops::{cloned, conv, gconv, matmul};
+use crate::reference as r;
+use crate::rng::Rng;
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// Run `case` if it is one of this file's kernels (false: it is not).
+pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Result<bool> {
+    match &case.kernel {
+        Kernel::Matmul {
+            variant,
+            tile,
+            d,
+            bias,
+            relu,
+        } => {
+            g.force(matmul::OP, Some(variant));
+            let old = matmul::reg_tile(g);
+            if let Some(t) = tile {
+                matmul::set_reg_tile(g, *t)?;
+            }
+            let res = run_matmul(g, o, rg, *d, *bias, *relu);
+            g.force(matmul::OP, None);
+            matmul::set_reg_tile(g, old)?;
+            res?;
+        }
+        Kernel::Conv { algo, d } => {
+            let d = *d;
+            let (x, x6) = up(g, &[d.batch, d.cin, d.h, d.w], rg)?;
+            let (w, w6) = up(g, &[d.cout, d.cin, d.k, d.k], rg)?;
+            let (b, b6) = up(g, &[d.cout], rg)?;
+            let (gy, g6) = up(g, &d.out_shape(), rg)?;
+            let y = conv::conv2d_with(*algo, &x, &w, Some(&b), d.pad)?;
+            let want = r::conv::forward(&x6, &w6, Some(&b6), d);
+            let want_abs = r::conv::forward(&abs(&x6), &abs(&w6), Some(&abs(&b6)), d);
+            o.sums("forward", &y, &want, &want_abs, d.cin * d.k * d.k + 1)?;
+            let dx = conv::conv2d_input_grad_with(*algo, &gy, &w, d)?;
+            let (rx, _, _) = r::conv::backward(&x6, &w6, &g6, d);
+            let (ax, _, _) = r::conv::backward(&abs(&x6), &abs(&w6), &abs(&g6), d);
+            o.sums("input grad", &dx, &rx, &ax, d.cout * d.k * d.k)?;
+        }
+        Kernel::ConvWeightGrad { algo, d } => {
+            let d = *d;
+            let (x, x6) = up(g, &[d.batch, d.cin, d.h, d.w], rg)?;
+            let w6 = vec![0.0; d.cout * d.cin * d.k * d.k];
+            let (gy, g6) = up(g, &d.out_shape(), rg)?;
+            let (dw, db) = conv::conv2d_weight_bias_grad_with(*algo, &x, &gy, d)?;
+            let (_, rw, rb) = r::conv::backward(&x6, &w6, &g6, d);
+            let (_, aw, ab) = r::conv::backward(&abs(&x6), &w6, &abs(&g6), d);
+            let k = d.batch * d.ho() * d.wo();
+            o.sums("weight grad", &dw, &rw, &aw, k)?;
+            o.sums("bias grad", &db, &rb, &ab, k)?;
+        }
+        Kernel::ConvFused { d } => {
+            let d = *d;
+            if !conv::fused_backward_fits(d) {
+                return Err(Error::invalid(format!("{d:?} is no fused-backward layer")));
+            }
+            let (x, x6) = up(g, &[d.batch, 1, d.h, d.w], rg)?;
+            let (w, w6) = up(g, &[d.cout, 1, d.k, d.k], rg)?;
+            let (gy, g6) = up(g, &d.out_shape(), rg)?;
+            let reg = (conv::ConvAlgo::Reg, conv::WeightGradAlgo::Reg);
+            let [dx, dw, db] = conv::conv2d_grads_with(reg, &x, &w, &gy, d, [true; 3])?;
+            let missing = || Error::Gpu("the fused backward left a gradient out".into());
+            let (rx, rw, rb) = r::conv::backward(&x6, &w6, &g6, d);
+            let (ax, aw, ab) = r::conv::backward(&abs(&x6), &abs(&w6), &abs(&g6), d);
+            let k = d.batch * d.ho() * d.wo();
+            o.sums("dx", &dx.ok_or_else(missing)?, &rx, &ax, d.cout * d.k * d.k)?;
+            o.sums("dw", &dw.ok_or_else(missing)?, &rw, &aw, k)?;
+            o.sums("db", &db.ok_or_else(missing)?, &rb, &ab, k)?;
+        }
+        Kernel::Mix { rows, k2, m } => {
+            let (c, c6) = up(g, &[*rows, *k2], rg)?;
+            let (m1, m16) = up(g, &[*k2, *m], rg)?;
+            let y = cloned::mix(&c, &m1)?;
+            let want = r::cloned::mix(&c6, &m16, *k2, *m);
+            o.sums("mix", &y, &want, &abs(&want), 1)?;
+            let (gy, g6) = up(g, &[*rows, k2 * m], rg)?;
+            let (dc, dm) = cloned::mix_backward(&gy, &c, &m1, true, true)?;
+            let (rc, rm) = r::cloned::mix_backward(&g6, &c6, &m16, *k2, *m);
+            let (ac, am) = r::cloned::mix_backward(&abs(&g6), &abs(&c6), &abs(&m16), *k2, *m);
+            let missing = || Error::Gpu("mix_backward left a gradient out".into());
+            o.sums("d codes", &dc.ok_or_else(missing)?, &rc, &ac, *m)?;
+            o.sums("d M1", &dm.ok_or_else(missing)?, &rm, &am, *rows)?;
+        }
+        Kernel::Taps { nb, k, d } => {
+            let n_out = (d - k + 1) * (d - k + 1);
+            let (b, b6) = up(g, &[*nb, n_out, d * d], rg)?;
+            let t = cloned::taps(&b, *k, *d)?;
+            let want = r::cloned::taps(&b6, *nb, *k, *d);
+            let want_abs = r::cloned::taps(&abs(&b6), *nb, *k, *d);
+            o.sums("taps", &t, &want, &want_abs, n_out)?;
+            let (x, x6) = up(g, &[*nb, k * k], rg)?;
+            o.exact(
+                "taps_adj",
+                &cloned::taps_adj(&x, *k, *d)?,
+                &r::cloned::taps_adj(&x6, *nb, *k, *d),
+            )?;
+        }
+        Kernel::Gram { nb, cols } => {
+            let (b, b6) = up(g, &[*nb, *cols], rg)?;
+            let want = r::cloned::gram(&b6, *nb);
+            let want_abs = r::cloned::gram(&abs(&b6), *nb);
+            o.sums("gram", &cloned::gram(&b)?, &want, &want_abs, *cols)?;
+            let (h, h6) = up(g, &[*nb, *nb], rg)?;
+            let want = r::cloned::gram_backward(&h6, &b6, *nb);
+            let want_abs = r::cloned::gram_backward(&abs(&h6), &abs(&b6), *nb);
+            let gb = cloned::gram_backward(&h, &b)?;
+            o.sums("gram_backward", &gb, &want, &want_abs, 2 * nb)?;
+        }
+        Kernel::GconvFilters { cout, cin, k } => {
+            let (cout, cin, k) = (*cout, *cin, *k);
+            let (w, w6) = up(g, &[cout, cin, k, k], rg)?;
+            let lf = gconv::lift_filter(&w)?;
+            o.exact(
+                "lift_filter",
+                &lf,
+                &r::gconv::lift_filter(&w6, cout, cin, k),
+            )?;
+            let (d, d6) = up(g, lf.shape(), rg)?;
+            let want = r::gconv::lift_filter_adjoint(&d6, cout, cin, k);
+            let want_abs = r::gconv::lift_filter_adjoint(&abs(&d6), cout, cin, k);
+            o.sums(
+                "lift_filter_adjoint",
+                &gconv::lift_filter_adjoint(&d)?,
+                &want,
+                &want_abs,
+                4,
+            )?;
+            let (w, w6) = up(g, &[cout, cin, 4, k, k], rg)?;
+            let pf = gconv::p4_filter(&w)?;
+            o.exact("p4_filter", &pf, &r::gconv::p4_filter(&w6, cout, cin, k))?;
+            let (d, d6) = up(g, pf.shape(), rg)?;
+            let want = r::gconv::p4_filter_adjoint(&d6, cout, cin, k);
+            let want_abs = r::gconv::p4_filter_adjoint(&abs(&d6), cout, cin, k);
+            o.sums(
+                "p4_filter_adjoint",
+                &gconv::p4_filter_adjoint(&d)?,
+                &want,
+                &want_abs,
+                4,
+            )?;
+        }
+        Kernel::Gconv { p4, d } => {
+            let d = *d;
+            let planes = if *p4 { 4 } else { 1 };
+            let xs: Vec<usize> = if *p4 {
+                vec![d.batch, d.cin, 4, d.h, d.w]
+            } else {
+                vec![d.batch, d.cin, d.h, d.w]
+            };
+            let ws: Vec<usize> = if *p4 {
+                vec![d.cout, d.cin, 4, d.k, d.k]
+            } else {
+                vec![d.cout, d.cin, d.k, d.k]
+            };
+            let (x, x6) = up(g, &xs, rg)?;
+            let (w, w6) = up(g, &ws, rg)?;
+            let (b, b6) = up(g, &[d.cout], rg)?;
+            let f = if *p4 {
+                r::gconv::p4_conv
+            } else {
+                r::gconv::lift_c4
+            };
+            let want = f(
+                &x6,
+                &w6,
+                Some(&b6),
+                d.batch,
+                d.cin,
+                d.h,
+                d.w,
+                d.cout,
+                d.k,
+                d.pad,
+            );
+            let (xa, wa, ba) = (abs(&x6), abs(&w6), abs(&b6));
+            let want_abs = f(
+                &xa,
+                &wa,
+                Some(&ba),
+                d.batch,
+                d.cin,
+                d.h,
+                d.w,
+                d.cout,
+                d.k,
+                d.pad,
+            );
+            let y = if *p4 {
+                gconv::p4_conv(&x, &w, Some(&b), d.pad)?
+            } else {
+                gconv::lift_c4(&x, &w, Some(&b), d.pad)?
+            };
+            o.sums(
+                "forward",
+                &y,
+                &want,
+                &want_abs,
+                d.cin * planes * d.k * d.k + 1,
+            )?;
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn run_matmul(
+    g: &Arc<Gpu>,
+    o: &mut Out,
+    rg: &mut Rng,
+    d: r::matmul::Dims,
+    bias: bool,
+    relu: bool,
+) -> Result<()> {
+    let (a_shape, b_shape) = (d.a_shape(), d.b_shape());
+    let (a, a6) = up(g, &a_shape, rg)?;
+    let (b, b6) = up(g, &b_shape, rg)?;
+    let (bi, bi6) = up(g, &[d.n], rg)?;
+    let mut tape = Tape::new();
+    let va = tape.leaf(a);
+    let vb = tape.leaf(b);
+    let vbias = bias.then(|| tape.leaf(bi));
+    let c = matmul::matmul_t(&mut tape, va, vb, d.ta, d.tb, vbias, relu)?;
+    let bref = bias.then_some(&bi6[..]);
+    let want = r::matmul::forward(&a6, &b6, d, bref, relu);
+    let babs = abs(&bi6);
+    let want_abs = r::matmul::forward(&abs(&a6), &abs(&b6), d, bias.then_some(&babs[..]), relu);
+    o.sums("C", tape.value(c), &want, &want_abs, d.k)?;
+    let (wt, w6) = up(g, tape.value(c).shape(), rg)?;
+    tape.backward_with(c, wt)?;
+    let gmask = if relu {
+        r::elementwise::relu_bwd(&w6, &want)
+    } else {
+        w6
+    };
+    let (da, db, dbias) = r::matmul::backward(&a6, &b6, d, &gmask);
+    let (da_abs, db_abs, _) = r::matmul::backward(&abs(&a6), &abs(&b6), d, &abs(&gmask));
+    // dA sums over N (and the batch when A is shared), dB over M (likewise).
+    let ka = d.n * if d.za == 0 { d.batch() } else { 1 };
+    let kb = d.m * if d.zb == 0 { d.batch() } else { 1 };
+    let grad = |v| {
+        tape.grad(v)
+            .ok_or_else(|| Error::Gpu("a gradient is missing".into()))
+    };
+    o.sums("dA", grad(va)?, &da, &da_abs, ka)?;
+    o.sums("dB", grad(vb)?, &db, &db_abs, kb)?;
+    if let Some(vbias) = vbias {
+        let dbias_abs = r::matmul::backward(&a6, &b6, d, &abs(&gmask)).2;
+        o.sums("dbias", grad(vbias)?, &dbias, &dbias_abs, d.batch() * d.m)?;
+    }
+    Ok(())
+}
