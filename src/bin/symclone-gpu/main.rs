@@ -38,6 +38,11 @@ struct Cli {
     /// conforming GPU offers: what a run needs to fit everywhere).
     #[arg(long, global = true, env = "SYMCLONE_LIMITS")]
     limits: Option<String>,
+    /// Run under wgpu's validation and, on Vulkan, the Khronos validation layer with
+    /// synchronization validation (when installed); any message stops the command with an error
+    /// naming the kernel. Slow: for checking, not for measuring.
+    #[arg(long, global = true, env = "SYMCLONE_VALIDATE")]
+    validate: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -253,6 +258,9 @@ fn program(cli: &Cli) -> Result<Vec<String>, Error> {
             v.extend([flag.to_string(), x.clone()]);
         }
     }
+    if cli.validate {
+        v.push("--validate".to_string());
+    }
     Ok(v)
 }
 
@@ -375,7 +383,7 @@ fn mixer_clone(
 ) -> Result<(), Error> {
     let args = &flags.args();
     let (cfg, op) = commands::mixer::mixer_config(teacher, &opts.preset, dim, opts.seed(), args)?;
-    let gpu = Gpu::new(&choice(cli))?;
+    let gpu = open(cli)?;
     let out = opts.out_dir();
     let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
     let report = commands::mixer::mixer_command(&gpu, &cfg, &op, args, &out, &mut bars)?;
@@ -387,12 +395,22 @@ fn mixer_clone(
     Ok(())
 }
 
+/// Open the adapter the flags choose; under `--validate`, say in one line what checks are on.
+fn open(cli: &Cli) -> Result<Arc<Gpu>, Error> {
+    let gpu = Gpu::new(&choice(cli))?;
+    if let Some(line) = gpu.validation_line() {
+        eprintln!("{line}");
+    }
+    Ok(gpu)
+}
+
 fn choice(cli: &Cli) -> AdapterChoice {
     AdapterChoice {
         backend: cli.backend.clone(),
         name: cli.adapter.clone(),
         family: cli.family.clone(),
         limits: cli.limits.clone(),
+        validate: cli.validate,
     }
 }
 
@@ -423,7 +441,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             markdown,
             reg_tile,
         } => {
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             if let Some(t) = reg_tile {
                 symclone::ops::matmul::set_reg_tile_str(&gpu, t)?;
             }
@@ -441,7 +459,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             symclone::bench::write_results(&gpu, &rows, json.as_deref(), markdown.as_deref())?;
         }
         Command::Tune { presets, budget } => {
-            commands::tune::command(&Gpu::new(&choice(&cli))?, presets, *budget)?
+            commands::tune::command(&open(&cli)?, presets, *budget)?
         }
         Command::Run {
             opts,
@@ -452,7 +470,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             if let Some(t) = time_limit {
                 symclone::error::stop_after(symclone::progress::parse_duration(t)?);
             }
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), *resume, None)?;
         }
         Command::Plan { opts, memory } => {
@@ -462,7 +480,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 )));
             }
             let cfg = opts.run_config()?;
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             eprintln!("running one step of every phase to measure it…");
             let plan = commands::plan::plan(&gpu, &cfg, (*memory * (1u64 << 30) as f64) as u64)?;
             print!("{}", commands::plan::markdown(&plan));
@@ -496,7 +514,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 .as_deref()
                 .map(commands::capacity::parse_capacity)
                 .transpose()?;
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             let out = opts.out_dir();
             let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
             if let Some(nbs) = nbs {
@@ -520,7 +538,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Teacher { model, task, opts } => {
             let cfg = opts.single_task(model, task, None, false)?;
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, None)?;
         }
         Command::Finetune {
@@ -531,7 +549,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             opts,
         } => {
             let cfg = opts.single_task(model, task, *beta, true)?;
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             let set = symclone::clone::io::load_clones(&gpu, clones)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, Some(set))?;
         }
@@ -576,7 +594,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             .subset(*train_n, *test_n)?;
             print!("{}", ds.describe());
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             eprintln!("adapter: {}", gpu.describe());
             for f in symclone::data::write_grids(&gpu, &ds, &tasks, out, *seed, *count)? {
                 println!("wrote {}", f.display());
