@@ -351,9 +351,8 @@ impl Gpu {
             pending,
             ..
         } = &mut *rec;
-        // Under --validate each dispatch has a pass of its own, labelled with the kernel: wgpu
-        // names the pass in its messages, and on Vulkan each pass is a command buffer of that
-        // name, which the layer's messages name.
+        // Under --validate each dispatch has a pass of its own, labelled with the kernel (on
+        // Vulkan a debug label around the dispatch and the name of its command buffer).
         if timing.is_some() || validate {
             *pass = None;
         }
@@ -382,10 +381,11 @@ impl Gpu {
         p.dispatch_workgroups(groups[0], groups[1], groups[2]);
         *dispatches += 1;
         if validate {
+            // Under --validate each dispatch is submitted on its own: wgpu checks a pass when
+            // its encoder is finished, and the layer checks a command buffer when it is recorded
+            // and submitted, so what either says then is about this kernel.
             pending.push(kernel);
-            drop(rec);
-            // What recording this dispatch raised (a bind group wgpu refused, say).
-            self.take_errors_for(&[kernel])?;
+            self.submit_locked(&mut rec)?;
         }
         Ok(())
     }

@@ -232,6 +232,66 @@ pub(super) fn one_line(msg: &str) -> String {
         .join(": ")
 }
 
+/// The label of the command buffer [`super::Gpu::provoke_hazard_for_tests`] submits.
+pub const HAZARD_KERNEL: &str = "hazard::copy_twice";
+
+impl super::Gpu {
+    /// For the tests of `--validate` only, never for use: submit one command buffer, labelled
+    /// [`HAZARD_KERNEL`], that copies into one buffer twice with no barrier between the copies,
+    /// recorded past wgpu (which would have put one there) — a write-after-write hazard that
+    /// only the layer's synchronization validation sees. Returns whether it was recorded
+    /// (false off Vulkan), and the error the recorder makes of what the layer said.
+    #[doc(hidden)]
+    pub fn provoke_hazard_for_tests(&self) -> crate::Result<bool> {
+        use wgpu::hal::CommandEncoder as _;
+        type Vk = wgpu::hal::api::Vulkan;
+        let buffer = |label, usage| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 256,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let src = buffer("hazard source", wgpu::BufferUsages::COPY_SRC);
+        let dst = buffer("hazard target", wgpu::BufferUsages::COPY_DST);
+        self.flush()?;
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some(HAZARD_KERNEL),
+            });
+        // SAFETY: both buffers are alive, unused by any other work and large enough for the
+        // copies; nothing else touches the encoder while the callback records into it, and it is
+        // not ended here (wgpu ends it in `finish`).
+        let recorded = unsafe {
+            let (s, d) = (src.as_hal::<Vk>(), dst.as_hal::<Vk>());
+            enc.as_hal_mut::<Vk, _, _>(|e| match (e, s.as_deref(), d.as_deref()) {
+                (Some(e), Some(s), Some(d)) => {
+                    let region = wgpu::hal::BufferCopy {
+                        src_offset: 0,
+                        dst_offset: 0,
+                        size: wgpu::BufferSize::new(256).expect("non-zero"),
+                    };
+                    e.begin_debug_marker(HAZARD_KERNEL);
+                    e.copy_buffer_to_buffer(s, d, std::iter::once(region));
+                    e.copy_buffer_to_buffer(s, d, std::iter::once(region));
+                    e.end_debug_marker();
+                    true
+                }
+                _ => false,
+            })
+        };
+        self.queue.submit([enc.finish()]);
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| crate::Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        let (shader, entry) = HAZARD_KERNEL.split_once("::").expect("shader::entry");
+        self.take_errors_for(&[(shader, entry)])?;
+        Ok(recorded)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
