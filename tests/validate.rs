@@ -75,6 +75,7 @@ fn expect_validation(r: Result<(), Error>, kernel: &str) -> String {
             }
             .to_string();
             assert!(!line.contains('\n'), "not one line: {line}");
+            eprintln!("{line}");
             message
         }
         other => panic!("expected a validation error naming {kernel}, got {other:?}"),

@@ -84,7 +84,8 @@ impl log::Log for Capture {
             let mut m = m.borrow_mut();
             if text.starts_with('\t') {
                 if let Some(last) = m.last_mut() {
-                    last.push_str(&text);
+                    last.push('\n');
+                    last.push_str(text.trim_start());
                     return;
                 }
             }
@@ -122,7 +123,6 @@ pub struct Validation {
     layer: Option<String>,
     /// The logger is ours (else the layer's messages go to another logger).
     captured: bool,
-    backends: wgpu::Backends,
 }
 
 impl Validation {
@@ -173,11 +173,6 @@ impl Validation {
             }
         }
     }
-
-    /// The backends the instance was made for.
-    pub fn backends(&self) -> wgpu::Backends {
-        self.backends
-    }
 }
 
 /// The instance flags for a run with or without `--validate`. Without it, the backend's
@@ -199,7 +194,6 @@ pub(super) fn flags(validate: bool) -> wgpu::InstanceFlags {
 /// start-up status) while the instance is made, then lowered to warnings.
 pub(super) fn instance(desc: wgpu::InstanceDescriptor) -> (wgpu::Instance, Validation) {
     static SERIAL: Mutex<()> = Mutex::new(());
-    let backends = desc.backends;
     let captured = install();
     let _one_at_a_time = SERIAL.lock().unwrap();
     STATUS.lock().unwrap().clear();
@@ -213,14 +207,7 @@ pub(super) fn instance(desc: wgpu::InstanceDescriptor) -> (wgpu::Instance, Valid
     let layer = STATUS.lock().unwrap().pop();
     // Start-up chatter of the loader on this thread is not a fault of a kernel.
     drain();
-    (
-        instance,
-        Validation {
-            layer,
-            captured,
-            backends,
-        },
-    )
+    (instance, Validation { layer, captured })
 }
 
 /// Several lines of a message as one: `Caused by:` and blank lines dropped, the rest joined.
