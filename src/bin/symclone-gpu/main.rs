@@ -1,15 +1,17 @@
 //! symclone-gpu: symmetry cloning on any GPU. CLI only: parse, call the library, print.
 
 mod args;
+mod open;
 
 use args::{MixerFlags, RunArgs, SweepRunFlags};
 use clap::{Parser, Subcommand};
+use open::{choice, open, program};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use symclone::clone::CloneSet;
 use symclone::config::RunConfig;
-use symclone::gpu::{adapter, AdapterChoice};
+use symclone::gpu::adapter;
 use symclone::progress::{Bars, Reporter};
 use symclone::{commands, pipeline, results};
 use symclone::{Error, Gpu};
@@ -243,27 +245,6 @@ enum SweepCommand {
     },
 }
 
-/// This program with the global flags it was given, as a cell's process runs it.
-fn program(cli: &Cli) -> Result<Vec<String>, Error> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::invalid(format!("cannot find this program's path: {e}")))?;
-    let mut v = vec![exe.display().to_string()];
-    for (flag, value) in [
-        ("--backend", &cli.backend),
-        ("--adapter", &cli.adapter),
-        ("--family", &cli.family),
-        ("--limits", &cli.limits),
-    ] {
-        if let Some(x) = value {
-            v.extend([flag.to_string(), x.clone()]);
-        }
-    }
-    if cli.validate {
-        v.push("--validate".to_string());
-    }
-    Ok(v)
-}
-
 fn sweep(cli: &Cli, command: &SweepCommand) -> Result<(), Error> {
     use symclone::sweep;
     let cell_bars = |total: usize| {
@@ -393,25 +374,6 @@ fn mixer_clone(
         out.join("report.html").display()
     );
     Ok(())
-}
-
-/// Open the adapter the flags choose; under `--validate`, say in one line what checks are on.
-fn open(cli: &Cli) -> Result<Arc<Gpu>, Error> {
-    let gpu = Gpu::new(&choice(cli))?;
-    if let Some(line) = gpu.validation_line() {
-        eprintln!("{line}");
-    }
-    Ok(gpu)
-}
-
-fn choice(cli: &Cli) -> AdapterChoice {
-    AdapterChoice {
-        backend: cli.backend.clone(),
-        name: cli.adapter.clone(),
-        family: cli.family.clone(),
-        limits: cli.limits.clone(),
-        validate: cli.validate,
-    }
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
