@@ -23,6 +23,9 @@ pub enum Error {
     /// An error reported by the GPU driver or wgpu.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// A message of wgpu's validation or of the Vulkan validation layer, under `--validate`.
+    #[error("validation failed in kernel {kernel}: {message}")]
+    Validation { kernel: String, message: String },
     /// An invalid argument (a batch size of 0, an unknown name, ...).
     #[error("{0}")]
     Invalid(String),

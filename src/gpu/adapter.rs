@@ -1,6 +1,7 @@
 //! Adapter choice: the user's backend and name filter (flags or environment), otherwise the best
 //! adapter by kind — discrete, integrated, virtual, then CPU (Mesa lavapipe).
 
+use super::validate::Validation;
 use crate::{Error, Result};
 
 /// How the user asked for an adapter.
@@ -15,11 +16,14 @@ pub struct AdapterChoice {
     /// `adapter` (the adapter's own limits) or `webgpu` (WebGPU's default limits, the least any
     /// conforming GPU offers); None = adapter.
     pub limits: Option<String>,
+    /// `--validate`: wgpu's validation and, on Vulkan, the Khronos validation layer with
+    /// synchronization validation; every message is an error naming the kernel.
+    pub validate: bool,
 }
 
 impl AdapterChoice {
-    /// The choice from the environment: `SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER`, `SYMCLONE_FAMILY`
-    /// and `SYMCLONE_LIMITS`.
+    /// The choice from the environment: `SYMCLONE_BACKEND`, `SYMCLONE_ADAPTER`, `SYMCLONE_FAMILY`,
+    /// `SYMCLONE_LIMITS` and `SYMCLONE_VALIDATE` (`1`, `true` or `yes`).
     pub fn from_env() -> Self {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         AdapterChoice {
@@ -27,6 +31,7 @@ impl AdapterChoice {
             name: get("SYMCLONE_ADAPTER"),
             family: get("SYMCLONE_FAMILY"),
             limits: get("SYMCLONE_LIMITS"),
+            validate: get("SYMCLONE_VALIDATE").is_some_and(|v| env_true(&v)),
         }
     }
 
@@ -41,6 +46,14 @@ impl AdapterChoice {
             ))),
         }
     }
+}
+
+/// Whether an environment variable's value means yes (`1`, `true`, `yes`, `on`).
+pub fn env_true(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
 }
 
 /// Parse a backend name into wgpu's backend set.
@@ -90,17 +103,29 @@ pub fn quiet_device_select_layer() {
     }
 }
 
-pub(crate) fn new_instance(backends: wgpu::Backends) -> wgpu::Instance {
+fn new_instance(backends: wgpu::Backends, validate: bool) -> (wgpu::Instance, Option<Validation>) {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
-    wgpu::Instance::new(desc)
+    desc.flags = super::validate::flags(validate);
+    if validate {
+        let (i, v) = super::validate::instance(desc);
+        (i, Some(v))
+    } else {
+        (wgpu::Instance::new(desc), None)
+    }
 }
 
 /// Every adapter of the given backends, in preference order (the first is what `auto` picks).
 pub fn enumerate(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
+    Ok(enumerate_validated(choice)?.0)
+}
+
+/// [`enumerate`], and what `choice.validate` put in force on the instance that found them.
+fn enumerate_validated(choice: &AdapterChoice) -> Result<(Vec<wgpu::Adapter>, Option<Validation>)> {
     let backends = parse_backends(choice.backend.as_deref())?;
     // With no backend named, look at the primary APIs first and at GL only if they have nothing.
     let mut adapters = Vec::new();
+    let mut validation = None;
     let tries: &[wgpu::Backends] = if choice.backend.is_none() || backends == wgpu::Backends::all()
     {
         &[wgpu::Backends::PRIMARY, wgpu::Backends::GL]
@@ -108,7 +133,8 @@ pub fn enumerate(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
         std::slice::from_ref(&backends)
     };
     for &b in tries {
-        let instance = new_instance(b);
+        let (instance, v) = new_instance(b, choice.validate);
+        validation = v;
         adapters = pollster::block_on(instance.enumerate_adapters(b));
         if !adapters.is_empty() {
             break;
@@ -124,7 +150,7 @@ pub fn enumerate(choice: &AdapterChoice) -> Result<Vec<wgpu::Adapter>> {
         let gl = u32::from(i.backend == wgpu::Backend::Gl);
         (device_rank(i.device_type), gl)
     });
-    Ok(adapters)
+    Ok((adapters, validation))
 }
 
 /// The message printed when no adapter is found.
@@ -153,10 +179,19 @@ pub fn summaries(choice: &AdapterChoice) -> Result<Vec<AdapterSummary>> {
 
 /// Pick the adapter the user asked for, or the best one.
 pub fn choose(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
-    enumerate(choice)?
+    Ok(choose_validated(choice)?.0)
+}
+
+/// [`choose`], and what `choice.validate` put in force (None without it).
+pub(super) fn choose_validated(
+    choice: &AdapterChoice,
+) -> Result<(wgpu::Adapter, Option<Validation>)> {
+    let (adapters, validation) = enumerate_validated(choice)?;
+    let adapter = adapters
         .into_iter()
         .next()
-        .ok_or_else(|| Error::NoAdapter(no_adapter_message(choice)))
+        .ok_or_else(|| Error::NoAdapter(no_adapter_message(choice)))?;
+    Ok((adapter, validation))
 }
 
 /// A printable description of one adapter: what `symclone-gpu devices` shows.

@@ -60,6 +60,8 @@ pub struct Gpu {
     pub(super) rec: Mutex<Recorder>,
     pub(super) uniform_buf: wgpu::Buffer,
     pub(super) errors: Arc<Mutex<Vec<String>>>,
+    /// What `--validate` put in force (None: not asked for).
+    pub(super) validation: Option<super::Validation>,
     pub(super) submissions: Mutex<u64>,
     /// Floating-point operations of the matrix products and convolutions launched so far.
     pub(super) flops: std::sync::atomic::AtomicU64,
@@ -77,9 +79,9 @@ impl Gpu {
     /// adapter's type when it names none, or `auto`).
     pub fn new(choice: &AdapterChoice) -> Result<Arc<Gpu>> {
         let family = KernelFamily::parse(choice.family.as_deref())?;
-        let adapter = super::adapter::choose(choice)?;
+        let (adapter, validation) = super::adapter::choose_validated(choice)?;
         let limits = choice.limits_for(&adapter)?;
-        let gpu = Self::from_adapter_with_limits(adapter, limits)?;
+        let gpu = Self::open(adapter, limits, validation)?;
         if let Some(f) = family {
             gpu.set_family(f);
         }
@@ -101,7 +103,8 @@ impl Gpu {
     /// Open the adapter chosen by `choice` with the given limits (`wgpu::Limits::default()`:
     /// WebGPU's defaults, the least any conforming GPU offers; or the adapter's with some lowered).
     pub fn with_limits(choice: &AdapterChoice, limits: wgpu::Limits) -> Result<Arc<Gpu>> {
-        Self::from_adapter_with_limits(super::adapter::choose(choice)?, limits)
+        let (adapter, validation) = super::adapter::choose_validated(choice)?;
+        Self::open(adapter, limits, validation)
     }
 
     /// Open a given adapter with the given limits. Each must be within what the adapter offers
@@ -110,6 +113,14 @@ impl Gpu {
     pub fn from_adapter_with_limits(
         adapter: wgpu::Adapter,
         limits: wgpu::Limits,
+    ) -> Result<Arc<Gpu>> {
+        Self::open(adapter, limits, None)
+    }
+
+    fn open(
+        adapter: wgpu::Adapter,
+        limits: wgpu::Limits,
+        validation: Option<super::Validation>,
     ) -> Result<Arc<Gpu>> {
         let info = adapter.get_info();
         let mut short = Vec::new();
@@ -164,6 +175,7 @@ impl Gpu {
             rec: Mutex::new(rec),
             uniform_buf,
             errors,
+            validation,
             submissions: Mutex::new(0),
             flops: std::sync::atomic::AtomicU64::new(0),
         }))
@@ -321,14 +333,76 @@ impl Gpu {
         *self.submissions.lock().unwrap()
     }
 
-    pub(super) fn take_errors(&self) -> Result<()> {
-        let mut e = self.errors.lock().unwrap();
-        if e.is_empty() {
-            Ok(())
-        } else {
-            let msg = e.join("; ");
-            e.clear();
-            Err(Error::Gpu(msg))
-        }
+    /// What `--validate` put in force on this device (None: it was not asked for).
+    pub fn validation(&self) -> Option<&super::Validation> {
+        self.validation.as_ref()
     }
+
+    /// The one line that says what checks this device runs under (None without `--validate`).
+    pub fn validation_line(&self) -> Option<String> {
+        self.validation
+            .as_ref()
+            .map(|v| v.describe(self.info.backend))
+    }
+
+    pub(super) fn take_errors(&self) -> Result<()> {
+        self.take_errors_for(&[])
+    }
+
+    /// The errors wgpu reported since the last call and, under `--validate`, the validation
+    /// layer's messages on this thread, as one error. `kernels` are the kernels that may have
+    /// caused them (the one being recorded, or those of a submission): under `--validate` the
+    /// error names the one the message names (by its label), else the only or the last one.
+    pub(super) fn take_errors_for(&self, kernels: &[(&'static str, &'static str)]) -> Result<()> {
+        let mut msgs = std::mem::take(&mut *self.errors.lock().unwrap());
+        if self.validation.is_none() {
+            return if msgs.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Gpu(msgs.join("; ")))
+            };
+        }
+        msgs.extend(
+            super::validate::drain()
+                .into_iter()
+                .map(|m| format!("Khronos validation layer: {m}")),
+        );
+        let Some(first) = msgs.first() else {
+            return Ok(());
+        };
+        let named = kernels
+            .iter()
+            .map(|(s, e)| format!("{s}::{e}"))
+            .find(|k| msgs.iter().any(|m| names(m, k)));
+        let kernel = match (named, kernels) {
+            (Some(k), _) => k,
+            (None, []) => "(none: outside any dispatch)".to_string(),
+            (None, [(s, e)]) => format!("{s}::{e}"),
+            (None, [.., (s, e)]) => {
+                format!(
+                    "{s}::{e} or one of the {} kernels submitted with it",
+                    kernels.len() - 1
+                )
+            }
+        };
+        let more = match msgs.len() {
+            1 => String::new(),
+            n => format!(" (and {} more messages)", n - 1),
+        };
+        Err(Error::Validation {
+            kernel,
+            message: format!("{}{more}", super::validate::one_line(first)),
+        })
+    }
+}
+
+/// Whether `message` names `kernel` (`shader::entry`) as a whole word: a label in wgpu's message,
+/// an object's or command buffer's name in the layer's.
+fn names(message: &str, kernel: &str) -> bool {
+    message.match_indices(kernel).any(|(i, _)| {
+        let word = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
+        let before = message[..i].chars().next_back();
+        let after = message[i + kernel.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
 }

@@ -18,6 +18,7 @@ mod recorder;
 pub mod shader;
 mod timing;
 pub mod tune;
+mod validate;
 
 pub use adapter::{AdapterChoice, AdapterSummary};
 pub use device::{Gpu, KernelFamily};
@@ -26,6 +27,7 @@ pub use recorder::{grid_1d, Bindable, Launch};
 pub use shader::{specialize, Shader};
 pub use timing::KernelTimes;
 pub use tune::{Candidate, Choice, Op};
+pub use validate::Validation;
 
 /// Submit after this many recorded dispatches even if nobody reads.
 pub const MAX_PENDING_DISPATCHES: u32 = 256;

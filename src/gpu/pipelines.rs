@@ -61,6 +61,9 @@ pub(super) struct Cached {
     pub(super) id: u64,
     pub(super) pipeline: wgpu::ComputePipeline,
     pub(super) layout: wgpu::BindGroupLayout,
+    /// The kernel, as it labels the pipeline, its bind groups and (under `--validate`) its passes.
+    pub(super) shader: &'static str,
+    pub(super) entry: &'static str,
 }
 
 impl Gpu {
@@ -77,12 +80,22 @@ impl Gpu {
             return Ok(c.clone());
         }
         let src = specialize(shader.src, consts)?;
-        shader::validate(shader.name, &src)?;
+        let parsed = shader::parse(shader.name, &src)?;
+        // Under --validate the module goes to wgpu as naga's IR, not as WGSL text: from text,
+        // wgpu's debug mode (which --validate needs, for the layer's messages) writes the WGSL
+        // into the SPIR-V with `OpSource WGSL`, a source language Khronos validation layers
+        // before 1.3.250 or so do not know ("Invalid source language operand: 10"), and they then
+        // check nothing else of the module.
+        let source = if self.validation.is_some() {
+            wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(parsed))
+        } else {
+            wgpu::ShaderSource::Wgsl(src.into())
+        };
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(shader.name),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
+                source,
             });
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
             binding: 0,
@@ -121,24 +134,30 @@ impl Gpu {
                 bind_group_layouts: &[Some(&layout)],
                 immediate_size: 0,
             });
+        let label = format!("{}::{entry}", shader.name);
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
+                label: Some(&label),
                 layout: Some(&pl),
                 module: &module,
                 entry_point: Some(entry),
                 compilation_options: Default::default(),
                 cache: None,
             });
-        self.take_errors()
-            .map_err(|e| Error::Gpu(format!("building {}::{entry}: {e}", shader.name)))?;
+        self.take_errors_for(&[(shader.name, entry)])
+            .map_err(|e| match e {
+                Error::Gpu(m) => Error::Gpu(format!("building {}::{entry}: {m}", shader.name)),
+                other => other,
+            })?;
         let mut cache = self.pipelines.lock().unwrap();
         let id = cache.len() as u64;
         let c = Arc::new(Cached {
             id,
             pipeline,
             layout,
+            shader: shader.name,
+            entry,
         });
         cache.insert(key, c.clone());
         Ok(c)

@@ -60,6 +60,9 @@ pub(super) struct Recorder {
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     /// The kernels whose 1-D grid has been folded into 2-D (shader, entry).
     folded: HashSet<(&'static str, &'static str)>,
+    /// Under `--validate`: the kernels recorded since the last submission, in order (what a
+    /// message raised at the submission may name).
+    pending: Vec<(&'static str, &'static str)>,
 }
 
 impl Recorder {
@@ -74,6 +77,7 @@ impl Recorder {
             belt_used: false,
             bind_groups: HashMap::new(),
             folded: HashSet::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -138,12 +142,13 @@ impl Gpu {
         *self.submissions.lock().unwrap() += 1;
         rec.uniforms.clear();
         rec.dispatches = 0;
+        let pending = std::mem::take(&mut rec.pending);
         if read_timing {
             let period = self.queue.get_timestamp_period() as f64;
             let t = rec.timing.as_mut().expect("timing state");
             t.collect(&self.device, period, read_mapped)?;
         }
-        self.take_errors()
+        self.take_errors_for(&pending)
     }
 
     /// Submit everything recorded so far.
@@ -336,16 +341,22 @@ impl Gpu {
         rec.uniforms.extend_from_slice(&l.params);
         rec.uniforms.resize((offset + slot) as usize, 0);
         let bg = self.bind_group(&mut rec, &cached, &l.bufs);
+        let kernel = (l.shader.name, l.entry);
+        let validate = self.validation.is_some();
         let Recorder {
             encoder,
             pass,
             timing,
             dispatches,
+            pending,
             ..
         } = &mut *rec;
-        if timing.is_some() {
+        // Under --validate each dispatch has a pass of its own, labelled with the kernel (on
+        // Vulkan a debug label around the dispatch and the name of its command buffer).
+        if timing.is_some() || validate {
             *pass = None;
         }
+        let label = validate.then(|| format!("{}::{}", kernel.0, kernel.1));
         if pass.is_none() {
             let enc = encoder.get_or_insert_with(|| {
                 self.device
@@ -358,7 +369,7 @@ impl Gpu {
                 .map(|t| t.pass_writes((l.shader.name, l.entry)));
             *pass = Some(
                 enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
+                    label: label.as_deref(),
                     timestamp_writes: ts,
                 })
                 .forget_lifetime(),
@@ -369,6 +380,13 @@ impl Gpu {
         p.set_bind_group(0, &bg, &[offset as u32]);
         p.dispatch_workgroups(groups[0], groups[1], groups[2]);
         *dispatches += 1;
+        if validate {
+            // Under --validate each dispatch is submitted on its own: wgpu checks a pass when
+            // its encoder is finished, and the layer checks a command buffer when it is recorded
+            // and submitted, so what either says then is about this kernel.
+            pending.push(kernel);
+            self.submit_locked(&mut rec)?;
+        }
         Ok(())
     }
 
@@ -405,8 +423,9 @@ impl Gpu {
                 }),
             });
         }
+        let label = format!("{}::{}", cached.shader, cached.entry);
         let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
+            label: Some(&label),
             layout: &cached.layout,
             entries: &entries,
         });

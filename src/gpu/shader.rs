@@ -128,6 +128,11 @@ pub fn specialize(src: &str, consts: &[(&str, u32)]) -> Result<String> {
 
 /// Parse and validate WGSL with naga; the error names the shader and carries naga's message.
 pub fn validate(name: &str, src: &str) -> Result<()> {
+    parse(name, src).map(drop)
+}
+
+/// [`validate`], returning naga's module.
+pub(crate) fn parse(name: &str, src: &str) -> Result<naga::Module> {
     let module = naga::front::wgsl::parse_str(src)
         .map_err(|e| Error::Gpu(format!("{name}: {}", e.emit_to_string(src))))?;
     naga::valid::Validator::new(
@@ -136,7 +141,7 @@ pub fn validate(name: &str, src: &str) -> Result<()> {
     )
     .validate(&module)
     .map_err(|e| Error::Gpu(format!("{name}: {}", e.emit_to_string(src))))?;
-    Ok(())
+    Ok(module)
 }
 
 /// The back ends [`translate`] writes, by name.

@@ -1,15 +1,17 @@
 //! symclone-gpu: symmetry cloning on any GPU. CLI only: parse, call the library, print.
 
 mod args;
+mod open;
 
 use args::{CheckArgs, MixerFlags, RunArgs, SweepRunFlags};
 use clap::{Parser, Subcommand};
+use open::{choice, open, program};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use symclone::clone::CloneSet;
 use symclone::config::RunConfig;
-use symclone::gpu::{adapter, AdapterChoice};
+use symclone::gpu::adapter;
 use symclone::progress::{Bars, Reporter};
 use symclone::{commands, pipeline, results};
 use symclone::{Error, Gpu};
@@ -38,6 +40,11 @@ struct Cli {
     /// conforming GPU offers: what a run needs to fit everywhere).
     #[arg(long, global = true, env = "SYMCLONE_LIMITS")]
     limits: Option<String>,
+    /// Run under wgpu's validation and, on Vulkan, the Khronos validation layer with
+    /// synchronization validation (when installed); any message stops the command with an error
+    /// naming the kernel. Slow: for checking, not for measuring.
+    #[arg(long, global = true, env = "SYMCLONE_VALIDATE")]
+    validate: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -245,24 +252,6 @@ enum SweepCommand {
     },
 }
 
-/// This program with the global flags it was given, as a cell's process runs it.
-fn program(cli: &Cli) -> Result<Vec<String>, Error> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::invalid(format!("cannot find this program's path: {e}")))?;
-    let mut v = vec![exe.display().to_string()];
-    for (flag, value) in [
-        ("--backend", &cli.backend),
-        ("--adapter", &cli.adapter),
-        ("--family", &cli.family),
-        ("--limits", &cli.limits),
-    ] {
-        if let Some(x) = value {
-            v.extend([flag.to_string(), x.clone()]);
-        }
-    }
-    Ok(v)
-}
-
 fn sweep(cli: &Cli, command: &SweepCommand) -> Result<(), Error> {
     use symclone::sweep;
     let cell_bars = |total: usize| {
@@ -382,7 +371,7 @@ fn mixer_clone(
 ) -> Result<(), Error> {
     let args = &flags.args();
     let (cfg, op) = commands::mixer::mixer_config(teacher, &opts.preset, dim, opts.seed(), args)?;
-    let gpu = Gpu::new(&choice(cli))?;
+    let gpu = open(cli)?;
     let out = opts.out_dir();
     let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
     let report = commands::mixer::mixer_command(&gpu, &cfg, &op, args, &out, &mut bars)?;
@@ -392,15 +381,6 @@ fn mixer_clone(
         out.join("report.html").display()
     );
     Ok(())
-}
-
-fn choice(cli: &Cli) -> AdapterChoice {
-    AdapterChoice {
-        backend: cli.backend.clone(),
-        name: cli.adapter.clone(),
-        family: cli.family.clone(),
-        limits: cli.limits.clone(),
-    }
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
@@ -430,7 +410,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             markdown,
             reg_tile,
         } => {
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             if let Some(t) = reg_tile {
                 symclone::ops::matmul::set_reg_tile_str(&gpu, t)?;
             }
@@ -459,7 +439,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             report.verdict()?;
         }
         Command::Tune { presets, budget } => {
-            commands::tune::command(&Gpu::new(&choice(&cli))?, presets, *budget)?
+            commands::tune::command(&open(&cli)?, presets, *budget)?
         }
         Command::Run {
             opts,
@@ -470,7 +450,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             if let Some(t) = time_limit {
                 symclone::error::stop_after(symclone::progress::parse_duration(t)?);
             }
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), *resume, None)?;
         }
         Command::Plan { opts, memory } => {
@@ -480,7 +460,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 )));
             }
             let cfg = opts.run_config()?;
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             eprintln!("running one step of every phase to measure it…");
             let plan = commands::plan::plan(&gpu, &cfg, (*memory * (1u64 << 30) as f64) as u64)?;
             print!("{}", commands::plan::markdown(&plan));
@@ -514,7 +494,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 .as_deref()
                 .map(commands::capacity::parse_capacity)
                 .transpose()?;
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             let out = opts.out_dir();
             let mut bars = Bars::with_header(vec![format!("adapter: {}", gpu.describe())]);
             if let Some(nbs) = nbs {
@@ -538,7 +518,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Teacher { model, task, opts } => {
             let cfg = opts.single_task(model, task, None, false)?;
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, None)?;
         }
         Command::Finetune {
@@ -549,7 +529,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             opts,
         } => {
             let cfg = opts.single_task(model, task, *beta, true)?;
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             let set = symclone::clone::io::load_clones(&gpu, clones)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, Some(set))?;
         }
@@ -594,7 +574,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             .subset(*train_n, *test_n)?;
             print!("{}", ds.describe());
-            let gpu = Gpu::new(&choice(&cli))?;
+            let gpu = open(&cli)?;
             eprintln!("adapter: {}", gpu.describe());
             for f in symclone::data::write_grids(&gpu, &ds, &tasks, out, *seed, *count)? {
                 println!("wrote {}", f.display());
