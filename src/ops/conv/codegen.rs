@@ -44,8 +44,8 @@ const LANES: [&str; 4] = ["x", "y", "z", "w"];
 /// Booleans that only choose a value are `&` of comparisons, never `&&` or `||`: naga lowers a
 /// short-circuit operator to a branch (SPIR-V `OpSelectionMerge`), and SwiftShader's compiler
 /// takes time and memory exponential in the number of such branches inside one loop body (a
-/// probe: 9 to 13 of them in a loop, 0.1 s to 26 s and 86 MB to 347 MB; `conv_bwd_reg_1_1x7_p0`,
-/// with over 100, did not finish within 22 GB). With `&` there is no branch to compile.
+/// probe: a loop calling 9 to 13 times a load with two `&&`, 0.1 s to 26 s and 86 MB to 347 MB;
+/// `conv_bwd_reg_1_1x7_p0`, with about 100, ran past 7.5 GB). With `&` there is no branch.
 #[allow(clippy::too_many_arguments)]
 fn row_lines(
     s: &mut String,
