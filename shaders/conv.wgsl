@@ -31,9 +31,10 @@ const TX: u32 = 4u;
 const SEG: u32 = TX + K - 1u;
 const WG: u32 = 64u;
 
-// in[row + ix] with zero outside [0, w).
+// in[row + ix] with zero outside [0, w). `&`, not `&&`: a short-circuit operator is a branch
+// (see src/ops/conv/codegen.rs, `row_lines`).
 fn load_x(row: u32, ix: i32) -> f32 {
-    let inb = ix >= 0 && ix < i32(p.w);
+    let inb = (ix >= 0) & (ix < i32(p.w));
     let v = cx[row + u32(clamp(ix, 0, i32(p.w) - 1))];
     return select(0.0, v, inb);
 }

@@ -46,9 +46,10 @@ const NT: u32 = 16u * WGY;
 var<workgroup> ta: array<f32, BK * AS>;
 var<workgroup> tb: array<f32, BK * BS>;
 
-// in[base + iy·w + ix] with zero outside the image (iy, ix signed).
+// in[base + iy·w + ix] with zero outside the image (iy, ix signed). `&`, not `&&`: a
+// short-circuit operator is a branch (see src/ops/conv/codegen.rs, `row_lines`).
 fn gather(base: u32, iy: i32, ix: i32) -> f32 {
-    let inb = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+    let inb = (iy >= 0) & (iy < i32(p.h)) & (ix >= 0) & (ix < i32(p.w));
     let off = u32(clamp(iy, 0, i32(p.h) - 1)) * p.w + u32(clamp(ix, 0, i32(p.w) - 1));
     return select(0.0, cx[base + off], inb);
 }

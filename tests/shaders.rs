@@ -185,3 +185,23 @@ fn every_parameter_struct_matches_the_uniform_struct_naga_reflects_in_every_sour
         }
     }
 }
+
+#[test]
+fn no_kernel_computes_a_value_with_a_short_circuit_operator() {
+    // naga lowers `&&` and `||` to branches, and SwiftShader's compiler takes time and memory
+    // exponential in the branches of one loop body (src/ops/conv/codegen.rs, `row_lines`): a
+    // boolean that chooses a value or guards a load is `&` / `|` of comparisons. Only an `if`
+    // (one branch either way) may short-circuit.
+    let sources = symclone::ops::all_shader_sources().expect("sources");
+    let bad: Vec<String> = sources
+        .iter()
+        .flat_map(|(label, src)| {
+            src.lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with("//") && (l.contains("&&") || l.contains("||")))
+                .filter(|l| !(l.starts_with("if ") || l.starts_with("} else if ")))
+                .map(move |l| format!("{label}: {l}"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "short-circuit values:\n{}", bad.join("\n"));
+}

@@ -22,12 +22,14 @@ const REG_PRELUDE: &str = "struct G {
 /// WGSL of `fn {name}(row, ok, ix)`: `buf[row + ix]` where the row is inside the image (`ok`) and
 /// ix in [0, `width`), else 0. Every generated kernel has `ld` over its input `x` (width p.w);
 /// `conv_bwd_reg` also has `ldi` over the forward input `xin` (the size of its output, p.wo wide).
+/// The condition is `&` of bools, not `&&`: naga lowers each short-circuit operator to a branch,
+/// and a kernel calls this dozens of times inside its channel loop (see [`row_lines`]).
 fn padded_load(name: &str, buf: &str, width: &str) -> String {
     format!(
         "// {buf}[row + ix] where the row is inside the image (ok) and ix in [0, {width}), else 0.
 fn {name}(row: u32, ok: bool, ix: i32) -> f32 {{
     let v = {buf}[row + u32(clamp(ix, 0, i32({width}) - 1))];
-    return select(0.0, v, ok && ix >= 0 && ix < i32({width}));
+    return select(0.0, v, ok & (ix >= 0) & (ix < i32({width})));
 }}
 "
     )
@@ -38,6 +40,12 @@ const LANES: [&str; 4] = ["x", "y", "z", "w"];
 /// Emits, at `indent`, the three lines that place an image row for `ld`/`ldi`: `iy{tag}` = the
 /// row `y` (a WGSL i32 expression), `ok{tag}` whether it lies in [0, `h`), and `{name}{tag}` =
 /// `base` + the clamped row × `w` (the row's first element).
+///
+/// Booleans that only choose a value are `&` of comparisons, never `&&` or `||`: naga lowers a
+/// short-circuit operator to a branch (SPIR-V `OpSelectionMerge`), and SwiftShader's compiler
+/// takes time and memory exponential in the number of such branches inside one loop body (a
+/// probe: a loop calling 9 to 13 times a load with two `&&`, 0.1 s to 26 s and 86 MB to 347 MB;
+/// `conv_bwd_reg_1_1x7_p0`, with about 100, ran past 7.5 GB). With `&` there is no branch.
 #[allow(clippy::too_many_arguments)]
 fn row_lines(
     s: &mut String,
@@ -52,7 +60,7 @@ fn row_lines(
     let _ = writeln!(s, "{indent}let iy{tag} = {y};");
     let _ = writeln!(
         s,
-        "{indent}let ok{tag} = iy{tag} >= 0 && iy{tag} < i32({h});"
+        "{indent}let ok{tag} = (iy{tag} >= 0) & (iy{tag} < i32({h}));"
     );
     let _ = writeln!(
         s,
