@@ -130,13 +130,7 @@ impl FolderLock {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(LOCK_NAME);
         for _ in 0..8 {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
+            let file = open_lock_file(&path)?;
             if !file.try_lock_exclusive().map_err(|e| Error::io(&path, e))? {
                 let mut holder = String::new();
                 let _ = (&file).take(64).read_to_string(&mut holder);
@@ -169,6 +163,38 @@ impl FolderLock {
             path.display()
         )))
     }
+}
+
+/// Open (creating it if missing) the lock file at `path` for reading and writing, without
+/// following a link planted there (the open fails, and so nothing outside the folder is ever
+/// opened for writing) and without blocking on a FIFO; anything but a regular file is refused
+/// with one line.
+fn open_lock_file(path: &Path) -> Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let refused = |what: &str| {
+        Error::invalid(format!(
+            "{}: the folder's lock file is {what}; remove it, or choose another --out",
+            path.display()
+        ))
+    };
+    let file = opts.open(path).map_err(|e| {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            refused("a symbolic link (not followed: it could point outside the folder)")
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    let m = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !m.is_file() {
+        return Err(refused("not a regular file (a FIFO, a device or a socket)"));
+    }
+    Ok(file)
 }
 
 /// Who holds the lock on `dir`, if anyone: the process id its lock file names ("another

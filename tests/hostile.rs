@@ -709,5 +709,34 @@ fn writes_are_atomic_and_a_folder_has_one_writer() {
     assert!(!run_dir.join(LOCK_NAME).exists());
     // Released: the next writer gets it.
     drop(FolderLock::acquire(&run_dir).unwrap());
+    // A link planted at the lock file is not followed: the file outside stays as it was, and
+    // the binary refuses the folder with one line. A FIFO there is refused without blocking.
+    let planted = d.join("planted");
+    std::fs::create_dir_all(&planted).unwrap();
+    std::os::unix::fs::symlink(&victim, planted.join(LOCK_NAME)).unwrap();
+    let e = FolderLock::acquire(&planted).err().unwrap().to_string();
+    assert!(e.contains("symbolic link"), "{e}");
+    refused(
+        &[
+            "clone",
+            "--kind",
+            "z2",
+            "--dim",
+            "5",
+            "--clone-iters",
+            "1",
+            "--out",
+            s(&planted),
+        ],
+        None,
+        &["lock file is a symbolic link"],
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let fifo = d.join("fifo");
+    std::fs::create_dir_all(&fifo).unwrap();
+    let c = std::ffi::CString::new(fifo.join(LOCK_NAME).to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = FolderLock::acquire(&fifo).err().unwrap().to_string();
+    assert!(e.contains("not a regular file"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }
