@@ -119,6 +119,48 @@ fn folder_with_the_four_standard_names_gz_and_raw() {
 }
 
 #[test]
+fn a_corrupt_gzip_stream_is_refused_even_when_few_images_are_read() {
+    // A stream whose checksum is wrong, or that has bytes after its end, is refused whatever
+    // --train-n asks for: the whole stream is read to verify it, never only its start.
+    let d = temp_dir("corrupt-gz");
+    let (tri, trl) = fake(40, 28, 28, 6);
+    let (tei, tel) = fake(12, 28, 28, 7);
+    let good = idx::gzip(&idx::encode_images(&tri));
+    let mut bad_crc = good.clone();
+    let at = bad_crc.len() - 8; // the gzip trailer: CRC-32, then the length
+    bad_crc[at] ^= 0xff;
+    let mut garbage = good.clone();
+    garbage.extend_from_slice(b"garbage after the stream");
+    write(
+        &d.join("train-labels-idx1-ubyte"),
+        &idx::encode_labels(&trl),
+        false,
+    );
+    write(
+        &d.join("t10k-images-idx3-ubyte"),
+        &idx::encode_images(&tei),
+        false,
+    );
+    write(
+        &d.join("t10k-labels-idx1-ubyte"),
+        &idx::encode_labels(&tel),
+        false,
+    );
+    let images = d.join("train-images-idx3-ubyte.gz");
+    std::fs::write(&images, &good).unwrap();
+    let few = Dataset::load_first(&d, Some(5), Some(5)).unwrap();
+    assert_eq!(few.train.images[..5 * 28 * 28], tri.pixels[..5 * 28 * 28]);
+    for (what, bytes) in [("bad checksum", &bad_crc), ("trailing bytes", &garbage)] {
+        std::fs::write(&images, bytes).unwrap();
+        for n in [Some(5), Some(40), None] {
+            let e = err_of(Dataset::load_first(&d, n, Some(5)));
+            assert_msg(&e, &["train-images-idx3-ubyte.gz"]);
+            assert!(!e.is_empty(), "{what}, {n:?}: {e}");
+        }
+    }
+}
+
+#[test]
 fn folder_with_one_pair_is_split_deterministically() {
     let d = temp_dir("pair");
     let (img, lab) = fake(100, 28, 28, 5);

@@ -158,7 +158,8 @@ impl<'a> IdxStream<'a> {
     }
 
     /// Read `take` items of `item` bytes each (the first `take` of the `count` the header
-    /// declares); when all are taken, also check that nothing follows them. `what` describes the
+    /// declares), and check that nothing follows the `count` items (a compressed stream is read
+    /// to its end for that, and for its checksum, even when fewer are taken). `what` describes the
     /// whole body for the messages ("5 images of 28×28").
     fn body(mut self, count: usize, take: usize, item: u64, what: &str) -> Result<Vec<u8>> {
         let name = self.name.clone();
@@ -190,7 +191,21 @@ impl<'a> IdxStream<'a> {
                 ),
             ));
         }
-        if take == count && self.raw_body.is_none() {
+        // A compressed stream is read to its end even when fewer items are used: only there are
+        // its checksum and length verified, so a corrupt stream is never trained on.
+        if let (None, Some(total)) = (self.raw_body, total) {
+            let rest = total - want;
+            let skipped = std::io::copy(&mut (&mut self.reader).take(rest), &mut std::io::sink())
+                .map_err(|e| read_err(&name, self.gz, e))?;
+            if skipped < rest {
+                return Err(data_err(
+                    &name,
+                    format!(
+                        "truncated data: the header promises {what} ({total} bytes) but only {} bytes follow",
+                        want + skipped
+                    ),
+                ));
+            }
             let mut extra = Vec::new();
             let n = read_at_most(&mut self.reader, TRAILING_COUNTED, &mut extra)
                 .map_err(|e| read_err(&name, self.gz, e))?;
@@ -203,7 +218,7 @@ impl<'a> IdxStream<'a> {
                 return Err(data_err(
                     &name,
                     format!(
-                        "{count} unexpected bytes after the {what} the header promises ({want} bytes)"
+                        "{count} unexpected bytes after the {what} the header promises ({total} bytes)"
                     ),
                 ));
             }
