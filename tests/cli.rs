@@ -2,14 +2,8 @@
 
 use std::process::Command;
 
-fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    (out.status.code().unwrap_or(-1), err)
-}
+mod common;
+use common::run_binary as run;
 
 /// The lines the program itself printed (drivers may print their own noise).
 fn ours(err: &str) -> Vec<&str> {

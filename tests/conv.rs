@@ -51,19 +51,6 @@ const CONV_CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (2, 41, 5, 7, 70, 3, 0),
 ];
 
-fn dims(c: (usize, usize, usize, usize, usize, usize, usize)) -> ConvDims {
-    let (batch, cin, h, w, cout, k, pad) = c;
-    ConvDims {
-        batch,
-        cin,
-        h,
-        w,
-        cout,
-        k,
-        pad,
-    }
-}
-
 #[test]
 fn conv2d_forward_backward_match_reference() {
     // On lavapipe the default device uses im2col + matmul and the Workgroup-family device the
@@ -78,7 +65,7 @@ fn conv2d_forward_backward_match_reference() {
 fn conv2d_cases(g: &Arc<Gpu>, cases: &[(usize, usize, usize, usize, usize, usize, usize)]) {
     let g = g.clone();
     for (n, &c) in cases.iter().enumerate() {
-        let d = dims(c);
+        let d = ConvDims::from(c);
         let mut rg = rng(100 + n as u64);
         let (x, x6) = upload(&g, &[d.batch, d.cin, d.h, d.w], &mut rg);
         let (w, w6) = upload(&g, &[d.cout, d.cin, d.k, d.k], &mut rg);
@@ -183,7 +170,7 @@ fn conv_reference_backward_matches_finite_differences() {
         (1, 3, 3, 3, 2, 1, 2),
         (1, 1, 5, 4, 2, 3, 0),
     ] {
-        let d = dims(c);
+        let d = ConvDims::from(c);
         let mut rg = rng(3);
         let x = to64(&rg.normal_vec(d.batch * d.cin * d.h * d.w));
         let w = to64(&rg.normal_vec(d.cout * d.cin * d.k * d.k));

@@ -34,19 +34,6 @@ const CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (3, 1, 9, 30, 6, 3, 1),
 ];
 
-fn dims(c: (usize, usize, usize, usize, usize, usize, usize)) -> ConvDims {
-    let (batch, cin, h, w, cout, k, pad) = c;
-    ConvDims {
-        batch,
-        cin,
-        h,
-        w,
-        cout,
-        k,
-        pad,
-    }
-}
-
 fn upload(g: &Arc<Gpu>, shape: &[usize], rg: &mut Rng) -> (Tensor, Vec<f64>) {
     let v = rg.normal_vec(shape.iter().product());
     (Tensor::from_slice(g, shape, &v).unwrap(), to64(&v))
@@ -66,7 +53,7 @@ struct Case {
 }
 
 fn case(g: &Arc<Gpu>, n: usize) -> Case {
-    let d = dims(CASES[n]);
+    let d = ConvDims::from(CASES[n]);
     let mut rg = rng(700 + n as u64);
     Case {
         d,

@@ -2,16 +2,8 @@
 //! report of what is done (marked incomplete), and `run --resume` goes on from there to the same
 //! results a run without a limit gives.
 
-use std::process::Command;
-
-fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    (out.status.code().unwrap_or(-1), err)
-}
+mod common;
+use common::run_binary as run;
 
 fn report(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()

@@ -188,19 +188,6 @@ pub struct Case {
     pub seed: u64,
 }
 
-fn conv_dims(c: (usize, usize, usize, usize, usize, usize, usize)) -> ConvDims {
-    let (batch, cin, h, w, cout, k, pad) = c;
-    ConvDims {
-        batch,
-        cin,
-        h,
-        w,
-        cout,
-        k,
-        pad,
-    }
-}
-
 fn show_conv(d: &ConvDims) -> String {
     format!(
         "{}x{}x{}x{} k{} p{} → {}",
@@ -290,7 +277,7 @@ pub fn all() -> Vec<Case> {
     ];
     for (name, _, algo) in crate::ops::conv::tune::ALGOS {
         for c in conv_shapes {
-            let d = conv_dims(c);
+            let d = ConvDims::from(c);
             push(
                 "conv",
                 format!("{name} {}", show_conv(&d)),
@@ -300,7 +287,7 @@ pub fn all() -> Vec<Case> {
     }
     for a in crate::ops::conv::tune::DW_ALGOS {
         for c in conv_shapes {
-            let d = conv_dims(c);
+            let d = ConvDims::from(c);
             push(
                 "conv",
                 format!("{} {}", a.name, show_conv(&d)),
@@ -309,7 +296,7 @@ pub fn all() -> Vec<Case> {
         }
     }
     for c in [(3, 1, 15, 13, 17, 3, 1), (1, 1, 8, 33, 3, 1, 0)] {
-        let d = conv_dims(c);
+        let d = ConvDims::from(c);
         push(
             "conv",
             format!("conv_bwd_reg {}", show_conv(&d)),
@@ -424,7 +411,7 @@ pub fn all() -> Vec<Case> {
             k: 3,
         },
     );
-    let gd = conv_dims((2, 3, 9, 7, 5, 3, 1));
+    let gd = ConvDims::from((2, 3, 9, 7, 5, 3, 1));
     push(
         "gconv",
         format!("lift_c4 {}", show_conv(&gd)),

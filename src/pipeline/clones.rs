@@ -74,8 +74,10 @@ pub fn check_given(set: &CloneSet, needed: &[(OperatorKind, usize)]) -> Result<(
 pub fn finished(plan: &RunPlan, dir: &Path) -> Vec<CloneReport> {
     plan.clones
         .iter()
-        .filter_map(|c| read_json::<CloneReport>(&dir.join(format!("{}.json", c.stem()))))
-        .filter(|r| plan.clones.iter().any(|c| c.hash == r.config_hash))
+        .filter_map(|c| {
+            read_json::<CloneReport>(&dir.join(format!("{}.json", c.stem())))
+                .filter(|r| r.config_hash == c.hash)
+        })
         .collect()
 }
 

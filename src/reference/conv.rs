@@ -12,6 +12,23 @@ pub struct ConvDims {
     pub pad: usize,
 }
 
+impl From<(usize, usize, usize, usize, usize, usize, usize)> for ConvDims {
+    /// `(batch, cin, h, w, cout, k, pad)`: the order the case tables list them in.
+    fn from(
+        (batch, cin, h, w, cout, k, pad): (usize, usize, usize, usize, usize, usize, usize),
+    ) -> Self {
+        ConvDims {
+            batch,
+            cin,
+            h,
+            w,
+            cout,
+            k,
+            pad,
+        }
+    }
+}
+
 impl ConvDims {
     /// Output height.
     pub fn ho(&self) -> usize {

@@ -131,3 +131,13 @@ pub fn tiny() -> symclone::config::RunConfig {
     }
     c
 }
+
+/// Run the binary with `args`: its exit status (-1 when killed by a signal) and its stderr.
+pub fn run_binary(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code().unwrap_or(-1), err)
+}
