@@ -70,6 +70,25 @@ fn the_subgroup_kernel_validates_with_subgroups_only_and_translates() {
 }
 
 #[test]
+fn standard_wgsl_enables_subgroups_exactly_where_a_kernel_uses_them() {
+    // Tint refuses a subgroup built-in without `enable subgroups;`; naga refuses the directive.
+    let src = symclone::ops::matmul::codegen::subgroup_source().expect("source");
+    let std = shader::standard_wgsl(&src);
+    assert!(std.starts_with("enable subgroups;\n"), "{}", &std[..80]);
+    assert_eq!(shader::standard_wgsl(&std), std, "added twice");
+    for s in shader::FAMILIES {
+        assert_eq!(
+            shader::standard_wgsl(s.src),
+            s.src,
+            "{} uses no subgroups",
+            s.name
+        );
+    }
+    let value_only = "@compute @workgroup_size(1) fn f(@builtin(subgroup_size) n: u32) {}";
+    assert!(shader::standard_wgsl(value_only).starts_with("enable subgroups;"));
+}
+
+#[test]
 fn a_kernel_over_webgpu_default_compute_limits_is_reported() {
     // 512 invocations and 16 KiB + 4 bytes of workgroup memory: both over WebGPU's defaults.
     let limits = wgpu::Limits::default();

@@ -30,6 +30,15 @@ pub(super) struct Out<'a> {
     pub(super) list: Vec<Compared>,
     /// Outputs whose name contains this text get a perturbed reference (the test hook).
     pub(super) perturb: Option<&'a str>,
+    /// When kept (an export): each output's values and the reference it was compared with, in
+    /// the order of `list`.
+    pub(super) kept: Option<Vec<Kept>>,
+}
+
+/// One output's values as read back, and its reference.
+pub(super) struct Kept {
+    pub(super) got: Vec<f32>,
+    pub(super) want: Vec<f64>,
 }
 
 pub(super) fn abs(v: &[f64]) -> Vec<f64> {
@@ -60,6 +69,12 @@ impl Out<'_> {
                 e
             }
         };
+        if let Some(k) = &mut self.kept {
+            k.push(Kept {
+                got: got.to_vec(),
+                want: want.to_vec(),
+            });
+        }
         self.list.push(Compared {
             output,
             err,

@@ -10,11 +10,13 @@
 
 mod cases;
 mod exec;
+mod export;
 mod others;
 mod products;
 
 pub use cases::{all as cases, Case, Ew, Kernel};
 pub use exec::Compared;
+pub use export::export;
 
 use crate::gpu::{AdapterChoice, Gpu};
 use crate::{Error, Result};
@@ -220,15 +222,25 @@ fn unsupported(g: &Gpu, case: &Case) -> Option<String> {
     None
 }
 
-/// Run `case` on `g`, comparing every output with the reference.
-fn run_case(g: &Arc<Gpu>, case: &Case, perturb: Option<&str>) -> Result<Vec<Compared>> {
+/// Run `case` on `g`, comparing every output with the reference; with `kept`, each output's
+/// values and reference go there too.
+fn run_case(
+    g: &Arc<Gpu>,
+    case: &Case,
+    perturb: Option<&str>,
+    kept: Option<&mut Vec<exec::Kept>>,
+) -> Result<Vec<Compared>> {
     let mut o = exec::Out {
         list: Vec::new(),
         perturb,
+        kept: kept.as_ref().map(|_| Vec::new()),
     };
     let mut rg = crate::rng::Rng::new(case.seed);
     if !products::run(g, &mut o, &mut rg, case)? {
         others::run(g, &mut o, &mut rg, case)?;
+    }
+    if let (Some(k), Some(o_kept)) = (kept, o.kept) {
+        *k = o_kept;
     }
     Ok(o.list)
 }
@@ -236,11 +248,17 @@ fn run_case(g: &Arc<Gpu>, case: &Case, perturb: Option<&str>) -> Result<Vec<Comp
 /// Run one case on a device opened with `limits` (the name the cell carries): pass or FAIL
 /// against its bounds, an error, or skipped with why when the device cannot run it.
 pub fn run_one(g: &Arc<Gpu>, limits: Limits, case: &Case) -> Cell {
-    cell(g, limits, case, None)
+    cell(g, limits, case, None, None)
 }
 
-/// Run one case on `g` into a cell.
-fn cell(g: &Arc<Gpu>, limits: Limits, case: &Case, perturb: Option<&str>) -> Cell {
+/// Run one case on `g` into a cell (with `kept`: keeping each output's values and reference).
+fn cell(
+    g: &Arc<Gpu>,
+    limits: Limits,
+    case: &Case,
+    perturb: Option<&str>,
+    kept: Option<&mut Vec<exec::Kept>>,
+) -> Cell {
     let mut c = Cell {
         limits,
         status: Status::Pass,
@@ -253,7 +271,9 @@ fn cell(g: &Arc<Gpu>, limits: Limits, case: &Case, perturb: Option<&str>) -> Cel
         c.detail = why;
         return c;
     }
-    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(g, case, perturb)));
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_case(g, case, perturb, kept)
+    }));
     match ran {
         Ok(Ok(outputs)) => {
             let ratio = |o: &Compared| {
@@ -355,7 +375,7 @@ fn run_inner(
                 let (case_part, out_part) = p.split_once("::").unwrap_or((p, ""));
                 case.name.contains(case_part).then_some(out_part)
             });
-            let c = cell(&g, limits, case, p);
+            let c = cell(&g, limits, case, p, None);
             progress(&format!(
                 "[{}/{}] {} {}: {}",
                 i + 1,

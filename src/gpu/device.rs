@@ -65,6 +65,8 @@ pub struct Gpu {
     pub(super) submissions: Mutex<u64>,
     /// Floating-point operations of the matrix products and convolutions launched so far.
     pub(super) flops: std::sync::atomic::AtomicU64,
+    /// What the device runs, while a trace is on ([`Gpu::trace_start`]).
+    pub(super) trace: Mutex<Option<super::trace::Trace>>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -178,6 +180,7 @@ impl Gpu {
             validation,
             submissions: Mutex::new(0),
             flops: std::sync::atomic::AtomicU64::new(0),
+            trace: Mutex::new(None),
         }))
     }
 

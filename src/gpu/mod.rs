@@ -17,6 +17,7 @@ mod pool;
 mod recorder;
 pub mod shader;
 mod timing;
+pub mod trace;
 pub mod tune;
 mod validate;
 

@@ -7,7 +7,7 @@
 
 use super::pipelines::{Access, Cached, MAX_BINDINGS, MAX_CONSTS};
 use super::timing::Timing;
-use super::{Gpu, Shader, MAX_PENDING_DISPATCHES};
+use super::{specialize, Gpu, Shader, MAX_PENDING_DISPATCHES};
 use crate::{Error, Result};
 use std::collections::{HashMap, HashSet};
 
@@ -106,6 +106,7 @@ impl Gpu {
             return Ok(());
         }
         let len = data.len() as u64;
+        self.trace_write(buf, offset, data)?;
         let mut rec = self.rec.lock().unwrap();
         if len <= BELT_CHUNK && len.is_multiple_of(4) && offset.is_multiple_of(4) {
             let size = wgpu::BufferSize::new(len).expect("non-empty write");
@@ -171,6 +172,7 @@ impl Gpu {
         if bytes == 0 {
             return Ok(());
         }
+        self.trace_copy(src, dst, bytes)?;
         let mut rec = self.rec.lock().unwrap();
         rec.encoder(&self.device)
             .copy_buffer_to_buffer(src, 0, dst, 0, bytes);
@@ -179,6 +181,18 @@ impl Gpu {
 
     /// Read `bytes` bytes of a buffer back to the host (submits pending work first).
     pub fn read_bytes(&self, buf: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+        let out = self.read_untraced(buf, offset, bytes)?;
+        self.trace_read(buf, offset, &out)?;
+        Ok(out)
+    }
+
+    /// [`Gpu::read_bytes`], leaving the trace out of it (how the trace reads a buffer it meets).
+    pub(super) fn read_untraced(
+        &self,
+        buf: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+    ) -> Result<Vec<u8>> {
         let mut rec = self.rec.lock().unwrap();
         let padded = bytes.div_ceil(4) * 4;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -330,6 +344,23 @@ impl Gpu {
         let access: [Access; MAX_BINDINGS] =
             std::array::from_fn(|i| l.bufs.get(i).map_or(Access::Read, |b| b.access));
         let cached = self.pipeline(l.shader, l.entry, &l.consts, &access[..l.bufs.len()])?;
+        if self.tracing() {
+            let bindings: Vec<_> = l
+                .bufs
+                .iter()
+                .map(|b| (b.buf, b.bytes, b.access == Access::ReadWrite))
+                .collect();
+            let source = || {
+                specialize(l.shader.src, &l.consts)
+                    .map(|s| super::shader::standard_wgsl(&s).into_owned())
+            };
+            let kernel = (
+                l.shader.name,
+                l.entry,
+                &source as &dyn Fn() -> Result<String>,
+            );
+            self.trace_dispatch(kernel, &bindings, &l.params, groups)?;
+        }
         let mut rec = self.rec.lock().unwrap();
         let slot = (self.limits.min_uniform_buffer_offset_alignment as u64).max(UNIFORM_SLOT);
         if rec.dispatches >= MAX_PENDING_DISPATCHES

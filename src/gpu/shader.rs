@@ -126,6 +126,23 @@ pub fn specialize(src: &str, consts: &[(&str, u32)]) -> Result<String> {
     Ok(out)
 }
 
+/// `src` as standard WGSL, for another compiler (Tint, in a browser): the WGSL specification
+/// requires `enable subgroups;` before a module uses any subgroup built-in, and Tint refuses such
+/// a module without it, while naga (wgpu 30) refuses the directive itself ("not yet supported").
+/// The engine's sources leave it out; this puts it in front where a source uses subgroups.
+pub fn standard_wgsl(src: &str) -> std::borrow::Cow<'_, str> {
+    // A subgroup built-in value (`@builtin(subgroup_size)`) or function (`subgroupShuffle`, …).
+    let uses = src.contains("@builtin(subgroup_")
+        || src
+            .match_indices("subgroup")
+            .any(|(i, w)| src[i + w.len()..].starts_with(|c: char| c.is_ascii_uppercase()));
+    if uses && !src.trim_start().starts_with("enable subgroups;") {
+        format!("enable subgroups;\n{src}").into()
+    } else {
+        src.into()
+    }
+}
+
 /// Parse and validate WGSL with naga; the error names the shader and carries naga's message.
 pub fn validate(name: &str, src: &str) -> Result<()> {
     parse(name, src).map(drop)

@@ -314,4 +314,11 @@ pub struct CheckArgs {
     /// Write the Markdown table here.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Also write every case, as run here under WebGPU's default limits, into this new (or empty)
+    /// folder: each case's final WGSL, bindings, parameters, inputs, grids, expected outputs and
+    /// bounds, beside index.html, a page that replays them in a browser's WebGPU (Chrome: Dawn
+    /// and Tint) and reports per case. Serve the folder (python3 -m http.server -d DIR) or open
+    /// index.html as a file.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
 }

@@ -2,17 +2,18 @@
 
 mod args;
 mod open;
+mod sweep;
 
 use args::{CheckArgs, MixerFlags, RunArgs, SweepRunFlags};
 use clap::{Parser, Subcommand};
-use open::{choice, open, program};
+use open::{choice, open};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use symclone::clone::CloneSet;
 use symclone::config::RunConfig;
 use symclone::gpu::adapter;
-use symclone::progress::{Bars, Reporter};
+use symclone::progress::Bars;
 use symclone::{commands, pipeline, results};
 use symclone::{Error, Gpu};
 
@@ -252,79 +253,6 @@ enum SweepCommand {
     },
 }
 
-fn sweep(cli: &Cli, command: &SweepCommand) -> Result<(), Error> {
-    use symclone::sweep;
-    let cell_bars = |total: usize| {
-        move |c: &sweep::CellEntry| -> Box<dyn Reporter> {
-            Box::new(Bars::with_header(vec![format!(
-                "cell {} of {total} ({}): {}",
-                c.index + 1,
-                c.hash,
-                sweep::grid::show(&c.values)
-            )]))
-        }
-    };
-    let outcome = match command {
-        SweepCommand::Plan { grid, out } => {
-            let index = sweep::plan(grid, out)?;
-            println!(
-                "planned {} cells over {} in {}",
-                index.cells.len(),
-                index.keys.join(", "),
-                out.display()
-            );
-            return Ok(());
-        }
-        SweepCommand::Status { dir } => {
-            print!("{}", sweep::status_table(&sweep::status(dir)?));
-            return Ok(());
-        }
-        SweepCommand::Run { dir, opts } => {
-            let n = sweep::read_index(dir)?.cells.len();
-            sweep::run(
-                dir,
-                &opts.args(),
-                &program(cli)?,
-                &choice(cli),
-                &mut cell_bars(n),
-            )?
-        }
-        SweepCommand::Resume { dir } => {
-            let n = sweep::read_index(dir)?.cells.len();
-            sweep::resume(dir, &choice(cli), &mut cell_bars(n))?
-        }
-    };
-    if let Some(cmd) = &outcome.command {
-        println!("{cmd}");
-    }
-    if let Some(job) = &outcome.job {
-        println!("submitted job {job}: {} cells", outcome.started.len());
-    }
-    for (i, who) in &outcome.busy {
-        println!("cell {i}: left alone, held by {who}");
-    }
-    println!(
-        "{} cells done before, {} {}",
-        outcome.done,
-        outcome.started.len(),
-        if outcome.job.is_some() || outcome.command.is_some() {
-            "submitted"
-        } else {
-            "run"
-        }
-    );
-    if !outcome.failed.is_empty() {
-        for (i, why) in &outcome.failed {
-            eprintln!("cell {i}: {why}");
-        }
-        return Err(Error::invalid(format!(
-            "{} cells failed (above); `symclone-gpu sweep resume` runs them again",
-            outcome.failed.len()
-        )));
-    }
-    Ok(())
-}
-
 fn run_pipeline(
     gpu: &Arc<Gpu>,
     cfg: &RunConfig,
@@ -432,7 +360,15 @@ fn run(cli: Cli) -> Result<(), Error> {
                 limits: symclone::check::Limits::parse(cli.limits.as_deref())?,
                 filter: opts.filter.clone(),
             };
-            let report = symclone::check::run(&choice(&cli), &o, &mut |l| eprintln!("{l}"))?;
+            let report = match &opts.export {
+                Some(dir) => {
+                    let r =
+                        symclone::check::export(&choice(&cli), &o, dir, &mut |l| eprintln!("{l}"))?;
+                    eprintln!("wrote {}: open its index.html in a browser", dir.display());
+                    r
+                }
+                None => symclone::check::run(&choice(&cli), &o, &mut |l| eprintln!("{l}"))?,
+            };
             print!("{}", report.markdown());
             report.write(opts.json.as_deref(), opts.markdown.as_deref())?;
             eprintln!("{}", report.summary());
@@ -548,7 +484,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 println!("wrote {}", f.display());
             }
         }
-        Command::Sweep { command } => sweep(&cli, command)?,
+        Command::Sweep { command } => sweep::sweep(&cli, command)?,
         Command::Data {
             data,
             task,
