@@ -42,7 +42,13 @@ pub enum Error {
     /// A malformed data file.
     #[error("{path}: {msg}")]
     Data { path: String, msg: String },
+    /// The folder is held by another process (its lock): nothing failed, the work is theirs.
+    #[error("{0}")]
+    Busy(String),
 }
+
+/// The exit status of [`Error::Busy`]: 75, `EX_TEMPFAIL` of sysexits.h ("try again later").
+pub const EXIT_BUSY: u8 = 75;
 
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -69,10 +75,11 @@ impl Error {
         Error::Invalid(msg.into())
     }
     /// The exit status the binary ends with: 2 when no adapter was found, 130 when interrupted,
-    /// 1 otherwise.
+    /// 75 when another process holds the folder, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::NoAdapter(_) => 2,
+            Error::Busy(_) => EXIT_BUSY,
             Error::Interrupted(_) => 130,
             _ => 1,
         }

@@ -14,6 +14,12 @@ use crate::{Error, Result};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+/// `bytes` without a UTF-8 byte-order mark in front (some Windows editors write one; JSON
+/// parsers refuse it as "expected value at line 1 column 1").
+pub fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 /// Write `bytes` to `path` atomically: a fresh temporary file next to `path` (created with
 /// `O_EXCL` under a random name), synced to disk, then renamed over `path`. On any failure the
 /// temporary file is removed and `path` is left as it was.
@@ -138,7 +144,7 @@ impl FolderLock {
                     Ok(pid) => format!("process {pid}"),
                     Err(_) => "another process".into(),
                 };
-                return Err(Error::invalid(format!(
+                return Err(Error::Busy(format!(
                     "{}: {who} is writing to this folder (it holds {}); wait for it to finish or choose another --out",
                     dir.display(),
                     path.display()

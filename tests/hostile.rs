@@ -76,12 +76,17 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Run a bad input: exit 1, exactly one line of ours that contains every needle, no panic, no
 /// raw escape byte, and `out` (the run's --out, when it has one) not created.
 fn refused(args: &[&str], out: Option<&Path>, needles: &[&str]) -> String {
+    refused_with(1, args, out, needles)
+}
+
+/// [`refused`] with another exit status (75: the folder is another process's).
+fn refused_with(status: i32, args: &[&str], out: Option<&Path>, needles: &[&str]) -> String {
     let (code, err) = run(args, Duration::from_secs(120));
     let ours: Vec<&str> = err
         .lines()
         .filter(|l| l.starts_with("symclone-gpu:"))
         .collect();
-    assert_eq!(code, 1, "{args:?}: exit {code}, stderr:\n{err}");
+    assert_eq!(code, status, "{args:?}: exit {code}, stderr:\n{err}");
     assert_eq!(ours.len(), 1, "{args:?}: expected one line, got:\n{err}");
     for n in needles {
         assert!(ours[0].contains(n), "{args:?}: {:?} lacks {n:?}", ours[0]);
@@ -672,7 +677,8 @@ fn writes_are_atomic_and_a_folder_has_one_writer() {
         .filter(|p| p.to_string_lossy().ends_with(".tmp") && !p.is_symlink())
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    // Two writers of one folder: the second is refused with the first's process id.
+    // Two writers of one folder: the second is refused with the first's process id, and exit
+    // status 75 (try again later: a sweep counts the cell as held, not failed).
     let run_dir = d.join("run");
     let lock = FolderLock::acquire(&run_dir).unwrap();
     let e = FolderLock::acquire(&run_dir).err().unwrap().to_string();
@@ -680,7 +686,8 @@ fn writes_are_atomic_and_a_folder_has_one_writer() {
         e.contains(&format!("process {}", std::process::id())),
         "{e}"
     );
-    let m = refused(
+    let m = refused_with(
+        75,
         &[
             "clone",
             "--kind",
@@ -738,5 +745,116 @@ fn writes_are_atomic_and_a_folder_has_one_writer() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let e = FolderLock::acquire(&fifo).err().unwrap().to_string();
     assert!(e.contains("not a regular file"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A configuration, a grid and the flags are normalised before any work: the same (task, model)
+/// twice, counts past their bounds and flags the command does not use are refused with one line;
+/// what `tune` says is what happened.
+#[test]
+fn configurations_are_normalised_and_statuses_say_what_happened() {
+    let d = temp_dir("normalised");
+    let out = d.join("out");
+    let o = s(&out);
+    let write = |name: &str, bytes: &[u8]| {
+        let p = d.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    // The same model twice on one task (another lr): one checkpoint name, two rows.
+    let twice = write(
+        "twice.json",
+        &config_json(|v| {
+            let t = v["tasks"][0].clone();
+            let mut t2 = t.clone();
+            t2["train"]["lr"] = serde_json::json!(0.5);
+            v["tasks"] = serde_json::json!([t, t2]);
+        }),
+    );
+    refused(
+        &["run", "--config", s(&twice), "--out", o],
+        Some(&out),
+        &["listed twice for task"],
+    );
+    // Counts past their bounds: epochs 2^64 − 1 in a file, a mixer 100,000 blocks deep.
+    let forever = write(
+        "forever.json",
+        &config_json(|v| v["tasks"][0]["train"]["epochs"] = serde_json::json!(u64::MAX)),
+    );
+    refused(
+        &["run", "--config", s(&forever), "--out", o],
+        Some(&out),
+        &["--epochs", "at most"],
+    );
+    refused(
+        &[
+            "clone",
+            "--kind",
+            "mixer-conv",
+            "--mixer-depth",
+            "100000",
+            "--out",
+            o,
+        ],
+        Some(&out),
+        &["--mixer-depth 100000", "at most 64"],
+    );
+    // Flags the kind does not use.
+    refused(
+        &[
+            "clone",
+            "--kind",
+            "mixer-conv",
+            "--blocks",
+            "9",
+            "--epochs",
+            "3",
+            "--out",
+            o,
+        ],
+        Some(&out),
+        &["does not use --blocks, --epochs"],
+    );
+    refused(
+        &["clone", "--kind", "lift", "--mixer-depth", "3", "--out", o],
+        Some(&out),
+        &["does not use the mixer's --mixer-depth"],
+    );
+    // A byte-order mark in front of a configuration is not an error (the next one is: no task).
+    let bom = write(
+        "bom.json",
+        &[
+            b"\xEF\xBB\xBF".as_slice(),
+            &config_json(|v| v["tasks"] = serde_json::json!([])),
+        ]
+        .concat(),
+    );
+    refused(
+        &["run", "--config", s(&bom), "--out", o],
+        Some(&out),
+        &["runs no task"],
+    );
+
+    // The tuner's cache cannot be written: `tune` says so and fails (it said "choices cached").
+    let blocker = write("not-a-folder", b"x");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"));
+    let tuned = cmd
+        .args(["tune", "--presets", "none", "--budget", "2"])
+        .env("SYMCLONE_CACHE", blocker.join("cache"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&tuned.stderr);
+    assert_eq!(tuned.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("were not cached") && !err.contains("choices cached in"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("warning: the kernel-choice cache was not saved")
+            .count(),
+        1,
+        "{err}"
+    );
+
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -124,6 +124,21 @@ fn the_report_command_rebuilds_the_views_from_report_json_alone() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("report.json"), "{err}");
+    // A report.json claiming an accuracy of −500 % is refused in one line, not drawn.
+    let bad = tiny_run().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let mut r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    r["results"][0]["test_acc"][0] = serde_json::json!(-5.0);
+    std::fs::write(bad.join("report.json"), r.to_string()).unwrap();
+    let o = bin().arg("report").arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("test accuracy") && err.contains("not a fraction"),
+        "{err}"
+    );
+    assert!(!bad.join("report.html").exists(), "{err}");
 }
 
 /// Every `data:image/png;base64,` image in the page decodes as a PNG (the feature maps).

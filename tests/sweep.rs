@@ -342,6 +342,22 @@ fn a_local_sweep_merges_and_names_held_and_corrupt_cells() {
     assert!(std::fs::read_to_string(out.join("report.md"))
         .unwrap()
         .contains("Cells left out"));
+    // A cell that fails in this process (a file where its clones folder belongs) is "failed"
+    // with the error, not "not started" or "stopped" (the same run completes the stopped cell 0).
+    for sub in ["clones", "models", "report.json"] {
+        let p = cell1.join(sub);
+        let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+    }
+    std::fs::write(cell1.join("clones"), "in the way").unwrap();
+    let (code, _, err) = bin(&["sweep", "run", o], &[]);
+    assert_eq!(code, 1, "{err}");
+    let st = ok(&["sweep", "status", o], &[]);
+    let line = st.lines().find(|l| l.contains(&h[1])).unwrap_or_default();
+    assert!(
+        line.contains(" failed ") && line.contains("File exists"),
+        "{st}"
+    );
+    std::fs::remove_file(cell1.join("clones")).unwrap();
     // A cell whose run fails is named "failed" with the last line of its log.
     let (code, _, err) = bin(
         &[
@@ -361,10 +377,10 @@ fn a_local_sweep_merges_and_names_held_and_corrupt_cells() {
         st.contains(" failed ") && st.contains("no-such-card"),
         "{st}"
     );
-    // Two child processes complete both (each logging to logs/local-<hash>.log), and the merge
-    // gives the first numbers again.
+    // Child processes complete it (each logging to logs/local-<hash>.log), and the merge gives
+    // the first numbers again.
     let ran = ok(&["sweep", "run", o, "--jobs", "2"], &[]);
-    assert!(ran.contains("2 cells done before, 2 run"), "{ran}");
+    assert!(ran.contains("3 cells done before, 1 run"), "{ran}");
     assert!(out
         .join("logs")
         .join(format!("local-{}.log", h[1]))

@@ -182,18 +182,28 @@ impl MixerConfig {
                 "mixer cloning for 0 iterations: use --iters 1 or more",
             ));
         }
-        for (what, v) in [
-            ("--mixer-channels", self.channels),
-            ("--mixer-width", self.width),
-            ("--mixer-depth", self.depth),
-            ("--mixer-token-mult", self.token_mult),
-            ("--mixer-channel-hidden", self.channel_hidden),
-            ("--mixer-filters", self.filters),
-            ("--mixer-batch", self.batch),
-            ("--mixer-accum", self.accum),
+        // Upper bounds far above any useful mixer (SPEC §8's are 4, 24, 2, 4, 12, 50, 2,000, 25
+        // and 80,000), so a typo is one line, not hours of work or an allocation that fails.
+        for (what, v, most) in [
+            ("--dim", self.d, 256),
+            ("--mixer-channels", self.channels, 256),
+            ("--mixer-width", self.width, 4096),
+            ("--mixer-depth", self.depth, 64),
+            ("--mixer-token-mult", self.token_mult, 64),
+            ("--mixer-channel-hidden", self.channel_hidden, 4096),
+            ("--mixer-filters", self.filters, 1 << 16),
+            ("--mixer-batch", self.batch, 1 << 20),
+            ("--mixer-accum", self.accum, 1 << 16),
+            ("--iters", self.iters, 100_000_000),
+            ("--mixer-warmup", self.warmup, 100_000_000),
         ] {
-            if v == 0 {
+            if v == 0 && what != "--mixer-warmup" {
                 return Err(Error::invalid(format!("mixer: {what} 0: use at least 1")));
+            }
+            if v > most {
+                return Err(Error::invalid(format!(
+                    "mixer: {what} {v}: use at most {most}"
+                )));
             }
         }
         positive("mixer learning rate", self.lr)?;

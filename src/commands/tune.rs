@@ -74,9 +74,13 @@ pub fn command(gpu: &Arc<Gpu>, presets: &[String], budget_s: f64) -> Result<()> 
     }
     let choices = tune(gpu, presets, budget_s)?;
     print!("{}", table(&choices));
-    match gpu.cache_path() {
-        Some(p) => eprintln!("choices cached in {}", p.display()),
-        None => eprintln!("no cache folder (set SYMCLONE_CACHE or HOME): choices not kept"),
+    match gpu.cache_saved() {
+        Ok(p) => {
+            eprintln!("choices cached in {}", p.display());
+            Ok(())
+        }
+        Err(why) => Err(Error::invalid(format!(
+            "tune: the choices above were not cached: {why}"
+        ))),
     }
-    Ok(())
 }

@@ -46,6 +46,7 @@ impl RunConfig {
                 "the configuration runs no task: list at least one under \"tasks\"",
             ));
         }
+        let mut seen = std::collections::HashSet::new();
         for t in &self.tasks {
             let task: Task = t.task.parse()?;
             if t.models.is_empty() {
@@ -55,6 +56,13 @@ impl RunConfig {
             }
             t.train.validate()?;
             for m in &t.models {
+                // One checkpoint and one report row per (task, model): a second entry would
+                // overwrite the first's files and records.
+                if !seen.insert((task, *m)) {
+                    return Err(Error::invalid(format!(
+                        "model {m} is listed twice for task {task}: each (task, model) pair trains once per seed (give it once, or use a sweep to compare settings)"
+                    )));
+                }
                 let c4 = matches!(
                     m,
                     ModelKind::Gcnn | ModelKind::FauxGcnn | ModelKind::FauxGcnnKl
@@ -81,6 +89,8 @@ impl RunConfig {
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The most seeds per model a run may train.
 pub const MAX_SEEDS: usize = 1000;
+/// The most iterations (and warm-up steps) of one clone (SPEC §3's is 10,000).
+pub const MAX_CLONE_ITERS: usize = 100_000_000;
 /// The most filter codes or noise images per filter of a cloning iteration.
 pub const MAX_CLONE_BATCH: usize = 1 << 20;
 
@@ -107,6 +117,16 @@ impl CloneSettings {
             return Err(Error::invalid(
                 "--clone-iters 0: a clone needs at least one iteration (an untrained clone is all zeros)",
             ));
+        }
+        for (what, v) in [
+            ("--clone-iters", self.iters),
+            ("--clone-warmup", self.warmup),
+        ] {
+            if v > MAX_CLONE_ITERS {
+                return Err(Error::invalid(format!(
+                    "{what} {v}: use at most {MAX_CLONE_ITERS}"
+                )));
+            }
         }
         for (what, v) in [
             ("--clone-filters", self.filters),
@@ -138,9 +158,10 @@ impl CloneSettings {
 }
 
 /// Parse a run configuration strictly: an unknown field is refused, naming it, where it is and
-/// the closest known field; the message is one line.
+/// the closest known field; the message is one line. A UTF-8 byte-order mark in front (as some
+/// Windows editors write) is skipped.
 pub fn parse_config(bytes: &[u8]) -> std::result::Result<RunConfig, String> {
-    serde_json::from_slice::<RunConfig>(bytes).map_err(|e| {
+    serde_json::from_slice::<RunConfig>(crate::files::without_bom(bytes)).map_err(|e| {
         let msg = e.to_string();
         let place = format!("line {}, column {}", e.line(), e.column());
         match unknown_field(&msg) {

@@ -101,6 +101,8 @@ pub(super) struct Tuner {
     spent_s: f64,
     budget_s: Option<f64>,
     dir: Option<PathBuf>,
+    /// Why the last save of the cache failed (warned about once; None after a save that worked).
+    save_error: Option<String>,
 }
 
 fn key(op: Op, bucket: &str) -> String {
@@ -231,8 +233,29 @@ impl Gpu {
             choices: choices.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
-        if let Err(e) = crate::files::write_atomic(&path, &bytes) {
-            eprintln!("warning: the kernel-choice cache was not saved: {e}");
+        let saved = crate::files::write_atomic(&path, &bytes);
+        let mut t = self.tuner.lock().unwrap();
+        match saved {
+            Ok(()) => t.save_error = None,
+            Err(e) => {
+                // Once per device: a read-only cache folder is one warning, not one per choice.
+                if t.save_error.is_none() {
+                    eprintln!("warning: the kernel-choice cache was not saved (choices are kept for this run only): {e}");
+                }
+                t.save_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Where the choices made so far are kept: the cache file, or why they are not kept (no cache
+    /// folder, or the last save failed).
+    pub fn cache_saved(&self) -> std::result::Result<PathBuf, String> {
+        let path = self
+            .cache_path()
+            .ok_or_else(|| "no cache folder (set SYMCLONE_CACHE or HOME)".to_string())?;
+        match &self.tuner.lock().unwrap().save_error {
+            Some(e) => Err(e.clone()),
+            None => Ok(path),
         }
     }
 

@@ -18,6 +18,7 @@ pub fn write(out: &Path, report: &Report) -> Result<()> {
 /// the figures again.
 pub fn rebuild(dir: &Path) -> Result<Report> {
     let report: Report = read_json_file(&dir.join("report.json"))?;
+    report.check()?;
     write_views(dir, &report)?;
     Ok(report)
 }

@@ -165,3 +165,53 @@ pub struct PhaseMemory {
     #[serde(default)]
     pub flops: u64,
 }
+
+impl Report {
+    /// Check what a report read back claims before it is drawn: accuracies and the other
+    /// fractions in [0, 1], spreads and times finite and not negative; the error
+    /// names the model and the value (a hand-edited or corrupt report.json is refused, not
+    /// rendered as an accuracy of −500 %).
+    pub fn check(&self) -> crate::Result<()> {
+        let bad = |what: String, v: f64, range: &str| {
+            crate::Error::invalid(format!(
+                "report.json: {what} is {v}, not {range}: the file is corrupt or edited by hand; run again (or `run --resume`) to write it anew"
+            ))
+        };
+        let fraction = |what: String, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(bad(what, v, "a fraction in [0, 1]"))
+            }
+        };
+        let size = |what: String, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(bad(what, v, "a finite number ≥ 0"))
+            }
+        };
+        for m in &self.results {
+            let who = format!("{} on {}", m.model, m.task);
+            for (i, a) in m.test_acc.iter().enumerate() {
+                fraction(format!("the test accuracy of {who}, seed {i}"), *a as f64)?;
+            }
+            fraction(format!("the mean accuracy of {who}"), m.mean as f64)?;
+            size(format!("the accuracy spread of {who}"), m.std as f64)?;
+            size(format!("the training time of {who}"), m.train_seconds)?;
+            for (r, a) in m.accuracy_by_rotation.iter().flatten().enumerate() {
+                fraction(format!("the accuracy of {who} at rotation {r}"), *a as f64)?;
+            }
+            if let Some(o) = m.orbit_consistency {
+                fraction(format!("the orbit consistency of {who}"), o as f64)?;
+            }
+            for e in &m.history {
+                fraction(
+                    format!("the training accuracy of {who}, epoch {}", e.epoch),
+                    e.train_acc as f64,
+                )?;
+            }
+        }
+        size("the run's time".into(), self.seconds)
+    }
+}

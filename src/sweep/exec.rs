@@ -36,6 +36,54 @@ pub struct SlurmArgs {
     pub throttle: Option<u32>,
 }
 
+impl SlurmArgs {
+    /// Check the flags before they go into `sweep.sbatch`: a partition is a name (or a
+    /// comma-separated list of names) of letters, digits, `_`, `.` and `-`; a time limit is one of
+    /// SLURM's forms (`M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`, `UNLIMITED`).
+    pub fn check(&self) -> Result<()> {
+        if let Some(p) = &self.partition {
+            let name_ok = |n: &str| {
+                !n.is_empty()
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            };
+            if !p.split(',').all(name_ok) {
+                return Err(Error::invalid(format!(
+                    "--partition '{}': give a partition name (letters, digits, _ . -), or several separated by commas",
+                    p.escape_debug()
+                )));
+            }
+        }
+        if let Some(t) = &self.time {
+            if !slurm_time(t) {
+                return Err(Error::invalid(format!(
+                    "--time '{}': give SLURM's form, e.g. 90 (minutes), 2:00:00 or 1-12:00:00 (days-hours:minutes:seconds)",
+                    t.escape_debug()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `t` is a SLURM time limit: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`,
+/// `UNLIMITED` or `INFINITE`.
+fn slurm_time(t: &str) -> bool {
+    if matches!(t, "UNLIMITED" | "INFINITE" | "unlimited" | "infinite") {
+        return true;
+    }
+    let digits = |s: &str| !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
+    let (days, rest) = match t.split_once('-') {
+        Some((d, r)) => (Some(d), r),
+        None => (None, t),
+    };
+    if days.is_some_and(|d| !digits(d)) {
+        return false;
+    }
+    let parts: Vec<&str> = rest.split(':').collect();
+    (1..=3).contains(&parts.len()) && parts.iter().all(|p| digits(p))
+}
+
 /// The options of `sweep run`.
 #[derive(Clone, Debug)]
 pub struct SweepRunArgs {
@@ -117,6 +165,7 @@ pub fn run(
     let index = read_index(dir)?;
     match args.executor {
         Executor::Slurm => {
+            args.slurm.check()?;
             let subs = Submissions {
                 slurm: args.slurm.clone(),
                 program: program.to_vec(),
@@ -189,10 +238,25 @@ fn in_process(
         };
         let mut rep = reporter(c);
         let cell = cell_dir(dir, &c.hash);
+        // The cell's log says what became of it, as a child process's does: `sweep status`
+        // reads a failure from its last line (a fresh log, so an old failure does not linger).
+        let log = dir.join("logs").join(format!("local-{}.log", c.hash));
+        let _ = std::fs::create_dir_all(dir.join("logs"));
+        let _ = std::fs::write(&log, format!("run in process {}\n", std::process::id()));
         match pipeline::run(&gpu, &cfg, &cell, true, None, rep.as_mut()) {
             Ok(_) => {}
             Err(e @ Error::Interrupted(_)) => return Err(e),
-            Err(e) => out.failed.push((c.index, e.to_string())),
+            Err(Error::Busy(who)) => {
+                out.started.retain(|&i| i != c.index);
+                out.busy.push((c.index, who));
+            }
+            Err(e) => {
+                use std::io::Write;
+                if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
+                    let _ = writeln!(f, "symclone-gpu: {e}");
+                }
+                out.failed.push((c.index, e.to_string()));
+            }
         }
     }
     Ok(())
@@ -249,7 +313,12 @@ fn children(
             match status {
                 Some(s) => {
                     let (idx, log, _) = running.swap_remove(i);
-                    if !s.success() {
+                    if s.code() == Some(crate::error::EXIT_BUSY as i32) {
+                        // Another process (a second `sweep run`) holds the cell: its work.
+                        out.started.retain(|&i| i != idx);
+                        out.busy
+                            .push((idx, format!("another process; its log: {}", log.display())));
+                    } else if !s.success() {
                         out.failed
                             .push((idx, format!("{s}; its log: {}", log.display())));
                     }
@@ -260,7 +329,7 @@ fn children(
     }
 }
 
-fn read_submissions(dir: &Path) -> Result<Option<Submissions>> {
+pub(super) fn read_submissions(dir: &Path) -> Result<Option<Submissions>> {
     let path = dir.join(SUBMISSIONS);
     if !path.exists() {
         return Ok(None);
@@ -457,85 +526,35 @@ pub fn queued_cells(subs: &Submissions) -> Vec<(usize, String)> {
     found
 }
 
-/// What `sweep status` shows per cell: its state from its files, and SLURM's where it has one.
-pub fn status(dir: &Path) -> Result<Vec<(CellEntry, State, Option<String>)>> {
-    let index = read_index(dir)?;
-    let subs = read_submissions(dir)?;
-    let queued = subs.as_ref().map(queued_cells).unwrap_or_default();
-    Ok(index
-        .cells
-        .iter()
-        .map(|c| {
-            let q = queued
-                .iter()
-                .find(|(i, _)| *i == c.index)
-                .map(|(_, s)| s.to_lowercase());
-            let state = match cell_state(dir, &c.hash) {
-                s @ (State::Stopped | State::NotStarted) => match last_error(dir, c, &subs) {
-                    Some(e) => State::Failed(e),
-                    None => s,
-                },
-                s => s,
-            };
-            (c.clone(), state, q)
-        })
-        .collect())
-}
-
-/// [`status`]'s rows as the table `sweep status` prints: a line per cell (index, hash, state,
-/// SLURM's word for it when queued, its values, and why when running, failed or corrupt), then
-/// the counts.
-pub fn status_table(rows: &[(CellEntry, State, Option<String>)]) -> String {
-    let mut counts = std::collections::BTreeMap::new();
-    let mut out = String::new();
-    for (c, state, queue) in rows {
-        *counts.entry(state.word()).or_insert(0) += 1;
-        let detail = match state {
-            State::Running(who) => format!(" ({who})"),
-            State::Corrupt(why) | State::Failed(why) => format!(": {why}"),
-            _ => String::new(),
-        };
-        let q = queue
-            .as_ref()
-            .map(|q| format!(" [slurm: {q}]"))
-            .unwrap_or_default();
-        out += &format!(
-            "{:>4} {} {:<11}{q} {}{detail}\n",
-            c.index,
-            c.hash,
-            state.word(),
-            super::grid::show(&c.values)
-        );
-    }
-    let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    out += &format!("{} cells: {}\n", rows.len(), summary.join(", "));
-    out
-}
-
-/// The error line (`symclone-gpu: …`) that ends the newest log of a cell, if its last run failed.
-fn last_error(dir: &Path, c: &CellEntry, subs: &Option<Submissions>) -> Option<String> {
-    let logs = dir.join("logs");
-    let mut files = vec![logs.join(format!("local-{}.log", c.hash))];
-    if let Some(s) = subs {
-        for j in s.jobs.iter().filter(|j| j.cells.contains(&c.index)) {
-            files.push(logs.join(format!("{}_{}.log", j.id, c.index)));
-        }
-    }
-    let newest = files
-        .iter()
-        .filter_map(|f| Some((std::fs::metadata(f).ok()?.modified().ok()?, f)))
-        .max_by_key(|(t, _)| *t)?
-        .1;
-    let bytes = crate::files::read_bounded(newest, 64 << 20, "a cell's log").ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
-    last.strip_prefix("symclone-gpu: ")
-        .map(|e| format!("{e} (log: {})", newest.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slurm_flags_are_checked_before_they_reach_the_script() {
+        for t in [
+            "90",
+            "30:00",
+            "2:00:00",
+            "1-0",
+            "1-12:00",
+            "1-12:00:00",
+            "UNLIMITED",
+        ] {
+            assert!(slurm_time(t), "{t}");
+        }
+        for t in ["", "2h", "1:2:3:4", "-5", "1-", "2:00\n#SBATCH --x", "1 -2"] {
+            assert!(!slurm_time(t), "{t:?}");
+        }
+        let with = |partition: &str| SlurmArgs {
+            partition: Some(partition.into()),
+            ..Default::default()
+        };
+        assert!(with("gpu").check().is_ok());
+        assert!(with("gpu,cpu-long").check().is_ok());
+        assert!(with("gpu\n#SBATCH --x").check().is_err());
+        assert!(with("a b").check().is_err());
+    }
 
     #[test]
     fn array_indices_are_written_as_ranges() {

@@ -45,7 +45,7 @@ impl Grid {
     /// Read a grid file strictly: an unknown field is refused, naming it.
     pub fn read(path: &Path) -> Result<Grid> {
         let bytes = crate::files::read_bounded(path, MAX_GRID_BYTES, "a sweep grid")?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Data {
+        serde_json::from_slice(crate::files::without_bom(&bytes)).map_err(|e| Error::Data {
             path: path.display().to_string(),
             msg: format!(
                 "not a sweep grid ({}): write {{\"base\": \"quick\", \"fixed\": {{…}}, \"grid\": {{\"clone.nb\": [8, 9]}}}}",
@@ -108,6 +108,7 @@ impl Grid {
         }
         let keys: Vec<&String> = self.grid.keys().collect();
         let mut cells = Vec::with_capacity(count);
+        let mut seen = std::collections::HashMap::new();
         for index in 0..count {
             let mut v = root.clone();
             let mut values = BTreeMap::new();
@@ -126,9 +127,21 @@ impl Grid {
                     show(&values)
                 ))
             })?;
+            let hash = hash(&config);
+            // Two cells that are the same run (`seed: [0, 0]`, or `1` and `1.0`) would share one
+            // folder and one record: the grid names them instead of counting both.
+            if let Some(&same) = seen.get(&hash) {
+                let first: &Cell = &cells[same];
+                return Err(Error::invalid(format!(
+                    "the grid makes the same run twice ({} and {}): give each value once",
+                    show(&first.values),
+                    show(&values)
+                )));
+            }
+            seen.insert(hash.clone(), cells.len());
             cells.push(Cell {
                 index,
-                hash: hash(&config),
+                hash,
                 values,
                 config,
             });
@@ -357,6 +370,11 @@ mod tests {
         );
         let e = err(json!({"base": "quick", "grid": {"seed": []}}));
         assert!(e.contains("grid key 'seed' has an empty list"), "{e}");
+        let e = err(json!({"base": "quick", "grid": {"seed": [0, 0], "clone.nb": [8, 9]}}));
+        assert!(
+            e.contains("the same run twice (clone.nb=8, seed=0 and clone.nb=8, seed=0)"),
+            "{e}"
+        );
         let e = err(json!({"base": "quick", "grid": {"clone.nb": ["eight"]}}));
         assert!(
             e.contains("grid key 'clone.nb'") && e.contains("\"eight\""),

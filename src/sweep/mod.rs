@@ -10,10 +10,12 @@
 pub mod exec;
 pub mod grid;
 pub mod merge;
+pub mod status;
 
-pub use exec::{resume, run, status, status_table, Executor, SlurmArgs, SweepRunArgs};
+pub use exec::{resume, run, Executor, SlurmArgs, SweepRunArgs};
 pub use grid::{hash, Cell, Grid};
 pub use merge::{merge, report, SweepReport};
+pub use status::{status, status_table};
 
 use crate::config::RunConfig;
 use crate::files::write_atomic;
@@ -181,6 +183,7 @@ pub fn cell_report(dir: &Path, hash: &str) -> std::result::Result<Report, String
         crate::files::read_bounded(&path, 256 << 20, "a run report").map_err(|e| e.to_string())?;
     let r: Report = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{}: not a complete report ({e})", path.display()))?;
+    r.check().map_err(|e| format!("{}: {e}", path.display()))?;
     let h = grid::hash(&r.config);
     if h != hash {
         return Err(format!(

@@ -11,6 +11,11 @@ use crate::ops::{elementwise, loss};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
+/// The most epochs a model may train (SPEC's longest schedule is 100).
+pub const MAX_EPOCHS: usize = 100_000;
+/// The largest training batch.
+pub const MAX_BATCH: usize = 1 << 16;
+
 /// How a network is trained.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +43,18 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             return Err(Error::invalid("--epochs 0: use at least 1"));
+        }
+        if self.epochs > MAX_EPOCHS {
+            return Err(Error::invalid(format!(
+                "--epochs {}: use at most {MAX_EPOCHS}",
+                self.epochs
+            )));
+        }
+        if self.batch > MAX_BATCH {
+            return Err(Error::invalid(format!(
+                "a batch size of {}: use at most {MAX_BATCH}",
+                self.batch
+            )));
         }
         positive("learning rate (--lr)", self.lr)?;
         unit_decay("learning-rate decay", self.lr_decay)?;

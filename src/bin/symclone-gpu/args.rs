@@ -1,5 +1,7 @@
 //! The command line's argument types, and how each maps to the library's settings.
 
+use crate::Cli;
+use clap::CommandFactory;
 use std::path::PathBuf;
 use symclone::commands::mixer::MixerArgs;
 use symclone::config::{Overrides, RunConfig};
@@ -157,7 +159,7 @@ impl RunArgs {
 }
 
 /// The mixer's knobs on the command line; unset ones take the preset's (SPEC §8's for `paper`).
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Parser, Clone, Debug)]
 pub struct MixerFlags {
     /// Mixer kinds: training iterations (paper: 12,000 v5, 80,000 v6).
     #[arg(long)]
@@ -321,4 +323,67 @@ pub struct CheckArgs {
     /// index.html as a file.
     #[arg(long, value_name = "DIR")]
     pub export: Option<PathBuf>,
+}
+
+/// The flags of `m` given on the command line or through the environment, as `--name`, among `ids`
+/// (or all but `ids` with `except`).
+fn given(m: &clap::ArgMatches, ids: &[&str], except: bool) -> Vec<String> {
+    // Global flags (--adapter, …) and the ids of flattened groups (`MixerFlags`) are not asked about.
+    let global: Vec<String> = Cli::command()
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
+    m.ids()
+        .map(|id| id.as_str())
+        .filter(|id| !global.iter().any(|g| g == id) && !id.starts_with(char::is_uppercase))
+        .filter(|id| ids.contains(id) != except)
+        .filter(|id| {
+            matches!(
+                m.value_source(id),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            )
+        })
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect()
+}
+
+/// `clone` reads the mixer's flags only for the mixer kinds, and the mixer kinds read only
+/// --preset, --seed, --dim and --out: a flag the kind does not use is refused, not ignored.
+pub fn unused_flags(m: &clap::ArgMatches) -> Result<()> {
+    let Some(("clone", c)) = m.subcommand() else {
+        return Ok(());
+    };
+    let mixer_names: Vec<String> = MixerFlags::command()
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect();
+    let mixer_ids: Vec<&str> = mixer_names.iter().map(String::as_str).collect();
+    let kind = c
+        .get_one::<String>("kind")
+        .map(String::as_str)
+        .unwrap_or("");
+    let (unused, what) = if symclone::commands::mixer::mixer_kind(kind).is_some() {
+        let used = ["kind", "dim", "preset", "seed", "out"];
+        let mut ids = used.to_vec();
+        ids.extend(&mixer_ids);
+        (
+            given(c, &ids, true),
+            format!("--kind {kind} (the MLP-Mixer student) does not use"),
+        )
+    } else {
+        (
+            given(c, &mixer_ids, false),
+            format!("--kind {kind} does not use the mixer's"),
+        )
+    };
+    if unused.is_empty() {
+        return Ok(());
+    }
+    Err(symclone::Error::invalid(format!(
+        "clone {what} {}: leave {} out",
+        unused.join(", "),
+        if unused.len() == 1 { "it" } else { "them" }
+    )))
 }

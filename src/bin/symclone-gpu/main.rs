@@ -5,7 +5,7 @@ mod open;
 mod sweep;
 
 use args::{CheckArgs, MixerFlags, RunArgs, SweepRunFlags};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use open::{choice, open};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -523,7 +523,16 @@ fn run(cli: Cli) -> Result<(), Error> {
 fn main() -> ExitCode {
     adapter::quiet_device_select_layer();
     symclone::error::stop_on_ctrl_c();
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = args::unused_flags(&matches) {
+        eprintln!("symclone-gpu: {e}");
+        return ExitCode::from(e.exit_code());
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("symclone-gpu: {e}");
