@@ -65,6 +65,8 @@ pub struct Gpu {
     pub(super) submissions: Mutex<u64>,
     /// Floating-point operations of the matrix products and convolutions launched so far.
     pub(super) flops: std::sync::atomic::AtomicU64,
+    /// Dispatches, bytes bound per kernel family and recording time ([`Gpu::counters`]).
+    pub(super) counters: Mutex<super::Counters>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -178,6 +180,7 @@ impl Gpu {
             validation,
             submissions: Mutex::new(0),
             flops: std::sync::atomic::AtomicU64::new(0),
+            counters: Mutex::default(),
         }))
     }
 
