@@ -52,6 +52,12 @@ fn an_elementwise_op_and_a_matrix_product_are_counted_exactly() {
     assert_eq!(d.bytes_read(), (4 * n + a_bytes + 2 * b_bytes) as u64);
     assert_eq!(d.bytes_written(), (4 * n + c_bytes) as u64);
     assert!(d.record_ns > 0);
+    // Nothing was submitted while recording; a flush submits both dispatches at once.
+    assert_eq!((d.submissions, d.submit_ns), (0, 0));
+    g.flush().unwrap();
+    let f = g.counters().since(&before);
+    assert_eq!((f.dispatches, f.submissions), (2, 1));
+    assert!(f.submit_ns > 0);
     // Per step over two steps: halves, and only the families that ran.
     let s = d.per_step(2);
     assert_eq!((s.steps, s.dispatches), (2, 1.0));

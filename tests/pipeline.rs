@@ -136,7 +136,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
             c.dispatches >= 10.0 && c.bytes_read > 0.0 && c.bytes_written > 0.0,
             "{what}: {c:?}"
         );
-        assert!(c.record_us > 0.0, "{what}: {c:?}");
+        assert!(c.record_us > 0.0 && c.submissions > 0.0, "{what}: {c:?}");
         assert_eq!(c.steps, 2, "{what}: the steps after the first of 3");
         for f in ["elementwise", "matmul", "optim"] {
             assert!(

@@ -308,7 +308,7 @@ pub fn markdown(gpu: &Gpu, rows: &[Row]) -> String {
 
 /// The training-step rows' counts as a Markdown table (empty where no row has them): per step,
 /// dispatches, MB (10⁶ bytes) of read-only and of read-write bindings, CPU µs spent recording,
-/// and the families that bound the most bytes.
+/// submissions and the µs spent in them, and the families that bound the most bytes.
 fn counts_table(rows: &[Row]) -> String {
     let counted: Vec<(&Row, &StepCounts)> = rows
         .iter()
@@ -319,8 +319,8 @@ fn counts_table(rows: &[Row]) -> String {
     }
     let mut s = String::from(
         "\nPer step (bytes of each launch's bindings: read-only ones read, read-write ones written):\n\n\
-         | case | dispatches | MB read | MB written | CPU µs recording | most bytes (MB read + written) |\n\
-         |---|--:|--:|--:|--:|---|\n",
+         | case | dispatches | MB read | MB written | CPU µs recording | submissions (µs in them) | most bytes (MB read + written) |\n\
+         |---|--:|--:|--:|--:|--:|---|\n",
     );
     for (r, c) in counted {
         let mut fam: Vec<(&String, f64, f64)> = c
@@ -335,12 +335,14 @@ fn counts_table(rows: &[Row]) -> String {
             .map(|(n, b, d)| format!("{n} {:.2} ({d:.0} disp.)", b / 1e6))
             .collect();
         s.push_str(&format!(
-            "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {} |\n",
+            "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {:.2} ({:.0}) | {} |\n",
             r.case,
             c.dispatches,
             c.bytes_read / 1e6,
             c.bytes_written / 1e6,
             c.record_us,
+            c.submissions,
+            c.submit_us,
             top.join(", ")
         ));
     }

@@ -1,5 +1,6 @@
 //! What the runtime counts of the work it records: dispatches, the bytes each kernel family's
-//! launches bind, and the CPU time spent recording them. The recorder adds every dispatch it
+//! launches bind, the CPU time spent recording them, and its submissions and the time spent in
+//! them. The recorder adds every dispatch it
 //! records ([`Gpu::counters`] reads the totals); a caller takes a snapshot before some work and
 //! one after, and [`Counters::since`] is the work's own count (one training step, say).
 //!
@@ -11,7 +12,9 @@
 //! The uniform parameters (at most 256 bytes a dispatch), copies and uploads are not counted.
 //!
 //! Counting is a few additions per dispatch into a fixed array, one slot per family, under a
-//! lock of its own: nothing is allocated on the recording path.
+//! lock of its own, and two reads of the monotonic clock: nothing is allocated on the recording
+//! path. The time is wall clock: on a machine whose cores are busy with other work it includes
+//! waits for a core.
 
 use super::pipelines::Access;
 use super::shader::{Shader, FAMILIES};
@@ -72,8 +75,15 @@ pub struct Counters {
     pub dispatches: u64,
     /// CPU time spent recording them (nanoseconds): from entering the recorder with a launch until
     /// its dispatch is recorded (pipeline and bind-group look-ups included, and building either
-    /// the first time).
+    /// the first time), less a submission made meanwhile (every [`super::MAX_PENDING_DISPATCHES`]
+    /// dispatches), which is counted in `submit_ns`.
     pub record_ns: u64,
+    /// Submissions made (a read-back, a flush, a full batch of dispatches).
+    pub submissions: u64,
+    /// Time spent in them (nanoseconds, wall clock): the driver's submit call, which a driver may
+    /// make wait. On a CPU driver such as lavapipe it runs the kernels and returns when they are
+    /// done.
+    pub submit_ns: u64,
     /// Per family, in the order of [`family_name`].
     pub families: [FamilyCounts; FAMILY_SLOTS],
 }
@@ -84,6 +94,8 @@ impl Counters {
         Counters {
             dispatches: self.dispatches.saturating_sub(before.dispatches),
             record_ns: self.record_ns.saturating_sub(before.record_ns),
+            submissions: self.submissions.saturating_sub(before.submissions),
+            submit_ns: self.submit_ns.saturating_sub(before.submit_ns),
             families: std::array::from_fn(|i| self.families[i].since(before.families[i])),
         }
     }
@@ -126,6 +138,8 @@ impl Counters {
             bytes_read: self.bytes_read() as f64 / n,
             bytes_written: self.bytes_written() as f64 / n,
             record_us: self.record_ns as f64 / 1e3 / n,
+            submissions: self.submissions as f64 / n,
+            submit_us: self.submit_ns as f64 / 1e3 / n,
             families,
         }
     }
@@ -171,6 +185,11 @@ pub struct StepCounts {
     pub bytes_written: f64,
     /// CPU time spent recording the step's dispatches (µs).
     pub record_us: f64,
+    /// Submissions, and the time spent in them (µs; see [`Counters::submit_ns`]).
+    #[serde(default)]
+    pub submissions: f64,
+    #[serde(default)]
+    pub submit_us: f64,
     /// Per kernel family that ran (`matmul`, `conv`, `elementwise`, …).
     pub families: BTreeMap<String, FamilyStep>,
 }
@@ -194,6 +213,8 @@ impl StepCounts {
             out.bytes_read += w(c, c.bytes_read);
             out.bytes_written += w(c, c.bytes_written);
             out.record_us += w(c, c.record_us);
+            out.submissions += w(c, c.submissions);
+            out.submit_us += w(c, c.submit_us);
             for (name, f) in &c.families {
                 let e = out.families.entry(name.clone()).or_default();
                 e.dispatches += w(c, f.dispatches);
@@ -204,14 +225,17 @@ impl StepCounts {
         Some(out)
     }
 
-    /// One line: dispatches, MB read and written (10⁶ bytes), CPU µs recording, per step.
+    /// One line: dispatches, MB read and written (10⁶ bytes), CPU µs recording, submissions and
+    /// µs in them, per step.
     pub fn line(&self) -> String {
         format!(
-            "{:.1} dispatches, {:.2} MB read, {:.2} MB written, {:.0} µs recording per step",
+            "{:.1} dispatches, {:.2} MB read, {:.2} MB written, {:.0} µs recording, {:.2} submissions ({:.0} µs) per step",
             self.dispatches,
             self.bytes_read / 1e6,
             self.bytes_written / 1e6,
-            self.record_us
+            self.record_us,
+            self.submissions,
+            self.submit_us
         )
     }
 }
@@ -227,14 +251,30 @@ impl Gpu {
         *self.counters.lock().unwrap() = c;
     }
 
-    /// Count one dispatch of `shader`, whose recording started at `start`.
+    /// When a dispatch's recording starts: the time, and the submission time counted so far.
+    pub(super) fn record_start(&self) -> (Instant, u64) {
+        (Instant::now(), self.counters.lock().unwrap().submit_ns)
+    }
+
+    /// Count one dispatch of `shader`, whose recording started at `start` ([`Gpu::record_start`]);
+    /// a submission made meanwhile is not recording.
     pub(super) fn count_dispatch(
         &self,
         shader: &Shader,
         bindings: impl Iterator<Item = (u64, Access)>,
-        start: Instant,
+        start: (Instant, u64),
     ) {
+        let ns = start.0.elapsed().as_nanos() as u64;
+        let mut c = self.counters.lock().unwrap();
+        let submitting = c.submit_ns.saturating_sub(start.1);
+        c.add(shader, bindings, ns.saturating_sub(submitting));
+    }
+
+    /// Count one submission, whose submit call started at `start`.
+    pub(super) fn count_submission(&self, start: Instant) {
         let ns = start.elapsed().as_nanos() as u64;
-        self.counters.lock().unwrap().add(shader, bindings, ns);
+        let mut c = self.counters.lock().unwrap();
+        c.submissions += 1;
+        c.submit_ns += ns;
     }
 }

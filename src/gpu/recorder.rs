@@ -135,7 +135,9 @@ impl Gpu {
         if belt_used {
             rec.belt.finish();
         }
+        let submitted = std::time::Instant::now();
         self.queue.submit([encoder.finish()]);
+        self.count_submission(submitted);
         if belt_used {
             rec.belt.recall();
         }
@@ -276,7 +278,7 @@ impl Gpu {
     }
 
     fn record(&self, l: Launch<'_>, groups: [u32; 3]) -> Result<()> {
-        let start = std::time::Instant::now();
+        let start = self.record_start();
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(Error::invalid(format!(
