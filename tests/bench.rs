@@ -44,3 +44,50 @@ fn a_row_that_disagrees_with_its_baseline_is_refused_before_it_is_timed() {
     // The tolerance grows with the terms each output sums: 64 · 2⁻²³.
     assert!((check("t").tolerance() - 64.0 * f64::from(f32::EPSILON)).abs() < 1e-18);
 }
+
+/// The training-step rows of the networks train the quick preset's rot-sb networks with its
+/// settings, so their counts are the ones a quick run's steps make.
+#[test]
+fn the_model_rows_have_the_quick_presets_shapes() {
+    use symclone::bench::models::{quick_arch, MODELS, QUICK_CLONE, QUICK_TRAIN};
+    use symclone::config::RunConfig;
+    use symclone::data::Task;
+    let quick = RunConfig::preset("quick").unwrap();
+    let rot = quick.tasks.iter().find(|t| t.task == "rot-sb").unwrap();
+    for kind in MODELS {
+        assert!(rot.models.contains(&kind), "{kind}");
+        assert_eq!(quick_arch(kind), quick.arch(kind, Task::RotSb), "{kind}");
+    }
+    let t = &rot.train;
+    assert_eq!(QUICK_TRAIN, (t.batch, t.lr, t.weight_decay, t.beta));
+    assert_eq!(t.optimizer, "adam");
+    assert_eq!(QUICK_CLONE, (quick.clone.nb, quick.clone.m));
+}
+
+/// A training-step row carries its counts, and `bench`'s Markdown and JSON show them.
+#[test]
+fn a_training_step_row_reports_its_counts() {
+    // A device of its own: the counts are per device, and the other tests here launch too.
+    let g = common::gpu_with_limits(common::adapter_limits());
+    let opts = symclone::bench::Options {
+        filter: Some("train step mlp quick".into()),
+        reps: 3,
+        max_square: 64,
+    };
+    let rows = symclone::bench::run(&g, &opts, &mut |_| {}).unwrap();
+    assert_eq!(rows.len(), 1);
+    let c = rows[0].counts.as_ref().expect("counts");
+    // The MLP 256-256-128-20 with dropout: a handful of products, element-wise passes and one
+    // Adam dispatch per parameter tensor, every step alike.
+    assert!(c.dispatches >= 10.0 && c.dispatches.fract() == 0.0, "{c:?}");
+    assert!(c.bytes_read > 4.0 * (256 * 256) as f64, "{c:?}");
+    assert!(c.bytes_written > 0.0 && c.record_us > 0.0, "{c:?}");
+    assert_eq!(c.families["optim"].dispatches, 6.0, "{c:?}");
+    let md = symclone::bench::markdown(&g, &rows);
+    assert!(
+        md.contains("| dispatches | MB read | MB written | CPU µs recording |"),
+        "{md}"
+    );
+    let json = serde_json::to_value(&rows).unwrap();
+    assert!(json[0]["counts"]["families"]["matmul"]["bytes_read"].as_f64() > Some(0.0));
+}

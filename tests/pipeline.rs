@@ -1,5 +1,8 @@
 //! The pipeline end to end on a few hundred images, checkpoints, frozen clones, and every bad
 //! input the run can meet.
+//!
+//! Over 600 lines: every check of a whole run lives here, beside the one smoke run it reads
+//! (a second run would cost the suite as much again).
 
 mod common;
 use common::*;
@@ -120,6 +123,37 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
     ] {
         assert!(json.get(key).is_some(), "report.json lacks {key}");
     }
+    // Every model's training step is counted: dispatches, bytes read and written, CPU time
+    // recording, per kernel family; report.json keeps them, and a report written before they
+    // were counted still reads.
+    for (m, j) in r.results.iter().zip(json["results"].as_array().unwrap()) {
+        let what = format!("{} on {}", m.model, m.task);
+        let c = m
+            .step_counts
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: no counts"));
+        assert!(
+            c.dispatches >= 10.0 && c.bytes_read > 0.0 && c.bytes_written > 0.0,
+            "{what}: {c:?}"
+        );
+        assert!(c.record_us > 0.0 && c.submissions > 0.0, "{what}: {c:?}");
+        assert_eq!(c.steps, 2, "{what}: the steps after the first of 3");
+        for f in ["elementwise", "matmul", "optim"] {
+            assert!(
+                c.families.get(f).is_some_and(|f| f.dispatches > 0.0),
+                "{what}: {f}"
+            );
+        }
+        let sum: f64 = c.families.values().map(|f| f.dispatches).sum();
+        assert!((sum - c.dispatches).abs() < 1e-9, "{what}: {c:?}");
+        assert_eq!(j["step_counts"]["dispatches"].as_f64(), Some(c.dispatches));
+    }
+    let mut old = json.clone();
+    for m in old["results"].as_array_mut().unwrap() {
+        m.as_object_mut().unwrap().remove("step_counts");
+    }
+    let old: symclone::results::Report = serde_json::from_value(old).unwrap();
+    assert!(old.results.iter().all(|m| m.step_counts.is_none()));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for t in [
         "symmetric",
@@ -173,6 +207,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
     );
     for (a, b) in r.results.iter().zip(&r2.results) {
         assert_eq!(a.test_acc, b.test_acc);
+        assert_eq!(a.step_counts, b.step_counts);
     }
     for (a, b) in r.clones.iter().zip(&r2.clones) {
         assert_eq!(a.stats.best_loss, b.stats.best_loss);

@@ -98,6 +98,7 @@ pub(super) fn clone_cases(
                 unit: "iters/s",
                 rel_err: f64::NAN,
                 note,
+                counts: None,
             };
             progress(&row);
             rows.push(row);

@@ -2,6 +2,7 @@
 //! the CPU, and cloning iterations.
 
 use super::{cpu, wanted, Options, Row};
+use crate::gpu::StepCounts;
 use crate::ops::conv::ConvDims;
 use crate::reference::rel_err;
 use crate::rng::Rng;
@@ -11,24 +12,31 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Time `steps` calls of a training step after `warm` untimed ones, with one sync at the end (no
-/// read-back inside the timed steps); returns seconds per step and the last step's loss tensor.
-fn time_steps(
+/// read-back inside the timed steps); returns seconds per step, the last step's loss tensor, and
+/// the timed steps' counts per step (dispatches, bytes bound, CPU time recording).
+pub(super) fn time_steps(
     gpu: &Gpu,
     warm: usize,
     steps: usize,
     mut step: impl FnMut() -> Result<Tensor>,
-) -> Result<(f64, Tensor)> {
+) -> Result<(f64, Tensor, StepCounts)> {
     let mut last = step()?;
     for _ in 1..warm {
         last = step()?;
     }
     last.to_vec()?;
+    let before = gpu.counters();
     let t0 = Instant::now();
     for _ in 0..steps {
         last = step()?;
     }
+    let counts = gpu.counters().since(&before).per_step(steps as u64);
     gpu.sync()?;
-    Ok((t0.elapsed().as_secs_f64() / steps.max(1) as f64, last))
+    Ok((
+        t0.elapsed().as_secs_f64() / steps.max(1) as f64,
+        last,
+        counts,
+    ))
 }
 
 /// End to end: training steps of the `mlp` and of a small CNN (the library's layers, one tape per
@@ -89,7 +97,7 @@ pub(super) fn e2e_cases(
             Ok(tape.value(loss).clone())
         };
         let (warm, steps) = (3, opts.reps.max(10));
-        let (gpu_s, loss) = time_steps(gpu, warm, steps, step)?;
+        let (gpu_s, loss, counts) = time_steps(gpu, warm, steps, step)?;
         let mut adam = cpu::Adam::new(lr, &cpu_p);
         let mut cpu_loss = 0.0;
         for _ in 0..warm {
@@ -111,6 +119,7 @@ pub(super) fn e2e_cases(
             unit: "steps/s",
             rel_err: rel_err(&loss.to_vec()?, &[cpu_loss as f64]),
             note: String::new(),
+            counts: Some(counts),
         };
         push(rows, row);
     }
@@ -143,7 +152,7 @@ pub(super) fn e2e_cases(
             Ok(tape.value(loss).clone())
         };
         let (warm, steps) = (2, opts.reps.clamp(3, 10));
-        let (gpu_s, loss) = time_steps(gpu, warm, steps, step)?;
+        let (gpu_s, loss, counts) = time_steps(gpu, warm, steps, step)?;
         let dims = |cin| ConvDims {
             batch,
             cin,
@@ -177,6 +186,7 @@ pub(super) fn e2e_cases(
             unit: "steps/s",
             rel_err: rel_err(&loss.to_vec()?, &[cpu_loss as f64]),
             note: String::new(),
+            counts: Some(counts),
         };
         push(rows, row);
     }
@@ -213,6 +223,7 @@ pub(super) fn e2e_cases(
             unit: "iters/s",
             rel_err: f64::NAN,
             note: String::new(),
+            counts: None,
         };
         push(rows, row);
     }

@@ -4,9 +4,10 @@
 //!
 //! The shared pieces (rows, timing, the filter, the table) live here; each suite has its own file:
 //! `runtime` (the CPU cost of a dispatch), `matmul`, `conv`, `conv_algos` (every convolution
-//! algorithm's passes side by side), `e2e` (training steps and cloning
-//! iterations), `clone` (the three cloning losses to a relative MSE of 1e-6), and `cpu` holds the
-//! baselines.
+//! algorithm's passes side by side), `e2e` (training steps and cloning iterations), `models` (the
+//! networks' training steps at the quick preset's sizes), `clone` (the three cloning losses to a
+//! relative MSE of 1e-6), and `cpu` holds the baselines. Training-step rows carry their per-step
+//! counts (dispatches, bytes bound per kernel family, CPU time recording).
 
 pub mod clone;
 mod conv;
@@ -14,8 +15,10 @@ mod conv_algos;
 pub mod cpu;
 mod e2e;
 mod matmul;
+pub mod models;
 mod runtime;
 
+use crate::gpu::StepCounts;
 use crate::reference::rel_err;
 use crate::tensor::Tensor;
 use crate::{Gpu, Result};
@@ -45,6 +48,10 @@ pub struct Row {
     /// A remark printed under the table (e.g. the buffer pool's hit rate); empty for none.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub note: String,
+    /// For training steps: dispatches, bytes read and written (in all and per kernel family) and
+    /// CPU time spent recording, per step over the timed steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<StepCounts>,
 }
 
 impl Row {
@@ -73,6 +80,7 @@ impl Row {
             unit: "GFLOP/s",
             rel_err: rel_err(got, want),
             note: String::new(),
+            counts: None,
         }
     }
 
@@ -83,7 +91,7 @@ impl Row {
     }
     /// The progress line `symclone-gpu bench` prints for the row.
     pub fn line(&self) -> String {
-        format!(
+        let mut line = format!(
             "{:<40} gpu {:>9.3} ms ({:>7.1} {})  cpu {:>9.3} ms ({:>7.1} {})  err {:.1e}",
             self.case,
             self.gpu_s * 1e3,
@@ -93,7 +101,11 @@ impl Row {
             self.cpu_rate(),
             self.unit,
             self.rel_err
-        )
+        );
+        if let Some(c) = &self.counts {
+            line += &format!("\n{:<40} {}", "", c.line());
+        }
+        line
     }
     /// Rate on the GPU (kernel time) in `unit`.
     pub fn gpu_rate(&self) -> f64 {
@@ -225,6 +237,7 @@ pub fn run(gpu: &Arc<Gpu>, opts: &Options, progress: &mut dyn FnMut(&Row)) -> Re
     conv::conv_cases(gpu, opts, &mut rows, progress)?;
     conv_algos::algo_cases(gpu, opts, &mut rows, progress)?;
     e2e::e2e_cases(gpu, opts, &mut rows, progress)?;
+    models::model_cases(gpu, opts, &mut rows, progress)?;
     clone::clone_cases(gpu, opts, &mut rows, progress)?;
     Ok(rows)
 }
@@ -288,6 +301,50 @@ pub fn markdown(gpu: &Gpu, rows: &[Row]) -> String {
     }
     for r in rows.iter().filter(|r| !r.note.is_empty()) {
         s.push_str(&format!("\n{}\n", r.note));
+    }
+    s.push_str(&counts_table(rows));
+    s
+}
+
+/// The training-step rows' counts as a Markdown table (empty where no row has them): per step,
+/// dispatches, MB (10⁶ bytes) of read-only and of read-write bindings, CPU µs spent recording,
+/// submissions and the µs spent in them, and the families that bound the most bytes.
+fn counts_table(rows: &[Row]) -> String {
+    let counted: Vec<(&Row, &StepCounts)> = rows
+        .iter()
+        .filter_map(|r| r.counts.as_ref().map(|c| (r, c)))
+        .collect();
+    if counted.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "\nPer step (bytes of each launch's bindings: read-only ones read, read-write ones written):\n\n\
+         | case | dispatches | MB read | MB written | CPU µs recording | submissions (µs in them) | most bytes (MB read + written) |\n\
+         |---|--:|--:|--:|--:|--:|---|\n",
+    );
+    for (r, c) in counted {
+        let mut fam: Vec<(&String, f64, f64)> = c
+            .families
+            .iter()
+            .map(|(n, f)| (n, f.bytes_read + f.bytes_written, f.dispatches))
+            .collect();
+        fam.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        let top: Vec<String> = fam
+            .iter()
+            .take(4)
+            .map(|(n, b, d)| format!("{n} {:.2} ({d:.0} disp.)", b / 1e6))
+            .collect();
+        s.push_str(&format!(
+            "| {} | {:.1} | {:.2} | {:.2} | {:.0} | {:.2} ({:.0}) | {} |\n",
+            r.case,
+            c.dispatches,
+            c.bytes_read / 1e6,
+            c.bytes_written / 1e6,
+            c.record_us,
+            c.submissions,
+            c.submit_us,
+            top.join(", ")
+        ));
     }
     s
 }

@@ -52,6 +52,7 @@ pub(super) fn runtime_cases(
         unit: "dispatch/s",
         rel_err: crate::reference::rel_err(&got, &want),
         note: String::new(),
+        counts: None,
     };
     progress(&row);
     rows.push(row);

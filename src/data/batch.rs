@@ -308,6 +308,11 @@ impl Batcher {
         self.samples.len().div_ceil(self.batch_size)
     }
 
+    /// The device the batches are on.
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        self.split.gpu()
+    }
+
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }

@@ -67,6 +67,8 @@ pub struct Gpu {
     pub(super) flops: std::sync::atomic::AtomicU64,
     /// What the device runs, while a trace is on ([`Gpu::trace_start`]).
     pub(super) trace: Mutex<Option<super::trace::Trace>>,
+    /// Dispatches, bytes bound per kernel family and recording time ([`Gpu::counters`]).
+    pub(super) counters: Mutex<super::Counters>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -181,6 +183,7 @@ impl Gpu {
             submissions: Mutex::new(0),
             flops: std::sync::atomic::AtomicU64::new(0),
             trace: Mutex::new(None),
+            counters: Mutex::default(),
         }))
     }
 

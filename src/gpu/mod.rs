@@ -1,8 +1,8 @@
 //! The GPU runtime: device and limits ([`device`]), buffer pool, pipeline cache ([`pipelines`]),
-//! command recorder ([`recorder`]), kernel timing ([`timing`]), WGSL sources and the cache of
-//! kernels generated in Rust ([`shader`]), and variant choice by measurement ([`tune`]). Nothing
-//! here imports the ops, the tape or the layers: each op family brings its own generators and
-//! tuned ops.
+//! command recorder ([`recorder`]) and what it counts ([`counters`]), kernel timing ([`timing`]),
+//! WGSL sources and the cache of kernels generated in Rust ([`shader`]), and variant choice by
+//! measurement ([`tune`]). Nothing here imports the ops, the tape or the layers: each op family
+//! brings its own generators and tuned ops.
 //!
 //! Dispatches are recorded into one command encoder and submitted only when the host reads a buffer,
 //! when `flush` is called, or every [`MAX_PENDING_DISPATCHES`] dispatches. Kernel parameters go into a
@@ -10,6 +10,7 @@
 //! races a dispatch recorded earlier.
 
 pub mod adapter;
+pub mod counters;
 mod device;
 pub mod params;
 mod pipelines;
@@ -22,6 +23,7 @@ pub mod tune;
 mod validate;
 
 pub use adapter::{AdapterChoice, AdapterSummary};
+pub use counters::{Counters, StepCounts};
 pub use device::{Gpu, KernelFamily};
 pub use pool::{PoolStats, PooledBuffer};
 pub use recorder::{grid_1d, Bindable, Launch};

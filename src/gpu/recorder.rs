@@ -136,7 +136,9 @@ impl Gpu {
         if belt_used {
             rec.belt.finish();
         }
+        let submitted = std::time::Instant::now();
         self.queue.submit([encoder.finish()]);
+        self.count_submission(submitted);
         if belt_used {
             rec.belt.recall();
         }
@@ -290,6 +292,7 @@ impl Gpu {
     }
 
     fn record(&self, l: Launch<'_>, groups: [u32; 3]) -> Result<()> {
+        let start = self.record_start();
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(Error::invalid(format!(
@@ -411,6 +414,8 @@ impl Gpu {
         p.set_bind_group(0, &bg, &[offset as u32]);
         p.dispatch_workgroups(groups[0], groups[1], groups[2]);
         *dispatches += 1;
+        let bindings = l.bufs.iter().map(|b| (b.bytes, b.access));
+        self.count_dispatch(l.shader, bindings, start);
         if validate {
             // Under --validate each dispatch is submitted on its own: wgpu checks a pass when
             // its encoder is finished, and the layer checks a command buffer when it is recorded

@@ -68,6 +68,8 @@ pub static FAMILIES: [&Shader; 16] = [
 /// size): how to name it and how to write its WGSL.
 pub trait Generate: Copy + Eq + std::hash::Hash + Send + 'static {
     /// The shader's name (its label in pipelines, kernel times and errors; unique across families).
+    /// It begins with its family's name and `_` (`matmul_reg_4x4`): the family its dispatches are
+    /// counted under ([`super::counters`]).
     fn name(self) -> String;
     /// The WGSL source.
     fn source(self) -> Result<String>;

@@ -348,6 +348,8 @@ impl Gpu {
             return Ok(record(default, "budget"));
         }
         let t0 = Instant::now();
+        // The measurement's dispatches are not counted as the work of the step it happens in.
+        let counted = self.counters();
         let mut times: Vec<(String, f64)> = Vec::new();
         let mut rejected = Vec::new();
         // The default family's candidates first, so a slow candidate meets a good bound early.
@@ -381,6 +383,7 @@ impl Gpu {
                 }
             }
         }
+        self.restore_counters(counted);
         let best = times
             .iter()
             .min_by(|a, b| a.1.total_cmp(&b.1))

@@ -78,6 +78,7 @@ impl Training<'_> {
         let mut unchanged = None;
         let mut history = Vec::new();
         let mut step_flops = 0;
+        let mut counts = Vec::new();
         let mut sym = Vec::new();
         let cfg = &self.plan.cfg;
         let mut stopped = None;
@@ -95,6 +96,7 @@ impl Training<'_> {
             secs.push(result.seconds);
             params = result.trainable_params;
             step_flops = result.step_flops;
+            counts.extend(result.step_counts.clone());
             if s == 0 {
                 history = result.history.clone();
             }
@@ -121,6 +123,7 @@ impl Training<'_> {
             history,
             peak_bytes: 0,
             step_flops,
+            step_counts: crate::gpu::StepCounts::mean(&counts),
             accuracy_by_rotation: rotational.then_some(s.orbit.accuracy),
             layer_equivariance: (!s.layers.is_empty()).then_some(s.layers),
             orbit_group: Some(s.orbit.group),

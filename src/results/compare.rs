@@ -167,6 +167,7 @@ mod tests {
             history: Vec::new(),
             peak_bytes: 0,
             step_flops: 0,
+            step_counts: None,
             accuracy_by_rotation: None,
             layer_equivariance: None,
             orbit_group: None,

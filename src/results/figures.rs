@@ -479,6 +479,7 @@ mod tests {
             kl_terms: None,
             peak_bytes: 0,
             step_flops: 0,
+            step_counts: None,
             test_samples: 0,
         };
         Report {

@@ -61,6 +61,11 @@ pub struct ModelReport {
     /// Floating-point operations of one training step (matrix products and convolutions).
     #[serde(default)]
     pub step_flops: u64,
+    /// Per training step: dispatches, bytes read and written per kernel family (from each
+    /// launch's bindings, see `gpu::counters`) and CPU time spent recording; the mean over the
+    /// seeds' steps after their first. None in reports written before they were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_counts: Option<crate::gpu::StepCounts>,
     /// Test accuracy per test rotation (0°, 90°, 180°, 270°), mean over the seeds, when the run
     /// measured it (SPEC §7).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -100,6 +100,11 @@ pub struct TrainResult {
     /// matrix products and convolutions, see [`crate::Gpu::flops`]).
     #[serde(default)]
     pub step_flops: u64,
+    /// Dispatches, bytes bound per kernel family and CPU recording time per training step, the
+    /// mean over the steps after the first (the first builds pipelines); the last epoch's
+    /// evaluation is not counted. None in results written before they were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_counts: Option<crate::gpu::StepCounts>,
 }
 
 /// Progress callback: (epoch, step in epoch, steps per epoch).
@@ -153,6 +158,8 @@ pub fn train_with(
     let mut history = Vec::new();
     let mut global_step = 0u64;
     let mut step_flops = 0u64;
+    let gpu = train.gpu().clone();
+    let (start, mut after_first) = (gpu.counters(), None);
     for epoch in 0..cfg.epochs {
         let te = std::time::Instant::now();
         train.set_epoch(epoch)?;
@@ -164,28 +171,17 @@ pub fn train_with(
         for step in 0..steps {
             crate::error::check_interrupt("training")?;
             let b = train.batch(step)?;
-            let flops0 = b.images.gpu().flops();
-            let mut tape = Tape::new();
-            let x = tape.input(b.images.clone());
+            let flops0 = gpu.flops();
             let seed = (cfg.seed as u32) ^ (global_step as u32).wrapping_mul(0x9E37_79B9);
-            let logits = model.forward(&mut tape, x, true, seed)?;
-            let nll = loss::cross_entropy_t(&mut tape, logits, &b.labels)?;
-            let c = loss::correct_count(tape.value(logits), &b.labels)?;
-            let total = match model.kl_penalty(&mut tape, cfg.beta)? {
-                Some(pen) => {
-                    accumulate(&mut pen_sum, tape.value(pen))?;
-                    elementwise::add_t(&mut tape, nll, pen)?
-                }
-                None => nll,
-            };
-            accumulate(&mut loss_sum, tape.value(nll))?;
-            accumulate(&mut correct, &c)?;
-            tape.backward(total)?;
-            drop(tape);
-            opt.step()?;
-            opt.zero_grad();
+            let out = train_step(model, &mut opt, &b.images, &b.labels, cfg.beta, seed)?;
+            if let Some(pen) = &out.penalty {
+                accumulate(&mut pen_sum, pen)?;
+            }
+            accumulate(&mut loss_sum, &out.nll)?;
+            accumulate(&mut correct, &out.correct)?;
             if global_step == 0 {
-                step_flops = b.images.gpu().flops() - flops0;
+                step_flops = gpu.flops() - flops0;
+                after_first = Some(gpu.counters());
             }
             seen += b.len;
             global_step += 1;
@@ -214,6 +210,13 @@ pub fn train_with(
         on_epoch(history.last().expect("just pushed"))?;
         opt.lr *= cfg.lr_decay;
     }
+    // The first step builds pipelines (and may have kernel variants chosen): the counts are the
+    // steps after it, epoch boundaries included, where there are any.
+    let end = gpu.counters();
+    let step_counts = match after_first {
+        Some(first) if global_step > 1 => end.since(&first).per_step(global_step - 1),
+        _ => end.since(&start).per_step(global_step),
+    };
     let test_acc = evaluate(model, test)?;
     Ok(TrainResult {
         history,
@@ -221,7 +224,49 @@ pub fn train_with(
         seconds: t0.elapsed().as_secs_f64(),
         trainable_params: model.trainable_count(),
         step_flops,
+        step_counts: Some(step_counts),
     })
+}
+
+/// What one training step leaves on the GPU: the classification loss, the KL penalty (β·KL, for
+/// `*-kl` models) and the batch's count of correct predictions.
+pub struct StepOut {
+    pub nll: Tensor,
+    pub penalty: Option<Tensor>,
+    pub correct: Tensor,
+}
+
+/// One training step on a batch: the forward pass with dropout masks from `seed`, cross-entropy
+/// (plus the KL penalty weighted by `beta` for `*-kl` models), the backward pass and the
+/// optimiser's step; the gradients are zeroed after it. Nothing is read back.
+pub fn train_step(
+    model: &Model,
+    opt: &mut Optimizer,
+    images: &Tensor,
+    labels: &Tensor,
+    beta: f32,
+    seed: u32,
+) -> Result<StepOut> {
+    let mut tape = Tape::new();
+    let x = tape.input(images.clone());
+    let logits = model.forward(&mut tape, x, true, seed)?;
+    let nll = loss::cross_entropy_t(&mut tape, logits, labels)?;
+    let correct = loss::correct_count(tape.value(logits), labels)?;
+    let pen = model.kl_penalty(&mut tape, beta)?;
+    let total = match pen {
+        Some(pen) => elementwise::add_t(&mut tape, nll, pen)?,
+        None => nll,
+    };
+    let out = StepOut {
+        nll: tape.value(nll).clone(),
+        penalty: pen.map(|p| tape.value(p).clone()),
+        correct,
+    };
+    tape.backward(total)?;
+    drop(tape);
+    opt.step()?;
+    opt.zero_grad();
+    Ok(out)
 }
 
 fn accumulate(slot: &mut Option<Tensor>, v: &Tensor) -> Result<()> {
