@@ -178,14 +178,34 @@ impl FolderLock {
 fn open_lock_file(path: &Path) -> Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);
+    open_no_follow(path, opts, "the folder's lock file")
+}
+
+/// Create (or empty) the log at `path` for writing: a link planted there is not followed and
+/// anything but a regular file is refused, as for the lock ([`open_no_follow`]).
+pub fn create_log(path: &Path) -> Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    open_no_follow(path, opts, "a log file")
+}
+
+/// Open `path` with `opts`, never following a link at `path` (`O_NOFOLLOW`: the open fails, and
+/// nothing outside the folder is ever opened for writing) and never blocking on a FIFO
+/// (`O_NONBLOCK`); a link or anything but a regular file there is refused with one line naming
+/// `what` it should be.
+fn open_no_follow(
+    path: &Path,
+    mut opts: std::fs::OpenOptions,
+    what: &str,
+) -> Result<std::fs::File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
-    let refused = |what: &str| {
+    let refused = |is: &str| {
         Error::invalid(format!(
-            "{}: the folder's lock file is {what}; remove it, or choose another --out",
+            "{}: {what} is {is}; remove it, or choose another --out",
             path.display()
         ))
     };

@@ -377,6 +377,17 @@ fn a_local_sweep_merges_and_names_held_and_corrupt_cells() {
         st.contains(" failed ") && st.contains("no-such-card"),
         "{st}"
     );
+    // A link planted at a cell's log is not followed: the file it points to stays as it was.
+    let outside = d.join("outside.txt");
+    std::fs::write(&outside, "mine").unwrap();
+    let planted = out.join("logs").join(format!("local-{}.log", h[1]));
+    let _ = std::fs::remove_file(&planted);
+    std::os::unix::fs::symlink(&outside, &planted).unwrap();
+    let (code, _, err) = bin(&["sweep", "run", o, "--jobs", "2"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("a log file is a symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "mine");
+    std::fs::remove_file(&planted).unwrap();
     // Child processes complete it (each logging to logs/local-<hash>.log), and the merge gives
     // the first numbers again.
     let ran = ok(&["sweep", "run", o, "--jobs", "2"], &[]);

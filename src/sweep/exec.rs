@@ -241,8 +241,12 @@ fn in_process(
         // The cell's log says what became of it, as a child process's does: `sweep status`
         // reads a failure from its last line (a fresh log, so an old failure does not linger).
         let log = dir.join("logs").join(format!("local-{}.log", c.hash));
-        let _ = std::fs::create_dir_all(dir.join("logs"));
-        let _ = std::fs::write(&log, format!("run in process {}\n", std::process::id()));
+        std::fs::create_dir_all(dir.join("logs")).map_err(|e| Error::io(dir, e))?;
+        let mut log = crate::files::create_log(&log)?;
+        {
+            use std::io::Write;
+            let _ = writeln!(log, "run in process {}", std::process::id());
+        }
         match pipeline::run(&gpu, &cfg, &cell, true, None, rep.as_mut()) {
             Ok(_) => {}
             Err(e @ Error::Interrupted(_)) => return Err(e),
@@ -252,9 +256,7 @@ fn in_process(
             }
             Err(e) => {
                 use std::io::Write;
-                if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(&log) {
-                    let _ = writeln!(f, "symclone-gpu: {e}");
-                }
+                let _ = writeln!(log, "symclone-gpu: {e}");
                 out.failed.push((c.index, e.to_string()));
             }
         }
@@ -292,7 +294,7 @@ fn children(
             let Some(c) = queue.next() else { break };
             let argv = cell_command(program, &cell_dir(dir, &c.hash));
             let log_path = logs.join(format!("local-{}.log", c.hash));
-            let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
+            let log = crate::files::create_log(&log_path)?;
             let err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
             let child = Command::new(&argv[0])
                 .args(&argv[1..])
