@@ -24,6 +24,7 @@ pub fn without_bom(bytes: &[u8]) -> &[u8] {
 /// `O_EXCL` under a random name), synced to disk, then renamed over `path`. On any failure the
 /// temporary file is removed and `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    inside_locked_folder(path)?;
     let io = |e| Error::io(path, e);
     let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(d) => d.to_path_buf(),
@@ -43,6 +44,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// The folders this process holds ([`FolderLock`]): what is written below one stays inside it.
+static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Refuse to write `path` when it lies below a folder this process holds and one of the folders
+/// between (`clones`, `models`, a cell's folder, …) is a symbolic link: a link planted there could
+/// take the write outside the folder. The held folder itself may be a link (a user's
+/// `runs -> /scratch/runs`); only what is inside it is checked.
+fn inside_locked_folder(path: &Path) -> Result<()> {
+    let held = HELD.lock().unwrap().clone();
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    for root in held.iter().filter(|r| parent.starts_with(r)) {
+        let mut at = root.clone();
+        for part in parent
+            .strip_prefix(root)
+            .unwrap_or(Path::new(""))
+            .components()
+        {
+            at.push(part);
+            if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::invalid(format!(
+                    "{}: a symbolic link inside {} (not followed: it could take {} outside the folder); remove it",
+                    at.display(),
+                    root.display(),
+                    path.display()
+                )));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -123,6 +157,8 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
 /// when the lock is dropped.
 pub struct FolderLock {
     path: PathBuf,
+    /// The folder held (what [`write_atomic`] keeps writes inside of).
+    dir: PathBuf,
     file: Option<std::fs::File>,
 }
 
@@ -153,12 +189,14 @@ impl FolderLock {
             // The holder before us may have removed the file between our open and our lock: the
             // lock counts only if the path still names the file we locked.
             if same_file(&file, &path) {
+                HELD.lock().unwrap().push(dir.to_path_buf());
                 let mut f = &file;
                 let _ = file.set_len(0);
                 let _ = write!(f, "{}", std::process::id());
                 let _ = file.sync_all();
                 return Ok(FolderLock {
                     path,
+                    dir: dir.to_path_buf(),
                     file: Some(file),
                 });
             }
@@ -265,6 +303,11 @@ impl Drop for FolderLock {
     fn drop(&mut self) {
         // Remove the file while still holding the lock, then release it (closing the file).
         let _ = std::fs::remove_file(&self.path);
+        let mut held = HELD.lock().unwrap();
+        if let Some(i) = held.iter().position(|d| *d == self.dir) {
+            held.swap_remove(i);
+        }
+        drop(held);
         drop(self.file.take());
     }
 }

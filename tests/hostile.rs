@@ -739,6 +739,30 @@ fn writes_are_atomic_and_a_folder_has_one_writer() {
         &["lock file is a symbolic link"],
     );
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    // A link planted at a folder the run writes into (its clones) is not followed either: the
+    // folder it names stays empty.
+    let linked = d.join("linked");
+    let elsewhere = d.join("elsewhere");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, linked.join("clones")).unwrap();
+    let (code, err) = run(
+        &[
+            "clone",
+            "--kind",
+            "z2",
+            "--dim",
+            "8",
+            "--clone-iters",
+            "1",
+            "--out",
+            s(&linked),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("clones: a symbolic link inside"), "{err}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     let fifo = d.join("fifo");
     std::fs::create_dir_all(&fifo).unwrap();
     let c = std::ffi::CString::new(fifo.join(LOCK_NAME).to_str().unwrap()).unwrap();
