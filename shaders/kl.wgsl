@@ -5,11 +5,13 @@
 //   ∂KL_row/∂w_i = p_new_i (e_i - L - KL_row),  p_new_i = p_i exp(e_i - L)
 // so no two nearly equal log-probabilities are ever subtracted.
 
+// Both outputs are multiplied by `scale` (1 / the tensor's size for the mean, times β for the
+// penalty), so the caller needs no pass of its own to scale them.
 struct P {
     outer: u32,
     n: u32,
     inner: u32,
-    _p0: u32,
+    scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -87,12 +89,12 @@ fn kl_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         a += pi * expm1_(e - l) * e;
     }
     let kl = a - spq + y_minus_log1p(y);
-    kl_row[t] = kl;
+    kl_row[t] = kl * p.scale;
     for (var i = 0u; i < p.n; i += 1u) {
         let k = base + i * st;
         let pi = exp(w0[k] - mx) / z;
         let e = (w[k] - w0[k]) - mu;
         let pn = pi * exp(e - l);
-        grad[k] = pn * ((e - l) - kl);
+        grad[k] = pn * ((e - l) - kl) * p.scale;
     }
 }

@@ -639,6 +639,23 @@ fn kl_cases(g: &Arc<Gpu>) {
         &wg,
         tg + ulp,
     );
+    // β is applied inside the kernel (no pass of its own): the same as scaling `kl`'s outputs
+    // afterwards, the unfused composition, but for a rounding or two.
+    let (v1, g1) = kl::kl(tape.value(vw), &t0, 1).unwrap();
+    let v1 = 1e6 * v1.item().unwrap() as f64;
+    assert!((kv - v1).abs() <= 4.0 * ulp * v1.abs(), "{kv} vs {v1}");
+    let g1: Vec<f64> = g1
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|&v| 1e6 * v as f64)
+        .collect();
+    assert_close(
+        "β KL grad against the unfused composition",
+        &tape.grad(vw).unwrap().to_vec().unwrap(),
+        &g1,
+        4.0 * ulp,
+    );
 }
 
 #[test]

@@ -12,12 +12,18 @@ shader_params!(
         outer: u32,
         n: u32,
         inner: u32,
-        _p0: u32,
+        scale: f32,
     }
 );
 
 /// `(KL as a one-element tensor, ∂KL/∂w)` for `w` against its initial value `w0`, softmax along `axis`.
 pub fn kl(w: &Tensor, w0: &Tensor, axis: usize) -> Result<(Tensor, Tensor)> {
+    kl_scaled(w, w0, axis, 1.0)
+}
+
+/// [`kl`] with both outputs multiplied by `scale` inside the kernel: two dispatches in all (the
+/// rows and their sum), where scaling after would take a pass over each output.
+fn kl_scaled(w: &Tensor, w0: &Tensor, axis: usize, scale: f32) -> Result<(Tensor, Tensor)> {
     same_shape("kl", w, w0)?;
     if axis >= w.rank() {
         return Err(Error::shape(
@@ -32,31 +38,30 @@ pub fn kl(w: &Tensor, w0: &Tensor, axis: usize) -> Result<(Tensor, Tensor)> {
     let gpu = w.gpu();
     let rows = Tensor::empty(gpu, &[outer * inner])?;
     let grad = Tensor::empty(gpu, s)?;
+    // The mean over the tensor's elements.
+    let scale = scale / w.numel().max(1) as f32;
     gpu.launch(&KL, "kl_rows")
         .params(&KlP {
             outer: u32_of("outer extent", outer)?,
             n: u32_of("softmax extent", n)?,
             inner: u32_of("inner extent", inner)?,
-            _p0: 0,
+            scale,
         })
         .read(&w)
         .read(&w0)
         .write(&rows)
         .write(&grad)
         .dispatch_1d(outer * inner, 64)?;
-    let total = w.numel().max(1) as f32;
-    let value = elementwise::affine(&reduce::sum_all(&rows)?, 1.0 / total, 0.0)?;
-    let grad = elementwise::affine(&grad, 1.0 / total, 0.0)?;
-    Ok((value, grad))
+    Ok((reduce::sum_all(&rows)?, grad))
 }
 
 /// Taped `β · KL(w ‖ w0)`; `w0` is a constant.
 pub fn kl_t(tape: &mut Tape, w: Var, w0: &Tensor, axis: usize, beta: f32) -> Result<Var> {
-    let (value, grad) = kl(tape.value(w), w0, axis)?;
-    let value = elementwise::affine(&value, beta, 0.0)?;
+    // β is applied in the kernel: the gradient it keeps is already ∂(β·KL)/∂w.
+    let (value, grad) = kl_scaled(tape.value(w), w0, axis, beta)?;
     Ok(tape.push(
         value,
         &[w],
-        Box::new(move |g, _| Ok(vec![Some(elementwise::scale_by(&grad, g, beta)?)])),
+        Box::new(move |g, _| Ok(vec![Some(elementwise::scale_by(&grad, g, 1.0)?)])),
     ))
 }
