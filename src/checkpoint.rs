@@ -198,7 +198,9 @@ pub fn load(path: &Path, params: &[Param], expect: &HashMap<String, String>) -> 
             ),
         ));
     }
-    let bytes = crate::files::read_bounded(path, need, "this checkpoint")?;
+    // The exact length, under the bound of any checkpoint.
+    let bound = crate::files::Bound::CHECKPOINT;
+    let bytes = crate::files::read_bounded(path, need.min(bound.max), bound.what)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::Data {
         path: pstr.clone(),
         msg: format!("not a safetensors file: {e}"),

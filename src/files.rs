@@ -6,17 +6,19 @@
 //! a crash or an error never leaves half a file. A run folder is held by one process at a time
 //! ([`FolderLock`]). Grey images are encoded as PNG.
 //!
-//! Reading: [`open_regular`] refuses what is not a regular file (a folder, a device such as
-//! `/dev/zero`, a FIFO, a dangling link) with one line, and [`read_bounded`] reads at most a stated
-//! number of bytes.
+//! Reading: every file the program reads goes through [`read_bounded`], with a [`Bound`] that says
+//! what the file is and the most bytes it can legitimately hold; [`open_regular`] refuses what is
+//! not a regular file (a folder, a device such as `/dev/zero`, a FIFO, a dangling link) with one
+//! line.
 
 use crate::{Error, Result};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Write `bytes` to `path` atomically: a fresh temporary file next to `path` (created with
-/// `O_EXCL` under a random name), synced to disk, then renamed over `path`. On any failure the
-/// temporary file is removed and `path` is left as it was.
+/// `O_EXCL` under a random name, `.NAME.XXXXXX.tmp`),
+/// synced to disk, then renamed over `path`. On any failure the temporary file is removed and
+/// `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |e| Error::io(path, e);
     let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -29,15 +31,71 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
     // Dropping `tmp` before `persist` (an error below) deletes the temporary file.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{stem}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(io)?;
+    let prefix = format!(".{stem}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    let mut tmp = builder.tempfile_in(&dir).map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// What a file the program reads is, and the most bytes it can legitimately hold: a read of a
+/// longer file is refused with one line naming the file and the bound, before it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// What the file is, for messages ("a run configuration").
+    pub what: &'static str,
+    /// The most bytes it may hold.
+    pub max: u64,
+}
+
+impl Bound {
+    /// `--config` (a few kilobytes).
+    pub const CONFIG: Bound = Bound::new("a run configuration", 4 << 20);
+    /// A sweep's grid file (a few kilobytes).
+    pub const GRID: Bound = Bound::new("a sweep grid", 4 << 20);
+    /// `sweep.json` (a few hundred bytes a cell).
+    pub const SWEEP_INDEX: Bound = Bound::new("a sweep index", 64 << 20);
+    /// `report.json`, a run's or a merged sweep's (a few hundred kilobytes; a mixer's or a long
+    /// run's training curves are the largest part).
+    pub const REPORT: Bound = Bound::new("a report", 64 << 20);
+    /// A phase's result `--resume` reads back (a few kilobytes).
+    pub const PHASE_RESULT: Bound = Bound::new("a phase result", 64 << 20);
+    /// The tuner's cache of kernel choices (a few kilobytes).
+    pub const TUNER_CACHE: Bound = Bound::new("a kernel-choice cache", 16 << 20);
+    /// A sweep's record of its SLURM jobs (a few hundred bytes a job).
+    pub const SLURM_RECORD: Bound = Bound::new("a sweep's SLURM record", 16 << 20);
+    /// A cell's log, read for its last error (a few kilobytes).
+    pub const LOG: Bound = Bound::new("a cell's log", 64 << 20);
+    /// A checkpoint: the paper preset's largest (a P4 clone of 28×28 inputs, a few hundred MB)
+    /// with a wide margin. A checkpoint is read only when its length is the one its header and
+    /// the model make it, so this bounds what a header can ask for.
+    pub const CHECKPOINT: Bound = Bound::new("a checkpoint", 4 << 30);
+
+    /// A bound of `max` bytes for files that are `what`.
+    pub const fn new(what: &'static str, max: u64) -> Bound {
+        Bound { what, max }
+    }
+
+    /// Read the regular file at `path` whole, under this bound ([`read_bounded`]).
+    pub fn read(self, path: &Path) -> Result<Vec<u8>> {
+        read_bounded(path, self.max, self.what)
+    }
+
+    /// `at most 67108864 bytes (64 MiB)`.
+    fn describe(self) -> String {
+        let m = self.max;
+        let unit = if m >= 1 << 30 && m.is_multiple_of(1 << 30) {
+            format!(" ({} GiB)", m >> 30)
+        } else if m >= 1 << 20 && m.is_multiple_of(1 << 20) {
+            format!(" ({} MiB)", m >> 20)
+        } else {
+            String::new()
+        };
+        format!("at most {m} bytes{unit}")
+    }
 }
 
 /// Why a path cannot be read as a regular file, in words; None when it is one.
@@ -88,16 +146,27 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File> {
 }
 
 /// Read a regular file whole, refusing one longer than `max` bytes (`what` says what the file is
-/// for in the message, e.g. "a run configuration").
+/// for in the message, e.g. "a run configuration"). The one reader of the program's files: what
+/// is not a regular file (a device, a FIFO, a folder, a dangling link) and what is longer than
+/// the bound are refused with one line naming the file, what it should be and the bound, before
+/// anything is read. Most callers name a [`Bound`].
 pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
-    let f = open_regular(path)?;
+    let bound = Bound { what: "", max }.describe();
+    let f = open_regular(path).map_err(|e| match e {
+        // Something is there, but not a regular file: say what belongs there.
+        Error::Data { path: p, msg } if std::fs::symlink_metadata(path).is_ok() => Error::Data {
+            path: p,
+            msg: format!("{msg} ({what} is a regular file of {bound})"),
+        },
+        e => e,
+    })?;
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-    let too_long = || Error::Data {
+    let too_long = |len: String| Error::Data {
         path: path.display().to_string(),
-        msg: format!("over {max} bytes, more than {what} can be"),
+        msg: format!("{len}, more than {what} can be ({bound})"),
     };
     if len > max {
-        return Err(too_long());
+        return Err(too_long(format!("{len} bytes")));
     }
     let mut out = Vec::with_capacity(len as usize);
     // The file may grow while it is read: read at most one byte past the bound.
@@ -105,7 +174,7 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
         .read_to_end(&mut out)
         .map_err(|e| Error::io(path, e))?;
     if out.len() as u64 > max {
-        return Err(too_long());
+        return Err(too_long(format!("over {max} bytes")));
     }
     Ok(out)
 }
@@ -203,7 +272,18 @@ fn open_lock_file(path: &Path) -> Result<std::fs::File> {
 pub fn lock_holder(dir: &Path) -> Option<String> {
     use fs4::fs_std::FileExt;
     let path = dir.join(LOCK_NAME);
-    let file = std::fs::File::open(&path).ok()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        // A link or a FIFO planted there is not a lock of ours: never followed, never waited on.
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = opts.open(&path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     match FileExt::try_lock_shared(&file) {
         Ok(true) => {
             let _ = FileExt::unlock(&file);
@@ -304,19 +384,17 @@ pub fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     )
 }
 
-/// The largest phase result `--resume` reads back (64 MiB; one is a few kilobytes).
-const MAX_RESULT_BYTES: u64 = 64 << 20;
-
 /// Read a JSON file written by [`write_json`]; None when it is missing, not a regular file, too
 /// large or unreadable (a phase whose result it is then runs again).
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    let bytes = crate::files::read_bounded(path, MAX_RESULT_BYTES, "a phase result").ok()?;
+    let bytes = Bound::PHASE_RESULT.read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Read a JSON file, with an error naming the file when it is missing or not of the expected form.
-pub fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+/// Read a JSON file under `bound`, with an error naming the file when it is missing, not a
+/// regular file, too long or not of the expected form.
+pub fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path, bound: Bound) -> Result<T> {
+    let bytes = bound.read(path)?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Data {
         path: path.display().to_string(),
         msg: format!("not the JSON this version of symclone-gpu writes ({e})"),

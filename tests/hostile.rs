@@ -23,8 +23,29 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Run the binary with a deadline (a hang is a failure, not a stuck test); (status, stderr).
 fn run(args: &[&str], deadline: Duration) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
-        .args(args)
+    run_with(args, &[], None, deadline)
+}
+
+/// [`run`] with environment variables set and, when given, the child's umask.
+fn run_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    umask: Option<libc::mode_t>,
+    deadline: Duration,
+) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"));
+    cmd.args(args).envs(env.iter().copied());
+    if let Some(m) = umask {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: umask is async-signal-safe and touches nothing but the child's mask.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::umask(m);
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -738,5 +759,100 @@ fn writes_are_atomic_and_a_folder_has_one_writer() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let e = FolderLock::acquire(&fifo).err().unwrap().to_string();
     assert!(e.contains("not a regular file"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A run of about a second (one task, the MLP alone, 64 digits, one epoch) into `out`, with the
+/// given environment, umask and extra flags; it must succeed.
+fn tiny_run(
+    out: &Path,
+    env: &[(&str, &str)],
+    umask: Option<libc::mode_t>,
+    extra: &[&str],
+) -> String {
+    let mut args = tiny_args(out);
+    args.extend(extra);
+    let (code, err) = run_with(&args, env, umask, Duration::from_secs(120));
+    assert_eq!(code, 0, "{args:?}: {err}");
+    err
+}
+
+/// The flags of [`tiny_run`].
+fn tiny_args(out: &Path) -> Vec<&str> {
+    vec![
+        "run",
+        "--tasks",
+        "symmetric",
+        "--models",
+        "mlp",
+        "--train-n",
+        "64",
+        "--test-n",
+        "32",
+        "--epochs",
+        "1",
+        "--out",
+        s(out),
+    ]
+}
+
+/// Plant at `path` (whatever was there removed) the thing `what` names: a FIFO, a link to
+/// /dev/zero, or a 3 GB sparse file.
+fn plant(path: &Path, what: &str) {
+    let _ = std::fs::remove_file(path);
+    match what {
+        "fifo" => mkfifo(path),
+        "zero" => std::os::unix::fs::symlink("/dev/zero", path).unwrap(),
+        "sparse" => std::fs::File::create(path)
+            .unwrap()
+            .set_len(3 << 30)
+            .unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+/// Class 1, continued: every file the program reads goes through one bounded reader. A run's
+/// report.json and the tuner's cache as a FIFO, a link to /dev/zero or a 3 GB sparse file: the
+/// report is refused with one line naming the file and the bound; the cache is ignored with a
+/// warning naming them (training goes on), never read whole nor waited on.
+#[test]
+fn reports_and_caches_are_read_through_the_bounded_reader() {
+    let d = temp_dir("bounded");
+    let cache = d.join("cache");
+    let env = [("SYMCLONE_CACHE", s(&cache))];
+    let run_dir = d.join("run");
+    tiny_run(&run_dir, &env, None, &[]);
+    let report = run_dir.join("report.json");
+    let good = std::fs::read(&report).unwrap();
+    // The FIFO first: before the bounded reader it hung, which the deadline turns into a failure.
+    for what in ["fifo", "zero", "sparse"] {
+        plant(&report, what);
+        let m = refused(&["report", s(&run_dir)], None, &["report.json", "a report"]);
+        assert!(m.contains("at most 67108864 bytes (64 MiB)"), "{what}: {m}");
+    }
+    std::fs::write(&report, &good).unwrap();
+    let cached: Vec<PathBuf> = files_under(&cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(cached.len(), 1, "the run left no tuner cache: {cached:?}");
+    for what in ["fifo", "zero", "sparse"] {
+        plant(&cached[0], what);
+        let err = tiny_run(&d.join(format!("run-{what}")), &env, None, &[]);
+        let name = cached[0].file_name().unwrap().to_str().unwrap();
+        assert!(
+            err.lines().any(|l| l.starts_with("warning:")
+                && l.contains(name)
+                && l.contains("a kernel-choice cache")
+                && l.contains("16 MiB")),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(
+        children_max_rss() < 1 << 30,
+        "a hostile report or cache took {} MB",
+        children_max_rss() >> 20
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

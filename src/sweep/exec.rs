@@ -265,7 +265,7 @@ fn read_submissions(dir: &Path) -> Result<Option<Submissions>> {
     if !path.exists() {
         return Ok(None);
     }
-    let bytes = crate::files::read_bounded(&path, 16 << 20, "a sweep's SLURM record")?;
+    let bytes = crate::files::Bound::SLURM_RECORD.read(&path)?;
     serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Data {
         path: path.display().to_string(),
         msg: format!("not a SLURM record of this program ({e}): remove it and submit with `sweep run --executor slurm`"),
@@ -526,7 +526,7 @@ fn last_error(dir: &Path, c: &CellEntry, subs: &Option<Submissions>) -> Option<S
         .filter_map(|f| Some((std::fs::metadata(f).ok()?.modified().ok()?, f)))
         .max_by_key(|(t, _)| *t)?
         .1;
-    let bytes = crate::files::read_bounded(newest, 64 << 20, "a cell's log").ok()?;
+    let bytes = crate::files::Bound::LOG.read(newest).ok()?;
     let text = String::from_utf8_lossy(&bytes);
     let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
     last.strip_prefix("symclone-gpu: ")

@@ -124,7 +124,7 @@ pub fn read_index(dir: &Path) -> Result<Index> {
             dir.display()
         )));
     }
-    let bytes = crate::files::read_bounded(&path, 64 << 20, "a sweep index")?;
+    let bytes = crate::files::Bound::SWEEP_INDEX.read(&path)?;
     let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Data {
         path: path.display().to_string(),
         msg: format!("not a sweep index ({e}): plan the sweep again with `sweep plan`"),
@@ -177,8 +177,9 @@ impl State {
 /// Read a finished cell's report, checked against the cell's hash.
 pub fn cell_report(dir: &Path, hash: &str) -> std::result::Result<Report, String> {
     let path = cell_dir(dir, hash).join("report.json");
-    let bytes =
-        crate::files::read_bounded(&path, 256 << 20, "a run report").map_err(|e| e.to_string())?;
+    let bytes = crate::files::Bound::REPORT
+        .read(&path)
+        .map_err(|e| e.to_string())?;
     let r: Report = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{}: not a complete report ({e})", path.display()))?;
     let h = grid::hash(&r.config);
