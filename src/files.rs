@@ -11,6 +11,8 @@
 //! not a regular file (a folder, a device such as `/dev/zero`, a FIFO, a dangling link) with one
 //! line.
 
+pub mod kind;
+
 use crate::{Error, Result};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -180,7 +182,8 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
 }
 
 /// An exclusive lock on a run folder, held while a run writes there: a second run on the same
-/// folder is refused at once, naming the process that holds it. The lock is an advisory `flock`
+/// folder is refused at once, naming the process that holds it, and so is a folder of another
+/// kind ([`kind`]: a sweep's or a merged report's); a folder without a kind is marked a run's. The lock is an advisory `flock`
 /// (the fs4 crate) on `<folder>/.symclone.lock`, a file that holds the holder's process id; the
 /// operating system releases it when the process ends, however it ends, and the file is removed
 /// when the lock is dropped.
@@ -220,10 +223,18 @@ impl FolderLock {
                 let _ = file.set_len(0);
                 let _ = write!(f, "{}", std::process::id());
                 let _ = file.sync_all();
-                return Ok(FolderLock {
+                let lock = FolderLock {
                     path,
                     file: Some(file),
-                });
+                };
+                // A locked folder is a run's: one of another kind is refused (the lock is
+                // dropped, and its file removed, on the way out).
+                kind::claim(
+                    dir,
+                    kind::Kind::Run,
+                    "a run writes into a folder of its own; choose another --out",
+                )?;
+                return Ok(lock);
             }
         }
         Err(Error::invalid(format!(

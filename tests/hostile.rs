@@ -721,11 +721,12 @@ fn writes_are_atomic_and_a_folder_has_one_writer() {
     );
     assert!(m.contains("--out"), "{m}");
     // Nothing was written by the refused run: the folder holds only the lock file.
-    let names: Vec<String> = std::fs::read_dir(&run_dir)
+    let mut names: Vec<String> = std::fs::read_dir(&run_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, [LOCK_NAME]);
+    names.sort();
+    assert_eq!(names, [".symclone-kind", LOCK_NAME]);
     drop(lock);
     assert!(!run_dir.join(LOCK_NAME).exists());
     // Released: the next writer gets it.
@@ -853,6 +854,98 @@ fn reports_and_caches_are_read_through_the_bounded_reader() {
         children_max_rss() < 1 << 30,
         "a hostile report or cache took {} MB",
         children_max_rss() >> 20
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Class 7: no write replaces a record of another kind. A run folder, a sweep folder and a merged
+/// report's folder each know what they are; a command given a folder of another kind refuses it
+/// with one line and writes nothing there, and a sweep planned again from another grid does not
+/// drop its cells. A folder written before the kinds existed has its kind inferred.
+#[test]
+fn a_folder_of_another_kind_is_refused() {
+    let d = temp_dir("kinds");
+    let run_dir = d.join("run");
+    tiny_run(&run_dir, &[], None, &[]);
+    let run_report = std::fs::read(run_dir.join("report.json")).unwrap();
+    let grid = |name: &str, seeds: &[u64]| {
+        let p = d.join(name);
+        let g = serde_json::json!({"base": "quick", "grid": {"seed": seeds}});
+        std::fs::write(&p, g.to_string()).unwrap();
+        p
+    };
+    let (g01, g23, g012) = (
+        grid("g01.json", &[0, 1]),
+        grid("g23.json", &[2, 3]),
+        grid("g012.json", &[0, 1, 2]),
+    );
+    // A sweep planned into a run folder: refused, nothing written.
+    refused(
+        &["sweep", "plan", "--grid", s(&g01), "--out", s(&run_dir)],
+        None,
+        &["is a run folder", "another --out"],
+    );
+    assert!(!run_dir.join("sweep.json").exists());
+    // A run into a sweep folder, a merged report over a run's: refused.
+    let sweep = d.join("sweep");
+    let (code, err) = run(
+        &["sweep", "plan", "--grid", s(&g01), "--out", s(&sweep)],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    let index = std::fs::read(sweep.join("sweep.json")).unwrap();
+    let before = files_under(&sweep);
+    refused(
+        &tiny_args(&sweep),
+        None,
+        &["is a sweep folder", "another --out"],
+    );
+    assert_eq!(files_under(&sweep), before);
+    refused(
+        &["report", s(&sweep), "--out", s(&run_dir)],
+        None,
+        &["is a run folder", "another --out"],
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("report.json")).unwrap(),
+        run_report
+    );
+    // Another grid into the sweep: refused (it would drop the two cells), the index kept; the
+    // same grid again and a grid that adds a cell are planned.
+    refused(
+        &["sweep", "plan", "--grid", s(&g23), "--out", s(&sweep)],
+        None,
+        &[
+            "is a sweep of another grid",
+            "2 of its 2 cells",
+            "another --out",
+        ],
+    );
+    assert_eq!(std::fs::read(sweep.join("sweep.json")).unwrap(), index);
+    for g in [&g01, &g012] {
+        let (code, err) = run(
+            &["sweep", "plan", "--grid", s(g), "--out", s(&sweep)],
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    // A merged report's folder takes no run.
+    let merged = d.join("merged");
+    let (code, err) = run(
+        &["report", s(&sweep), "--out", s(&merged)],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    refused(&tiny_args(&merged), None, &["is a merged report's folder"]);
+    // A folder of an older version (no marker) holding a run's report.json and a sweep.json
+    // planned into it then: `report` writes the run's views again and keeps its report.json.
+    std::fs::remove_file(run_dir.join(".symclone-kind")).unwrap();
+    std::fs::write(run_dir.join("sweep.json"), &index).unwrap();
+    let (code, err) = run(&["report", s(&run_dir)], Duration::from_secs(60));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(run_dir.join("report.json")).unwrap(),
+        run_report
     );
     let _ = std::fs::remove_dir_all(&d);
 }
