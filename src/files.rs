@@ -6,6 +6,9 @@
 //! a crash or an error never leaves half a file. A run folder is held by one process at a time
 //! ([`FolderLock`]). Grey images are encoded as PNG.
 //!
+//! Created files honour the process's umask (`0666 & !umask`, as every Unix tool makes them), so
+//! a results folder shared with a group is readable by it when the umask says so.
+//!
 //! Reading: every file the program reads goes through [`read_bounded`], with a [`Bound`] that says
 //! what the file is and the most bytes it can legitimately hold; [`open_regular`] refuses what is
 //! not a regular file (a folder, a device such as `/dev/zero`, a FIFO, a dangling link) with one
@@ -18,7 +21,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Write `bytes` to `path` atomically: a fresh temporary file next to `path` (created with
-/// `O_EXCL` under a random name, `.NAME.XXXXXX.tmp`),
+/// `O_EXCL` under a random name, `.NAME.XXXXXX.tmp`, mode `0666 & !umask`),
 /// synced to disk, then renamed over `path`. On any failure the temporary file is removed and
 /// `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -36,6 +39,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let prefix = format!(".{stem}.");
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        // tempfile creates 0600 by default; ask for 0666 and let the umask take its part.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
     let mut tmp = builder.tempfile_in(&dir).map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;

@@ -949,3 +949,39 @@ fn a_folder_of_another_kind_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Class 8: output files honour the umask (`0666 & !umask`, folders `0777 & !umask`), as every
+/// Unix tool's do: a results folder shared with a group is readable by it.
+#[test]
+fn output_files_honour_the_umask() {
+    let d = temp_dir("umask");
+    for mask in [0o022, 0o077, 0o002] {
+        let out = d.join(format!("run-{mask:03o}"));
+        tiny_run(&out, &[], Some(mask), &[]);
+        let sweep = d.join(format!("sweep-{mask:03o}"));
+        let grid = d.join("grid.json");
+        std::fs::write(&grid, r#"{"base": "quick", "grid": {"seed": [0]}}"#).unwrap();
+        let (code, err) = run_with(
+            &["sweep", "plan", "--grid", s(&grid), "--out", s(&sweep)],
+            &[],
+            Some(mask),
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, 0, "{err}");
+        let mut files = files_under(&out);
+        files.extend(files_under(&sweep));
+        assert!(files.len() > 8, "{files:?}");
+        for p in files {
+            use std::os::unix::fs::PermissionsExt;
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let want = if m.is_dir() { 0o777 } else { 0o666 } & !mask;
+            assert_eq!(
+                m.permissions().mode() & 0o777,
+                want,
+                "{} under umask {mask:03o}",
+                p.display()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
