@@ -38,7 +38,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     // Dropping `tmp` before `persist` (an error below) deletes the temporary file.
     let prefix = format!(".{stem}.");
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
+    builder.prefix(&prefix).suffix(TEMP_SUFFIX);
     #[cfg(unix)]
     {
         // tempfile creates 0600 by default; ask for 0666 and let the umask take its part.
@@ -49,6 +49,52 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// How [`write_atomic`]'s temporary files end.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` is one of [`write_atomic`]'s temporary files: `.NAME.XXXXXX.tmp` (a dot, a
+/// name, a dot, six random letters or digits, `.tmp`).
+pub fn is_temp_name(name: &str) -> bool {
+    let Some(inner) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+    else {
+        return false;
+    };
+    match inner.rsplit_once('.') {
+        Some((stem, rand)) => {
+            !stem.is_empty() && rand.len() == 6 && rand.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
+fn remove_temporaries_in(dir: &Path, depth: usize, removed: &mut Vec<PathBuf>) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for e in rd {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        // file_type() does not follow links: a link is neither a file nor a folder here.
+        let Ok(t) = e.file_type() else { continue };
+        let p = e.path();
+        // A folder with a lock or a kind of its own is another folder's business.
+        let own = |p: &Path| {
+            std::fs::symlink_metadata(p.join(LOCK_NAME)).is_err()
+                && std::fs::symlink_metadata(p.join(kind::MARKER)).is_err()
+        };
+        if t.is_dir() && depth < 4 && own(&p) {
+            remove_temporaries_in(&p, depth + 1, removed)?;
+        } else if t.is_file() && e.file_name().to_str().is_some_and(is_temp_name) {
+            std::fs::remove_file(&p).map_err(|err| Error::io(&p, err))?;
+            removed.push(p);
+        }
+    }
     Ok(())
 }
 
@@ -205,6 +251,20 @@ pub struct FolderLock {
 pub const LOCK_NAME: &str = ".symclone.lock";
 
 impl FolderLock {
+    /// Remove the temporary files [`write_atomic`] left in the locked folder and the folders
+    /// under it (not those with a lock or a kind of their own) when its process was killed
+    /// between creating one and renaming it (SIGKILL, a power cut): only regular files whose
+    /// names are of its making ([`is_temp_name`]); a link is never followed nor removed,
+    /// whatever its name, and a linked folder is not entered. Holding the lock, no live writer's
+    /// file is removed. Returns the paths removed, sorted.
+    pub fn remove_stale_temporaries(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut removed = Vec::new();
+        remove_temporaries_in(dir, 0, &mut removed)?;
+        removed.sort();
+        Ok(removed)
+    }
+
     /// Take the lock on `dir` (created if missing), or fail naming the process that holds it.
     pub fn acquire(dir: &Path) -> Result<FolderLock> {
         use fs4::fs_std::FileExt;

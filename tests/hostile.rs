@@ -985,3 +985,48 @@ fn output_files_honour_the_umask() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Class 5, continued: `--resume` removes the temporary files a killed writer left (SIGKILL
+/// between creating one and renaming it), and only those: files of the program's own naming
+/// (`.NAME.XXXXXX.tmp`), regular, in the run folder and the folders under it. A link named like
+/// one is neither followed nor removed; the user's own files stay.
+#[test]
+fn resume_removes_stale_temporaries_of_its_own_naming() {
+    let d = temp_dir("stale");
+    let out = d.join("run");
+    tiny_run(&out, &[], None, &[]);
+    let victim = d.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let stale = [
+        out.join(".report.html.Ab12Cd.tmp"),
+        out.join(".training.svg.zzzzzz.tmp"),
+        out.join("models")
+            .join(".symmetric-mlp-s0.safetensors.x9Y8z7.tmp"),
+    ];
+    for p in &stale {
+        std::fs::write(p, b"half a file").unwrap();
+    }
+    let link = out.join(".accuracy.svg.abcdef.tmp");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let kept = [
+        out.join("notes.tmp"),
+        out.join(".notes.tmp"),
+        out.join(".notes.toolong7.tmp"),
+    ];
+    for p in &kept {
+        std::fs::write(p, b"the user's").unwrap();
+    }
+    let dir_like = out.join(".figs.abcdef.tmp");
+    std::fs::create_dir_all(&dir_like).unwrap();
+    tiny_run(&out, &[], None, &["--resume"]);
+    for p in &stale {
+        assert!(!p.exists(), "{} was left", p.display());
+    }
+    assert!(link.is_symlink(), "the planted link was removed");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    for p in &kept {
+        assert_eq!(std::fs::read(p).unwrap(), b"the user's", "{}", p.display());
+    }
+    assert!(dir_like.is_dir());
+    let _ = std::fs::remove_dir_all(&d);
+}
