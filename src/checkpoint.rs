@@ -5,7 +5,7 @@
 use crate::autograd::Param;
 use crate::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 
@@ -49,7 +49,58 @@ pub fn save(path: &Path, params: &[Param], metadata: &HashMap<String, String>) -
     }
     let bytes = safetensors::serialize(views, Some(metadata.clone()))
         .map_err(|e| Error::invalid(format!("serialising {}: {e}", path.display())))?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &sorted_header(path, bytes, metadata)?)
+}
+
+/// The safetensors file `bytes` with its header written again in one order: the metadata map
+/// first, its keys sorted, then the tensors by name. safetensors writes the metadata in the
+/// order of a `HashMap`, which changes from one process to the next; sorted, identical content
+/// makes identical bytes. Every reader takes the entries in any order (the tensors' places are
+/// their offsets), so files written before read the same.
+fn sorted_header(
+    path: &Path,
+    bytes: Vec<u8>,
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    #[derive(serde::Serialize)]
+    struct Header<'a> {
+        #[serde(rename = "__metadata__")]
+        metadata: BTreeMap<&'a str, &'a str>,
+        #[serde(flatten)]
+        tensors: BTreeMap<String, serde_json::Value>,
+    }
+    let bad = |msg: String| Error::invalid(format!("serialising {}: {msg}", path.display()));
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or_else(|| bad("no header".into()))?;
+    let head = bytes
+        .get(8..8 + n)
+        .ok_or_else(|| bad("a header longer than the file".into()))?;
+    let mut tensors: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(head).map_err(|e| bad(e.to_string()))?;
+    tensors.remove("__metadata__");
+    let header = Header {
+        metadata: metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+        tensors,
+    };
+    let mut json = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
+    // safetensors aligns the data to 8 bytes with spaces after the header.
+    json.resize(json.len().next_multiple_of(8), b' ');
+    if json.len() == n {
+        // The same entries in another order: rewritten in place, the tensors not copied.
+        let mut bytes = bytes;
+        bytes[8..8 + n].copy_from_slice(&json);
+        return Ok(bytes);
+    }
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// The header of a safetensors file: its length and its JSON, read without reading the tensors
@@ -198,7 +249,9 @@ pub fn load(path: &Path, params: &[Param], expect: &HashMap<String, String>) -> 
             ),
         ));
     }
-    let bytes = crate::files::read_bounded(path, need, "this checkpoint")?;
+    // The exact length, under the bound of any checkpoint.
+    let bound = crate::files::Bound::CHECKPOINT;
+    let bytes = crate::files::read_bounded(path, need.min(bound.max), bound.what)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| Error::Data {
         path: pstr.clone(),
         msg: format!("not a safetensors file: {e}"),

@@ -6,9 +6,15 @@
 //! a crash or an error never leaves half a file. A run folder is held by one process at a time
 //! ([`FolderLock`]). Grey images are encoded as PNG.
 //!
-//! Reading: [`open_regular`] refuses what is not a regular file (a folder, a device such as
-//! `/dev/zero`, a FIFO, a dangling link) with one line, and [`read_bounded`] reads at most a stated
-//! number of bytes.
+//! Created files honour the process's umask (`0666 & !umask`, as every Unix tool makes them), so
+//! a results folder shared with a group is readable by it when the umask says so.
+//!
+//! Reading: every file the program reads goes through [`read_bounded`], with a [`Bound`] that says
+//! what the file is and the most bytes it can legitimately hold; [`open_regular`] refuses what is
+//! not a regular file (a folder, a device such as `/dev/zero`, a FIFO, a dangling link) with one
+//! line.
+
+pub mod kind;
 
 use crate::{Error, Result};
 use std::io::{Read, Write};
@@ -21,8 +27,9 @@ pub fn without_bom(bytes: &[u8]) -> &[u8] {
 }
 
 /// Write `bytes` to `path` atomically: a fresh temporary file next to `path` (created with
-/// `O_EXCL` under a random name), synced to disk, then renamed over `path`. On any failure the
-/// temporary file is removed and `path` is left as it was.
+/// `O_EXCL` under a random name, `.NAME.XXXXXX.tmp`, mode `0666 & !umask`),
+/// synced to disk, then renamed over `path`. On any failure the temporary file is removed and
+/// `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     inside_locked_folder(path)?;
     let io = |e| Error::io(path, e);
@@ -36,11 +43,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
     // Dropping `tmp` before `persist` (an error below) deletes the temporary file.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{stem}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(io)?;
+    let prefix = format!(".{stem}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(TEMP_SUFFIX);
+    #[cfg(unix)]
+    {
+        // tempfile creates 0600 by default; ask for 0666 and let the umask take its part.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(&dir).map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
@@ -78,6 +90,109 @@ fn inside_locked_folder(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How [`write_atomic`]'s temporary files end.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `name` is one of [`write_atomic`]'s temporary files: `.NAME.XXXXXX.tmp` (a dot, a
+/// name, a dot, six random letters or digits, `.tmp`).
+pub fn is_temp_name(name: &str) -> bool {
+    let Some(inner) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+    else {
+        return false;
+    };
+    match inner.rsplit_once('.') {
+        Some((stem, rand)) => {
+            !stem.is_empty() && rand.len() == 6 && rand.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
+fn remove_temporaries_in(dir: &Path, depth: usize, removed: &mut Vec<PathBuf>) -> Result<()> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for e in rd {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        // file_type() does not follow links: a link is neither a file nor a folder here.
+        let Ok(t) = e.file_type() else { continue };
+        let p = e.path();
+        // A folder with a lock or a kind of its own is another folder's business.
+        let own = |p: &Path| {
+            std::fs::symlink_metadata(p.join(LOCK_NAME)).is_err()
+                && std::fs::symlink_metadata(p.join(kind::MARKER)).is_err()
+        };
+        if t.is_dir() && depth < 4 && own(&p) {
+            remove_temporaries_in(&p, depth + 1, removed)?;
+        } else if t.is_file() && e.file_name().to_str().is_some_and(is_temp_name) {
+            std::fs::remove_file(&p).map_err(|err| Error::io(&p, err))?;
+            removed.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// What a file the program reads is, and the most bytes it can legitimately hold: a read of a
+/// longer file is refused with one line naming the file and the bound, before it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// What the file is, for messages ("a run configuration").
+    pub what: &'static str,
+    /// The most bytes it may hold.
+    pub max: u64,
+}
+
+impl Bound {
+    /// `--config` (a few kilobytes).
+    pub const CONFIG: Bound = Bound::new("a run configuration", 4 << 20);
+    /// A sweep's grid file (a few kilobytes).
+    pub const GRID: Bound = Bound::new("a sweep grid", 4 << 20);
+    /// `sweep.json` (a few hundred bytes a cell).
+    pub const SWEEP_INDEX: Bound = Bound::new("a sweep index", 64 << 20);
+    /// `report.json`, a run's or a merged sweep's (a few hundred kilobytes; a mixer's or a long
+    /// run's training curves are the largest part).
+    pub const REPORT: Bound = Bound::new("a report", 64 << 20);
+    /// A phase's result `--resume` reads back (a few kilobytes).
+    pub const PHASE_RESULT: Bound = Bound::new("a phase result", 64 << 20);
+    /// The tuner's cache of kernel choices (a few kilobytes).
+    pub const TUNER_CACHE: Bound = Bound::new("a kernel-choice cache", 16 << 20);
+    /// A sweep's record of its SLURM jobs (a few hundred bytes a job).
+    pub const SLURM_RECORD: Bound = Bound::new("a sweep's SLURM record", 16 << 20);
+    /// A cell's log, read for its last error (a few kilobytes).
+    pub const LOG: Bound = Bound::new("a cell's log", 64 << 20);
+    /// A checkpoint: the paper preset's largest (a P4 clone of 28×28 inputs, a few hundred MB)
+    /// with a wide margin. A checkpoint is read only when its length is the one its header and
+    /// the model make it, so this bounds what a header can ask for.
+    pub const CHECKPOINT: Bound = Bound::new("a checkpoint", 4 << 30);
+
+    /// A bound of `max` bytes for files that are `what`.
+    pub const fn new(what: &'static str, max: u64) -> Bound {
+        Bound { what, max }
+    }
+
+    /// Read the regular file at `path` whole, under this bound ([`read_bounded`]).
+    pub fn read(self, path: &Path) -> Result<Vec<u8>> {
+        read_bounded(path, self.max, self.what)
+    }
+
+    /// `at most 67108864 bytes (64 MiB)`.
+    fn describe(self) -> String {
+        let m = self.max;
+        let unit = if m >= 1 << 30 && m.is_multiple_of(1 << 30) {
+            format!(" ({} GiB)", m >> 30)
+        } else if m >= 1 << 20 && m.is_multiple_of(1 << 20) {
+            format!(" ({} MiB)", m >> 20)
+        } else {
+            String::new()
+        };
+        format!("at most {m} bytes{unit}")
+    }
 }
 
 /// Why a path cannot be read as a regular file, in words; None when it is one.
@@ -128,16 +243,27 @@ pub fn open_regular(path: &Path) -> Result<std::fs::File> {
 }
 
 /// Read a regular file whole, refusing one longer than `max` bytes (`what` says what the file is
-/// for in the message, e.g. "a run configuration").
+/// for in the message, e.g. "a run configuration"). The one reader of the program's files: what
+/// is not a regular file (a device, a FIFO, a folder, a dangling link) and what is longer than
+/// the bound are refused with one line naming the file, what it should be and the bound, before
+/// anything is read. Most callers name a [`Bound`].
 pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
-    let f = open_regular(path)?;
+    let bound = Bound { what: "", max }.describe();
+    let f = open_regular(path).map_err(|e| match e {
+        // Something is there, but not a regular file: say what belongs there.
+        Error::Data { path: p, msg } if std::fs::symlink_metadata(path).is_ok() => Error::Data {
+            path: p,
+            msg: format!("{msg} ({what} is a regular file of {bound})"),
+        },
+        e => e,
+    })?;
     let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
-    let too_long = || Error::Data {
+    let too_long = |len: String| Error::Data {
         path: path.display().to_string(),
-        msg: format!("over {max} bytes, more than {what} can be"),
+        msg: format!("{len}, more than {what} can be ({bound})"),
     };
     if len > max {
-        return Err(too_long());
+        return Err(too_long(format!("{len} bytes")));
     }
     let mut out = Vec::with_capacity(len as usize);
     // The file may grow while it is read: read at most one byte past the bound.
@@ -145,13 +271,14 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
         .read_to_end(&mut out)
         .map_err(|e| Error::io(path, e))?;
     if out.len() as u64 > max {
-        return Err(too_long());
+        return Err(too_long(format!("over {max} bytes")));
     }
     Ok(out)
 }
 
 /// An exclusive lock on a run folder, held while a run writes there: a second run on the same
-/// folder is refused at once, naming the process that holds it. The lock is an advisory `flock`
+/// folder is refused at once, naming the process that holds it, and so is a folder of another
+/// kind ([`kind`]: a sweep's or a merged report's); a folder without a kind is marked a run's. The lock is an advisory `flock`
 /// (the fs4 crate) on `<folder>/.symclone.lock`, a file that holds the holder's process id; the
 /// operating system releases it when the process ends, however it ends, and the file is removed
 /// when the lock is dropped.
@@ -166,6 +293,20 @@ pub struct FolderLock {
 pub const LOCK_NAME: &str = ".symclone.lock";
 
 impl FolderLock {
+    /// Remove the temporary files [`write_atomic`] left in the locked folder and the folders
+    /// under it (not those with a lock or a kind of their own) when its process was killed
+    /// between creating one and renaming it (SIGKILL, a power cut): only regular files whose
+    /// names are of its making ([`is_temp_name`]); a link is never followed nor removed,
+    /// whatever its name, and a linked folder is not entered. Holding the lock, no live writer's
+    /// file is removed. Returns the paths removed, sorted.
+    pub fn remove_stale_temporaries(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut removed = Vec::new();
+        remove_temporaries_in(dir, 0, &mut removed)?;
+        removed.sort();
+        Ok(removed)
+    }
+
     /// Take the lock on `dir` (created if missing), or fail naming the process that holds it.
     pub fn acquire(dir: &Path) -> Result<FolderLock> {
         use fs4::fs_std::FileExt;
@@ -194,11 +335,19 @@ impl FolderLock {
                 let _ = file.set_len(0);
                 let _ = write!(f, "{}", std::process::id());
                 let _ = file.sync_all();
-                return Ok(FolderLock {
+                let lock = FolderLock {
                     path,
                     dir: dir.to_path_buf(),
                     file: Some(file),
-                });
+                };
+                // A locked folder is a run's: one of another kind is refused (the lock is
+                // dropped, and its file removed, on the way out).
+                kind::claim(
+                    dir,
+                    kind::Kind::Run,
+                    "a run writes into a folder of its own; choose another --out",
+                )?;
+                return Ok(lock);
             }
         }
         Err(Error::invalid(format!(
@@ -267,7 +416,18 @@ fn open_no_follow(
 pub fn lock_holder(dir: &Path) -> Option<String> {
     use fs4::fs_std::FileExt;
     let path = dir.join(LOCK_NAME);
-    let file = std::fs::File::open(&path).ok()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        // A link or a FIFO planted there is not a lock of ours: never followed, never waited on.
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = opts.open(&path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     match FileExt::try_lock_shared(&file) {
         Ok(true) => {
             let _ = FileExt::unlock(&file);
@@ -373,19 +533,17 @@ pub fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<()> {
     )
 }
 
-/// The largest phase result `--resume` reads back (64 MiB; one is a few kilobytes).
-const MAX_RESULT_BYTES: u64 = 64 << 20;
-
 /// Read a JSON file written by [`write_json`]; None when it is missing, not a regular file, too
 /// large or unreadable (a phase whose result it is then runs again).
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
-    let bytes = crate::files::read_bounded(path, MAX_RESULT_BYTES, "a phase result").ok()?;
+    let bytes = Bound::PHASE_RESULT.read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Read a JSON file, with an error naming the file when it is missing or not of the expected form.
-pub fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+/// Read a JSON file under `bound`, with an error naming the file when it is missing, not a
+/// regular file, too long or not of the expected form.
+pub fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path, bound: Bound) -> Result<T> {
+    let bytes = bound.read(path)?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Data {
         path: path.display().to_string(),
         msg: format!("not the JSON this version of symclone-gpu writes ({e})"),

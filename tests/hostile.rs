@@ -23,8 +23,29 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// Run the binary with a deadline (a hang is a failure, not a stuck test); (status, stderr).
 fn run(args: &[&str], deadline: Duration) -> (i32, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
-        .args(args)
+    run_with(args, &[], None, deadline)
+}
+
+/// [`run`] with environment variables set and, when given, the child's umask.
+fn run_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    umask: Option<libc::mode_t>,
+    deadline: Duration,
+) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"));
+    cmd.args(args).envs(env.iter().copied());
+    if let Some(m) = umask {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: umask is async-signal-safe and touches nothing but the child's mask.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::umask(m);
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -707,11 +728,12 @@ fn writes_are_atomic_and_a_folder_has_one_writer() {
     );
     assert!(m.contains("--out"), "{m}");
     // Nothing was written by the refused run: the folder holds only the lock file.
-    let names: Vec<String> = std::fs::read_dir(&run_dir)
+    let mut names: Vec<String> = std::fs::read_dir(&run_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, [LOCK_NAME]);
+    names.sort();
+    assert_eq!(names, [".symclone-kind", LOCK_NAME]);
     drop(lock);
     assert!(!run_dir.join(LOCK_NAME).exists());
     // Released: the next writer gets it.
@@ -880,5 +902,273 @@ fn configurations_are_normalised_and_statuses_say_what_happened() {
         "{err}"
     );
 
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A run of about a second (one task, the MLP alone, 64 digits, one epoch) into `out`, with the
+/// given environment, umask and extra flags; it must succeed.
+fn tiny_run(
+    out: &Path,
+    env: &[(&str, &str)],
+    umask: Option<libc::mode_t>,
+    extra: &[&str],
+) -> String {
+    let mut args = tiny_args(out);
+    args.extend(extra);
+    let (code, err) = run_with(&args, env, umask, Duration::from_secs(120));
+    assert_eq!(code, 0, "{args:?}: {err}");
+    err
+}
+
+/// The flags of [`tiny_run`].
+fn tiny_args(out: &Path) -> Vec<&str> {
+    vec![
+        "run",
+        "--tasks",
+        "symmetric",
+        "--models",
+        "mlp",
+        "--train-n",
+        "64",
+        "--test-n",
+        "32",
+        "--epochs",
+        "1",
+        "--out",
+        s(out),
+    ]
+}
+
+/// Plant at `path` (whatever was there removed) the thing `what` names: a FIFO, a link to
+/// /dev/zero, or a 3 GB sparse file.
+fn plant(path: &Path, what: &str) {
+    let _ = std::fs::remove_file(path);
+    match what {
+        "fifo" => mkfifo(path),
+        "zero" => std::os::unix::fs::symlink("/dev/zero", path).unwrap(),
+        "sparse" => std::fs::File::create(path)
+            .unwrap()
+            .set_len(3 << 30)
+            .unwrap(),
+        _ => unreachable!(),
+    }
+}
+
+/// Class 1, continued: every file the program reads goes through one bounded reader. A run's
+/// report.json and the tuner's cache as a FIFO, a link to /dev/zero or a 3 GB sparse file: the
+/// report is refused with one line naming the file and the bound; the cache is ignored with a
+/// warning naming them (training goes on), never read whole nor waited on.
+#[test]
+fn reports_and_caches_are_read_through_the_bounded_reader() {
+    let d = temp_dir("bounded");
+    let cache = d.join("cache");
+    let env = [("SYMCLONE_CACHE", s(&cache))];
+    let run_dir = d.join("run");
+    tiny_run(&run_dir, &env, None, &[]);
+    let report = run_dir.join("report.json");
+    let good = std::fs::read(&report).unwrap();
+    // The FIFO first: before the bounded reader it hung, which the deadline turns into a failure.
+    for what in ["fifo", "zero", "sparse"] {
+        plant(&report, what);
+        let m = refused(&["report", s(&run_dir)], None, &["report.json", "a report"]);
+        assert!(m.contains("at most 67108864 bytes (64 MiB)"), "{what}: {m}");
+    }
+    std::fs::write(&report, &good).unwrap();
+    let cached: Vec<PathBuf> = files_under(&cache)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(cached.len(), 1, "the run left no tuner cache: {cached:?}");
+    for what in ["fifo", "zero", "sparse"] {
+        plant(&cached[0], what);
+        let err = tiny_run(&d.join(format!("run-{what}")), &env, None, &[]);
+        let name = cached[0].file_name().unwrap().to_str().unwrap();
+        assert!(
+            err.lines().any(|l| l.starts_with("warning:")
+                && l.contains(name)
+                && l.contains("a kernel-choice cache")
+                && l.contains("16 MiB")),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(
+        children_max_rss() < 1 << 30,
+        "a hostile report or cache took {} MB",
+        children_max_rss() >> 20
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Class 7: no write replaces a record of another kind. A run folder, a sweep folder and a merged
+/// report's folder each know what they are; a command given a folder of another kind refuses it
+/// with one line and writes nothing there, and a sweep planned again from another grid does not
+/// drop its cells. A folder written before the kinds existed has its kind inferred.
+#[test]
+fn a_folder_of_another_kind_is_refused() {
+    let d = temp_dir("kinds");
+    let run_dir = d.join("run");
+    tiny_run(&run_dir, &[], None, &[]);
+    let run_report = std::fs::read(run_dir.join("report.json")).unwrap();
+    let grid = |name: &str, seeds: &[u64]| {
+        let p = d.join(name);
+        let g = serde_json::json!({"base": "quick", "grid": {"seed": seeds}});
+        std::fs::write(&p, g.to_string()).unwrap();
+        p
+    };
+    let (g01, g23, g012) = (
+        grid("g01.json", &[0, 1]),
+        grid("g23.json", &[2, 3]),
+        grid("g012.json", &[0, 1, 2]),
+    );
+    // A sweep planned into a run folder: refused, nothing written.
+    refused(
+        &["sweep", "plan", "--grid", s(&g01), "--out", s(&run_dir)],
+        None,
+        &["is a run folder", "another --out"],
+    );
+    assert!(!run_dir.join("sweep.json").exists());
+    // A run into a sweep folder, a merged report over a run's: refused.
+    let sweep = d.join("sweep");
+    let (code, err) = run(
+        &["sweep", "plan", "--grid", s(&g01), "--out", s(&sweep)],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    let index = std::fs::read(sweep.join("sweep.json")).unwrap();
+    let before = files_under(&sweep);
+    refused(
+        &tiny_args(&sweep),
+        None,
+        &["is a sweep folder", "another --out"],
+    );
+    assert_eq!(files_under(&sweep), before);
+    refused(
+        &["report", s(&sweep), "--out", s(&run_dir)],
+        None,
+        &["is a run folder", "another --out"],
+    );
+    assert_eq!(
+        std::fs::read(run_dir.join("report.json")).unwrap(),
+        run_report
+    );
+    // Another grid into the sweep: refused (it would drop the two cells), the index kept; the
+    // same grid again and a grid that adds a cell are planned.
+    refused(
+        &["sweep", "plan", "--grid", s(&g23), "--out", s(&sweep)],
+        None,
+        &[
+            "is a sweep of another grid",
+            "2 of its 2 cells",
+            "another --out",
+        ],
+    );
+    assert_eq!(std::fs::read(sweep.join("sweep.json")).unwrap(), index);
+    for g in [&g01, &g012] {
+        let (code, err) = run(
+            &["sweep", "plan", "--grid", s(g), "--out", s(&sweep)],
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    // A merged report's folder takes no run.
+    let merged = d.join("merged");
+    let (code, err) = run(
+        &["report", s(&sweep), "--out", s(&merged)],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    refused(&tiny_args(&merged), None, &["is a merged report's folder"]);
+    // A folder of an older version (no marker) holding a run's report.json and a sweep.json
+    // planned into it then: `report` writes the run's views again and keeps its report.json.
+    std::fs::remove_file(run_dir.join(".symclone-kind")).unwrap();
+    std::fs::write(run_dir.join("sweep.json"), &index).unwrap();
+    let (code, err) = run(&["report", s(&run_dir)], Duration::from_secs(60));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(run_dir.join("report.json")).unwrap(),
+        run_report
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Class 8: output files honour the umask (`0666 & !umask`, folders `0777 & !umask`), as every
+/// Unix tool's do: a results folder shared with a group is readable by it.
+#[test]
+fn output_files_honour_the_umask() {
+    let d = temp_dir("umask");
+    for mask in [0o022, 0o077, 0o002] {
+        let out = d.join(format!("run-{mask:03o}"));
+        tiny_run(&out, &[], Some(mask), &[]);
+        let sweep = d.join(format!("sweep-{mask:03o}"));
+        let grid = d.join("grid.json");
+        std::fs::write(&grid, r#"{"base": "quick", "grid": {"seed": [0]}}"#).unwrap();
+        let (code, err) = run_with(
+            &["sweep", "plan", "--grid", s(&grid), "--out", s(&sweep)],
+            &[],
+            Some(mask),
+            Duration::from_secs(60),
+        );
+        assert_eq!(code, 0, "{err}");
+        let mut files = files_under(&out);
+        files.extend(files_under(&sweep));
+        assert!(files.len() > 8, "{files:?}");
+        for p in files {
+            use std::os::unix::fs::PermissionsExt;
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let want = if m.is_dir() { 0o777 } else { 0o666 } & !mask;
+            assert_eq!(
+                m.permissions().mode() & 0o777,
+                want,
+                "{} under umask {mask:03o}",
+                p.display()
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Class 5, continued: `--resume` removes the temporary files a killed writer left (SIGKILL
+/// between creating one and renaming it), and only those: files of the program's own naming
+/// (`.NAME.XXXXXX.tmp`), regular, in the run folder and the folders under it. A link named like
+/// one is neither followed nor removed; the user's own files stay.
+#[test]
+fn resume_removes_stale_temporaries_of_its_own_naming() {
+    let d = temp_dir("stale");
+    let out = d.join("run");
+    tiny_run(&out, &[], None, &[]);
+    let victim = d.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let stale = [
+        out.join(".report.html.Ab12Cd.tmp"),
+        out.join(".training.svg.zzzzzz.tmp"),
+        out.join("models")
+            .join(".symmetric-mlp-s0.safetensors.x9Y8z7.tmp"),
+    ];
+    for p in &stale {
+        std::fs::write(p, b"half a file").unwrap();
+    }
+    let link = out.join(".accuracy.svg.abcdef.tmp");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let kept = [
+        out.join("notes.tmp"),
+        out.join(".notes.tmp"),
+        out.join(".notes.toolong7.tmp"),
+    ];
+    for p in &kept {
+        std::fs::write(p, b"the user's").unwrap();
+    }
+    let dir_like = out.join(".figs.abcdef.tmp");
+    std::fs::create_dir_all(&dir_like).unwrap();
+    tiny_run(&out, &[], None, &["--resume"]);
+    for p in &stale {
+        assert!(!p.exists(), "{} was left", p.display());
+    }
+    assert!(link.is_symlink(), "the planted link was removed");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    for p in &kept {
+        assert_eq!(std::fs::read(p).unwrap(), b"the user's", "{}", p.display());
+    }
+    assert!(dir_like.is_dir());
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -229,6 +229,50 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// Identical content writes identical bytes: a checkpoint's metadata (a map whose iteration
+    /// order changes from one map to the next) is written with its keys sorted, so two saves of
+    /// the same tensors and the same entries, the maps built in opposite orders, are
+    /// byte-identical, list the keys in order, and load back.
+    #[test]
+    fn identical_checkpoints_are_identical_bytes(
+        entries in proptest::collection::btree_map("[a-z_]{1,12}", ".{0,16}", 1..24),
+        values in proptest::collection::vec(-1e3f32..1e3, 6),
+    ) {
+        let g = gpu();
+        let params: Vec<symclone::autograd::Param> = ["b.bias", "a.weight"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let t = symclone::tensor::Tensor::zeros(&g, &[3, i + 1]).unwrap();
+                t.write_slice(&values[..3 * (i + 1)]).unwrap();
+                symclone::autograd::Param::new(*name, t)
+            })
+            .collect();
+        let forward: std::collections::HashMap<String, String> =
+            entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let backward: std::collections::HashMap<String, String> =
+            entries.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let dir = std::env::temp_dir().join(format!("symclone-props-ckpt-{}", std::process::id()));
+        let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+        symclone::checkpoint::save(&a, &params, &forward).unwrap();
+        symclone::checkpoint::save(&b, &params, &backward).unwrap();
+        let bytes = std::fs::read(&a).unwrap();
+        prop_assert!(bytes == std::fs::read(&b).unwrap(), "the bytes differ");
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let head: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let text = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+        let keys: Vec<usize> = entries
+            .keys()
+            .map(|k| text.find(&format!("{}:", serde_json::to_string(k).unwrap())).unwrap())
+            .collect();
+        prop_assert!(keys.windows(2).all(|w| w[0] < w[1]), "{}", head);
+        symclone::checkpoint::load(&a, &params, &forward).unwrap();
+    }
+}
+
 /// Every number in a JSON value, with its path (for the size-field mutations).
 fn number_paths(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
     match v {

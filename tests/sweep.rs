@@ -119,8 +119,11 @@ fn planning_is_stable_and_bad_grids_are_refused() {
     ok(&["sweep", "plan", "--grid", g, "--out", o], &[]);
     assert_eq!(hashes(&out), first);
     // One value changed (nb 9 → 7): the nb = 8 cells keep their hashes, the others change.
+    // Planned over this sweep it would drop the nb = 9 cells from its index: refused, the index
+    // kept; planned into a folder of its own it is the grid's sweep.
+    let index_before = std::fs::read(out.join("sweep.json")).unwrap();
     let grid2 = tiny_grid(&d, [8, 7]);
-    ok(
+    let e = refused(
         &[
             "sweep",
             "plan",
@@ -131,13 +134,31 @@ fn planning_is_stable_and_bad_grids_are_refused() {
         ],
         &[],
     );
-    let second = hashes(&out);
+    assert!(
+        e.contains("is a sweep of another grid") && e.contains("2 of its 4 cells"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(out.join("sweep.json")).unwrap(), index_before);
+    let out2 = d.join("sweep-nb7");
+    ok(
+        &[
+            "sweep",
+            "plan",
+            "--grid",
+            grid2.to_str().unwrap(),
+            "--out",
+            out2.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let second = hashes(&out2);
     assert_eq!(second[..2], first[..2]);
     assert!(second[2..].iter().all(|h| !first.contains(h)));
     assert_eq!(
-        index(&out)["cells"][2]["values"],
+        index(&out2)["cells"][2]["values"],
         json!({"clone.nb": 7, "seed": 0})
     );
+    tiny_grid(&d, [8, 9]);
 
     // A cell folder that holds another grid's configuration is refused, naming it.
     let foreign = out.join("cells").join(&first[0]).join("config.json");

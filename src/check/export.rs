@@ -104,10 +104,17 @@ fn staging_dir(dir: &Path) -> Result<tempfile::TempDir> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "export".into());
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .tempdir_in(&parent)
-        .map_err(io)
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix);
+    #[cfg(unix)]
+    {
+        // The folder becomes the export: 0777 & !umask, as create_dir_all makes one (tempfile's
+        // own default is 0700).
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o777));
+    }
+    builder.tempdir_in(&parent).map_err(io)
 }
 
 /// Run every case `opts` selects on the adapter `choice` names, under WebGPU's default limits

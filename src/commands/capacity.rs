@@ -112,7 +112,10 @@ pub fn capacity_command(
     };
     cfg.validate()?;
     let ds = cfg.load_data()?;
-    let _lock = crate::files::FolderLock::acquire(out)?;
+    let lock = crate::files::FolderLock::acquire(out)?;
+    if resume {
+        lock.remove_stale_temporaries()?;
+    }
     let mut rows = Vec::new();
     for &nb in nbs {
         let mut c = cfg.clone();

@@ -79,7 +79,10 @@ pub fn clone_command(
     for &(k, d) in &needed {
         ClonedOperator::check_sizes(gpu, k, d, cfg.clone.nb, cfg.clone.m)?;
     }
-    let _lock = crate::files::FolderLock::acquire(out)?;
+    let lock = crate::files::FolderLock::acquire(out)?;
+    if resume {
+        lock.remove_stale_temporaries()?;
+    }
     if kind == "lift+p4" {
         let made = clone_lift_p4(gpu, cfg, dim, out, resume, &ds, rep)?;
         Ok((made.layers, made.fidelity))

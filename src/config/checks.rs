@@ -85,8 +85,6 @@ impl RunConfig {
     }
 }
 
-/// The largest `--config` file read (1 MiB; a run configuration is a few kilobytes).
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The most seeds per model a run may train.
 pub const MAX_SEEDS: usize = 1000;
 /// The most iterations (and warm-up steps) of one clone (SPEC §3's is 10,000).

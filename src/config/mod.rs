@@ -11,7 +11,7 @@ pub mod plan;
 pub mod presets;
 pub mod types;
 
-pub use checks::{parse_config, MAX_CONFIG_BYTES, MAX_SEEDS};
+pub use checks::{parse_config, MAX_SEEDS};
 pub use overrides::Overrides;
 pub use plan::{ClonePlan, ModelPlan, RunPlan};
 pub use presets::MEDIUM_EPOCHS;

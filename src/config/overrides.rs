@@ -1,7 +1,7 @@
 //! A configuration as a command asks for it: a preset or a `--config` file, with the command
 //! line's overrides applied and the result checked.
 
-use super::checks::{parse_config, MAX_CONFIG_BYTES};
+use super::checks::parse_config;
 use super::presets::all_tasks;
 use super::types::RunConfig;
 use crate::data::Task;
@@ -64,7 +64,7 @@ impl RunConfig {
     pub fn base(preset: &str, file: Option<&Path>) -> Result<RunConfig> {
         match file {
             Some(p) => {
-                let bytes = crate::files::read_bounded(p, MAX_CONFIG_BYTES, "a run configuration")?;
+                let bytes = crate::files::Bound::CONFIG.read(p)?;
                 parse_config(&bytes).map_err(|msg| Error::Data {
                     path: p.display().to_string(),
                     msg,

@@ -132,7 +132,11 @@ pub fn cache_file(dir: &std::path::Path, info: &wgpu::AdapterInfo) -> PathBuf {
 /// The choices cached for an adapter (empty when there is no readable cache; `devices` shows them).
 pub fn cached_choices(info: &wgpu::AdapterInfo) -> Vec<Choice> {
     default_cache_dir()
-        .and_then(|d| std::fs::read(cache_file(&d, info)).ok())
+        .and_then(|d| {
+            crate::files::Bound::TUNER_CACHE
+                .read(&cache_file(&d, info))
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice::<CacheFile>(&b).ok())
         .map(|f| f.choices.into_values().collect())
         .unwrap_or_default()
@@ -198,8 +202,14 @@ impl Gpu {
         let Some(path) = self.cache_path() else {
             return BTreeMap::new();
         };
-        let Ok(bytes) = std::fs::read(&path) else {
-            return BTreeMap::new();
+        let bytes = match crate::files::Bound::TUNER_CACHE.read(&path) {
+            Ok(b) => b,
+            // No cache yet: nothing to say.
+            Err(_) if std::fs::symlink_metadata(&path).is_err() => return BTreeMap::new(),
+            Err(e) => {
+                eprintln!("warning: {e}; the kernel-choice cache is ignored and will be rewritten");
+                return BTreeMap::new();
+            }
         };
         match serde_json::from_slice::<CacheFile>(&bytes) {
             Ok(f) if f.version == env!("CARGO_PKG_VERSION") && f.adapter == self.info.name => {

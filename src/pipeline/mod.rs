@@ -60,7 +60,11 @@ fn run_plan(
     if let Some(set) = &given {
         clones::check_given(set, &plan.needed())?;
     }
-    let _lock = FolderLock::acquire(out)?;
+    let lock = FolderLock::acquire(out)?;
+    if resume {
+        // What a killed run left half-written is written again; its temporaries go.
+        lock.remove_stale_temporaries()?;
+    }
     std::fs::create_dir_all(out.join("clones")).map_err(|e| Error::io(out, e))?;
     std::fs::create_dir_all(out.join("models")).map_err(|e| Error::io(out, e))?;
     write_json(&out.join("config.json"), cfg)?;

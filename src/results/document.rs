@@ -3,7 +3,7 @@
 
 use super::types::{ModelReport, Report};
 use super::{compare, figures};
-use crate::files::{read_json_file, write_atomic, write_json};
+use crate::files::{read_json_file, write_atomic, write_json, Bound};
 use crate::report::doc::{Block, Doc, FigureBlock, Table};
 use crate::Result;
 use std::path::Path;
@@ -17,7 +17,7 @@ pub fn write(out: &Path, report: &Report) -> Result<()> {
 /// `symclone-gpu report DIR`: read `DIR/report.json` and write `report.md`, `report.html` and
 /// the figures again.
 pub fn rebuild(dir: &Path) -> Result<Report> {
-    let report: Report = read_json_file(&dir.join("report.json"))?;
+    let report: Report = read_json_file(&dir.join("report.json"), Bound::REPORT)?;
     report.check()?;
     write_views(dir, &report)?;
     Ok(report)

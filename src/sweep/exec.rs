@@ -336,7 +336,7 @@ pub(super) fn read_submissions(dir: &Path) -> Result<Option<Submissions>> {
     if !path.exists() {
         return Ok(None);
     }
-    let bytes = crate::files::read_bounded(&path, 16 << 20, "a sweep's SLURM record")?;
+    let bytes = crate::files::Bound::SLURM_RECORD.read(&path)?;
     serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Data {
         path: path.display().to_string(),
         msg: format!("not a SLURM record of this program ({e}): remove it and submit with `sweep run --executor slurm`"),

@@ -36,15 +36,13 @@ pub struct Cell {
     pub config: RunConfig,
 }
 
-/// The largest grid file read (1 MiB).
-const MAX_GRID_BYTES: u64 = 1 << 20;
 /// The most cells one grid may expand to.
 pub const MAX_CELLS: usize = 10_000;
 
 impl Grid {
     /// Read a grid file strictly: an unknown field is refused, naming it.
     pub fn read(path: &Path) -> Result<Grid> {
-        let bytes = crate::files::read_bounded(path, MAX_GRID_BYTES, "a sweep grid")?;
+        let bytes = crate::files::Bound::GRID.read(path)?;
         serde_json::from_slice(crate::files::without_bom(&bytes)).map_err(|e| Error::Data {
             path: path.display().to_string(),
             msg: format!(

@@ -6,6 +6,7 @@
 
 use super::grid::show;
 use super::{cell_report, cell_state, read_index, State, INDEX};
+use crate::files::kind::{self, Found, Kind};
 use crate::files::write_atomic;
 use crate::models::ModelKind;
 use crate::report::doc::{Block, Doc, FigureBlock, Table};
@@ -183,25 +184,47 @@ pub fn merge(dirs: &[PathBuf]) -> Result<SweepReport> {
 /// sweep folder given); run folders get their report made again from their `report.json`.
 /// Returns the files written and, for sweeps, the merged report.
 pub fn report(dirs: &[PathBuf], out: Option<&Path>) -> Result<(Vec<PathBuf>, Option<SweepReport>)> {
-    let sweeps: Vec<&PathBuf> = dirs.iter().filter(|d| d.join(INDEX).exists()).collect();
-    if sweeps.is_empty() {
+    // Each folder's kind decides what is done with it: a run's report is written again in
+    // place, sweeps are merged; a run folder is never given a merged report.
+    let kinds = dirs
+        .iter()
+        .map(|d| kind::of(d))
+        .collect::<Result<Vec<Option<Found>>>>()?;
+    let is_sweep = |k: &Option<Found>| k.as_ref().is_some_and(|f| f.kind == Kind::Sweep);
+    if !kinds.iter().any(is_sweep) {
         if out.is_some() {
             return Err(Error::invalid(
                 "--out merges sweeps: the folders given are run folders, whose reports are written in place",
             ));
         }
         let mut files = Vec::new();
-        for d in dirs {
+        for (d, k) in dirs.iter().zip(&kinds) {
+            if let Some(f) = k.as_ref().filter(|f| f.kind == Kind::Report) {
+                return Err(kind::refusal(
+                    d,
+                    f,
+                    Kind::Run,
+                    "write it again from its sweeps with `symclone-gpu report SWEEP… --out DIR`",
+                ));
+            }
             crate::results::rebuild(d)?;
             files.extend(["report.md", "report.html"].map(|f| d.join(f)));
         }
         return Ok((files, None));
     }
-    if let Some(d) = dirs.iter().find(|d| !d.join(INDEX).exists()) {
-        return Err(Error::invalid(format!(
-            "{}: not a sweep (no {INDEX}) while the other folders are: report it on its own",
-            d.display()
-        )));
+    if let Some((d, k)) = dirs.iter().zip(&kinds).find(|(_, k)| !is_sweep(k)) {
+        return Err(match k {
+            Some(f) => kind::refusal(
+                d,
+                f,
+                Kind::Sweep,
+                "the other folders are sweeps; report it on its own",
+            ),
+            None => Error::invalid(format!(
+                "{}: not a sweep (no {INDEX}) while the other folders are: report it on its own",
+                d.display()
+            )),
+        });
     }
     let out = match (out, dirs) {
         (Some(o), _) => o.to_path_buf(),
@@ -212,8 +235,25 @@ pub fn report(dirs: &[PathBuf], out: Option<&Path>) -> Result<(Vec<PathBuf>, Opt
             ))
         }
     };
+    // The merged report goes into a sweep's folder or into one of its own, never over a run's.
+    let out_kind = kind::of(&out)?;
+    if let Some(f) = out_kind.as_ref().filter(|f| f.kind == Kind::Run) {
+        return Err(kind::refusal(
+            &out,
+            f,
+            Kind::Report,
+            "its report.json is the run's; write the merged report into another --out",
+        ));
+    }
     let r = merge(dirs)?;
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    if out_kind.is_none() {
+        kind::claim(
+            &out,
+            Kind::Report,
+            "write the merged report into another --out",
+        )?;
+    }
     let figs = figures(&r)?;
     let mut files = Vec::new();
     for f in &figs {

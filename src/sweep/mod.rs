@@ -57,14 +57,52 @@ pub fn cell_dir(dir: &Path, hash: &str) -> PathBuf {
 
 /// `sweep plan`: expand the grid file at `grid_path` into `out`. A cell already there is kept
 /// (its results too) when its `config.json` is the cell's; one whose folder holds another
-/// configuration is refused before anything is written.
+/// configuration is refused before anything is written. So is a folder of another kind (a run's,
+/// a merged report's) and a sweep planned from a grid that lacks some of its cells (planning it
+/// would drop them from `sweep.json`, and their results from status and report); planning the
+/// same grid again, or one that adds cells, keeps every cell.
 pub fn plan(grid_path: &Path, out: &Path) -> Result<Index> {
+    use crate::files::kind::{self, Kind};
     let grid = Grid::read(grid_path)?;
     let base = grid.base_config(grid_path.parent().unwrap_or(Path::new(".")))?;
     let cells = grid.expand(&base)?;
+    if let Some(found) = kind::of(out)? {
+        if found.kind != Kind::Sweep {
+            return Err(kind::refusal(
+                out,
+                &found,
+                Kind::Sweep,
+                "plan the sweep into a folder of its own (another --out)",
+            ));
+        }
+    }
+    // An index that cannot be read is planned again, as its own message says to.
+    if let Ok(old) = read_index(out) {
+        let new: std::collections::BTreeSet<&str> = cells.iter().map(|c| c.hash.as_str()).collect();
+        let dropped: Vec<&CellEntry> = old
+            .cells
+            .iter()
+            .filter(|c| !new.contains(c.hash.as_str()))
+            .collect();
+        if !dropped.is_empty() {
+            let done = dropped
+                .iter()
+                .filter(|c| cell_state(out, &c.hash) == State::Done)
+                .count();
+            return Err(Error::invalid(format!(
+                "{} is a sweep of another grid: {} of its {} cells ({done} done) are not in {}, and planning it here would drop them; plan into another --out, or plan a grid that keeps every cell here (add values rather than change them)",
+                out.display(),
+                dropped.len(),
+                old.cells.len(),
+                grid_path.display()
+            )));
+        }
+    }
     for c in &cells {
         check_cell_dir(out, &c.hash)?;
     }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    kind::claim(out, Kind::Sweep, "plan the sweep into a folder of its own")?;
     for c in &cells {
         let d = cell_dir(out, &c.hash);
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
@@ -126,7 +164,7 @@ pub fn read_index(dir: &Path) -> Result<Index> {
             dir.display()
         )));
     }
-    let bytes = crate::files::read_bounded(&path, 64 << 20, "a sweep index")?;
+    let bytes = crate::files::Bound::SWEEP_INDEX.read(&path)?;
     let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Data {
         path: path.display().to_string(),
         msg: format!("not a sweep index ({e}): plan the sweep again with `sweep plan`"),
@@ -179,8 +217,9 @@ impl State {
 /// Read a finished cell's report, checked against the cell's hash.
 pub fn cell_report(dir: &Path, hash: &str) -> std::result::Result<Report, String> {
     let path = cell_dir(dir, hash).join("report.json");
-    let bytes =
-        crate::files::read_bounded(&path, 256 << 20, "a run report").map_err(|e| e.to_string())?;
+    let bytes = crate::files::Bound::REPORT
+        .read(&path)
+        .map_err(|e| e.to_string())?;
     let r: Report = serde_json::from_slice(&bytes)
         .map_err(|e| format!("{}: not a complete report ({e})", path.display()))?;
     r.check().map_err(|e| format!("{}: {e}", path.display()))?;

@@ -75,7 +75,7 @@ fn last_error(dir: &Path, c: &CellEntry, subs: &Option<Submissions>) -> Option<S
         .filter_map(|f| Some((std::fs::metadata(f).ok()?.modified().ok()?, f)))
         .max_by_key(|(t, _)| *t)?
         .1;
-    let bytes = crate::files::read_bounded(newest, 64 << 20, "a cell's log").ok()?;
+    let bytes = crate::files::Bound::LOG.read(newest).ok()?;
     let text = String::from_utf8_lossy(&bytes);
     let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
     last.strip_prefix("symclone-gpu: ")
