@@ -2,6 +2,8 @@
 //! report (a held cell left alone, a corrupt cell named and left out), the SLURM job script, and
 //! a real single-node SLURM cluster (scripts/slurm-test-cluster.sh): submit, cancel one array task
 //! mid-run, resume, and merge to the same numbers as an uninterrupted local sweep.
+//! Over 600 lines: one local sweep and one SLURM cluster each serve a sequence of steps that
+//! build on one another (held, corrupt, failed, planted link, completed), so they stay together.
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
