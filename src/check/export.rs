@@ -5,9 +5,9 @@
 //! a self-contained page (`index.html`) that replays them in the browser's WebGPU and reports per
 //! case. Bundles are scripts (`cases/NNNN.js`) rather than JSON so the page also runs from a file.
 
-use super::{cell, exec::Kept, select, Limits, Options, Report, Row, Status};
+use super::{cell, device, exec::Kept, select, Limits, Options, Report, Row, Status};
 use crate::gpu::trace::Trace;
-use crate::gpu::{AdapterChoice, Gpu};
+use crate::gpu::AdapterChoice;
 use crate::{Error, Result};
 use serde::Serialize;
 use std::path::Path;
@@ -137,11 +137,7 @@ pub fn export(
     let io = |e: std::io::Error| Error::io(dir, e);
     std::fs::create_dir(staging.path().join("cases")).map_err(io)?;
     let limits = Limits::Webgpu;
-    let g = Gpu::new(&AdapterChoice {
-        limits: Some(limits.name().to_string()),
-        ..choice.clone()
-    })?;
-    g.set_tune_budget(0.0);
+    let g = device(choice, limits)?;
     let adapter = g.describe();
     progress(&format!("exporting under webgpu limits from {adapter}"));
     let t0 = Instant::now();

@@ -340,6 +340,18 @@ pub fn run_perturbed(
     run_inner(choice, opts, Some(perturb), progress)
 }
 
+/// The adapter `choice` names, opened with `limits` for checking: ops that choose a kernel by
+/// measurement (a group convolution's inner product) take the adapter type's default, untimed and
+/// uncached: every variant is a case of its own, and a check leaves the tuner's cache as it was.
+fn device(choice: &AdapterChoice, limits: Limits) -> Result<Arc<Gpu>> {
+    let g = Gpu::new(&AdapterChoice {
+        limits: Some(limits.name().to_string()),
+        ..choice.clone()
+    })?;
+    g.set_tune_budget(0.0);
+    Ok(g)
+}
+
 fn run_inner(
     choice: &AdapterChoice,
     opts: &Options,
@@ -358,14 +370,7 @@ fn run_inner(
     let mut adapter = String::new();
     let mut seconds = Vec::new();
     for &limits in &opts.limits {
-        let g = Gpu::new(&AdapterChoice {
-            limits: Some(limits.name().to_string()),
-            ..choice.clone()
-        })?;
-        // Ops that choose a kernel by measurement (a group convolution's inner product) take
-        // the adapter type's default here, untimed and uncached: every variant is a case of its
-        // own, and a check leaves the tuner's cache as it was.
-        g.set_tune_budget(0.0);
+        let g = device(choice, limits)?;
         adapter = g.describe();
         progress(&format!("{} limits: {adapter}", limits.name()));
         let t0 = Instant::now();
