@@ -325,10 +325,9 @@ pub struct CheckArgs {
     pub export: Option<PathBuf>,
 }
 
-/// The flags of `m` given on the command line or through the environment, as `--name`, among `ids`
-/// (or all but `ids` with `except`).
-fn given(m: &clap::ArgMatches, ids: &[&str], except: bool) -> Vec<String> {
-    // Global flags (--adapter, …) and the ids of flattened groups (`MixerFlags`) are not asked about.
+/// The ids of the flags of `m` given on the command line or through the environment, but for the
+/// global flags (--adapter, …) and the ids of flattened groups (`MixerFlags`).
+fn given(m: &clap::ArgMatches) -> Vec<&str> {
     let global: Vec<String> = Cli::command()
         .get_arguments()
         .map(|a| a.get_id().to_string())
@@ -336,7 +335,6 @@ fn given(m: &clap::ArgMatches, ids: &[&str], except: bool) -> Vec<String> {
     m.ids()
         .map(|id| id.as_str())
         .filter(|id| !global.iter().any(|g| g == id) && !id.starts_with(char::is_uppercase))
-        .filter(|id| ids.contains(id) != except)
         .filter(|id| {
             matches!(
                 m.value_source(id),
@@ -345,7 +343,6 @@ fn given(m: &clap::ArgMatches, ids: &[&str], except: bool) -> Vec<String> {
                 )
             )
         })
-        .map(|id| format!("--{}", id.replace('_', "-")))
         .collect()
 }
 
@@ -364,19 +361,24 @@ pub fn unused_flags(m: &clap::ArgMatches) -> Result<()> {
         .get_one::<String>("kind")
         .map(String::as_str)
         .unwrap_or("");
-    let (unused, what) = if symclone::commands::mixer::mixer_kind(kind).is_some() {
-        let used = ["kind", "dim", "preset", "seed", "out"];
-        let mut ids = used.to_vec();
-        ids.extend(&mixer_ids);
-        (
-            given(c, &ids, true),
-            format!("--kind {kind} (the MLP-Mixer student) does not use"),
-        )
+    let mixer = symclone::commands::mixer::mixer_kind(kind).is_some();
+    let used = ["kind", "dim", "preset", "seed", "out"];
+    let unused: Vec<String> = given(c)
+        .into_iter()
+        .filter(|id| {
+            let of_mixer = mixer_ids.contains(id);
+            if mixer {
+                !of_mixer && !used.contains(id)
+            } else {
+                of_mixer
+            }
+        })
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    let what = if mixer {
+        format!("--kind {kind} (the MLP-Mixer student) does not use")
     } else {
-        (
-            given(c, &mixer_ids, false),
-            format!("--kind {kind} does not use the mixer's"),
-        )
+        format!("--kind {kind} does not use the mixer's")
     };
     if unused.is_empty() {
         return Ok(());
