@@ -200,8 +200,9 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     cwt[t] = v;
 }
 
-// ---- per-channel bias in place: y[b, o, s] += bias[o]. p.cout channels, p.ho·p.wo = plane size,
-// p.total = element count. Bindings: 1 = y (read_write), 2 = bias.
+// ---- per-channel bias in place: y[b, o, s] += bias[o], then ReLU when p.flags bit 0 is set.
+// p.cout channels, p.ho·p.wo = plane size, p.total = element count. Bindings: 1 = y (read_write),
+// 2 = bias.
 @group(0) @binding(1) var<storage, read_write> cy: array<f32>;
 @group(0) @binding(2) var<storage, read> cb2: array<f32>;
 
@@ -210,7 +211,8 @@ fn add_channel_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let o = (t / (p.ho * p.wo)) % p.cout;
-    cy[t] = cy[t] + cb2[o];
+    let v = cy[t] + cb2[o];
+    cy[t] = select(v, max(v, 0.0), (p.flags & 1u) != 0u);
 }
 
 // ---- pack a filter bank for the generated register kernels (`conv_reg`, see src/ops/conv.rs):

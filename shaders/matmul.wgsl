@@ -3,7 +3,8 @@
 // A is read as scalars through strides, so a transposed A costs nothing: element (z, m, k) sits at
 // z*sab + m*sam + k*sak. B and C are row-major with rows of n4 vec4 (B packed K × n4, C M × n4);
 // the launcher packs B (transpose, zero padding) and unpacks C only when N is not a multiple of 4
-// or B is transposed. Flags: bit 0 add bias[n], bit 1 apply ReLU.
+// or B is transposed, and the product is too large for `mm_strided` (at the end of this file),
+// which reads B through strides and writes C unpadded. Flags: bit 0 add bias[n], bit 1 apply ReLU.
 
 struct P {
     m: u32,
@@ -15,9 +16,9 @@ struct P {
     sbb: u32,
     scb: u32,
     flags: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
+    sbk: u32,       // mm_strided only: B's strides along K and N, and the batch count
+    sbn: u32,
+    nz: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -36,6 +37,11 @@ fn epilogue(v: vec4<f32>, col: u32) -> vec4<f32> {
     }
     return r;
 }
+
+// Scalar views of bindings 2–4 for `mm_strided` (an entry point uses one view of each binding).
+@group(0) @binding(2) var<storage, read> bs: array<f32>;
+@group(0) @binding(3) var<storage, read> bias_s: array<f32>;
+@group(0) @binding(4) var<storage, read_write> cs: array<f32>;
 
 // ---- Register-tiled: each invocation owns TM rows × TN vec4 columns; no workgroup memory. ----
 // This is the loop form, kept as the readable reference (and validated for every tile in
@@ -243,4 +249,57 @@ fn mm_block(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid
             }
         }
     }
+}
+
+// ---- Strided: for small products whose B is transposed or whose N is not a multiple of 4, where
+// packing B and unpacking C would be two more dispatches than the product itself. B's element
+// (z, k, n) is at z*sbb + k*sbk + n*sbn; C is (nz, m, N) row-major, unpadded; p.n4 holds N itself
+// here. An invocation owns one column of SR rows: the rows come from the workgroup id, so every
+// lane of a workgroup reads the same A elements, and one B load feeds SR multiply-adds. The sum
+// runs over k in order with fma, as `mm_reg` does, so the result is the packed path's, bit for bit.
+// Grid: (ceil(N / SWX), ceil(m / SR), nz).
+const SWX: u32 = 16u;
+const SR: u32 = 4u;
+
+fn strided_store(row: u32, col: u32, z: u32, v: f32) {
+    if row < p.m && col < p.n4 {
+        var r = v;
+        if (p.flags & 1u) != 0u {
+            r += bias_s[col];
+        }
+        if (p.flags & 2u) != 0u {
+            r = max(r, 0.0);
+        }
+        cs[z * p.scb + row * p.n4 + col] = r;
+    }
+}
+
+@compute @workgroup_size(SWX, 1, 1)
+fn mm_strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let col = gid.x;
+    let r0 = wid.y * SR;
+    let z = wid.z;
+    let a0 = z * p.sab + min(r0, p.m - 1u) * p.sam;
+    let a1 = z * p.sab + min(r0 + 1u, p.m - 1u) * p.sam;
+    let a2 = z * p.sab + min(r0 + 2u, p.m - 1u) * p.sam;
+    let a3 = z * p.sab + min(r0 + 3u, p.m - 1u) * p.sam;
+    var bi = z * p.sbb + min(col, p.n4 - 1u) * p.sbn;
+    var ak = 0u;
+    var c0 = 0.0;
+    var c1 = 0.0;
+    var c2 = 0.0;
+    var c3 = 0.0;
+    for (var k = 0u; k < p.k; k += 1u) {
+        let bv = bs[bi];
+        c0 = fma(a[a0 + ak], bv, c0);
+        c1 = fma(a[a1 + ak], bv, c1);
+        c2 = fma(a[a2 + ak], bv, c2);
+        c3 = fma(a[a3 + ak], bv, c3);
+        ak += p.sak;
+        bi += p.sbk;
+    }
+    strided_store(r0, col, z, c0);
+    strided_store(r0 + 1u, col, z, c1);
+    strided_store(r0 + 2u, col, z, c2);
+    strided_store(r0 + 3u, col, z, c3);
 }

@@ -15,7 +15,7 @@ struct P {
     s: u32,
     total: u32,
     alpha: f32,
-    _p0: u32,
+    relu: u32,      // max pooling: 1 = ReLU after the pool (a window whose max is not > 0 gives 0, and no arg-max)
     _p1: u32,
     _p2: u32,
 }
@@ -33,6 +33,9 @@ struct P {
 const WG: u32 = 64u;
 
 // ---- spatial max pool k×k stride s: x (N, H, W) → out, arg (N, Ho, Wo) ----
+// With p.relu, ReLU follows: max(0, max(window)) is the max of the window's ReLUs, and a window
+// whose max is not positive passes no gradient back (its arg-max is NO_ARG, which no input is).
+const NO_ARG: u32 = 0xffffffffu;
 @compute @workgroup_size(64)
 fn maxpool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = idx(gid, nwg, WG);
@@ -52,6 +55,11 @@ fn maxpool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
                 bi = q;
             }
         }
+    }
+    if p.relu != 0u && !(best > 0.0) {
+        out[t] = 0.0;
+        arg[t] = NO_ARG;
+        return;
     }
     out[t] = best;
     arg[t] = bi;

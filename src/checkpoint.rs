@@ -284,7 +284,7 @@ pub fn load(path: &Path, params: &[Param], expect: &HashMap<String, String>) -> 
                 ),
             });
         }
-        p.value().write_slice(&v)?;
+        p.write(&v)?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use symclone::autograd::Tape;
 use symclone::gpu::KernelFamily;
 use symclone::ops::conv::{self, ConvDims};
 use symclone::ops::pool::RotPool;
-use symclone::ops::{gconv, pool, transform};
+use symclone::ops::{elementwise, gconv, pool, transform};
 use symclone::reference::{self as r, finite_diff, rel_err64, to64};
 use symclone::tensor::Tensor;
 use symclone::{Error, Gpu};
@@ -434,6 +434,35 @@ fn spatial_pooling_matches_reference() {
             1e-6,
         );
 
+        // ReLU taken into the pool: the same maps and input gradient as ReLU then the pool, on
+        // the GPU bit for bit, and as the references' composition.
+        let mut tape = Tape::new();
+        let vx = tape.leaf(x.clone());
+        let y = pool::max_pool2d_ex_t(&mut tape, vx, k, s, true).unwrap();
+        tape.backward_with(y, gy.clone()).unwrap();
+        let mut apart = Tape::new();
+        let vx2 = apart.leaf(x.clone());
+        let r2 = elementwise::relu_t(&mut apart, vx2).unwrap();
+        let y2 = pool::max_pool2d_t(&mut apart, r2, k, s).unwrap();
+        apart.backward_with(y2, gy.clone()).unwrap();
+        let fused = tape.value(y).to_vec().unwrap();
+        assert_eq!(fused, apart.value(y2).to_vec().unwrap(), "pool with ReLU");
+        let dfused = tape.grad(vx).unwrap().to_vec().unwrap();
+        assert_eq!(
+            dfused,
+            apart.grad(vx2).unwrap().to_vec().unwrap(),
+            "its backward"
+        );
+        let xr = r::elementwise::relu(&x6);
+        assert_close(
+            "pool with ReLU",
+            &fused,
+            &r::pool::max_pool(&xr, h, w, k, s).0,
+            0.0,
+        );
+        let want = r::elementwise::relu_bwd(&r::pool::max_pool_bwd(&xr, &g6, h, w, k, s), &xr);
+        assert_close("its backward", &dfused, &want, 1e-6);
+
         let mut tape = Tape::new();
         let vx = tape.leaf(x);
         let y = pool::avg_pool2d_t(&mut tape, vx, k, s).unwrap();
@@ -782,5 +811,38 @@ fn convolutions_under_webgpu_default_limits() {
             &[CONV_CASES[3], CONV_CASES[5], CONV_CASES[9], CONV_CASES[12]],
         );
         gconv_cases(&g, &[(2, 1, 11, 9, 3, 3, 0), (1, 3, 7, 7, 2, 5, 2)]);
+    }
+}
+
+/// The per-channel bias with ReLU taken into its pass: the same output, input gradient and bias
+/// gradient as the bias then ReLU apart, bit for bit, on rank-4 and rank-5 maps.
+#[test]
+fn channel_bias_with_relu_is_the_bias_then_relu() {
+    let g = gpu();
+    let mut rg = rng(61);
+    for shape in [vec![3usize, 5, 7, 6], vec![2, 4, 4, 3, 3]] {
+        let (x, _) = upload(&g, &shape, &mut rg);
+        let (b, _) = upload(&g, &[shape[1]], &mut rg);
+        let (gy, _) = upload(&g, &shape, &mut rg);
+        let run = |fused: bool| {
+            let mut tape = Tape::new();
+            let (vx, vb) = (tape.leaf(x.clone()), tape.leaf(b.clone()));
+            let y = if fused {
+                conv::channel_bias_relu_t(&mut tape, vx, vb, true).unwrap()
+            } else {
+                let y = conv::channel_bias_t(&mut tape, vx, vb).unwrap();
+                elementwise::relu_t(&mut tape, y).unwrap()
+            };
+            tape.backward_with(y, gy.clone()).unwrap();
+            let v = |t: &Tensor| t.to_vec().unwrap();
+            (
+                v(tape.value(y)),
+                v(tape.grad(vx).unwrap()),
+                v(tape.grad(vb).unwrap()),
+            )
+        };
+        let (fused, apart) = (run(true), run(false));
+        assert!(fused.0.contains(&0.0) && fused.0.iter().any(|&v| v > 0.0));
+        assert_eq!(fused, apart, "{shape:?}");
     }
 }

@@ -12,8 +12,7 @@ use symclone::gpu::{grid_1d, KernelFamily};
 use symclone::ops::conv::{self, ConvDims};
 use symclone::ops::pool::RotPool;
 use symclone::ops::{
-    cloned, elementwise, gconv, kl, layout, loss, matmul, norm, optim, pool, random, reduce,
-    transform,
+    cloned, elementwise, gconv, kl, layout, matmul, norm, optim, pool, random, reduce, transform,
 };
 use symclone::reference::{self as r, data as rd, matmul::Dims, to64};
 use symclone::rng::Rng;
@@ -93,7 +92,7 @@ fn sum_close(what: &str, got: &Tensor, want: &[f64], want_abs: &[f64], k: usize)
 }
 
 /// Every idx() kernel of every family (elementwise, reduce, layout, conv, gconv, pool, transform,
-/// data gather, cloned, random, optim, loss, kl) on sizes whose 1-D grid folds into 2-D, against
+/// data gather, cloned, random, optim, kl) on sizes whose 1-D grid folds into 2-D, against
 /// the CPU references; the device records which kernels ran folded, and every idx() kernel must
 /// be among them.
 #[test]
@@ -103,7 +102,6 @@ fn folded_grids_run_every_idx_kernel_right() {
     fold_elementwise(&g, &mut rg);
     fold_reductions(&g, &mut rg);
     fold_layout(&g, &mut rg);
-    fold_losses(&g, &mut rg);
     fold_kl_penalty(&g, &mut rg);
     fold_optimisers(&g, &mut rg);
     fold_random_normals(&g);
@@ -121,7 +119,6 @@ fn folded_grids_run_every_idx_kernel_right() {
     for k in [
         "elementwise::axpby",
         "kl::kl_rows",
-        "loss::ce",
         "data::gather",
         "pool::spread",
     ] {
@@ -327,25 +324,17 @@ fn fold_layout(g: &Arc<Gpu>, rg: &mut Rng) {
         &r::matmul::forward(&a6, &b6, d, None, false),
         sum_tol(300),
     );
-}
-
-/// Losses (64 per workgroup): 1500 rows.
-fn fold_losses(g: &Arc<Gpu>, rg: &mut Rng) {
-    let (rows, classes) = (1500usize, 10usize);
-    folds(rows, 64);
-    let (logits, l6) = up(g, &[rows, classes], rg);
-    let labels: Vec<u32> = (0..rows).map(|_| rg.below(classes) as u32).collect();
-    let gl = Tensor::from_u32(g, &[rows], &labels).unwrap();
-    let (lrows, lgrad) = loss::cross_entropy_rows(&logits, &gl).unwrap();
-    let (wl, wg) = r::loss::cross_entropy(&l6, &labels, classes);
-    let mean = vec(&lrows).iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
-    assert!(
-        (mean - wl).abs() <= 1e-5 * wl.abs(),
-        "cross-entropy rows: {mean} vs {wl}"
+    // A product small enough for `mm_strided`, B transposed, N = 61: its grid (4 × 18 × 1) passes
+    // this device's 16 workgroups per dimension, so it runs packed (pack, product, unpack).
+    let d = Dims { k: 30, ..d };
+    let (a, a6) = up(g, &d.a_shape(), rg);
+    let (b, b6) = up(g, &d.b_shape(), rg);
+    close(
+        "matmul (small, packed)",
+        &matmul::matmul(&a, &b, false, true).unwrap(),
+        &r::matmul::forward(&a6, &b6, d, None, false),
+        sum_tol(30),
     );
-    close("cross-entropy grad", &lgrad, &wg, 1e-5);
-    let c = loss::correct_count(&logits, &gl).unwrap().item().unwrap();
-    assert_eq!(c as usize, r::loss::correct_count(&l6, &labels, classes));
 }
 
 /// KL (64 per workgroup): (40, 5, 30) along the middle axis, 1200 rows.

@@ -321,7 +321,7 @@ fn reductions_are_deterministic() {
 
 #[test]
 fn losses_and_metrics_match_reference() {
-    loss_cases(&gpu(), &[(1, 1), (7, 10), (64, 20), (257, 3)]);
+    loss_cases(&gpu(), &[(1, 1), (7, 10), (64, 20), (257, 3), (1500, 10)]);
 }
 
 fn loss_cases(g: &Arc<Gpu>, cases: &[(usize, usize)]) {
@@ -362,6 +362,42 @@ fn loss_cases(g: &Arc<Gpu>, cases: &[(usize, usize)]) {
         loss::cross_entropy(&gl, &bad),
         Err(Error::Shape { .. })
     ));
+}
+
+/// The training loop's loss kernel: each batch's mean loss and correct count are added to the
+/// running sums (one dispatch per batch), its gradient is the reference's, and with no gradient
+/// asked for the sums still add up.
+#[test]
+fn batch_sums_add_each_batch_with_its_gradient() {
+    let g = gpu();
+    let mut rg = rng(12);
+    let sums = loss::BatchSums::zeros(&g).unwrap();
+    let (mut want_loss, mut want_correct) = (0.0, 0usize);
+    for (i, &(rows, classes)) in [(32usize, 20usize), (300, 7), (5, 3)].iter().enumerate() {
+        let logits: Vec<f32> = rg
+            .normal_vec(rows * classes)
+            .iter()
+            .map(|v| v * 2.0)
+            .collect();
+        let labels: Vec<u32> = (0..rows).map(|_| rg.below(classes) as u32).collect();
+        let gl = Tensor::from_slice(&g, &[rows, classes], &logits).unwrap();
+        let gy = Tensor::from_u32(&g, &[rows], &labels).unwrap();
+        let with_grad = i != 1;
+        let grad = loss::add_batch(&gl, &gy, &sums, with_grad).unwrap();
+        let (wl, wg) = r::loss::cross_entropy(&to64(&logits), &labels, classes);
+        want_loss += wl;
+        want_correct += r::loss::correct_count(&to64(&logits), &labels, classes);
+        assert_eq!(grad.is_some(), with_grad);
+        if let Some(grad) = grad {
+            assert_close("batch grad", &grad.to_vec().unwrap(), &wg, 1e-5);
+        }
+        assert_close("loss sum", &sums.loss.to_vec().unwrap(), &[want_loss], 1e-5);
+        assert_eq!(
+            sums.correct.item().unwrap() as usize,
+            want_correct,
+            "batch {i}"
+        );
+    }
 }
 
 #[test]
@@ -455,4 +491,67 @@ fn kernels_under_webgpu_default_limits() {
         loss_cases(&g, &[(7, 10), (257, 3)]);
         optimiser_cases(&g);
     }
+}
+
+/// `A · Bᵀ` with a constant `B` handed over with its transpose: the same product and the same
+/// gradient for `A` as the taped product that transposes `B` itself, bit for bit (the same
+/// kernel sums the same terms), at sizes whose columns are and are not multiples of 4; a
+/// transpose that does not fit is refused. A frozen parameter's derived tensor is made once and
+/// made again after the value is written.
+#[test]
+fn constant_operand_with_its_transpose_gives_the_transposed_product() {
+    use symclone::autograd::{Param, Tape};
+    use symclone::ops::layout;
+    let g = gpu();
+    let mut rg = rng(13);
+    for &(m, k, n) in &[(33usize, 20usize, 12usize), (7, 9, 18), (64, 36, 1764)] {
+        let a = Tensor::from_slice(&g, &[m, k], &rg.normal_vec(m * k)).unwrap();
+        let b = Tensor::from_slice(&g, &[n, k], &rg.normal_vec(n * k)).unwrap();
+        let gy = Tensor::from_slice(&g, &[m, n], &rg.normal_vec(m * n)).unwrap();
+        let bt = layout::swap12(&b, [1, n, k, 1])
+            .unwrap()
+            .reshape(&[k, n])
+            .unwrap();
+        let mut t1 = Tape::new();
+        let va = t1.leaf(a.clone());
+        let y1 = matmul::matmul_const_t(&mut t1, va, &b, &bt).unwrap();
+        t1.backward_with(y1, gy.clone()).unwrap();
+        let mut t2 = Tape::new();
+        let va2 = t2.leaf(a.clone());
+        let vb = t2.input(b.clone());
+        let y2 = matmul::matmul_t(&mut t2, va2, vb, false, true, None, false).unwrap();
+        t2.backward_with(y2, gy).unwrap();
+        let v = |t: &Tensor| t.to_vec().unwrap();
+        assert_eq!(v(t1.value(y1)), v(t2.value(y2)), "A·Bᵀ at {m}×{k}×{n}");
+        assert_eq!(v(t1.grad(va).unwrap()), v(t2.grad(va2).unwrap()), "dA");
+    }
+    let mut t = Tape::new();
+    let a = Tensor::zeros(&g, &[2, 3]).unwrap();
+    let va = t.input(a.clone());
+    let b = Tensor::zeros(&g, &[4, 3]).unwrap();
+    assert!(matches!(
+        matmul::matmul_const_t(&mut t, va, &b, &b),
+        Err(Error::Shape { .. })
+    ));
+
+    let p = Param::frozen("p", Tensor::from_slice(&g, &[2], &[1.0, 2.0]).unwrap());
+    let made = std::cell::Cell::new(0);
+    let double = |x: &Tensor| {
+        made.set(made.get() + 1);
+        elementwise::affine(x, 2.0, 0.0)
+    };
+    assert_eq!(v2(&p.derived(double).unwrap()), [2.0, 4.0]);
+    assert_eq!(v2(&p.derived(double).unwrap()), [2.0, 4.0]);
+    assert_eq!(made.get(), 1, "made once while the value stands");
+    p.write(&[5.0, 6.0]).unwrap();
+    assert_eq!(v2(&p.derived(double).unwrap()), [10.0, 12.0]);
+    assert_eq!(made.get(), 2);
+    let q = Param::new("q", Tensor::from_slice(&g, &[1], &[3.0]).unwrap());
+    q.derived(double).unwrap();
+    q.derived(double).unwrap();
+    assert_eq!(made.get(), 4, "a trainable parameter's is made afresh");
+}
+
+fn v2(t: &Tensor) -> Vec<f32> {
+    t.to_vec().unwrap()
 }

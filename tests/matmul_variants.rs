@@ -259,3 +259,84 @@ fn the_register_tile_set_on_a_device_is_the_one_mm_reg_runs() {
     let h = Gpu::from_env().expect("adapter");
     assert_eq!(matmul::reg_tile(&h), matmul::codegen::DEFAULT_REG_TILE);
 }
+
+/// `mm_strided`, the one-dispatch kernel for small products whose B is transposed or whose N is
+/// not a multiple of 4: against the reference on ragged shapes, every transpose, batches on each
+/// side, bias and ReLU; bit for bit the packed `mm_reg` path's result (the same fma chain over
+/// k); and chosen by the launcher for a small product of that kind (one dispatch) but not for a
+/// large one or an aligned, untransposed one.
+#[test]
+fn the_strided_kernel_matches_the_reference_and_the_packed_path() {
+    let g = Gpu::from_env().expect("adapter");
+    let packed = forced("mm_reg", false);
+    let mut rg = rng(300);
+    let mut n_cases = 0;
+    for (za, zb) in [(0, 0), (3, 3), (0, 4), (5, 0)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (7, 33, 9),
+            (33, 7, 130),
+            (65, 64, 66),
+            (2, 300, 5),
+        ] {
+            for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+                for (bias, relu) in [(false, false), (true, true)] {
+                    n_cases += 1;
+                    let d = dims(za, zb, m, k, n, ta, tb);
+                    let a = rg.normal_vec(d.a_shape().iter().product());
+                    let b = rg.normal_vec(d.b_shape().iter().product());
+                    let bi = rg.normal_vec(n);
+                    let up =
+                        |g: &Arc<Gpu>, s: &[usize], v: &[f32]| Tensor::from_slice(g, s, v).unwrap();
+                    let run = |g: &Arc<Gpu>, strided: bool| {
+                        let (ga, gb) = (up(g, &d.a_shape(), &a), up(g, &d.b_shape(), &b));
+                        let gbias = bias.then(|| up(g, &[n], &bi));
+                        let c = if strided {
+                            matmul::matmul_strided(&ga, &gb, ta, tb, gbias.as_ref(), relu)
+                        } else {
+                            matmul::matmul_ex(&ga, &gb, ta, tb, gbias.as_ref(), relu)
+                        };
+                        c.unwrap().to_vec().unwrap()
+                    };
+                    let got = run(&g, true);
+                    let bi6 = to64(&bi);
+                    let want =
+                        r::matmul::forward(&to64(&a), &to64(&b), d, bias.then_some(&bi6[..]), relu);
+                    let abs = |v: &[f32]| v.iter().map(|x| x.abs() as f64).collect::<Vec<_>>();
+                    let babs = abs(&bi);
+                    let want_abs =
+                        r::matmul::forward(&abs(&a), &abs(&b), d, bias.then_some(&babs[..]), relu);
+                    let what = format!("{d:?} bias={bias} relu={relu}");
+                    assert_sum_close(&format!("strided {what}"), &got, &want, &want_abs, k);
+                    assert_eq!(
+                        got,
+                        run(&packed, false),
+                        "strided and packed differ: {what}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(n_cases, 4 * 5 * 4 * 2);
+
+    // The launcher's choice: one dispatch for a small transposed product, the packed path (pack,
+    // product) for a large one, the tiled kernel alone for an aligned untransposed one.
+    let count = |m: usize, k: usize, n: usize, tb: bool| {
+        let a = Tensor::zeros(&g, &[m, k]).unwrap();
+        let b = Tensor::zeros(&g, &if tb { [n, k] } else { [k, n] }).unwrap();
+        g.sync().unwrap();
+        let before = g.counters();
+        matmul::matmul(&a, &b, false, tb).unwrap();
+        let c = g.counters().since(&before);
+        g.sync().unwrap();
+        c.dispatches
+    };
+    assert_eq!(count(64, 9, 10, true), 1, "small, transposed B");
+    assert_eq!(count(512, 10, 9, false), 1, "small, N = 9");
+    assert_eq!(
+        count(512, 512, 512, true),
+        2,
+        "large, transposed B: pack and product"
+    );
+    assert_eq!(count(64, 9, 12, false), 1, "aligned");
+}

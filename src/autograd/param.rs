@@ -9,6 +9,8 @@ struct ParamInner {
     value: Tensor,
     grad: Mutex<Option<Tensor>>,
     trainable: bool,
+    /// A tensor computed from a frozen value ([`Param::derived`]), until the value is written.
+    derived: Mutex<Option<Tensor>>,
 }
 
 /// A persistent tensor with a gradient buffer. Cloning shares the parameter.
@@ -36,6 +38,7 @@ impl Param {
             value,
             grad: Mutex::new(None),
             trainable,
+            derived: Mutex::new(None),
         }))
     }
     /// Whether `other` is this parameter (a clone of the same handle), not merely an equal one.
@@ -69,6 +72,27 @@ impl Param {
             Some(acc) => acc.acc_(&g, 1.0)?,
         }
         Ok(())
+    }
+    /// Overwrite the value (a checkpoint's, say), forgetting what was derived from the old one.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        *self.0.derived.lock().unwrap() = None;
+        self.0.value.write_slice(data)
+    }
+    /// `f` of the value, computed once for a frozen parameter and kept until [`Param::write`]
+    /// (a layout its consumer wants, made once instead of every step); computed afresh on each
+    /// call for a trainable one, whose value the optimiser changes. One derived tensor per
+    /// parameter: every caller must pass the same `f`.
+    pub fn derived(&self, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+        if self.0.trainable {
+            return f(&self.0.value);
+        }
+        let mut slot = self.0.derived.lock().unwrap();
+        if let Some(t) = slot.as_ref() {
+            return Ok(t.clone());
+        }
+        let t = f(&self.0.value)?;
+        *slot = Some(t.clone());
+        Ok(t)
     }
     /// Forget the accumulated gradient.
     pub fn zero_grad(&self) {

@@ -12,7 +12,7 @@ use crate::models::{clones_needed, Arch, Model, ModelKind};
 use crate::nn::{Optimizer, OptimizerKind};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
-use crate::train::train_step;
+use crate::train::{train_step, StepSums};
 use crate::{Gpu, Result};
 use std::sync::Arc;
 
@@ -79,12 +79,17 @@ pub(super) fn model_cases(
         let labels = Tensor::from_u32(gpu, &[batch], &labels)?;
         let mut opt = Optimizer::new(OptimizerKind::adam(wd), lr, &model.params());
         let mut seed = 0u32;
-        let step = || -> Result<Tensor> {
+        let sums = StepSums::zeros(gpu, kind.kl())?;
+        let mut step = || -> Result<Tensor> {
             seed += 1;
-            Ok(train_step(&model, &mut opt, &images, &labels, beta, seed)?.nll)
+            train_step(&model, &mut opt, &images, &labels, beta, seed, &sums)?;
+            Ok(sums.batch.loss.clone())
         };
         let (warm, steps) = (2, opts.reps.clamp(3, 10));
-        let (s, _, counts) = time_steps(gpu, warm, steps, step)?;
+        let (s, _, counts) = time_steps(gpu, warm, steps, &mut step)?;
+        if std::env::var_os("SYMCLONE_PROFILE").is_some_and(|v| !v.is_empty()) {
+            print_step_kernels(gpu, &case, &mut step)?;
+        }
         let row = Row {
             case,
             gpu_s: s,
@@ -100,6 +105,21 @@ pub(super) fn model_cases(
         };
         progress(&row);
         rows.push(row);
+    }
+    Ok(())
+}
+
+/// One more step with every kernel timed (`SYMCLONE_PROFILE`): its kernels, dispatches and
+/// microseconds, to stderr.
+fn print_step_kernels(
+    gpu: &Gpu,
+    case: &str,
+    step: &mut dyn FnMut() -> Result<Tensor>,
+) -> Result<()> {
+    let (_, rows) = gpu.profile(step)?;
+    eprintln!("kernels of one step of {case}:");
+    for (k, s, n) in rows.unwrap_or_default() {
+        eprintln!("  {n:>4} × {k:<40} {:>9.1} µs", s * 1e6);
     }
     Ok(())
 }

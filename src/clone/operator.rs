@@ -464,6 +464,11 @@ impl ClonedConv {
 
     /// x: (B, Cin, [4,] d, d) → (B, Cout, [4,] d−2, d−2).
     pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        self.forward_ex(tape, x, false)
+    }
+
+    /// [`ClonedConv::forward`], followed by ReLU when `relu` (taken into the bias's pass).
+    pub fn forward_ex(&self, tape: &mut Tape, x: Var, relu: bool) -> Result<Var> {
         let kind = self.op.kind;
         let d = self.op.d;
         let (n_out, n_in) = ClonedOperator::io(d);
@@ -490,10 +495,19 @@ impl ClonedConv {
         let b = xs[0];
         let nb = self.op.nb;
         // Z = X Bᵀ: (B·Cin·S, n_in)·(nb·n_out, n_in)ᵀ → (B, Cin·S·nb, n_out)
-        let blocks = tape.param(&self.op.blocks);
-        let bview = tape.reshape(blocks, &[nb * n_out, n_in])?;
         let xrows = tape.reshape(x, &[b * self.cin * s, n_in])?;
-        let z = matmul::matmul_t(tape, xrows, bview, false, true, None, false)?;
+        let z = if self.op.blocks.trainable() {
+            let blocks = tape.param(&self.op.blocks);
+            let bview = tape.reshape(blocks, &[nb * n_out, n_in])?;
+            matmul::matmul_t(tape, xrows, bview, false, true, None, false)?
+        } else {
+            // Frozen blocks: their transpose is made once, not repacked every step.
+            let bflat = self.op.blocks.value().reshape(&[nb * n_out, n_in])?;
+            let bt = self.op.blocks.derived(|_| {
+                layout::swap12(&bflat, [1, nb * n_out, n_in, 1])?.reshape(&[n_in, nb * n_out])
+            })?;
+            matmul::matmul_const_t(tape, xrows, &bflat, &bt)?
+        };
         let z = tape.reshape(z, &[b, self.cin * s * nb, n_out])?;
         // Coefficients for every (o, i, r[, s]) → H (Cout·R', Cin·S·nb)
         let w = tape.param(&self.weight);
@@ -516,7 +530,7 @@ impl ClonedConv {
         };
         let y = tape.reshape(y, &shape)?;
         let bias = tape.param(&self.bias);
-        conv::channel_bias_t(tape, y, bias)
+        conv::channel_bias_relu_t(tape, y, bias, relu)
     }
 
     /// The layer's own parameters (filters and bias), without the operator's.

@@ -174,6 +174,11 @@ impl Gpu {
         };
     }
 
+    /// The variant forced for `op`, if any ([`Gpu::force`]).
+    pub fn forced(&self, op: Op) -> Option<String> {
+        self.tuner.lock().unwrap().forced.get(&op).cloned()
+    }
+
     /// Keep the choice cache in `dir` instead of the default folder.
     pub fn set_cache_dir(&self, dir: PathBuf) {
         let mut t = self.tuner.lock().unwrap();

@@ -388,15 +388,23 @@ impl Model {
         }
         for (l, f) in self.features.iter().enumerate() {
             probe(l, tape.value(h));
+            // Each layer's ReLU is taken into a pass that runs anyway: after layers 1 and 3 into
+            // the pool (pooling the ReLU is the ReLU of the pool), elsewhere into a cloned layer's
+            // bias; only the convolutions of layers 0 and 2 take a pass of their own for it.
+            let pooled = l == 1 || l == 3;
             h = match f {
-                Feature::Conv(c) => c.forward(tape, h)?,
-                Feature::Lift(c) => c.forward(tape, h)?,
-                Feature::P4(c) => c.forward(tape, h)?,
-                Feature::Cloned(c) => c.forward(tape, h)?,
+                Feature::Cloned(c) => c.forward_ex(tape, h, !pooled)?,
+                _ => {
+                    let y = Self::feature(f, tape, h)?;
+                    if pooled {
+                        y
+                    } else {
+                        elementwise::relu_t(tape, y)?
+                    }
+                }
             };
-            h = elementwise::relu_t(tape, h)?;
-            if l == 1 || l == 3 {
-                h = self.pool(tape, h)?;
+            if pooled {
+                h = self.pool_relu(tape, h)?;
             }
         }
         h = if self.p4 {
@@ -412,16 +420,17 @@ impl Model {
         self.head[1].forward(tape, h, false)
     }
 
-    fn pool(&self, tape: &mut Tape, h: Var) -> Result<Var> {
+    /// ReLU and the 2×2 max pool, in one op.
+    fn pool_relu(&self, tape: &mut Tape, h: Var) -> Result<Var> {
         let s = tape.value(h).shape().to_vec();
         if self.p4 {
             let (b, c, hh, ww) = (s[0], s[1], s[3], s[4]);
             let flat = tape.reshape(h, &[b, c * 4, hh, ww])?;
-            let p = pool::max_pool2d_t(tape, flat, 2, 2)?;
+            let p = pool::max_pool2d_ex_t(tape, flat, 2, 2, true)?;
             let ps = tape.value(p).shape().to_vec();
             tape.reshape(p, &[b, c, 4, ps[2], ps[3]])
         } else {
-            pool::max_pool2d_t(tape, h, 2, 2)
+            pool::max_pool2d_ex_t(tape, h, 2, 2, true)
         }
     }
 
@@ -457,13 +466,18 @@ impl Model {
         })?;
         let mut tape = Tape::no_grad();
         let v = tape.input(x.clone());
-        let y = match f {
-            Feature::Conv(c) => c.forward(&mut tape, v)?,
-            Feature::Lift(c) => c.forward(&mut tape, v)?,
-            Feature::P4(c) => c.forward(&mut tape, v)?,
-            Feature::Cloned(c) => c.forward(&mut tape, v)?,
-        };
+        let y = Self::feature(f, &mut tape, v)?;
         Ok(tape.value(y).clone())
+    }
+
+    /// A feature layer's map (its convolution and bias, no ReLU).
+    fn feature(f: &Feature, tape: &mut Tape, x: Var) -> Result<Var> {
+        match f {
+            Feature::Conv(c) => c.forward(tape, x),
+            Feature::Lift(c) => c.forward(tape, x),
+            Feature::P4(c) => c.forward(tape, x),
+            Feature::Cloned(c) => c.forward(tape, x),
+        }
     }
 
     /// `KL_t` (no β) of every cloned tensor against its initial value, named by the tensor (KL

@@ -37,44 +37,81 @@ shader_params!(
         rows: u32,
         classes: u32,
         inv_rows: f32,
-        _p0: u32,
+        mode: u32,
     }
 );
 
-fn loss_params(rows: usize, classes: usize) -> Result<LossP> {
-    Ok(LossP {
-        rows: u32_of("rows", rows)?,
-        classes: u32_of("classes", classes)?,
-        ..Default::default()
-    })
+/// Running sums over batches, each one element: the batches' mean cross-entropies and their
+/// correct counts (exact up to 2^24 rows). [`add_batch`] adds a batch to them.
+pub struct BatchSums {
+    pub loss: Tensor,
+    pub correct: Tensor,
 }
 
-/// Per-row losses `logsumexp(x) - x[label]` and the gradient of their mean w.r.t. the logits.
-/// Labels must be below the class count (the data layer checks this on load).
-pub fn cross_entropy_rows(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor)> {
+impl BatchSums {
+    /// Both sums at zero.
+    pub fn zeros(gpu: &std::sync::Arc<crate::Gpu>) -> Result<BatchSums> {
+        Ok(BatchSums {
+            loss: Tensor::zeros(gpu, &[1])?,
+            correct: Tensor::zeros(gpu, &[1])?,
+        })
+    }
+}
+
+/// The one loss kernel: the batch's mean cross-entropy and correct count, written to `sums` or
+/// added to them, and the gradient of the mean w.r.t. the logits when `grad` is set. Labels must
+/// be below the class count (the data layer checks this on load).
+fn ce_batch(
+    logits: &Tensor,
+    labels: &Tensor,
+    grad: bool,
+    sums: &BatchSums,
+    add: bool,
+) -> Result<Option<Tensor>> {
     let (rows, classes) = check_logits("cross_entropy", logits, labels)?;
     let gpu = logits.gpu();
-    let loss = Tensor::empty(gpu, &[rows])?;
-    let grad = Tensor::empty(gpu, logits.shape())?;
-    gpu.launch(&LOSS, "ce")
+    let dlogits = Tensor::empty(gpu, if grad { logits.shape() } else { &[1] })?;
+    gpu.launch(&LOSS, "ce_batch")
         .params(&LossP {
+            rows: u32_of("rows", rows)?,
+            classes: u32_of("classes", classes)?,
             inv_rows: 1.0 / rows.max(1) as f32,
-            ..loss_params(rows, classes)?
+            mode: u32::from(grad) | (u32::from(add) << 1),
         })
         .read(&logits)
         .read(&labels)
-        .write(&loss)
-        .write(&grad)
-        .dispatch_1d(rows, 64)?;
-    Ok((loss, grad))
+        .write(&sums.loss)
+        .write(&sums.correct)
+        .write(&dlogits)
+        .dispatch([1, 1, 1])?;
+    Ok(grad.then_some(dlogits))
+}
+
+/// Add a batch's mean cross-entropy and correct count to `sums` (one dispatch), and return the
+/// gradient of the mean w.r.t. the logits when `grad` is set.
+pub fn add_batch(
+    logits: &Tensor,
+    labels: &Tensor,
+    sums: &BatchSums,
+    grad: bool,
+) -> Result<Option<Tensor>> {
+    ce_batch(logits, labels, grad, sums, true)
+}
+
+fn fresh(logits: &Tensor, labels: &Tensor, grad: bool) -> Result<(BatchSums, Option<Tensor>)> {
+    let gpu = logits.gpu();
+    let sums = BatchSums {
+        loss: Tensor::empty(gpu, &[1])?,
+        correct: Tensor::empty(gpu, &[1])?,
+    };
+    let g = ce_batch(logits, labels, grad, &sums, false)?;
+    Ok((sums, g))
 }
 
 /// Mean cross-entropy over the rows (a one-element tensor) and its gradient.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor)> {
-    let (rows_loss, grad) = cross_entropy_rows(logits, labels)?;
-    let n = rows_loss.numel().max(1);
-    let mean = elementwise::affine(&reduce::sum_all(&rows_loss)?, 1.0 / n as f32, 0.0)?;
-    Ok((mean, grad))
+    let (sums, grad) = fresh(logits, labels, true)?;
+    Ok((sums.loss, grad.expect("asked for")))
 }
 
 /// Taped mean cross-entropy.
@@ -90,16 +127,7 @@ pub fn cross_entropy_t(tape: &mut Tape, logits: Var, labels: &Tensor) -> Result<
 /// The number of rows whose first arg-max equals the label, as a one-element f32 tensor
 /// (exact up to 2^24 rows).
 pub fn correct_count(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let (rows, classes) = check_logits("correct_count", logits, labels)?;
-    let gpu = logits.gpu();
-    let flags = Tensor::empty(gpu, &[rows])?;
-    gpu.launch(&LOSS, "correct")
-        .params(&loss_params(rows, classes)?)
-        .read(&logits)
-        .read(&labels)
-        .write(&flags)
-        .dispatch_1d(rows, 64)?;
-    reduce::sum_all(&flags)
+    Ok(fresh(logits, labels, false)?.0.correct)
 }
 
 /// Mean squared error `mean((a - b)²)` as a one-element tensor.

@@ -74,7 +74,7 @@ shader_params!(
         s: u32,
         total: u32,
         alpha: f32,
-        _p0: u32,
+        relu: u32,
         _p1: u32,
         _p2: u32,
     }
@@ -104,6 +104,13 @@ fn simple_params(planes: usize, h: usize, k: usize, total: usize, alpha: f32) ->
 
 /// Max pooling: returns the pooled maps and the arg-max (u32, flat index within each input plane).
 pub fn max_pool2d(x: &Tensor, k: usize, s: usize) -> Result<(Tensor, Tensor)> {
+    max_pool2d_ex(x, k, s, false)
+}
+
+/// Max pooling followed by ReLU when `relu` (the same maps as pooling the ReLU of `x`, in one
+/// pass over `x`): a window whose max is not positive gives 0 and an arg-max no input has, so
+/// [`max_pool2d_bwd`] passes it no gradient, as ReLU's backward would.
+pub fn max_pool2d_ex(x: &Tensor, k: usize, s: usize, relu: bool) -> Result<(Tensor, Tensor)> {
     expect_f32("max_pool2d", x)?;
     let d = pool_dims("max_pool2d", x.shape(), k, s)?;
     let shape = out_shape(x.shape(), &d);
@@ -113,7 +120,10 @@ pub fn max_pool2d(x: &Tensor, k: usize, s: usize) -> Result<(Tensor, Tensor)> {
     if n > 0 {
         x.gpu()
             .launch(&POOL, "maxpool")
-            .params(&params(&d, n, 0.0)?)
+            .params(&PoolP {
+                relu: u32::from(relu),
+                ..params(&d, n, 0.0)?
+            })
             .read(&x)
             .write(&out)
             .write(&arg)
@@ -328,8 +338,13 @@ pub fn global_mean_bwd(g: &Tensor, in_shape: &[usize]) -> Result<Tensor> {
 
 /// Taped max pooling.
 pub fn max_pool2d_t(tape: &mut Tape, x: Var, k: usize, s: usize) -> Result<Var> {
+    max_pool2d_ex_t(tape, x, k, s, false)
+}
+
+/// Taped max pooling followed by ReLU when `relu` ([`max_pool2d_ex`]).
+pub fn max_pool2d_ex_t(tape: &mut Tape, x: Var, k: usize, s: usize, relu: bool) -> Result<Var> {
     let shape = tape.value(x).shape().to_vec();
-    let (out, arg) = max_pool2d(tape.value(x), k, s)?;
+    let (out, arg) = max_pool2d_ex(tape.value(x), k, s, relu)?;
     Ok(tape.push(
         out,
         &[x],

@@ -7,7 +7,7 @@ use crate::data::Batcher;
 use crate::error::{non_negative, positive, unit_decay};
 use crate::models::Model;
 use crate::nn::{Optimizer, OptimizerKind};
-use crate::ops::{elementwise, loss};
+use crate::ops::loss;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -112,21 +112,17 @@ pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, usize);
 
 /// Accuracy of a model on every batch of a batcher (no-grad tapes, counts summed on the GPU).
 pub fn evaluate(model: &Model, batches: &Batcher) -> Result<f32> {
-    let mut correct: Option<Tensor> = None;
+    let sums = loss::BatchSums::zeros(batches.gpu())?;
     let mut n = 0usize;
     for step in 0..batches.steps() {
         let b = batches.batch(step)?;
         let mut tape = Tape::no_grad();
         let x = tape.input(b.images.clone());
         let logits = model.forward(&mut tape, x, false, 0)?;
-        let c = loss::correct_count(tape.value(logits), &b.labels)?;
-        match &correct {
-            None => correct = Some(c),
-            Some(acc) => acc.acc_(&c, 1.0)?,
-        }
+        loss::add_batch(tape.value(logits), &b.labels, &sums, false)?;
         n += b.len;
     }
-    let c = correct.map(|c| c.item()).transpose()?.unwrap_or(0.0);
+    let c = if n == 0 { 0.0 } else { sums.correct.item()? };
     Ok(c / n.max(1) as f32)
 }
 
@@ -164,21 +160,14 @@ pub fn train_with(
         let te = std::time::Instant::now();
         train.set_epoch(epoch)?;
         let steps = train.steps();
-        let mut loss_sum: Option<Tensor> = None;
-        let mut pen_sum: Option<Tensor> = None;
-        let mut correct: Option<Tensor> = None;
+        let sums = StepSums::zeros(&gpu, model.kind.kl())?;
         let mut seen = 0usize;
         for step in 0..steps {
             crate::error::check_interrupt("training")?;
             let b = train.batch(step)?;
             let flops0 = gpu.flops();
             let seed = (cfg.seed as u32) ^ (global_step as u32).wrapping_mul(0x9E37_79B9);
-            let out = train_step(model, &mut opt, &b.images, &b.labels, cfg.beta, seed)?;
-            if let Some(pen) = &out.penalty {
-                accumulate(&mut pen_sum, pen)?;
-            }
-            accumulate(&mut loss_sum, &out.nll)?;
-            accumulate(&mut correct, &out.correct)?;
+            train_step(model, &mut opt, &b.images, &b.labels, cfg.beta, seed, &sums)?;
             if global_step == 0 {
                 step_flops = gpu.flops() - flops0;
                 after_first = Some(gpu.counters());
@@ -187,7 +176,7 @@ pub fn train_with(
             global_step += 1;
             progress(epoch, step + 1, steps);
         }
-        let loss = loss_sum.map(|t| t.item()).transpose()?.unwrap_or(0.0) / steps.max(1) as f32;
+        let loss = sums.batch.loss.item()? / steps.max(1) as f32;
         if !loss.is_finite() {
             return Err(Error::invalid(format!(
                 "the training loss of {} became {loss} in epoch {} (by step {global_step}); lower the learning rate or β",
@@ -195,11 +184,12 @@ pub fn train_with(
                 epoch + 1
             )));
         }
-        let penalty = pen_sum
+        let penalty = sums
+            .penalty
             .map(|t| t.item())
             .transpose()?
             .map(|p| p / steps.max(1) as f32);
-        let train_acc = correct.map(|t| t.item()).transpose()?.unwrap_or(0.0) / seen.max(1) as f32;
+        let train_acc = sums.batch.correct.item()? / seen.max(1) as f32;
         history.push(EpochLog {
             epoch: epoch + 1,
             loss,
@@ -228,17 +218,35 @@ pub fn train_with(
     })
 }
 
-/// What one training step leaves on the GPU: the classification loss, the KL penalty (β·KL, for
-/// `*-kl` models) and the batch's count of correct predictions.
-pub struct StepOut {
-    pub nll: Tensor,
+/// The running sums of an epoch's steps, on the GPU: the batches' mean classification losses and
+/// correct counts, and for `*-kl` models their KL penalties (β·KL).
+pub struct StepSums {
+    pub batch: loss::BatchSums,
     pub penalty: Option<Tensor>,
-    pub correct: Tensor,
+}
+
+impl StepSums {
+    /// Every sum at zero; a penalty sum when `kl`.
+    pub fn zeros(gpu: &std::sync::Arc<crate::Gpu>, kl: bool) -> Result<StepSums> {
+        Ok(StepSums {
+            batch: loss::BatchSums::zeros(gpu)?,
+            penalty: if kl {
+                Some(Tensor::zeros(gpu, &[1])?)
+            } else {
+                None
+            },
+        })
+    }
 }
 
 /// One training step on a batch: the forward pass with dropout masks from `seed`, cross-entropy
 /// (plus the KL penalty weighted by `beta` for `*-kl` models), the backward pass and the
-/// optimiser's step; the gradients are zeroed after it. Nothing is read back.
+/// optimiser's step; the gradients are zeroed after it. The batch's loss, correct count and
+/// penalty are added to `sums`; nothing is read back.
+///
+/// The loss kernel writes the logits' gradient itself (with the loss and the count, one
+/// dispatch), so the backward pass starts from the logits; the penalty, which depends on the
+/// cloned tensors only, is back-propagated from its own node after it.
 pub fn train_step(
     model: &Model,
     opt: &mut Optimizer,
@@ -246,33 +254,23 @@ pub fn train_step(
     labels: &Tensor,
     beta: f32,
     seed: u32,
-) -> Result<StepOut> {
+    sums: &StepSums,
+) -> Result<()> {
     let mut tape = Tape::new();
     let x = tape.input(images.clone());
     let logits = model.forward(&mut tape, x, true, seed)?;
-    let nll = loss::cross_entropy_t(&mut tape, logits, labels)?;
-    let correct = loss::correct_count(tape.value(logits), labels)?;
+    let dlogits = loss::add_batch(tape.value(logits), labels, &sums.batch, true)?
+        .expect("the gradient was asked for");
     let pen = model.kl_penalty(&mut tape, beta)?;
-    let total = match pen {
-        Some(pen) => elementwise::add_t(&mut tape, nll, pen)?,
-        None => nll,
-    };
-    let out = StepOut {
-        nll: tape.value(nll).clone(),
-        penalty: pen.map(|p| tape.value(p).clone()),
-        correct,
-    };
-    tape.backward(total)?;
+    tape.backward_with(logits, dlogits)?;
+    if let Some(pen) = pen {
+        if let Some(sum) = &sums.penalty {
+            sum.acc_(tape.value(pen), 1.0)?;
+        }
+        tape.backward(pen)?;
+    }
     drop(tape);
     opt.step()?;
     opt.zero_grad();
-    Ok(out)
-}
-
-fn accumulate(slot: &mut Option<Tensor>, v: &Tensor) -> Result<()> {
-    match slot {
-        None => *slot = Some(v.deep_clone()?),
-        Some(acc) => acc.acc_(v, 1.0)?,
-    }
     Ok(())
 }

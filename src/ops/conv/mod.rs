@@ -39,7 +39,9 @@ pub use crate::reference::conv::ConvDims;
 pub use igemm::{dw_chunks, IgemmP, DW_MAX_CHUNKS, IGEMM_ROWS};
 pub use im2col::im2col;
 pub use reg::{fused_backward_fits, ConvGen, GenConvP, FUSED_MAX_K};
-pub use taped::{channel_bias_t, conv2d_grads, conv2d_grads_with, conv2d_t, conv2d_t_with};
+pub use taped::{
+    channel_bias_relu_t, channel_bias_t, conv2d_grads, conv2d_grads_with, conv2d_t, conv2d_t_with,
+};
 pub use tune::{FWD, INPUT_GRAD, WEIGHT_GRAD};
 
 use super::{expect_f32, i32_of, reduce, shader_params, u32_of, CONV};
@@ -332,6 +334,11 @@ pub fn conv2d_direct(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, pad: usize) 
 
 /// `y[b, o, :] += bias[o]` in place, for y (B, C, ...) and bias (C).
 pub fn add_channel_bias_(y: &Tensor, bias: &Tensor) -> Result<()> {
+    add_channel_bias_ex_(y, bias, false)
+}
+
+/// `y[b, o, :] = y[b, o, :] + bias[o]`, then ReLU when `relu`, in place (one pass).
+pub fn add_channel_bias_ex_(y: &Tensor, bias: &Tensor, relu: bool) -> Result<()> {
     expect_f32("add_channel_bias", y)?;
     expect_f32("add_channel_bias", bias)?;
     if y.rank() < 2 || bias.shape() != [y.shape()[1]] {
@@ -341,7 +348,20 @@ pub fn add_channel_bias_(y: &Tensor, bias: &Tensor) -> Result<()> {
         ));
     }
     let plane: usize = y.shape()[2..].iter().product();
-    let p = params(0, 0, 0, 0, y.shape()[1], plane, 1, 0, 0, 0, 0, y.numel())?;
+    let p = params(
+        0,
+        0,
+        0,
+        0,
+        y.shape()[1],
+        plane,
+        1,
+        0,
+        u32::from(relu),
+        0,
+        0,
+        y.numel(),
+    )?;
     y.gpu()
         .launch(&CONV, "add_channel_bias")
         .params(&p)

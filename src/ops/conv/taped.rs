@@ -4,11 +4,12 @@
 //! both are needed); the taped channel bias of the cloned layers.
 
 use super::{
-    add_channel_bias_, check_filter, check_weight_grad, choose_algo, conv2d_bias_grad,
+    add_channel_bias_ex_, check_filter, check_weight_grad, choose_algo, conv2d_bias_grad,
     conv2d_input_grad_with, conv2d_weight_bias_grad_with, conv2d_weight_grad_with, conv2d_with,
     conv_dims, reg, sum_splits, tune, ConvAlgo, ConvDims, WeightGradAlgo,
 };
 use crate::autograd::{Tape, Var};
+use crate::ops::elementwise;
 use crate::tensor::Tensor;
 use crate::Result;
 
@@ -132,18 +133,30 @@ pub fn conv2d_grads_with(
 /// `y[b, c, …] = x[b, c, …] + bias[c]` for x of shape (B, C, …), taped; the bias gradient sums
 /// over the batch and the trailing axes.
 pub fn channel_bias_t(tape: &mut Tape, x: Var, bias: Var) -> Result<Var> {
+    channel_bias_relu_t(tape, x, bias, false)
+}
+
+/// [`channel_bias_t`] followed by ReLU when `relu`, in one pass forward; the backward masks the
+/// gradient with the output, then sums it for the bias.
+pub fn channel_bias_relu_t(tape: &mut Tape, x: Var, bias: Var, relu: bool) -> Result<Var> {
     let out = tape.value(x).deep_clone()?;
-    add_channel_bias_(&out, tape.value(bias))?;
+    add_channel_bias_ex_(&out, tape.value(bias), relu)?;
+    let y = out.clone();
     Ok(tape.push(
         out,
         &[x, bias],
         Box::new(move |g, need| {
+            let g = if relu {
+                elementwise::relu_bwd(g, &y)?
+            } else {
+                g.clone()
+            };
             let db = if need[1] {
-                Some(conv2d_bias_grad(g)?)
+                Some(conv2d_bias_grad(&g)?)
             } else {
                 None
             };
-            Ok(vec![Some(g.clone()), db])
+            Ok(vec![Some(g), db])
         }),
     ))
 }

@@ -104,11 +104,21 @@ shader_params!(
         sbb: u32,
         scb: u32,
         flags: u32,
-        _p0: u32,
-        _p1: u32,
-        _p2: u32,
+        sbk: u32,
+        sbn: u32,
+        nz: u32,
     }
 );
+
+/// The most multiply-adds a product whose B is transposed or whose N is not a multiple of 4 may
+/// have to run as `mm_strided` (one dispatch, B read through strides, C written unpadded)
+/// instead of packing B and unpacking C around a tiled kernel (three dispatches): the heads'
+/// small products and the smallest of the cloned layers' coefficient products. Through lavapipe
+/// `mm_strided` runs at about 0.4 GFMA/s against the tiled kernels' 10 or more (its B loads are
+/// gathers there), so past this size the two passes it saves cost less than it does (measured on
+/// the quick preset's step, BENCHMARKS.md). A device with a matrix-product variant forced on it
+/// ([`crate::Gpu::force`]: tests of that variant) never runs it.
+pub const STRIDED_MAX_FMAS: usize = 1 << 16;
 
 /// Pack x (batch of rows × cols, or its transpose) into zero-padded vec4 rows.
 fn pack(x: &Tensor, batch: usize, rows: usize, cols: usize, trans: bool) -> Result<Tensor> {
@@ -181,6 +191,20 @@ fn matmul_by(
     let gpu = a.gpu().clone();
     let n4 = n.div_ceil(4);
     let aligned = n % 4 == 0;
+    // Not when a variant is asked for, by name or forced on the device (that variant runs), nor
+    // when its grid would pass the device's limit on workgroups per dimension.
+    let fits = |g: [u32; 3]| {
+        g.iter()
+            .all(|&d| d <= gpu.limits.max_compute_workgroups_per_dimension)
+    };
+    if v.is_none()
+        && (tb || !aligned)
+        && z * m * n * k <= STRIDED_MAX_FMAS
+        && gpu.forced(OP).is_none()
+        && strided_grid(m, n, z).is_ok_and(fits)
+    {
+        return matmul_strided(a, b, ta, tb, bias, relu);
+    }
     // B as K × n4 vec4 rows.
     let bpacked;
     let bbuf = if !tb && aligned {
@@ -250,6 +274,75 @@ fn matmul_by(
 }
 
 /// `op(a)·op(b)`.
+/// `mm_strided`'s invocations per workgroup (along the columns) and rows per invocation (`SWX`
+/// and `SR` in `shaders/matmul.wgsl`).
+const STRIDED_BLOCK: (usize, usize) = (16, 4);
+
+/// `mm_strided`'s grid for an m × n product over z batches.
+fn strided_grid(m: usize, n: usize, z: usize) -> Result<[u32; 3]> {
+    Ok([
+        u32_of("column blocks", n.div_ceil(STRIDED_BLOCK.0))?,
+        u32_of("row blocks", m.div_ceil(STRIDED_BLOCK.1))?,
+        u32_of("batch", z)?,
+    ])
+}
+
+/// `op(A) · op(B)` (+ bias) (ReLU) by `mm_strided`, whatever its size: one output per
+/// invocation, B read through strides (transposed or not), C written unpadded. The launcher runs
+/// it for small products that would need packing ([`STRIDED_MAX_FMAS`]); tests call it directly.
+pub fn matmul_strided(
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    bias: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
+    let shape = out_shape(a, b, ta, tb)?;
+    let (za, m, k) = dims("matmul", a, ta)?;
+    let (zb, _, n) = dims("matmul", b, tb)?;
+    let z = za.max(zb).max(1);
+    if let Some(bias) = bias {
+        expect_f32("matmul", bias)?;
+        if bias.shape() != [n] {
+            return Err(Error::shape(
+                "matmul",
+                format!("bias {:?} for {n} columns", bias.shape()),
+            ));
+        }
+    }
+    let gpu = a.gpu();
+    let out = Tensor::empty(gpu, &shape)?;
+    if z * m * n == 0 {
+        return Ok(out);
+    }
+    let (sam, sak) = if ta { (1, m) } else { (k, 1) };
+    let (sbk, sbn) = if tb { (1, k) } else { (n, 1) };
+    gpu.count_flops(2 * (z * m * n * k) as u64);
+    let params = MatmulP {
+        m: u32_of("rows", m)?,
+        n4: u32_of("columns", n)?,
+        k: u32_of("inner extent", k)?,
+        sam: u32_of("row stride of A", sam)?,
+        sak: u32_of("column stride of A", sak)?,
+        sab: u32_of("batch stride of A", if za == 0 { 0 } else { m * k })?,
+        sbb: u32_of("batch stride of B", if zb == 0 { 0 } else { k * n })?,
+        scb: u32_of("batch stride of C", m * n)?,
+        flags: u32::from(bias.is_some()) | (u32::from(relu) << 1),
+        sbk: u32_of("row stride of B", sbk)?,
+        sbn: u32_of("column stride of B", sbn)?,
+        nz: u32_of("batch", z)?,
+    };
+    gpu.launch(&MATMUL, "mm_strided")
+        .params(&params)
+        .read(&a)
+        .read(&b)
+        .read(&bias.unwrap_or(b))
+        .write(&out)
+        .dispatch(strided_grid(m, n, z)?)?;
+    Ok(out)
+}
+
 pub fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
     matmul_ex(a, b, ta, tb, None, false)
 }
@@ -262,6 +355,26 @@ fn grad_product(x: &Tensor, y: &Tensor, tx: bool, ty: bool, target_rank: usize) 
     } else {
         Ok(r)
     }
+}
+
+/// Taped `A · Bᵀ` for a constant `B` (n, k) given with its transpose `bt` (k, n), made once: the
+/// forward product is `A · bt` and the backward `dA = G · B`, so neither transposes `B` (a
+/// transposed operand is repacked on every product). No gradient reaches `B`.
+pub fn matmul_const_t(tape: &mut Tape, a: Var, b: &Tensor, bt: &Tensor) -> Result<Var> {
+    let (bs, ts) = (b.shape(), bt.shape());
+    if bs.len() != 2 || ts.len() != 2 || bs[0] != ts[1] || bs[1] != ts[0] {
+        return Err(Error::shape(
+            "matmul",
+            format!("{ts:?} is not the transpose of {bs:?}"),
+        ));
+    }
+    let out = matmul(tape.value(a), bt, false, false)?;
+    let b = b.clone();
+    Ok(tape.push(
+        out,
+        &[a],
+        Box::new(move |g, _| Ok(vec![Some(matmul(g, &b, false, false)?)])),
+    ))
 }
 
 /// Taped `op(a)·op(b) (+ bias) (ReLU)`.
