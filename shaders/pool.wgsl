@@ -1,6 +1,7 @@
 // Pooling. A tensor is viewed as planes (N, H, W) for spatial pooling, as (outer, 4, plane) for
 // rotation pooling, and as (rows, n) for the global mean. Backward passes gather (each input element
-// sums the outputs it fed), so there are no atomics and results are deterministic.
+// sums the outputs it fed), or, where max-pooling windows tile the planes, each window writes its
+// own inputs: no input is written twice, so there are no atomics and results are deterministic.
 //
 // Max pooling breaks ties by the first index in row-major window order (strict > while scanning);
 // the forward pass stores the arg-max (flat index in the plane) for the backward pass.
@@ -94,6 +95,27 @@ fn maxpool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         }
     }
     dx3[t] = acc;
+}
+
+// The same when the windows tile the planes exactly (k = s, h = ho·s, w = wo·s): one invocation per
+// window writes its k² inputs (the gradient at the arg-max, 0 elsewhere), so every input is
+// written once, with no search over the windows that contain it. p.total = the outputs.
+@compute @workgroup_size(64)
+fn maxpool_bwd_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg, WG);
+    if t >= p.total { return; }
+    let ox = t % p.wo;
+    let oy = (t / p.wo) % p.ho;
+    let pl = t / (p.wo * p.ho);
+    let a = arg_r[t];
+    let gv = x[t];
+    let base = pl * p.h * p.w;
+    for (var dy = 0u; dy < p.k; dy += 1u) {
+        for (var dxx = 0u; dxx < p.k; dxx += 1u) {
+            let q = (oy * p.s + dy) * p.w + ox * p.s + dxx;
+            dx3[base + q] = select(0.0, gv, q == a);
+        }
+    }
 }
 
 // ---- spatial average pool k×k stride s ----

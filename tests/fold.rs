@@ -539,6 +539,17 @@ fn fold_pooling(g: &Arc<Gpu>, rg: &mut Rng) {
         &r::pool::max_pool_bwd(&px6, &pg6, h, w, 2, 2),
         1e-6,
     );
+    // Planes the windows do not tile (17 × 19): the gather form of the backward.
+    let (ph, pw) = (17usize, 19usize);
+    folds(3 * 7 * ph * pw, 64);
+    let (qx, qx6) = up(g, &[3, 7, ph, pw], rg);
+    let (_, qarg) = pool::max_pool2d(&qx, 2, 2).unwrap();
+    close(
+        "maxpool_bwd (gather)",
+        &pool::max_pool2d_bwd(&pg, &qarg, &[3, 7, ph, pw], 2, 2).unwrap(),
+        &r::pool::max_pool_bwd(&qx6, &pg6, ph, pw, 2, 2),
+        1e-6,
+    );
     close(
         "avgpool",
         &pool::avg_pool2d(&px, 2, 2).unwrap(),

@@ -1,8 +1,9 @@
-//! Training steps of the networks of SPEC §4 at the quick preset's sizes on its rot-sb task (the
-//! task where all five run): `gcnn`, `faux-gcnn`, `faux-gcnn-kl`, `cnn`, `mlp`, each step the one
-//! `run` trains with ([`crate::train::train_step`]), on a fixed batch of random digits. The cloned
-//! models take fresh (untrained) clones of the quick preset's size: a step's work does not depend
-//! on what a clone has learned. No CPU baseline; each row carries its per-step counts
+//! Training steps of the networks of SPEC §4 on the rot-sb task (the task where all five run):
+//! `gcnn`, `faux-gcnn`, `faux-gcnn-kl`, `cnn`, `mlp`, at the quick preset's sizes and at the medium
+//! preset's (28×28, SPEC §4's channels, batch 64), each step the one `run` trains with
+//! ([`crate::train::train_step`], the quick preset's learning rate, weight decay and β), on a
+//! fixed batch of random digits. The cloned models take fresh (untrained) clones of 9 blocks: a
+//! step's work does not depend on what a clone has learned. No CPU baseline; each row carries its per-step counts
 //! (dispatches, bytes bound per kernel family, CPU time recording).
 
 use super::e2e::time_steps;
@@ -40,7 +41,30 @@ pub fn quick_arch(kind: ModelKind) -> Arch {
     a
 }
 
-/// The row's name for `kind`.
+/// The medium preset's network of `kind` on rot-sb: SPEC §4's sizes at 28×28, 20 classes.
+pub fn medium_arch(kind: ModelKind) -> Arch {
+    Arch::paper(kind, 28, 20)
+}
+
+/// The medium preset's batch on rot-sb (SPEC §6's symmetric-task batch, the larger of the two).
+pub const MEDIUM_BATCH: usize = 64;
+
+/// The geometries each model's rows train at, quick then medium: (name, network, batch).
+fn geometries(kind: ModelKind) -> [(String, Arch, usize); 2] {
+    [
+        (case_name(kind), quick_arch(kind), QUICK_TRAIN.0),
+        (
+            format!(
+                "train step {} medium (28×28, SPEC channels, B{MEDIUM_BATCH}, Adam)",
+                kind.name()
+            ),
+            medium_arch(kind),
+            MEDIUM_BATCH,
+        ),
+    ]
+}
+
+/// The quick row's name for `kind`.
 pub fn case_name(kind: ModelKind) -> String {
     format!(
         "train step {} quick (16×16, 4-8-8-8, B{}, Adam)",
@@ -55,13 +79,14 @@ pub(super) fn model_cases(
     rows: &mut Vec<Row>,
     progress: &mut dyn FnMut(&Row),
 ) -> Result<()> {
-    let (batch, lr, wd, beta) = QUICK_TRAIN;
-    for kind in MODELS {
-        let case = case_name(kind);
+    let (_, lr, wd, beta) = QUICK_TRAIN;
+    let cases = MODELS
+        .into_iter()
+        .flat_map(|kind| geometries(kind).map(|g| (kind, g)));
+    for (kind, (case, arch, batch)) in cases {
         if !wanted(opts, &case) {
             continue;
         }
-        let arch = quick_arch(kind);
         let mut rng = Rng::new(29);
         let mut clones = CloneSet::new();
         for (ok, d) in clones_needed(kind, &arch)? {

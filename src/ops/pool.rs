@@ -132,7 +132,8 @@ pub fn max_pool2d_ex(x: &Tensor, k: usize, s: usize, relu: bool) -> Result<(Tens
     Ok((out, arg))
 }
 
-/// The max-pooling backward: each input gets the gradients of the windows whose arg-max it is.
+/// The max-pooling backward: each input gets the gradients of the windows whose arg-max it is
+/// (where the windows tile the planes exactly, each window writes its own inputs instead).
 pub fn max_pool2d_bwd(
     g: &Tensor,
     arg: &Tensor,
@@ -155,14 +156,21 @@ pub fn max_pool2d_bwd(
     }
     let dx = Tensor::empty(g.gpu(), in_shape)?;
     let n = dx.numel();
+    // Windows that tile the planes exactly: one invocation per window writes its inputs.
+    let tiled = d.k == d.s && d.ho() * d.s == d.h && d.wo() * d.s == d.w;
+    let (entry, items) = if tiled {
+        ("maxpool_bwd_tiled", g.numel())
+    } else {
+        ("maxpool_bwd", n)
+    };
     if n > 0 {
         g.gpu()
-            .launch(&POOL, "maxpool_bwd")
-            .params(&params(&d, n, 0.0)?)
+            .launch(&POOL, entry)
+            .params(&params(&d, items, 0.0)?)
             .read(&g)
             .read(&arg)
             .write(&dx)
-            .dispatch_1d(n, WG)?;
+            .dispatch_1d(items, WG)?;
     }
     Ok(dx)
 }
