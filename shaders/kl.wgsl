@@ -6,12 +6,18 @@
 // so no two nearly equal log-probabilities are ever subtracted.
 
 // Both outputs are multiplied by `scale` (1 / the tensor's size for the mean, times β for the
-// penalty), so the caller needs no pass of its own to scale them.
+// penalty), so the caller needs no pass of its own to scale them. Row t is written at
+// kl_row[row_off + t] (several tensors' rows side by side, summed at once); with `add` set the
+// gradient is added to `grad` (a parameter's accumulated gradient) instead of written.
 struct P {
     outer: u32,
     n: u32,
     inner: u32,
     scale: f32,
+    row_off: u32,
+    add: u32,
+    _p0: u32,
+    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -89,12 +95,13 @@ fn kl_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         a += pi * expm1_(e - l) * e;
     }
     let kl = a - spq + y_minus_log1p(y);
-    kl_row[t] = kl * p.scale;
+    kl_row[p.row_off + t] = kl * p.scale;
     for (var i = 0u; i < p.n; i += 1u) {
         let k = base + i * st;
         let pi = exp(w0[k] - mx) / z;
         let e = (w[k] - w0[k]) - mu;
         let pn = pi * exp(e - l);
-        grad[k] = pn * ((e - l) - kl) * p.scale;
+        let gk = pn * ((e - l) - kl) * p.scale;
+        grad[k] = select(gk, grad[k] + gk, p.add != 0u);
     }
 }

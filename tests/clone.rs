@@ -857,3 +857,66 @@ fn cloning_under_webgpu_default_limits() {
         );
     }
 }
+
+/// `kl_into`, the kernel a KL model's step uses: two tensors' rows side by side in one buffer
+/// (summing to their β·KL values), one gradient written and one added to a gradient already
+/// there, each β times the plain kernel's within a few roundings; rows past the buffer are
+/// refused.
+#[test]
+fn kl_into_writes_rows_side_by_side_and_adds_to_a_gradient() {
+    let g = gpu();
+    let mut rg = rng(47);
+    let beta = 5e10f32;
+    let shapes = [[6usize, 9, 4], [3, 9, 2]];
+    let mut tensors = Vec::new();
+    for s in shapes {
+        let n = s.iter().product();
+        let w0 = rg.normal_vec(n);
+        let w: Vec<f32> = w0.iter().map(|&a| a + 1e-4 * rg.normal()).collect();
+        tensors.push((
+            Tensor::from_slice(&g, &s, &w).unwrap(),
+            Tensor::from_slice(&g, &s, &w0).unwrap(),
+        ));
+    }
+    let count: usize = tensors
+        .iter()
+        .map(|(w, _)| kl::kl_row_count(w, 1).unwrap())
+        .sum();
+    assert_eq!(count, 6 * 4 + 3 * 2);
+    let rows = Tensor::zeros(&g, &[count]).unwrap();
+    let prior = rg.normal_vec(3 * 9 * 2);
+    let added = Tensor::from_slice(&g, &shapes[1], &prior).unwrap();
+    let written = Tensor::zeros(&g, &shapes[0]).unwrap();
+    let (w, w0) = &tensors[0];
+    kl::kl_into(w, w0, 1, beta, &rows, 0, &written, false).unwrap();
+    let (w, w0) = &tensors[1];
+    kl::kl_into(w, w0, 1, beta, &rows, 24, &added, true).unwrap();
+    let got_rows = rows.to_vec().unwrap();
+    let mut want_sum = 0.0f64;
+    for (i, ((w, w0), grad)) in tensors.iter().zip([&written, &added]).enumerate() {
+        let (v, kg) = kl::kl(w, w0, 1).unwrap();
+        want_sum += beta as f64 * v.item().unwrap() as f64;
+        let kg = kg.to_vec().unwrap();
+        let got = grad.to_vec().unwrap();
+        for (j, (&a, &b)) in got.iter().zip(&kg).enumerate() {
+            let want = if i == 0 {
+                b * beta
+            } else {
+                prior[j] + b * beta
+            };
+            let tol =
+                4.0 * f32::EPSILON * want.abs().max(prior.get(j).copied().unwrap_or(0.0).abs());
+            assert!(
+                (a - want).abs() <= tol,
+                "tensor {i} element {j}: {a} vs {want}"
+            );
+        }
+    }
+    let sum: f64 = got_rows.iter().map(|&v| v as f64).sum();
+    assert!(
+        (sum - want_sum).abs() <= 1e-5 * want_sum.abs(),
+        "rows sum {sum} vs {want_sum}"
+    );
+    let (w, w0) = &tensors[1];
+    assert!(kl::kl_into(w, w0, 1, beta, &rows, 25, &added, true).is_err());
+}

@@ -7,7 +7,7 @@ use crate::autograd::{Tape, Var};
 use crate::clone::{clone_key, CloneSet, ClonedConv, OperatorKind};
 use crate::nn::conv::{Conv2d, GroupConvC4, LiftC4};
 use crate::nn::Linear;
-use crate::ops::{elementwise, kl, pool};
+use crate::ops::{elementwise, kl, pool, reduce};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
@@ -434,19 +434,40 @@ impl Model {
         }
     }
 
-    /// `β · Σ_t KL_t` over the cloned tensors (KL models only; None otherwise).
-    pub fn kl_penalty(&self, tape: &mut Tape, beta: f32) -> Result<Option<Var>> {
-        let mut total: Option<Var> = None;
-        for (p, init, shape, axis) in &self.kl_refs {
-            let v = tape.param(p);
-            let v = tape.reshape(v, shape)?;
-            let k = kl::kl_t(tape, v, &init.reshape(shape)?, *axis, beta)?;
-            total = Some(match total {
-                None => k,
-                Some(t) => elementwise::add_t(tape, t, k)?,
-            });
+    /// Add `β · Σ_t KL_t` over the cloned tensors to `sum`, and its gradient to each tensor's
+    /// accumulated gradient (KL models; nothing otherwise). Outside the tape: each tensor's KL
+    /// kernel adds its gradient to the parameter's in place and writes its rows beside the
+    /// others', and one sum of all the rows is added to `sum`, where a taped penalty took a sum,
+    /// an addition and a scaled backward per tensor.
+    pub fn add_kl_penalty(&self, beta: f32, sum: &Tensor) -> Result<()> {
+        let Some((first, ..)) = self.kl_refs.first() else {
+            return Ok(());
+        };
+        let views = self
+            .kl_refs
+            .iter()
+            .map(|(p, init, shape, axis)| {
+                Ok((p, p.value().reshape(shape)?, init.reshape(shape)?, *axis))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut count = 0;
+        for (_, w, _, axis) in &views {
+            count += kl::kl_row_count(w, *axis)?;
         }
-        Ok(total)
+        let rows = Tensor::empty(first.value().gpu(), &[count])?;
+        let mut offset = 0;
+        for (p, w, w0, axis) in &views {
+            match p.grad() {
+                Some(g) => kl::kl_into(w, w0, *axis, beta, &rows, offset, &g, true)?,
+                None => {
+                    let g = Tensor::empty(w.gpu(), p.value().shape())?;
+                    kl::kl_into(w, w0, *axis, beta, &rows, offset, &g, false)?;
+                    p.accumulate_grad(g)?;
+                }
+            }
+            offset += kl::kl_row_count(w, *axis)?;
+        }
+        sum.acc_(&reduce::sum_all(&rows)?, 1.0)
     }
 
     /// The number of feature layers (4 for the convolutional networks, 0 for the MLP).

@@ -246,7 +246,7 @@ impl StepSums {
 ///
 /// The loss kernel writes the logits' gradient itself (with the loss and the count, one
 /// dispatch), so the backward pass starts from the logits; the penalty, which depends on the
-/// cloned tensors only, is back-propagated from its own node after it.
+/// cloned tensors only, then adds its gradient to theirs ([`Model::add_kl_penalty`]).
 pub fn train_step(
     model: &Model,
     opt: &mut Optimizer,
@@ -261,15 +261,18 @@ pub fn train_step(
     let logits = model.forward(&mut tape, x, true, seed)?;
     let dlogits = loss::add_batch(tape.value(logits), labels, &sums.batch, true)?
         .expect("the gradient was asked for");
-    let pen = model.kl_penalty(&mut tape, beta)?;
     tape.backward_with(logits, dlogits)?;
-    if let Some(pen) = pen {
-        if let Some(sum) = &sums.penalty {
-            sum.acc_(tape.value(pen), 1.0)?;
-        }
-        tape.backward(pen)?;
-    }
     drop(tape);
+    match &sums.penalty {
+        Some(sum) => model.add_kl_penalty(beta, sum)?,
+        None if model.kind.kl() => {
+            return Err(Error::invalid(format!(
+                "a step of {} needs a sum for its KL penalty (StepSums::zeros(gpu, true))",
+                model.kind
+            )))
+        }
+        None => {}
+    }
     opt.step()?;
     opt.zero_grad();
     Ok(())
