@@ -306,3 +306,26 @@ fn the_first_code_block_is_found() {
     assert!(!block.contains("later"));
     assert_eq!(first_code_block("no code here\n"), None);
 }
+
+/// The README's results are a run's own summary (`report RUN --readme README.md`), between the
+/// two marker lines: the line naming the run's report, a results table and the claims' verdicts.
+#[test]
+fn the_readme_quotes_a_run_between_the_markers() {
+    use symclone::results::readme::{BEGIN, END};
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let (b, e) = (
+        readme.find(BEGIN).expect("begin marker"),
+        readme.find(END).expect("end marker"),
+    );
+    let block = &readme[b..e];
+    assert!(
+        block.contains("report.json` by `symclone-gpu report"),
+        "{block}"
+    );
+    assert!(
+        block.contains("| task | model | test accuracy | train time |"),
+        "{block}"
+    );
+    assert!(block.contains("| verdict |"), "{block}");
+}

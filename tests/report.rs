@@ -277,3 +277,84 @@ fn the_html_report_renders_in_headless_chromium() {
         "only {yellow} pixels of the colour scale's yellow"
     );
 }
+
+/// `report RUN --readme PAGE` writes the run's summary between the page's marker lines: every
+/// model's row and the claims' verdicts, the text around kept, the old block gone, the same page
+/// when run again; a page without the markers, or two folders, are refused and nothing changes.
+#[test]
+fn the_report_command_quotes_a_run_in_a_page_between_its_markers() {
+    use symclone::results::readme::{BEGIN, END};
+    let run = tiny_run().join("run");
+    let dir = tiny_run().join("quoted");
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = dir.join("page.md");
+    std::fs::write(
+        &page,
+        format!("# Page\n\nbefore\n\n{BEGIN}\n\nstale numbers\n\n{END}\n\nafter\n"),
+    )
+    .unwrap();
+    let quote = || {
+        bin()
+            .arg("report")
+            .arg(&run)
+            .arg("--readme")
+            .arg(&page)
+            .output()
+            .unwrap()
+    };
+    let o = quote();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&page).unwrap();
+    assert!(!text.contains("stale numbers"), "{text}");
+    assert!(
+        text.starts_with("# Page\n\nbefore\n\n") && text.ends_with(&format!("{END}\n\nafter\n"))
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    for m in r["results"].as_array().unwrap() {
+        let row = format!(
+            "| {} | {} | {:.2} ",
+            m["task"].as_str().unwrap(),
+            serde_json::from_value::<symclone::models::ModelKind>(m["model"].clone()).unwrap(),
+            100.0 * m["mean"].as_f64().unwrap()
+        );
+        assert!(text.contains(&row), "no row {row} in\n{text}");
+    }
+    assert!(quote().status.success());
+    assert_eq!(
+        std::fs::read_to_string(&page).unwrap(),
+        text,
+        "a second run changed the page"
+    );
+
+    let plain = dir.join("plain.md");
+    std::fs::write(&plain, "no markers here\n").unwrap();
+    let o = bin()
+        .arg("report")
+        .arg(&run)
+        .arg("--readme")
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("no block to write into"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&plain).unwrap(),
+        "no markers here\n"
+    );
+    let o = bin()
+        .arg("report")
+        .args([&run, &run])
+        .arg("--readme")
+        .arg(&page)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("one run folder"),
+        "{err}"
+    );
+}

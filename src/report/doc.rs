@@ -108,9 +108,16 @@ fn inline_svg(svg: &str) -> &str {
 impl Doc {
     /// The document as Markdown; figures are linked by their file names.
     pub fn markdown(&self) -> String {
-        let mut s = format!("# {}\n", self.title);
-        for b in &self.blocks {
-            s.push('\n');
+        format!("# {}\n\n{}", self.title, self.markdown_body())
+    }
+
+    /// The blocks as Markdown, without the title (a part of another page).
+    pub fn markdown_body(&self) -> String {
+        let mut s = String::new();
+        for (i, b) in self.blocks.iter().enumerate() {
+            if i > 0 {
+                s.push('\n');
+            }
             match b {
                 Block::Heading(level, t) => {
                     s.push_str(&format!("{} {t}\n", "#".repeat(*level as usize)))

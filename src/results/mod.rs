@@ -7,6 +7,7 @@ pub mod compare;
 pub mod document;
 pub mod figures;
 pub mod mixer;
+pub mod readme;
 pub mod types;
 
 pub use document::{doc, html, markdown, rebuild, write};

@@ -189,6 +189,11 @@ enum Command {
         /// Where the merged report of several sweeps goes (default: the one sweep folder).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also quote the run's results (its facts, test accuracies and claims with their
+        /// verdicts) in this Markdown page, between its two marker lines (the README's "What
+        /// `run` shows" is written so); one run folder only.
+        #[arg(long, value_name = "FILE")]
+        readme: Option<PathBuf>,
     },
     /// Seeds × settings as many runs: plan a grid, run its cells here or as a SLURM job array,
     /// follow them, resume the unfinished ones; `report DIR` merges them.
@@ -469,8 +474,14 @@ fn run(cli: Cli) -> Result<(), Error> {
             let set = symclone::clone::io::load_clones(&gpu, clones)?;
             run_pipeline(&gpu, &cfg, &opts.out_dir(), false, Some(set))?;
         }
-        Command::Report { dirs, out } => {
+        Command::Report { dirs, out, readme } => {
+            if readme.is_some() && (dirs.len() != 1 || out.is_some()) {
+                return Err(Error::invalid(
+                    "--readme quotes one run's results: give one run folder, and no --out",
+                ));
+            }
             let (files, merged) = symclone::sweep::report(dirs, out.as_deref())?;
+            let was_sweep = merged.is_some();
             if let Some(r) = merged {
                 println!("merged {} of {} cells", r.cells_merged, r.cells_total);
                 for l in &r.left_out {
@@ -482,6 +493,16 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             for f in files {
                 println!("wrote {}", f.display());
+            }
+            if let Some(page) = readme {
+                if was_sweep {
+                    return Err(Error::invalid(
+                        "--readme quotes a run folder's results, and this is a sweep (its merged report is written)",
+                    ));
+                }
+                let r = symclone::results::rebuild(&dirs[0])?;
+                symclone::results::readme::write_into(page, &r, &dirs[0])?;
+                println!("wrote the run's results into {}", page.display());
             }
         }
         Command::Sweep { command } => sweep::sweep(&cli, command)?,
