@@ -69,11 +69,14 @@ pub(super) fn clone_cases(
             let warm = row_config(kind, d, loss, 2);
             clone_random_with(gpu, &warm, form, 1, &mut |_, _| {})?;
             let cfg = row_config(kind, d, loss, cap(loss, form, opts));
+            let before = gpu.counters();
             let t0 = Instant::now();
             let (_, stats) = clone_random_with(gpu, &cfg, form, 10, &mut |_, _| {})?;
             gpu.sync()?;
             let secs = t0.elapsed().as_secs_f64();
             let ran = stats.history.last().map_or(cfg.iters, |h| h.0);
+            // Per iteration, the run's setup (its teacher, its first evaluation) included.
+            let counts = gpu.counters().since(&before).per_step(ran.max(1) as u64);
             let per_iter = secs / ran.max(1) as f64;
             let last = stats.history.last().map_or(f32::NAN, |h| h.1) / stats.target_mean_square;
             let note = if last <= GOAL {
@@ -98,7 +101,7 @@ pub(super) fn clone_cases(
                 unit: "iters/s",
                 rel_err: f64::NAN,
                 note,
-                counts: None,
+                counts: Some(counts),
             };
             progress(&row);
             rows.push(row);

@@ -208,10 +208,13 @@ pub(super) fn e2e_cases(
         // Warm-up: one optimiser step (pipelines built), then a timed run of a few steps.
         clone_random(gpu, &cfg(paper.accum), paper.accum, &mut |_, _| {})?;
         let iters = paper.accum * opts.reps.clamp(1, 4);
+        let before = gpu.counters();
         let t0 = Instant::now();
         clone_random(gpu, &cfg(iters), iters, &mut |_, _| {})?;
         gpu.sync()?;
         let s = t0.elapsed().as_secs_f64() / iters as f64;
+        // Per iteration, the run's setup included.
+        let counts = gpu.counters().since(&before).per_step(iters as u64);
         let row = Row {
             case: name.into(),
             gpu_s: s,
@@ -223,7 +226,7 @@ pub(super) fn e2e_cases(
             unit: "iters/s",
             rel_err: f64::NAN,
             note: String::new(),
-            counts: None,
+            counts: Some(counts),
         };
         push(rows, row);
     }
