@@ -6,6 +6,7 @@ use std::sync::Arc;
 use symclone::gpu::KernelFamily;
 use symclone::ops::{elementwise, loss, matmul, optim, reduce};
 use symclone::reference::{self as r, matmul::Dims, to64};
+use symclone::rng::Rng;
 use symclone::tensor::Tensor;
 use symclone::{Error, Gpu};
 
@@ -324,18 +325,30 @@ fn losses_and_metrics_match_reference() {
     loss_cases(&gpu(), &[(1, 1), (7, 10), (64, 20), (257, 3), (1500, 10)]);
 }
 
+/// Normal logits times `scale` (rows × classes) and labels below `classes`, and both uploaded.
+fn random_logits(
+    g: &Arc<Gpu>,
+    rg: &mut Rng,
+    rows: usize,
+    classes: usize,
+    scale: f32,
+) -> (Vec<f32>, Vec<u32>, Tensor, Tensor) {
+    let logits: Vec<f32> = rg
+        .normal_vec(rows * classes)
+        .iter()
+        .map(|v| v * scale)
+        .collect();
+    let labels: Vec<u32> = (0..rows).map(|_| rg.below(classes) as u32).collect();
+    let gl = Tensor::from_slice(g, &[rows, classes], &logits).unwrap();
+    let gy = Tensor::from_u32(g, &[rows], &labels).unwrap();
+    (logits, labels, gl, gy)
+}
+
 fn loss_cases(g: &Arc<Gpu>, cases: &[(usize, usize)]) {
     let g = g.clone();
     let mut rg = rng(11);
     for &(rows, classes) in cases {
-        let logits: Vec<f32> = rg
-            .normal_vec(rows * classes)
-            .iter()
-            .map(|v| v * 3.0)
-            .collect();
-        let labels: Vec<u32> = (0..rows).map(|_| rg.below(classes) as u32).collect();
-        let gl = Tensor::from_slice(&g, &[rows, classes], &logits).unwrap();
-        let gy = Tensor::from_u32(&g, &[rows], &labels).unwrap();
+        let (logits, labels, gl, gy) = random_logits(&g, &mut rg, rows, classes, 3.0);
         let (loss, grad) = loss::cross_entropy(&gl, &gy).unwrap();
         let (wl, wg) = r::loss::cross_entropy(&to64(&logits), &labels, classes);
         assert_close("ce loss", &loss.to_vec().unwrap(), &[wl], 1e-5);
@@ -374,14 +387,7 @@ fn batch_sums_add_each_batch_with_its_gradient() {
     let sums = loss::BatchSums::zeros(&g).unwrap();
     let (mut want_loss, mut want_correct) = (0.0, 0usize);
     for (i, &(rows, classes)) in [(32usize, 20usize), (300, 7), (5, 3)].iter().enumerate() {
-        let logits: Vec<f32> = rg
-            .normal_vec(rows * classes)
-            .iter()
-            .map(|v| v * 2.0)
-            .collect();
-        let labels: Vec<u32> = (0..rows).map(|_| rg.below(classes) as u32).collect();
-        let gl = Tensor::from_slice(&g, &[rows, classes], &logits).unwrap();
-        let gy = Tensor::from_u32(&g, &[rows], &labels).unwrap();
+        let (logits, labels, gl, gy) = random_logits(&g, &mut rg, rows, classes, 2.0);
         let with_grad = i != 1;
         let grad = loss::add_batch(&gl, &gy, &sums, with_grad).unwrap();
         let (wl, wg) = r::loss::cross_entropy(&to64(&logits), &labels, classes);

@@ -293,16 +293,16 @@ fn the_report_command_quotes_a_run_in_a_page_between_its_markers() {
         format!("# Page\n\nbefore\n\n{BEGIN}\n\nstale numbers\n\n{END}\n\nafter\n"),
     )
     .unwrap();
-    let quote = || {
+    let quote = |dirs: &[&Path], page: &Path| {
         bin()
             .arg("report")
-            .arg(&run)
+            .args(dirs)
             .arg("--readme")
-            .arg(&page)
+            .arg(page)
             .output()
             .unwrap()
     };
-    let o = quote();
+    let o = quote(&[&run], &page);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(&page).unwrap();
     assert!(!text.contains("stale numbers"), "{text}");
@@ -320,7 +320,7 @@ fn the_report_command_quotes_a_run_in_a_page_between_its_markers() {
         );
         assert!(text.contains(&row), "no row {row} in\n{text}");
     }
-    assert!(quote().status.success());
+    assert!(quote(&[&run], &page).status.success());
     assert_eq!(
         std::fs::read_to_string(&page).unwrap(),
         text,
@@ -329,13 +329,7 @@ fn the_report_command_quotes_a_run_in_a_page_between_its_markers() {
 
     let plain = dir.join("plain.md");
     std::fs::write(&plain, "no markers here\n").unwrap();
-    let o = bin()
-        .arg("report")
-        .arg(&run)
-        .arg("--readme")
-        .arg(&plain)
-        .output()
-        .unwrap();
+    let o = quote(&[&run], &plain);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("no block to write into"),
@@ -345,13 +339,7 @@ fn the_report_command_quotes_a_run_in_a_page_between_its_markers() {
         std::fs::read_to_string(&plain).unwrap(),
         "no markers here\n"
     );
-    let o = bin()
-        .arg("report")
-        .args([&run, &run])
-        .arg("--readme")
-        .arg(&page)
-        .output()
-        .unwrap();
+    let o = quote(&[&run, &run], &page);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("one run folder"),

@@ -443,29 +443,28 @@ impl Model {
         let Some((first, ..)) = self.kl_refs.first() else {
             return Ok(());
         };
+        // Each tensor's rows start where the previous tensor's end.
+        let mut count = 0;
         let views = self
             .kl_refs
             .iter()
             .map(|(p, init, shape, axis)| {
-                Ok((p, p.value().reshape(shape)?, init.reshape(shape)?, *axis))
+                let w = p.value().reshape(shape)?;
+                let offset = count;
+                count += kl::kl_row_count(&w, *axis)?;
+                Ok((p, w, init.reshape(shape)?, *axis, offset))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut count = 0;
-        for (_, w, _, axis) in &views {
-            count += kl::kl_row_count(w, *axis)?;
-        }
         let rows = Tensor::empty(first.value().gpu(), &[count])?;
-        let mut offset = 0;
-        for (p, w, w0, axis) in &views {
+        for (p, w, w0, axis, offset) in &views {
             match p.grad() {
-                Some(g) => kl::kl_into(w, w0, *axis, beta, &rows, offset, &g, true)?,
+                Some(g) => kl::kl_into(w, w0, *axis, beta, &rows, *offset, &g, true)?,
                 None => {
                     let g = Tensor::empty(w.gpu(), p.value().shape())?;
-                    kl::kl_into(w, w0, *axis, beta, &rows, offset, &g, false)?;
+                    kl::kl_into(w, w0, *axis, beta, &rows, *offset, &g, false)?;
                     p.accumulate_grad(g)?;
                 }
             }
-            offset += kl::kl_row_count(w, *axis)?;
         }
         sum.acc_(&reduce::sum_all(&rows)?, 1.0)
     }

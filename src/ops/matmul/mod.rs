@@ -166,19 +166,22 @@ pub fn matmul_variant(
     matmul_by(Some(v), a, b, ta, tb, bias, relu)
 }
 
-fn matmul_by(
-    v: Option<&'static variants::Variant>,
-    a: &Tensor,
-    b: &Tensor,
-    ta: bool,
-    tb: bool,
-    bias: Option<&Tensor>,
-    relu: bool,
-) -> Result<Tensor> {
+/// The sizes of `op(A) · op(B)` (+ bias), checked: the output's shape, A's and B's batch counts
+/// (0: not batched), M, K, N and the batch count of the product (at least 1).
+struct Product {
+    shape: Vec<usize>,
+    za: usize,
+    zb: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    z: usize,
+}
+
+fn product(a: &Tensor, b: &Tensor, ta: bool, tb: bool, bias: Option<&Tensor>) -> Result<Product> {
     let shape = out_shape(a, b, ta, tb)?;
     let (za, m, k) = dims("matmul", a, ta)?;
     let (zb, _, n) = dims("matmul", b, tb)?;
-    let z = za.max(zb).max(1);
     if let Some(bias) = bias {
         expect_f32("matmul", bias)?;
         if bias.shape() != [n] {
@@ -188,6 +191,30 @@ fn matmul_by(
             ));
         }
     }
+    Ok(Product {
+        shape,
+        za,
+        zb,
+        m,
+        k,
+        n,
+        z: za.max(zb).max(1),
+    })
+}
+
+fn matmul_by(
+    v: Option<&'static variants::Variant>,
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    bias: Option<&Tensor>,
+    relu: bool,
+) -> Result<Tensor> {
+    let p = product(a, b, ta, tb, bias)?;
+    let Product {
+        za, zb, m, k, n, z, ..
+    } = p;
     let gpu = a.gpu().clone();
     let n4 = n.div_ceil(4);
     let aligned = n % 4 == 0;
@@ -203,7 +230,7 @@ fn matmul_by(
         && gpu.forced(OP).is_none()
         && strided_grid(m, n, z).is_ok_and(fits)
     {
-        return matmul_strided(a, b, ta, tb, bias, relu);
+        return strided(a, b, ta, tb, bias, relu, p);
     }
     // B as K × n4 vec4 rows.
     let bpacked;
@@ -223,7 +250,7 @@ fn matmul_by(
         }
         other => other,
     };
-    let out = Tensor::empty(&gpu, &shape)?;
+    let out = Tensor::empty(&gpu, &p.shape)?;
     let padded;
     let cbuf = if aligned {
         &out
@@ -273,7 +300,6 @@ fn matmul_by(
     Ok(out)
 }
 
-/// `op(a)·op(b)`.
 /// `mm_strided`'s invocations per workgroup (along the columns) and rows per invocation (`SWX`
 /// and `SR` in `shaders/matmul.wgsl`).
 const STRIDED_BLOCK: (usize, usize) = (16, 4);
@@ -287,9 +313,10 @@ fn strided_grid(m: usize, n: usize, z: usize) -> Result<[u32; 3]> {
     ])
 }
 
-/// `op(A) · op(B)` (+ bias) (ReLU) by `mm_strided`, whatever its size: one output per
-/// invocation, B read through strides (transposed or not), C written unpadded. The launcher runs
-/// it for small products that would need packing ([`STRIDED_MAX_FMAS`]); tests call it directly.
+/// `op(A) · op(B)` (+ bias) (ReLU) by `mm_strided`, whatever its size: each invocation computes
+/// one column of four rows, B read through strides (transposed or not), C written unpadded. The
+/// launcher runs it for small products that would need packing ([`STRIDED_MAX_FMAS`]); tests
+/// call it directly.
 pub fn matmul_strided(
     a: &Tensor,
     b: &Tensor,
@@ -298,19 +325,27 @@ pub fn matmul_strided(
     bias: Option<&Tensor>,
     relu: bool,
 ) -> Result<Tensor> {
-    let shape = out_shape(a, b, ta, tb)?;
-    let (za, m, k) = dims("matmul", a, ta)?;
-    let (zb, _, n) = dims("matmul", b, tb)?;
-    let z = za.max(zb).max(1);
-    if let Some(bias) = bias {
-        expect_f32("matmul", bias)?;
-        if bias.shape() != [n] {
-            return Err(Error::shape(
-                "matmul",
-                format!("bias {:?} for {n} columns", bias.shape()),
-            ));
-        }
-    }
+    strided(a, b, ta, tb, bias, relu, product(a, b, ta, tb, bias)?)
+}
+
+fn strided(
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    bias: Option<&Tensor>,
+    relu: bool,
+    p: Product,
+) -> Result<Tensor> {
+    let Product {
+        shape,
+        za,
+        zb,
+        m,
+        k,
+        n,
+        z,
+    } = p;
     let gpu = a.gpu();
     let out = Tensor::empty(gpu, &shape)?;
     if z * m * n == 0 {
@@ -343,6 +378,7 @@ pub fn matmul_strided(
     Ok(out)
 }
 
+/// `op(a)·op(b)`.
 pub fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
     matmul_ex(a, b, ta, tb, None, false)
 }
