@@ -105,3 +105,25 @@ fn kl_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         grad[k] = select(gk, grad[k] + gk, p.add != 0u);
     }
 }
+
+// The squared distance to the clone (`Penalty::L2` in src/ops/kl.rs): row t holds Σ (w − w0)² over
+// the same n elements as kl_rows' row t (so the two penalties share row counts and offsets), times
+// `scale`, and the gradient is 2 (w − w0) · scale. δ = w − w0 is exact in f32 when w ≈ w0. Unlike
+// the KL, this sees a shift added to all n elements of a row, the direction a softmax ignores.
+@compute @workgroup_size(64)
+fn l2_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg, 64u);
+    if t >= p.outer * p.inner { return; }
+    let o = t / p.inner;
+    let j = t % p.inner;
+    let base = o * p.n * p.inner + j;
+    var s = 0.0;
+    for (var i = 0u; i < p.n; i += 1u) {
+        let k = base + i * p.inner;
+        let d = w[k] - w0[k];
+        s += d * d;
+        let gk = 2.0 * d * p.scale;
+        grad[k] = select(gk, grad[k] + gk, p.add != 0u);
+    }
+    kl_row[p.row_off + t] = s * p.scale;
+}

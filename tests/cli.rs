@@ -115,6 +115,26 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
             "clone loss 'analytic': use sampled, inputs or exact",
         ),
         (
+            &["run", "--penalty", "kl2"],
+            1,
+            "penalty 'kl2': use kl (SPEC §5) or l2",
+        ),
+        (
+            &[
+                "finetune",
+                "--model",
+                "faux-gcnn-kl",
+                "--task",
+                "rot-sb",
+                "--clones",
+                "/nonexistent-clones",
+                "--penalty",
+                "L2",
+            ],
+            1,
+            "penalty 'L2'",
+        ),
+        (
             &["clone", "--kind", "p4", "--clone-loss", "Exact"],
             1,
             "clone loss 'Exact'",

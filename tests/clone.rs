@@ -8,6 +8,7 @@ use std::sync::Arc;
 use symclone::autograd::Tape;
 use symclone::clone::operator::{per_filter_apply, shift_blocks, true_codes, K};
 use symclone::clone::{clone_random, CloneConfig, ClonedConv, ClonedOperator, OperatorKind};
+use symclone::ops::kl::Penalty::{self, Kl, L2};
 use symclone::ops::{cloned as cl, conv, kl, layout, random};
 use symclone::reference::{
     self as r,
@@ -858,65 +859,143 @@ fn cloning_under_webgpu_default_limits() {
     }
 }
 
-/// `kl_into`, the kernel a KL model's step uses: two tensors' rows side by side in one buffer
-/// (summing to their β·KL values), one gradient written and one added to a gradient already
-/// there, each β times the plain kernel's within a few roundings; rows past the buffer are
-/// refused.
+/// `penalty_into`, the kernel a KL model's step uses, for either penalty: two tensors' rows side
+/// by side in one buffer (summing to their β·penalty values), one gradient written and one added
+/// to a gradient already there, each β times the plain kernel's within a few roundings; rows past
+/// the buffer are refused.
 #[test]
-fn kl_into_writes_rows_side_by_side_and_adds_to_a_gradient() {
+fn penalty_into_writes_rows_side_by_side_and_adds_to_a_gradient() {
     let g = gpu();
     let mut rg = rng(47);
     let beta = 5e10f32;
     let shapes = [[6usize, 9, 4], [3, 9, 2]];
-    let mut tensors = Vec::new();
-    for s in shapes {
-        let n = s.iter().product();
-        let w0 = rg.normal_vec(n);
-        let w: Vec<f32> = w0.iter().map(|&a| a + 1e-4 * rg.normal()).collect();
-        tensors.push((
-            Tensor::from_slice(&g, &s, &w).unwrap(),
-            Tensor::from_slice(&g, &s, &w0).unwrap(),
-        ));
+    for kind in Penalty::ALL {
+        let mut tensors = Vec::new();
+        for s in shapes {
+            let n = s.iter().product();
+            let w0 = rg.normal_vec(n);
+            let w: Vec<f32> = w0.iter().map(|&a| a + 1e-4 * rg.normal()).collect();
+            tensors.push((
+                Tensor::from_slice(&g, &s, &w).unwrap(),
+                Tensor::from_slice(&g, &s, &w0).unwrap(),
+            ));
+        }
+        let count: usize = tensors
+            .iter()
+            .map(|(w, _)| kl::kl_row_count(w, 1).unwrap())
+            .sum();
+        assert_eq!(count, 6 * 4 + 3 * 2);
+        let rows = Tensor::zeros(&g, &[count]).unwrap();
+        let prior = rg.normal_vec(3 * 9 * 2);
+        let added = Tensor::from_slice(&g, &shapes[1], &prior).unwrap();
+        let written = Tensor::zeros(&g, &shapes[0]).unwrap();
+        let (w, w0) = &tensors[0];
+        kl::penalty_into(kind, w, w0, 1, beta, &rows, 0, &written, false).unwrap();
+        let (w, w0) = &tensors[1];
+        kl::penalty_into(kind, w, w0, 1, beta, &rows, 24, &added, true).unwrap();
+        let got_rows = rows.to_vec().unwrap();
+        let mut want_sum = 0.0f64;
+        for (i, ((w, w0), grad)) in tensors.iter().zip([&written, &added]).enumerate() {
+            let (v, kg) = kl::penalty(kind, w, w0, 1, 1.0).unwrap();
+            want_sum += beta as f64 * v.item().unwrap() as f64;
+            let kg = kg.to_vec().unwrap();
+            let got = grad.to_vec().unwrap();
+            for (j, (&a, &b)) in got.iter().zip(&kg).enumerate() {
+                let want = if i == 0 {
+                    b * beta
+                } else {
+                    prior[j] + b * beta
+                };
+                let tol =
+                    4.0 * f32::EPSILON * want.abs().max(prior.get(j).copied().unwrap_or(0.0).abs());
+                assert!(
+                    (a - want).abs() <= tol,
+                    "{kind:?} tensor {i} element {j}: {a} vs {want}"
+                );
+            }
+        }
+        let sum: f64 = got_rows.iter().map(|&v| v as f64).sum();
+        assert!(
+            (sum - want_sum).abs() <= 1e-5 * want_sum.abs(),
+            "{kind:?} rows sum {sum} vs {want_sum}"
+        );
+        let (w, w0) = &tensors[1];
+        assert!(kl::penalty_into(kind, w, w0, 1, beta, &rows, 25, &added, true).is_err());
     }
-    let count: usize = tensors
-        .iter()
-        .map(|(w, _)| kl::kl_row_count(w, 1).unwrap())
-        .sum();
-    assert_eq!(count, 6 * 4 + 3 * 2);
-    let rows = Tensor::zeros(&g, &[count]).unwrap();
-    let prior = rg.normal_vec(3 * 9 * 2);
-    let added = Tensor::from_slice(&g, &shapes[1], &prior).unwrap();
-    let written = Tensor::zeros(&g, &shapes[0]).unwrap();
-    let (w, w0) = &tensors[0];
-    kl::kl_into(w, w0, 1, beta, &rows, 0, &written, false).unwrap();
-    let (w, w0) = &tensors[1];
-    kl::kl_into(w, w0, 1, beta, &rows, 24, &added, true).unwrap();
-    let got_rows = rows.to_vec().unwrap();
-    let mut want_sum = 0.0f64;
-    for (i, ((w, w0), grad)) in tensors.iter().zip([&written, &added]).enumerate() {
-        let (v, kg) = kl::kl(w, w0, 1).unwrap();
-        want_sum += beta as f64 * v.item().unwrap() as f64;
-        let kg = kg.to_vec().unwrap();
-        let got = grad.to_vec().unwrap();
-        for (j, (&a, &b)) in got.iter().zip(&kg).enumerate() {
-            let want = if i == 0 {
-                b * beta
-            } else {
-                prior[j] + b * beta
-            };
-            let tol =
-                4.0 * f32::EPSILON * want.abs().max(prior.get(j).copied().unwrap_or(0.0).abs());
-            assert!(
-                (a - want).abs() <= tol,
-                "tensor {i} element {j}: {a} vs {want}"
-            );
+}
+
+/// The squared-distance penalty against the f64 reference (value and gradient, the reference's
+/// gradient against finite differences); unlike the KL, it sees a shift added along the axis,
+/// and `drift_split` puts such a shift wholly in the common share and a zero-mean drift wholly
+/// outside it.
+#[test]
+fn l2_penalty_sees_the_shift_the_kl_cannot() {
+    let g = gpu();
+    let mut rg = rng(48);
+    let shape = [9usize, 5, 7];
+    let n: usize = shape.iter().product();
+    let w0 = rg.normal_vec(n);
+    let w06 = to64(&w0);
+    let t0 = Tensor::from_slice(&g, &shape, &w0).unwrap();
+    for scale in [1e-2f32, 1e-6] {
+        let w: Vec<f32> = w0.iter().map(|&a| a + scale * rg.normal()).collect();
+        let (v, gr) = kl::penalty(
+            L2,
+            &Tensor::from_slice(&g, &shape, &w).unwrap(),
+            &t0,
+            1,
+            1.0,
+        )
+        .unwrap();
+        let (want_v, want_g) = r::kl::l2(&to64(&w), &w06);
+        let err = (v.item().unwrap() as f64 - want_v).abs() / want_v;
+        assert!(
+            err <= 1e-5,
+            "scale {scale}: l2 {} vs {want_v}",
+            v.item().unwrap()
+        );
+        assert_close(
+            "l2 gradient",
+            &gr.to_vec().unwrap(),
+            &want_g,
+            4.0 * f32::EPSILON as f64,
+        );
+        let fd = finite_diff(&to64(&w), 1e-7, |x| r::kl::l2(x, &w06).0);
+        assert!(rel_err64(&want_g, &fd) <= 1e-5, "l2 grad vs FD");
+    }
+    // A shift of 0.1 along axis 1 (the same value for all 5 entries of each row).
+    let shifted: Vec<f32> = w0.iter().map(|&a| a + 0.1).collect();
+    let ts = Tensor::from_slice(&g, &shape, &shifted).unwrap();
+    let (kv, _) = kl::penalty(Kl, &ts, &t0, 1, 1.0).unwrap();
+    let (lv, _) = kl::penalty(L2, &ts, &t0, 1, 1.0).unwrap();
+    assert!(
+        kv.item().unwrap().abs() <= 1e-9,
+        "KL saw the shift: {}",
+        kv.item().unwrap()
+    );
+    assert!(
+        lv.item().unwrap() >= 0.009,
+        "l2 missed the shift: {}",
+        lv.item().unwrap()
+    );
+    let (l2, share) = symclone::models::drift_split(&shifted, &w0, &shape, 1);
+    assert!(
+        (l2 - 0.01).abs() <= 1e-6 && (share - 1.0).abs() <= 1e-6,
+        "{l2} {share}"
+    );
+    // A drift with zero mean along axis 1: no common share.
+    let mut zero_mean = w0.clone();
+    for o in 0..9 {
+        for j in 0..7 {
+            for (i, d) in [0.2f32, -0.1, -0.1, 0.05, -0.05].iter().enumerate() {
+                zero_mean[(o * 5 + i) * 7 + j] += d;
+            }
         }
     }
-    let sum: f64 = got_rows.iter().map(|&v| v as f64).sum();
-    assert!(
-        (sum - want_sum).abs() <= 1e-5 * want_sum.abs(),
-        "rows sum {sum} vs {want_sum}"
+    let (_, share) = symclone::models::drift_split(&zero_mean, &w0, &shape, 1);
+    assert!(share <= 1e-6, "common share {share} of a zero-mean drift");
+    assert_eq!(
+        symclone::models::drift_split(&w0, &w0, &shape, 1),
+        (0.0, 0.0)
     );
-    let (w, w0) = &tensors[1];
-    assert!(kl::kl_into(w, w0, 1, beta, &rows, 25, &added, true).is_err());
 }

@@ -165,7 +165,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         "Clones",
         "Symmetry of the trained networks",
         "Per-layer equivariance error",
-        "KL term per cloned tensor",
+        "Drift of each cloned tensor",
         "Accuracy per test rotation",
     ] {
         assert!(md.contains(t), "report.md lacks {t}");
@@ -381,6 +381,7 @@ fn frozen_clones_stay_bit_identical_and_kl_clones_move() {
             optimizer: "adam".into(),
             weight_decay: 1e-3,
             beta: 1.0,
+            penalty: Default::default(),
             seed: 0,
         };
         let mut tb = Batcher::on(split.clone(), Task::Symmetric, Part::Train, 32, 0).unwrap();
@@ -578,6 +579,7 @@ fn bad_inputs_are_clear_errors() {
         optimizer: "adam".into(),
         weight_decay: 0.0,
         beta: 0.0,
+        penalty: Default::default(),
         seed: 0,
     };
     let mut tb = Batcher::new(&g, &ds.train, Task::Plain, Part::Train, 32, 0).unwrap();

@@ -41,6 +41,7 @@ fn fit(m: &Model, train_split: &Arc<GpuSplit>, test: &Arc<GpuSplit>, task: Task,
         optimizer: "adam".into(),
         weight_decay: 0.0,
         beta,
+        penalty: Default::default(),
         seed: 0,
     };
     let mut tb = Batcher::on(train_split.clone(), task, Part::Train, 32, 0).unwrap();
@@ -161,12 +162,24 @@ fn kl_terms_start_at_zero_and_grow_in_training() {
     let k0 = m.kl_terms().unwrap();
     // Four cloned layers, each with blocks, M1, M2 and T.
     assert_eq!(k0.len(), 16, "{k0:?}");
-    assert!(k0.iter().all(|(_, v)| *v == 0.0), "{k0:?}");
+    assert!(
+        k0.iter()
+            .all(|t| t.kl == 0.0 && t.l2 == Some(0.0) && t.common_share == Some(0.0)),
+        "{k0:?}"
+    );
     let before = symmetry::layer_errors(&m, &te, Task::RotSb, 4).unwrap();
     fit(&m, &tr, &te, Task::RotSb, 1.0);
     let s = symmetry::measure(&m, &te, Task::RotSb, &before).unwrap();
     assert_eq!(s.kl.len(), 16);
     assert!(s.kl.iter().all(|t| t.kl >= 0.0), "{:?}", s.kl);
+    // The drift measured whole: some tensor moved, and each common share is a share.
+    assert!(s.kl.iter().any(|t| t.l2.unwrap() > 0.0), "{:?}", s.kl);
+    assert!(
+        s.kl.iter()
+            .all(|t| (0.0..=1.0).contains(&t.common_share.unwrap())),
+        "{:?}",
+        s.kl
+    );
     assert!(
         s.kl.iter()
             .any(|t| t.tensor.contains("blocks") && t.kl > 0.0),

@@ -11,6 +11,7 @@ use super::{wanted, Options, Row};
 use crate::clone::{clone_key, CloneSet, ClonedOperator};
 use crate::models::{clones_needed, Arch, Model, ModelKind};
 use crate::nn::{Optimizer, OptimizerKind};
+use crate::ops::kl::Penalty;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::train::{train_step, StepSums};
@@ -107,7 +108,15 @@ pub(super) fn model_cases(
         let sums = StepSums::zeros(gpu, kind.kl())?;
         let mut step = || -> Result<Tensor> {
             seed += 1;
-            train_step(&model, &mut opt, &images, &labels, beta, seed, &sums)?;
+            train_step(
+                &model,
+                &mut opt,
+                &images,
+                &labels,
+                (Penalty::Kl, beta),
+                seed,
+                &sums,
+            )?;
             Ok(sums.batch.loss.clone())
         };
         let (warm, steps) = (2, opts.reps.clamp(3, 10));

@@ -3,6 +3,7 @@
 //! exported on its own. Shapes are ragged: sizes that are no multiple of a tile or a workgroup.
 
 use crate::ops::conv::{ConvAlgo, ConvDims, WeightGradAlgo};
+use crate::ops::kl::Penalty;
 use crate::ops::matmul::codegen::REG_TILES;
 use crate::ops::matmul::variants::VARIANTS;
 use crate::ops::pool::RotPool;
@@ -157,10 +158,12 @@ pub enum Kernel {
     Randn {
         n: usize,
     },
-    /// The δ-form KL penalty of w against w0 along `axis` (value and gradient).
+    /// A drift penalty of w against w0 (value and gradient): the δ-form KL along `axis`, or the
+    /// squared distance summed over the same rows.
     Kl {
         shape: Vec<usize>,
         axis: usize,
+        penalty: Penalty,
     },
     /// `layer_norm` of (rows, cols) and `layer_norm_bwd`.
     LayerNorm {
@@ -478,14 +481,17 @@ pub fn all() -> Vec<Case> {
         },
     );
     push("random", "randn n70001".into(), Kernel::Randn { n: 70_001 });
-    push(
-        "kl",
-        "kl [40, 5, 31] axis 1".into(),
-        Kernel::Kl {
-            shape: vec![40, 5, 31],
-            axis: 1,
-        },
-    );
+    for penalty in Penalty::ALL {
+        push(
+            "kl",
+            format!("{} [40, 5, 31] axis 1", penalty.name()),
+            Kernel::Kl {
+                shape: vec![40, 5, 31],
+                axis: 1,
+                penalty,
+            },
+        );
+    }
     push(
         "norm",
         "layer_norm 67x33".into(),

@@ -250,22 +250,43 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
             let why = "sin and cos within 2^-11 (Vulkan): reference::tol::randn_tol";
             o.within("randn", &z.to_vec()?, &want, tol::randn_tol(), why);
         }
-        Kernel::Kl { shape, axis } => {
+        Kernel::Kl {
+            shape,
+            axis,
+            penalty,
+        } => {
             let n: usize = shape.iter().product();
             let w0 = rg.normal_vec(n);
             let w: Vec<f32> = w0.iter().map(|&a| a + 1e-2 * rg.normal()).collect();
-            let (kv, kg) = kl::kl(
+            let (kv, kg) = kl::penalty(
+                *penalty,
                 &Tensor::from_slice(g, shape, &w)?,
                 &Tensor::from_slice(g, shape, &w0)?,
                 *axis,
+                1.0,
             )?;
             let (w6, w06) = (to64(&w), to64(&w0));
-            let (want_v, want_g) = r::kl::kl_delta(&w6, &w06, shape, *axis);
-            let (tv, tg) = tol::kl_tol(&w6, &w06, shape, *axis, want_v);
-            let why = "the δ form's bound: reference::tol::kl_tol";
-            // The value's bound is absolute: held relative to the value here.
-            o.within("kl", &kv.to_vec()?, &[want_v], tv / want_v.abs(), why);
-            o.within("kl gradient", &kg.to_vec()?, &want_g, tg, why);
+            let name = penalty.name();
+            let (want_v, want_g, tv, tg, why) = match penalty {
+                kl::Penalty::Kl => {
+                    let (v, gr) = r::kl::kl_delta(&w6, &w06, shape, *axis);
+                    let (tv, tg) = tol::kl_tol(&w6, &w06, shape, *axis, v);
+                    // The value's bound is absolute: held relative to the value here.
+                    let why = "the δ form's bound: reference::tol::kl_tol";
+                    (v, gr, tv / v.abs(), tg, why)
+                }
+                kl::Penalty::L2 => {
+                    let (v, gr) = r::kl::l2(&w6, &w06);
+                    let rows = kl::kl_row_count(&kg, *axis)?;
+                    // δ is exact; each row sums shape[axis] squares, the rows are summed, and
+                    // the scale 1/n (rounded) multiplies both outputs.
+                    let tv = tol::sum_tol(shape[*axis]) + tol::sum_tol(rows) + 2.0 * tol::ULP;
+                    let why = "sums of squares: reference::tol::sum_tol";
+                    (v, gr, tv, 3.0 * tol::ULP, why)
+                }
+            };
+            o.within(name, &kv.to_vec()?, &[want_v], tv, why);
+            o.within(&format!("{name} gradient"), &kg.to_vec()?, &want_g, tg, why);
         }
         Kernel::LayerNorm { rows, cols } => {
             let (rows, cols) = (*rows, *cols);

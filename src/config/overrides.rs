@@ -40,6 +40,8 @@ pub struct Overrides {
     pub batch: Option<usize>,
     /// Training learning rate.
     pub lr: Option<f32>,
+    /// What β weighs in `*-kl` models: kl (SPEC §5) or l2 (squared distance to the clone).
+    pub penalty: Option<String>,
     /// Cloning iterations.
     pub clone_iters: Option<usize>,
     /// Filter codes per cloning iteration.
@@ -151,6 +153,9 @@ impl RunConfig {
             }
             if let Some(l) = o.lr {
                 t.train.lr = l;
+            }
+            if let Some(p) = &o.penalty {
+                t.train.penalty = p.parse()?;
             }
         }
         if let Some(v) = o.clone_iters {

@@ -7,6 +7,7 @@
 use super::types::{default_stall, random_source, CloneSettings, RunConfig, TaskPlan};
 use crate::clone::CloneLoss;
 use crate::models::ModelKind;
+use crate::ops::kl::Penalty;
 use crate::train::TrainConfig;
 use crate::{Error, Result};
 
@@ -19,6 +20,7 @@ fn symmetric_train(epochs: usize) -> TrainConfig {
         optimizer: "adamw".into(),
         weight_decay: 0.0,
         beta: 1e15,
+        penalty: Penalty::Kl,
         seed: 0,
     }
 }
@@ -32,6 +34,7 @@ fn breaking_train(epochs: usize) -> TrainConfig {
         optimizer: "adam".into(),
         weight_decay: 1e-3,
         beta: 5e10,
+        penalty: Penalty::Kl,
         seed: 0,
     }
 }

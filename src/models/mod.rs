@@ -7,7 +7,9 @@ use crate::autograd::{Tape, Var};
 use crate::clone::{clone_key, CloneSet, ClonedConv, OperatorKind};
 use crate::nn::conv::{Conv2d, GroupConvC4, LiftC4};
 use crate::nn::Linear;
-use crate::ops::{elementwise, kl, pool, reduce};
+use crate::ops::kl::{self, Penalty};
+use crate::ops::{elementwise, pool, reduce};
+use crate::results::KlTerm;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
@@ -434,12 +436,13 @@ impl Model {
         }
     }
 
-    /// Add `β · Σ_t KL_t` over the cloned tensors to `sum`, and its gradient to each tensor's
-    /// accumulated gradient (KL models; nothing otherwise). Outside the tape: each tensor's KL
-    /// kernel adds its gradient to the parameter's in place and writes its rows beside the
-    /// others', and one sum of all the rows is added to `sum`, where a taped penalty took a sum,
-    /// an addition and a scaled backward per tensor.
-    pub fn add_kl_penalty(&self, beta: f32, sum: &Tensor) -> Result<()> {
+    /// Add `β · Σ_t P_t` over the cloned tensors to `sum`, `P` the KL of SPEC §5 or the squared
+    /// distance (`kind`), and its gradient to each tensor's accumulated gradient (KL models;
+    /// nothing otherwise). Outside the tape: each tensor's kernel adds its gradient to the
+    /// parameter's in place and writes its rows beside the others', and one sum of all the rows
+    /// is added to `sum`, where a taped penalty took a sum, an addition and a scaled backward per
+    /// tensor.
+    pub fn add_kl_penalty(&self, beta: f32, kind: Penalty, sum: &Tensor) -> Result<()> {
         let Some((first, ..)) = self.kl_refs.first() else {
             return Ok(());
         };
@@ -458,10 +461,10 @@ impl Model {
         let rows = Tensor::empty(first.value().gpu(), &[count])?;
         for (p, w, w0, axis, offset) in &views {
             match p.grad() {
-                Some(g) => kl::kl_into(w, w0, *axis, beta, &rows, *offset, &g, true)?,
+                Some(g) => kl::penalty_into(kind, w, w0, *axis, beta, &rows, *offset, &g, true)?,
                 None => {
                     let g = Tensor::empty(w.gpu(), p.value().shape())?;
-                    kl::kl_into(w, w0, *axis, beta, &rows, *offset, &g, false)?;
+                    kl::penalty_into(kind, w, w0, *axis, beta, &rows, *offset, &g, false)?;
                     p.accumulate_grad(g)?;
                 }
             }
@@ -500,14 +503,22 @@ impl Model {
         }
     }
 
-    /// `KL_t` (no β) of every cloned tensor against its initial value, named by the tensor (KL
-    /// models only; empty otherwise): how far each clone drifted (SPEC §7).
-    pub fn kl_terms(&self) -> Result<Vec<(String, f64)>> {
+    /// How far every cloned tensor drifted from its clone (KL models only; empty otherwise):
+    /// `KL_t` (no β, on the GPU), and on the CPU `mean(δ²)` and the share of `Σ δ²` that is a
+    /// common shift along the softmax axis (SPEC §5, §7).
+    pub fn kl_terms(&self) -> Result<Vec<KlTerm>> {
         self.kl_refs
             .iter()
             .map(|(p, init, shape, axis)| {
                 let (value, _) = kl::kl(&p.value().reshape(shape)?, &init.reshape(shape)?, *axis)?;
-                Ok((p.name().to_string(), value.item()? as f64))
+                let (l2, common_share) =
+                    drift_split(&p.value().to_vec()?, &init.to_vec()?, shape, *axis);
+                Ok(KlTerm {
+                    tensor: p.name().to_string(),
+                    kl: value.item()? as f64,
+                    l2: Some(l2),
+                    common_share: Some(common_share),
+                })
             })
             .collect()
     }
@@ -554,4 +565,25 @@ impl Model {
             .flatten()
             .collect()
     }
+}
+
+/// `(mean(δ²), share of Σ δ² in the common shift)` for δ = w − w0 of a tensor of `shape`, the
+/// common shift being each row's mean of δ along `axis`, repeated along it: the direction a
+/// softmax along `axis` (the KL of SPEC §5) does not see. The share is 0 when δ is 0.
+pub fn drift_split(w: &[f32], w0: &[f32], shape: &[usize], axis: usize) -> (f64, f64) {
+    let n = shape[axis].max(1);
+    let inner: usize = shape[axis + 1..].iter().product();
+    let outer = w.len() / (n * inner).max(1);
+    let (mut total, mut common) = (0.0f64, 0.0f64);
+    for o in 0..outer {
+        for j in 0..inner {
+            let at = |i: usize| (o * n + i) * inner + j;
+            let d: Vec<f64> = (0..n).map(|i| w[at(i)] as f64 - w0[at(i)] as f64).collect();
+            let mean = d.iter().sum::<f64>() / n as f64;
+            total += d.iter().map(|v| v * v).sum::<f64>();
+            common += n as f64 * mean * mean;
+        }
+    }
+    let share = if total > 0.0 { common / total } else { 0.0 };
+    (total / w.len().max(1) as f64, share)
 }

@@ -1,5 +1,7 @@
-//! The KL penalty of SPEC §5 for one cloned tensor, computed in δ form (see shaders/kl.wgsl):
-//! `mean over elements of p_new (log p_new − log p_init)`, `p = softmax` along one axis.
+//! The penalties on a cloned tensor's drift from its clone (shaders/kl.wgsl): SPEC §5's KL,
+//! `mean over elements of p_new (log p_new − log p_init)`, `p = softmax` along one axis, computed
+//! in δ form; and the squared distance `mean over elements of (w − w0)²`, which also sees the
+//! shift along the softmax axis that the KL cannot.
 
 use super::{elementwise, reduce, same_shape, shader_params, u32_of, KL};
 use crate::autograd::{Tape, Var};
@@ -20,21 +22,76 @@ shader_params!(
     }
 );
 
-/// `(KL as a one-element tensor, ∂KL/∂w)` for `w` against its initial value `w0`, softmax along `axis`.
-pub fn kl(w: &Tensor, w0: &Tensor, axis: usize) -> Result<(Tensor, Tensor)> {
-    kl_scaled(w, w0, axis, 1.0)
+/// Which drift a `*-kl` model's penalty measures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Penalty {
+    /// SPEC §5: the KL of the softmax along each tensor's axis (blind to a shift along it).
+    #[default]
+    Kl,
+    /// The squared distance to the cloned tensor, element mean: sees the whole drift.
+    L2,
 }
 
-/// [`kl`] with both outputs multiplied by `scale` inside the kernel: two dispatches in all (the
-/// rows and their sum), where scaling after would take a pass over each output.
-fn kl_scaled(w: &Tensor, w0: &Tensor, axis: usize, scale: f32) -> Result<(Tensor, Tensor)> {
+impl Penalty {
+    /// Every penalty, in the order `--penalty` lists them.
+    pub const ALL: [Penalty; 2] = [Penalty::Kl, Penalty::L2];
+
+    /// The name `--penalty` and the configuration use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Penalty::Kl => "kl",
+            Penalty::L2 => "l2",
+        }
+    }
+
+    /// The kernel of `kl.wgsl` that computes it.
+    fn entry(self) -> &'static str {
+        match self {
+            Penalty::Kl => "kl_rows",
+            Penalty::L2 => "l2_rows",
+        }
+    }
+}
+
+impl std::str::FromStr for Penalty {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Penalty> {
+        Penalty::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "penalty '{}': use kl (SPEC §5) or l2 (the squared distance to the clone)",
+                    s.escape_debug()
+                ))
+            })
+    }
+}
+
+/// `(KL as a one-element tensor, ∂KL/∂w)` for `w` against its initial value `w0`, softmax along `axis`.
+pub fn kl(w: &Tensor, w0: &Tensor, axis: usize) -> Result<(Tensor, Tensor)> {
+    penalty(Penalty::Kl, w, w0, axis, 1.0)
+}
+
+/// `(penalty as a one-element tensor, its gradient)`, both multiplied by `scale` inside the
+/// kernel: two dispatches in all (the rows and their sum), where scaling after would take a pass
+/// over each output. `axis` sets the rows (the KL's softmax axis; the squared distance sums
+/// the same rows).
+pub fn penalty(
+    kind: Penalty,
+    w: &Tensor,
+    w0: &Tensor,
+    axis: usize,
+    scale: f32,
+) -> Result<(Tensor, Tensor)> {
     let rows = Tensor::empty(w.gpu(), &[kl_row_count(w, axis)?])?;
     let grad = Tensor::empty(w.gpu(), w.shape())?;
-    kl_into(w, w0, axis, scale, &rows, 0, &grad, false)?;
+    penalty_into(kind, w, w0, axis, scale, &rows, 0, &grad, false)?;
     Ok((reduce::sum_all(&rows)?, grad))
 }
 
-/// The rows [`kl_into`] writes for `w` with its softmax along `axis`.
+/// The rows [`penalty_into`] writes for `w` with its softmax along `axis`.
 pub fn kl_row_count(w: &Tensor, axis: usize) -> Result<usize> {
     if axis >= w.rank() {
         return Err(Error::shape(
@@ -45,12 +102,13 @@ pub fn kl_row_count(w: &Tensor, axis: usize) -> Result<usize> {
     Ok(w.numel() / w.shape()[axis].max(1))
 }
 
-/// One dispatch: `scale · KL(w ‖ w0)`'s rows (their sum is the value, the mean over the tensor's
-/// elements included) written to `rows` from `offset`, and its gradient written to `grad` or,
-/// with `add`, added to it (a parameter's accumulated gradient: no pass of its own to add it).
-/// Several tensors' rows side by side in one `rows` are summed at once.
+/// One dispatch: `scale · penalty(w, w0)`'s rows (their sum is the value, the mean over the
+/// tensor's elements included) written to `rows` from `offset`, and its gradient written to
+/// `grad` or, with `add`, added to it (a parameter's accumulated gradient: no pass of its own to
+/// add it). Several tensors' rows side by side in one `rows` are summed at once.
 #[allow(clippy::too_many_arguments)]
-pub fn kl_into(
+pub fn penalty_into(
+    kind: Penalty,
     w: &Tensor,
     w0: &Tensor,
     axis: usize,
@@ -81,7 +139,7 @@ pub fn kl_into(
     // The mean over the tensor's elements.
     let scale = scale / w.numel().max(1) as f32;
     w.gpu()
-        .launch(&KL, "kl_rows")
+        .launch(&KL, kind.entry())
         .params(&KlP {
             outer: u32_of("outer extent", count / inner.max(1))?,
             n: u32_of("softmax extent", n)?,
@@ -101,7 +159,7 @@ pub fn kl_into(
 /// Taped `β · KL(w ‖ w0)`; `w0` is a constant.
 pub fn kl_t(tape: &mut Tape, w: Var, w0: &Tensor, axis: usize, beta: f32) -> Result<Var> {
     // β is applied in the kernel: the gradient it keeps is already ∂(β·KL)/∂w.
-    let (value, grad) = kl_scaled(tape.value(w), w0, axis, beta)?;
+    let (value, grad) = penalty(Penalty::Kl, tape.value(w), w0, axis, beta)?;
     Ok(tape.push(
         value,
         &[w],

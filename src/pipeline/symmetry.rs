@@ -221,10 +221,6 @@ pub fn measure(model: &Model, split: &GpuSplit, task: Task, before: &[f64]) -> R
                 after: a,
             })
             .collect(),
-        kl: model
-            .kl_terms()?
-            .into_iter()
-            .map(|(tensor, kl)| KlTerm { tensor, kl })
-            .collect(),
+        kl: model.kl_terms()?,
     })
 }

@@ -240,9 +240,18 @@ fn seed_mean(v: &[Symmetry]) -> Symmetry {
         })
         .collect();
     s.kl = (0..s.kl.len())
-        .map(|t| KlTerm {
-            tensor: s.kl[t].tensor.clone(),
-            kl: mean(&|x| x.kl[t].kl),
+        .map(|t| {
+            let opt = |f: &dyn Fn(&KlTerm) -> Option<f64>| {
+                v.iter()
+                    .all(|x| f(&x.kl[t]).is_some())
+                    .then(|| mean(&|x| f(&x.kl[t]).unwrap_or(0.0)))
+            };
+            KlTerm {
+                tensor: s.kl[t].tensor.clone(),
+                kl: mean(&|x| x.kl[t].kl),
+                l2: opt(&|k| k.l2),
+                common_share: opt(&|k| k.common_share),
+            }
         })
         .collect();
     s

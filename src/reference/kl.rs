@@ -1,4 +1,5 @@
-//! Reference KL penalty (f64): the naive form and the δ form, with the gradient.
+//! Reference drift penalties (f64): the KL's naive form and δ form, with the gradient, and the
+//! squared distance.
 
 fn rows(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     (
@@ -70,4 +71,12 @@ pub fn kl_delta(w: &[f64], w0: &[f64], shape: &[usize], axis: usize) -> (f64, Ve
         }
     }
     (total / nel, grad)
+}
+
+/// The squared distance `mean((w − w0)²)` over the elements, and its gradient `2 (w − w0) / n`.
+pub fn l2(w: &[f64], w0: &[f64]) -> (f64, Vec<f64>) {
+    let n = w.len().max(1) as f64;
+    let d: Vec<f64> = w.iter().zip(w0).map(|(a, b)| a - b).collect();
+    let value = d.iter().map(|v| v * v).sum::<f64>() / n;
+    (value, d.iter().map(|v| 2.0 * v / n).collect())
 }

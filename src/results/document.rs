@@ -234,7 +234,7 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
 }
 
 /// SPEC §7's symmetry measures: orbit consistency and invariance error, the per-layer
-/// equivariance error before and after fine-tuning, and the KL term per cloned tensor.
+/// equivariance error before and after fine-tuning, and the drift of each cloned tensor.
 fn symmetry_tables(r: &Report, b: &mut Vec<Block>) {
     let orbit: Vec<&ModelReport> = r
         .results
@@ -298,23 +298,26 @@ fn symmetry_tables(r: &Report, b: &mut Vec<Block>) {
     let mut rows = Vec::new();
     for m in &r.results {
         for t in m.kl_terms.iter().flatten() {
+            let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_default();
             rows.push(vec![
                 m.task.clone(),
                 m.model.to_string(),
                 t.tensor.clone(),
                 format!("{:.3e}", t.kl),
+                opt(t.l2, &|v| format!("{v:.3e}")),
+                opt(t.common_share, &|v| format!("{:.1} %", 100.0 * v)),
             ]);
         }
     }
     if !rows.is_empty() {
-        b.push(Block::Heading(2, "KL term per cloned tensor".into()));
+        b.push(Block::Heading(2, "Drift of each cloned tensor".into()));
         b.push(Block::Para(
-            "KL_t (SPEC §5, without β) of each cloned tensor against the clone it started from, at the end of training: how far the clone drifted."
+            "How far each cloned tensor drifted from the clone it started from, at the end of training. KL: KL_t of SPEC §5, without β. mean δ²: the squared distance, δ = w − w0, mean over the tensor's elements (the l2 penalty without β). Common shift: the share of Σ δ² that adds one value to every entry along the KL's softmax axis, the direction the KL cannot see."
                 .into(),
         ));
         b.push(Block::Table(Table {
-            header: strings(["task", "model", "tensor", "KL"]),
-            right: vec![false, false, false, true],
+            header: strings(["task", "model", "tensor", "KL", "mean δ²", "common shift"]),
+            right: vec![false, false, false, true, true, true],
             rows,
         }));
     }

@@ -7,6 +7,7 @@ use crate::data::Batcher;
 use crate::error::{non_negative, positive, unit_decay};
 use crate::models::Model;
 use crate::nn::{Optimizer, OptimizerKind};
+use crate::ops::kl::Penalty;
 use crate::ops::loss;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -30,6 +31,9 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     /// KL weight β for `*-kl` models.
     pub beta: f32,
+    /// What β weighs: SPEC §5's KL (the default) or the squared distance to the clone.
+    #[serde(default)]
+    pub penalty: Penalty,
     pub seed: u64,
 }
 
@@ -167,7 +171,8 @@ pub fn train_with(
             let b = train.batch(step)?;
             let flops0 = gpu.flops();
             let seed = (cfg.seed as u32) ^ (global_step as u32).wrapping_mul(0x9E37_79B9);
-            train_step(model, &mut opt, &b.images, &b.labels, cfg.beta, seed, &sums)?;
+            let penalty = (cfg.penalty, cfg.beta);
+            train_step(model, &mut opt, &b.images, &b.labels, penalty, seed, &sums)?;
             if global_step == 0 {
                 step_flops = gpu.flops() - flops0;
                 after_first = Some(gpu.counters());
@@ -240,7 +245,7 @@ impl StepSums {
 }
 
 /// One training step on a batch: the forward pass with dropout masks from `seed`, cross-entropy
-/// (plus the KL penalty weighted by `beta` for `*-kl` models), the backward pass and the
+/// (plus, for `*-kl` models, `penalty`: the drift penalty and its weight β), the backward pass and the
 /// optimiser's step; the gradients are zeroed after it. The batch's loss, correct count and
 /// penalty are added to `sums`; nothing is read back.
 ///
@@ -252,7 +257,7 @@ pub fn train_step(
     opt: &mut Optimizer,
     images: &Tensor,
     labels: &Tensor,
-    beta: f32,
+    penalty: (Penalty, f32),
     seed: u32,
     sums: &StepSums,
 ) -> Result<()> {
@@ -264,7 +269,7 @@ pub fn train_step(
     tape.backward_with(logits, dlogits)?;
     drop(tape);
     match &sums.penalty {
-        Some(sum) => model.add_kl_penalty(beta, sum)?,
+        Some(sum) => model.add_kl_penalty(penalty.1, penalty.0, sum)?,
         None if model.kind.kl() => {
             return Err(Error::invalid(format!(
                 "a step of {} needs a sum for its KL penalty (StepSums::zeros(gpu, true))",

@@ -52,6 +52,10 @@ pub struct OverrideArgs {
     /// Training learning rate.
     #[arg(long)]
     pub lr: Option<f32>,
+    /// What β weighs in the -kl models: kl (SPEC §5's KL of the softmaxes, blind to a shift
+    /// along their axis) or l2 (the squared distance to the cloned tensors: the whole drift).
+    #[arg(long)]
+    pub penalty: Option<String>,
     /// Cloning iterations.
     #[arg(long)]
     pub clone_iters: Option<usize>,
@@ -96,6 +100,7 @@ impl OverrideArgs {
             epochs: self.epochs,
             batch: self.batch,
             lr: self.lr,
+            penalty: self.penalty.clone(),
             clone_iters: self.clone_iters,
             clone_filters: self.clone_filters,
             clone_batch: self.clone_batch,
