@@ -60,6 +60,7 @@ fn tiny_base(dir: &Path) -> PathBuf {
     c.tasks[0].models = vec![
         symclone::models::ModelKind::Gcnn,
         symclone::models::ModelKind::FauxGcnn,
+        symclone::models::ModelKind::FauxGcnnKl,
     ];
     c.tasks[0].train.epochs = 1;
     c.tasks[0].train.batch = 64;
@@ -312,16 +313,26 @@ fn a_local_sweep_merges_and_names_held_and_corrupt_cells() {
     let out = d.join("sweep");
     let o = out.to_str().unwrap();
     assert_eq!((r.cells_merged, r.cells_total), (4, 4));
-    // symmetric × {gcnn, faux-gcnn} × nb ∈ {8, 9}, each over seeds 0 and 1 with an interval.
-    assert_eq!(r.rows.len(), 4, "{:#?}", r.rows);
+    // symmetric × {gcnn, faux-gcnn, faux-gcnn-kl} × nb ∈ {8, 9}, each over seeds 0 and 1 with
+    // an interval, and with the symmetry its networks kept: the blocks' common shift for the KL
+    // model only.
+    assert_eq!(r.rows.len(), 6, "{:#?}", r.rows);
     for row in &r.rows {
         assert_eq!(row.seeds, vec![0, 1]);
         assert!(row.ci95.is_some());
         assert!(row.setting.contains_key("clone.nb") && !row.setting.contains_key("seed"));
+        let s = row.symmetry.as_ref().expect("symmetry measured");
+        assert_eq!(s.layer_equivariance.len(), 4);
+        let kl = row.model == symclone::models::ModelKind::FauxGcnnKl;
+        assert_eq!(s.blocks_common_share.is_some(), kl, "{row:?}");
+        assert!(s
+            .blocks_common_share
+            .is_none_or(|c| (0.0..=1.0).contains(&c)));
     }
     assert!(out.join("sweep-clone-nb.svg").is_file());
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("95 % CI") && md.contains("clone.nb"), "{md}");
+    assert!(md.contains("Symmetry kept, over seeds"), "{md}");
     let st = ok(&["sweep", "status", o], &[]);
     assert!(st.contains("4 cells: 4 done"), "{st}");
 

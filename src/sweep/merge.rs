@@ -49,10 +49,81 @@ pub struct Row {
     /// Half-width of the 95 % confidence interval of the mean (Student's t with n − 1 degrees of
     /// freedom); None with one seed.
     pub ci95: Option<f64>,
+    /// How much symmetry the setting's networks kept, mean over the seeds, where every cell of
+    /// the row measured it. None in reports merged before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symmetry: Option<RowSymmetry>,
+}
+
+/// SPEC §7's symmetry measures of one row, mean over its seeds.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RowSymmetry {
+    /// Each feature layer's equivariance error after training.
+    pub layer_equivariance: Vec<f64>,
+    /// The logits' invariance error.
+    pub invariance_error: f64,
+    /// For KL models: the share of the cloned blocks' drift that is a common shift across the
+    /// blocks (the direction SPEC §5's KL cannot see), mean over the layers' blocks tensors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks_common_share: Option<f64>,
+}
+
+impl RowSymmetry {
+    /// One model report's measures; None where it has none (a run without them).
+    fn of(m: &crate::results::ModelReport) -> Option<RowSymmetry> {
+        let layers = m.layer_equivariance.as_ref()?;
+        let blocks: Vec<f64> = m
+            .kl_terms
+            .iter()
+            .flatten()
+            .filter(|t| t.tensor.ends_with("blocks"))
+            .filter_map(|t| t.common_share)
+            .collect();
+        Some(RowSymmetry {
+            layer_equivariance: layers.iter().map(|l| l.after).collect(),
+            invariance_error: m.invariance_error?,
+            blocks_common_share: (!blocks.is_empty())
+                .then(|| blocks.iter().sum::<f64>() / blocks.len() as f64),
+        })
+    }
+
+    /// The mean of several, each weighted by its seed count; None unless all are there and
+    /// agree in their layers.
+    fn mean(v: &[(usize, Option<RowSymmetry>)]) -> Option<RowSymmetry> {
+        let all: Vec<(f64, &RowSymmetry)> = v
+            .iter()
+            .map(|(n, s)| s.as_ref().map(|s| (*n as f64, s)))
+            .collect::<Option<_>>()?;
+        let layers = all.first()?.1.layer_equivariance.len();
+        if all
+            .iter()
+            .any(|(_, s)| s.layer_equivariance.len() != layers)
+        {
+            return None;
+        }
+        let total: f64 = all.iter().map(|(n, _)| n).sum();
+        let avg = |f: &dyn Fn(&RowSymmetry) -> f64| {
+            all.iter().map(|(n, s)| n * f(s)).sum::<f64>() / total
+        };
+        Some(RowSymmetry {
+            layer_equivariance: (0..layers)
+                .map(|l| avg(&|s| s.layer_equivariance[l]))
+                .collect(),
+            invariance_error: avg(&|s| s.invariance_error),
+            blocks_common_share: all
+                .iter()
+                .all(|(_, s)| s.blocks_common_share.is_some())
+                .then(|| avg(&|s| s.blocks_common_share.unwrap_or(0.0))),
+        })
+    }
 }
 
 /// (task, model, setting): what a row of the merged report is about.
 type GroupKey = (String, ModelKind, BTreeMap<String, Value>);
+
+/// A row being gathered: its key, its (seed, accuracy) pairs and each cell's (seed count,
+/// symmetry measures).
+type Group = (GroupKey, Vec<(u64, f64)>, Vec<(usize, Option<RowSymmetry>)>);
 
 /// The 97.5 % quantile of Student's t distribution with `df` degrees of freedom.
 pub fn t975(df: usize) -> f64 {
@@ -91,8 +162,9 @@ pub fn merge(dirs: &[PathBuf]) -> Result<SweepReport> {
     let mut seen = std::collections::BTreeSet::new();
     let (mut total, mut merged) = (0, 0);
     let (mut not_finished, mut left_out) = (Vec::new(), Vec::new());
-    // (task, model, setting) → (seed, accuracy) pairs, in first-seen order.
-    let mut groups: Vec<(GroupKey, Vec<(u64, f64)>)> = Vec::new();
+    // (task, model, setting) → (seed, accuracy) pairs and each cell's (seeds, symmetry), in
+    // first-seen order.
+    let mut groups: Vec<Group> = Vec::new();
     for dir in dirs {
         let index = read_index(dir)?;
         for k in &index.keys {
@@ -136,13 +208,14 @@ pub fn merge(dirs: &[PathBuf]) -> Result<SweepReport> {
                 .collect();
             for m in &report.results {
                 let key = (m.task.clone(), m.model, setting.clone());
-                let pos = match groups.iter().position(|(k, _)| *k == key) {
+                let pos = match groups.iter().position(|(k, ..)| *k == key) {
                     Some(p) => p,
                     None => {
-                        groups.push((key, Vec::new()));
+                        groups.push((key, Vec::new(), Vec::new()));
                         groups.len() - 1
                     }
                 };
+                groups[pos].2.push((m.test_acc.len(), RowSymmetry::of(m)));
                 for (i, &a) in m.test_acc.iter().enumerate() {
                     groups[pos]
                         .1
@@ -153,7 +226,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<SweepReport> {
     }
     let rows = groups
         .into_iter()
-        .map(|((task, model, setting), mut v)| {
+        .map(|((task, model, setting), mut v, cells)| {
             v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
             let accuracies: Vec<f64> = v.iter().map(|p| p.1).collect();
             let (mean, std, ci95) = summary(&accuracies);
@@ -166,6 +239,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<SweepReport> {
                 mean,
                 std,
                 ci95,
+                symmetry: RowSymmetry::mean(&cells),
             }
         })
         .collect();
@@ -325,6 +399,55 @@ pub fn doc(r: &SweepReport, figs: Vec<FigureBlock>) -> Doc {
         right,
         rows,
     }));
+    let sym: Vec<(&Row, &RowSymmetry)> = r
+        .rows
+        .iter()
+        .filter_map(|row| row.symmetry.as_ref().map(|s| (row, s)))
+        .collect();
+    if !sym.is_empty() {
+        b.push(Block::Heading(2, "Symmetry kept, over seeds".into()));
+        b.push(Block::Para(
+            "Means over the seeds (SPEC §7): each feature layer's equivariance error ‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖ after training, the logits' invariance error, and for KL models the share of the cloned blocks' drift that is a common shift across the blocks, the direction SPEC §5's KL cannot see (mean over the layers' blocks tensors).".into(),
+        ));
+        let layers = sym
+            .iter()
+            .map(|(_, s)| s.layer_equivariance.len())
+            .max()
+            .unwrap_or(0);
+        let mut header: Vec<String> = vec!["task".into(), "model".into()];
+        header.extend(setting_keys.iter().map(|k| k.to_string()));
+        header.extend((0..layers).map(|l| format!("layer {l}")));
+        header.extend(["invariance error", "blocks' common shift"].map(String::from));
+        let mut right = vec![false; 2 + setting_keys.len()];
+        right.extend(vec![true; layers + 2]);
+        let rows = sym
+            .iter()
+            .map(|(row, s)| {
+                let mut v = vec![row.task.clone(), row.model.to_string()];
+                v.extend(
+                    setting_keys
+                        .iter()
+                        .map(|k| row.setting.get(*k).map_or("–".into(), |x| x.to_string())),
+                );
+                v.extend((0..layers).map(|l| {
+                    s.layer_equivariance
+                        .get(l)
+                        .map_or("–".into(), |e| format!("{e:.3}"))
+                }));
+                v.push(format!("{:.3}", s.invariance_error));
+                v.push(
+                    s.blocks_common_share
+                        .map_or("–".into(), |c| format!("{:.1} %", 100.0 * c)),
+                );
+                v
+            })
+            .collect();
+        b.push(Block::Table(Table {
+            header,
+            right,
+            rows,
+        }));
+    }
     if !r.left_out.is_empty() {
         b.push(Block::Heading(2, "Cells left out".into()));
         b.push(Block::Para(
