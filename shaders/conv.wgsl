@@ -101,6 +101,10 @@ fn conv_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // ---- weight gradient: dw[o, i, ky, kx] = Σ_b Σ_y Σ_x g[b, o, y, x] · in[b, i, y + ky - pad, x + kx - pad].
 // One invocation per (block of 4 output channels, input channel i, filter row ky); it keeps the K
 // filter columns × 4 channels in registers and slides a K-wide window of the input row along x.
+// One dispatch covers the output rows r = b·ho + y in [p.nxb, p.nob) and, with p.flags bit 0,
+// adds its sums to dw instead of writing them: the launcher splits a long batch into several
+// dispatches so no invocation runs more loop iterations than lavapipe's loop limiter allows
+// (65,535 in all, after which every loop exits early and silently).
 // Bindings: 1 = input (cx), 2 = output gradient, 3 = weight gradient.
 @group(0) @binding(2) var<storage, read> cg: array<f32>;
 @group(0) @binding(3) var<storage, read_write> cdw: array<f32>;
@@ -121,40 +125,39 @@ fn conv_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
     let hw = p.h * p.w;
     let ohw = p.ho * p.wo;
-    for (var b = 0u; b < p.batch; b += 1u) {
-        let plane = (b * p.cin + i) * hw;
-        let g0 = (b * p.cout + oc[0]) * ohw;
-        let g1 = (b * p.cout + oc[1]) * ohw;
-        let g2 = (b * p.cout + oc[2]) * ohw;
-        let g3 = (b * p.cout + oc[3]) * ohw;
-        for (var y = 0u; y < p.ho; y += 1u) {
-            let iy = i32(y + ky) - p.pad;
-            if iy < 0 || iy >= i32(p.h) { continue; }
-            let row = plane + u32(iy) * p.w;
-            var win: array<f32, K>;
+    for (var r = p.nxb; r < p.nob; r += 1u) {
+        let b = r / p.ho;
+        let y = r % p.ho;
+        let iy = i32(y + ky) - p.pad;
+        if iy < 0 || iy >= i32(p.h) { continue; }
+        let row = (b * p.cin + i) * hw + u32(iy) * p.w;
+        let gy = y * p.wo;
+        let g0 = (b * p.cout + oc[0]) * ohw + gy;
+        let g1 = (b * p.cout + oc[1]) * ohw + gy;
+        let g2 = (b * p.cout + oc[2]) * ohw + gy;
+        let g3 = (b * p.cout + oc[3]) * ohw + gy;
+        var win: array<f32, K>;
+        for (var kx = 0u; kx + 1u < K; kx += 1u) {
+            win[kx + 1u] = load_x(row, i32(kx) - p.pad);
+        }
+        for (var x = 0u; x < p.wo; x += 1u) {
             for (var kx = 0u; kx + 1u < K; kx += 1u) {
-                win[kx + 1u] = load_x(row, i32(kx) - p.pad);
+                win[kx] = win[kx + 1u];
             }
-            let gy = y * p.wo;
-            for (var x = 0u; x < p.wo; x += 1u) {
-                for (var kx = 0u; kx + 1u < K; kx += 1u) {
-                    win[kx] = win[kx + 1u];
-                }
-                win[K - 1u] = load_x(row, i32(x + K - 1u) - p.pad);
-                let gx = gy + x;
-                let gv = vec4<f32>(cg[g0 + gx], cg[g1 + gx], cg[g2 + gx], cg[g3 + gx]);
-                for (var kx = 0u; kx < K; kx += 1u) {
-                    acc[kx] = fma(vec4<f32>(win[kx]), gv, acc[kx]);
-                }
+            win[K - 1u] = load_x(row, i32(x + K - 1u) - p.pad);
+            let gv = vec4<f32>(cg[g0 + x], cg[g1 + x], cg[g2 + x], cg[g3 + x]);
+            for (var kx = 0u; kx < K; kx += 1u) {
+                acc[kx] = fma(vec4<f32>(win[kx]), gv, acc[kx]);
             }
         }
     }
+    let add = (p.flags & 1u) != 0u;
     for (var j = 0u; j < 4u; j += 1u) {
         let o = o0 + j;
         if o >= p.cout { break; }
         let base = ((o * p.cin + i) * K + ky) * K;
         for (var kx = 0u; kx < K; kx += 1u) {
-            cdw[base + kx] = acc[kx][j];
+            cdw[base + kx] = select(acc[kx][j], cdw[base + kx] + acc[kx][j], add);
         }
     }
 }

@@ -17,7 +17,9 @@ use symclone::{Error, Gpu};
 
 /// (batch, cin, h, w, cout, k, pad): batch 1 and 3; channels 1, 3, 5, 17 (and 70: more than one
 /// 64-row tile); k ∈ {1, 3, 5}; sides 1…9, 28 and 30; padding 0, 1, 2 (k = 1 with padding 2: the
-/// input gradient crops by 2); outputs of 1×1; the last one a layer the fused backward takes.
+/// input gradient crops by 2); outputs of 1×1; a layer the fused backward takes; and a batch whose
+/// weight gradient sums 72 × 30 × 30 terms per filter tap, past the 65,535 loop iterations that
+/// lavapipe lets one invocation run (`gpu::LOOP_BUDGET`: `conv_dw` splits it).
 const CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (1, 1, 1, 1, 1, 1, 0),
     (3, 3, 5, 7, 5, 3, 1),
@@ -32,6 +34,7 @@ const CASES: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
     (1, 3, 7, 5, 70, 3, 1),
     (3, 70, 4, 4, 5, 3, 1),
     (3, 1, 9, 30, 6, 3, 1),
+    (72, 1, 32, 32, 4, 3, 0),
 ];
 
 fn upload(g: &Arc<Gpu>, shape: &[usize], rg: &mut Rng) -> (Tensor, Vec<f64>) {

@@ -1,12 +1,13 @@
 //! The engine under limits lower than the adapter's: a buffer limit that is not a size class of the
 //! pool, fewer storage bindings than a kernel takes, and limits the adapter lacks. (Lowered
 //! workgroups per dimension: tests/fold.rs; WebGPU's default limits: the `*_under_webgpu_default_limits`
-//! tests of each area.)
+//! tests of each area.) And the limit no adapter states: lavapipe's loop limiter, which stops every
+//! loop of an invocation after 65,535 iterations in all.
 
 mod common;
 use common::*;
 use symclone::gpu::grid_1d;
-use symclone::ops::{elementwise, optim};
+use symclone::ops::{elementwise, matmul, optim, reduce};
 use symclone::tensor::Tensor;
 use symclone::Gpu;
 
@@ -77,4 +78,55 @@ fn a_kernel_binding_more_storage_buffers_than_allowed_is_an_error_naming_the_lim
     );
     // Four are fine.
     assert!(p.axpby(&gr, 1.0, 1.0).is_ok());
+}
+
+/// Sums whose kernels loop longer than lavapipe lets an invocation run: a matrix product over
+/// 70,000 terms and a sum over 300,000 rows. On a driver with the loop limiter they are refused
+/// with an error that names it (there they would be silently wrong); elsewhere they are right.
+/// Sizes within the budget run everywhere.
+#[test]
+fn sums_past_the_loop_limiter_are_refused_where_it_would_cut_them() {
+    let g = gpu();
+    let mut rg = rng(61);
+    for (k, runs) in [(60_000usize, true), (70_000, !g.loop_limited())] {
+        let a = rg.normal_vec(k);
+        let b = rg.normal_vec(k);
+        let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+        let abs: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (*x as f64 * *y as f64).abs())
+            .sum();
+        let ta = Tensor::from_slice(&g, &[1, k], &a).unwrap();
+        let tb = Tensor::from_slice(&g, &[k, 1], &b).unwrap();
+        match matmul::matmul(&ta, &tb, false, false) {
+            Ok(c) => {
+                assert!(runs, "k = {k} ran on {}", g.info.name);
+                let got = c.to_vec().unwrap()[0] as f64;
+                let tol = symclone::reference::tol::sum_tol(k) * abs;
+                assert!((got - want).abs() <= tol, "k = {k}: {got} vs {want}");
+            }
+            Err(e) => {
+                assert!(!runs, "k = {k}: {e}");
+                let e = e.to_string();
+                assert!(
+                    e.contains("70000 loop iterations") && e.contains("65,535"),
+                    "{e}"
+                );
+            }
+        }
+    }
+    for (n, runs) in [(200_000usize, true), (300_000, !g.loop_limited())] {
+        let x = Tensor::full(&g, &[n, 2], 1.0).unwrap();
+        match reduce::sum_axis(&x, 0) {
+            Ok(s) => {
+                assert!(runs, "n = {n} ran on {}", g.info.name);
+                assert_eq!(s.to_vec().unwrap(), vec![n as f32; 2]);
+            }
+            Err(e) => {
+                assert!(!runs, "n = {n}: {e}");
+                assert!(e.to_string().contains("a sum over 300000 rows"), "{e}");
+            }
+        }
+    }
 }

@@ -198,6 +198,31 @@ impl Gpu {
         *self.family.lock().unwrap()
     }
 
+    /// Whether this driver stops every loop of an invocation after [`super::LOOP_BUDGET`]-odd
+    /// iterations in all (lavapipe and the other llvmpipe drivers; see `LOOP_BUDGET`).
+    pub fn loop_limited(&self) -> bool {
+        self.info.name.contains("llvmpipe") || self.info.driver.contains("llvmpipe")
+    }
+
+    /// An error, on a driver that stops long loops ([`Gpu::loop_limited`]), when one invocation
+    /// of `kernel` would run more than [`super::LOOP_BUDGET`] loop iterations: there its results
+    /// would be silently wrong. `what` says what is that long and `fix` what to do instead.
+    pub fn check_loops(
+        &self,
+        kernel: &str,
+        iterations: usize,
+        what: &str,
+        fix: &str,
+    ) -> Result<()> {
+        if self.loop_limited() && iterations > super::LOOP_BUDGET {
+            return Err(Error::invalid(format!(
+                "{kernel}: {what} makes one invocation run {iterations} loop iterations, and {} stops every loop after 65,535 (its sums would be silently wrong): {fix}",
+                self.info.name
+            )));
+        }
+        Ok(())
+    }
+
     /// The family an adapter of this type starts from where nothing was measured: register
     /// kernels on CPU adapters (lavapipe), workgroup kernels elsewhere.
     pub fn default_family(&self) -> KernelFamily {

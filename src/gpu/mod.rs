@@ -34,3 +34,11 @@ pub use validate::Validation;
 
 /// Submit after this many recorded dispatches even if nobody reads.
 pub const MAX_PENDING_DISPATCHES: u32 = 256;
+
+/// The most loop iterations one invocation of a kernel may run in all, counted over every loop
+/// it enters (a loop whose trip count is a compile-time constant unrolls and does not count).
+/// lavapipe (llvmpipe) counts them against one limiter of 65,535 per invocation and, past it,
+/// exits every loop early and silently (Mesa's `LP_MAX_TGSI_LOOP_ITERATIONS`): a kernel that
+/// loops longer gives wrong sums there, and right ones on every other driver. Launchers whose
+/// loops grow with the data split their work to stay under this, which leaves a margin.
+pub const LOOP_BUDGET: usize = 60_000;

@@ -55,6 +55,13 @@ fn params(outer: usize, n: usize, inner: usize, alpha: f32, offset: usize) -> Re
 pub fn sum_axis_scaled(x: &Tensor, axis: usize, alpha: f32) -> Result<Tensor> {
     check_axis("sum_axis", x, axis)?;
     let (outer, n, inner) = split(x.shape(), axis);
+    // The kernel's loops run n / 4 + n % 4 iterations.
+    x.gpu().check_loops(
+        "sum_axis",
+        n / 4 + n % 4,
+        &format!("a sum over {n} rows"),
+        "use smaller sizes or another adapter",
+    )?;
     let mut shape = x.shape().to_vec();
     shape.remove(axis);
     let out = Tensor::empty(x.gpu(), &shape)?;

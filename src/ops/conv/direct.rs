@@ -4,6 +4,7 @@
 //! k columns × 4 output channels of the weight gradient in registers and slides along the rows.
 
 use super::{add_channel_bias_, conv_flops, params, ConvDims, TILE_OUT, WG};
+use crate::gpu::LOOP_BUDGET;
 use crate::ops::CONV;
 use crate::tensor::Tensor;
 use crate::Result;
@@ -81,30 +82,48 @@ pub(super) fn flip_transpose(w: &Tensor, d: ConvDims) -> Result<Tensor> {
     Ok(wt)
 }
 
-/// The weight gradient by `conv_dw` into `dw` (Cout, Cin, k, k).
+/// The output rows (b·ho + y) each `conv_dw` dispatch covers: its invocations run about
+/// `rows · (wo + 1)` loop iterations (the filter's loops unroll), held to [`LOOP_BUDGET`]
+/// (lavapipe's loop limiter).
+fn dw_rows_per_dispatch(d: ConvDims) -> usize {
+    (LOOP_BUDGET / (d.wo() + 1)).max(1)
+}
+
+/// The weight gradient by `conv_dw` into `dw` (Cout, Cin, k, k): one dispatch per
+/// [`dw_rows_per_dispatch`] output rows, the first writing dw and the others adding to it.
 pub(super) fn weight_grad(x: &Tensor, g: &Tensor, d: ConvDims, dw: &Tensor) -> Result<()> {
     let gpu = x.gpu();
     let total = d.cout.div_ceil(4) * d.cin * d.k;
-    let p = params(
-        d.batch,
-        d.cin,
-        d.h,
-        d.w,
-        d.cout,
-        d.ho(),
-        d.wo(),
-        d.pad as i64,
-        0,
-        0,
-        0,
-        total,
-    )?;
+    let rows = d.batch * d.ho();
     gpu.count_flops(conv_flops(d.batch * d.cout * d.cin * d.ho() * d.wo(), d.k));
-    gpu.launch(&CONV, "conv_dw")
-        .constant("K", d.k as u32)
-        .params(&p)
-        .read(&x)
-        .read(&g)
-        .write(&dw)
-        .dispatch_1d(total, WG)
+    let step = dw_rows_per_dispatch(d);
+    let mut r0 = 0;
+    loop {
+        let r1 = (r0 + step).min(rows);
+        let p = params(
+            d.batch,
+            d.cin,
+            d.h,
+            d.w,
+            d.cout,
+            d.ho(),
+            d.wo(),
+            d.pad as i64,
+            u32::from(r0 > 0),
+            r0,
+            r1,
+            total,
+        )?;
+        gpu.launch(&CONV, "conv_dw")
+            .constant("K", d.k as u32)
+            .params(&p)
+            .read(&x)
+            .read(&g)
+            .write(dw)
+            .dispatch_1d(total, WG)?;
+        r0 = r1;
+        if r0 >= rows {
+            return Ok(());
+        }
+    }
 }

@@ -182,6 +182,13 @@ fn product(a: &Tensor, b: &Tensor, ta: bool, tb: bool, bias: Option<&Tensor>) ->
     let shape = out_shape(a, b, ta, tb)?;
     let (za, m, k) = dims("matmul", a, ta)?;
     let (zb, _, n) = dims("matmul", b, tb)?;
+    // Every variant's loop over the summed size grows with k (mm_reg's by one iteration each).
+    a.gpu().check_loops(
+        "matmul",
+        k,
+        &format!("a product summing {k} terms per output"),
+        "use the exact cloning loss (--clone-loss exact, whose span form never forms such a product), smaller sizes, or another adapter",
+    )?;
     if let Some(bias) = bias {
         expect_f32("matmul", bias)?;
         if bias.shape() != [n] {
