@@ -119,6 +119,7 @@ fn folded_grids_run_every_idx_kernel_right() {
     for k in [
         "elementwise::axpby",
         "kl::kl_rows",
+        "kl::l2_rows",
         "data::gather",
         "pool::spread",
     ] {
@@ -337,7 +338,7 @@ fn fold_layout(g: &Arc<Gpu>, rg: &mut Rng) {
     );
 }
 
-/// KL (64 per workgroup): (40, 5, 30) along the middle axis, 1200 rows.
+/// The drift penalties (64 per workgroup): (40, 5, 30) along the middle axis, 1200 rows.
 fn fold_kl_penalty(g: &Arc<Gpu>, rg: &mut Rng) {
     let kshape = [40usize, 5, 30];
     folds(1200, 64);
@@ -361,6 +362,19 @@ fn fold_kl_penalty(g: &Arc<Gpu>, rg: &mut Rng) {
         kv.item().unwrap()
     );
     close("KL grad", &kg, &want_g, tg);
+    // The squared distance over the same rows.
+    let (lv, lg) = kl::penalty(
+        kl::Penalty::L2,
+        &Tensor::from_slice(g, &kshape, &w).unwrap(),
+        &Tensor::from_slice(g, &kshape, &w0).unwrap(),
+        1,
+        1.0,
+    )
+    .unwrap();
+    let (want_v, want_g) = r::kl::l2(&w6, &w06);
+    let err = (lv.item().unwrap() as f64 - want_v).abs() / want_v;
+    assert!(err <= 1e-5, "l2 {} vs {want_v}", lv.item().unwrap());
+    close("l2 grad", &lg, &want_g, 4.0 * f32::EPSILON as f64);
 }
 
 /// Optimisers (256 per workgroup): 5000 parameters, three steps each.

@@ -147,13 +147,25 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         let sum: f64 = c.families.values().map(|f| f.dispatches).sum();
         assert!((sum - c.dispatches).abs() < 1e-9, "{what}: {c:?}");
         assert_eq!(j["step_counts"]["dispatches"].as_f64(), Some(c.dispatches));
+        // The evaluation's batches, forward only: no optimiser, fewer dispatches than a step.
+        let e = m
+            .eval_counts
+            .as_ref()
+            .unwrap_or_else(|| panic!("{what}: no evaluation counts"));
+        assert!(e.steps >= 1 && e.dispatches >= 3.0, "{what}: {e:?}");
+        assert!(e.dispatches < c.dispatches, "{what}: {e:?} against {c:?}");
+        assert!(!e.families.contains_key("optim"), "{what}: {e:?}");
     }
     let mut old = json.clone();
     for m in old["results"].as_array_mut().unwrap() {
         m.as_object_mut().unwrap().remove("step_counts");
+        m.as_object_mut().unwrap().remove("eval_counts");
     }
     let old: symclone::results::Report = serde_json::from_value(old).unwrap();
-    assert!(old.results.iter().all(|m| m.step_counts.is_none()));
+    assert!(old
+        .results
+        .iter()
+        .all(|m| m.step_counts.is_none() && m.eval_counts.is_none()));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for t in [
         "symmetric",

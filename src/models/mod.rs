@@ -2,6 +2,10 @@
 //! `faux-cnn`, `faux-cnn-kl`. A network is a feature stack (convolutions, group convolutions or
 //! cloned layers, each followed by ReLU, with 2×2 max pools) and a head.
 
+mod drift;
+
+pub use drift::{drift_split, KlTerm};
+
 use crate::autograd::Param;
 use crate::autograd::{Tape, Var};
 use crate::clone::{clone_key, CloneSet, ClonedConv, OperatorKind};
@@ -9,7 +13,6 @@ use crate::nn::conv::{Conv2d, GroupConvC4, LiftC4};
 use crate::nn::Linear;
 use crate::ops::kl::{self, Penalty};
 use crate::ops::{elementwise, pool, reduce};
-use crate::results::KlTerm;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
@@ -565,25 +568,4 @@ impl Model {
             .flatten()
             .collect()
     }
-}
-
-/// `(mean(δ²), share of Σ δ² in the common shift)` for δ = w − w0 of a tensor of `shape`, the
-/// common shift being each row's mean of δ along `axis`, repeated along it: the direction a
-/// softmax along `axis` (the KL of SPEC §5) does not see. The share is 0 when δ is 0.
-pub fn drift_split(w: &[f32], w0: &[f32], shape: &[usize], axis: usize) -> (f64, f64) {
-    let n = shape[axis].max(1);
-    let inner: usize = shape[axis + 1..].iter().product();
-    let outer = w.len() / (n * inner).max(1);
-    let (mut total, mut common) = (0.0f64, 0.0f64);
-    for o in 0..outer {
-        for j in 0..inner {
-            let at = |i: usize| (o * n + i) * inner + j;
-            let d: Vec<f64> = (0..n).map(|i| w[at(i)] as f64 - w0[at(i)] as f64).collect();
-            let mean = d.iter().sum::<f64>() / n as f64;
-            total += d.iter().map(|v| v * v).sum::<f64>();
-            common += n as f64 * mean * mean;
-        }
-    }
-    let share = if total > 0.0 { common / total } else { 0.0 };
-    (total / w.len().max(1) as f64, share)
 }

@@ -79,6 +79,7 @@ impl Training<'_> {
         let mut history = Vec::new();
         let mut step_flops = 0;
         let mut counts = Vec::new();
+        let mut eval_counts = Vec::new();
         let mut sym = Vec::new();
         let cfg = &self.plan.cfg;
         let mut stopped = None;
@@ -97,6 +98,7 @@ impl Training<'_> {
             params = result.trainable_params;
             step_flops = result.step_flops;
             counts.extend(result.step_counts.clone());
+            eval_counts.extend(result.eval_counts.clone());
             if s == 0 {
                 history = result.history.clone();
             }
@@ -124,6 +126,7 @@ impl Training<'_> {
             peak_bytes: 0,
             step_flops,
             step_counts: crate::gpu::StepCounts::mean(&counts),
+            eval_counts: crate::gpu::StepCounts::mean(&eval_counts),
             accuracy_by_rotation: rotational.then_some(s.orbit.accuracy),
             layer_equivariance: (!s.layers.is_empty()).then_some(s.layers),
             orbit_group: Some(s.orbit.group),

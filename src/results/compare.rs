@@ -168,6 +168,7 @@ mod tests {
             peak_bytes: 0,
             step_flops: 0,
             step_counts: None,
+            eval_counts: None,
             accuracy_by_rotation: None,
             layer_equivariance: None,
             orbit_group: None,

@@ -480,6 +480,7 @@ mod tests {
             peak_bytes: 0,
             step_flops: 0,
             step_counts: None,
+            eval_counts: None,
             test_samples: 0,
         };
         Report {

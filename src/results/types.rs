@@ -66,6 +66,10 @@ pub struct ModelReport {
     /// seeds' steps after their first. None in reports written before they were counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_counts: Option<crate::gpu::StepCounts>,
+    /// The same per batch of the evaluation after training (forward passes only), the mean over
+    /// the seeds. None in reports written before they were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_counts: Option<crate::gpu::StepCounts>,
     /// Test accuracy per test rotation (0°, 90°, 180°, 270°), mean over the seeds, when the run
     /// measured it (SPEC §7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,21 +96,7 @@ pub struct ModelReport {
     pub kl_terms: Option<Vec<KlTerm>>,
 }
 
-/// How far one cloned tensor drifted from its clone by the end of training: its KL term `KL_t`
-/// (SPEC §5, without β), and the drift δ = w − w0 measured whole.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct KlTerm {
-    pub tensor: String,
-    pub kl: f64,
-    /// `mean(δ²)` over the tensor's elements (the `l2` penalty without β). None in results
-    /// written before it was measured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub l2: Option<f64>,
-    /// The share of `Σ δ²` that is a common shift along the KL's softmax axis (each row's mean
-    /// of δ along it, repeated): the part of the drift the KL cannot see (0 when δ = 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub common_share: Option<f64>,
-}
+pub use crate::models::KlTerm;
 
 /// One feature layer's equivariance error `‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖`, before and after
 /// fine-tuning.

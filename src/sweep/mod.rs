@@ -11,6 +11,7 @@ pub mod exec;
 pub mod grid;
 pub mod merge;
 pub mod status;
+pub mod symmetry;
 
 pub use exec::{resume, run, Executor, SlurmArgs, SweepRunArgs};
 pub use grid::{hash, Cell, Grid};

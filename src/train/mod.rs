@@ -109,6 +109,10 @@ pub struct TrainResult {
     /// evaluation is not counted. None in results written before they were counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_counts: Option<crate::gpu::StepCounts>,
+    /// The same per batch of the evaluation after the last epoch (forward passes only, at the
+    /// test batcher's batch size). None in results written before they were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_counts: Option<crate::gpu::StepCounts>,
 }
 
 /// Progress callback: (epoch, step in epoch, steps per epoch).
@@ -212,7 +216,12 @@ pub fn train_with(
         Some(first) if global_step > 1 => end.since(&first).per_step(global_step - 1),
         _ => end.since(&start).per_step(global_step),
     };
+    let before_eval = gpu.counters();
     let test_acc = evaluate(model, test)?;
+    let eval_counts = gpu
+        .counters()
+        .since(&before_eval)
+        .per_step(test.steps() as u64);
     Ok(TrainResult {
         history,
         test_acc,
@@ -220,6 +229,7 @@ pub fn train_with(
         trainable_params: model.trainable_count(),
         step_flops,
         step_counts: Some(step_counts),
+        eval_counts: Some(eval_counts),
     })
 }
 
