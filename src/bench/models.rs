@@ -29,7 +29,7 @@ pub const MODELS: [ModelKind; 5] = [
 
 /// The quick preset's training settings on rot-sb: batch, learning rate, Adam's weight decay, KL
 /// weight β (tests/bench.rs holds them to the preset).
-pub const QUICK_TRAIN: (usize, f32, f32, f32) = (32, 2e-3, 1e-3, 5e10);
+pub const QUICK_TRAIN: (usize, f32, f32, f32) = (32, 2e-3, 1e-3, 1e8);
 /// The quick preset's clones: blocks `nb` and M1's width `m`.
 pub const QUICK_CLONE: (usize, usize) = (9, 10);
 
