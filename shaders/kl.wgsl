@@ -54,13 +54,17 @@ fn y_minus_log1p(y: f32) -> f32 {
     return y - log(1.0 + y);
 }
 
+// The first element of row t (outer index t / inner, inner index t % inner); the row's n
+// elements follow at a stride of p.inner.
+fn row_base(t: u32) -> u32 {
+    return (t / p.inner) * p.n * p.inner + t % p.inner;
+}
+
 @compute @workgroup_size(64)
 fn kl_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = idx(gid, nwg, 64u);
     if t >= p.outer * p.inner { return; }
-    let o = t / p.inner;
-    let j = t % p.inner;
-    let base = o * p.n * p.inner + j;
+    let base = row_base(t);
     let st = p.inner;
     // p = softmax(w0)
     var mx = w0[base];
@@ -114,9 +118,7 @@ fn kl_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 fn l2_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = idx(gid, nwg, 64u);
     if t >= p.outer * p.inner { return; }
-    let o = t / p.inner;
-    let j = t % p.inner;
-    let base = o * p.n * p.inner + j;
+    let base = row_base(t);
     var s = 0.0;
     for (var i = 0u; i < p.n; i += 1u) {
         let k = base + i * p.inner;

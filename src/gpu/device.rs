@@ -206,17 +206,19 @@ impl Gpu {
 
     /// An error, on a driver that stops long loops ([`Gpu::loop_limited`]), when one invocation
     /// of `kernel` would run more than [`super::LOOP_BUDGET`] loop iterations: there its results
-    /// would be silently wrong. `what` says what is that long and `fix` what to do instead.
+    /// would be silently wrong. `what` says what is that long (made only for the error: launchers
+    /// call this on every launch) and `fix` what to do instead.
     pub fn check_loops(
         &self,
         kernel: &str,
         iterations: usize,
-        what: &str,
+        what: impl FnOnce() -> String,
         fix: &str,
     ) -> Result<()> {
-        if self.loop_limited() && iterations > super::LOOP_BUDGET {
+        if iterations > super::LOOP_BUDGET && self.loop_limited() {
             return Err(Error::invalid(format!(
-                "{kernel}: {what} makes one invocation run {iterations} loop iterations, and {} stops every loop after 65,535 (its sums would be silently wrong): {fix}",
+                "{kernel}: {} makes one invocation run {iterations} loop iterations, and {} stops every loop after 65,535 (its sums would be silently wrong): {fix}",
+                what(),
                 self.info.name
             )));
         }

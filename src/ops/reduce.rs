@@ -59,7 +59,7 @@ pub fn sum_axis_scaled(x: &Tensor, axis: usize, alpha: f32) -> Result<Tensor> {
     x.gpu().check_loops(
         "sum_axis",
         n / 4 + n % 4,
-        &format!("a sum over {n} rows"),
+        || format!("a sum over {n} rows"),
         "use smaller sizes or another adapter",
     )?;
     let mut shape = x.shape().to_vec();

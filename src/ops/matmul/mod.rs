@@ -186,7 +186,7 @@ fn product(a: &Tensor, b: &Tensor, ta: bool, tb: bool, bias: Option<&Tensor>) ->
     a.gpu().check_loops(
         "matmul",
         k,
-        &format!("a product summing {k} terms per output"),
+        || format!("a product summing {k} terms per output"),
         "use the exact cloning loss (--clone-loss exact, whose span form never forms such a product), smaller sizes, or another adapter",
     )?;
     if let Some(bias) = bias {
