@@ -16,6 +16,7 @@ pub mod equivariance;
 pub mod error;
 pub mod files;
 pub mod gpu;
+pub mod group;
 pub mod models;
 pub mod nn;
 pub mod ops;
