@@ -1,17 +1,24 @@
-// C4 filter transforms (SPEC §1) and their adjoints. rot90(A)[a, b] = A[b, n-1-a] (numpy rot90,
-// counter-clockwise); rot_src(r, a, b, p.k) is the source index of rot90^r(A)[a, b] in A.
+// Group filter transforms (SPEC §1 for C4, §9 for D4) and their adjoints, for a group of order
+// p.order: 4 (C4, elements k = r) or 8 (D4, elements k = 4m + r). g_k·A = flip_rows^m(rot90^r(A))
+// (common.wgsl: d4_src(k, a, b, p.k) is the source index of (g_k·A)[a, b] in A; src(k, s) =
+// d4_mul(d4_inv(k), s), which is (s − k) mod 4 for C4).
 //
-//   lift: TW[o*4 + r, i, a, b]       = W[o, i, rot_src(r, a, b, p.k)]                  W (Co, Ci, k, k)
-//   p4:   TW[o*4 + r, i*4 + s, a, b] = W[o, i, (s - r) mod 4, rot_src(r, a, b, p.k)]   W (Co, Ci, 4, k, k)
+//   lift: TW[o*G + k, i, a, b]       = W[o, i, d4_src(k, a, b, p.k)]                   W (Co, Ci, k, k)
+//   p4:   TW[o*G + k, i*G + s, a, b] = W[o, i, src(k, s), d4_src(k, a, b, p.k)]        W (Co, Ci, G, k, k)
 //
-// The adjoints (the backward rules) gather: each dW entry sums, in the fixed order r = 0..3, the four
-// dTW entries it was copied to, so there are no atomics and the result is deterministic.
+// The adjoints (the backward rules) gather: each dW entry sums, in the fixed order k = 0..G-1, the G
+// dTW entries it was copied to ((g_k·A)[a, b] = A[c, d] at (a, b) = d4_src(d4_inv(k), c, d)), so there
+// are no atomics and the result is deterministic. With order 4 these are the C4 transforms.
 
 struct P {
     cout: u32,
     cin: u32,
     k: u32,
     total: u32,
+    order: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -28,9 +35,9 @@ fn lift_filter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let b = t % p.k;
     let a = (t / p.k) % p.k;
     let i = (t / kk) % p.cin;
-    let r = (t / (kk * p.cin)) % 4u;
-    let o = t / (kk * p.cin * 4u);
-    dst[t] = src[(o * p.cin + i) * kk + rot_src(r, a, b, p.k)];
+    let g = (t / (kk * p.cin)) % p.order;
+    let o = t / (kk * p.cin * p.order);
+    dst[t] = src[(o * p.cin + i) * kk + d4_src(g, a, b, p.k)];
 }
 
 @compute @workgroup_size(64)
@@ -43,9 +50,9 @@ fn lift_filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let i = (t / kk) % p.cin;
     let o = t / (kk * p.cin);
     var s = 0.0;
-    for (var r = 0u; r < 4u; r += 1u) {
-        // The (a, b) with rot_src(r, a, b, p.k) = (c, d) is rot_src((4 - r) mod 4, c, d, p.k).
-        s += src[((o * 4u + r) * p.cin + i) * kk + rot_src((4u - r) % 4u, c, d, p.k)];
+    for (var g = 0u; g < p.order; g += 1u) {
+        // The (a, b) with d4_src(g, a, b, p.k) = (c, d) is d4_src(d4_inv(g), c, d, p.k).
+        s += src[((o * p.order + g) * p.cin + i) * kk + d4_src(d4_inv(g), c, d, p.k)];
     }
     dst[t] = s;
 }
@@ -57,12 +64,13 @@ fn p4_filter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let kk = p.k * p.k;
     let b = t % p.k;
     let a = (t / p.k) % p.k;
-    let s = (t / kk) % 4u;
-    let i = (t / (kk * 4u)) % p.cin;
-    let r = (t / (kk * 4u * p.cin)) % 4u;
-    let o = t / (kk * 16u * p.cin);
-    let tt = (s + 4u - r) % 4u;
-    dst[t] = src[((o * p.cin + i) * 4u + tt) * kk + rot_src(r, a, b, p.k)];
+    let n = p.order;
+    let s = (t / kk) % n;
+    let i = (t / (kk * n)) % p.cin;
+    let g = (t / (kk * n * p.cin)) % n;
+    let o = t / (kk * n * n * p.cin);
+    let tt = d4_mul(d4_inv(g), s);
+    dst[t] = src[((o * p.cin + i) * n + tt) * kk + d4_src(g, a, b, p.k)];
 }
 
 @compute @workgroup_size(64)
@@ -72,13 +80,15 @@ fn p4_filter_adj(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let kk = p.k * p.k;
     let d = t % p.k;
     let c = (t / p.k) % p.k;
-    let tt = (t / kk) % 4u;
-    let i = (t / (kk * 4u)) % p.cin;
-    let o = t / (kk * 4u * p.cin);
+    let n = p.order;
+    let tt = (t / kk) % n;
+    let i = (t / (kk * n)) % p.cin;
+    let o = t / (kk * n * p.cin);
     var acc = 0.0;
-    for (var r = 0u; r < 4u; r += 1u) {
-        let s = (tt + r) % 4u;
-        acc += src[((o * 4u + r) * p.cin * 4u + i * 4u + s) * kk + rot_src((4u - r) % 4u, c, d, p.k)];
+    for (var g = 0u; g < n; g += 1u) {
+        // src(g, s) = tt exactly at s = g·tt.
+        let s = d4_mul(g, tt);
+        acc += src[((o * n + g) * p.cin * n + i * n + s) * kk + d4_src(d4_inv(g), c, d, p.k)];
     }
     dst[t] = acc;
 }

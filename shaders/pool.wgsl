@@ -155,29 +155,36 @@ fn avgpool_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     out[t] = acc * p.alpha;
 }
 
-// ---- rotation pooling: x (outer, 4, plane) → out (outer, plane); p.planes = outer, p.h = plane ----
+// ---- rotation pooling: x (outer, n, plane) → out (outer, plane) over the orientation axis of a
+// group map (n = p.k: 4 for P4, 8 for p4m); p.planes = outer, p.h = plane ----
 @compute @workgroup_size(64)
 fn rotpool_max(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let q = t % p.h;
     let o = t / p.h;
-    let base = o * 4u * p.h + q;
+    let base = o * p.k * p.h + q;
     var best = x[base];
-    for (var r = 1u; r < 4u; r += 1u) {
+    for (var r = 1u; r < p.k; r += 1u) {
         best = max(best, x[base + r * p.h]);
     }
     out[t] = best;
 }
 
+// The mean sums each run of four orientations in pairs, ((x0 + x1) + (x2 + x3)), and the runs in
+// order (n is 4 or 8).
 @compute @workgroup_size(64)
 fn rotpool_mean(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let q = t % p.h;
     let o = t / p.h;
-    let base = o * 4u * p.h + q;
-    out[t] = ((x[base] + x[base + p.h]) + (x[base + 2u * p.h] + x[base + 3u * p.h])) * 0.25;
+    var acc = 0.0;
+    for (var j = 0u; j < p.k; j += 4u) {
+        let base = (o * p.k + j) * p.h + q;
+        acc += (x[base] + x[base + p.h]) + (x[base + 2u * p.h] + x[base + 3u * p.h]);
+    }
+    out[t] = acc * p.alpha;
 }
 
 // dx[o, r, q] = g[o, q] if r is the first arg-max of x[o, :, q], else 0. Bindings: 1 = g, 2 = x, 3 = dx.
@@ -186,12 +193,12 @@ fn rotpool_max_bwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let t = idx(gid, nwg, WG);
     if t >= p.total { return; }
     let q = t % p.h;
-    let r = (t / p.h) % 4u;
-    let o = t / (4u * p.h);
-    let base = o * 4u * p.h + q;
+    let r = (t / p.h) % p.k;
+    let o = t / (p.k * p.h);
+    let base = o * p.k * p.h + q;
     var best = xin[base];
     var br = 0u;
-    for (var s = 1u; s < 4u; s += 1u) {
+    for (var s = 1u; s < p.k; s += 1u) {
         let v = xin[base + s * p.h];
         if v > best {
             best = v;

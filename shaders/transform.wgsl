@@ -1,8 +1,10 @@
 // Image and feature-map transforms (gathers; each is a permutation or a zero-filled shift, so each
 // adjoint is the same kernel with the inverse parameters).
 //
-//   rot90:  out[pl, a, b] = x[pl, rot_src(r, a, b, n)]       square planes, rot90(A)[a, b] = A[b, n-1-a]
-//   c4_act: out[o, s, a, b] = x[o, (s - r) mod 4, rot_src(r, a, b, n)]   the C4 action g^r on P4 maps
+//   rot90:  out[pl, a, b] = x[pl, d4_src(r, a, b, n)]     g_r on square planes: rot90^r for r < 4
+//           (rot90(A)[a, b] = A[b, n-1-a]), flip_rows(rot90^(r-4)) for the D4 elements r = 4..7
+//   c4_act: out[o, s, a, b] = x[o, src(r, s), d4_src(r, a, b, n)]   the action of g_r on group maps
+//           with `order` orientations (4: P4 maps, where src(r, s) = (s - r) mod 4; 8: p4m maps)
 //   shift:  out[pl, y, x] = x[pl, y - oy, x - ox], zero outside; output planes ho × wo (translation,
 //           padding onto a larger canvas, or cropping, by the choice of sizes and signed offsets)
 
@@ -16,7 +18,7 @@ struct P {
     oy: i32,
     ox: i32,
     total: u32,
-    _p0: u32,
+    order: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -35,7 +37,7 @@ fn rot90(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     let nn = n * n;
     let q = t % nn;
     let pl = t / nn;
-    out[t] = x[pl * nn + rot_src(p.r, q / n, q % n, n)];
+    out[t] = x[pl * nn + d4_src(p.r, q / n, q % n, n)];
 }
 
 @compute @workgroup_size(64)
@@ -45,10 +47,10 @@ fn c4_act(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let n = p.h;
     let nn = n * n;
     let q = t % nn;
-    let s = (t / nn) % 4u;
-    let o = t / (4u * nn);
-    let ss = (s + 4u - p.r) % 4u;
-    out[t] = x[(o * 4u + ss) * nn + rot_src(p.r, q / n, q % n, n)];
+    let s = (t / nn) % p.order;
+    let o = t / (p.order * nn);
+    let ss = d4_mul(d4_inv(p.r), s);
+    out[t] = x[(o * p.order + ss) * nn + d4_src(p.r, q / n, q % n, n)];
 }
 
 @compute @workgroup_size(64)

@@ -3,8 +3,9 @@
 //!
 //! How a group element acts depends on the rank of the tensor it acts on:
 //! - C4 on P4 maps (rank 5, (B, C, 4, n, n)): rotate space and roll the rotation axis
-//!   (`(g·y)[.., r] = rot90(y[.., (r − 1) mod 4])`, SPEC §1);
-//! - C4 on Z2 maps (rank 3 or 4, (…, n, n)): `rot90`;
+//!   (`(g·y)[.., r] = rot90(y[.., (r − 1) mod 4])`, SPEC §1); D4 likewise on p4m maps
+//!   (B, C, 8, n, n): `(g_k·y)[.., s] = g_k·(y[.., src(k, s)])` (SPEC §9);
+//! - C4 and D4 on Z2 maps (rank 3 or 4, (…, n, n)): `g_k·A = flip_rows^m(rot90^r(A))`, k = 4m + r;
 //! - on rank 1 and 2 tensors (e.g. (B, C) pooled features) trivially: the check becomes invariance;
 //! - translations by (dy, dx) on Z2 maps (…, H, W): shift with zero fill; only the interior is
 //!   compared (pixels q with q and q − (dy, dx) inside `[margin, size − margin)` of the output),
@@ -22,6 +23,8 @@ use crate::{Error, Result};
 pub enum Group {
     /// The rotations by r·90°, r = 1, 2, 3 (r = 0 is trivially exact).
     C4,
+    /// The rotations and reflections of D4, elements k = 1..7 (SPEC §9).
+    D4,
     /// Integer translations by each (dy, dx) in `shifts`, compared on the interior.
     Translations {
         shifts: Vec<(i64, i64)>,
@@ -34,26 +37,34 @@ pub type Map<'a> = &'a dyn Fn(&Tensor) -> Result<Tensor>;
 
 /// The C4 element `g^r` acting on a tensor of any supported rank (see the module docs).
 pub fn c4_act_any(x: &Tensor, r: usize) -> Result<Tensor> {
+    group_act_any(x, r % 4)
+}
+
+/// The D4 element `g_k` (k ∈ 0..8; C4 for k < 4) acting on a tensor of any supported rank (see the
+/// module docs): P4 maps take the rotations, p4m maps every element.
+pub fn group_act_any(x: &Tensor, k: usize) -> Result<Tensor> {
     let s = x.shape();
     match s.len() {
         1 | 2 => Ok(x.clone()),
-        3 | 4 => transform::rot90(x, r),
-        5 if s[2] == 4 => transform::c4_act(x, r),
+        3 | 4 => transform::act(x, k),
+        5 if s[2] == 4 && k < 4 => transform::group_act(x, k, crate::group::Group::C4),
+        5 if s[2] == 8 => transform::group_act(x, k, crate::group::Group::D4),
         _ => Err(Error::shape(
             "equivariance",
-            format!("no C4 action on a tensor of shape {s:?} (expected (B, C), (B, C, n, n) or (B, C, 4, n, n))"),
+            format!("no action of g_{k} on a tensor of shape {s:?} (expected (B, C), (B, C, n, n), (B, C, 4, n, n) for rotations or (B, C, 8, n, n))"),
         )),
     }
 }
 
-/// The relative error for each group element (r = 1, 2, 3 for C4; one per shift for translations).
+/// The relative error for each group element (r = 1, 2, 3 for C4; k = 1..7 for D4; one per shift
+/// for translations).
 pub fn equivariance_errors(phi: Map<'_>, x: &Tensor, group: &Group) -> Result<Vec<f64>> {
     let y = phi(x)?;
     match group {
-        Group::C4 => (1..4)
-            .map(|r| {
-                let lhs = phi(&c4_act_any(x, r)?)?;
-                let rhs = c4_act_any(&y, r)?;
+        Group::C4 | Group::D4 => (1..if *group == Group::C4 { 4 } else { 8 })
+            .map(|k| {
+                let lhs = phi(&group_act_any(x, k)?)?;
+                let rhs = group_act_any(&y, k)?;
                 if lhs.shape() != rhs.shape() {
                     return Err(Error::shape(
                         "equivariance",

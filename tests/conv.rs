@@ -10,6 +10,7 @@ use common::*;
 use std::sync::Arc;
 use symclone::autograd::Tape;
 use symclone::gpu::KernelFamily;
+use symclone::group::Group;
 use symclone::ops::conv::{self, ConvDims};
 use symclone::ops::pool::RotPool;
 use symclone::ops::{elementwise, gconv, pool, transform};
@@ -208,53 +209,72 @@ fn conv_reference_backward_matches_finite_differences() {
 fn filter_transforms_and_adjoints_match_reference() {
     let g = gpu();
     let mut rg = rng(21);
-    for (cout, cin, k) in [(1, 1, 1), (3, 2, 3), (2, 5, 5), (7, 1, 3), (1, 3, 7)] {
-        let (w, w6) = upload(&g, &[cout, cin, k, k], &mut rg);
-        let tw = gconv::lift_filter(&w).unwrap();
-        assert_eq!(tw.shape(), [cout * 4, cin, k, k]);
-        assert_close(
-            "lift_filter",
-            &tw.to_vec().unwrap(),
-            &r::gconv::lift_filter(&w6, cout, cin, k),
-            0.0,
-        );
-        let (gt, g6) = upload(&g, &[cout * 4, cin, k, k], &mut rg);
-        let adj = r::gconv::lift_filter_adjoint(&g6, cout, cin, k);
-        assert_close(
-            "lift_filter_adjoint",
-            &gconv::lift_filter_adjoint(&gt).unwrap().to_vec().unwrap(),
-            &adj,
-            1e-6,
-        );
-        // <T w, g> = <w, T* g>
-        let lhs = probe(&r::gconv::lift_filter(&w6, cout, cin, k), &g6);
-        assert!((lhs - probe(&w6, &adj)).abs() <= 1e-9 * lhs.abs().max(1.0));
+    for group in Group::ALL {
+        let n = group.order();
+        for (cout, cin, k) in [(1, 1, 1), (3, 2, 3), (2, 5, 5), (7, 1, 3), (1, 3, 7)] {
+            let (w, w6) = upload(&g, &[cout, cin, k, k], &mut rg);
+            let tw = gconv::lift_filter(&w, group).unwrap();
+            assert_eq!(tw.shape(), [cout * n, cin, k, k]);
+            assert_close(
+                "lift_filter",
+                &tw.to_vec().unwrap(),
+                &r::gconv::lift_filter(&w6, cout, cin, k, group.order()),
+                0.0,
+            );
+            let (gt, g6) = upload(&g, &[cout * n, cin, k, k], &mut rg);
+            let adj = r::gconv::lift_filter_adjoint(&g6, cout, cin, k, group.order());
+            assert_close(
+                "lift_filter_adjoint",
+                &gconv::lift_filter_adjoint(&gt, group)
+                    .unwrap()
+                    .to_vec()
+                    .unwrap(),
+                &adj,
+                1e-6,
+            );
+            // <T w, g> = <w, T* g>
+            let lhs = probe(
+                &r::gconv::lift_filter(&w6, cout, cin, k, group.order()),
+                &g6,
+            );
+            assert!((lhs - probe(&w6, &adj)).abs() <= 1e-9 * lhs.abs().max(1.0));
 
-        let (w, w6) = upload(&g, &[cout, cin, 4, k, k], &mut rg);
-        let tw = gconv::p4_filter(&w).unwrap();
-        assert_eq!(tw.shape(), [cout * 4, cin * 4, k, k]);
-        assert_close(
-            "p4_filter",
-            &tw.to_vec().unwrap(),
-            &r::gconv::p4_filter(&w6, cout, cin, k),
-            0.0,
-        );
-        let (gt, g6) = upload(&g, &[cout * 4, cin * 4, k, k], &mut rg);
-        let adj = r::gconv::p4_filter_adjoint(&g6, cout, cin, k);
-        assert_close(
-            "p4_filter_adjoint",
-            &gconv::p4_filter_adjoint(&gt).unwrap().to_vec().unwrap(),
-            &adj,
-            1e-6,
-        );
-        let lhs = probe(&r::gconv::p4_filter(&w6, cout, cin, k), &g6);
-        assert!((lhs - probe(&w6, &adj)).abs() <= 1e-9 * lhs.abs().max(1.0));
+            let (w, w6) = upload(&g, &[cout, cin, n, k, k], &mut rg);
+            let tw = gconv::group_filter(&w, group).unwrap();
+            assert_eq!(tw.shape(), [cout * n, cin * n, k, k]);
+            assert_close(
+                "group_filter",
+                &tw.to_vec().unwrap(),
+                &r::gconv::group_filter(&w6, cout, cin, k, group.order()),
+                0.0,
+            );
+            let (gt, g6) = upload(&g, &[cout * n, cin * n, k, k], &mut rg);
+            let adj = r::gconv::group_filter_adjoint(&g6, cout, cin, k, group.order());
+            assert_close(
+                "group_filter_adjoint",
+                &gconv::group_filter_adjoint(&gt, group)
+                    .unwrap()
+                    .to_vec()
+                    .unwrap(),
+                &adj,
+                1e-6,
+            );
+            let lhs = probe(
+                &r::gconv::group_filter(&w6, cout, cin, k, group.order()),
+                &g6,
+            );
+            assert!((lhs - probe(&w6, &adj)).abs() <= 1e-9 * lhs.abs().max(1.0));
+        }
     }
     // The transform is exactly SPEC §1 on a hand-checked 2×2 case: rot90([[1, 2], [3, 4]]) = [[2, 4], [1, 3]].
     let w = Tensor::from_slice(&g, &[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap();
-    let tw = gconv::lift_filter(&w).unwrap().to_vec().unwrap();
+    let tw = gconv::lift_filter(&w, Group::C4).unwrap().to_vec().unwrap();
     assert_eq!(&tw[4..8], &[2.0, 4.0, 1.0, 3.0]);
     assert_eq!(&tw[8..12], &[4.0, 3.0, 2.0, 1.0]);
+    // SPEC §9: g_4 = flipud, [[3, 4], [1, 2]]; g_5 = flipud(rot90) = [[1, 3], [2, 4]].
+    let tw = gconv::lift_filter(&w, Group::D4).unwrap().to_vec().unwrap();
+    assert_eq!(&tw[16..20], &[3.0, 4.0, 1.0, 2.0]);
+    assert_eq!(&tw[20..24], &[1.0, 3.0, 2.0, 4.0]);
 }
 
 #[test]
@@ -273,82 +293,109 @@ fn lift_and_p4_layers_forward_backward_match_reference() {
 /// (batch, cin, h, w, cout, k, pad).
 fn gconv_cases(g: &Arc<Gpu>, cases: &[(usize, usize, usize, usize, usize, usize, usize)]) {
     let g = g.clone();
-    for (n, &(batch, cin, h, w, cout, k, pad)) in cases.iter().enumerate() {
-        let mut rg = rng(40 + n as u64);
-        // Lifting.
-        let (x, x6) = upload(&g, &[batch, cin, h, w], &mut rg);
-        let (wt, w6) = upload(&g, &[cout, cin, k, k], &mut rg);
-        let (b, b6) = upload(&g, &[cout], &mut rg);
-        let want = r::gconv::lift_c4(&x6, &w6, Some(&b6), batch, cin, h, w, cout, k, pad);
-        let tol = sum_tol(cin * k * k);
-        let d = ConvDims {
-            batch,
-            cin,
-            h,
-            w,
-            cout: cout * 4,
-            k,
-            pad,
-        };
-        let out_shape = [batch, cout, 4, d.ho(), d.wo()];
-        let got = gconv::lift_c4(&x, &wt, Some(&b), pad).unwrap();
-        assert_eq!(got.shape(), out_shape);
-        assert_close("lift_c4", &got.to_vec().unwrap(), &want, tol);
-        let (gy, gy6) = upload(&g, &out_shape, &mut rg);
-        let mut tape = Tape::new();
-        let (vx, vw, vb) = (tape.leaf(x), tape.leaf(wt), tape.leaf(b));
-        let y = gconv::lift_c4_t(&mut tape, vx, vw, Some(vb), pad).unwrap();
-        tape.backward_with(y, gy).unwrap();
-        let tw6 = r::gconv::lift_filter(&w6, cout, cin, k);
-        let (dx, dtw, dtb) = r::conv::backward(&x6, &tw6, &gy6, d);
-        let dw = r::gconv::lift_filter_adjoint(&dtw, cout, cin, k);
-        let db: Vec<f64> = dtb.chunks(4).map(|c| c.iter().sum()).collect();
-        let tg = sum_tol(batch * d.ho() * d.wo() * 4);
-        assert_close(
-            "lift dx",
-            &tape.grad(vx).unwrap().to_vec().unwrap(),
-            &dx,
-            tg,
-        );
-        assert_close(
-            "lift dw",
-            &tape.grad(vw).unwrap().to_vec().unwrap(),
-            &dw,
-            tg,
-        );
-        assert_close(
-            "lift db",
-            &tape.grad(vb).unwrap().to_vec().unwrap(),
-            &db,
-            tg,
-        );
+    for (case, &(batch, cin, h, w, cout, k, pad)) in cases.iter().enumerate() {
+        for group in Group::ALL {
+            let n = group.order();
+            let mut rg = rng(40 + case as u64 + n as u64);
+            // Lifting.
+            let (x, x6) = upload(&g, &[batch, cin, h, w], &mut rg);
+            let (wt, w6) = upload(&g, &[cout, cin, k, k], &mut rg);
+            let (b, b6) = upload(&g, &[cout], &mut rg);
+            let want = r::gconv::lift_conv(
+                &x6,
+                &w6,
+                Some(&b6),
+                batch,
+                cin,
+                h,
+                w,
+                cout,
+                k,
+                pad,
+                group.order(),
+            );
+            let tol = sum_tol(cin * k * k);
+            let d = ConvDims {
+                batch,
+                cin,
+                h,
+                w,
+                cout: cout * n,
+                k,
+                pad,
+            };
+            let out_shape = [batch, cout, n, d.ho(), d.wo()];
+            let got = gconv::lift_conv(&x, &wt, Some(&b), pad, group).unwrap();
+            assert_eq!(got.shape(), out_shape);
+            assert_close("lift_c4", &got.to_vec().unwrap(), &want, tol);
+            let (gy, gy6) = upload(&g, &out_shape, &mut rg);
+            let mut tape = Tape::new();
+            let (vx, vw, vb) = (tape.leaf(x), tape.leaf(wt), tape.leaf(b));
+            let y = gconv::lift_conv_t(&mut tape, vx, vw, Some(vb), pad, group).unwrap();
+            tape.backward_with(y, gy).unwrap();
+            let tw6 = r::gconv::lift_filter(&w6, cout, cin, k, group.order());
+            let (dx, dtw, dtb) = r::conv::backward(&x6, &tw6, &gy6, d);
+            let dw = r::gconv::lift_filter_adjoint(&dtw, cout, cin, k, group.order());
+            let db: Vec<f64> = dtb.chunks(n).map(|c| c.iter().sum()).collect();
+            let tg = sum_tol(batch * d.ho() * d.wo() * n);
+            assert_close(
+                "lift dx",
+                &tape.grad(vx).unwrap().to_vec().unwrap(),
+                &dx,
+                tg,
+            );
+            assert_close(
+                "lift dw",
+                &tape.grad(vw).unwrap().to_vec().unwrap(),
+                &dw,
+                tg,
+            );
+            assert_close(
+                "lift db",
+                &tape.grad(vb).unwrap().to_vec().unwrap(),
+                &db,
+                tg,
+            );
 
-        // P4.
-        let (x, x6) = upload(&g, &[batch, cin, 4, h, w], &mut rg);
-        let (wt, w6) = upload(&g, &[cout, cin, 4, k, k], &mut rg);
-        let (b, b6) = upload(&g, &[cout], &mut rg);
-        let want = r::gconv::p4_conv(&x6, &w6, Some(&b6), batch, cin, h, w, cout, k, pad);
-        let got = gconv::p4_conv(&x, &wt, Some(&b), pad).unwrap();
-        assert_eq!(got.shape(), out_shape);
-        assert_close(
-            "p4_conv",
-            &got.to_vec().unwrap(),
-            &want,
-            sum_tol(cin * 4 * k * k),
-        );
-        let (gy, gy6) = upload(&g, &out_shape, &mut rg);
-        let mut tape = Tape::new();
-        let (vx, vw, vb) = (tape.leaf(x), tape.leaf(wt), tape.leaf(b));
-        let y = gconv::p4_conv_t(&mut tape, vx, vw, Some(vb), pad).unwrap();
-        tape.backward_with(y, gy).unwrap();
-        let d4 = ConvDims { cin: cin * 4, ..d };
-        let tw6 = r::gconv::p4_filter(&w6, cout, cin, k);
-        let (dx, dtw, dtb) = r::conv::backward(&x6, &tw6, &gy6, d4);
-        let dw = r::gconv::p4_filter_adjoint(&dtw, cout, cin, k);
-        let db: Vec<f64> = dtb.chunks(4).map(|c| c.iter().sum()).collect();
-        assert_close("p4 dx", &tape.grad(vx).unwrap().to_vec().unwrap(), &dx, tg);
-        assert_close("p4 dw", &tape.grad(vw).unwrap().to_vec().unwrap(), &dw, tg);
-        assert_close("p4 db", &tape.grad(vb).unwrap().to_vec().unwrap(), &db, tg);
+            // P4.
+            let (x, x6) = upload(&g, &[batch, cin, n, h, w], &mut rg);
+            let (wt, w6) = upload(&g, &[cout, cin, n, k, k], &mut rg);
+            let (b, b6) = upload(&g, &[cout], &mut rg);
+            let want = r::gconv::group_conv(
+                &x6,
+                &w6,
+                Some(&b6),
+                batch,
+                cin,
+                h,
+                w,
+                cout,
+                k,
+                pad,
+                group.order(),
+            );
+            let got = gconv::group_conv(&x, &wt, Some(&b), pad, group).unwrap();
+            assert_eq!(got.shape(), out_shape);
+            assert_close(
+                "p4_conv",
+                &got.to_vec().unwrap(),
+                &want,
+                sum_tol(cin * n * k * k),
+            );
+            let (gy, gy6) = upload(&g, &out_shape, &mut rg);
+            let mut tape = Tape::new();
+            let (vx, vw, vb) = (tape.leaf(x), tape.leaf(wt), tape.leaf(b));
+            let y = gconv::group_conv_t(&mut tape, vx, vw, Some(vb), pad, group).unwrap();
+            tape.backward_with(y, gy).unwrap();
+            let dg = ConvDims { cin: cin * n, ..d };
+            let tw6 = r::gconv::group_filter(&w6, cout, cin, k, group.order());
+            let (dx, dtw, dtb) = r::conv::backward(&x6, &tw6, &gy6, dg);
+            let dw = r::gconv::group_filter_adjoint(&dtw, cout, cin, k, group.order());
+            let db: Vec<f64> = dtb.chunks(n).map(|c| c.iter().sum()).collect();
+            assert_close("p4 dx", &tape.grad(vx).unwrap().to_vec().unwrap(), &dx, tg);
+            assert_close("p4 dw", &tape.grad(vw).unwrap().to_vec().unwrap(), &dw, tg);
+            assert_close("p4 db", &tape.grad(vb).unwrap().to_vec().unwrap(), &db, tg);
+        }
     }
 }
 
@@ -356,49 +403,86 @@ fn gconv_cases(g: &Arc<Gpu>, cases: &[(usize, usize, usize, usize, usize, usize,
 fn p4_reference_gradient_matches_finite_differences() {
     // The filter gradient through the transform (adjoint ∘ conv backward) against FD of the P4 conv.
     let (batch, cin, h, w, cout, k, pad) = (1, 2, 5, 4, 2, 3, 1);
-    let mut rg = rng(5);
-    let x = to64(&rg.normal_vec(batch * cin * 4 * h * w));
-    let wt = to64(&rg.normal_vec(cout * cin * 4 * k * k));
-    let b = to64(&rg.normal_vec(cout));
-    let d = ConvDims {
-        batch,
-        cin: cin * 4,
-        h,
-        w,
-        cout: cout * 4,
-        k,
-        pad,
-    };
-    let gy = to64(&rg.normal_vec(batch * cout * 4 * d.ho() * d.wo()));
-    let (_, dtw, dtb) = r::conv::backward(&x, &r::gconv::p4_filter(&wt, cout, cin, k), &gy, d);
-    let dw = r::gconv::p4_filter_adjoint(&dtw, cout, cin, k);
-    let db: Vec<f64> = dtb.chunks(4).map(|c| c.iter().sum()).collect();
-    let fw = finite_diff(&wt, 1e-6, |v| {
-        probe(
-            &r::gconv::p4_conv(&x, v, Some(&b), batch, cin, h, w, cout, k, pad),
+    for group in Group::ALL {
+        let n = group.order();
+        let mut rg = rng(5);
+        let x = to64(&rg.normal_vec(batch * cin * n * h * w));
+        let wt = to64(&rg.normal_vec(cout * cin * n * k * k));
+        let b = to64(&rg.normal_vec(cout));
+        let d = ConvDims {
+            batch,
+            cin: cin * n,
+            h,
+            w,
+            cout: cout * n,
+            k,
+            pad,
+        };
+        let gy = to64(&rg.normal_vec(batch * cout * n * d.ho() * d.wo()));
+        let (_, dtw, dtb) = r::conv::backward(
+            &x,
+            &r::gconv::group_filter(&wt, cout, cin, k, group.order()),
             &gy,
-        )
-    });
-    let fb = finite_diff(&b, 1e-6, |v| {
-        probe(
-            &r::gconv::p4_conv(&x, &wt, Some(v), batch, cin, h, w, cout, k, pad),
+            d,
+        );
+        let dw = r::gconv::group_filter_adjoint(&dtw, cout, cin, k, group.order());
+        let db: Vec<f64> = dtb.chunks(n).map(|c| c.iter().sum()).collect();
+        let fw = finite_diff(&wt, 1e-6, |v| {
+            probe(
+                &r::gconv::group_conv(
+                    &x,
+                    v,
+                    Some(&b),
+                    batch,
+                    cin,
+                    h,
+                    w,
+                    cout,
+                    k,
+                    pad,
+                    group.order(),
+                ),
+                &gy,
+            )
+        });
+        let fb = finite_diff(&b, 1e-6, |v| {
+            probe(
+                &r::gconv::group_conv(
+                    &x,
+                    &wt,
+                    Some(v),
+                    batch,
+                    cin,
+                    h,
+                    w,
+                    cout,
+                    k,
+                    pad,
+                    group.order(),
+                ),
+                &gy,
+            )
+        });
+        assert!(rel_err64(&dw, &fw) <= 1e-6, "{:.2e}", rel_err64(&dw, &fw));
+        assert!(rel_err64(&db, &fb) <= 1e-6, "{:.2e}", rel_err64(&db, &fb));
+        let wl = to64(&rg.normal_vec(cout * cin * k * k));
+        let dl = ConvDims { cin, ..d };
+        let xl = to64(&rg.normal_vec(batch * cin * h * w));
+        let (_, dtw, _) = r::conv::backward(
+            &xl,
+            &r::gconv::lift_filter(&wl, cout, cin, k, group.order()),
             &gy,
-        )
-    });
-    assert!(rel_err64(&dw, &fw) <= 1e-6, "{:.2e}", rel_err64(&dw, &fw));
-    assert!(rel_err64(&db, &fb) <= 1e-6, "{:.2e}", rel_err64(&db, &fb));
-    let wl = to64(&rg.normal_vec(cout * cin * k * k));
-    let dl = ConvDims { cin, ..d };
-    let xl = to64(&rg.normal_vec(batch * cin * h * w));
-    let (_, dtw, _) = r::conv::backward(&xl, &r::gconv::lift_filter(&wl, cout, cin, k), &gy, dl);
-    let dw = r::gconv::lift_filter_adjoint(&dtw, cout, cin, k);
-    let fw = finite_diff(&wl, 1e-6, |v| {
-        probe(
-            &r::gconv::lift_c4(&xl, v, None, batch, cin, h, w, cout, k, pad),
-            &gy,
-        )
-    });
-    assert!(rel_err64(&dw, &fw) <= 1e-6, "{:.2e}", rel_err64(&dw, &fw));
+            dl,
+        );
+        let dw = r::gconv::lift_filter_adjoint(&dtw, cout, cin, k, group.order());
+        let fw = finite_diff(&wl, 1e-6, |v| {
+            probe(
+                &r::gconv::lift_conv(&xl, v, None, batch, cin, h, w, cout, k, pad, group.order()),
+                &gy,
+            )
+        });
+        assert!(rel_err64(&dw, &fw) <= 1e-6, "{:.2e}", rel_err64(&dw, &fw));
+    }
 }
 
 #[test]
@@ -516,14 +600,14 @@ fn rotation_pooling_and_global_mean_match_reference() {
             assert_close(
                 &format!("rot_pool {how:?}"),
                 &tape.value(y).to_vec().unwrap(),
-                &r::pool::rot_pool(&x6, h * w, max),
+                &r::pool::rot_pool(&x6, h * w, 4, max),
                 1e-7,
             );
             tape.backward_with(y, gy.clone()).unwrap();
             assert_close(
                 &format!("rot_pool {how:?} bwd"),
                 &tape.grad(vx).unwrap().to_vec().unwrap(),
-                &r::pool::rot_pool_bwd(&x6, &g6, h * w, max),
+                &r::pool::rot_pool_bwd(&x6, &g6, h * w, 4, max),
                 1e-7,
             );
         }
@@ -580,8 +664,8 @@ fn pool_reference_backward_matches_finite_differences() {
     for max in [true, false] {
         check(
             "rot",
-            &r::pool::rot_pool_bwd(&x, &gy, 3, max),
-            &finite_diff(&x, 1e-6, |v| probe(&r::pool::rot_pool(v, 3, max), &gy)),
+            &r::pool::rot_pool_bwd(&x, &gy, 3, 4, max),
+            &finite_diff(&x, 1e-6, |v| probe(&r::pool::rot_pool(v, 3, 4, max), &gy)),
         );
     }
     let gm = to64(&rg.normal_vec(2));
@@ -762,28 +846,55 @@ fn bad_shapes_are_shape_errors() {
     let mut tape = Tape::new();
     let (vx, vw) = (tape.leaf(x.clone()), tape.leaf(z(&[4, 2, 3, 3])));
     assert!(is_shape_err(conv::conv2d_t(&mut tape, vx, vw, None, 1)));
-    assert!(is_shape_err(gconv::lift_filter(&z(&[2, 3, 3]))));
+    let (c4, d4) = (Group::C4, Group::D4);
+    assert!(is_shape_err(gconv::lift_filter(&z(&[2, 3, 3]), c4)));
     assert!(
-        is_shape_err(gconv::p4_filter(&z(&[2, 3, 3, 3, 3]))),
+        is_shape_err(gconv::group_filter(&z(&[2, 3, 3, 3, 3]), c4)),
         "axis 2 must be 4"
     );
-    assert!(is_shape_err(gconv::lift_filter_adjoint(&z(&[6, 3, 3, 3]))));
-    assert!(is_shape_err(gconv::p4_filter_adjoint(&z(&[8, 6, 3, 3]))));
     assert!(
-        is_shape_err(gconv::p4_conv(&x, &z(&[2, 3, 4, 3, 3]), None, 0)),
+        is_shape_err(gconv::group_filter(&z(&[2, 3, 4, 3, 3]), d4)),
+        "axis 2 must be 8 for D4"
+    );
+    assert!(is_shape_err(gconv::lift_filter_adjoint(
+        &z(&[6, 3, 3, 3]),
+        c4
+    )));
+    assert!(is_shape_err(gconv::lift_filter_adjoint(
+        &z(&[12, 3, 3, 3]),
+        d4
+    )));
+    assert!(is_shape_err(gconv::group_filter_adjoint(
+        &z(&[8, 6, 3, 3]),
+        c4
+    )));
+    assert!(
+        is_shape_err(gconv::group_conv(&x, &z(&[2, 3, 4, 3, 3]), None, 0, c4)),
         "Z2 input to P4"
     );
-    assert!(is_shape_err(gconv::p4_conv(
+    assert!(is_shape_err(gconv::group_conv(
         &z(&[2, 3, 4, 8, 8]),
         &z(&[2, 2, 4, 3, 3]),
         None,
-        0
+        0,
+        c4
     )));
-    assert!(is_shape_err(gconv::lift_c4(
+    assert!(
+        is_shape_err(gconv::group_conv(
+            &z(&[2, 3, 4, 8, 8]),
+            &z(&[2, 3, 8, 3, 3]),
+            None,
+            0,
+            d4
+        )),
+        "P4 maps into a p4m layer"
+    );
+    assert!(is_shape_err(gconv::lift_conv(
         &z(&[2, 3, 4, 8, 8]),
         &z(&[2, 3, 3, 3]),
         None,
-        0
+        0,
+        c4
     )));
     assert!(is_shape_err(pool::max_pool2d(&z(&[1, 1, 3, 3]), 4, 1)));
     assert!(is_shape_err(pool::max_pool2d(&z(&[1, 1, 3, 3]), 2, 0)));
@@ -795,6 +906,16 @@ fn bad_shapes_are_shape_errors() {
     assert!(is_shape_err(pool::global_mean(&z(&[5]))));
     assert!(is_shape_err(transform::rot90(&z(&[1, 3, 4]), 1)));
     assert!(is_shape_err(transform::c4_act(&z(&[1, 3, 4, 4]), 1)));
+    assert!(is_shape_err(transform::group_act(
+        &z(&[1, 4, 4, 4]),
+        1,
+        Group::D4
+    )));
+    assert!(is_shape_err(transform::group_act(
+        &z(&[1, 8, 4, 4]),
+        8,
+        Group::D4
+    )));
     assert!(is_shape_err(transform::pad_to(&z(&[1, 5, 5]), 6, 6, 2, 0)));
     assert!(is_shape_err(transform::pad_center(&z(&[1, 5, 5]), 4, 6)));
 }

@@ -9,6 +9,7 @@ use common::*;
 use std::sync::Arc;
 use symclone::data::{Batcher, Dataset, GpuSplit, Part, Task, SIDE};
 use symclone::gpu::{grid_1d, KernelFamily};
+use symclone::group::Group;
 use symclone::ops::conv::{self, ConvDims};
 use symclone::ops::pool::RotPool;
 use symclone::ops::{
@@ -499,42 +500,53 @@ fn fold_image_transforms(g: &Arc<Gpu>, rg: &mut Rng) {
         &r::transform::c4_act(&p46, 14, 3),
         0.0,
     );
+    let (p4m, p4m6) = up(g, &[2, 3, 8, 10, 10], rg);
+    close(
+        "group_act d4",
+        &transform::group_act(&p4m, 5, Group::D4).unwrap(),
+        &r::transform::group_act(&p4m6, 10, 8, 5),
+        0.0,
+    );
 }
 
-/// Group-convolution filter transforms (64 per workgroup) and their adjoints.
+/// Group-convolution filter transforms (64 per workgroup) and their adjoints, C4 and D4.
 fn fold_filter_transforms(g: &Arc<Gpu>, rg: &mut Rng) {
-    let (cout, cin, k) = (16usize, 8usize, 3usize);
-    folds(cout * cin * k * k, 64);
-    let (wl, wl6) = up(g, &[cout, cin, k, k], rg);
-    close(
-        "lift_filter",
-        &gconv::lift_filter(&wl).unwrap(),
-        &r::gconv::lift_filter(&wl6, cout, cin, k),
-        0.0,
-    );
-    let (gt, gt6) = up(g, &[cout * 4, cin, k, k], rg);
-    close(
-        "lift_filter_adjoint",
-        &gconv::lift_filter_adjoint(&gt).unwrap(),
-        &r::gconv::lift_filter_adjoint(&gt6, cout, cin, k),
-        1e-6,
-    );
-    let (cout, cin) = (8usize, 4usize);
-    folds(cout * cin * 4 * k * k, 64);
-    let (wp, wp6) = up(g, &[cout, cin, 4, k, k], rg);
-    close(
-        "p4_filter",
-        &gconv::p4_filter(&wp).unwrap(),
-        &r::gconv::p4_filter(&wp6, cout, cin, k),
-        0.0,
-    );
-    let (gt, gt6) = up(g, &[cout * 4, cin * 4, k, k], rg);
-    close(
-        "p4_filter_adjoint",
-        &gconv::p4_filter_adjoint(&gt).unwrap(),
-        &r::gconv::p4_filter_adjoint(&gt6, cout, cin, k),
-        1e-6,
-    );
+    for group in Group::ALL {
+        let n = group.order();
+        let (cout, cin, k) = (16usize, 8usize, 3usize);
+        folds(cout * cin * k * k, 64);
+        let (wl, wl6) = up(g, &[cout, cin, k, k], rg);
+        close(
+            "lift_filter",
+            &gconv::lift_filter(&wl, group).unwrap(),
+            &r::gconv::lift_filter(&wl6, cout, cin, k, group.order()),
+            0.0,
+        );
+        let (gt, gt6) = up(g, &[cout * n, cin, k, k], rg);
+        close(
+            "lift_filter_adjoint",
+            &gconv::lift_filter_adjoint(&gt, group).unwrap(),
+            &r::gconv::lift_filter_adjoint(&gt6, cout, cin, k, group.order()),
+            1e-6,
+        );
+        // Every (o, k, i, s, tap) of the output is a work item: 4,608 of them for either group.
+        let (cout, cin) = if n == 4 { (8usize, 4usize) } else { (4, 2) };
+        folds(cout * n * cin * n * k * k, 64);
+        let (wp, wp6) = up(g, &[cout, cin, n, k, k], rg);
+        close(
+            "p4_filter",
+            &gconv::group_filter(&wp, group).unwrap(),
+            &r::gconv::group_filter(&wp6, cout, cin, k, group.order()),
+            0.0,
+        );
+        let (gt, gt6) = up(g, &[cout * n, cin * n, k, k], rg);
+        close(
+            "p4_filter_adjoint",
+            &gconv::group_filter_adjoint(&gt, group).unwrap(),
+            &r::gconv::group_filter_adjoint(&gt6, cout, cin, k, group.order()),
+            1e-6,
+        );
+    }
 }
 
 /// Pooling (64 per workgroup): 2×2 windows over (3, 7, 16, 18) (1512 outputs, 6048 inputs);
@@ -582,13 +594,13 @@ fn fold_pooling(g: &Arc<Gpu>, rg: &mut Rng) {
         close(
             "rot_pool",
             &pool::rot_pool(&rx, how).unwrap(),
-            &r::pool::rot_pool(&rx6, 72, max),
+            &r::pool::rot_pool(&rx6, 72, 4, max),
             1e-7,
         );
         close(
             "rot_pool bwd",
             &pool::rot_pool_bwd(&rgd, &rx, how).unwrap(),
-            &r::pool::rot_pool_bwd(&rx6, &rg6, 72, max),
+            &r::pool::rot_pool_bwd(&rx6, &rg6, 72, 4, max),
             1e-7,
         );
     }

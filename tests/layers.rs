@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// only; modules on one layer are siblings and use none of each other.
 const LAYERS: &[&[&str]] = &[
     &["error", "rng", "reference"],
-    &["files", "progress"],
+    &["files", "progress", "group"],
     &["gpu"],
     &["tensor"],
     &["autograd"],

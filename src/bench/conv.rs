@@ -2,6 +2,7 @@
 //! layers, against im2col + threaded sgemm on the CPU.
 
 use super::{cpu, time_cpu, time_gpu, wanted, Check, Options, Row};
+use crate::group::Group::C4;
 use crate::ops::conv::{self, ConvDims};
 use crate::ops::gconv;
 use crate::rng::Rng;
@@ -93,8 +94,8 @@ pub(super) fn conv_cases(
         let cpu_tw = || -> Vec<f32> {
             match kind {
                 ConvKind::Plain => wv.clone(),
-                ConvKind::Lift => f32s(&rg::lift_filter(&w64, cout, cin, k)),
-                ConvKind::P4 => f32s(&rg::p4_filter(&w64, cout, cin, k)),
+                ConvKind::Lift => f32s(&rg::lift_filter(&w64, cout, cin, k, C4.order())),
+                ConvKind::P4 => f32s(&rg::group_filter(&w64, cout, cin, k, C4.order())),
             }
         };
         let bflat: Vec<f32> = match kind {
@@ -103,8 +104,8 @@ pub(super) fn conv_cases(
         };
         let gpu_tw = match kind {
             ConvKind::Plain => w.clone(),
-            ConvKind::Lift => gconv::lift_filter(&w)?,
-            ConvKind::P4 => gconv::p4_filter(&w)?,
+            ConvKind::Lift => gconv::lift_filter(&w, C4)?,
+            ConvKind::P4 => gconv::group_filter(&w, C4)?,
         };
         let reps = if d.flops() > 2e8 {
             opts.reps.min(5)
@@ -117,8 +118,8 @@ pub(super) fn conv_cases(
         let fwd = || -> Result<Tensor> {
             match kind {
                 ConvKind::Plain => conv::conv2d(&x, &w, Some(&b), pad),
-                ConvKind::Lift => gconv::lift_c4(&x, &w, Some(&b), pad),
-                ConvKind::P4 => gconv::p4_conv(&x5, &w, Some(&b), pad),
+                ConvKind::Lift => gconv::lift_conv(&x, &w, Some(&b), pad, C4),
+                ConvKind::P4 => gconv::group_conv(&x5, &w, Some(&b), pad, C4),
             }
         };
         let (cpu_s, cpu_y) = time_cpu(reps, || cpu::conv2d_fwd(&xv, &cpu_tw(), Some(&bflat), d));
@@ -181,11 +182,11 @@ pub(super) fn conv_cases(
                 let (dw, db) = match kind {
                     ConvKind::Plain => (dtw, dtb),
                     ConvKind::Lift => (
-                        gconv::lift_filter_adjoint(&dtw)?,
+                        gconv::lift_filter_adjoint(&dtw, C4)?,
                         crate::ops::reduce::sum_axis(&dtb.reshape(&[cout, 4])?, 1)?,
                     ),
                     ConvKind::P4 => (
-                        gconv::p4_filter_adjoint(&dtw)?,
+                        gconv::group_filter_adjoint(&dtw, C4)?,
                         crate::ops::reduce::sum_axis(&dtb.reshape(&[cout, 4])?, 1)?,
                     ),
                 };
@@ -197,11 +198,11 @@ pub(super) fn conv_cases(
                 let (dw, db) = match kind {
                     ConvKind::Plain => (dtw, dtb),
                     ConvKind::Lift => (
-                        f32s(&rg::lift_filter_adjoint(&dtw64, cout, cin, k)),
+                        f32s(&rg::lift_filter_adjoint(&dtw64, cout, cin, k, C4.order())),
                         dtb.chunks(4).map(|r| r.iter().sum()).collect(),
                     ),
                     ConvKind::P4 => (
-                        f32s(&rg::p4_filter_adjoint(&dtw64, cout, cin, k)),
+                        f32s(&rg::group_filter_adjoint(&dtw64, cout, cin, k, C4.order())),
                         dtb.chunks(4).map(|r| r.iter().sum()).collect(),
                     ),
                 };

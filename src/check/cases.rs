@@ -2,6 +2,7 @@
 //! from which seed), so that a case can be listed, filtered, run on any device and, later,
 //! exported on its own. Shapes are ragged: sizes that are no multiple of a tile or a workgroup.
 
+use crate::group::Group;
 use crate::ops::conv::{ConvAlgo, ConvDims, WeightGradAlgo};
 use crate::ops::kl::Penalty;
 use crate::ops::matmul::codegen::REG_TILES;
@@ -114,11 +115,13 @@ pub enum Kernel {
         cout: usize,
         cin: usize,
         k: usize,
+        group: Group,
     },
-    /// The lifting (`p4: false`) or P4 group convolution's forward pass, with bias.
+    /// The lifting (`p4: false`) or group (P4 or p4m) convolution's forward pass, with bias.
     Gconv {
         p4: bool,
         d: ConvDims,
+        group: Group,
     },
     /// `max_pool2d` (`max`) or `avg_pool2d` of (planes, h, w), window k, stride s, and backward.
     Pool {
@@ -129,7 +132,7 @@ pub enum Kernel {
         k: usize,
         s: usize,
     },
-    /// `rot_pool` of (b, c, 4, h, w) and its backward.
+    /// `rot_pool` of (b, c, n, h, w) (n = 4 or 8) and its backward.
     RotPool {
         how: RotPool,
         shape: [usize; 5],
@@ -405,26 +408,40 @@ pub fn all() -> Vec<Case> {
             },
         );
     }
-    push(
-        "gconv",
-        "lift/p4 filters 5x3 k3".into(),
-        Kernel::GconvFilters {
-            cout: 5,
-            cin: 3,
-            k: 3,
-        },
-    );
     let gd = ConvDims::from((2, 3, 9, 7, 5, 3, 1));
-    push(
-        "gconv",
-        format!("lift_c4 {}", show_conv(&gd)),
-        Kernel::Gconv { p4: false, d: gd },
-    );
-    push(
-        "gconv",
-        format!("p4_conv {}", show_conv(&gd)),
-        Kernel::Gconv { p4: true, d: gd },
-    );
+    for (group, filters, lift, conv) in [
+        (Group::C4, "lift/p4", "lift_c4", "p4_conv"),
+        (Group::D4, "lift/p4m", "lift_d4", "p4m_conv"),
+    ] {
+        push(
+            "gconv",
+            format!("{filters} filters 5x3 k3"),
+            Kernel::GconvFilters {
+                cout: 5,
+                cin: 3,
+                k: 3,
+                group,
+            },
+        );
+        push(
+            "gconv",
+            format!("{lift} {}", show_conv(&gd)),
+            Kernel::Gconv {
+                p4: false,
+                d: gd,
+                group,
+            },
+        );
+        push(
+            "gconv",
+            format!("{conv} {}", show_conv(&gd)),
+            Kernel::Gconv {
+                p4: true,
+                d: gd,
+                group,
+            },
+        );
+    }
     for (max, k, s) in [(true, 2, 2), (true, 3, 2), (false, 2, 2), (false, 3, 1)] {
         let (planes, h, w) = (6, 13, 9);
         push(
@@ -444,14 +461,16 @@ pub fn all() -> Vec<Case> {
         );
     }
     for how in [RotPool::Max, RotPool::Mean] {
-        push(
-            "pool",
-            format!("rot_pool {how:?} [2, 3, 4, 7, 5]").to_lowercase(),
-            Kernel::RotPool {
-                how,
-                shape: [2, 3, 4, 7, 5],
-            },
-        );
+        for n in [4, 8] {
+            push(
+                "pool",
+                format!("rot_pool {how:?} [2, 3, {n}, 7, 5]").to_lowercase(),
+                Kernel::RotPool {
+                    how,
+                    shape: [2, 3, n, 7, 5],
+                },
+            );
+        }
     }
     push(
         "pool",

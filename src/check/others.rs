@@ -165,17 +165,17 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
             let plane = shape[3] * shape[4];
             let (x, x6) = up(g, shape, rg)?;
             let y = pool::rot_pool(&x, *how)?;
-            let want = r::pool::rot_pool(&x6, plane, max);
+            let want = r::pool::rot_pool(&x6, plane, shape[2], max);
             let (gy, g6) = up(g, y.shape(), rg)?;
             let dx = pool::rot_pool_bwd(&gy, &x, *how)?;
-            let wdx = r::pool::rot_pool_bwd(&x6, &g6, plane, max);
+            let wdx = r::pool::rot_pool_bwd(&x6, &g6, plane, shape[2], max);
             if max {
                 o.exact("rot_pool", &y, &want)?;
             } else {
-                let want_abs = r::pool::rot_pool(&abs(&x6), plane, false);
-                o.sums("rot_pool", &y, &want, &want_abs, 5)?;
+                let want_abs = r::pool::rot_pool(&abs(&x6), plane, shape[2], false);
+                o.sums("rot_pool", &y, &want, &want_abs, shape[2] + 1)?;
             }
-            // The backward copies the gradient (max) or scales it by 1/4 (mean): exact.
+            // The backward copies the gradient (max) or scales it by 1/n, a power of 2 (mean): exact.
             o.exact("rot_pool backward", &dx, &wdx)?;
         }
         Kernel::GlobalMean { shape } => {
@@ -203,7 +203,7 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
             let (n, turns) = (*n, *turns);
             let (x, x6) = up(g, &[*planes, n, n], rg)?;
             let mut tape = Tape::new();
-            let vx = tape.leaf(x);
+            let vx = tape.leaf(x.clone());
             let vy = transform::rot90_t(&mut tape, vx, turns)?;
             o.exact("rot90", tape.value(vy), &r::transform::rot90(&x6, n, turns))?;
             let (gy, g6) = up(g, &[*planes, n, n], rg)?;
@@ -218,6 +218,19 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
                 "c4_act",
                 &transform::c4_act(&y, turns)?,
                 &r::transform::c4_act(&y6, n, turns),
+            )?;
+            // The reflection after the same turns (the D4 element 4 + r), on planes and p4m maps.
+            let k = 4 + turns % 4;
+            o.exact(
+                "d4 act",
+                &transform::act(&x, k)?,
+                &crate::group::act_planes(&x6, n, k),
+            )?;
+            let (y, y6) = up(g, &[planes.div_ceil(8), 8, n, n], rg)?;
+            o.exact(
+                "d4 group_act",
+                &transform::group_act(&y, k, crate::group::Group::D4)?,
+                &r::transform::group_act(&y6, n, 8, k),
             )?;
         }
         Kernel::ShiftCrop {

@@ -115,49 +115,60 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
             let gb = cloned::gram_backward(&h, &b)?;
             o.sums("gram_backward", &gb, &want, &want_abs, 2 * nb)?;
         }
-        Kernel::GconvFilters { cout, cin, k } => {
-            let (cout, cin, k) = (*cout, *cin, *k);
+        Kernel::GconvFilters {
+            cout,
+            cin,
+            k,
+            group,
+        } => {
+            let (cout, cin, k, group) = (*cout, *cin, *k, *group);
+            let n = group.order();
             let (w, w6) = up(g, &[cout, cin, k, k], rg)?;
-            let lf = gconv::lift_filter(&w)?;
+            let lf = gconv::lift_filter(&w, group)?;
             o.exact(
                 "lift_filter",
                 &lf,
-                &r::gconv::lift_filter(&w6, cout, cin, k),
+                &r::gconv::lift_filter(&w6, cout, cin, k, group.order()),
             )?;
             let (d, d6) = up(g, lf.shape(), rg)?;
-            let want = r::gconv::lift_filter_adjoint(&d6, cout, cin, k);
-            let want_abs = r::gconv::lift_filter_adjoint(&abs(&d6), cout, cin, k);
+            let want = r::gconv::lift_filter_adjoint(&d6, cout, cin, k, group.order());
+            let want_abs = r::gconv::lift_filter_adjoint(&abs(&d6), cout, cin, k, group.order());
             o.sums(
                 "lift_filter_adjoint",
-                &gconv::lift_filter_adjoint(&d)?,
+                &gconv::lift_filter_adjoint(&d, group)?,
                 &want,
                 &want_abs,
-                4,
+                n,
             )?;
-            let (w, w6) = up(g, &[cout, cin, 4, k, k], rg)?;
-            let pf = gconv::p4_filter(&w)?;
-            o.exact("p4_filter", &pf, &r::gconv::p4_filter(&w6, cout, cin, k))?;
+            let (w, w6) = up(g, &[cout, cin, n, k, k], rg)?;
+            let pf = gconv::group_filter(&w, group)?;
+            o.exact(
+                "group_filter",
+                &pf,
+                &r::gconv::group_filter(&w6, cout, cin, k, group.order()),
+            )?;
             let (d, d6) = up(g, pf.shape(), rg)?;
-            let want = r::gconv::p4_filter_adjoint(&d6, cout, cin, k);
-            let want_abs = r::gconv::p4_filter_adjoint(&abs(&d6), cout, cin, k);
+            let want = r::gconv::group_filter_adjoint(&d6, cout, cin, k, group.order());
+            let want_abs = r::gconv::group_filter_adjoint(&abs(&d6), cout, cin, k, group.order());
             o.sums(
-                "p4_filter_adjoint",
-                &gconv::p4_filter_adjoint(&d)?,
+                "group_filter_adjoint",
+                &gconv::group_filter_adjoint(&d, group)?,
                 &want,
                 &want_abs,
-                4,
+                n,
             )?;
         }
-        Kernel::Gconv { p4, d } => {
-            let d = *d;
-            let planes = if *p4 { 4 } else { 1 };
+        Kernel::Gconv { p4, d, group } => {
+            let (d, group) = (*d, *group);
+            let n = group.order();
+            let planes = if *p4 { n } else { 1 };
             let xs: Vec<usize> = if *p4 {
-                vec![d.batch, d.cin, 4, d.h, d.w]
+                vec![d.batch, d.cin, n, d.h, d.w]
             } else {
                 vec![d.batch, d.cin, d.h, d.w]
             };
             let ws: Vec<usize> = if *p4 {
-                vec![d.cout, d.cin, 4, d.k, d.k]
+                vec![d.cout, d.cin, n, d.k, d.k]
             } else {
                 vec![d.cout, d.cin, d.k, d.k]
             };
@@ -165,39 +176,31 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
             let (w, w6) = up(g, &ws, rg)?;
             let (b, b6) = up(g, &[d.cout], rg)?;
             let f = if *p4 {
-                r::gconv::p4_conv
+                r::gconv::group_conv
             } else {
-                r::gconv::lift_c4
+                r::gconv::lift_conv
             };
-            let want = f(
-                &x6,
-                &w6,
-                Some(&b6),
-                d.batch,
-                d.cin,
-                d.h,
-                d.w,
-                d.cout,
-                d.k,
-                d.pad,
-            );
-            let (xa, wa, ba) = (abs(&x6), abs(&w6), abs(&b6));
-            let want_abs = f(
-                &xa,
-                &wa,
-                Some(&ba),
-                d.batch,
-                d.cin,
-                d.h,
-                d.w,
-                d.cout,
-                d.k,
-                d.pad,
-            );
+            let reference = |x: &[f64], w: &[f64], b: &[f64]| {
+                f(
+                    x,
+                    w,
+                    Some(b),
+                    d.batch,
+                    d.cin,
+                    d.h,
+                    d.w,
+                    d.cout,
+                    d.k,
+                    d.pad,
+                    group.order(),
+                )
+            };
+            let want = reference(&x6, &w6, &b6);
+            let want_abs = reference(&abs(&x6), &abs(&w6), &abs(&b6));
             let y = if *p4 {
-                gconv::p4_conv(&x, &w, Some(&b), d.pad)?
+                gconv::group_conv(&x, &w, Some(&b), d.pad, group)?
             } else {
-                gconv::lift_c4(&x, &w, Some(&b), d.pad)?
+                gconv::lift_conv(&x, &w, Some(&b), d.pad, group)?
             };
             o.sums(
                 "forward",

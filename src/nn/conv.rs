@@ -1,9 +1,11 @@
-//! Convolution layers: `Conv2d` (T(2)), `LiftC4` (Z2 → P4) and `GroupConvC4` (P4 → P4), SPEC §1.
-//! Initialisation (SPEC §4): filters and biases uniform on ±1/√(Cin·k²) (the 4 rotation planes of a
-//! P4 input are not counted in the fan-in).
+//! Convolution layers: `Conv2d` (T(2)), `LiftC4` (Z2 → P4) and `GroupConvC4` (P4 → P4), SPEC §1,
+//! and their D4 counterparts `LiftD4` (Z2 → p4m) and `GroupConvD4` (p4m → p4m), SPEC §9.
+//! Initialisation (SPEC §4): filters and biases uniform on ±1/√(Cin·k²) (the 4 or 8 orientation
+//! planes of a group input are not counted in the fan-in).
 
 use crate::autograd::Param;
 use crate::autograd::{Tape, Var};
+use crate::group::Group;
 use crate::ops::{conv, gconv};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -49,10 +51,12 @@ pub trait ConvKind {
 
 /// `y[o] = Σ_i corr(x[i], W[o, i]) + bias[o]`: (B, Cin, H, W) → (B, Cout, H + 2p − k + 1, W + 2p − k + 1).
 pub struct Plain;
-/// Lifting C4 convolution: W (Cout, Cin, k, k); (B, Cin, H, W) → (B, Cout, 4, H', W').
-pub struct Lift;
-/// Group C4 convolution P4 → P4: W (Cout, Cin, 4, k, k); (B, Cin, 4, H, W) → (B, Cout, 4, H', W').
-pub struct P4;
+/// Lifting convolution into the group of order `N` (4: C4, 8: D4): W (Cout, Cin, k, k);
+/// (B, Cin, H, W) → (B, Cout, N, H', W').
+pub struct Lift<const N: usize>;
+/// Group convolution of the group of order `N`: W (Cout, Cin, N, k, k); (B, Cin, N, H, W) →
+/// (B, Cout, N, H', W').
+pub struct GroupConv<const N: usize>;
 
 impl ConvKind for Plain {
     fn weight_shape(cout: usize, cin: usize, k: usize) -> Vec<usize> {
@@ -66,27 +70,36 @@ impl ConvKind for Plain {
     }
 }
 
-impl ConvKind for Lift {
+/// The group of order `n` (4: C4, 8: D4).
+const fn group_of(n: usize) -> Group {
+    if n == 8 {
+        Group::D4
+    } else {
+        Group::C4
+    }
+}
+
+impl<const N: usize> ConvKind for Lift<N> {
     fn weight_shape(cout: usize, cin: usize, k: usize) -> Vec<usize> {
         vec![cout, cin, k, k]
     }
     fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize) -> Result<Var> {
-        gconv::lift_c4_t(tape, x, w, Some(b), pad)
+        gconv::lift_conv_t(tape, x, w, Some(b), pad, group_of(N))
     }
     fn apply(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize) -> Result<Tensor> {
-        gconv::lift_c4(x, w, Some(b), pad)
+        gconv::lift_conv(x, w, Some(b), pad, group_of(N))
     }
 }
 
-impl ConvKind for P4 {
+impl<const N: usize> ConvKind for GroupConv<N> {
     fn weight_shape(cout: usize, cin: usize, k: usize) -> Vec<usize> {
-        vec![cout, cin, 4, k, k]
+        vec![cout, cin, N, k, k]
     }
     fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize) -> Result<Var> {
-        gconv::p4_conv_t(tape, x, w, Some(b), pad)
+        gconv::group_conv_t(tape, x, w, Some(b), pad, group_of(N))
     }
     fn apply(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize) -> Result<Tensor> {
-        gconv::p4_conv(x, w, Some(b), pad)
+        gconv::group_conv(x, w, Some(b), pad, group_of(N))
     }
 }
 
@@ -101,9 +114,13 @@ pub struct ConvLayer<K> {
 /// A plain convolution (T(2)).
 pub type Conv2d = ConvLayer<Plain>;
 /// The lifting C4 convolution Z2 → P4.
-pub type LiftC4 = ConvLayer<Lift>;
+pub type LiftC4 = ConvLayer<Lift<4>>;
 /// The P4 → P4 group convolution.
-pub type GroupConvC4 = ConvLayer<P4>;
+pub type GroupConvC4 = ConvLayer<GroupConv<4>>;
+/// The lifting D4 convolution Z2 → p4m.
+pub type LiftD4 = ConvLayer<Lift<8>>;
+/// The p4m → p4m group convolution.
+pub type GroupConvD4 = ConvLayer<GroupConv<8>>;
 
 impl<K: ConvKind> ConvLayer<K> {
     pub fn new(

@@ -4,6 +4,6 @@ pub mod conv;
 pub mod linear;
 pub mod optim;
 
-pub use conv::{Conv2d, GroupConvC4, LiftC4};
+pub use conv::{Conv2d, GroupConvC4, GroupConvD4, LiftC4, LiftD4};
 pub use linear::Linear;
 pub use optim::{Optimizer, OptimizerKind};

@@ -1,5 +1,6 @@
 //! Pooling: spatial max and average pooling (k×k, stride s, no padding) over the last two axes,
-//! rotation pooling (max or mean) over the axis of size 4 of P4 maps (B, C, 4, H, W), and the global
+//! rotation pooling (max or mean) over the orientation axis of P4 maps (B, C, 4, H, W) or p4m maps
+//! (B, C, 8, H, W), and the global
 //! mean over rotations and space (B, C, …) → (B, C) of the `gcnn` head. Forward and backward each;
 //! max pooling routes the gradient to the arg-max, ties going to the first index in row-major
 //! window order (rotation pooling: the lowest r).
@@ -215,18 +216,19 @@ pub fn avg_pool2d_bwd(g: &Tensor, in_shape: &[usize], k: usize, s: usize) -> Res
     Ok(dx)
 }
 
-/// How rotation pooling combines the 4 rotations.
+/// How rotation pooling combines the 4 (P4) or 8 (p4m) orientations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RotPool {
     Max,
     Mean,
 }
 
-fn rot_dims(op: &'static str, shape: &[usize]) -> Result<(usize, usize, Vec<usize>)> {
-    if shape.len() != 5 || shape[2] != 4 {
+/// (outer, plane, pooled shape, orientations) of group maps (B, C, n, H, W), n = 4 or 8.
+fn rot_dims(op: &'static str, shape: &[usize]) -> Result<(usize, usize, Vec<usize>, usize)> {
+    if shape.len() != 5 || !matches!(shape[2], 4 | 8) {
         return Err(Error::shape(
             op,
-            format!("needs P4 maps (B, C, 4, H, W), got {shape:?}"),
+            format!("needs P4 maps (B, C, 4, H, W) or p4m maps (B, C, 8, H, W), got {shape:?}"),
         ));
     }
     let plane = shape[3] * shape[4];
@@ -234,6 +236,7 @@ fn rot_dims(op: &'static str, shape: &[usize]) -> Result<(usize, usize, Vec<usiz
         shape[0] * shape[1],
         plane,
         vec![shape[0], shape[1], shape[3], shape[4]],
+        shape[2],
     ))
 }
 
@@ -260,21 +263,21 @@ fn simple(
     Ok(out)
 }
 
-/// Rotation pooling (B, C, 4, H, W) → (B, C, H, W).
+/// Rotation pooling (B, C, n, H, W) → (B, C, H, W), n = 4 (P4) or 8 (p4m).
 pub fn rot_pool(x: &Tensor, how: RotPool) -> Result<Tensor> {
     expect_f32("rot_pool", x)?;
-    let (outer, plane, shape) = rot_dims("rot_pool", x.shape())?;
+    let (outer, plane, shape, n) = rot_dims("rot_pool", x.shape())?;
     let entry = match how {
         RotPool::Max => "rotpool_max",
         RotPool::Mean => "rotpool_mean",
     };
-    simple(entry, x, &shape, outer, plane, 4, 0.25)
+    simple(entry, x, &shape, outer, plane, n, 1.0 / n as f32)
 }
 
 /// The rotation-pooling backward; `x` is the forward input (needed for max).
 pub fn rot_pool_bwd(g: &Tensor, x: &Tensor, how: RotPool) -> Result<Tensor> {
     expect_f32("rot_pool_bwd", g)?;
-    let (outer, plane, shape) = rot_dims("rot_pool_bwd", x.shape())?;
+    let (outer, plane, shape, n) = rot_dims("rot_pool_bwd", x.shape())?;
     if g.shape() != shape {
         return Err(Error::shape(
             "rot_pool_bwd",
@@ -282,19 +285,19 @@ pub fn rot_pool_bwd(g: &Tensor, x: &Tensor, how: RotPool) -> Result<Tensor> {
         ));
     }
     match how {
-        RotPool::Mean => simple("spread", g, x.shape(), outer, plane, 4, 0.25),
+        RotPool::Mean => simple("spread", g, x.shape(), outer, plane, n, 1.0 / n as f32),
         RotPool::Max => {
             let dx = Tensor::empty(g.gpu(), x.shape())?;
-            let n = dx.numel();
-            if n > 0 {
-                let p = simple_params(outer, plane, 4, n, 0.0)?;
+            let total = dx.numel();
+            if total > 0 {
+                let p = simple_params(outer, plane, n, total, 0.0)?;
                 g.gpu()
                     .launch(&POOL, "rotpool_max_bwd")
                     .params(&p)
                     .read(&g)
                     .read(&x)
                     .write(&dx)
-                    .dispatch_1d(n, WG)?;
+                    .dispatch_1d(total, WG)?;
             }
             Ok(dx)
         }

@@ -1,10 +1,12 @@
-//! Image and feature-map transforms on the GPU: `rot90^r` of square images, the C4 action on P4 maps
-//! (rotate space and roll the rotation axis, SPEC §1), integer translation with zero fill, and zero
+//! Image and feature-map transforms on the GPU: `rot90^r` of square images and the D4 elements'
+//! action on them (SPEC §9, [`crate::group`]), the C4 and D4 actions on group maps (transform space
+//! and permute the orientation axis, SPEC §1 and §9), integer translation with zero fill, and zero
 //! padding onto a larger canvas (centred or at an offset). Each is a gather; each backward rule is
 //! the same kernel with the inverse parameters.
 
 use super::{expect_f32, i32_of, shader_params, u32_of, TRANSFORM};
 use crate::autograd::{Tape, Var};
+use crate::group::{inv, Group};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -22,7 +24,7 @@ shader_params!(
         oy: i32,
         ox: i32,
         total: u32,
-        _p0: u32,
+        order: u32,
         _p1: u32,
         _p2: u32,
     }
@@ -41,6 +43,7 @@ fn launch(
     r: usize,
     oy: i64,
     ox: i64,
+    order: usize,
 ) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), out_shape)?;
     let n = out.numel();
@@ -55,6 +58,7 @@ fn launch(
             oy: i32_of("vertical offset", oy)?,
             ox: i32_of("horizontal offset", ox)?,
             total: u32_of("outputs", n)?,
+            order: order as u32,
             ..Default::default()
         };
         x.gpu()
@@ -81,23 +85,39 @@ fn square(op: &'static str, x: &Tensor, min_rank: usize) -> Result<usize> {
 
 /// `rot90^r` (counter-clockwise, numpy `rot90`) of every square plane of x (…, n, n).
 pub fn rot90(x: &Tensor, r: usize) -> Result<Tensor> {
+    act(x, r % 4)
+}
+
+/// `g_k·A` of every square plane A of x (…, n, n) for the D4 element k ∈ 0..8 ([`crate::group`]:
+/// `flip_rows^m(rot90^r(A))`, k = 4m + r).
+pub fn act(x: &Tensor, k: usize) -> Result<Tensor> {
     let n = square("rot90", x, 2)?;
     let planes = x.numel() / (n * n).max(1);
-    launch("rot90", x, x.shape(), planes, n, n, n, n, r % 4, 0, 0)
+    launch("rot90", x, x.shape(), planes, n, n, n, n, k % 8, 0, 0, 4)
 }
 
 /// The C4 action `g^r` on P4 maps (…, 4, n, n): `(g·y)[.., s] = rot90(y[.., (s − 1) mod 4])`.
 pub fn c4_act(y: &Tensor, r: usize) -> Result<Tensor> {
-    let n = square("c4_act", y, 3)?;
+    group_act(y, r % 4, Group::C4)
+}
+
+/// The action of the element k of `group` on its group maps (…, n, n, n) (n = the group's order):
+/// `(g_k·y)[.., s] = g_k·(y[.., src(k, s)])`, src(k, s) the index of g_k⁻¹ g_s (SPEC §9; for C4,
+/// `rot90^k(y[.., (s − k) mod 4])`).
+pub fn group_act(y: &Tensor, k: usize, group: Group) -> Result<Tensor> {
+    let n = square("group_act", y, 3)?;
     let s = y.shape();
-    if s[s.len() - 3] != 4 {
+    let order = group.order();
+    if s[s.len() - 3] != order || k >= order {
         return Err(Error::shape(
-            "c4_act",
-            format!("needs P4 maps (…, 4, n, n), got {s:?}"),
+            "group_act",
+            format!(
+                "needs {group} maps (…, {order}, n, n) and an element below {order}, got {s:?} and {k}"
+            ),
         ));
     }
-    let outer = y.numel() / (4 * n * n).max(1);
-    launch("c4_act", y, s, outer, n, n, n, n, r % 4, 0, 0)
+    let outer = y.numel() / (order * n * n).max(1);
+    launch("c4_act", y, s, outer, n, n, n, n, k, 0, 0, order)
 }
 
 /// `out[.., y, x] = x[.., y − oy, x − ox]` (zero outside) with output planes `ho × wo`: translation,
@@ -117,7 +137,7 @@ pub fn shift_crop(x: &Tensor, ho: usize, wo: usize, oy: i64, ox: i64) -> Result<
     let l = shape.len();
     shape[l - 2] = ho;
     shape[l - 1] = wo;
-    launch("shift", x, &shape, planes, h, w, ho, wo, 0, oy, ox)
+    launch("shift", x, &shape, planes, h, w, ho, wo, 0, oy, ox, 4)
 }
 
 /// Translate every plane by (dy, dx) pixels (down, right), filling with zeros.
@@ -176,11 +196,16 @@ pub fn rot90_t(tape: &mut Tape, x: Var, r: usize) -> Result<Var> {
 
 /// Taped [`c4_act`].
 pub fn c4_act_t(tape: &mut Tape, x: Var, r: usize) -> Result<Var> {
-    let out = c4_act(tape.value(x), r)?;
+    group_act_t(tape, x, r % 4, Group::C4)
+}
+
+/// Taped [`group_act`]; the backward rule is the inverse element's action.
+pub fn group_act_t(tape: &mut Tape, x: Var, k: usize, group: Group) -> Result<Var> {
+    let out = group_act(tape.value(x), k, group)?;
     Ok(tape.push(
         out,
         &[x],
-        Box::new(move |g, _| Ok(vec![Some(c4_act(g, (4 - r % 4) % 4)?)])),
+        Box::new(move |g, _| Ok(vec![Some(group_act(g, inv(k), group)?)])),
     ))
 }
 

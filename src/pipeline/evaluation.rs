@@ -34,8 +34,8 @@ fn true_layer(gpu: &Arc<Gpu>, kind: OperatorKind, code: &[f32], x: &Tensor) -> R
     };
     match kind {
         OperatorKind::Z2 => crate::ops::conv::conv2d(x, &w, None, 0),
-        OperatorKind::Lift => gconv::lift_c4(x, &w, None, 0),
-        OperatorKind::P4 => gconv::p4_conv(x, &w, None, 0),
+        OperatorKind::Lift => gconv::lift_conv(x, &w, None, 0, crate::group::Group::C4),
+        OperatorKind::P4 => gconv::group_conv(x, &w, None, 0, crate::group::Group::C4),
     }
 }
 

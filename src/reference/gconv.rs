@@ -1,67 +1,58 @@
-//! Reference C4 filter transforms (SPEC §1) and their adjoints, written as scatters from the
-//! formulas (the GPU kernels gather), plus the lifting and P4 convolutions they define.
+//! Reference group filter transforms for C4 (SPEC §1) and D4 (SPEC §9) and their adjoints, written
+//! as scatters from the formulas (the GPU kernels gather), plus the lifting and group convolutions
+//! they define. n is the group's order (4 for C4, 8 for D4); the elements and their action are
+//! the reference's own ([`super::d4`]).
 
 use super::conv::{self, ConvDims};
-use super::transform::rot_src;
+use super::d4::{act, inv, src};
 
-/// `TW[o·4 + r, i] = rot90^r(W[o, i])`: (cout, cin, k, k) → (cout·4, cin, k, k).
-pub fn lift_filter(w: &[f64], cout: usize, cin: usize, k: usize) -> Vec<f64> {
+/// `TW[o·n + k, i] = g_k·W[o, i]`: (cout, cin, k, k) → (cout·n, cin, k, k).
+pub fn lift_filter(w: &[f64], cout: usize, cin: usize, k: usize, n: usize) -> Vec<f64> {
     let kk = k * k;
-    let mut tw = vec![0.0; cout * 4 * cin * kk];
+    let mut tw = Vec::with_capacity(cout * n * cin * kk);
     for o in 0..cout {
-        for r in 0..4 {
-            for i in 0..cin {
-                for a in 0..k {
-                    for b in 0..k {
-                        let (sa, sb) = rot_src(r, a, b, k);
-                        tw[((o * 4 + r) * cin + i) * kk + a * k + b] =
-                            w[(o * cin + i) * kk + sa * k + sb];
-                    }
-                }
-            }
+        for g in 0..n {
+            tw.extend(act(&w[o * cin * kk..][..cin * kk], k, g));
         }
     }
     tw
 }
 
-/// The adjoint of [`lift_filter`]: scatter-add each dTW entry to the W entry it came from.
-pub fn lift_filter_adjoint(dtw: &[f64], cout: usize, cin: usize, k: usize) -> Vec<f64> {
+/// The adjoint of [`lift_filter`]: each dTW plane taken back by `g_k⁻¹` (a permutation's adjoint
+/// is its inverse) and added to the W plane it came from.
+pub fn lift_filter_adjoint(dtw: &[f64], cout: usize, cin: usize, k: usize, n: usize) -> Vec<f64> {
     let kk = k * k;
     let mut dw = vec![0.0; cout * cin * kk];
     for o in 0..cout {
-        for r in 0..4 {
-            for i in 0..cin {
-                for a in 0..k {
-                    for b in 0..k {
-                        let (sa, sb) = rot_src(r, a, b, k);
-                        dw[(o * cin + i) * kk + sa * k + sb] +=
-                            dtw[((o * 4 + r) * cin + i) * kk + a * k + b];
-                    }
-                }
+        for g in 0..n {
+            let back = act(&dtw[(o * n + g) * cin * kk..][..cin * kk], k, inv(g));
+            for (d, v) in dw[o * cin * kk..][..cin * kk].iter_mut().zip(back) {
+                *d += v;
             }
         }
     }
     dw
 }
 
-/// `TW[o·4 + r, i·4 + s] = rot90^r(W[o, i, (s − r) mod 4])`: (cout, cin, 4, k, k) → (cout·4, cin·4, k, k).
-/// With `roll = false` the rotation axis is not rolled (`W[o, i, s]`): a deliberately wrong
-/// transform that the equivariance tests must catch.
-pub fn p4_filter_ex(w: &[f64], cout: usize, cin: usize, k: usize, roll: bool) -> Vec<f64> {
+/// `TW[o·n + k, i·n + s] = g_k·W[o, i, table(k, s)]`: (cout, cin, n, k, k) → (cout·n, cin·n, k, k),
+/// with `table` SPEC's `src` ([`group_filter`]) or, for the negative controls of the equivariance
+/// tests, a deliberately wrong one.
+pub fn group_filter_with(
+    w: &[f64],
+    cout: usize,
+    cin: usize,
+    k: usize,
+    n: usize,
+    table: impl Fn(usize, usize) -> usize,
+) -> Vec<f64> {
     let kk = k * k;
-    let mut tw = vec![0.0; cout * 4 * cin * 4 * kk];
+    let mut tw = Vec::with_capacity(cout * n * cin * n * kk);
     for o in 0..cout {
-        for r in 0..4 {
+        for g in 0..n {
             for i in 0..cin {
-                for s in 0..4 {
-                    let t = if roll { (s + 4 - r) % 4 } else { s };
-                    for a in 0..k {
-                        for b in 0..k {
-                            let (sa, sb) = rot_src(r, a, b, k);
-                            tw[((o * 4 + r) * cin * 4 + i * 4 + s) * kk + a * k + b] =
-                                w[((o * cin + i) * 4 + t) * kk + sa * k + sb];
-                        }
-                    }
+                for s in 0..n {
+                    let t = table(g, s);
+                    tw.extend(act(&w[((o * cin + i) * n + t) * kk..][..kk], k, g));
                 }
             }
         }
@@ -69,26 +60,24 @@ pub fn p4_filter_ex(w: &[f64], cout: usize, cin: usize, k: usize, roll: bool) ->
     tw
 }
 
-/// The P4 filter transform of SPEC §1.
-pub fn p4_filter(w: &[f64], cout: usize, cin: usize, k: usize) -> Vec<f64> {
-    p4_filter_ex(w, cout, cin, k, true)
+/// The group filter transform of SPEC §1 (C4) and §9 (D4).
+pub fn group_filter(w: &[f64], cout: usize, cin: usize, k: usize, n: usize) -> Vec<f64> {
+    group_filter_with(w, cout, cin, k, n, src)
 }
 
-/// The adjoint of [`p4_filter`].
-pub fn p4_filter_adjoint(dtw: &[f64], cout: usize, cin: usize, k: usize) -> Vec<f64> {
+/// The adjoint of [`group_filter`].
+pub fn group_filter_adjoint(dtw: &[f64], cout: usize, cin: usize, k: usize, n: usize) -> Vec<f64> {
     let kk = k * k;
-    let mut dw = vec![0.0; cout * cin * 4 * kk];
+    let mut dw = vec![0.0; cout * cin * n * kk];
     for o in 0..cout {
-        for r in 0..4 {
+        for g in 0..n {
             for i in 0..cin {
-                for s in 0..4 {
-                    let t = (s + 4 - r) % 4;
-                    for a in 0..k {
-                        for b in 0..k {
-                            let (sa, sb) = rot_src(r, a, b, k);
-                            dw[((o * cin + i) * 4 + t) * kk + sa * k + sb] +=
-                                dtw[((o * 4 + r) * cin * 4 + i * 4 + s) * kk + a * k + b];
-                        }
+                for s in 0..n {
+                    let at = ((o * n + g) * cin * n + i * n + s) * kk;
+                    let back = act(&dtw[at..][..kk], k, inv(g));
+                    let to = ((o * cin + i) * n + src(g, s)) * kk;
+                    for (d, v) in dw[to..][..kk].iter_mut().zip(back) {
+                        *d += v;
                     }
                 }
             }
@@ -97,13 +86,13 @@ pub fn p4_filter_adjoint(dtw: &[f64], cout: usize, cin: usize, k: usize) -> Vec<
     dw
 }
 
-fn expand_bias(b: &[f64]) -> Vec<f64> {
-    b.iter().flat_map(|&v| [v; 4]).collect()
+fn expand_bias(b: &[f64], n: usize) -> Vec<f64> {
+    b.iter().flat_map(|&v| std::iter::repeat_n(v, n)).collect()
 }
 
-/// Lifting convolution: x (batch, cin, h, w), w (cout, cin, k, k) → (batch, cout, 4, h', w').
+/// Lifting convolution: x (batch, cin, h, w), w (cout, cin, k, k) → (batch, cout, n, h', w').
 #[allow(clippy::too_many_arguments)]
-pub fn lift_c4(
+pub fn lift_conv(
     x: &[f64],
     w: &[f64],
     bias: Option<&[f64]>,
@@ -114,24 +103,25 @@ pub fn lift_c4(
     cout: usize,
     k: usize,
     pad: usize,
+    n: usize,
 ) -> Vec<f64> {
-    let tw = lift_filter(w, cout, cin, k);
-    let b = bias.map(expand_bias);
+    let tw = lift_filter(w, cout, cin, k, n);
+    let b = bias.map(|b| expand_bias(b, n));
     let d = ConvDims {
         batch,
         cin,
         h,
         w: wd,
-        cout: cout * 4,
+        cout: cout * n,
         k,
         pad,
     };
     conv::forward(x, &tw, b.as_deref(), d)
 }
 
-/// P4 convolution: x (batch, cin, 4, h, w), w (cout, cin, 4, k, k) → (batch, cout, 4, h', w').
+/// Group convolution: x (batch, cin, n, h, w), w (cout, cin, n, k, k) → (batch, cout, n, h', w').
 #[allow(clippy::too_many_arguments)]
-pub fn p4_conv(
+pub fn group_conv(
     x: &[f64],
     w: &[f64],
     bias: Option<&[f64]>,
@@ -142,15 +132,16 @@ pub fn p4_conv(
     cout: usize,
     k: usize,
     pad: usize,
+    n: usize,
 ) -> Vec<f64> {
-    let tw = p4_filter(w, cout, cin, k);
-    let b = bias.map(expand_bias);
+    let tw = group_filter(w, cout, cin, k, n);
+    let b = bias.map(|b| expand_bias(b, n));
     let d = ConvDims {
         batch,
-        cin: cin * 4,
+        cin: cin * n,
         h,
         w: wd,
-        cout: cout * 4,
+        cout: cout * n,
         k,
         pad,
     };

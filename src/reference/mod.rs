@@ -3,6 +3,7 @@
 
 pub mod cloned;
 pub mod conv;
+pub mod d4;
 pub mod data;
 pub mod elementwise;
 pub mod gconv;

@@ -83,17 +83,18 @@ pub fn avg_pool_bwd(g: &[f64], h: usize, w: usize, k: usize, s: usize) -> Vec<f6
     dx
 }
 
-/// Rotation pooling of (outer, 4, plane): max (`max = true`) or mean over the axis of size 4.
-pub fn rot_pool(x: &[f64], plane: usize, max: bool) -> Vec<f64> {
-    let outer = x.len() / (4 * plane);
+/// Rotation pooling of (outer, n, plane): max (`max = true`) or mean over the orientation axis
+/// of size n (4 for P4 maps, 8 for p4m).
+pub fn rot_pool(x: &[f64], plane: usize, n: usize, max: bool) -> Vec<f64> {
+    let outer = x.len() / (n * plane);
     let mut out = vec![0.0; outer * plane];
     for o in 0..outer {
         for q in 0..plane {
-            let v: Vec<f64> = (0..4).map(|r| x[(o * 4 + r) * plane + q]).collect();
+            let v: Vec<f64> = (0..n).map(|r| x[(o * n + r) * plane + q]).collect();
             out[o * plane + q] = if max {
                 v.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
             } else {
-                v.iter().sum::<f64>() / 4.0
+                v.iter().sum::<f64>() / n as f64
             };
         }
     }
@@ -101,23 +102,23 @@ pub fn rot_pool(x: &[f64], plane: usize, max: bool) -> Vec<f64> {
 }
 
 /// The rotation-pooling backward (max: to the first arg-max over r).
-pub fn rot_pool_bwd(x: &[f64], g: &[f64], plane: usize, max: bool) -> Vec<f64> {
-    let outer = x.len() / (4 * plane);
+pub fn rot_pool_bwd(x: &[f64], g: &[f64], plane: usize, n: usize, max: bool) -> Vec<f64> {
+    let outer = x.len() / (n * plane);
     let mut dx = vec![0.0; x.len()];
     for o in 0..outer {
         for q in 0..plane {
             let gv = g[o * plane + q];
             if max {
                 let mut br = 0;
-                for r in 1..4 {
-                    if x[(o * 4 + r) * plane + q] > x[(o * 4 + br) * plane + q] {
+                for r in 1..n {
+                    if x[(o * n + r) * plane + q] > x[(o * n + br) * plane + q] {
                         br = r;
                     }
                 }
-                dx[(o * 4 + br) * plane + q] = gv;
+                dx[(o * n + br) * plane + q] = gv;
             } else {
-                for r in 0..4 {
-                    dx[(o * 4 + r) * plane + q] = gv / 4.0;
+                for r in 0..n {
+                    dx[(o * n + r) * plane + q] = gv / n as f64;
                 }
             }
         }

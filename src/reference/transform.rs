@@ -43,6 +43,22 @@ pub fn c4_act(y: &[f64], n: usize, r: usize) -> Vec<f64> {
     cur
 }
 
+/// The action of the D4 element k on group maps (…, order, n, n), order 4 (C4, k < 4) or 8 (D4):
+/// `(g_k·y)[s] = g_k·(y[src(k, s)])` (SPEC §9), by a scatter: the plane s' of y goes to the
+/// orientation `k·s'`.
+pub fn group_act(y: &[f64], n: usize, order: usize, k: usize) -> Vec<f64> {
+    let nn = n * n;
+    let mut out = vec![0.0; y.len()];
+    for o in 0..y.len() / (order * nn).max(1) {
+        for s in 0..order {
+            let t = super::d4::mul(k, s);
+            let plane = super::d4::act(&y[(o * order + s) * nn..][..nn], n, k);
+            out[(o * order + t) * nn..][..nn].copy_from_slice(&plane);
+        }
+    }
+    out
+}
+
 /// `out[pl, y, x] = x[pl, y − oy, x − ox]` (zero outside), planes h×w → ho×wo.
 pub fn shift_crop(
     x: &[f64],
