@@ -62,8 +62,8 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             let ua = u32(a);
             let uc = u32(c);
             var q = ua * p.w + uc;
-            if rec.y > 0u && rec.y < 4u {
-                q = rot_src(rec.y, ua, uc, p.h); // rotated digits are square
+            if rec.y > 0u && rec.y < 8u {
+                q = d4_src(rec.y, ua, uc, p.h); // transformed digits are square
             }
             v = pixel(rec.x, q);
         }

@@ -406,6 +406,8 @@ fn task_names_classes_and_sizes() {
         ("symmetric", Task::Symmetric, 10, 28),
         ("rot-sb", Task::RotSb, 20, 28),
         ("trans-sb", Task::TransSb, 20, 48),
+        ("symmetric-d4", Task::SymmetricD4, 10, 28),
+        ("mirror-sb", Task::MirrorSb, 20, 28),
     ] {
         let parsed: Task = name.parse().unwrap();
         assert_eq!(parsed, t);
@@ -417,7 +419,7 @@ fn task_names_classes_and_sizes() {
         &e,
         &[
             "unknown task 'rotated'",
-            "plain, symmetric, rot-sb or trans-sb",
+            "plain, symmetric, rot-sb, trans-sb, symmetric-d4, mirror-sb",
         ],
     );
 }
@@ -442,7 +444,7 @@ fn each_task_follows_its_rule() {
             let imgs = to_u8(&batch.images.to_vec().unwrap());
             let labels = batch.labels.to_vec_u32().unwrap();
             let s = task.image_size();
-            let mut rots = [0usize; 4];
+            let mut rots = [0usize; 8];
             let (mut left, mut right) = (0, 0);
             for (k, smp) in b.samples().iter().enumerate() {
                 let digit = split.labels[smp.index as usize] as u32;
@@ -473,6 +475,28 @@ fn each_task_follows_its_rule() {
                             smp.rot
                         );
                     }
+                    Task::SymmetricD4 | Task::MirrorSb => {
+                        assert_eq!((smp.dx, smp.dy), (0, 0));
+                        if task == Task::SymmetricD4 && part == Part::Train {
+                            assert_eq!(smp.rot, 0, "symmetric-d4 trains upright");
+                        }
+                        let mirrored = smp.rot >= 4;
+                        let want = digit
+                            + if task == Task::MirrorSb && mirrored {
+                                10
+                            } else {
+                                0
+                            };
+                        assert_eq!(labels[k], want, "{task} element {}", smp.rot);
+                        // Turned r times, then the rows reversed (numpy's flipud) when m = 1.
+                        let turned = rd::rot90_k(orig, SIDE, smp.rot % 4);
+                        let want_img: Vec<u8> = if mirrored {
+                            turned.chunks(SIDE).rev().flatten().copied().collect()
+                        } else {
+                            turned
+                        };
+                        assert_eq!(got, want_img, "{task} element {}", smp.rot);
+                    }
                     Task::TransSb => {
                         assert_eq!(smp.rot, 0);
                         assert!((5..=15).contains(&smp.dx.abs()), "dx {}", smp.dx);
@@ -501,9 +525,10 @@ fn each_task_follows_its_rule() {
                 }
             }
             if task.rotates(part) {
+                let n = task.elements(part);
                 assert!(
-                    rots.iter().all(|&c| c > 50),
-                    "{task} {part:?} rotations {rots:?}"
+                    rots[..n].iter().all(|&c| c > 25) && rots[n..].iter().all(|&c| c == 0),
+                    "{task} {part:?} elements {rots:?}"
                 );
             }
             if task == Task::TransSb {
@@ -514,7 +539,7 @@ fn each_task_follows_its_rule() {
 }
 
 #[test]
-fn rotation_is_numpy_rot90_counter_clockwise() {
+fn rotation_is_numpy_rot90_counter_clockwise_and_the_mirror_flips_the_rows() {
     // One bright pixel at the top-right corner: rot90 (counter-clockwise) takes it to the top-left,
     // then the bottom-left, then the bottom-right.
     let n = 64;
@@ -527,17 +552,36 @@ fn rotation_is_numpy_rot90_counter_clockwise() {
         h: SIDE,
         w: SIDE,
     };
-    let b = Batcher::new(&gpu(), &split, Task::RotSb, Part::Train, n, 1).unwrap();
-    let out = b.batch(0).unwrap().images.to_vec().unwrap();
     let last = SIDE - 1;
-    for (k, s) in b.samples().iter().enumerate() {
-        let want = [(0, last), (0, 0), (last, 0), (last, last)][s.rot as usize];
-        let lit: Vec<(usize, usize)> = (0..SIDE * SIDE)
-            .filter(|&i| out[k * SIDE * SIDE + i] != 0.0)
-            .map(|i| (i / SIDE, i % SIDE))
-            .collect();
-        assert_eq!(lit, vec![want], "rot {}", s.rot);
-        assert_eq!(out[k * SIDE * SIDE + want.0 * SIDE + want.1], 1.0);
+    // The mirror elements (m = 1) flip the rows after the turns: numpy's flipud(rot90(A, r)).
+    let corners = [
+        (0, last),
+        (0, 0),
+        (last, 0),
+        (last, last),
+        (last, last),
+        (last, 0),
+        (0, 0),
+        (0, last),
+    ];
+    for task in [Task::RotSb, Task::MirrorSb] {
+        let b = Batcher::new(&gpu(), &split, task, Part::Train, n, 1).unwrap();
+        let out = b.batch(0).unwrap().images.to_vec().unwrap();
+        let mut seen = [false; 8];
+        for (k, s) in b.samples().iter().enumerate() {
+            seen[s.rot as usize] = true;
+            let want = corners[s.rot as usize];
+            let lit: Vec<(usize, usize)> = (0..SIDE * SIDE)
+                .filter(|&i| out[k * SIDE * SIDE + i] != 0.0)
+                .map(|i| (i / SIDE, i % SIDE))
+                .collect();
+            assert_eq!(lit, vec![want], "{task} element {}", s.rot);
+            assert_eq!(out[k * SIDE * SIDE + want.0 * SIDE + want.1], 1.0);
+        }
+        assert_eq!(
+            seen.iter().filter(|&&x| x).count(),
+            task.elements(Part::Train)
+        );
     }
 }
 

@@ -8,8 +8,11 @@
 //! | `symmetric` | 28×28 | upright | rotated by r·90°, r ~ U{0..3} | 10 (label unchanged) |
 //! | `rot-sb` | 28×28 | rotated | rotated | 20: digit for r ∈ {0, 1}, digit + 10 for r ∈ {2, 3} |
 //! | `trans-sb` | 48×48 | shifted | shifted | 20: digit when shifted left, digit + 10 when right |
+//! | `symmetric-d4` | 28×28 | upright | g_k, k ~ U{0..7} (SPEC §9) | 10 (label unchanged) |
+//! | `mirror-sb` | 28×28 | g_k, k ~ U{0..7} | g_k, k ~ U{0..7} | 20: digit for m = 0, digit + 10 for m = 1 |
 //!
-//! Rotations are numpy's `rot90` (counter-clockwise): `rot90(A)[a, b] = A[b, n − 1 − a]`. For
+//! Rotations are numpy's `rot90` (counter-clockwise): `rot90(A)[a, b] = A[b, n − 1 − a]`; the D4
+//! element k = 4m + r is `flip_rows^m(rot90^r(A))` ([`crate::group`]). For
 //! `trans-sb` the 28×28 digit is placed at (10, 10) on a zero 48×48 canvas (10 px of padding each
 //! side), then the canvas is shifted left by U{5..15} px or right by U{5..15} px (each with
 //! probability ½) and down by U{0..15} px with zero fill; pixels shifted off the canvas are lost.
@@ -29,6 +32,11 @@ pub enum Task {
     /// 48×48 canvas shifted left or right by 5–15 px and down by 0–15 px; label = digit (left) or
     /// digit + 10 (right).
     TransSb,
+    /// Train upright; test transformed by a random element of D4, label unchanged (SPEC §9).
+    SymmetricD4,
+    /// Train and test transformed by a random element of D4; label = digit without the reflection,
+    /// digit + 10 with it (SPEC §9).
+    MirrorSb,
 }
 
 /// Which part of a data set a sample comes from (the tasks treat them differently).
@@ -65,7 +73,8 @@ fn trans_scaled(len: i32, side: usize) -> i32 {
 pub struct Sample {
     /// Index of the image in its split.
     pub index: u32,
-    /// Counter-clockwise quarter turns (0..4), applied to the digit before placing it.
+    /// The group element applied to the digit before placing it: k = 4m + r (SPEC §9), r
+    /// counter-clockwise quarter turns, then a flip of the rows when m = 1; 0..4 are the rotations.
     pub rot: u32,
     /// Horizontal shift of the canvas in pixels (negative: left).
     pub dx: i32,
@@ -89,7 +98,14 @@ pub struct Canvas {
 
 impl Task {
     /// Every task, in the order the CLI shows them.
-    pub const ALL: [Task; 4] = [Task::Plain, Task::Symmetric, Task::RotSb, Task::TransSb];
+    pub const ALL: [Task; 6] = [
+        Task::Plain,
+        Task::Symmetric,
+        Task::RotSb,
+        Task::TransSb,
+        Task::SymmetricD4,
+        Task::MirrorSb,
+    ];
 
     /// The name used on the command line.
     pub fn name(self) -> &'static str {
@@ -98,14 +114,16 @@ impl Task {
             Task::Symmetric => "symmetric",
             Task::RotSb => "rot-sb",
             Task::TransSb => "trans-sb",
+            Task::SymmetricD4 => "symmetric-d4",
+            Task::MirrorSb => "mirror-sb",
         }
     }
 
     /// Number of classes of the task's labels.
     pub fn num_classes(self) -> usize {
         match self {
-            Task::Plain | Task::Symmetric => 10,
-            Task::RotSb | Task::TransSb => 20,
+            Task::Plain | Task::Symmetric | Task::SymmetricD4 => 10,
+            Task::RotSb | Task::TransSb | Task::MirrorSb => 20,
         }
     }
 
@@ -140,20 +158,36 @@ impl Task {
         }
     }
 
-    /// Whether the task rotates samples of `part`.
+    /// How many group elements the task draws from for samples of `part`: 1 (none), 4 (the
+    /// rotations of C4) or 8 (D4).
+    pub fn elements(self, part: Part) -> usize {
+        match (self, part) {
+            (Task::Symmetric, Part::Test) | (Task::RotSb, _) => 4,
+            (Task::SymmetricD4, Part::Test) | (Task::MirrorSb, _) => 8,
+            _ => 1,
+        }
+    }
+
+    /// Whether the task transforms samples of `part` by a group element.
     pub fn rotates(self, part: Part) -> bool {
-        matches!(
-            (self, part),
-            (Task::Symmetric, Part::Test) | (Task::RotSb, _)
-        )
+        self.elements(part) > 1
+    }
+
+    /// The symmetry group the task's transforms come from (C4 for the tasks that only rotate).
+    pub fn group(self) -> crate::group::Group {
+        match self {
+            Task::SymmetricD4 | Task::MirrorSb => crate::group::Group::D4,
+            _ => crate::group::Group::C4,
+        }
     }
 
     /// The label of a digit under a sample's transform (the rule of SPEC §6).
     pub fn label(self, digit: u8, rot: u32, dx: i32) -> u32 {
         let d = digit as u32;
         match self {
-            Task::Plain | Task::Symmetric => d,
+            Task::Plain | Task::Symmetric | Task::SymmetricD4 => d,
             Task::RotSb => d + if rot >= 2 { 10 } else { 0 },
+            Task::MirrorSb => d + if rot >= 4 { 10 } else { 0 },
             Task::TransSb => d + if dx > 0 { 10 } else { 0 },
         }
     }
@@ -162,7 +196,7 @@ impl Task {
     pub fn draw(self, part: Part, index: u32, digit: u8, canvas: Canvas, rng: &mut Rng) -> Sample {
         let (mut rot, mut dx, mut dy) = (0u32, 0i32, 0i32);
         if self.rotates(part) {
-            rot = rng.below(4) as u32;
+            rot = rng.below(self.elements(part)) as u32;
         }
         if self == Task::TransSb {
             let right = rng.below(2) == 1;
@@ -230,8 +264,9 @@ impl std::str::FromStr for Task {
             .find(|t| t.name() == s)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "unknown task '{}': use plain, symmetric, rot-sb or trans-sb",
-                    s.escape_debug()
+                    "unknown task '{}': use {}",
+                    s.escape_debug(),
+                    Task::ALL.map(Task::name).join(", ")
                 ))
             })
     }

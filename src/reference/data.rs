@@ -3,9 +3,10 @@
 //! GPU kernel uses, so the two are independent.
 //!
 //! Plain values stand in for the data module's types, so the reference shares no code with what
-//! it checks: a sample is (image index, quarter turns, dx, dy, label), a canvas (size, pad).
+//! it checks: a sample is (image index, group element, dx, dy, label), a canvas (size, pad).
 
-/// (image index, counter-clockwise quarter turns, dx, dy, label).
+/// (image index, group element k = 4m + r: r counter-clockwise quarter turns, then the rows
+/// flipped when m = 1, dx, dy, label).
 pub type Sample = (u32, u32, i32, i32, u32);
 /// (canvas size, offset of the digit's top-left corner).
 pub type Canvas = (usize, usize);
@@ -28,6 +29,11 @@ pub fn rot90_k(img: &[u8], n: usize, r: u32) -> Vec<u8> {
         out = rot90(&out, n);
     }
     out
+}
+
+/// numpy's `flipud` of an `n × n` image: `out[a, b] = img[n − 1 − a, b]`.
+pub fn flip_rows(img: &[u8], n: usize) -> Vec<u8> {
+    img.chunks(n).rev().flatten().copied().collect()
 }
 
 /// An `h × w` image placed at (`pad`, `pad`) on a zero `size × size` canvas.
@@ -57,14 +63,19 @@ pub fn shift(img: &[u8], size: usize, dx: i32, dy: i32) -> Vec<u8> {
     out
 }
 
-/// One sample's input as u8: rotate the digit, place it, shift the canvas.
+/// One sample's input as u8: rotate (and flip) the digit, place it, shift the canvas.
 pub fn transform(img: &[u8], h: usize, w: usize, s: &Sample, canvas: Canvas) -> Vec<u8> {
     let &(_, rot, dx, dy, _) = s;
-    let rotated = if rot.is_multiple_of(4) {
+    let rotated = if rot == 0 {
         img.to_vec()
     } else {
         assert_eq!(h, w, "rotation needs a square image");
-        rot90_k(img, h, rot)
+        let turned = rot90_k(img, h, rot % 4);
+        if rot >= 4 {
+            flip_rows(&turned, h)
+        } else {
+            turned
+        }
     };
     shift(&place(&rotated, h, w, canvas), canvas.0, dx, dy)
 }
