@@ -97,6 +97,21 @@ pub fn src(k: usize, s: usize) -> usize {
     mul(inv(k), s)
 }
 
+/// The element k in words: its turn, and "flipped" for the reflections (the rows reversed after
+/// the turn).
+pub fn element_name(k: usize) -> &'static str {
+    [
+        "0°",
+        "90°",
+        "180°",
+        "270°",
+        "0° flipped",
+        "90° flipped",
+        "180° flipped",
+        "270° flipped",
+    ][k % 8]
+}
+
 /// (a', b') with `(g_k·A)[a, b] = A[a', b']` on an n×n image.
 pub fn pix_src(k: usize, a: usize, b: usize, n: usize) -> (usize, usize) {
     let a = if k >= 4 { n - 1 - a } else { a };

@@ -54,6 +54,12 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
             "unknown kernel family 'tensor-cores'",
         ),
         (&["run", "--tasks", "upside-down"], 1, "upside-down"),
+        (&["run", "--groups", "o3"], 1, "unknown group 'o3'"),
+        (
+            &["teacher", "--model", "d4-gcnn", "--task", "trans-sb"],
+            1,
+            "does not go with task trans-sb",
+        ),
         (&["run", "--models", "resnet"], 1, "unknown model 'resnet'"),
         (&["run", "--seeds", "0"], 1, "--seeds 0"),
         (

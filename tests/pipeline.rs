@@ -107,7 +107,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         // task that is orbit-consistent and scores alike at every rotation; on rot-sb, whose
         // labels shift by 10 at 180° and 270°, it is never consistent.
         if m.model == ModelKind::Gcnn {
-            let a = m.accuracy_by_rotation.unwrap();
+            let a = m.accuracy_by_rotation.clone().unwrap();
             if m.task == "symmetric" {
                 assert!(a.iter().all(|&x| x == a[0]), "{what}: {a:?}");
                 assert_eq!(m.orbit_consistency, Some(1.0), "{what}");
@@ -476,6 +476,72 @@ fn models_a_preset_leaves_out_can_be_asked_for_by_name() {
             ),
         ]
     );
+}
+
+#[test]
+fn the_groups_knob_adds_the_d4_tasks_trained_as_their_c4_counterparts() {
+    let quick = RunConfig::preset("quick").unwrap();
+    let names = |c: &RunConfig| c.tasks.iter().map(|t| t.task.clone()).collect::<Vec<_>>();
+    let with = |o: symclone::config::Overrides| {
+        let mut c = quick.clone();
+        c.apply(&o).map(|_| c)
+    };
+    let groups = |g: &[&str]| symclone::config::Overrides {
+        groups: Some(g.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    // The default is the paper's tasks alone.
+    assert_eq!(names(&with(Default::default()).unwrap()), names(&quick));
+    assert!(!names(&quick)
+        .iter()
+        .any(|t| t.contains("d4") || t == "mirror-sb"));
+    let both = with(groups(&["c4", "d4"])).unwrap();
+    let mut want = names(&quick);
+    want.extend(["symmetric-d4".to_string(), "mirror-sb".to_string()]);
+    assert_eq!(names(&both), want);
+    let d4 = with(groups(&["d4"])).unwrap();
+    assert_eq!(names(&d4), ["symmetric-d4", "mirror-sb"]);
+    let plan = |c: &RunConfig, t: &str| c.tasks.iter().find(|p| p.task == t).unwrap().clone();
+    assert_eq!(
+        plan(&d4, "symmetric-d4").train,
+        plan(&quick, "symmetric").train
+    );
+    assert_eq!(plan(&d4, "mirror-sb").train, plan(&quick, "rot-sb").train);
+    assert_eq!(
+        plan(&d4, "mirror-sb").models,
+        [
+            ModelKind::Gcnn,
+            ModelKind::D4Gcnn,
+            ModelKind::Cnn,
+            ModelKind::Mlp
+        ]
+    );
+    // d4-gcnn's channels are the configuration's divided by √2: 4-8-8-8 → 3-6-6-6.
+    let task: symclone::data::Task = "mirror-sb".parse().unwrap();
+    assert_eq!(d4.arch(ModelKind::D4Gcnn, task).channels, [3, 6, 6, 6]);
+    assert_eq!(d4.arch(ModelKind::Gcnn, task).channels, [4, 8, 8, 8]);
+    // Naming a D4 task is enough; --models picks among the D4 tasks' models too.
+    let named = with(symclone::config::Overrides {
+        tasks: Some(vec!["mirror-sb".into()]),
+        models: Some(vec!["d4-gcnn".into()]),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(names(&named), ["mirror-sb"]);
+    assert_eq!(named.tasks[0].models, [ModelKind::D4Gcnn]);
+    let e = with(groups(&["o3"])).unwrap_err().to_string();
+    assert!(
+        e.contains("unknown group 'o3'") && e.contains("c4 or d4"),
+        "{e}"
+    );
+    let e = with(symclone::config::Overrides {
+        groups: Some(vec!["c4".into()]),
+        tasks: Some(vec!["mirror-sb".into()]),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("runs none of these"), "{e}");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! invariant (equal rotation accuracies, orbit consistency 1, invariance error at rounding level,
 //! every layer equivariant), a cnn trained on upright digits is not; a conv layer is translation
 //! equivariant but not rotation equivariant; the orbit consistency honours rot-sb's +10 label shift;
-//! a KL model's KL terms start at 0 and grow in training.
+//! a KL model's KL terms start at 0 and grow in training; a d4-gcnn is invariant over all eight
+//! elements of D4, a gcnn over the four turns only.
 
 mod common;
 use common::*;
@@ -49,11 +50,16 @@ fn fit(m: &Model, train_split: &Arc<GpuSplit>, test: &Arc<GpuSplit>, task: Task,
     train::train(m, &mut tb, &eb, &cfg, &mut |_, _, _| {}).unwrap();
 }
 
-/// The rounding bound of the gcnn's logits: each of its six linear stages (lift, three P4
-/// layers, two FC) is a K-term sum, so the relative error adds up over them.
+/// The rounding bound of a group network's logits: each of its six linear stages (lift, three
+/// group layers over n orientations, two FC) is a K-term sum, so the relative error adds up over
+/// them.
 fn gcnn_tol(a: &Arch) -> f64 {
+    group_tol(a, 4)
+}
+
+fn group_tol(a: &Arch, n: usize) -> f64 {
     let c = a.channels;
-    [9, 4 * 9 * c[0], 4 * 9 * c[1], 4 * 9 * c[2], c[3], a.hidden]
+    [9, n * 9 * c[0], n * 9 * c[1], n * 9 * c[2], c[3], a.hidden]
         .iter()
         .map(|&k| sum_tol(k))
         .sum()
@@ -121,6 +127,60 @@ fn a_gcnn_is_invariant_and_a_cnn_trained_upright_is_not() {
 }
 
 #[test]
+fn a_d4_gcnn_is_invariant_over_all_eight_elements_and_a_gcnn_only_over_the_turns() {
+    let g = gpu();
+    let (tr, te) = data(&g);
+    let task = Task::SymmetricD4;
+    let mut rg = rng(5);
+    let da = arch(ModelKind::D4Gcnn, 16, 10);
+    let d4 = Model::new(&g, ModelKind::D4Gcnn, &da, &CloneSet::new(), &mut rg).unwrap();
+    let gcnn = Model::new(
+        &g,
+        ModelKind::Gcnn,
+        &arch(ModelKind::Gcnn, 16, 10),
+        &CloneSet::new(),
+        &mut rg,
+    )
+    .unwrap();
+    fit(&d4, &tr, &te, task, 0.0);
+    let od = symmetry::orbit(&d4, &te, task, 64).unwrap();
+    let og = symmetry::orbit(&gcnn, &te, task, 64).unwrap();
+    assert!(od.group.starts_with("D4"), "{od:?}");
+    assert_eq!(od.accuracy.len(), 8);
+    let tol = group_tol(&da, 8);
+    assert!(
+        od.invariance_error <= tol,
+        "d4-gcnn {od:?} (bound {tol:.1e})"
+    );
+    assert!(od.accuracy.iter().all(|&a| a == od.accuracy[0]), "{od:?}");
+    assert!(od.accuracy[0] > 0.1, "the d4-gcnn did not learn: {od:?}");
+    assert_eq!(od.consistency, 1.0, "{od:?}");
+    // The C4 network keeps the turns and not the flips: equal accuracy on the four turns, and
+    // logits that change under the reflections.
+    assert!(
+        og.accuracy[..4].iter().all(|&a| a == og.accuracy[0]),
+        "{og:?}"
+    );
+    assert!(og.invariance_error > 0.01, "gcnn {og:?}");
+    // Per layer: the d4-gcnn's under D4, the gcnn's under C4 (its maps have 4 orientations).
+    let ld = symmetry::layer_errors(&d4, &te, task, 4).unwrap();
+    assert!(ld.iter().all(|&e| e <= 1e-5), "d4-gcnn layers {ld:?}");
+    let lg = symmetry::layer_errors(&gcnn, &te, task, 4).unwrap();
+    assert!(lg.iter().all(|&e| e <= 1e-5), "gcnn layers under C4 {lg:?}");
+    // A plain cnn's layers measured under D4 are far from equivariant.
+    let cnn = Model::new(
+        &g,
+        ModelKind::Cnn,
+        &arch(ModelKind::Cnn, 16, 10),
+        &CloneSet::new(),
+        &mut rg,
+    )
+    .unwrap();
+    let lc = symmetry::layer_errors(&cnn, &te, task, 4).unwrap();
+    assert!(lc.iter().all(|&e| e > 0.05), "cnn layers under D4 {lc:?}");
+}
+
+#[test]
 fn orbit_consistency_allows_the_label_shift_the_task_asks_for() {
     // A perfect rot-sb classifier: digit 3 at 0°, 90°; 13 at 180°, 270°.
     let labels = |t: Task| [0, 1, 2, 3].map(|r| t.label(3, r, 0));
@@ -130,10 +190,24 @@ fn orbit_consistency_allows_the_label_shift_the_task_asks_for() {
     assert!(!consistent(&[3, 3, 13, 13], &labels(Task::Symmetric)));
     // A wrong but consistent classifier is consistent.
     assert!(consistent(&[5, 5, 15, 15], &labels(Task::RotSb)));
-    let tl =
-        symmetry::orbit_elements(Task::TransSb).map(|(r, dx, _)| Task::TransSb.label(7, r, dx));
+    let orbit_labels = |t: Task| -> Vec<u32> {
+        symmetry::orbit_elements(t)
+            .into_iter()
+            .map(|(k, dx, _)| t.label(7, k, dx))
+            .collect()
+    };
+    let tl = orbit_labels(Task::TransSb);
     assert_eq!(tl, [7, 7, 17, 17]);
     assert!(consistent(&[7, 7, 17, 17], &tl));
+    // The D4 tasks' orbits have eight elements: mirror-sb shifts the flipped four by 10.
+    let ml = orbit_labels(Task::MirrorSb);
+    assert_eq!(ml, [7, 7, 7, 7, 17, 17, 17, 17]);
+    assert!(consistent(&[7, 7, 7, 7, 17, 17, 17, 17], &ml));
+    assert!(!consistent(&[7; 8], &ml));
+    assert_eq!(orbit_labels(Task::SymmetricD4), [7; 8]);
+    assert!(consistent(&[7; 8], &orbit_labels(Task::SymmetricD4)));
+    assert_eq!(symmetry::invariance_pairs(Task::MirrorSb).len(), 7);
+    assert_eq!(symmetry::orbit_elements(Task::Symmetric).len(), 4);
 }
 
 #[test]

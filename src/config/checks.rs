@@ -63,19 +63,15 @@ impl RunConfig {
                         "model {m} is listed twice for task {task}: each (task, model) pair trains once per seed (give it once, or use a sweep to compare settings)"
                     )));
                 }
-                let c4 = matches!(
-                    m,
-                    ModelKind::Gcnn | ModelKind::FauxGcnn | ModelKind::FauxGcnnKl
-                );
+                let group = m.orientations() > 1;
                 let t2 = matches!(m, ModelKind::FauxCnn | ModelKind::FauxCnnKl);
-                use Task::*;
                 let fits = match task {
-                    TransSb => !c4,
+                    Task::TransSb => !group,
                     _ => !t2,
                 };
                 if !fits {
                     return Err(Error::invalid(format!(
-                        "model {m} does not go with task {task}: the C4 models (gcnn, faux-gcnn, faux-gcnn-kl) are for plain, symmetric and rot-sb; faux-cnn and faux-cnn-kl are for trans-sb"
+                        "model {m} does not go with task {task}: the group models (gcnn, faux-gcnn, faux-gcnn-kl, d4-gcnn) are for the rotation tasks (plain, symmetric, rot-sb, symmetric-d4, mirror-sb); faux-cnn and faux-cnn-kl are for trans-sb"
                     )));
                 }
                 self.arch(*m, task).check()?;

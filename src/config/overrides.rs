@@ -2,7 +2,7 @@
 //! line's overrides applied and the result checked.
 
 use super::checks::parse_config;
-use super::presets::all_tasks;
+use super::presets::{all_tasks, d4_tasks};
 use super::types::RunConfig;
 use crate::data::Task;
 use crate::models::ModelKind;
@@ -30,6 +30,8 @@ pub struct Overrides {
     pub seeds: Option<usize>,
     /// First seed.
     pub seed: Option<u64>,
+    /// The symmetry groups whose tasks run: c4 (the paper's tasks) and d4 (SPEC §9's).
+    pub groups: Option<Vec<String>>,
     /// Only these tasks (comma-separated).
     pub tasks: Option<Vec<String>>,
     /// Only these models (comma-separated).
@@ -83,6 +85,36 @@ impl RunConfig {
         Ok(c)
     }
 
+    /// `--groups`: keep the C4 tasks only when c4 is asked for, add SPEC §9's D4 tasks when d4 is
+    /// (or when `--tasks` names one of them). Without either flag the configuration is unchanged.
+    fn apply_groups(&mut self, o: &Overrides) -> Result<()> {
+        use crate::group::Group;
+        let d4 = |t: &str| t.parse::<Task>().is_ok_and(|t| t.group() == Group::D4);
+        let named_d4 = o.tasks.iter().flatten().any(|t| d4(t));
+        let groups = match &o.groups {
+            Some(gs) => gs
+                .iter()
+                .map(|g| g.parse::<Group>())
+                .collect::<Result<Vec<_>>>()?,
+            None if named_d4 => vec![Group::C4, Group::D4],
+            None => return Ok(()),
+        };
+        if groups.contains(&Group::D4) {
+            let missing: Vec<_> = d4_tasks(self)
+                .into_iter()
+                .filter(|p| !self.tasks.iter().any(|q| q.task == p.task))
+                .collect();
+            self.tasks.extend(missing);
+        }
+        if !groups.contains(&Group::C4) {
+            self.tasks.retain(|p| d4(&p.task));
+        }
+        if !groups.contains(&Group::D4) {
+            self.tasks.retain(|p| !d4(&p.task));
+        }
+        Ok(())
+    }
+
     /// Apply the flags' overrides, then check the result ([`RunConfig::validate`]).
     pub fn apply(&mut self, o: &Overrides) -> Result<()> {
         if o.data.is_some() {
@@ -113,20 +145,27 @@ impl RunConfig {
         if let Some(s) = o.seed {
             self.seed = s;
         }
+        self.apply_groups(o)?;
         if let Some(ts) = &o.tasks {
             for t in ts {
                 t.parse::<Task>()?;
             }
+            let had: Vec<String> = self.tasks.iter().map(|p| p.task.clone()).collect();
             self.tasks.retain(|p| ts.contains(&p.task));
             if self.tasks.is_empty() {
-                return Err(Error::invalid(format!("--tasks {}: the preset runs none of these (it has symmetric, rot-sb, trans-sb)", ts.join(","))));
+                return Err(Error::invalid(format!(
+                    "--tasks {}: the configuration runs none of these (it has {})",
+                    ts.join(","),
+                    had.join(", ")
+                )));
             }
         }
         if let Some(ms) = &o.models {
             let kinds: Vec<ModelKind> = ms.iter().map(|m| m.parse()).collect::<Result<_, _>>()?;
             // Chosen among every model SPEC §6 runs on the task, so that a model a preset leaves
             // out for time can be asked for by name.
-            let spec = all_tasks(1);
+            let mut spec = all_tasks(1);
+            spec.extend(d4_tasks(self));
             for t in &mut self.tasks {
                 let all = spec.iter().find(|p| p.task == t.task).map(|p| &p.models);
                 t.models = all
@@ -205,6 +244,8 @@ impl RunConfig {
         let kind: ModelKind = model.parse()?;
         let t: Task = task.parse()?;
         let o = Overrides {
+            // Every task's settings are there to choose from, SPEC §9's included.
+            groups: Some(vec!["c4".into(), "d4".into()]),
             tasks: None,
             models: None,
             ..o.clone()

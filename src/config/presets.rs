@@ -60,6 +60,39 @@ pub(super) fn all_tasks(epochs: usize) -> Vec<TaskPlan> {
     ]
 }
 
+/// The models SPEC §9 runs on the D4 tasks: the C4 and D4 group networks and the two without a
+/// symmetry.
+pub const D4_MODELS: [ModelKind; 4] = [
+    ModelKind::Gcnn,
+    ModelKind::D4Gcnn,
+    ModelKind::Cnn,
+    ModelKind::Mlp,
+];
+
+/// SPEC §9's tasks, trained as the configuration's C4 tasks they extend: `symmetric-d4` as
+/// `symmetric`, `mirror-sb` as `rot-sb` (batch, learning rate, epochs, β), or as the paper's when
+/// the configuration has no such task.
+pub(super) fn d4_tasks(c: &RunConfig) -> Vec<TaskPlan> {
+    let like = |name: &str, otherwise: TrainConfig| {
+        c.tasks
+            .iter()
+            .find(|t| t.task == name)
+            .map_or(otherwise, |t| t.train.clone())
+    };
+    vec![
+        TaskPlan {
+            task: "symmetric-d4".into(),
+            models: D4_MODELS.to_vec(),
+            train: like("symmetric", symmetric_train(50)),
+        },
+        TaskPlan {
+            task: "mirror-sb".into(),
+            models: D4_MODELS.to_vec(),
+            train: like("rot-sb", breaking_train(50)),
+        },
+    ]
+}
+
 impl RunConfig {
     /// A named preset.
     pub fn preset(name: &str) -> Result<RunConfig> {

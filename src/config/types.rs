@@ -96,7 +96,7 @@ impl CloneSettings {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPlan {
-    /// plain, symmetric, rot-sb or trans-sb.
+    /// plain, symmetric, rot-sb, trans-sb, symmetric-d4 or mirror-sb.
     pub task: String,
     pub models: Vec<ModelKind>,
     pub train: TrainConfig,
@@ -130,12 +130,18 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// The architecture of a model on a task under this configuration: SPEC §4's for the task's
-    /// canvas, with the configuration's channels and MLP widths when it sets them.
+    /// canvas, with the configuration's channels (÷ √2 for `d4-gcnn`) and MLP widths when it sets
+    /// them.
     pub fn arch(&self, model: ModelKind, task: Task) -> Arch {
         let side = task.canvas(self.side).size;
         let mut a = Arch::paper(model, side, task.num_classes());
         if let Some(c) = self.channels {
-            a.channels = c;
+            // The configuration's channels are the C4 network's; the D4 one divides them by √2.
+            a.channels = if model == ModelKind::D4Gcnn {
+                crate::models::d4_channels(c)
+            } else {
+                c
+            };
         }
         if let Some(m) = &self.mlp {
             a.mlp = m.clone();

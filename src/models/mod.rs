@@ -1,15 +1,18 @@
 //! The networks of SPEC §4: `gcnn`, `faux-gcnn`, `faux-gcnn-kl`, `cnn`, `mlp`, and for the T(2) task
-//! `faux-cnn`, `faux-cnn-kl`. A network is a feature stack (convolutions, group convolutions or
-//! cloned layers, each followed by ReLU, with 2×2 max pools) and a head.
+//! `faux-cnn`, `faux-cnn-kl`; and SPEC §9's `d4-gcnn` (p4m layers, channels ÷ √2). A network is a
+//! feature stack (convolutions, group convolutions or cloned layers, each followed by ReLU, with 2×2
+//! max pools) and a head.
 
+mod arch;
 mod drift;
 
+pub use arch::{d4_channels, Arch, MAX_CHANNELS, MAX_DEPTH, MAX_WIDTH};
 pub use drift::{drift_split, KlTerm};
 
 use crate::autograd::Param;
 use crate::autograd::{Tape, Var};
 use crate::clone::{clone_key, CloneSet, ClonedConv, OperatorKind};
-use crate::nn::conv::{Conv2d, GroupConvC4, LiftC4};
+use crate::nn::conv::{Conv2d, GroupConvC4, GroupConvD4, LiftC4, LiftD4};
 use crate::nn::Linear;
 use crate::ops::kl::{self, Penalty};
 use crate::ops::{elementwise, pool, reduce};
@@ -30,10 +33,12 @@ pub enum ModelKind {
     Mlp,
     FauxCnn,
     FauxCnnKl,
+    /// SPEC §9: `gcnn` with p4m (D4) layers.
+    D4Gcnn,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 7] = [
+    pub const ALL: [ModelKind; 8] = [
         ModelKind::Gcnn,
         ModelKind::FauxGcnn,
         ModelKind::FauxGcnnKl,
@@ -41,6 +46,7 @@ impl ModelKind {
         ModelKind::Mlp,
         ModelKind::FauxCnn,
         ModelKind::FauxCnnKl,
+        ModelKind::D4Gcnn,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -51,6 +57,16 @@ impl ModelKind {
             ModelKind::Mlp => "mlp",
             ModelKind::FauxCnn => "faux-cnn",
             ModelKind::FauxCnnKl => "faux-cnn-kl",
+            ModelKind::D4Gcnn => "d4-gcnn",
+        }
+    }
+    /// The order of the rotation group the feature maps carry an axis for: 4 (C4), 8 (D4), or 1
+    /// for the networks without one.
+    pub fn orientations(self) -> usize {
+        match self {
+            ModelKind::Gcnn | ModelKind::FauxGcnn | ModelKind::FauxGcnnKl => 4,
+            ModelKind::D4Gcnn => 8,
+            _ => 1,
         }
     }
     /// Whether the network uses cloned layers, and of which operator kind for its first layer.
@@ -81,118 +97,13 @@ impl std::str::FromStr for ModelKind {
         ModelKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| Error::invalid(format!("unknown model '{}': use one of gcnn, faux-gcnn, faux-gcnn-kl, cnn, mlp, faux-cnn, faux-cnn-kl", s.escape_debug())))
-    }
-}
-
-/// Sizes of a network.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Arch {
-    /// Input side (28, or 48 for the T(2) task).
-    pub side: usize,
-    pub classes: usize,
-    /// Channels of the four feature layers.
-    pub channels: [usize; 4],
-    /// Width of the hidden FC layer of the convolutional heads (SPEC: 50).
-    pub hidden: usize,
-    /// Hidden widths of the MLP.
-    pub mlp: Vec<usize>,
-    /// Dropout probability in the heads (SPEC: 0.5).
-    pub dropout: f32,
-}
-
-/// The most channels a feature layer may have (SPEC: 20).
-pub const MAX_CHANNELS: usize = 4096;
-/// The widest hidden layer an MLP or a head may have (SPEC: 1,024).
-pub const MAX_WIDTH: usize = 65_536;
-/// The most hidden layers an MLP may have (SPEC: 6).
-pub const MAX_DEPTH: usize = 64;
-
-impl Arch {
-    /// Check the sizes before anything is allocated: channels between 1 and [`MAX_CHANNELS`],
-    /// hidden widths between 1 and [`MAX_WIDTH`], 1 to [`MAX_DEPTH`] MLP layers, a side the feature
-    /// stack can take. (Each tensor is then checked against the adapter's limits when it is made.)
-    pub fn check(&self) -> Result<()> {
-        if let Some(c) = self
-            .channels
-            .iter()
-            .find(|&&c| !(1..=MAX_CHANNELS).contains(&c))
-        {
-            return Err(Error::invalid(format!(
-                "channels {:?}: each layer takes 1 to {MAX_CHANNELS} channels, not {c}",
-                self.channels
-            )));
-        }
-        if self.mlp.is_empty() || self.mlp.len() > MAX_DEPTH {
-            return Err(Error::invalid(format!(
-                "mlp {:?}: an MLP takes 1 to {MAX_DEPTH} hidden widths",
-                self.mlp
-            )));
-        }
-        for (what, w) in self
-            .mlp
-            .iter()
-            .map(|&w| ("mlp", w))
-            .chain([("hidden", self.hidden), ("classes", self.classes)])
-        {
-            if !(1..=MAX_WIDTH).contains(&w) {
-                return Err(Error::invalid(format!(
-                    "{what} width {w}: use 1 to {MAX_WIDTH}"
-                )));
-            }
-        }
-        if !(1..=1024).contains(&self.side) {
-            return Err(Error::invalid(format!(
-                "input side {}: use 1 to 1024 pixels",
-                self.side
-            )));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::invalid(format!(
-                "dropout {}: use a probability in [0, 1)",
-                self.dropout
-            )));
-        }
-        Ok(())
-    }
-
-    /// SPEC §4's sizes for a model, input side and class count.
-    pub fn paper(kind: ModelKind, side: usize, classes: usize) -> Arch {
-        let channels = match kind {
-            ModelKind::Gcnn => [10, 20, 20, 20],
-            ModelKind::FauxGcnn | ModelKind::FauxGcnnKl => [10, 10, 20, 20],
-            _ => [20, 10, 20, 20],
-        };
-        let mlp = if classes > 10 {
-            vec![256, 512, 1024, 1024, 512, 256]
-        } else {
-            vec![256, 256, 512, 512, 256, 128]
-        };
-        Arch {
-            side,
-            classes,
-            channels,
-            hidden: 50,
-            mlp,
-            dropout: 0.5,
-        }
-    }
-    /// Side lengths at the input of each of the four feature layers.
-    pub fn feature_sides(&self) -> Result<[usize; 4]> {
-        let s0 = self.side;
-        let ok = s0 >= 2 * (2 * ((s0 - 4) / 2 - 4) / 2) && s0 >= 14;
-        if !ok {
-            return Err(Error::invalid(format!(
-                "input side {s0} is too small for the convolutional networks (need ≥ 14)"
-            )));
-        }
-        let s2 = (s0 - 4) / 2;
-        Ok([s0, s0 - 2, s2, s2 - 2])
-    }
-    /// Side of the maps after the second pool.
-    pub fn final_side(&self) -> Result<usize> {
-        let [_, _, _, s3] = self.feature_sides()?;
-        Ok((s3 - 2) / 2)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "unknown model '{}': use one of {}",
+                    s.escape_debug(),
+                    ModelKind::ALL.map(ModelKind::name).join(", ")
+                ))
+            })
     }
 }
 
@@ -214,6 +125,8 @@ enum Feature {
     Conv(Conv2d),
     Lift(LiftC4),
     P4(GroupConvC4),
+    LiftD4(LiftD4),
+    P4m(GroupConvD4),
     Cloned(ClonedConv),
 }
 
@@ -225,8 +138,8 @@ pub struct Model {
     head: Vec<Linear>,
     /// For KL models: each cloned tensor's initial value and softmax axis.
     kl_refs: Vec<(Param, Tensor, Vec<usize>, usize)>,
-    /// Whether the feature maps carry a rotation axis.
-    p4: bool,
+    /// The size of the feature maps' orientation axis (4 or 8), or 1 without one.
+    orient: usize,
 }
 
 impl std::fmt::Debug for Model {
@@ -249,10 +162,7 @@ impl Model {
         let mut features = Vec::new();
         let mut kl_refs = Vec::new();
         let mut head = Vec::new();
-        let p4 = matches!(
-            kind,
-            ModelKind::Gcnn | ModelKind::FauxGcnn | ModelKind::FauxGcnnKl
-        );
+        let orient = kind.orientations();
         match kind {
             ModelKind::Mlp => {
                 let mut fan_in = arch.side * arch.side;
@@ -282,6 +192,12 @@ impl Model {
                             (ModelKind::Gcnn, _) => {
                                 Feature::P4(GroupConvC4::new(gpu, &name, cins[l], c[l], 3, 0, rng)?)
                             }
+                            (ModelKind::D4Gcnn, 0) => {
+                                Feature::LiftD4(LiftD4::new(gpu, &name, cins[l], c[l], 3, 0, rng)?)
+                            }
+                            (ModelKind::D4Gcnn, _) => Feature::P4m(GroupConvD4::new(
+                                gpu, &name, cins[l], c[l], 3, 0, rng,
+                            )?),
                             _ => Feature::Conv(Conv2d::new(gpu, &name, cins[l], c[l], 3, 0, rng)?),
                         }),
                         Some((first, rest)) => {
@@ -312,7 +228,7 @@ impl Model {
                     }
                 }
                 let s = arch.final_side()?;
-                let flat = if p4 { c[3] } else { c[3] * s * s };
+                let flat = if orient > 1 { c[3] } else { c[3] * s * s };
                 head.push(Linear::new(gpu, "fc0", flat, arch.hidden, rng)?);
                 head.push(Linear::new(gpu, "fc1", arch.hidden, arch.classes, rng)?);
             }
@@ -323,7 +239,7 @@ impl Model {
             features,
             head,
             kl_refs,
-            p4,
+            orient,
         })
     }
 
@@ -349,6 +265,8 @@ impl Model {
             Some(Feature::Conv(c)) => c.weight.value(),
             Some(Feature::Lift(c)) => c.weight.value(),
             Some(Feature::P4(c)) => c.weight.value(),
+            Some(Feature::LiftD4(c)) => c.weight.value(),
+            Some(Feature::P4m(c)) => c.weight.value(),
             _ => {
                 return Err(Error::invalid(format!(
                     "{} has no convolution filters at layer {l}",
@@ -412,8 +330,8 @@ impl Model {
                 h = self.pool_relu(tape, h)?;
             }
         }
-        h = if self.p4 {
-            pool::global_mean_t(tape, h)? // (B, C)
+        h = if self.orient > 1 {
+            pool::global_mean_t(tape, h)? // (B, C): over the orientations and space
         } else {
             let n = tape.value(h).numel() / b;
             tape.reshape(h, &[b, n])?
@@ -428,12 +346,12 @@ impl Model {
     /// ReLU and the 2×2 max pool, in one op.
     fn pool_relu(&self, tape: &mut Tape, h: Var) -> Result<Var> {
         let s = tape.value(h).shape().to_vec();
-        if self.p4 {
-            let (b, c, hh, ww) = (s[0], s[1], s[3], s[4]);
-            let flat = tape.reshape(h, &[b, c * 4, hh, ww])?;
+        if self.orient > 1 {
+            let (b, c, n, hh, ww) = (s[0], s[1], s[2], s[3], s[4]);
+            let flat = tape.reshape(h, &[b, c * n, hh, ww])?;
             let p = pool::max_pool2d_ex_t(tape, flat, 2, 2, true)?;
             let ps = tape.value(p).shape().to_vec();
-            tape.reshape(p, &[b, c, 4, ps[2], ps[3]])
+            tape.reshape(p, &[b, c, n, ps[2], ps[3]])
         } else {
             pool::max_pool2d_ex_t(tape, h, 2, 2, true)
         }
@@ -502,6 +420,8 @@ impl Model {
             Feature::Conv(c) => c.forward(tape, x),
             Feature::Lift(c) => c.forward(tape, x),
             Feature::P4(c) => c.forward(tape, x),
+            Feature::LiftD4(c) => c.forward(tape, x),
+            Feature::P4m(c) => c.forward(tape, x),
             Feature::Cloned(c) => c.forward(tape, x),
         }
     }
@@ -534,6 +454,8 @@ impl Model {
                 Feature::Conv(c) => v.extend(c.params()),
                 Feature::Lift(c) => v.extend(c.params()),
                 Feature::P4(c) => v.extend(c.params()),
+                Feature::LiftD4(c) => v.extend(c.params()),
+                Feature::P4m(c) => v.extend(c.params()),
                 Feature::Cloned(c) => {
                     v.extend(c.own_params());
                     for p in c.op.params() {

@@ -1,20 +1,24 @@
 //! SPEC §7's symmetry measures of a trained network, from forward passes on the GPU over a fixed
 //! set of test digits (the first ones of the test split):
 //!
-//! - the **orbit** of a digit: four transforms of it. On the rotation tasks the rotations by 0°,
-//!   90°, 180° and 270° (C4); on `trans-sb`, whose symmetry is the translations that keep the label,
+//! - the **orbit** of a digit: its transforms. On the C4 rotation tasks the rotations by 0°,
+//!   90°, 180° and 270°; on the D4 tasks (`symmetric-d4`, `mirror-sb`) the eight elements of D4
+//!   (each rotation, then each rotation with the rows flipped); on `trans-sb`, whose symmetry is the translations that keep the label,
 //!   four placements on the canvas: shifted left by 10 px, left by 10 px and down by 10 px, right
 //!   by 10 px, right by 10 px and down by 10 px. Each transform is labelled by the task's rule
-//!   (SPEC §6), so rot-sb's 180° and 270° and trans-sb's right placements carry digit + 10;
+//!   (SPEC §6, §9), so rot-sb's 180° and 270°, mirror-sb's flipped elements and trans-sb's right
+//!   placements carry digit + 10;
 //! - the accuracy on each element of the orbit, and the **orbit consistency**: the share of digits
-//!   whose four predictions agree up to the label shift the task asks for (prediction minus the
-//!   element's label offset from the first element, the same for all four);
+//!   whose predictions over the orbit agree up to the label shift the task asks for (prediction
+//!   minus the element's label offset from the first element, the same for all);
 //! - the **invariance error** `‖f(g·x) − f(x)‖ / ‖f(x)‖` of the logits, per digit, averaged over
 //!   the digits and the pairs (g·x, x) the task labels alike: (r·90°, 0°) for r = 1, 2, 3 on the
-//!   rotation tasks (on rot-sb this measures how much the network broke C4, which the task asks
-//!   for at 180° and 270°), and (shifted down, unshifted) on either side for `trans-sb`;
+//!   C4 rotation tasks, (g_k·x, x) for k = 1..7 on the D4 tasks (on rot-sb and mirror-sb this
+//!   measures how much the network broke the group, which the task asks for), and (shifted down,
+//!   unshifted) on either side for `trans-sb`;
 //! - the **equivariance error of each feature layer** alone on the inputs the network feeds it
-//!   ([`crate::equivariance`]; C4 on the rotation tasks, translations with margin 0 on `trans-sb`);
+//!   ([`crate::equivariance`]; C4 on the C4 rotation tasks, D4 on the D4 tasks — C4 for a network
+//!   whose maps carry 4 orientations —, translations with margin 0 on `trans-sb`);
 //! - for KL models, each cloned tensor's `KL_t` against its initial value (SPEC §5, no β).
 
 use crate::autograd::Tape;
@@ -38,9 +42,9 @@ const TRANS_SHIFT: i32 = 10;
 pub struct Orbit {
     /// The group, in words.
     pub group: String,
-    /// Accuracy on each of the four orbit elements.
-    pub accuracy: [f32; 4],
-    /// Share of digits whose four predictions agree up to the task's label shift.
+    /// Accuracy on each orbit element (4, or 8 on the D4 tasks).
+    pub accuracy: Vec<f32>,
+    /// Share of digits whose predictions over the orbit agree up to the task's label shift.
     pub consistency: f32,
     /// Mean relative change of the logits over the label-preserving pairs.
     pub invariance_error: f64,
@@ -61,51 +65,57 @@ pub fn rotational(task: Task) -> bool {
     task != Task::TransSb
 }
 
-/// The four orbit elements of a task as (quarter turns, dx, dy).
-pub fn orbit_elements(task: Task) -> [(u32, i32, i32); 4] {
+/// The orbit elements of a task as (group element, dx, dy): the 4 rotations, the 8 elements of
+/// D4 on its tasks, or 4 placements on `trans-sb`.
+pub fn orbit_elements(task: Task) -> Vec<(u32, i32, i32)> {
     if rotational(task) {
-        [(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 0, 0)]
+        (0..task.group().order() as u32)
+            .map(|k| (k, 0, 0))
+            .collect()
     } else {
         let s = TRANS_SHIFT;
-        [(0, -s, 0), (0, -s, s), (0, s, 0), (0, s, s)]
+        vec![(0, -s, 0), (0, -s, s), (0, s, 0), (0, s, s)]
     }
 }
 
 /// The pairs (g·x, x) of orbit elements whose logits the invariance error compares.
-pub fn invariance_pairs(task: Task) -> &'static [(usize, usize)] {
+pub fn invariance_pairs(task: Task) -> Vec<(usize, usize)> {
     if rotational(task) {
-        &[(1, 0), (2, 0), (3, 0)]
+        (1..task.group().order()).map(|k| (k, 0)).collect()
     } else {
-        &[(1, 0), (3, 2)]
+        vec![(1, 0), (3, 2)]
     }
 }
 
 /// The group the measures use, in words.
 pub fn group_name(task: Task) -> &'static str {
-    if rotational(task) {
-        "C4 (rotations by 90°)"
-    } else {
-        "T(2) within a side (shift down by 10 px)"
+    match (rotational(task), task.group()) {
+        (false, _) => "T(2) within a side (shift down by 10 px)",
+        (true, crate::group::Group::D4) => "D4 (rotations by 90° and reflections)",
+        (true, _) => "C4 (rotations by 90°)",
     }
 }
 
-/// The group the per-layer equivariance errors use.
-pub fn layer_group(task: Task) -> Group {
-    if rotational(task) {
-        Group::C4
-    } else {
+/// The group the per-layer equivariance errors of a network use: the task's, except C4 for a
+/// network whose maps carry 4 orientations on a D4 task (its layers have no reflection to obey).
+pub fn layer_group(task: Task, model: &Model) -> Group {
+    if !rotational(task) {
         Group::Translations {
             shifts: vec![(1, 2), (-2, 1), (3, -1)],
             margin: 0,
         }
+    } else if task.group() == crate::group::Group::D4 && model.kind.orientations() != 4 {
+        Group::D4
+    } else {
+        Group::C4
     }
 }
 
-/// Whether four predictions of one digit's orbit agree up to the label shift: each prediction
+/// Whether the predictions of one digit's orbit agree up to the label shift: each prediction
 /// minus its element's label offset from element 0 is the same.
-pub fn consistent(preds: &[u32; 4], labels: &[u32; 4]) -> bool {
+pub fn consistent(preds: &[u32], labels: &[u32]) -> bool {
     let base = preds[0] as i64;
-    (1..4).all(|e| preds[e] as i64 - (labels[e] as i64 - labels[0] as i64) == base)
+    (1..preds.len()).all(|e| preds[e] as i64 - (labels[e] as i64 - labels[0] as i64) == base)
 }
 
 /// The first `n` test digits (at most the split) under orbit element `e`.
@@ -130,8 +140,11 @@ pub fn orbit(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Or
     }
     let canvas = task.canvas(split.h);
     let classes = model.arch.classes;
-    let mut logits: Vec<Vec<f32>> = (0..4).map(|_| Vec::with_capacity(n * classes)).collect();
-    let mut labels: Vec<Vec<u32>> = (0..4).map(|_| Vec::with_capacity(n)).collect();
+    let order = orbit_elements(task).len();
+    let mut logits: Vec<Vec<f32>> = (0..order)
+        .map(|_| Vec::with_capacity(n * classes))
+        .collect();
+    let mut labels: Vec<Vec<u32>> = (0..order).map(|_| Vec::with_capacity(n)).collect();
     for (e, (lg, lb)) in logits.iter_mut().zip(&mut labels).enumerate() {
         for start in (0..n).step_by(CHUNK) {
             let s = samples(split, task, e, start..(start + CHUNK).min(n));
@@ -156,22 +169,18 @@ pub fn orbit(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Or
         .iter()
         .map(|l| l.chunks(classes).map(argmax).collect())
         .collect();
-    let mut accuracy = [0f32; 4];
-    for e in 0..4 {
-        let hits = (0..n).filter(|&i| preds[e][i] == labels[e][i]).count();
-        accuracy[e] = hits as f32 / n as f32;
-    }
+    let accuracy = (0..order)
+        .map(|e| (0..n).filter(|&i| preds[e][i] == labels[e][i]).count() as f32 / n as f32)
+        .collect();
     let agree = (0..n)
         .filter(|&i| {
-            consistent(
-                &[preds[0][i], preds[1][i], preds[2][i], preds[3][i]],
-                &[labels[0][i], labels[1][i], labels[2][i], labels[3][i]],
-            )
+            let column = |v: &[Vec<u32>]| v.iter().map(|e| e[i]).collect::<Vec<u32>>();
+            consistent(&column(&preds), &column(&labels))
         })
         .count();
     let pairs = invariance_pairs(task);
     let mut err = 0.0;
-    for &(a, b) in pairs {
+    for &(a, b) in &pairs {
         for i in 0..n {
             let (la, lb) = (
                 &logits[a][i * classes..(i + 1) * classes],
@@ -198,7 +207,7 @@ pub fn layer_errors(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Re
     let n = n.min(split.n);
     let b = split.gather_samples(task.canvas(split.h), &samples(split, task, 0, 0..n))?;
     let inputs = model.layer_inputs(&b.images)?;
-    let group = layer_group(task);
+    let group = layer_group(task, model);
     inputs
         .iter()
         .enumerate()

@@ -228,7 +228,7 @@ fn seed_mean(v: &[Symmetry]) -> Symmetry {
     let mut s = v[0].clone();
     let n = v.len() as f64;
     let mean = |f: &dyn Fn(&Symmetry) -> f64| v.iter().map(f).sum::<f64>() / n;
-    for e in 0..4 {
+    for e in 0..s.orbit.accuracy.len() {
         s.orbit.accuracy[e] = mean(&|x| x.orbit.accuracy[e] as f64) as f32;
     }
     s.orbit.consistency = mean(&|x| x.orbit.consistency as f64) as f32;

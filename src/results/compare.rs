@@ -38,6 +38,9 @@ fn claims() -> Vec<Claim> {
         c("rot-sb", Mlp, Gcnn, "a network without the symmetry can tell 0°/90° from 180°/270°; an invariant one cannot"),
         c("trans-sb", FauxCnnKl, FauxCnn, "the KL model adapts where the frozen translation clones cannot"),
         c("trans-sb", Mlp, FauxCnn, "a plain MLP beats the T(2)-cloned model on a translation-breaking task (the paper: 97.53 % against 77.83 %)"),
+        c("symmetric-d4", D4Gcnn, Gcnn, "the D4-invariant network generalises to mirrored digits; the C4 one sees a mirrored digit as another shape"),
+        c("symmetric-d4", D4Gcnn, Cnn, "the D4-invariant network generalises to turned and mirrored digits; the plain one cannot"),
+        c("mirror-sb", Gcnn, D4Gcnn, "a C4 network can tell a digit from its mirror image; a D4-invariant one cannot (SPEC §9)"),
     ]
 }
 
@@ -144,10 +147,11 @@ pub fn section(results: &[ModelReport]) -> Vec<Block> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn model(task: &str, model: ModelKind, accs: &[f32], n: usize) -> ModelReport {
+    /// A model's report with only its task, accuracies and test size set (for the tests).
+    pub(crate) fn model(task: &str, model: ModelKind, accs: &[f32], n: usize) -> ModelReport {
         let m = accs.iter().sum::<f32>() / accs.len() as f32;
         let std = if accs.len() > 1 {
             (accs.iter().map(|a| (a - m).powi(2)).sum::<f32>() / (accs.len() - 1) as f32).sqrt()

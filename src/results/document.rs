@@ -4,6 +4,7 @@
 use super::types::{ModelReport, Report};
 use super::{compare, figures};
 use crate::files::{read_json_file, write_atomic, write_json, Bound};
+use crate::models::ModelKind;
 use crate::report::doc::{Block, Doc, FigureBlock, Table};
 use crate::Result;
 use std::path::Path;
@@ -114,22 +115,34 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
         .filter(|m| m.accuracy_by_rotation.is_some())
         .collect();
     if !rotated.is_empty() {
+        // Four columns for C4, eight when a D4 task ran (its C4 rows leave the flipped ones empty).
+        let order = rotated
+            .iter()
+            .map(|m| m.accuracy_by_rotation.as_ref().map_or(0, Vec::len))
+            .max()
+            .unwrap_or(4);
+        let mut header = strings(["task", "model"]);
+        header.extend((0..order).map(|k| crate::group::element_name(k).to_string()));
+        let mut right = vec![false, false];
+        right.resize(2 + order, true);
         b.push(Block::Heading(2, "Accuracy per test rotation".into()));
         b.push(Block::Table(Table {
-            header: strings(["task", "model", "0°", "90°", "180°", "270°"]),
-            right: vec![false, false, true, true, true, true],
+            header,
+            right,
             rows: rotated
                 .iter()
                 .map(|m| {
                     let mut row = vec![m.task.clone(), m.model.to_string()];
-                    for a in m.accuracy_by_rotation.unwrap_or_default() {
+                    for a in m.accuracy_by_rotation.iter().flatten() {
                         row.push(format!("{:.2} %", 100.0 * a));
                     }
+                    row.resize(2 + order, String::new());
                     row
                 })
                 .collect(),
         }));
     }
+    b.extend(group_transfer(&r.results));
     b.extend(compare::section(&r.results));
     symmetry_tables(r, &mut b);
     if !r.clones.is_empty() {
@@ -233,6 +246,51 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
     }
 }
 
+/// The rotation tasks of both groups side by side, when a C4 and a D4 rotation task both ran:
+/// every model's mean test accuracy on `symmetric`, `symmetric-d4`, `rot-sb` and `mirror-sb`, so
+/// the reader sees what a C4 network carries to the reflections and what it cannot.
+fn group_transfer(results: &[ModelReport]) -> Vec<Block> {
+    const TASKS: [&str; 4] = ["symmetric", "symmetric-d4", "rot-sb", "mirror-sb"];
+    let ran = |t: &str| results.iter().any(|m| m.task == t);
+    let c4 = ran("symmetric") || ran("rot-sb");
+    let d4 = ran("symmetric-d4") || ran("mirror-sb");
+    if !(c4 && d4) {
+        return Vec::new();
+    }
+    let mut models: Vec<ModelKind> = results
+        .iter()
+        .filter(|m| TASKS.contains(&m.task.as_str()))
+        .map(|m| m.model)
+        .collect();
+    models.sort();
+    models.dedup();
+    let mut b = vec![Block::Heading(2, "C4 and D4 side by side".into())];
+    b.push(Block::Para(
+        "Mean test accuracy of every model on the rotation tasks of both groups (– where it did not run): symmetric and symmetric-d4 test on turned (and, for D4, mirrored) digits after upright training; rot-sb and mirror-sb ask the network to tell a turn by 180° or a mirror image apart, which a network invariant to it cannot."
+            .into(),
+    ));
+    let mut header = strings(["model"]);
+    header.extend(TASKS.map(String::from));
+    b.push(Block::Table(Table {
+        header,
+        right: vec![false, true, true, true, true],
+        rows: models
+            .iter()
+            .map(|&k| {
+                let mut row = vec![k.to_string()];
+                row.extend(TASKS.map(|t| {
+                    results
+                        .iter()
+                        .find(|m| m.task == t && m.model == k)
+                        .map_or("–".to_string(), |m| format!("{:.2} %", 100.0 * m.mean))
+                }));
+                row
+            })
+            .collect(),
+    }));
+    b
+}
+
 /// SPEC §7's symmetry measures: orbit consistency and invariance error, the per-layer
 /// equivariance error before and after fine-tuning, and the drift of each cloned tensor.
 fn symmetry_tables(r: &Report, b: &mut Vec<Block>) {
@@ -244,7 +302,7 @@ fn symmetry_tables(r: &Report, b: &mut Vec<Block>) {
     if !orbit.is_empty() {
         b.push(Block::Heading(2, "Symmetry of the trained networks".into()));
         b.push(Block::Para(
-            "Orbit consistency: the share of test digits whose four transforms (rotations by 0°, 90°, 180°, 270°; on trans-sb, left or right by 10 px, each unshifted or shifted down by 10 px) get the same prediction, up to the +10 label shift the task asks for. Invariance error: ‖f(g·x) − f(x)‖ / ‖f(x)‖ of the logits, mean over the digits and the transforms the task labels alike."
+            "Orbit consistency: the share of test digits whose transforms (rotations by 0°, 90°, 180°, 270°; on the D4 tasks also each of those flipped; on trans-sb, left or right by 10 px, each unshifted or shifted down by 10 px) all get the same prediction, up to the +10 label shift the task asks for. Invariance error: ‖f(g·x) − f(x)‖ / ‖f(x)‖ of the logits, mean over the digits and the transforms the task labels alike."
                 .into(),
         ));
         b.push(Block::Table(Table {
@@ -286,7 +344,7 @@ fn symmetry_tables(r: &Report, b: &mut Vec<Block>) {
     if !rows.is_empty() {
         b.push(Block::Heading(2, "Per-layer equivariance error".into()));
         b.push(Block::Para(
-            "‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖ of each feature layer alone (no ReLU or pool), on the maps the network feeds it for a few test digits: C4 on the rotation tasks, translations on trans-sb. Before: the network as built (cloned layers as cloned, filters at initialisation); after: trained."
+            "‖Φ(g·x) − g·Φ(x)‖ / ‖Φ(x)‖ of each feature layer alone (no ReLU or pool), on the maps the network feeds it for a few test digits: C4 on the rotation tasks, D4 on the D4 tasks (C4 for a network with four orientations), translations on trans-sb. Before: the network as built (cloned layers as cloned, filters at initialisation); after: trained."
                 .into(),
         ));
         b.push(Block::Table(Table {
@@ -358,5 +416,39 @@ fn gflop(flops: u64) -> String {
         format!("{g:.0}")
     } else {
         format!("{g:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::compare::tests::model;
+    use ModelKind::*;
+
+    #[test]
+    fn the_group_table_shows_exactly_when_both_groups_ran() {
+        let c4 = [model("symmetric", Gcnn, &[0.9], 100)];
+        let d4 = [
+            model("mirror-sb", Gcnn, &[0.6], 100),
+            model("mirror-sb", D4Gcnn, &[0.4], 100),
+        ];
+        assert!(group_transfer(&c4).is_empty());
+        assert!(group_transfer(&d4).is_empty());
+        let both: Vec<ModelReport> = c4.iter().chain(&d4).cloned().collect();
+        let b = group_transfer(&both);
+        let Some(Block::Table(t)) = b.last() else {
+            panic!("no table: {b:?}")
+        };
+        assert_eq!(
+            t.header,
+            ["model", "symmetric", "symmetric-d4", "rot-sb", "mirror-sb"]
+        );
+        assert_eq!(
+            t.rows,
+            [
+                ["gcnn", "90.00 %", "–", "–", "60.00 %"],
+                ["d4-gcnn", "–", "–", "–", "40.00 %"],
+            ]
+        );
     }
 }

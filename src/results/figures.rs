@@ -262,7 +262,9 @@ pub fn rotation_accuracy(r: &Report) -> Option<Figure> {
             x_label: "rotation of the test digits".into(),
             y_label: "test accuracy (%)".into(),
             y_range: Some((0.0, 100.0)),
-            groups: ["0°", "90°", "180°", "270°"].map(String::from).to_vec(),
+            groups: (0..models[0].accuracy_by_rotation.as_ref().map_or(4, Vec::len))
+                .map(|k| crate::group::element_name(k).to_string())
+                .collect(),
             series: models
                 .iter()
                 .map(|m| BarSeries {
@@ -270,8 +272,8 @@ pub fn rotation_accuracy(r: &Report) -> Option<Figure> {
                     colour: model_colour(m.model),
                     bars: m
                         .accuracy_by_rotation
-                        .unwrap_or_default()
                         .iter()
+                        .flatten()
                         .map(|&a| {
                             Some(Bar {
                                 value: 100.0 * a as f64,
@@ -290,7 +292,7 @@ pub fn rotation_accuracy(r: &Report) -> Option<Figure> {
     Some(Figure::new(
         "rotation-accuracy",
         "Accuracy per test rotation",
-        "Test accuracy on the test digits turned by 0°, 90°, 180° and 270° (mean over the seeds), one panel per task: an invariant model scores the same on all four.",
+        "Test accuracy on the test digits turned by 0°, 90°, 180° and 270° (on the D4 tasks, also each of those with the rows flipped), mean over the seeds, one panel per task: an invariant model scores the same on every one.",
         panels,
     ))
 }
@@ -535,7 +537,7 @@ mod tests {
         );
         assert!(rotation_accuracy(&r).is_none());
         // Rotation accuracies for one model: the figure, with that model only.
-        r.results[0].accuracy_by_rotation = Some([0.9, 0.5, 0.4, 0.6]);
+        r.results[0].accuracy_by_rotation = Some(vec![0.9, 0.5, 0.4, 0.6]);
         let f = rotation_accuracy(&r).expect("a rotation figure");
         let svg = crate::report::render::svg(&f).unwrap();
         for t in ["\n90°\n", "\n270°\n", "\ngcnn\n", "test accuracy (%)"] {

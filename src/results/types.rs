@@ -70,10 +70,11 @@ pub struct ModelReport {
     /// the seeds. None in reports written before they were counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_counts: Option<crate::gpu::StepCounts>,
-    /// Test accuracy per test rotation (0°, 90°, 180°, 270°), mean over the seeds, when the run
-    /// measured it (SPEC §7).
+    /// Test accuracy per test rotation (0°, 90°, 180°, 270°; on the D4 tasks those and then each
+    /// with the rows flipped: the element k of [`crate::group::element_name`]), mean over the
+    /// seeds, when the run measured it (SPEC §7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accuracy_by_rotation: Option<[f32; 4]>,
+    pub accuracy_by_rotation: Option<Vec<f32>>,
     /// The per-layer equivariance error of the network's feature layers, before and after
     /// fine-tuning, when the run measured it (SPEC §7).
     #[serde(default, skip_serializing_if = "Option::is_none")]

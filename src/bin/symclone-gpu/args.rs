@@ -37,6 +37,11 @@ pub struct OverrideArgs {
     /// First seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The symmetry groups whose tasks run (comma-separated): c4 (the paper's: symmetric, rot-sb,
+    /// trans-sb; the default) and d4 (SPEC §9's reflections: symmetric-d4, mirror-sb, with gcnn,
+    /// d4-gcnn, cnn and mlp, trained as symmetric and rot-sb). Naming a d4 task in --tasks adds d4.
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Option<Vec<String>>,
     /// Only these tasks (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub tasks: Option<Vec<String>>,
@@ -95,6 +100,7 @@ impl OverrideArgs {
             channels: self.channels.clone(),
             seeds: self.seeds,
             seed: self.seed,
+            groups: self.groups.clone(),
             tasks: self.tasks.clone(),
             models: self.models.clone(),
             epochs: self.epochs,

@@ -153,12 +153,12 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
-    /// Train a teacher (an ordinary network: gcnn, cnn or mlp) on a task.
+    /// Train a teacher (an ordinary network: gcnn, d4-gcnn, cnn or mlp) on a task.
     Teacher {
-        /// gcnn, cnn or mlp.
+        /// gcnn, d4-gcnn, cnn or mlp.
         #[arg(long)]
         model: String,
-        /// plain, symmetric, rot-sb or trans-sb.
+        /// plain, symmetric, rot-sb, trans-sb, symmetric-d4 or mirror-sb.
         #[arg(long)]
         task: String,
         #[command(flatten)]
@@ -168,7 +168,7 @@ enum Command {
     Finetune {
         #[arg(long)]
         model: String,
-        /// plain, symmetric, rot-sb or trans-sb.
+        /// plain, symmetric, rot-sb, trans-sb, symmetric-d4 or mirror-sb.
         #[arg(long)]
         task: String,
         /// Folder of clone checkpoints (the --out of `clone` or `run`).
@@ -207,7 +207,8 @@ enum Command {
         /// the embedded 10,000-digit MNIST subset.
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Only this task: plain, symmetric, rot-sb or trans-sb (default: all four).
+        /// Only this task: plain, symmetric, rot-sb, trans-sb, symmetric-d4 or mirror-sb (default:
+        /// all six).
         #[arg(long)]
         task: Option<String>,
         /// Write the grids here.
