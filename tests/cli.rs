@@ -110,6 +110,7 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
             "/nonexistent-clones",
         ),
         (&["clone", "--kind", "hexagonal"], 1, "--kind hexagonal"),
+        (&["clone", "--kind", "p8"], 1, "lift-d4, p4m"),
         (
             &["clone", "--kind", "p4", "--source", "oracle"],
             1,
@@ -301,6 +302,42 @@ fn symclone_profile_writes_each_kernels_time_beside_the_report() {
         let (secs, n): (f64, u64) = (r[2].parse().unwrap(), r[3].parse().unwrap());
         assert!(secs > 0.0 && n > 0, "{r:?}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `clone --kind lift-d4` and `--kind p4m` write their checkpoints under the D4 names, which load
+/// back as the kinds they are, learned to the quick preset's accuracy.
+#[test]
+fn d4_clones_are_written_and_load_back_as_d4_kinds() {
+    use symclone::clone::{io::load_clone, OperatorKind};
+    let dir = std::env::temp_dir().join(format!("symclone-d4-clone-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let g = common::gpu();
+    for (kind, d, file) in [("lift-d4", 6, "lift-d4-6"), ("p4m", 4, "p4m4")] {
+        let out = dir.join(kind);
+        let o = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
+            .args(["clone", "--kind", kind, "--dim", &d.to_string(), "--out"])
+            .arg(&out)
+            .output()
+            .expect("the binary runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        let op = load_clone(&g, &out.join("clones").join(format!("{file}.safetensors"))).unwrap();
+        assert_eq!((op.kind.name(), op.d), (kind, d));
+        assert_eq!(op.kind.out_planes(), 8);
+        let report = std::fs::read_to_string(out.join("clones").join(format!("{file}.json")))
+            .expect("the clone's report");
+        let v: serde_json::Value = serde_json::from_str(&report).unwrap();
+        let rel = v["best_relative_mse"].as_f64().unwrap();
+        assert!(rel <= 1e-6, "{kind} d = {d}: relative {rel}");
+        // The clone keeps D4's law about as well as its error allows; the true layer to rounding.
+        let (ec, et) = (
+            v["equivariance_clone"].as_f64().unwrap(),
+            v["equivariance_true"].as_f64().unwrap(),
+        );
+        assert!(ec <= 1e-3 && et <= 1e-5, "{kind}: {ec} {et}");
+    }
+    assert_eq!(OperatorKind::from_name("p4m"), Some(OperatorKind::P4m));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

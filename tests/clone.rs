@@ -12,7 +12,7 @@ use symclone::ops::kl::Penalty::{self, Kl, L2};
 use symclone::ops::{cloned as cl, conv, kl, layout, random};
 use symclone::reference::{
     self as r,
-    cloned::{coefficients, corr_valid, rot90_r},
+    cloned::{coefficients, corr_valid},
     finite_diff, rel_err64, to64,
 };
 use symclone::tensor::Tensor;
@@ -192,31 +192,20 @@ fn true_layer_direct(kind: OperatorKind, x: &[f64], d: usize, c: &[f64]) -> Vec<
     let o = d + 1 - K;
     let n_in = d * d;
     let mut y = Vec::new();
-    match kind {
-        OperatorKind::Z2 => y.extend(corr_valid(x, d, c, K)),
-        OperatorKind::Lift => {
-            for rr in 0..4 {
-                y.extend(corr_valid(x, d, &rot90_r(c, K, rr), K));
+    // Output orientation k sums, over the input planes s, the correlation with g_k·c_{src(k, s)}
+    // (the reference's own D4 table; C4 is its first four elements).
+    let (pin, pout) = (kind.in_planes(), kind.out_planes());
+    for k in 0..pout {
+        let mut acc = vec![0.0; o * o];
+        for s in 0..pin {
+            let t = if pin > 1 { r::d4::src(k, s) } else { 0 };
+            let filter = r::d4::act(&c[t * 9..(t + 1) * 9], K, k);
+            let part = corr_valid(&x[s * n_in..(s + 1) * n_in], d, &filter, K);
+            for (a, b) in acc.iter_mut().zip(part) {
+                *a += b;
             }
         }
-        OperatorKind::P4 => {
-            for rr in 0..4 {
-                let mut acc = vec![0.0; o * o];
-                for s in 0..4 {
-                    let t = (s + 4 - rr) % 4;
-                    let part = corr_valid(
-                        &x[s * n_in..(s + 1) * n_in],
-                        d,
-                        &rot90_r(&c[t * 9..(t + 1) * 9], K, rr),
-                        K,
-                    );
-                    for (a, b) in acc.iter_mut().zip(part) {
-                        *a += b;
-                    }
-                }
-                y.extend(acc);
-            }
-        }
+        y.extend(acc);
     }
     y
 }
@@ -262,7 +251,7 @@ fn column(v: &[f32], rows: usize, bs: usize, j: usize) -> Vec<f64> {
 #[test]
 fn true_operator_equals_direct_correlation() {
     let mut rg = rng(41);
-    for kind in [OperatorKind::Z2, OperatorKind::Lift, OperatorKind::P4] {
+    for kind in OperatorKind::ALL {
         let (d, f, bs) = (7usize, 3usize, 4usize);
         let (n_out, n_in) = ClonedOperator::io(d);
         let codes = rg.normal_vec(f * kind.code_len());
@@ -381,8 +370,10 @@ fn z2_clone_with_9_blocks_learns_the_correlation_and_7_blocks_cannot() {
     );
 }
 
-/// C4 law in cloning form: y(rot90(x))[r] = rot90(y(x)[r−1]) (Lift) — the P4 version also rolls s.
-fn c4_law_error(kind: OperatorKind, op: Option<&ClonedOperator>) -> f64 {
+/// The group law in cloning form for the element h: `y(h·x)[k] = h·(y(x)[src(h, k)])`, with
+/// `(h·x)[s] = h·(x[src(h, s)])` on group inputs (the P4 and p4m kinds) and `h·x` on an image (the
+/// lifts). h = 1 is the C4 law `y(rot90(x))[r] = rot90(y(x)[r−1])`.
+fn group_law_error(kind: OperatorKind, op: Option<&ClonedOperator>, h: usize) -> f64 {
     let mut rg = rng(43);
     let (d, f, bs) = (6usize, 2usize, 3usize);
     let (n_out, n_in) = ClonedOperator::io(d);
@@ -390,11 +381,12 @@ fn c4_law_error(kind: OperatorKind, op: Option<&ClonedOperator>) -> f64 {
     let pin = kind.in_planes();
     let codes = rg.normal_vec(f * kind.code_len());
     let x = rg.normal_vec(f * pin * n_in * bs);
-    // Rotate every input plane by 90°, and roll the input planes for P4.
+    let pout = kind.out_planes();
+    let src = |k: usize, n: usize| if n > 1 { r::d4::src(h, k) } else { 0 };
     let mut xr = vec![0.0f32; x.len()];
     for fi in 0..f {
         for s in 0..pin {
-            let src_s = (s + pin - 1) % pin; // (g·x)[s] = rot(x[s−1])
+            let src_s = src(s, pin);
             for j in 0..bs {
                 let plane = column(
                     &x[(fi * pin + src_s) * n_in * bs..(fi * pin + src_s + 1) * n_in * bs],
@@ -402,7 +394,7 @@ fn c4_law_error(kind: OperatorKind, op: Option<&ClonedOperator>) -> f64 {
                     bs,
                     j,
                 );
-                let rot = rot90_r(&plane, d, 1);
+                let rot = r::d4::act(&plane, d, h);
                 for i in 0..n_in {
                     xr[((fi * pin + s) * n_in + i) * bs + j] = rot[i] as f32;
                 }
@@ -414,19 +406,19 @@ fn c4_law_error(kind: OperatorKind, op: Option<&ClonedOperator>) -> f64 {
     let mut want = Vec::new();
     let mut got = Vec::new();
     for fi in 0..f {
-        for rr in 0..4 {
-            let prev = (rr + 3) % 4;
+        for rr in 0..pout {
+            let prev = src(rr, pout);
             for j in 0..bs {
                 let plane = column(
-                    &y[(fi * 4 + prev) * n_out * bs..(fi * 4 + prev + 1) * n_out * bs],
+                    &y[(fi * pout + prev) * n_out * bs..(fi * pout + prev + 1) * n_out * bs],
                     n_out,
                     bs,
                     j,
                 );
-                want.extend(rot90_r(&plane, o, 1));
+                want.extend(r::d4::act(&plane, o, h));
                 got.extend(
                     column(
-                        &yr[(fi * 4 + rr) * n_out * bs..(fi * 4 + rr + 1) * n_out * bs],
+                        &yr[(fi * pout + rr) * n_out * bs..(fi * pout + rr + 1) * n_out * bs],
                         n_out,
                         bs,
                         j,
@@ -441,11 +433,14 @@ fn c4_law_error(kind: OperatorKind, op: Option<&ClonedOperator>) -> f64 {
 }
 
 #[test]
-fn true_layers_and_trained_clones_obey_the_c4_law_and_untrained_clones_do_not() {
+fn true_layers_and_trained_clones_obey_the_group_law_and_untrained_clones_do_not() {
     let g = gpu();
-    for kind in [OperatorKind::Lift, OperatorKind::P4] {
-        assert!(c4_law_error(kind, None) <= 1e-5, "true {kind:?}");
-        // An untrained clone with random blocks breaks the law.
+    for kind in [
+        OperatorKind::Lift,
+        OperatorKind::P4,
+        OperatorKind::LiftD4,
+        OperatorKind::P4m,
+    ] {
         let mut rg = rng(44);
         let fresh = ClonedOperator::new(&g, kind, 6, 9, 10, &mut rg).unwrap();
         fresh
@@ -453,8 +448,19 @@ fn true_layers_and_trained_clones_obey_the_c4_law_and_untrained_clones_do_not() 
             .value()
             .write_slice(&rg.normal_vec(fresh.blocks.numel()))
             .unwrap();
-        let e = c4_law_error(kind, Some(&fresh));
-        assert!(e > 0.1, "untrained {kind:?} clone: law error only {e}");
+        // Every element of the kind's group: the turns, and for D4 the reflections too.
+        for h in 1..kind.out_planes() {
+            assert!(
+                group_law_error(kind, None, h) <= 1e-5,
+                "true {kind:?}, g_{h}"
+            );
+            // An untrained clone with random blocks breaks the law.
+            let e = group_law_error(kind, Some(&fresh), h);
+            assert!(
+                e > 0.1,
+                "untrained {kind:?} clone, g_{h}: law error only {e}"
+            );
+        }
     }
     majority("trained lift clone obeys the C4 law to 1e-3", |seed| {
         let cfg = CloneConfig {
@@ -464,7 +470,7 @@ fn true_layers_and_trained_clones_obey_the_c4_law_and_untrained_clones_do_not() 
             ..small_cfg(OperatorKind::Lift, 9, 800)
         };
         let (op, stats) = clone_random(&g, &cfg, 100, &mut |_, _| {}).unwrap();
-        let e = c4_law_error(OperatorKind::Lift, Some(&op));
+        let e = group_law_error(OperatorKind::Lift, Some(&op), 1);
         (e <= 1e-3, (e, stats.best_loss))
     });
 }
@@ -478,7 +484,7 @@ fn cloned_conv_matches_the_per_pair_formula() {
 fn cloned_conv_cases(g: &Arc<Gpu>) {
     let g = g.clone();
     let mut rg = rng(45);
-    for kind in [OperatorKind::Z2, OperatorKind::Lift, OperatorKind::P4] {
+    for kind in OperatorKind::ALL {
         let (d, cin, cout, b, nb, m) = (5usize, 3usize, 2usize, 2usize, 4usize, 3usize);
         let op = ClonedOperator::new(&g, kind, d, nb, m, &mut rg).unwrap();
         op.blocks
@@ -490,8 +496,8 @@ fn cloned_conv_cases(g: &Arc<Gpu>) {
         let pin = kind.in_planes();
         let x = rg.normal_vec(b * cin * pin * n_in);
         let mut shape = vec![b, cin];
-        if pin == 4 {
-            shape.push(4);
+        if pin > 1 {
+            shape.push(pin);
         }
         shape.extend([d, d]);
         let mut tape = Tape::no_grad();
@@ -517,18 +523,13 @@ fn cloned_conv_cases(g: &Arc<Gpu>) {
                     for i in 0..cin {
                         let wc = &w[(o * cin + i) * cl_len..(o * cin + i + 1) * cl_len];
                         for s in 0..pin {
-                            let code: Vec<f64> = match (&t, kind) {
-                                (None, _) => wc.to_vec(),
-                                (Some(t), OperatorKind::Lift) => (0..9)
+                            // T's row for (r, s, a) (s = 0 for the lifts) against the code.
+                            let code: Vec<f64> = match &t {
+                                None => wc.to_vec(),
+                                Some(t) => (0..9)
                                     .map(|a| {
-                                        (0..9).map(|bb| t[(rr * 9 + a) * 9 + bb] * wc[bb]).sum()
-                                    })
-                                    .collect(),
-                                (Some(t), _) => (0..9)
-                                    .map(|a| {
-                                        (0..36)
-                                            .map(|tb| t[((rr * 4 + s) * 9 + a) * 36 + tb] * wc[tb])
-                                            .sum()
+                                        let row = ((rr * pin + s) * 9 + a) * cl_len;
+                                        (0..cl_len).map(|tb| t[row + tb] * wc[tb]).sum()
                                     })
                                     .collect(),
                             };

@@ -132,7 +132,15 @@ fn the_python_example_rebuilds_clones_and_agrees_with_the_engine() {
             .collect()
     };
     let mut rng = rng(77);
-    for (kind, d) in [("z2", 8), ("lift", 16), ("p4", 6)] {
+    for (kind, d) in [
+        ("z2", 8),
+        ("lift", 16),
+        ("p4", 6),
+        ("lift-d4", 16),
+        ("p4m", 6),
+    ] {
+        let okind = symclone::clone::OperatorKind::from_name(kind).unwrap();
+        let stem = okind.stem(d);
         let o = Command::new(env!("CARGO_BIN_EXE_symclone-gpu"))
             .args(["clone", "--kind", kind, "--dim", &d.to_string(), "--config"])
             .arg(&cfg)
@@ -144,18 +152,17 @@ fn the_python_example_rebuilds_clones_and_agrees_with_the_engine() {
         let clone = out
             .join(kind)
             .join("clones")
-            .join(format!("{kind}{d}.safetensors"));
+            .join(format!("{stem}.safetensors"));
         let op = symclone::clone::io::load_clone(&g, &clone).unwrap();
-        // The input: the digit (P4: its four rotations as the four planes), a filter in [0, 1).
+        // The input: the digit (P4 and p4m: the digit under each group element as the planes), a
+        // filter in [0, 1).
         let x = crop(d);
-        let (input, shape) = if kind == "p4" {
-            let mut planes = x.clone();
-            let mut p = x.clone();
-            for _ in 1..4 {
-                p = (0..d * d).map(|i| p[(i % d) * d + d - 1 - i / d]).collect();
-                planes.extend(&p);
-            }
-            (planes, vec![1, 1, 4, d, d])
+        let pin = okind.in_planes();
+        let (input, shape) = if pin > 1 {
+            let planes: Vec<f32> = (0..pin)
+                .flat_map(|s| symclone::group::act_planes(&x, d, s))
+                .collect();
+            (planes, vec![1, 1, pin, d, d])
         } else {
             (x, vec![1, 1, d, d])
         };
@@ -165,7 +172,7 @@ fn the_python_example_rebuilds_clones_and_agrees_with_the_engine() {
         let out_shape = if kind == "z2" {
             vec![1, 1, o_side, o_side]
         } else {
-            vec![1, 1, 4, o_side, o_side]
+            vec![1, 1, okind.out_planes(), o_side, o_side]
         };
         let probe = out.join(format!("{kind}-probe.safetensors"));
         let tensors = [
@@ -176,13 +183,10 @@ fn the_python_example_rebuilds_clones_and_agrees_with_the_engine() {
         ];
         write_probe(&probe, &tensors);
         let (ok, text) = script(&py, &clone, &probe);
-        assert!(ok && text.contains("\nagree\n"), "{kind}{d}:\n{text}");
-        assert!(
-            text.contains(&format!("{kind}{d}.blocks: float32")),
-            "{text}"
-        );
+        assert!(ok && text.contains("\nagree\n"), "{stem}:\n{text}");
+        assert!(text.contains(&format!("{stem}.blocks: float32")), "{text}");
         for line in text.lines().filter(|l| l.starts_with("engine vs numpy")) {
-            println!("{kind}{d}: {line}");
+            println!("{stem}: {line}");
         }
         // The check can fail: the engine's output moved by 1e-2 of its norm is refused (the
         // float32 bound the script derives is about 1e-4 for a clone whose terms cancel).
@@ -193,7 +197,7 @@ fn the_python_example_rebuilds_clones_and_agrees_with_the_engine() {
         bad[2].2 = &moved;
         write_probe(&probe, &bad);
         let (ok, text) = script(&py, &clone, &probe);
-        assert!(!ok && text.contains("DISAGREE"), "{kind}{d}:\n{text}");
+        assert!(!ok && text.contains("DISAGREE"), "{stem}:\n{text}");
     }
     let _ = std::fs::remove_dir_all(&out);
 }

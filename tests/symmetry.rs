@@ -180,6 +180,92 @@ fn a_d4_gcnn_is_invariant_over_all_eight_elements_and_a_gcnn_only_over_the_turns
     assert!(lc.iter().all(|&e| e > 0.05), "cnn layers under D4 {lc:?}");
 }
 
+/// A clone that is its true layer exactly: the tap shift matrices as blocks, h(c) = c (M1 ones,
+/// M2 the identity, m = 1) and T the true code transform (column j: the true codes of the unit
+/// code e_j).
+fn exact_clone(g: &Arc<Gpu>, kind: OperatorKind, d: usize) -> ClonedOperator {
+    use symclone::clone::operator::{shift_blocks, true_codes};
+    let op = ClonedOperator::new(g, kind, d, 9, 1, &mut rng(0)).unwrap();
+    op.blocks.value().write_slice(&shift_blocks(d)).unwrap();
+    op.m1.value().write_slice(&[1.0; 9]).unwrap();
+    let eye: Vec<f32> = (0..81)
+        .map(|i| if i % 10 == 0 { 1.0 } else { 0.0 })
+        .collect();
+    op.m2.value().write_slice(&eye).unwrap();
+    if let Some(t) = &op.t {
+        let n = kind.code_len();
+        let rows = kind.codes_per_filter() * 9;
+        let mut tm = vec![0.0f32; rows * n];
+        for j in 0..n {
+            let mut unit = vec![0.0f32; n];
+            unit[j] = 1.0;
+            for (ra, v) in true_codes(kind, &unit).into_iter().enumerate() {
+                tm[ra * n + j] = v;
+            }
+        }
+        t.value().write_slice(&tm).unwrap();
+    }
+    op
+}
+
+#[test]
+fn a_network_on_exact_d4_clones_is_d4_invariant_and_c4_clones_do_not_fit_it() {
+    let g = gpu();
+    let (_, te) = data(&g);
+    let kind = ModelKind::FauxD4Gcnn;
+    let a = arch(kind, 16, 20);
+    let sides = a.feature_sides().unwrap();
+    let mut set = CloneSet::new();
+    for (l, &d) in sides.iter().enumerate() {
+        let k = if l == 0 {
+            OperatorKind::LiftD4
+        } else {
+            OperatorKind::P4m
+        };
+        set.insert(clone_key(k, d), exact_clone(&g, k, d));
+    }
+    let mut rg = rng(52);
+    let m = Model::new(&g, kind, &a, &set, &mut rg).unwrap();
+    let task = Task::MirrorSb;
+    let o = symmetry::orbit(&m, &te, task, 64).unwrap();
+    assert_eq!(o.accuracy.len(), 8);
+    let tol = group_tol(&a, 8);
+    assert!(o.invariance_error <= tol, "{o:?} (bound {tol:.1e})");
+    let layers = symmetry::layer_errors(&m, &te, task, 4).unwrap();
+    assert!(layers.iter().all(|&e| e <= 1e-5), "{layers:?}");
+    // The same network on C4 clones of the same sides: an error that names what was given.
+    let mut c4 = CloneSet::new();
+    for (l, &d) in sides.iter().enumerate() {
+        let k = if l == 0 {
+            OperatorKind::Lift
+        } else {
+            OperatorKind::P4
+        };
+        c4.insert(clone_key(k, d), exact_clone(&g, k, d));
+    }
+    let e = Model::new(&g, kind, &a, &c4, &mut rg)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("needs a lift-d4 clone for 16×16") && e.contains("lift for d = 16"),
+        "{e}"
+    );
+    // And the reverse: a C4 network on D4 clones.
+    let e = Model::new(
+        &g,
+        ModelKind::FauxGcnn,
+        &arch(ModelKind::FauxGcnn, 16, 20),
+        &set,
+        &mut rg,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("needs a lift clone") && e.contains("lift-d4 for d = 16"),
+        "{e}"
+    );
+}
+
 #[test]
 fn orbit_consistency_allows_the_label_shift_the_task_asks_for() {
     // A perfect rot-sb classifier: digit 3 at 0°, 90°; 13 at 180°, 270°.

@@ -17,7 +17,7 @@ pub const GOAL: f32 = 1e-6;
 /// linear warm-up, decaying by 0.99 per step, a step per iteration) with 9 blocks; the sampled and inputs forms draw the e2e rows'
 /// filters and images per iteration (lift 16 × 32, P4 8 × 16). `cap`: the iteration cap.
 pub fn row_config(kind: OperatorKind, d: usize, loss: CloneLoss, cap: usize) -> CloneConfig {
-    let p4 = kind == OperatorKind::P4;
+    let p4 = kind.in_planes() > 1;
     CloneConfig {
         nb: 9,
         filters: if p4 { 8 } else { 16 },

@@ -42,17 +42,13 @@ pub fn load_clone(gpu: &Arc<Gpu>, path: &Path) -> Result<ClonedOperator> {
             ))
         })
     };
-    let kind = match get("kind")?.as_str() {
-        "z2" => OperatorKind::Z2,
-        "lift" => OperatorKind::Lift,
-        "p4" => OperatorKind::P4,
-        k => {
-            return Err(bad(format!(
-                "unknown operator kind \"{}\" (a clone is z2, lift or p4)",
-                k.escape_debug()
-            )))
-        }
-    };
+    let name = get("kind")?;
+    let kind = OperatorKind::from_name(&name).ok_or_else(|| {
+        bad(format!(
+            "unknown operator kind \"{}\" (a clone is z2, lift, p4, lift-d4 or p4m)",
+            name.escape_debug()
+        ))
+    })?;
     let num = |k: &str| -> Result<usize> {
         let v = get(k)?;
         v.parse().map_err(|_| {

@@ -27,10 +27,9 @@ pub type OperatorKindKey = u8;
 
 /// The key of an operator in a [`CloneSet`].
 pub fn clone_key(kind: OperatorKind, d: usize) -> (OperatorKindKey, usize) {
-    let k = match kind {
-        OperatorKind::Z2 => 0,
-        OperatorKind::Lift => 1,
-        OperatorKind::P4 => 2,
-    };
-    (k, d)
+    let k = OperatorKind::ALL
+        .iter()
+        .position(|&o| o == kind)
+        .expect("every kind is in ALL");
+    (k as OperatorKindKey, d)
 }

@@ -1,13 +1,13 @@
 //! The cloned operator of SPEC §2 and the multi-channel layer of SPEC §4 built on it.
 //!
 //! An operator holds `nb` blocks `B_b` (n_out × n_in), the mixing matrices M1 (k² × m), M2 (k²·m × nb)
-//! and, for C4 kinds, the learned code transforms T. A filter code c gives coefficients
+//! and, for the group kinds (C4, D4), the learned code transforms T. A filter code c gives coefficients
 //! `h(c) = flatten(c_j · M1[j, q]) @ M2` and the map `x ↦ Σ_b h(c)_b B_b x`.
 
 use crate::autograd::Param;
 use crate::autograd::{Tape, Var};
+use crate::group::{self, Group};
 use crate::ops::{cloned as cl, conv, layout, matmul, reduce};
-use crate::reference::cloned::rot90_r;
 use crate::rng::Rng;
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
@@ -35,31 +35,45 @@ pub enum OperatorKind {
     Lift,
     /// The P4 → P4 group convolution.
     P4,
+    /// The lifting D4 convolution Z2 → p4m (SPEC §9).
+    LiftD4,
+    /// The p4m → p4m group convolution (SPEC §9).
+    P4m,
 }
 
 impl OperatorKind {
-    /// Length of one filter code: 9, 9 or 4·9.
-    pub fn code_len(self) -> usize {
+    /// Every kind, in the order of their checkpoint keys.
+    pub const ALL: [OperatorKind; 5] = [
+        OperatorKind::Z2,
+        OperatorKind::Lift,
+        OperatorKind::P4,
+        OperatorKind::LiftD4,
+        OperatorKind::P4m,
+    ];
+    /// The rotation group whose orientations the layer's output carries (None for Z2).
+    pub fn group(self) -> Option<Group> {
         match self {
-            OperatorKind::P4 => 4 * K2,
-            _ => K2,
+            OperatorKind::Z2 => None,
+            OperatorKind::Lift | OperatorKind::P4 => Some(Group::C4),
+            OperatorKind::LiftD4 | OperatorKind::P4m => Some(Group::D4),
         }
     }
-    /// Input planes per channel (4 rotations for P4 inputs).
+    /// Length of one filter code: 9 for Z2 and the lifts, 4·9 for P4, 8·9 for p4m.
+    pub fn code_len(self) -> usize {
+        self.in_planes() * K2
+    }
+    /// Input planes per channel (the 4 or 8 orientations of P4 and p4m inputs).
     pub fn in_planes(self) -> usize {
         match self {
-            OperatorKind::P4 => 4,
+            OperatorKind::P4 | OperatorKind::P4m => self.out_planes(),
             _ => 1,
         }
     }
-    /// Output planes per channel (4 rotations for Lift and P4).
+    /// Output planes per channel (the group's order for the group kinds).
     pub fn out_planes(self) -> usize {
-        match self {
-            OperatorKind::Z2 => 1,
-            _ => 4,
-        }
+        self.group().map_or(1, Group::order)
     }
-    /// Transformed codes per filter: 1, 4 (r) or 16 (r, s).
+    /// Transformed codes per filter: 1, 4 or 8 (k), 16 or 64 (k, s).
     pub fn codes_per_filter(self) -> usize {
         self.in_planes() * self.out_planes()
     }
@@ -68,32 +82,37 @@ impl OperatorKind {
             OperatorKind::Z2 => "z2",
             OperatorKind::Lift => "lift",
             OperatorKind::P4 => "p4",
+            OperatorKind::LiftD4 => "lift-d4",
+            OperatorKind::P4m => "p4m",
         }
+    }
+    /// The stem of an operator's names (its tensors, its files in `clones/`): the kind's name and
+    /// d, with a `-` between them when the name ends in a digit of its own (`lift-d4-16`; the C4
+    /// kinds keep their `p414` of old, which checkpoints already carry).
+    pub fn stem(self, d: usize) -> String {
+        match self {
+            OperatorKind::LiftD4 => format!("{}-{d}", self.name()),
+            _ => format!("{}{d}", self.name()),
+        }
+    }
+    /// The kind named `name` (as [`OperatorKind::name`] writes it).
+    pub fn from_name(name: &str) -> Option<OperatorKind> {
+        OperatorKind::ALL.into_iter().find(|k| k.name() == name)
     }
 }
 
-/// The exact transformed codes of the true equivariant layer (SPEC §1), row-major (R, 9) per filter:
-/// Z2: c; Lift: rot90^r(c) for r = 0..3; P4: rot90^r(c_{(s−r) mod 4}) for (r, s).
+/// The exact transformed codes of the true equivariant layer (SPEC §1, §9), row-major (R, 9) per
+/// filter: Z2: c; the lifts: g_k·c for every element k; P4 and p4m: g_k·c_{src(k, s)} for (k, s).
 pub fn true_codes(kind: OperatorKind, code: &[f32]) -> Vec<f32> {
-    let c: Vec<f64> = code.iter().map(|&v| v as f64).collect();
+    let (rn, sn) = (kind.out_planes(), kind.in_planes());
     let mut out = Vec::with_capacity(kind.codes_per_filter() * K2);
-    match kind {
-        OperatorKind::Z2 => out.extend(&c),
-        OperatorKind::Lift => {
-            for r in 0..4 {
-                out.extend(rot90_r(&c, K, r));
-            }
-        }
-        OperatorKind::P4 => {
-            for r in 0..4 {
-                for s in 0..4 {
-                    let t = (s + 4 - r) % 4;
-                    out.extend(rot90_r(&c[t * K2..(t + 1) * K2], K, r));
-                }
-            }
+    for k in 0..rn {
+        for s in 0..sn {
+            let t = if sn > 1 { group::src(k, s) } else { 0 };
+            out.extend(group::act_planes(&code[t * K2..(t + 1) * K2], K, k));
         }
     }
-    out.into_iter().map(|v| v as f32).collect()
+    out
 }
 
 /// The 9 0/1 shift matrices of a valid 3×3 correlation on d×d inputs, (9, n_out, n_in): with them as
@@ -128,7 +147,8 @@ pub struct ClonedOperator {
     pub m1: Param,
     /// (9·m, nb)
     pub m2: Param,
-    /// Lift: (4·9, 9) — T_r stacked; P4: (16·9, 36) — T_{r,s} with columns (t, b).
+    /// The lifts: (R·9, 9) — T_k stacked (R = 4 or 8); P4 and p4m: (R·9, code_len) — T_{k,s}
+    /// with columns (t, b) (R = 16 or 64).
     pub t: Option<Param>,
 }
 
@@ -154,7 +174,7 @@ impl ClonedOperator {
     ) -> Result<Self> {
         Self::check_sizes(gpu, kind, d, nb, m)?;
         let (n_out, n_in) = Self::io(d);
-        let name = format!("{}{d}", kind.name());
+        let name = kind.stem(d);
         let blocks = Param::new(
             format!("{name}.blocks"),
             Tensor::zeros(gpu, &[nb, n_out, n_in])?,
@@ -167,19 +187,11 @@ impl ClonedOperator {
             format!("{name}.m2"),
             Tensor::from_slice(gpu, &[K2 * m, nb], &rng.uniform_vec(K2 * m * nb, 0.0, 1.0))?,
         );
-        let t = match kind {
-            OperatorKind::Z2 => None,
-            OperatorKind::Lift => Some(Param::new(
+        let t = match Self::t_shape(kind) {
+            None => None,
+            Some([rows, cols]) => Some(Param::new(
                 format!("{name}.t"),
-                Tensor::from_slice(gpu, &[4 * K2, K2], &rng.uniform_vec(4 * K2 * K2, 0.0, 1.0))?,
-            )),
-            OperatorKind::P4 => Some(Param::new(
-                format!("{name}.t"),
-                Tensor::from_slice(
-                    gpu,
-                    &[16 * K2, 4 * K2],
-                    &rng.uniform_vec(16 * K2 * 4 * K2, 0.0, 1.0),
-                )?,
+                Tensor::from_slice(gpu, &[rows, cols], &rng.uniform_vec(rows * cols, 0.0, 1.0))?,
             )),
         };
         Ok(ClonedOperator {
@@ -214,7 +226,7 @@ impl ClonedOperator {
             )));
         }
         let (n_out, n_in) = Self::io(d);
-        let name = format!("{}{d}", kind.name());
+        let name = kind.stem(d);
         gpu.check_shape(&format!("{name}.blocks"), &[nb, n_out, n_in])?;
         gpu.check_shape(&format!("{name}.shifts"), &[K2, n_out, n_in])?;
         gpu.check_shape(&format!("{name}.m2"), &[K2 * m, nb])?;
@@ -226,12 +238,13 @@ impl ClonedOperator {
     pub fn param_shapes(kind: OperatorKind, d: usize, nb: usize, m: usize) -> Vec<Vec<usize>> {
         let (n_out, n_in) = Self::io(d);
         let mut v = vec![vec![nb, n_out, n_in], vec![K2, m], vec![K2 * m, nb]];
-        match kind {
-            OperatorKind::Z2 => {}
-            OperatorKind::Lift => v.push(vec![4 * K2, K2]),
-            OperatorKind::P4 => v.push(vec![16 * K2, 4 * K2]),
-        }
+        v.extend(Self::t_shape(kind).map(Vec::from));
         v
+    }
+
+    /// The shape of T: (R·9, code_len), one 9 × code_len transform per output code; none for Z2.
+    fn t_shape(kind: OperatorKind) -> Option<[usize; 2]> {
+        (kind != OperatorKind::Z2).then(|| [kind.codes_per_filter() * K2, kind.code_len()])
     }
 
     /// (n_out, n_in) for input size d.
@@ -364,28 +377,24 @@ pub fn per_filter_apply(
     let nb = tape.value(blocks).shape()[0];
     let bflat = tape.reshape(blocks, &[nb, n_out * n_in])?;
     let r = kind.codes_per_filter();
+    let (rn, sn) = (kind.out_planes(), kind.in_planes());
     let w = matmul::matmul_t(tape, h, bflat, false, false, None, false)?; // (F·R, n_out·n_in)
     let w = tape.reshape(w, &[f * r, n_out, n_in])?;
-    let xin = match kind {
-        OperatorKind::Z2 => x,
-        OperatorKind::Lift => {
-            let x4 = reduce::repeat_t(tape, x, 1, 4)?; // (F, 4, n_in·bs)
-            tape.reshape(x4, &[f * 4, n_in, bs])?
-        }
-        OperatorKind::P4 => {
-            let x = tape.reshape(x, &[f, 4 * n_in * bs])?;
-            let x4 = reduce::repeat_t(tape, x, 1, 4)?; // (F, 4r, 4s·n_in·bs)
-            tape.reshape(x4, &[f * 16, n_in, bs])?
-        }
+    let xin = if rn == 1 {
+        x
+    } else {
+        // Every output orientation k reads all the input planes s: (F, k, s·n_in·bs).
+        let x = tape.reshape(x, &[f, sn * n_in * bs])?;
+        let xr = reduce::repeat_t(tape, x, 1, rn)?;
+        tape.reshape(xr, &[f * r, n_in, bs])?
     };
     let y = matmul::matmul_t(tape, w, xin, false, false, None, false)?; // (F·R, n_out, bs)
-    match kind {
-        OperatorKind::P4 => {
-            let y = tape.reshape(y, &[f * 4, 4, n_out * bs])?;
-            let y = crate::ops::reduce::sum_axis_t(tape, y, 1, false)?; // sum over s
-            tape.reshape(y, &[f, 4 * n_out * bs])
-        }
-        _ => tape.reshape(y, &[f, kind.out_planes() * n_out * bs]),
+    if sn > 1 {
+        let y = tape.reshape(y, &[f * rn, sn, n_out * bs])?;
+        let y = reduce::sum_axis_t(tape, y, 1, false)?; // sum over s
+        tape.reshape(y, &[f, rn * n_out * bs])
+    } else {
+        tape.reshape(y, &[f, rn * n_out * bs])
     }
 }
 
@@ -462,7 +471,8 @@ impl ClonedConv {
         })
     }
 
-    /// x: (B, Cin, [4,] d, d) → (B, Cout, [4,] d−2, d−2).
+    /// x: (B, Cin, [S,] d, d) → (B, Cout, [R,] d−2, d−2), S and R the kind's input and output
+    /// planes (4 or 8 orientations for the group kinds).
     pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
         self.forward_ex(tape, x, false)
     }
@@ -474,12 +484,12 @@ impl ClonedConv {
         let (n_out, n_in) = ClonedOperator::io(d);
         let xs = tape.value(x).shape().to_vec();
         let s = kind.in_planes();
-        let expect_rank = if s == 4 { 5 } else { 4 };
+        let expect_rank = if s > 1 { 5 } else { 4 };
         if xs.len() != expect_rank
             || xs[1] != self.cin
             || xs[xs.len() - 1] != d
             || xs[xs.len() - 2] != d
-            || (s == 4 && xs[2] != 4)
+            || (s > 1 && xs[2] != s)
         {
             return Err(Error::shape(
                 "cloned layer",
@@ -488,7 +498,7 @@ impl ClonedConv {
                     kind.name(),
                     self.cin,
                     self.cin,
-                    if s == 4 { ", 4" } else { "" }
+                    if s > 1 { format!(", {s}") } else { String::new() }
                 ),
             ));
         }
@@ -518,15 +528,15 @@ impl ClonedConv {
         let hm = if rp == 1 {
             tape.reshape(h, &[self.cout, self.cin * nb])?
         } else {
-            let sw = layout::swap12_t(tape, h, [self.cout, self.cin, 4, s * nb])?; // (o, r, i, s·nb)
-            tape.reshape(sw, &[self.cout * 4, self.cin * s * nb])?
+            let sw = layout::swap12_t(tape, h, [self.cout, self.cin, rp, s * nb])?; // (o, r, i, s·nb)
+            tape.reshape(sw, &[self.cout * rp, self.cin * s * nb])?
         };
         let y = matmul::matmul_t(tape, hm, z, false, false, None, false)?; // (B, Cout·R', n_out)
         let o = self.op.out_side();
         let shape: Vec<usize> = if rp == 1 {
             vec![b, self.cout, o, o]
         } else {
-            vec![b, self.cout, 4, o, o]
+            vec![b, self.cout, rp, o, o]
         };
         let y = tape.reshape(y, &shape)?;
         let bias = tape.param(&self.bias);

@@ -85,7 +85,7 @@ impl CloneConfig {
         non_negative("cloning weight decay", self.weight_decay)?;
         let (n_out, n_in) = ClonedOperator::io(self.d);
         let r = self.kind.codes_per_filter();
-        let name = format!("{}{} cloning", self.kind.name(), self.d);
+        let name = format!("{} cloning", self.kind.stem(self.d));
         gpu.check_shape(
             &format!("{name}: one filter's dense operators"),
             &[r, n_out, n_in],
@@ -105,7 +105,7 @@ impl CloneConfig {
 
     /// SPEC §3's settings for a kind and input size.
     pub fn paper(kind: OperatorKind, d: usize) -> Self {
-        let p4 = kind == OperatorKind::P4;
+        let p4 = kind.in_planes() > 1;
         CloneConfig {
             kind,
             d,

@@ -1,4 +1,5 @@
-//! `symclone-gpu clone --kind z2|lift|p4|lift+p4 --dim D`: one clone, or SPEC §3's end-to-end
+//! `symclone-gpu clone --kind z2|lift|p4|lift-d4|p4m|lift+p4 --dim D`: one clone (the D4 kinds of
+//! SPEC §9 included), or SPEC §3's end-to-end
 //! lift+P4 clone warm-started from its two per-layer clones, with checkpoints that let `--resume`
 //! skip finished stages.
 
@@ -18,20 +19,22 @@ use crate::{Error, Gpu, Result};
 use std::path::Path;
 use std::sync::Arc;
 
-/// The operators `clone --kind KIND --dim D` makes: z2, lift or p4 for d, or lift+p4 (a lift clone
-/// for d and a P4 clone for d − 2).
+/// The operators `clone --kind KIND --dim D` makes: z2, lift, p4, lift-d4 or p4m for d, or lift+p4
+/// (a lift clone for d and a P4 clone for d − 2).
 pub fn requested(kind: &str, dim: usize) -> Result<Vec<(OperatorKind, usize)>> {
     let needed = match kind {
         "z2" => vec![(OperatorKind::Z2, dim)],
         "lift" => vec![(OperatorKind::Lift, dim)],
         "p4" => vec![(OperatorKind::P4, dim)],
+        "lift-d4" => vec![(OperatorKind::LiftD4, dim)],
+        "p4m" => vec![(OperatorKind::P4m, dim)],
         "lift+p4" => vec![
             (OperatorKind::Lift, dim),
             (OperatorKind::P4, dim.saturating_sub(2)),
         ],
         k => {
             return Err(Error::invalid(format!(
-                "--kind {k}: use z2, lift, p4, lift+p4, mixer-conv or mixer-radial"
+                "--kind {k}: use z2, lift, p4, lift+p4, lift-d4, p4m, mixer-conv or mixer-radial"
             )))
         }
     };
@@ -147,7 +150,7 @@ pub fn clone_lift_p4(
     let h = content_hash(&(&ccfg, &cfg.clone.source, &layer_hashes));
     let name = format!("lift{dim}+p4{}", dim - 2);
     let meta_path = dir.join(format!("{name}.json"));
-    let ckpt = |op: &ClonedOperator| dir.join(format!("{}{}.safetensors", op.kind.name(), op.d));
+    let ckpt = |op: &ClonedOperator| dir.join(format!("{}.safetensors", op.kind.stem(op.d)));
     let cached: Option<JointReport> = if resume { read_json(&meta_path) } else { None };
     let reused = match cached {
         Some(r) if r.config_hash == h => {

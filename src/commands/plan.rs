@@ -102,7 +102,7 @@ fn rows(cfg: &RunConfig, r: &Report, train_n: u64, extra_data: u64) -> Vec<PlanR
     }
     for c in &r.clones {
         rows.push(PlanRow {
-            what: format!("  clone {}{}", c.kind.name(), c.d),
+            what: format!("  clone {}", c.kind.stem(c.d)),
             peak_bytes: None,
             step_flops: c.stats.iter_flops,
             steps: cfg.clone.iters as u64,

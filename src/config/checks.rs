@@ -71,7 +71,7 @@ impl RunConfig {
                 };
                 if !fits {
                     return Err(Error::invalid(format!(
-                        "model {m} does not go with task {task}: the group models (gcnn, faux-gcnn, faux-gcnn-kl, d4-gcnn) are for the rotation tasks (plain, symmetric, rot-sb, symmetric-d4, mirror-sb); faux-cnn and faux-cnn-kl are for trans-sb"
+                        "model {m} does not go with task {task}: the group models (gcnn, faux-gcnn, faux-gcnn-kl, d4-gcnn, faux-d4-gcnn, faux-d4-gcnn-kl) are for the rotation tasks (plain, symmetric, rot-sb, symmetric-d4, mirror-sb); faux-cnn and faux-cnn-kl are for trans-sb"
                     )));
                 }
                 self.arch(*m, task).check()?;

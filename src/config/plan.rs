@@ -25,9 +25,9 @@ pub struct ClonePlan {
 }
 
 impl ClonePlan {
-    /// `<kind><d>`: the stem of its files in `clones/`.
+    /// `<kind><d>` ([`crate::clone::OperatorKind::stem`]): the stem of its files in `clones/`.
     pub fn stem(&self) -> String {
-        format!("{}{}", self.kind.name(), self.d)
+        self.kind.stem(self.d)
     }
 }
 

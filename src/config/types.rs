@@ -62,7 +62,8 @@ pub(super) fn random_source() -> String {
 impl CloneSettings {
     /// The cloning run for one operator.
     pub fn config(&self, kind: OperatorKind, d: usize, seed: u64) -> CloneConfig {
-        let p4 = kind == OperatorKind::P4;
+        // P4 and p4m: the group → group kinds take the P4 settings.
+        let p4 = kind.in_planes() > 1;
         CloneConfig {
             kind,
             d,
@@ -130,14 +131,14 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// The architecture of a model on a task under this configuration: SPEC §4's for the task's
-    /// canvas, with the configuration's channels (÷ √2 for `d4-gcnn`) and MLP widths when it sets
+    /// canvas, with the configuration's channels (÷ √2 for the D4 networks) and MLP widths when it sets
     /// them.
     pub fn arch(&self, model: ModelKind, task: Task) -> Arch {
         let side = task.canvas(self.side).size;
         let mut a = Arch::paper(model, side, task.num_classes());
         if let Some(c) = self.channels {
             // The configuration's channels are the C4 network's; the D4 one divides them by √2.
-            a.channels = if model == ModelKind::D4Gcnn {
+            a.channels = if model.orientations() == 8 {
                 crate::models::d4_channels(c)
             } else {
                 c

@@ -81,6 +81,7 @@ impl Arch {
             ModelKind::Gcnn => [10, 20, 20, 20],
             ModelKind::FauxGcnn | ModelKind::FauxGcnnKl => [10, 10, 20, 20],
             ModelKind::D4Gcnn => d4_channels([10, 20, 20, 20]),
+            ModelKind::FauxD4Gcnn | ModelKind::FauxD4GcnnKl => d4_channels([10, 10, 20, 20]),
             _ => [20, 10, 20, 20],
         };
         let mlp = if classes > 10 {

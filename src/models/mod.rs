@@ -1,5 +1,6 @@
 //! The networks of SPEC §4: `gcnn`, `faux-gcnn`, `faux-gcnn-kl`, `cnn`, `mlp`, and for the T(2) task
-//! `faux-cnn`, `faux-cnn-kl`; and SPEC §9's `d4-gcnn` (p4m layers, channels ÷ √2). A network is a
+//! `faux-cnn`, `faux-cnn-kl`; and SPEC §9's `d4-gcnn` (p4m layers, channels ÷ √2), `faux-d4-gcnn`
+//! and `faux-d4-gcnn-kl` (on D4 clones). A network is a
 //! feature stack (convolutions, group convolutions or cloned layers, each followed by ReLU, with 2×2
 //! max pools) and a head.
 
@@ -35,10 +36,14 @@ pub enum ModelKind {
     FauxCnnKl,
     /// SPEC §9: `gcnn` with p4m (D4) layers.
     D4Gcnn,
+    /// SPEC §9: `faux-gcnn` on D4 clones (lift-d4, p4m), frozen.
+    FauxD4Gcnn,
+    /// SPEC §9: `faux-gcnn-kl` on D4 clones, trainable under the KL penalty.
+    FauxD4GcnnKl,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 8] = [
+    pub const ALL: [ModelKind; 10] = [
         ModelKind::Gcnn,
         ModelKind::FauxGcnn,
         ModelKind::FauxGcnnKl,
@@ -47,6 +52,8 @@ impl ModelKind {
         ModelKind::FauxCnn,
         ModelKind::FauxCnnKl,
         ModelKind::D4Gcnn,
+        ModelKind::FauxD4Gcnn,
+        ModelKind::FauxD4GcnnKl,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -58,6 +65,8 @@ impl ModelKind {
             ModelKind::FauxCnn => "faux-cnn",
             ModelKind::FauxCnnKl => "faux-cnn-kl",
             ModelKind::D4Gcnn => "d4-gcnn",
+            ModelKind::FauxD4Gcnn => "faux-d4-gcnn",
+            ModelKind::FauxD4GcnnKl => "faux-d4-gcnn-kl",
         }
     }
     /// The order of the rotation group the feature maps carry an axis for: 4 (C4), 8 (D4), or 1
@@ -65,7 +74,7 @@ impl ModelKind {
     pub fn orientations(self) -> usize {
         match self {
             ModelKind::Gcnn | ModelKind::FauxGcnn | ModelKind::FauxGcnnKl => 4,
-            ModelKind::D4Gcnn => 8,
+            ModelKind::D4Gcnn | ModelKind::FauxD4Gcnn | ModelKind::FauxD4GcnnKl => 8,
             _ => 1,
         }
     }
@@ -76,12 +85,18 @@ impl ModelKind {
                 Some((OperatorKind::Lift, OperatorKind::P4))
             }
             ModelKind::FauxCnn | ModelKind::FauxCnnKl => Some((OperatorKind::Z2, OperatorKind::Z2)),
+            ModelKind::FauxD4Gcnn | ModelKind::FauxD4GcnnKl => {
+                Some((OperatorKind::LiftD4, OperatorKind::P4m))
+            }
             _ => None,
         }
     }
     /// Whether the cloned tensors train under the KL penalty.
     pub fn kl(self) -> bool {
-        matches!(self, ModelKind::FauxGcnnKl | ModelKind::FauxCnnKl)
+        matches!(
+            self,
+            ModelKind::FauxGcnnKl | ModelKind::FauxCnnKl | ModelKind::FauxD4GcnnKl
+        )
     }
 }
 
@@ -203,11 +218,16 @@ impl Model {
                         Some((first, rest)) => {
                             let ok = if l == 0 { first } else { rest };
                             let op = clones.get(&clone_key(ok, sides[l])).ok_or_else(|| {
+                                let given: Vec<String> = clones
+                                    .values()
+                                    .map(|c| format!("{} for d = {}", c.kind.name(), c.d))
+                                    .collect();
                                 Error::invalid(format!(
-                                    "{kind} needs a {} clone for {}×{} inputs, and none was given (clone it first: `symclone-gpu clone --kind {} --dim {}`)",
+                                    "{kind} needs a {} clone for {}×{} inputs, and none was given (the clones given: {}; clone it first: `symclone-gpu clone --kind {} --dim {}`)",
                                     ok.name(),
                                     sides[l],
                                     sides[l],
+                                    if given.is_empty() { "none".to_string() } else { given.join(", ") },
                                     ok.name(),
                                     sides[l]
                                 ))

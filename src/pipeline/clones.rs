@@ -54,10 +54,7 @@ pub fn check_clone_sizes(gpu: &Gpu, plan: &RunPlan) -> Result<()> {
 pub fn check_given(set: &CloneSet, needed: &[(OperatorKind, usize)]) -> Result<()> {
     for &(kind, d) in needed {
         if !set.contains_key(&clone_key(kind, d)) {
-            let have: Vec<String> = set
-                .values()
-                .map(|o| format!("{}{}", o.kind.name(), o.d))
-                .collect();
+            let have: Vec<String> = set.values().map(|o| o.kind.stem(o.d)).collect();
             return Err(Error::invalid(format!(
                 "the clones given hold no {} clone for {d}×{d} inputs, which this model needs (they hold: {}); clone one with `symclone-gpu clone --kind {} --dim {d}`",
                 kind.name(),
@@ -103,12 +100,17 @@ fn teacher_material(
     let Some(&(first_kind, _)) = family.first() else {
         return Ok(BTreeMap::new());
     };
-    let (model, wanted_task, probe_task) = match first_kind {
-        OperatorKind::Z2 => (ModelKind::Cnn, vec![Task::TransSb], Task::TransSb),
-        _ => (
+    let (model, wanted_task, probe_task) = match first_kind.group() {
+        None => (ModelKind::Cnn, vec![Task::TransSb], Task::TransSb),
+        Some(crate::group::Group::C4) => (
             ModelKind::Gcnn,
             vec![Task::Symmetric, Task::RotSb, Task::Plain],
             Task::RotSb,
+        ),
+        Some(crate::group::Group::D4) => (
+            ModelKind::D4Gcnn,
+            vec![Task::SymmetricD4, Task::MirrorSb],
+            Task::MirrorSb,
         ),
     };
     let plan = cfg
@@ -168,7 +170,11 @@ fn teacher_material(
     let mut out = BTreeMap::new();
     for &(kind, d) in family {
         let l = (0..4)
-            .find(|&l| layer_sides[l] == d && (kind == OperatorKind::Lift) == (l == 0))
+            .find(|&l| {
+                // A group layer's first clone is its lift, every later one group → group.
+                let place = kind.group().is_none() || (kind.in_planes() == 1) == (l == 0);
+                layer_sides[l] == d && place
+            })
             .ok_or_else(|| Error::invalid(format!("no layer of the {} teacher takes {d}×{d} inputs for a {} clone (its layers take {layer_sides:?})", model.name(), kind.name())))?;
         let (codes, channels, cin) = m.layer_codes(l)?;
         out.insert(
@@ -225,12 +231,12 @@ pub fn clone_phase(
                 rep.phase(&format!("clone {stem}"), ccfg.iters as u64);
                 let tc = std::time::Instant::now();
                 if teacher && !material.contains_key(&clone_key(kind, d)) {
-                    // One teacher per family (gcnn for Lift and P4, cnn for Z2), trained once.
-                    let z2 = |k: OperatorKind| k == OperatorKind::Z2;
+                    // One teacher per family (gcnn for Lift and P4, d4-gcnn for the D4 kinds,
+                    // cnn for Z2), trained once.
                     let family: Vec<(OperatorKind, usize)> = needed
                         .iter()
                         .map(|n| (n.kind, n.d))
-                        .filter(|n| z2(n.0) == z2(kind))
+                        .filter(|n| n.0.group() == kind.group())
                         .collect();
                     material.extend(teacher_material(gpu, cfg, &family, ds, rep)?);
                     rep.phase(&format!("clone {stem}"), ccfg.iters as u64);

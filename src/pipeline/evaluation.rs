@@ -28,14 +28,16 @@ fn single_channel(gpu: &Arc<Gpu>, op: &ClonedOperator, code: &[f32]) -> Result<C
 
 /// The true single-channel layer of a kind with filter `code` (no bias), as a map on tensors.
 fn true_layer(gpu: &Arc<Gpu>, kind: OperatorKind, code: &[f32], x: &Tensor) -> Result<Tensor> {
-    let w = match kind {
-        OperatorKind::P4 => Tensor::from_slice(gpu, &[1, 1, 4, K, K], code)?,
-        _ => Tensor::from_slice(gpu, &[1, 1, K, K], code)?,
+    let s = kind.in_planes();
+    let w = if s > 1 {
+        Tensor::from_slice(gpu, &[1, 1, s, K, K], code)?
+    } else {
+        Tensor::from_slice(gpu, &[1, 1, K, K], code)?
     };
-    match kind {
-        OperatorKind::Z2 => crate::ops::conv::conv2d(x, &w, None, 0),
-        OperatorKind::Lift => gconv::lift_conv(x, &w, None, 0, crate::group::Group::C4),
-        OperatorKind::P4 => gconv::group_conv(x, &w, None, 0, crate::group::Group::C4),
+    match (kind.group(), s > 1) {
+        (None, _) => crate::ops::conv::conv2d(x, &w, None, 0),
+        (Some(g), false) => gconv::lift_conv(x, &w, None, 0, g),
+        (Some(g), true) => gconv::group_conv(x, &w, None, 0, g),
     }
 }
 
@@ -47,7 +49,8 @@ fn clone_map(layer: &ClonedConv, x: &Tensor) -> Result<Tensor> {
 }
 
 /// One cloned operator and the true layer it clones, as single-channel layers with filter `code`
-/// (no bias), on one input: (B, 1, d, d) for Z2 and Lift, (B, 1, 4, d, d) for P4 (row-major in
+/// (no bias), on one input: (B, 1, d, d) for Z2 and the lifts, (B, 1, S, d, d) for P4 and p4m
+/// (S = 4 or 8 orientations; row-major in
 /// `input`). Returns (clone output, true output), row-major; what `examples/load_clone.py`
 /// rebuilds from a clone checkpoint.
 pub fn layer_outputs(
@@ -59,8 +62,8 @@ pub fn layer_outputs(
     let d = op.d;
     let planes = op.kind.in_planes();
     let b = input.len() / (planes * d * d);
-    let shape: Vec<usize> = if planes == 4 {
-        vec![b, 1, 4, d, d]
+    let shape: Vec<usize> = if planes > 1 {
+        vec![b, 1, planes, d, d]
     } else {
         vec![b, 1, d, d]
     };
@@ -77,18 +80,20 @@ pub fn operator_equivariance(gpu: &Arc<Gpu>, op: &ClonedOperator, seed: u64) -> 
     let mut rng = Rng::new(seed);
     let code = rng.normal_vec(op.kind.code_len());
     let d = op.d;
-    let shape: Vec<usize> = if op.kind == OperatorKind::P4 {
-        vec![4, 1, 4, d, d]
+    let planes = op.kind.in_planes();
+    let shape: Vec<usize> = if planes > 1 {
+        vec![4, 1, planes, d, d]
     } else {
         vec![4, 1, d, d]
     };
     let x = Tensor::from_slice(gpu, &shape, &rng.normal_vec(shape.iter().product()))?;
-    let group = match op.kind {
-        OperatorKind::Z2 => Group::Translations {
+    let group = match op.kind.group() {
+        None => Group::Translations {
             shifts: vec![(1, 2), (-2, 1), (3, -1)],
             margin: 0,
         },
-        _ => Group::C4,
+        Some(crate::group::Group::D4) => Group::D4,
+        Some(_) => Group::C4,
     };
     let layer = single_channel(gpu, op, &code)?;
     // A zero map is trivially equivariant: an operator whose output is zero (untrained blocks)

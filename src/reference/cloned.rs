@@ -93,14 +93,19 @@ pub fn corr_valid(x: &[f64], d: usize, c: &[f64], k: usize) -> Vec<f64> {
     y
 }
 
-/// The true transformed codes of one code `c` (SPEC §1), one 3×3 tap vector per (r[, s]):
-/// Z2 (`out_planes` 1): c; Lift (1 in, 4 out): rot90^r(c); P4 (4 in, 4 out): rot90^r(c_{(s−r) mod 4}).
+/// The true transformed codes of one code `c` (SPEC §1, §9), one 3×3 tap vector per (k[, s]):
+/// Z2 (`out_planes` 1): c; the lifts (1 in, 4 or 8 out): g_k·c; P4 and p4m (4 or 8 in and out):
+/// g_k·c_{src(k, s)}, with the reference's own D4 table ([`super::d4`]).
 pub fn true_tap_codes(c: &[f64], in_planes: usize, out_planes: usize) -> Vec<Vec<f64>> {
     let mut out = Vec::new();
-    for r in 0..out_planes {
+    for k in 0..out_planes {
         for s in 0..in_planes {
-            let t = if in_planes == 4 { (s + 4 - r) % 4 } else { 0 };
-            out.push(rot90_r(&c[t * 9..(t + 1) * 9], 3, r));
+            let t = if in_planes > 1 {
+                super::d4::src(k, s)
+            } else {
+                0
+            };
+            out.push(super::d4::act(&c[t * 9..(t + 1) * 9], 3, k));
         }
     }
     out

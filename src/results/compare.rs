@@ -40,7 +40,9 @@ fn claims() -> Vec<Claim> {
         c("trans-sb", Mlp, FauxCnn, "a plain MLP beats the T(2)-cloned model on a translation-breaking task (the paper: 97.53 % against 77.83 %)"),
         c("symmetric-d4", D4Gcnn, Gcnn, "the D4-invariant network generalises to mirrored digits; the C4 one sees a mirrored digit as another shape"),
         c("symmetric-d4", D4Gcnn, Cnn, "the D4-invariant network generalises to turned and mirrored digits; the plain one cannot"),
+        c("symmetric-d4", FauxD4Gcnn, Cnn, "the frozen D4 clones carry the reflections and turns into a network that has none built in"),
         c("mirror-sb", Gcnn, D4Gcnn, "a C4 network can tell a digit from its mirror image; a D4-invariant one cannot (SPEC §9)"),
+        c("mirror-sb", FauxD4GcnnKl, FauxD4Gcnn, "the KL model breaks the reflection the task asks it to, where the frozen D4 clones cannot"),
     ]
 }
 

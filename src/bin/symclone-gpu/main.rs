@@ -124,8 +124,9 @@ enum Command {
     },
     /// Clone one equivariant layer into a dense operator (SPEC §3; random or teacher-sourced).
     Clone {
-        /// z2 (convolution), lift (Z2→P4), p4 (P4→P4), or lift+p4 (a lift clone for d and a P4
-        /// clone for d−2: the pair the fidelity check and faux-gcnn's first two layers use);
+        /// z2 (convolution), lift (Z2→P4), p4 (P4→P4), lift-d4 (Z2→p4m) and p4m (p4m→p4m) for
+        /// the reflections of SPEC §9, or lift+p4 (a lift clone for d and a P4 clone for d−2: the
+        /// pair the fidelity check and faux-gcnn's first two layers use);
         /// mixer-conv or mixer-radial: the MLP-Mixer student of SPEC §8 (4→4 channel 3×3 conv, or
         /// 5×5 isotropic conv), beside a 9-block operator clone of the same conv.
         #[arg(long, default_value = "lift")]
@@ -164,7 +165,8 @@ enum Command {
         #[command(flatten)]
         opts: RunArgs,
     },
-    /// Train a network built on cloned layers: faux-gcnn, faux-gcnn-kl, faux-cnn or faux-cnn-kl.
+    /// Train a network built on cloned layers: faux-gcnn, faux-gcnn-kl, faux-cnn, faux-cnn-kl,
+    /// faux-d4-gcnn or faux-d4-gcnn-kl.
     Finetune {
         #[arg(long)]
         model: String,
