@@ -507,14 +507,14 @@ fn the_groups_knob_adds_the_d4_tasks_trained_as_their_c4_counterparts() {
         plan(&quick, "symmetric").train
     );
     assert_eq!(plan(&d4, "mirror-sb").train, plan(&quick, "rot-sb").train);
+    use ModelKind::*;
+    assert_eq!(
+        plan(&d4, "symmetric-d4").models,
+        [Gcnn, D4Gcnn, FauxD4Gcnn, Cnn, Mlp]
+    );
     assert_eq!(
         plan(&d4, "mirror-sb").models,
-        [
-            ModelKind::Gcnn,
-            ModelKind::D4Gcnn,
-            ModelKind::Cnn,
-            ModelKind::Mlp
-        ]
+        [Gcnn, D4Gcnn, FauxD4Gcnn, FauxD4GcnnKl, Cnn, Mlp]
     );
     // d4-gcnn's channels are the configuration's divided by √2: 4-8-8-8 → 3-6-6-6.
     let task: symclone::data::Task = "mirror-sb".parse().unwrap();

@@ -3,7 +3,8 @@
 //! every layer equivariant), a cnn trained on upright digits is not; a conv layer is translation
 //! equivariant but not rotation equivariant; the orbit consistency honours rot-sb's +10 label shift;
 //! a KL model's KL terms start at 0 and grow in training; a d4-gcnn is invariant over all eight
-//! elements of D4, a gcnn over the four turns only.
+//! elements of D4, a gcnn over the four turns only; a faux-d4-gcnn on exact D4 clones is D4
+//! invariant, and refuses C4 clones.
 
 mod common;
 use common::*;
@@ -215,15 +216,16 @@ fn a_network_on_exact_d4_clones_is_d4_invariant_and_c4_clones_do_not_fit_it() {
     let kind = ModelKind::FauxD4Gcnn;
     let a = arch(kind, 16, 20);
     let sides = a.feature_sides().unwrap();
-    let mut set = CloneSet::new();
-    for (l, &d) in sides.iter().enumerate() {
-        let k = if l == 0 {
-            OperatorKind::LiftD4
-        } else {
-            OperatorKind::P4m
-        };
-        set.insert(clone_key(k, d), exact_clone(&g, k, d));
-    }
+    // Exact clones for every layer: the lift at the input side, group → group after it.
+    let exact_set = |lift: OperatorKind, rest: OperatorKind| {
+        let mut set = CloneSet::new();
+        for (l, &d) in sides.iter().enumerate() {
+            let k = if l == 0 { lift } else { rest };
+            set.insert(clone_key(k, d), exact_clone(&g, k, d));
+        }
+        set
+    };
+    let set = exact_set(OperatorKind::LiftD4, OperatorKind::P4m);
     let mut rg = rng(52);
     let m = Model::new(&g, kind, &a, &set, &mut rg).unwrap();
     let task = Task::MirrorSb;
@@ -234,15 +236,7 @@ fn a_network_on_exact_d4_clones_is_d4_invariant_and_c4_clones_do_not_fit_it() {
     let layers = symmetry::layer_errors(&m, &te, task, 4).unwrap();
     assert!(layers.iter().all(|&e| e <= 1e-5), "{layers:?}");
     // The same network on C4 clones of the same sides: an error that names what was given.
-    let mut c4 = CloneSet::new();
-    for (l, &d) in sides.iter().enumerate() {
-        let k = if l == 0 {
-            OperatorKind::Lift
-        } else {
-            OperatorKind::P4
-        };
-        c4.insert(clone_key(k, d), exact_clone(&g, k, d));
-    }
+    let c4 = exact_set(OperatorKind::Lift, OperatorKind::P4);
     let e = Model::new(&g, kind, &a, &c4, &mut rg)
         .unwrap_err()
         .to_string();
