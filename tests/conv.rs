@@ -205,6 +205,21 @@ fn conv_reference_backward_matches_finite_differences() {
     }
 }
 
+/// A filter transform (or its adjoint) on the GPU, and its CPU reference.
+type FilterT = fn(&Tensor, Group) -> symclone::Result<Tensor>;
+type FilterRef = fn(&[f64], usize, usize, usize, usize) -> Vec<f64>;
+/// A transform's name, its input and output shapes, the GPU transform and adjoint, and their
+/// references.
+type FilterCase = (
+    &'static str,
+    Vec<usize>,
+    Vec<usize>,
+    FilterT,
+    FilterT,
+    FilterRef,
+    FilterRef,
+);
+
 #[test]
 fn filter_transforms_and_adjoints_match_reference() {
     let g = gpu();
@@ -212,58 +227,42 @@ fn filter_transforms_and_adjoints_match_reference() {
     for group in Group::ALL {
         let n = group.order();
         for (cout, cin, k) in [(1, 1, 1), (3, 2, 3), (2, 5, 5), (7, 1, 3), (1, 3, 7)] {
-            let (w, w6) = upload(&g, &[cout, cin, k, k], &mut rg);
-            let tw = gconv::lift_filter(&w, group).unwrap();
-            assert_eq!(tw.shape(), [cout * n, cin, k, k]);
-            assert_close(
-                "lift_filter",
-                &tw.to_vec().unwrap(),
-                &r::gconv::lift_filter(&w6, cout, cin, k, group.order()),
-                0.0,
-            );
-            let (gt, g6) = upload(&g, &[cout * n, cin, k, k], &mut rg);
-            let adj = r::gconv::lift_filter_adjoint(&g6, cout, cin, k, group.order());
-            assert_close(
-                "lift_filter_adjoint",
-                &gconv::lift_filter_adjoint(&gt, group)
-                    .unwrap()
-                    .to_vec()
-                    .unwrap(),
-                &adj,
-                1e-6,
-            );
-            // <T w, g> = <w, T* g>
-            let lhs = probe(
-                &r::gconv::lift_filter(&w6, cout, cin, k, group.order()),
-                &g6,
-            );
-            assert!((lhs - probe(&w6, &adj)).abs() <= 1e-9 * lhs.abs().max(1.0));
-
-            let (w, w6) = upload(&g, &[cout, cin, n, k, k], &mut rg);
-            let tw = gconv::group_filter(&w, group).unwrap();
-            assert_eq!(tw.shape(), [cout * n, cin * n, k, k]);
-            assert_close(
-                "group_filter",
-                &tw.to_vec().unwrap(),
-                &r::gconv::group_filter(&w6, cout, cin, k, group.order()),
-                0.0,
-            );
-            let (gt, g6) = upload(&g, &[cout * n, cin * n, k, k], &mut rg);
-            let adj = r::gconv::group_filter_adjoint(&g6, cout, cin, k, group.order());
-            assert_close(
-                "group_filter_adjoint",
-                &gconv::group_filter_adjoint(&gt, group)
-                    .unwrap()
-                    .to_vec()
-                    .unwrap(),
-                &adj,
-                1e-6,
-            );
-            let lhs = probe(
-                &r::gconv::group_filter(&w6, cout, cin, k, group.order()),
-                &g6,
-            );
-            assert!((lhs - probe(&w6, &adj)).abs() <= 1e-9 * lhs.abs().max(1.0));
+            // Lift: (cout, cin, k, k) → (cout·n, cin, k, k); group: (cout, cin, n, k, k) →
+            // (cout·n, cin·n, k, k). Each: the GPU transform and adjoint, their references.
+            let cases: [FilterCase; 2] = [
+                (
+                    "lift_filter",
+                    vec![cout, cin, k, k],
+                    vec![cout * n, cin, k, k],
+                    gconv::lift_filter,
+                    gconv::lift_filter_adjoint,
+                    r::gconv::lift_filter,
+                    r::gconv::lift_filter_adjoint,
+                ),
+                (
+                    "group_filter",
+                    vec![cout, cin, n, k, k],
+                    vec![cout * n, cin * n, k, k],
+                    gconv::group_filter,
+                    gconv::group_filter_adjoint,
+                    r::gconv::group_filter,
+                    r::gconv::group_filter_adjoint,
+                ),
+            ];
+            for (what, w_shape, t_shape, fwd, adj_gpu, fwd_ref, adj_ref) in cases {
+                let (w, w6) = upload(&g, &w_shape, &mut rg);
+                let tw = fwd(&w, group).unwrap();
+                assert_eq!(tw.shape(), t_shape.as_slice());
+                let want = fwd_ref(&w6, cout, cin, k, n);
+                assert_close(what, &tw.to_vec().unwrap(), &want, 0.0);
+                let (gt, g6) = upload(&g, &t_shape, &mut rg);
+                let adj = adj_ref(&g6, cout, cin, k, n);
+                let got = adj_gpu(&gt, group).unwrap().to_vec().unwrap();
+                assert_close(&format!("{what}_adjoint"), &got, &adj, 1e-6);
+                // <T w, g> = <w, T* g>
+                let lhs = probe(&want, &g6);
+                assert!((lhs - probe(&w6, &adj)).abs() <= 1e-9 * lhs.abs().max(1.0));
+            }
         }
     }
     // The transform is exactly SPEC §1 on a hand-checked 2×2 case: rot90([[1, 2], [3, 4]]) = [[2, 4], [1, 3]].

@@ -289,13 +289,8 @@ pub fn lift_conv_t(
     group: Group,
 ) -> Result<Var> {
     lift_check(tape.value(x), tape.value(w))?;
-    let n = group.order();
-    let cout = tape.value(w).shape()[0];
     let tw = lift_filter_t(tape, w, group)?;
-    let bb = b.map(|b| expand_bias_t(tape, b, n)).transpose()?;
-    let y = conv2d_t(tape, x, tw, bb, pad)?;
-    let s = tape.value(y).shape().to_vec();
-    tape.reshape(y, &[s[0], cout, n, s[2], s[3]])
+    conv_over_group_t(tape, x, w, tw, b, pad, group)
 }
 
 /// Taped [`group_conv`].
@@ -308,13 +303,29 @@ pub fn group_conv_t(
     group: Group,
 ) -> Result<Var> {
     group_check(tape.value(x), tape.value(w), group)?;
+    let xs = tape.value(x).shape().to_vec();
+    let xf = tape.reshape(x, &[xs[0], xs[1] * group.order(), xs[3], xs[4]])?;
+    let tw = group_filter_t(tape, w, group)?;
+    conv_over_group_t(tape, xf, w, tw, b, pad, group)
+}
+
+/// The shared tail of the taped lifting and group convolutions: the bias repeated over the
+/// orientations, the plain convolution of `x` (its orientations folded into the channels) with the
+/// transformed filters `tw`, and the output's orientations taken out of its channels again
+/// (Cout from the untransformed filters `w`).
+fn conv_over_group_t(
+    tape: &mut Tape,
+    x: Var,
+    w: Var,
+    tw: Var,
+    b: Option<Var>,
+    pad: usize,
+    group: Group,
+) -> Result<Var> {
     let n = group.order();
     let cout = tape.value(w).shape()[0];
-    let xs = tape.value(x).shape().to_vec();
-    let xf = tape.reshape(x, &[xs[0], xs[1] * n, xs[3], xs[4]])?;
-    let tw = group_filter_t(tape, w, group)?;
     let bb = b.map(|b| expand_bias_t(tape, b, n)).transpose()?;
-    let y = conv2d_t(tape, xf, tw, bb, pad)?;
+    let y = conv2d_t(tape, x, tw, bb, pad)?;
     let s = tape.value(y).shape().to_vec();
     tape.reshape(y, &[s[0], cout, n, s[2], s[3]])
 }
