@@ -340,3 +340,129 @@ fn the_strided_kernel_matches_the_reference_and_the_packed_path() {
     );
     assert_eq!(count(64, 9, 12, false), 1, "aligned");
 }
+
+/// A constant B in half precision (`mm_reg_h`): the packing puts each element's binary16 bits in
+/// its word's low half first; `A · B` and, taped, `A · Bᵀ` with `dA = G · B` equal the reference on
+/// B rounded to half precision within f32 summation (ragged N, batched A, every register tile the
+/// device shrinks to), read half the bytes of the f32 product's B, and differ from the f32 product
+/// by about half precision's rounding, not more.
+#[test]
+fn half_precision_constant_operand() {
+    use symclone::autograd::Tape;
+    use symclone::ops::matmul::half::{half_words, matmul_half, matmul_half_const_t, HalfMatrix};
+    // 1.0 = 0x3C00, 2.0 = 0x4000, -2.0 = 0xC000; a row of 3 is padded to 4.
+    assert_eq!(
+        half_words(&[1.0, 2.0, -2.0, 0.5, 1.0, 0.0], 2, 3).unwrap(),
+        [0x4000_3C00, 0x0000_C000, 0x3C00_3800, 0x0000_0000]
+    );
+    let g = forced("mm_reg", false);
+    // The decoding, value by value: I · B is B exactly, for normals of both signs, subnormals
+    // (|v| < 2⁻¹⁴), zeros, values that round up a binade and the largest half.
+    let special = [
+        1.0f32, -2.5, 0.1, -3.3e-3, 6.0e-5, -1.0e-6, 3.0e-8, 0.0, -0.0, 65504.0, -4095.7, 1.9999,
+    ];
+    let k = 5;
+    let n = special.len();
+    let b: Vec<f32> = (0..k * n).map(|i| special[(i * 5 + i / n) % n]).collect();
+    let eye: Vec<f32> = (0..k * k)
+        .map(|i| if i % (k + 1) == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let h = HalfMatrix::from_f32(&Tensor::from_slice(&g, &[k, n], &b).unwrap()).unwrap();
+    let got = matmul_half(&Tensor::from_slice(&g, &[k, k], &eye).unwrap(), &h)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let want: Vec<f32> = b.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+    // (Compared as numbers: the sum turns -0 into +0.)
+    assert_eq!(got, want, "decoded halves");
+    assert!(want.contains(&5.9604645e-8) && want.contains(&65504.0));
+    for bad in [65536.0f32, f32::NAN, f32::INFINITY] {
+        let e = half_words(&[bad], 1, 1).unwrap_err().to_string();
+        assert!(e.contains("half precision"), "{e}");
+    }
+    let mut rg = rng(41);
+    for &(za, m, k, n) in &[
+        (0usize, 33usize, 20usize, 12usize),
+        (0, 7, 9, 18),
+        (3, 5, 36, 1764),
+        (0, 300, 196, 225),
+    ] {
+        let a_shape: Vec<usize> = if za == 0 { vec![m, k] } else { vec![za, m, k] };
+        let a = rg.normal_vec(a_shape.iter().product());
+        let b = rg.normal_vec(k * n);
+        let at = Tensor::from_slice(&g, &a_shape, &a).unwrap();
+        let bt = Tensor::from_slice(&g, &[k, n], &b).unwrap();
+        let bh = HalfMatrix::from_f32(&bt).unwrap();
+        let rounded: Vec<f64> = b.iter().map(|&x| r::matmul::round_half(x as f64)).collect();
+        assert_eq!(
+            bh.to_f32().unwrap(),
+            rounded.iter().map(|&x| x as f32).collect::<Vec<_>>()
+        );
+        assert_eq!(bh.bytes(), k * n.div_ceil(4) * 8);
+        let d = dims(za, 0, m, k, n, false, false);
+        let got = matmul_half(&at, &bh).unwrap();
+        assert_eq!(
+            got.shape()[..],
+            {
+                let mut s = a_shape.clone();
+                s[a_shape.len() - 1] = n;
+                s
+            }[..]
+        );
+        let got = got.to_vec().unwrap();
+        let a6 = to64(&a);
+        let want = r::matmul::forward(&a6, &rounded, d, None, false);
+        let want_abs = r::matmul::forward(&abs64(&a6), &abs64(&rounded), d, None, false);
+        assert_sum_close(&format!("A·B half {d:?}"), &got, &want, &want_abs, k);
+        // Against the f32 product: about 2⁻¹¹ relative to |A|·|B|, so the half path is taken.
+        let exact = matmul::matmul(&at, &bt, false, false)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let (mut worst, mut seen) = (0f64, 0f64);
+        for ((x, y), s) in got.iter().zip(&exact).zip(&want_abs) {
+            worst = worst.max(((x - y).abs() as f64) / s);
+            seen = seen.max((x - y).abs() as f64);
+        }
+        assert!(worst < 1e-3 && seen > 0.0, "{d:?}: {worst:e} {seen:e}");
+
+        // Taped: y = A · Bᵀ for a constant B (n', k') = (k, n) here read as Bᵀ = the matrix above.
+        let bn = Tensor::from_slice(&g, &[n, k], &{
+            let mut t = vec![0f32; n * k];
+            for i in 0..k {
+                for j in 0..n {
+                    t[j * k + i] = b[i * n + j];
+                }
+            }
+            t
+        })
+        .unwrap();
+        let bnh = HalfMatrix::from_f32(&bn).unwrap();
+        let gy = rg.normal_vec(za.max(1) * m * n);
+        let mut shape = a_shape.clone();
+        shape[a_shape.len() - 1] = n;
+        let mut tape = Tape::new();
+        let va = tape.leaf(at.clone());
+        let y = matmul_half_const_t(&mut tape, va, &bnh, &bh).unwrap();
+        tape.backward_with(y, Tensor::from_slice(&g, &shape, &gy).unwrap())
+            .unwrap();
+        assert_eq!(tape.value(y).to_vec().unwrap(), got, "taped forward {d:?}");
+        let (want_da, _, _) = r::matmul::backward(&a6, &rounded, d, &to64(&gy));
+        let (da_abs, _, _) =
+            r::matmul::backward(&abs64(&a6), &abs64(&rounded), d, &abs64(&to64(&gy)));
+        assert_sum_close(
+            &format!("dA half {d:?}"),
+            &tape.grad(va).unwrap().to_vec().unwrap(),
+            &want_da,
+            &da_abs,
+            n,
+        );
+    }
+    // A transpose that does not fit, and a K that does not match, are refused.
+    let a = Tensor::zeros(&g, &[2, 3]).unwrap();
+    let h = HalfMatrix::from_f32(&Tensor::zeros(&g, &[4, 5]).unwrap()).unwrap();
+    assert!(matmul_half(&a, &h).is_err());
+    let mut tape = Tape::new();
+    let va = tape.input(a);
+    assert!(matmul_half_const_t(&mut tape, va, &h, &h).is_err());
+}

@@ -4,7 +4,9 @@
 //! equivariant but not rotation equivariant; the orbit consistency honours rot-sb's +10 label shift;
 //! a KL model's KL terms start at 0 and grow in training; a d4-gcnn is invariant over all eight
 //! elements of D4, a gcnn over the four turns only; a faux-d4-gcnn on exact D4 clones is D4
-//! invariant, and refuses C4 clones.
+//! invariant, and refuses C4 clones; a faux-gcnn reading its frozen blocks in half precision
+//! computes the f32 network's logits where the blocks are exact in half precision and differs by
+//! half precision's rounding where they are not.
 
 mod common;
 use common::*;
@@ -13,6 +15,7 @@ use symclone::clone::{clone_key, CloneSet, ClonedOperator, OperatorKind};
 use symclone::data::{Batcher, Dataset, GpuSplit, Part, Task};
 use symclone::models::{Arch, Model, ModelKind};
 use symclone::pipeline::symmetry::{self, consistent};
+use symclone::tensor::Tensor;
 use symclone::train::{self, TrainConfig};
 use symclone::Gpu;
 
@@ -352,4 +355,82 @@ fn kl_terms_start_at_zero_and_grow_in_training() {
     )
     .unwrap();
     assert!(frozen.kl_terms().unwrap().is_empty());
+}
+
+/// `--half-blocks`: on exact clones (blocks of 0 and 1, exact in binary16) a faux-gcnn reading its
+/// frozen blocks in half precision gives the f32 network's logits bit for bit (the same sums in
+/// the same order); on clones with random blocks it differs from it by about binary16's relative
+/// rounding (2⁻¹¹), no more, and its frozen blocks themselves stay f32.
+#[test]
+fn half_precision_blocks_change_only_what_binary16_rounds() {
+    use symclone::autograd::Tape;
+    let g = gpu();
+    let kind = ModelKind::FauxGcnn;
+    let a = arch(kind, 16, 20);
+    let sides = a.feature_sides().unwrap();
+    let x =
+        Tensor::from_slice(&g, &[8, 1, 16, 16], &rng(3).uniform_vec(8 * 256, 0.0, 1.0)).unwrap();
+    let logits = |set: &CloneSet, half: bool| {
+        let arch = Arch {
+            half_blocks: half,
+            ..a.clone()
+        };
+        let m = Model::new(&g, kind, &arch, set, &mut rng(52)).unwrap();
+        let mut tape = Tape::no_grad();
+        let xv = tape.input(x.clone());
+        let y = m.forward(&mut tape, xv, false, 0).unwrap();
+        (tape.value(y).to_vec().unwrap(), m)
+    };
+    let set = |random: bool| {
+        let mut set = CloneSet::new();
+        let mut rg = rng(9);
+        for (l, &d) in sides.iter().enumerate() {
+            let k = if l == 0 {
+                OperatorKind::Lift
+            } else {
+                OperatorKind::P4
+            };
+            let op = exact_clone(&g, k, d);
+            if random {
+                let n = op.blocks.numel();
+                let b: Vec<f32> = rg.normal_vec(n).iter().map(|v| 0.05 * v).collect();
+                op.blocks.value().write_slice(&b).unwrap();
+            }
+            set.insert(clone_key(k, d), op);
+        }
+        set
+    };
+    let exact = set(false);
+    assert_eq!(
+        logits(&exact, true).0,
+        logits(&exact, false).0,
+        "exact blocks"
+    );
+    let random = set(true);
+    let (h, mh) = logits(&random, true);
+    let (f, _) = logits(&random, false);
+    let scale = f.iter().map(|v| v.abs()).fold(0f32, f32::max);
+    let worst = h
+        .iter()
+        .zip(&f)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max)
+        / scale;
+    assert!(worst > 0.0 && worst < 1e-2, "relative difference {worst:e}");
+    let before = random[&clone_key(OperatorKind::Lift, 16)]
+        .blocks
+        .value()
+        .to_vec()
+        .unwrap();
+    let blocks: Vec<_> = mh
+        .params()
+        .into_iter()
+        .filter(|p| p.name().contains("blocks"))
+        .collect();
+    assert!(!blocks.is_empty());
+    assert_eq!(
+        blocks[0].value().to_vec().unwrap(),
+        before,
+        "the f32 blocks stay as they were"
+    );
 }

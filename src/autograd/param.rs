@@ -9,8 +9,8 @@ struct ParamInner {
     value: Tensor,
     grad: Mutex<Option<Tensor>>,
     trainable: bool,
-    /// A tensor computed from a frozen value ([`Param::derived`]), until the value is written.
-    derived: Mutex<Option<Tensor>>,
+    /// Tensors computed from a frozen value ([`Param::derived`]), until the value is written.
+    derived: Mutex<Option<Vec<Tensor>>>,
 }
 
 /// A persistent tensor with a gradient buffer. Cloning shares the parameter.
@@ -83,6 +83,14 @@ impl Param {
     /// call for a trainable one, whose value the optimiser changes. One derived tensor per
     /// parameter: every caller must pass the same `f`.
     pub fn derived(&self, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+        let mut v = self.derived_all(|x| Ok(vec![f(x)?]))?;
+        Ok(v.swap_remove(0))
+    }
+    /// [`Param::derived`] for several tensors made together (a matrix and its transpose, say).
+    pub fn derived_all(
+        &self,
+        f: impl FnOnce(&Tensor) -> Result<Vec<Tensor>>,
+    ) -> Result<Vec<Tensor>> {
         if self.0.trainable {
             return f(&self.0.value);
         }
@@ -91,6 +99,12 @@ impl Param {
             return Ok(t.clone());
         }
         let t = f(&self.0.value)?;
+        if t.is_empty() {
+            return Err(crate::Error::invalid(format!(
+                "{}: a derived value must hold at least one tensor",
+                self.0.name
+            )));
+        }
         *slot = Some(t.clone());
         Ok(t)
     }

@@ -50,9 +50,10 @@ pub fn medium_arch(kind: ModelKind) -> Arch {
 /// The medium preset's batch on rot-sb (SPEC §6's symmetric-task batch, the larger of the two).
 pub const MEDIUM_BATCH: usize = 64;
 
-/// The geometries each model's rows train at, quick then medium: (name, network, batch).
-fn geometries(kind: ModelKind) -> [(String, Arch, usize); 2] {
-    [
+/// The geometries each model's rows train at, quick then medium: (name, network, batch); for a
+/// model on frozen clones, each again with the blocks read in half precision (`--half-blocks`).
+fn geometries(kind: ModelKind) -> Vec<(String, Arch, usize)> {
+    let mut v = vec![
         (case_name(kind), quick_arch(kind), QUICK_TRAIN.0),
         (
             format!(
@@ -62,7 +63,22 @@ fn geometries(kind: ModelKind) -> [(String, Arch, usize); 2] {
             medium_arch(kind),
             MEDIUM_BATCH,
         ),
-    ]
+    ];
+    if kind.cloned().is_some() && !kind.kl() {
+        let half: Vec<_> = v
+            .iter()
+            .map(|(name, arch, batch)| {
+                let name = format!("{}, f16 blocks)", name.trim_end_matches(')'));
+                let arch = Arch {
+                    half_blocks: true,
+                    ..arch.clone()
+                };
+                (name, arch, *batch)
+            })
+            .collect();
+        v.extend(half);
+    }
+    v
 }
 
 /// The quick row's name for `kind`.
@@ -83,7 +99,7 @@ pub(super) fn model_cases(
     let (_, lr, wd, beta) = QUICK_TRAIN;
     let cases = MODELS
         .into_iter()
-        .flat_map(|kind| geometries(kind).map(|g| (kind, g)));
+        .flat_map(|kind| geometries(kind).into_iter().map(move |g| (kind, g)));
     for (kind, (case, arch, batch)) in cases {
         if !wanted(opts, &case) {
             continue;

@@ -37,6 +37,12 @@ pub enum Kernel {
         bias: bool,
         relu: bool,
     },
+    /// The product with a constant B held in half precision (`mm_reg_h`, register tile `tile`):
+    /// `A · B` and the taped `A · Bᵀ`'s `dA`, against the reference on B rounded to half precision.
+    MatmulHalf {
+        tile: (u32, u32),
+        d: Dims,
+    },
     /// A convolution algorithm's forward pass (with bias) and input gradient.
     Conv {
         algo: ConvAlgo,
@@ -271,6 +277,25 @@ pub fn all() -> Vec<Case> {
                     },
                 );
             }
+        }
+    }
+    // A constant B in half precision (frozen clone blocks): the default tile and the smallest,
+    // ragged N, a batched A.
+    for tile in [REG_TILES[0], crate::ops::matmul::codegen::DEFAULT_REG_TILE] {
+        for d in [
+            mm(0, 0, 67, 65, 130, false, false),
+            mm(3, 0, 17, 33, 9, false, false),
+        ] {
+            push(
+                "matmul",
+                format!(
+                    "mm_reg_h[{}x{}] {}",
+                    tile.0,
+                    tile.1,
+                    show_mm(&d, false, false)
+                ),
+                Kernel::MatmulHalf { tile, d },
+            );
         }
     }
     // Convolutions: every algorithm at k = 1, 3 and 5 (each its own generated kernel), padding 0

@@ -31,6 +31,13 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
             matmul::set_reg_tile(g, old)?;
             res?;
         }
+        Kernel::MatmulHalf { tile, d } => {
+            let old = matmul::reg_tile(g);
+            matmul::set_reg_tile(g, *tile)?;
+            let res = run_matmul_half(g, o, rg, *d);
+            matmul::set_reg_tile(g, old)?;
+            res?;
+        }
         Kernel::Conv { algo, d } => {
             let d = *d;
             let (x, x6) = up(g, &[d.batch, d.cin, d.h, d.w], rg)?;
@@ -260,4 +267,34 @@ fn run_matmul(
         o.sums("dbias", grad(vbias)?, &dbias, &dbias_abs, d.batch() * d.m)?;
     }
     Ok(())
+}
+
+/// `A · B` and the taped `A · Bᵀ`'s `dA` for a constant B in half precision, against the reference
+/// on B rounded to half precision.
+fn run_matmul_half(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, d: r::matmul::Dims) -> Result<()> {
+    use matmul::half::{matmul_half, matmul_half_const_t, HalfMatrix};
+    let (a, a6) = up(g, &d.a_shape(), rg)?;
+    let (b, b6) = up(g, &[d.k, d.n], rg)?;
+    let b6: Vec<f64> = b6.into_iter().map(r::matmul::round_half).collect();
+    let bh = HalfMatrix::from_f32(&b)?;
+    // B's transpose, for dA = G · B of the taped A · Bᵀ whose Bᵀ is `b`.
+    let mut t = vec![0f32; d.k * d.n];
+    for (i, v) in b.to_vec()?.into_iter().enumerate() {
+        t[(i % d.n) * d.k + i / d.n] = v;
+    }
+    let bth = HalfMatrix::from_f32(&crate::tensor::Tensor::from_slice(g, &[d.n, d.k], &t)?)?;
+    let want = r::matmul::forward(&a6, &b6, d, None, false);
+    let want_abs = r::matmul::forward(&abs(&a6), &abs(&b6), d, None, false);
+    o.sums("C", &matmul_half(&a, &bh)?, &want, &want_abs, d.k)?;
+    let mut tape = Tape::new();
+    let va = tape.leaf(a);
+    let c = matmul_half_const_t(&mut tape, va, &bth, &bh)?;
+    let (wt, w6) = up(g, tape.value(c).shape(), rg)?;
+    tape.backward_with(c, wt)?;
+    let (da, _, _) = r::matmul::backward(&a6, &b6, d, &w6);
+    let (da_abs, _, _) = r::matmul::backward(&abs(&a6), &abs(&b6), d, &abs(&w6));
+    let grad = tape
+        .grad(va)
+        .ok_or_else(|| Error::Gpu("a gradient is missing".into()))?;
+    o.sums("dA", grad, &da, &da_abs, d.n)
 }

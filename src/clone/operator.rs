@@ -7,6 +7,7 @@
 use crate::autograd::Param;
 use crate::autograd::{Tape, Var};
 use crate::group::{self, Group};
+use crate::ops::matmul::half::{self, HalfMatrix};
 use crate::ops::{cloned as cl, conv, layout, matmul, reduce};
 use crate::rng::Rng;
 use crate::tensor::Tensor;
@@ -434,6 +435,8 @@ pub struct ClonedConv {
     pub weight: Param,
     /// (Cout)
     pub bias: Param,
+    /// Frozen blocks read in half precision ([`ClonedConv::with_half_blocks`]).
+    half_blocks: bool,
 }
 
 impl ClonedConv {
@@ -468,7 +471,26 @@ impl ClonedConv {
                 format!("{name}.bias"),
                 Tensor::from_slice(gpu, &[cout], &b)?,
             ),
+            half_blocks: false,
         })
+    }
+
+    /// With `half`, frozen blocks are read by the layer's products in half precision (IEEE
+    /// binary16, converted once from the f32 values, which stay as they are for checkpoints and
+    /// checks): half the bytes of the largest tensor the layer reads. Trainable blocks (the KL
+    /// models', changed every step) stay f32 whatever `half` says.
+    pub fn with_half_blocks(mut self, half: bool) -> Self {
+        if half && !self.op.blocks.trainable() && !self.half_blocks {
+            // A parameter of its own over the same values: its derived tensors are the half ones.
+            self.op.blocks = Param::frozen(self.op.blocks.name(), self.op.blocks.value());
+            self.half_blocks = true;
+        }
+        self
+    }
+
+    /// Whether the frozen blocks are read in half precision.
+    pub fn half_blocks(&self) -> bool {
+        self.half_blocks
     }
 
     /// x: (B, Cin, [S,] d, d) → (B, Cout, [R,] d−2, d−2), S and R the kind's input and output
@@ -510,6 +532,28 @@ impl ClonedConv {
             let blocks = tape.param(&self.op.blocks);
             let bview = tape.reshape(blocks, &[nb * n_out, n_in])?;
             matmul::matmul_t(tape, xrows, bview, false, true, None, false)?
+        } else if self.half_blocks {
+            // Frozen blocks in half precision, both layouts made once.
+            let bflat = self.op.blocks.value().reshape(&[nb * n_out, n_in])?;
+            let h = self.op.blocks.derived_all(|_| {
+                let bt = layout::swap12(&bflat, [1, nb * n_out, n_in, 1])?
+                    .reshape(&[n_in, nb * n_out])?;
+                Ok(vec![
+                    HalfMatrix::from_f32(&bflat)?.data,
+                    HalfMatrix::from_f32(&bt)?.data,
+                ])
+            })?;
+            let b = HalfMatrix {
+                data: h[0].clone(),
+                k: nb * n_out,
+                n: n_in,
+            };
+            let bt = HalfMatrix {
+                data: h[1].clone(),
+                k: n_in,
+                n: nb * n_out,
+            };
+            half::matmul_half_const_t(tape, xrows, &b, &bt)?
         } else {
             // Frozen blocks: their transpose is made once, not repacked every step.
             let bflat = self.op.blocks.value().reshape(&[nb * n_out, n_in])?;

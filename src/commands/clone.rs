@@ -194,7 +194,14 @@ pub fn clone_lift_p4(
     };
     let digit: Vec<f32> = ds.test.image(0).iter().map(|&v| v as f32 / 255.0).collect();
     let fidelity = if digit.len() == dim * dim {
-        Some(fidelity(gpu, &lift, &p4, &digit, cfg.seed)?)
+        Some(fidelity(
+            gpu,
+            &lift,
+            &p4,
+            &digit,
+            cfg.seed,
+            cfg.half_blocks,
+        )?)
     } else {
         None
     };

@@ -26,6 +26,8 @@ pub struct Overrides {
     pub downsample: Option<bool>,
     /// Channels of the four feature layers, e.g. 10,20,20,20.
     pub channels: Option<Vec<usize>>,
+    /// Read the faux models' frozen clone blocks in half precision (true or false).
+    pub half_blocks: Option<bool>,
     /// Seeds per model (the report gives mean ± std).
     pub seeds: Option<usize>,
     /// First seed.
@@ -131,6 +133,9 @@ impl RunConfig {
         }
         if let Some(d) = o.downsample {
             self.downsample = d;
+        }
+        if let Some(h) = o.half_blocks {
+            self.half_blocks = h;
         }
         if let Some(ch) = &o.channels {
             let a: [usize; 4] = ch

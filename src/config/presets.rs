@@ -118,6 +118,7 @@ impl RunConfig {
                 downsample: false,
                 channels: None,
                 mlp: None,
+                half_blocks: false,
                 seeds: 1,
                 seed: 0,
                 clone: CloneSettings {
@@ -191,6 +192,7 @@ impl RunConfig {
                     downsample: true,
                     channels: Some([4, 8, 8, 8]),
                     mlp: Some(vec![256, 128]),
+                    half_blocks: false,
                     seeds: 1,
                     seed: 0,
                     clone: CloneSettings {

@@ -123,6 +123,10 @@ pub struct RunConfig {
     pub channels: Option<[usize; 4]>,
     /// Hidden widths of the MLP (None: SPEC §4's).
     pub mlp: Option<Vec<usize>>,
+    /// The faux models' frozen clone blocks read in half precision (f32 when false, the
+    /// default; left out of `config.json` then, so the hashes of earlier runs stay as they were).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub half_blocks: bool,
     pub seeds: usize,
     pub seed: u64,
     pub clone: CloneSettings,
@@ -147,6 +151,7 @@ impl RunConfig {
         if let Some(m) = &self.mlp {
             a.mlp = m.clone();
         }
+        a.half_blocks = self.half_blocks;
         a
     }
 }

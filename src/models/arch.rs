@@ -18,6 +18,10 @@ pub struct Arch {
     pub mlp: Vec<usize>,
     /// Dropout probability in the heads (SPEC: 0.5).
     pub dropout: f32,
+    /// Frozen clone blocks read in half precision ([`crate::clone::ClonedConv::with_half_blocks`]);
+    /// left out of the serialised sizes when false, so what hashed before still hashes the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub half_blocks: bool,
 }
 
 /// The most channels a feature layer may have (SPEC: 20).
@@ -96,6 +100,7 @@ impl Arch {
             hidden: 50,
             mlp,
             dropout: 0.5,
+            half_blocks: false,
         }
     }
     /// Side lengths at the input of each of the four feature layers.

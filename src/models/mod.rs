@@ -241,9 +241,10 @@ impl Model {
                                     kl_refs.push((p.clone(), p.value().deep_clone()?, shape, axis));
                                 }
                             }
-                            features.push(Feature::Cloned(ClonedConv::new(
-                                gpu, &name, own, cins[l], c[l], rng,
-                            )?));
+                            features.push(Feature::Cloned(
+                                ClonedConv::new(gpu, &name, own, cins[l], c[l], rng)?
+                                    .with_half_blocks(arch.half_blocks),
+                            ));
                         }
                     }
                 }

@@ -17,10 +17,21 @@ use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 use std::sync::Arc;
 
-/// A single-channel layer over an operator, with filter `code` and no bias.
-fn single_channel(gpu: &Arc<Gpu>, op: &ClonedOperator, code: &[f32]) -> Result<ClonedConv> {
+/// A single-channel layer over an operator, with filter `code` and no bias; with `half`, its
+/// blocks frozen and read in half precision, as a network with `--half-blocks` reads them.
+fn single_channel(
+    gpu: &Arc<Gpu>,
+    op: &ClonedOperator,
+    code: &[f32],
+    half: bool,
+) -> Result<ClonedConv> {
     let mut rng = Rng::new(0);
-    let layer = ClonedConv::new(gpu, "probe", op.clone(), 1, 1, &mut rng)?;
+    let op = if half {
+        op.with_trainable(false)?
+    } else {
+        op.clone()
+    };
+    let layer = ClonedConv::new(gpu, "probe", op, 1, 1, &mut rng)?.with_half_blocks(half);
     layer.weight.value().write_slice(code)?;
     layer.bias.value().write_slice(&[0.0])?;
     Ok(layer)
@@ -68,7 +79,7 @@ pub fn layer_outputs(
         vec![b, 1, d, d]
     };
     let x = Tensor::from_slice(gpu, &shape, input)?;
-    let layer = single_channel(gpu, op, code)?;
+    let layer = single_channel(gpu, op, code, false)?;
     Ok((
         clone_map(&layer, &x)?.to_vec()?,
         true_layer(gpu, op.kind, code, &x)?.to_vec()?,
@@ -95,7 +106,7 @@ pub fn operator_equivariance(gpu: &Arc<Gpu>, op: &ClonedOperator, seed: u64) -> 
         Some(crate::group::Group::D4) => Group::D4,
         Some(_) => Group::C4,
     };
-    let layer = single_channel(gpu, op, &code)?;
+    let layer = single_channel(gpu, op, &code, false)?;
     // A zero map is trivially equivariant: an operator whose output is zero (untrained blocks)
     // has no equivariance error worth reporting.
     if clone_map(&layer, &x)?.to_vec()?.iter().all(|&v| v == 0.0) {
@@ -110,21 +121,22 @@ pub fn operator_equivariance(gpu: &Arc<Gpu>, op: &ClonedOperator, seed: u64) -> 
 }
 
 /// SPEC §3's fidelity: (clone lift → clone P4) against (true lift → true P4) on one digit, with
-/// random filters uniform on [0, 1).
+/// random filters uniform on [0, 1); with `half`, the clones' blocks read in half precision.
 pub fn fidelity(
     gpu: &Arc<Gpu>,
     lift: &ClonedOperator,
     p4: &ClonedOperator,
     digit: &[f32],
     seed: u64,
+    half: bool,
 ) -> Result<Fidelity> {
     let mut rng = Rng::new(seed);
     let c1 = rng.uniform_vec(K * K, 0.0, 1.0);
     let c2 = rng.uniform_vec(4 * K * K, 0.0, 1.0);
     let d = lift.d;
     let x = Tensor::from_slice(gpu, &[1, 1, d, d], digit)?;
-    let l1 = single_channel(gpu, lift, &c1)?;
-    let l2 = single_channel(gpu, p4, &c2)?;
+    let l1 = single_channel(gpu, lift, &c1, half)?;
+    let l2 = single_channel(gpu, p4, &c2, half)?;
     let yc = clone_map(&l2, &clone_map(&l1, &x)?)?;
     let yt = true_layer(
         gpu,
@@ -181,7 +193,7 @@ pub fn fidelity_check(
     Ok(match (lift, p4) {
         (Some(l), Some(p)) => {
             let digit: Vec<f32> = ds.test.image(0).iter().map(|&v| v as f32 / 255.0).collect();
-            Some(fidelity(gpu, l, p, &digit, cfg.seed)?)
+            Some(fidelity(gpu, l, p, &digit, cfg.seed, cfg.half_blocks)?)
         }
         _ => None,
     })

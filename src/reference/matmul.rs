@@ -121,3 +121,10 @@ pub fn backward(a: &[f64], b: &[f64], d: Dims, g: &[f64]) -> (Vec<f64>, Vec<f64>
     }
     (da, db, dbias)
 }
+
+/// `x` rounded to IEEE binary16 (round to nearest, ties to even) and back: what a constant
+/// operand stored in half precision holds. Overflow goes to ±∞ and underflow through the
+/// subnormals to ±0, as the format does.
+pub fn round_half(x: f64) -> f64 {
+    half::f16::from_f64(x).to_f64()
+}

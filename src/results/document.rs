@@ -52,7 +52,7 @@ fn strings<const N: usize>(v: [&str; N]) -> Vec<String> {
 
 /// The report's document: the run's facts, SPEC §7's tables, the figures and the configuration.
 pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
-    let mut b = vec![Block::List(vec![
+    let mut facts = vec![
         format!("adapter: {}", r.adapter),
         format!("data: {}", r.data),
         format!(
@@ -60,7 +60,14 @@ pub fn doc(r: &Report, figs: Vec<FigureBlock>) -> Doc {
             r.config.preset, r.config_hash, r.config.seeds
         ),
         format!("symclone-gpu {}; total time: {:.0} s", r.version, r.seconds),
-    ])];
+    ];
+    if r.config.half_blocks {
+        facts.push(
+            "frozen clone blocks read in half precision (`--half-blocks true`): the faux models' products and the fidelity check below"
+                .into(),
+        );
+    }
+    let mut b = vec![Block::List(facts)];
     if let Some(why) = &r.incomplete {
         b.push(Block::Para(format!(
             "**Incomplete:** {why}. This report holds what was done (each model over its finished seeds); `symclone-gpu run --resume` with the same `--out` goes on from there."

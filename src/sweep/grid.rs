@@ -75,6 +75,12 @@ impl Grid {
     /// (keys sorted, the last key varying fastest).
     pub fn expand(&self, base: &RunConfig) -> Result<Vec<Cell>> {
         let mut root = serde_json::to_value(base).expect("serialisable");
+        // Settings `config.json` leaves out at their default (so that older hashes hold) are
+        // still keys a grid may set.
+        if let Value::Object(m) = &mut root {
+            m.entry("half_blocks")
+                .or_insert(Value::Bool(base.half_blocks));
+        }
         if self.grid.is_empty() {
             return Err(Error::invalid(
                 "the grid sweeps no key: give \"grid\" at least one key with a list of values, e.g. {\"seed\": [0, 1]}",
@@ -308,6 +314,23 @@ mod tests {
 
     fn quick() -> RunConfig {
         RunConfig::preset("quick").unwrap()
+    }
+
+    /// `half_blocks`, which `config.json` leaves out when false, is a key a grid may sweep; its
+    /// false cell is the base configuration itself (the same hash).
+    #[test]
+    fn a_setting_left_out_at_its_default_can_be_swept() {
+        let g = grid(json!({"base": "quick", "grid": {"half_blocks": [false, true]}}));
+        let cells = g.expand(&quick()).unwrap();
+        assert_eq!(cells.len(), 2);
+        assert!(!cells[0].config.half_blocks && cells[1].config.half_blocks);
+        assert_eq!(cells[0].hash, hash(&quick()));
+        assert_ne!(cells[1].hash, cells[0].hash);
+        let e = grid(json!({"base": "quick", "grid": {"half_blocks": [1]}}))
+            .expand(&quick())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("half_blocks"), "{e}");
     }
 
     #[test]

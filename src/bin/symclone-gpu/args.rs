@@ -31,6 +31,12 @@ pub struct OverrideArgs {
     /// Channels of the four feature layers, e.g. 10,20,20,20.
     #[arg(long, value_delimiter = ',')]
     pub channels: Option<Vec<usize>>,
+    /// Read the faux models' frozen clone blocks in half precision (IEEE binary16, decoded in the
+    /// kernel, on any adapter): half the bytes of those tensors, a tenfold (still small)
+    /// equivariance error; the clones, their checkpoints and the KL models' trainable blocks stay
+    /// f32 (true or false; default false)
+    #[arg(long)]
+    pub half_blocks: Option<bool>,
     /// Seeds per model (the report gives mean ± std).
     #[arg(long)]
     pub seeds: Option<usize>,
@@ -98,6 +104,7 @@ impl OverrideArgs {
             side: self.side,
             downsample: self.downsample,
             channels: self.channels.clone(),
+            half_blocks: self.half_blocks,
             seeds: self.seeds,
             seed: self.seed,
             groups: self.groups.clone(),

@@ -13,6 +13,9 @@ use std::fmt::Write;
 pub enum MatmulGen {
     /// `mm_reg` with a `tm` × `tn` (rows × vec4 columns) register tile.
     Reg { tm: u32, tn: u32 },
+    /// `mm_reg_h`: `mm_reg` whose B holds half-precision pairs (each vec4 of a row as two `u32`,
+    /// decoded with integer operations: every adapter, `SHADER_F16` or not).
+    RegHalf { tm: u32, tn: u32 },
     /// `mm_subgroup` (`shaders/matmul_subgroup.wgsl` behind the matmul prelude): needs an adapter
     /// with subgroup operations, so it is not among the portable sources.
     Subgroup,
@@ -23,6 +26,7 @@ impl Generate for MatmulGen {
     fn name(self) -> String {
         match self {
             MatmulGen::Reg { tm, tn } => format!("matmul_reg_{tm}x{tn}"),
+            MatmulGen::RegHalf { tm, tn } => format!("matmul_regh_{tm}x{tn}"),
             MatmulGen::Subgroup => "matmul_subgroup".into(),
         }
     }
@@ -30,6 +34,7 @@ impl Generate for MatmulGen {
     fn source(self) -> Result<String> {
         match self {
             MatmulGen::Reg { tm, tn } => matmul_reg_source(tm, tn),
+            MatmulGen::RegHalf { tm, tn } => matmul_reg_half_source(tm, tn),
             MatmulGen::Subgroup => subgroup_source(),
         }
     }
@@ -49,7 +54,7 @@ impl MatmulGen {
 pub fn generated_variants() -> Vec<MatmulGen> {
     reg_tiles_in_use()
         .into_iter()
-        .map(|(tm, tn)| MatmulGen::Reg { tm, tn })
+        .flat_map(|(tm, tn)| [MatmulGen::Reg { tm, tn }, MatmulGen::RegHalf { tm, tn }])
         .collect()
 }
 
@@ -126,14 +131,49 @@ fn matmul_prelude() -> Result<String> {
 /// workgroup id, so the A row offsets are the same across an invocation's SIMD lanes, and nothing
 /// returns early: rows and columns past the edge are clamped for loads and skipped at the store.
 pub fn matmul_reg_source(tm: u32, tn: u32) -> Result<String> {
+    reg_source(tm, tn, false)
+}
+
+/// Four binary16 values (two words, the low half first) as f32, decoded with integer operations:
+/// exact for every finite half (normals by moving the exponent and the mantissa into place,
+/// subnormals as `m · 2⁻²⁴`, a normal f32, so no device's flushing of f32 subnormals touches
+/// them). `unpack2x16float` would do the same in one instruction, but naga and wgpu grant it only
+/// with the `SHADER_F16_IN_F32` downlevel flag, which Mesa's Vulkan drivers lack without
+/// `SHADER_F16`; this runs on every adapter. Infinities and NaNs are not decoded: a
+/// [`super::half::HalfMatrix`] holds finite values only.
+const HALF4: &str = "fn half4(w: vec2<u32>) -> vec4<f32> {
+    let h = vec4<u32>(w.x & 0xffffu, w.x >> 16u, w.y & 0xffffu, w.y >> 16u);
+    let e = (h >> vec4<u32>(10u)) & vec4<u32>(0x1fu);
+    let m = h & vec4<u32>(0x3ffu);
+    let normal = bitcast<vec4<f32>>(((e + vec4<u32>(112u)) << vec4<u32>(23u)) | (m << vec4<u32>(13u)));
+    let v = select(normal, vec4<f32>(m) * 5.9604645e-8, e == vec4<u32>(0u));
+    return select(v, -v, (h & vec4<u32>(0x8000u)) != vec4<u32>(0u));
+}
+";
+
+/// [`matmul_reg_source`] with B in half precision: binding 2 read as `array<vec2<u32>>`, each
+/// `vec2` the four halves of one vec4 of B, decoded by [`HALF4`]; the products and sums stay f32,
+/// so the result is `mm_reg`'s on B rounded to half precision.
+pub fn matmul_reg_half_source(tm: u32, tn: u32) -> Result<String> {
+    reg_source(tm, tn, true)
+}
+
+fn reg_source(tm: u32, tn: u32, half: bool) -> Result<String> {
     let mut s = matmul_prelude()?;
+    let (entry, load) = if half {
+        s += "@group(0) @binding(2) var<storage, read> bh: array<vec2<u32>>;\n";
+        s += HALF4;
+        ("mm_reg_h", "half4(bh[bk + bc{j}])")
+    } else {
+        ("mm_reg", "b[bk + bc{j}]")
+    };
     let wx = REG_WORKGROUP;
     let _ = writeln!(
         s,
         "// ---- Register-tiled, generated: {tm} rows x {tn} vec4 columns per invocation. ----"
     );
     let _ = writeln!(s, "@compute @workgroup_size({wx}, 1, 1)");
-    s += "fn mm_reg(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {\n";
+    let _ = writeln!(s, "fn {entry}(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {{");
     let _ = writeln!(s, "    let c0 = (wid.x * {wx}u + lid.x) * {tn}u;");
     let _ = writeln!(s, "    let r0 = wid.y * {tm}u;");
     s += "    let z = wid.z;\n";
@@ -153,7 +193,11 @@ pub fn matmul_reg_source(tm: u32, tn: u32) -> Result<String> {
     }
     s += "    var ak = 0u;\n    var bk = 0u;\n    for (var k = 0u; k < p.k; k += 1u) {\n";
     for j in 0..tn {
-        let _ = writeln!(s, "        let b{j} = b[bk + bc{j}];");
+        let _ = writeln!(
+            s,
+            "        let b{j} = {};",
+            load.replace("{j}", &j.to_string())
+        );
     }
     for i in 0..tm {
         let _ = writeln!(s, "        let a{i} = vec4<f32>(a[ar{i} + ak]);");
@@ -199,6 +243,9 @@ mod tests {
             let src = matmul_reg_source(tm, tn).unwrap();
             crate::gpu::shader::validate("matmul_reg", &src)
                 .unwrap_or_else(|e| panic!("{tm}x{tn}: {e}"));
+            let src = matmul_reg_half_source(tm, tn).unwrap();
+            crate::gpu::shader::validate("matmul_regh", &src)
+                .unwrap_or_else(|e| panic!("half {tm}x{tn}: {e}"));
         }
     }
 

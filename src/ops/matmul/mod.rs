@@ -9,6 +9,7 @@
 //! likewise.
 
 pub mod codegen;
+pub mod half;
 pub mod variants;
 
 pub use variants::{reg_tile, set_reg_tile, set_reg_tile_str, OP};
@@ -258,13 +259,8 @@ fn matmul_by(
         other => other,
     };
     let out = Tensor::empty(&gpu, &p.shape)?;
-    let padded;
-    let cbuf = if aligned {
-        &out
-    } else {
-        padded = Tensor::empty(&gpu, &[z * m * n4 * 4])?;
-        &padded
-    };
+    let padded = padded_c(&out, z, m, n)?;
+    let cbuf = padded.as_ref().unwrap_or(&out);
     // A strides.
     let (sam, sak) = if ta { (1, m) } else { (k, 1) };
     let sab = if za == 0 { 0 } else { m * k };
@@ -296,15 +292,30 @@ fn matmul_by(
         };
         let (m32, n432) = (u32_of("rows", m)?, u32_of("vec4 columns", n4)?);
         variants::launch(&gpu, v, &params, ops, (m32, n432, u32_of("batch", z)?))?;
-        if !aligned {
-            gpu.launch(&LAYOUT, "unpack")
-                .params(&layout_params(m, n, n4, false, z)?)
-                .read(cbuf)
-                .write(&out)
-                .dispatch_1d(z * m * n, 256)?;
+        if let Some(padded) = &padded {
+            unpack_c(padded, &out, m, n, z)?;
         }
     }
     Ok(out)
+}
+
+/// Where a product writes C: `out` itself (None) when N is a multiple of 4, else a buffer of
+/// zero-padded vec4 rows, which [`unpack_c`] copies into `out` after the product.
+fn padded_c(out: &Tensor, z: usize, m: usize, n: usize) -> Result<Option<Tensor>> {
+    if n.is_multiple_of(4) {
+        return Ok(None);
+    }
+    Tensor::empty(out.gpu(), &[z * m * n.div_ceil(4) * 4]).map(Some)
+}
+
+/// Copy a product's C from padded vec4 rows into `out` (z × m × n, unpadded).
+fn unpack_c(padded: &Tensor, out: &Tensor, m: usize, n: usize, z: usize) -> Result<()> {
+    out.gpu()
+        .launch(&LAYOUT, "unpack")
+        .params(&layout_params(m, n, n.div_ceil(4), false, z)?)
+        .read(padded)
+        .write(out)
+        .dispatch_1d(z * m * n, 256)
 }
 
 /// `mm_strided`'s invocations per workgroup (along the columns) and rows per invocation (`SWX`
