@@ -336,6 +336,35 @@ fn a_local_sweep_merges_and_names_held_and_corrupt_cells() {
     let st = ok(&["sweep", "status", o], &[]);
     assert!(st.contains("4 cells: 4 done"), "{st}");
 
+    // A second sweep that fixes a value the first left at the base's (β), merged with it: its
+    // cell is a setting of its own, not a third seed of the first sweep's nb = 8 rows.
+    let g2 = d.join("grid2.json");
+    let grid2 = json!({"base": "base.json", "fixed": {"tasks.0.train.beta": 1.0},
+                       "grid": {"seed": [0], "clone.nb": [8]}});
+    std::fs::write(&g2, grid2.to_string()).unwrap();
+    let out2 = d.join("sweep2");
+    let o2 = out2.to_str().unwrap();
+    ok(
+        &["sweep", "plan", "--grid", g2.to_str().unwrap(), "--out", o2],
+        &[],
+    );
+    ok(&["sweep", "run", o2], &[]);
+    let both = d.join("both");
+    ok(&["report", o, o2, "--out", both.to_str().unwrap()], &[]);
+    let m = merged(&both);
+    assert_eq!(m.cells_merged, 5);
+    assert!(
+        m.keys.contains(&"tasks.0.train.beta".to_string()),
+        "{:?}",
+        m.keys
+    );
+    assert_eq!(m.rows.len(), 9, "{:#?}", m.rows);
+    for row in &m.rows {
+        let beta = row.setting["tasks.0.train.beta"].as_f64().unwrap();
+        let want: Vec<u64> = if beta == 1.0 { vec![0] } else { vec![0, 1] };
+        assert_eq!(row.seeds, want, "{row:?}");
+    }
+
     // A cell held by another process is left alone by the executor and shown as running.
     let h = hashes(&out);
     let cell0 = out.join("cells").join(&h[0]);

@@ -163,6 +163,33 @@ pub fn show(values: &BTreeMap<String, Value>) -> String {
         .join(", ")
 }
 
+/// Every leaf of a configuration (as JSON) under its dotted path, as grid keys name them:
+/// `tasks.0.train.beta`.
+pub fn leaves(v: &Value) -> BTreeMap<String, Value> {
+    fn walk(v: &Value, path: String, out: &mut BTreeMap<String, Value>) {
+        let join = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, x)| walk(x, join(k), out)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| walk(x, join(&i.to_string()), out)),
+            leaf => {
+                out.insert(path, leaf.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(v, String::new(), &mut out);
+    out
+}
+
 /// A configuration's content hash: SHA-256 of its canonical JSON (object keys sorted, no
 /// whitespace), the first 16 hex digits.
 pub fn hash(cfg: &RunConfig) -> String {

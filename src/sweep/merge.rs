@@ -4,7 +4,7 @@
 //! report that does not parse, or that is of another configuration, or a folder of another grid)
 //! is named with the reason, never merged silently.
 
-use super::grid::show;
+use super::grid::{leaves, show};
 pub use super::symmetry::RowSymmetry;
 use super::{cell_report, cell_state, read_index, State, INDEX};
 use crate::files::kind::{self, Found, Kind};
@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 pub struct SweepReport {
     /// The sweep folders merged.
     pub sweeps: Vec<String>,
-    /// The swept keys.
+    /// The swept keys, and any other configuration key whose value differs among the merged
+    /// cells.
     pub keys: Vec<String>,
     pub cells_total: usize,
     pub cells_merged: usize,
@@ -39,7 +40,8 @@ pub struct SweepReport {
 pub struct Row {
     pub task: String,
     pub model: ModelKind,
-    /// The swept values other than the seed.
+    /// The values of the report's keys other than the seed (null where a cell's configuration
+    /// has no such key).
     pub setting: BTreeMap<String, Value>,
     pub seeds: Vec<u64>,
     /// Test accuracy per seed (fraction correct), in the order of `seeds`.
@@ -100,9 +102,8 @@ pub fn merge(dirs: &[PathBuf]) -> Result<SweepReport> {
     let mut seen = std::collections::BTreeSet::new();
     let (mut total, mut merged) = (0, 0);
     let (mut not_finished, mut left_out) = (Vec::new(), Vec::new());
-    // (task, model, setting) → (seed, accuracy) pairs and each cell's (seeds, symmetry), in
-    // first-seen order.
-    let mut groups: Vec<Group> = Vec::new();
+    // The finished cells, each with its configuration as dotted paths.
+    let mut done = Vec::new();
     for dir in dirs {
         let index = read_index(dir)?;
         for k in &index.keys {
@@ -138,27 +139,48 @@ pub fn merge(dirs: &[PathBuf]) -> Result<SweepReport> {
                 }
             };
             merged += 1;
-            let setting: BTreeMap<String, Value> = c
-                .values
-                .iter()
-                .filter(|(k, _)| k.as_str() != "seed")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            for m in &report.results {
-                let key = (m.task.clone(), m.model, setting.clone());
-                let pos = match groups.iter().position(|(k, ..)| *k == key) {
-                    Some(p) => p,
-                    None => {
-                        groups.push((key, Vec::new(), Vec::new()));
-                        groups.len() - 1
-                    }
-                };
-                groups[pos].2.push((m.test_acc.len(), RowSymmetry::of(m)));
-                for (i, &a) in m.test_acc.iter().enumerate() {
-                    groups[pos]
-                        .1
-                        .push((report.config.seed + i as u64, a as f64));
+            let mut paths = leaves(&serde_json::to_value(&report.config).expect("serialisable"));
+            // A swept key keeps the value as the grid wrote it (5e10, not its f32 rounding).
+            paths.extend(c.values.iter().map(|(k, v)| (k.clone(), v.clone())));
+            done.push((paths, report));
+        }
+    }
+    // A setting is every key a sweep swept and every other value in which the merged cells
+    // differ (a value one sweep fixed and another left at its default, say), never pooling
+    // cells of different configurations; the seed is what the rows are over.
+    if let Some((first, _)) = done.first() {
+        let all: std::collections::BTreeSet<&String> =
+            done.iter().flat_map(|(p, _)| p.keys()).collect();
+        for path in all {
+            let varies = done.iter().any(|(p, _)| p.get(path) != first.get(path));
+            if varies && !keys.contains(path) {
+                keys.push(path.clone());
+            }
+        }
+    }
+    // (task, model, setting) → (seed, accuracy) pairs and each cell's (seeds, symmetry), in
+    // first-seen order.
+    let mut groups: Vec<Group> = Vec::new();
+    for (paths, report) in &done {
+        let setting: BTreeMap<String, Value> = keys
+            .iter()
+            .filter(|k| k.as_str() != "seed")
+            .map(|k| (k.clone(), paths.get(k).cloned().unwrap_or(Value::Null)))
+            .collect();
+        for m in &report.results {
+            let key = (m.task.clone(), m.model, setting.clone());
+            let pos = match groups.iter().position(|(k, ..)| *k == key) {
+                Some(p) => p,
+                None => {
+                    groups.push((key, Vec::new(), Vec::new()));
+                    groups.len() - 1
                 }
+            };
+            groups[pos].2.push((m.test_acc.len(), RowSymmetry::of(m)));
+            for (i, &a) in m.test_acc.iter().enumerate() {
+                groups[pos]
+                    .1
+                    .push((report.config.seed + i as u64, a as f64));
             }
         }
     }
@@ -297,7 +319,7 @@ pub fn doc(r: &SweepReport, figs: Vec<FigureBlock>) -> Doc {
     let mut b = vec![Block::List(vec![
         format!("sweeps: {}", r.sweeps.join(", ")),
         format!("cells merged: {} of {}", r.cells_merged, r.cells_total),
-        format!("swept keys: {}", r.keys.join(", ")),
+        format!("swept keys (and keys the cells differ in): {}", r.keys.join(", ")),
     ])];
     b.push(Block::Heading(2, "Test accuracy over seeds".into()));
     b.push(Block::Para(
