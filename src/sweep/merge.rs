@@ -319,7 +319,10 @@ pub fn doc(r: &SweepReport, figs: Vec<FigureBlock>) -> Doc {
     let mut b = vec![Block::List(vec![
         format!("sweeps: {}", r.sweeps.join(", ")),
         format!("cells merged: {} of {}", r.cells_merged, r.cells_total),
-        format!("swept keys (and keys the cells differ in): {}", r.keys.join(", ")),
+        format!(
+            "swept keys (and keys the cells differ in): {}",
+            r.keys.join(", ")
+        ),
     ])];
     b.push(Block::Heading(2, "Test accuracy over seeds".into()));
     b.push(Block::Para(
