@@ -488,11 +488,6 @@ impl ClonedConv {
         self
     }
 
-    /// Whether the frozen blocks are read in half precision.
-    pub fn half_blocks(&self) -> bool {
-        self.half_blocks
-    }
-
     /// x: (B, Cin, [S,] d, d) → (B, Cout, [R,] d−2, d−2), S and R the kind's input and output
     /// planes (4 or 8 orientations for the group kinds).
     pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
