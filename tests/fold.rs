@@ -385,16 +385,24 @@ fn fold_optimisers(g: &Arc<Gpu>, rg: &mut Rng) {
     for kind in ["adamw", "sgd"] {
         let p0 = rg.normal_vec(n);
         let p = Tensor::from_slice(g, &[n], &p0).unwrap();
-        let (m, v) = (
-            Tensor::zeros(g, &[n]).unwrap(),
-            Tensor::zeros(g, &[n]).unwrap(),
-        );
+        let state = Tensor::zeros(g, &[2 * n]).unwrap();
         let (mut rp, mut rm, mut rv) = (to64(&p0), vec![0.0; n], vec![0.0; n]);
         let one = Tensor::full(g, &[2], 1.0).unwrap();
         for t in 1..=3u32 {
             let (gt, g64) = up(g, &[n], rg);
+            let slot = optim::Slot {
+                param: &p,
+                grad: &gt,
+                scale: 1.0,
+                offset: 0,
+            };
             if kind == "sgd" {
-                optim::sgd_(&p, &gt, &m, &one, 0.05, 0.9, 1e-3, t == 1).unwrap();
+                let rule = optim::Rule::Sgd {
+                    lr: 0.05,
+                    momentum: 0.9,
+                    weight_decay: 1e-3,
+                };
+                optim::step_(&[slot], &state, &one, rule).unwrap();
                 r::optim::sgd(&mut rp, &g64, &mut rm, 0.05, 0.9, 1e-3, t == 1, 1.0);
             } else {
                 let h = optim::AdamStep {
@@ -406,7 +414,7 @@ fn fold_optimisers(g: &Arc<Gpu>, rg: &mut Rng) {
                     decoupled: true,
                     t,
                 };
-                optim::adam_(&p, &gt, &m, &v, &one, h).unwrap();
+                optim::step_(&[slot], &state, &one, optim::Rule::Adam(h)).unwrap();
                 r::optim::adam(
                     &mut rp, &g64, &mut rm, &mut rv, 1e-2, 0.9, 0.999, 1e-8, 0.01, true, t, 1.0,
                 );

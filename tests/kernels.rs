@@ -411,59 +411,81 @@ fn optimisers_match_reference_over_10_steps() {
     optimiser_cases(&gpu());
 }
 
+/// Two tensors in one launch (1,000 and 37 elements, the second's gradient scaled by ½, its
+/// moments after a gap in the state), ten steps of each rule with and without clipping.
 fn optimiser_cases(g: &Arc<Gpu>) {
     let g = g.clone();
     let mut rg = rng(12);
+    let (sizes, scales, offsets) = ([1000usize, 37], [1.0f32, 0.5], [0usize, 1003]);
     for (kind, decoupled) in [("adam", false), ("adamw", true), ("sgd", false)] {
         for clip in [None, Some(0.5f32)] {
-            let n = 1000;
-            let p0 = rg.normal_vec(n);
-            let p = Tensor::from_slice(&g, &[n], &p0).unwrap();
-            let m = Tensor::zeros(&g, &[n]).unwrap();
-            let v = Tensor::zeros(&g, &[n]).unwrap();
-            let mut rp = to64(&p0);
-            let mut rm = vec![0.0; n];
-            let mut rv = vec![0.0; n];
+            let moments = if kind == "sgd" { 1 } else { 2 };
+            let state = Tensor::zeros(&g, &[moments * 1040]).unwrap();
+            let mut ps = Vec::new();
+            let mut refs = Vec::new();
+            for &n in &sizes {
+                let p0 = rg.normal_vec(n);
+                ps.push(Tensor::from_slice(&g, &[n], &p0).unwrap());
+                refs.push((to64(&p0), vec![0.0; n], vec![0.0; n]));
+            }
             for t in 1..=10u32 {
-                let gr = rg.normal_vec(n);
-                let gt = Tensor::from_slice(&g, &[n], &gr).unwrap();
-                let g64 = to64(&gr);
-                let (clip_t, scale) = match clip {
+                let grads: Vec<Vec<f32>> = sizes.iter().map(|&n| rg.normal_vec(n)).collect();
+                let gts: Vec<Tensor> = grads
+                    .iter()
+                    .map(|gr| Tensor::from_slice(&g, &[gr.len()], gr).unwrap())
+                    .collect();
+                let g64: Vec<Vec<f64>> = grads.iter().map(|gr| to64(gr)).collect();
+                let (clip_t, coef) = match clip {
                     Some(c) => (
-                        optim::clip_coefficient(std::slice::from_ref(&gt), c).unwrap(),
-                        r::optim::clip_coef(&[&g64], c as f64),
+                        optim::clip_coefficient(&gts, c).unwrap(),
+                        r::optim::clip_coef(&[&g64[0], &g64[1]], c as f64),
                     ),
                     None => (Tensor::full(&g, &[2], 1.0).unwrap(), 1.0),
                 };
-                match kind {
-                    "sgd" => {
-                        optim::sgd_(&p, &gt, &m, &clip_t, 0.05, 0.9, 1e-3, t == 1).unwrap();
-                        r::optim::sgd(&mut rp, &g64, &mut rm, 0.05, 0.9, 1e-3, t == 1, scale);
-                    }
-                    _ => {
-                        let h = optim::AdamStep {
-                            lr: 1e-2,
-                            beta1: 0.9,
-                            beta2: 0.999,
-                            eps: 1e-8,
-                            weight_decay: 0.01,
-                            decoupled,
-                            t,
-                        };
-                        optim::adam_(&p, &gt, &m, &v, &clip_t, h).unwrap();
+                let slots: Vec<optim::Slot> = (0..2)
+                    .map(|i| optim::Slot {
+                        param: &ps[i],
+                        grad: &gts[i],
+                        scale: scales[i],
+                        offset: offsets[i],
+                    })
+                    .collect();
+                let rule = match kind {
+                    "sgd" => optim::Rule::Sgd {
+                        lr: 0.05,
+                        momentum: 0.9,
+                        weight_decay: 1e-3,
+                    },
+                    _ => optim::Rule::Adam(optim::AdamStep {
+                        lr: 1e-2,
+                        beta1: 0.9,
+                        beta2: 0.999,
+                        eps: 1e-8,
+                        weight_decay: 0.01,
+                        decoupled,
+                        t,
+                    }),
+                };
+                optim::step_(&slots, &state, &clip_t, rule).unwrap();
+                for (i, (rp, rm, rv)) in refs.iter_mut().enumerate() {
+                    let scale = coef * scales[i] as f64;
+                    if kind == "sgd" {
+                        r::optim::sgd(rp, &g64[i], rm, 0.05, 0.9, 1e-3, t == 1, scale);
+                    } else {
                         r::optim::adam(
-                            &mut rp, &g64, &mut rm, &mut rv, 1e-2, 0.9, 0.999, 1e-8, 0.01,
-                            decoupled, t, scale,
+                            rp, &g64[i], rm, rv, 1e-2, 0.9, 0.999, 1e-8, 0.01, decoupled, t, scale,
                         );
                     }
                 }
             }
-            assert_close(
-                &format!("{kind} clip={clip:?}"),
-                &p.to_vec().unwrap(),
-                &rp,
-                1e-5,
-            );
+            for (i, (p, (rp, _, _))) in ps.iter().zip(&refs).enumerate() {
+                assert_close(
+                    &format!("{kind} clip={clip:?} tensor {i}"),
+                    &p.to_vec().unwrap(),
+                    rp,
+                    1e-5,
+                );
+            }
         }
     }
 }

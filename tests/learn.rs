@@ -145,3 +145,113 @@ fn a_tied_parameter_steps_as_its_entries_would() {
     let opt = Optimizer::new(OptimizerKind::adamw(0.0), 0.1, &[]);
     assert!(opt.with_tied(&stray, 2).is_err());
 }
+
+/// The optimiser steps many parameters a few launches at a time over one packed state: with six
+/// trainable tensors of ragged sizes (two launches), a frozen one among them, and one tensor
+/// left without a gradient on one step (skipped, its moments kept), every tensor ends where the
+/// reference's per-tensor Adam (L2 decay) and SGD with momentum put it.
+#[test]
+fn an_optimiser_steps_each_of_many_parameters_as_the_reference_would() {
+    use symclone::reference as r;
+    let g = gpu();
+    let sizes = [300usize, 7, 1, 129, 40, 2];
+    for adam in [true, false] {
+        let mut rg = rng(7);
+        let values: Vec<Vec<f32>> = sizes.iter().map(|&n| rg.normal_vec(n)).collect();
+        let params: Vec<Param> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                Param::new(
+                    format!("p{i}"),
+                    Tensor::from_slice(&g, &[v.len()], v).unwrap(),
+                )
+            })
+            .collect();
+        let frozen = Param::frozen("f", Tensor::zeros(&g, &[5]).unwrap());
+        let mut all = params.clone();
+        all.insert(2, frozen.clone());
+        let kind = if adam {
+            OptimizerKind::adam(0.01)
+        } else {
+            OptimizerKind::Sgd {
+                momentum: 0.9,
+                weight_decay: 1e-3,
+            }
+        };
+        let mut opt = Optimizer::new(kind, 0.05, &all);
+        let mut want: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = values
+            .iter()
+            .map(|v| {
+                let n = v.len();
+                (
+                    v.iter().map(|&x| x as f64).collect(),
+                    vec![0.0; n],
+                    vec![0.0; n],
+                )
+            })
+            .collect();
+        let mut stepped = vec![false; sizes.len()];
+        for t in 1..=3u32 {
+            for (i, p) in params.iter().enumerate() {
+                if t == 2 && i == 1 {
+                    continue;
+                }
+                let gv = rg.normal_vec(sizes[i]);
+                p.accumulate_grad(Tensor::from_slice(&g, &[sizes[i]], &gv).unwrap())
+                    .unwrap();
+                let g64: Vec<f64> = gv.iter().map(|&x| x as f64).collect();
+                let (wp, wm, wv) = &mut want[i];
+                if adam {
+                    r::optim::adam(
+                        wp, &g64, wm, wv, 0.05, 0.9, 0.999, 1e-8, 0.01, false, t, 1.0,
+                    );
+                } else {
+                    r::optim::sgd(wp, &g64, wm, 0.05, 0.9, 1e-3, !stepped[i], 1.0);
+                }
+                stepped[i] = true;
+            }
+            opt.step().unwrap();
+            opt.zero_grad();
+        }
+        for (i, p) in params.iter().enumerate() {
+            let got = p.value().to_vec().unwrap();
+            for (a, b) in got.iter().zip(&want[i].0) {
+                assert!(
+                    (*a as f64 - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "adam {adam}, p{i}: {got:?} vs {:?}",
+                    want[i].0
+                );
+            }
+        }
+        assert_eq!(frozen.value().to_vec().unwrap(), vec![0.0; 5]);
+    }
+}
+
+/// An optimiser step whose tensors' moments overlap, or whose state is too short, is refused.
+#[test]
+fn an_optimiser_step_refuses_overlapping_or_missing_state() {
+    use symclone::ops::optim;
+    let g = gpu();
+    let p = Tensor::zeros(&g, &[4]).unwrap();
+    let gr = Tensor::zeros(&g, &[4]).unwrap();
+    let q = Tensor::zeros(&g, &[4]).unwrap();
+    let one = Tensor::full(&g, &[2], 1.0).unwrap();
+    let sgd = optim::Rule::Sgd {
+        lr: 0.1,
+        momentum: 0.0,
+        weight_decay: 0.0,
+    };
+    let slot = |param, offset| optim::Slot {
+        param,
+        grad: &gr,
+        scale: 1.0,
+        offset,
+    };
+    let state = Tensor::zeros(&g, &[8]).unwrap();
+    let e = optim::step_(&[slot(&p, 0), slot(&q, 2)], &state, &one, sgd).unwrap_err();
+    assert!(e.to_string().contains("share state entries"), "{e}");
+    let e = optim::step_(&[slot(&p, 5)], &state, &one, sgd).unwrap_err();
+    assert!(e.to_string().contains("no room"), "{e}");
+    assert!(optim::step_(&[slot(&p, 0), slot(&q, 4)], &state, &one, sgd).is_ok());
+}

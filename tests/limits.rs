@@ -58,7 +58,7 @@ fn a_kernel_binding_more_storage_buffers_than_allowed_is_an_error_naming_the_lim
     l.max_storage_buffers_per_shader_stage = 4;
     let g = gpu_with_limits(l);
     let t = || Tensor::zeros(&g, &[8]).unwrap();
-    let (p, gr, m, v, clip) = (t(), t(), t(), t(), t());
+    let (p, gr, state, clip) = (t(), t(), Tensor::zeros(&g, &[16]).unwrap(), t());
     let h = optim::AdamStep {
         lr: 1e-3,
         beta1: 0.9,
@@ -68,8 +68,15 @@ fn a_kernel_binding_more_storage_buffers_than_allowed_is_an_error_naming_the_lim
         decoupled: true,
         t: 1,
     };
-    // Adam binds five: parameters, gradient, clip coefficient, two moments.
-    let e = optim::adam_(&p, &gr, &m, &v, &clip, h)
+    // An optimiser step binds eight: the clip coefficient, the moments, three (parameters,
+    // gradient) pairs.
+    let slot = optim::Slot {
+        param: &p,
+        grad: &gr,
+        scale: 1.0,
+        offset: 0,
+    };
+    let e = optim::step_(&[slot], &state, &clip, optim::Rule::Adam(h))
         .unwrap_err()
         .to_string();
     assert!(

@@ -405,6 +405,8 @@ fn run_elementwise(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, op: Ew, n: usize) ->
     Ok(())
 }
 
+/// Four parameter tensors of ragged sizes (two launches of [`optim::SLOTS`]), with gradient
+/// scales and a gap in the packed state, against the reference tensor by tensor.
 fn run_optim(
     g: &Arc<Gpu>,
     o: &mut Out,
@@ -413,23 +415,52 @@ fn run_optim(
     n: usize,
     steps: u32,
 ) -> Result<()> {
-    let (p, p6) = up(g, &[n], rg)?;
-    let m = Tensor::zeros(g, &[n])?;
-    let v = Tensor::zeros(g, &[n])?;
-    let mut rp = p6;
-    let (mut rm, mut rv) = (vec![0.0; n], vec![0.0; n]);
+    let sizes = [n, n / 3 + 1, 7, n / 2];
+    let scales = [1.0f32, 0.25, 1.0, 0.5];
+    let moments = if adam { 2 } else { 1 };
+    let offsets: Vec<usize> = sizes
+        .iter()
+        .scan(5, |at, &k| {
+            *at += k;
+            Some(*at - k)
+        })
+        .collect();
+    let total = offsets[3] + sizes[3];
+    let state = Tensor::zeros(g, &[moments * total])?;
+    let mut ps = Vec::new();
+    let mut refs = Vec::new();
+    for &k in &sizes {
+        let (p, p6) = up(g, &[k], rg)?;
+        ps.push(p);
+        refs.push((p6, vec![0.0; k], vec![0.0; k]));
+    }
     for t in 1..=steps {
-        let (gt, g64) = up(g, &[n], rg)?;
-        let (clip_t, scale) = if clip {
+        let mut gs = Vec::new();
+        let mut g64s = Vec::new();
+        for &k in &sizes {
+            let (gt, g64) = up(g, &[k], rg)?;
+            gs.push(gt);
+            g64s.push(g64);
+        }
+        let (clip_t, coef) = if clip {
+            let views: Vec<&[f64]> = g64s.iter().map(|v| v.as_slice()).collect();
             (
-                optim::clip_coefficient(std::slice::from_ref(&gt), 0.5)?,
-                r::optim::clip_coef(&[&g64], 0.5),
+                optim::clip_coefficient(&gs, 0.5)?,
+                r::optim::clip_coef(&views, 0.5),
             )
         } else {
             (Tensor::full(g, &[2], 1.0)?, 1.0)
         };
-        if adam {
-            let h = optim::AdamStep {
+        let slots: Vec<optim::Slot> = (0..sizes.len())
+            .map(|i| optim::Slot {
+                param: &ps[i],
+                grad: &gs[i],
+                scale: scales[i],
+                offset: offsets[i],
+            })
+            .collect();
+        let rule = if adam {
+            optim::Rule::Adam(optim::AdamStep {
                 lr: 1e-2,
                 beta1: 0.9,
                 beta2: 0.999,
@@ -437,17 +468,35 @@ fn run_optim(
                 weight_decay: 0.01,
                 decoupled,
                 t,
-            };
-            optim::adam_(&p, &gt, &m, &v, &clip_t, h)?;
-            r::optim::adam(
-                &mut rp, &g64, &mut rm, &mut rv, 1e-2, 0.9, 0.999, 1e-8, 0.01, decoupled, t, scale,
-            );
+            })
         } else {
-            optim::sgd_(&p, &gt, &m, &clip_t, 0.05, 0.9, 1e-3, t == 1)?;
-            r::optim::sgd(&mut rp, &g64, &mut rm, 0.05, 0.9, 1e-3, t == 1, scale);
+            optim::Rule::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 1e-3,
+            }
+        };
+        optim::step_(&slots, &state, &clip_t, rule)?;
+        for (i, (rp, rm, rv)) in refs.iter_mut().enumerate() {
+            let scale = coef * scales[i] as f64;
+            if adam {
+                r::optim::adam(
+                    rp, &g64s[i], rm, rv, 1e-2, 0.9, 0.999, 1e-8, 0.01, decoupled, t, scale,
+                );
+            } else {
+                r::optim::sgd(rp, &g64s[i], rm, 0.05, 0.9, 1e-3, t == 1, scale);
+            }
         }
     }
-    o.within("parameters", &p.to_vec()?, &rp, STATED, STATED_WHY);
+    for (i, (p, (rp, _, _))) in ps.iter().zip(&refs).enumerate() {
+        o.within(
+            &format!("parameters {i}"),
+            &p.to_vec()?,
+            rp,
+            STATED,
+            STATED_WHY,
+        );
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 use crate::autograd::Param;
 use crate::ops::elementwise;
-use crate::ops::optim::{self as kernels, AdamStep};
+use crate::ops::optim::{self as kernels, AdamStep, Rule, Slot};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -52,8 +52,8 @@ impl OptimizerKind {
 
 struct State {
     param: Param,
-    m: Option<Tensor>,
-    v: Option<Tensor>,
+    /// Where the parameter's moments start in its launch group's packed state.
+    offset: usize,
     /// How many tied entries each element of the parameter stands for (1: an ordinary parameter;
     /// see [`Optimizer::with_tied`]).
     tied: usize,
@@ -66,26 +66,43 @@ pub struct Optimizer {
     /// Clip the global gradient norm to this value before each step.
     pub clip: Option<f32>,
     states: Vec<State>,
+    /// The moments of each launch group (the trainable parameters taken [`kernels::SLOTS`] at a
+    /// time, in order), packed ([`kernels::step_`]); made at the first step. One buffer per
+    /// launch, so that each launch binds only the state it updates.
+    moments: Vec<Option<Tensor>>,
+    /// The clip coefficient when clipping is off: `[1, 0]`, made once.
+    unclipped: Option<Tensor>,
     t: u32,
     last_clip: Option<Tensor>,
 }
 
 impl Optimizer {
     pub fn new(kind: OptimizerKind, lr: f32, params: &[Param]) -> Self {
+        let mut offset = 0;
+        let states: Vec<State> = params
+            .iter()
+            .filter(|p| p.trainable())
+            .enumerate()
+            .map(|(i, p)| {
+                if i % kernels::SLOTS == 0 {
+                    offset = 0;
+                }
+                offset += p.numel();
+                State {
+                    param: p.clone(),
+                    offset: offset - p.numel(),
+                    tied: 1,
+                }
+            })
+            .collect();
+        let groups = states.len().div_ceil(kernels::SLOTS);
         Optimizer {
             kind,
             lr,
             clip: None,
-            states: params
-                .iter()
-                .filter(|p| p.trainable())
-                .map(|p| State {
-                    param: p.clone(),
-                    m: None,
-                    v: None,
-                    tied: 1,
-                })
-                .collect(),
+            states,
+            moments: vec![None; groups],
+            unclipped: None,
             t: 0,
             last_clip: None,
         }
@@ -144,67 +161,84 @@ impl Optimizer {
         }
         self.t += 1;
         let gpu = self.states[with_grad[0]].param.value().gpu().clone();
-        // A tied parameter's entries each see g / tied and count tied · (g / tied)² = (g / √tied)²
-        // towards the norm.
-        let scaled = |s: &State, power: f32| -> Result<Tensor> {
-            let g = s.param.grad().unwrap();
-            if s.tied == 1 {
-                Ok(g)
-            } else {
-                elementwise::affine(&g, (s.tied as f32).powf(-power), 0.0)
-            }
-        };
+        // A tied parameter's entries each see g / tied (the slot's scale below) and count
+        // tied · (g / tied)² = (g / √tied)² towards the norm.
         let clip = match self.clip {
             Some(max_norm) => {
                 let grads = with_grad
                     .iter()
-                    .map(|&i| scaled(&self.states[i], 0.5))
+                    .map(|&i| {
+                        let s = &self.states[i];
+                        let g = s.param.grad().unwrap();
+                        if s.tied == 1 {
+                            Ok(g)
+                        } else {
+                            elementwise::affine(&g, (s.tied as f32).powf(-0.5), 0.0)
+                        }
+                    })
                     .collect::<Result<Vec<Tensor>>>()?;
                 kernels::clip_coefficient(&grads, max_norm)?
             }
-            None => Tensor::full(&gpu, &[2], 1.0)?,
+            None => match &self.unclipped {
+                Some(t) => t.clone(),
+                None => Tensor::from_slice(&gpu, &[2], &[1.0, 0.0])?,
+            },
         };
-        for &i in &with_grad {
-            let g = scaled(&self.states[i], 1.0)?;
-            let s = &mut self.states[i];
-            let p = s.param.value();
-            let first = s.m.is_none();
-            if first {
-                s.m = Some(Tensor::zeros(&gpu, p.shape())?);
-                if !matches!(self.kind, OptimizerKind::Sgd { .. }) {
-                    s.v = Some(Tensor::zeros(&gpu, p.shape())?);
-                }
+        if self.clip.is_none() {
+            self.unclipped = Some(clip.clone());
+        }
+        let rule = match self.kind {
+            OptimizerKind::Sgd {
+                momentum,
+                weight_decay,
+            } => Rule::Sgd {
+                lr: self.lr,
+                momentum,
+                weight_decay,
+            },
+            OptimizerKind::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
             }
-            let m = s.m.as_ref().unwrap();
-            match self.kind {
-                OptimizerKind::Sgd {
-                    momentum,
-                    weight_decay,
-                } => kernels::sgd_(&p, &g, m, &clip, self.lr, momentum, weight_decay, first)?,
-                OptimizerKind::Adam {
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                }
-                | OptimizerKind::AdamW {
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                } => {
-                    let h = AdamStep {
-                        lr: self.lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                        decoupled: matches!(self.kind, OptimizerKind::AdamW { .. }),
-                        t: self.t,
-                    };
-                    kernels::adam_(&p, &g, m, s.v.as_ref().unwrap(), &clip, h)?
-                }
+            | OptimizerKind::AdamW {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => Rule::Adam(AdamStep {
+                lr: self.lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled: matches!(self.kind, OptimizerKind::AdamW { .. }),
+                t: self.t,
+            }),
+        };
+        for (k, group) in self.states.chunks(kernels::SLOTS).enumerate() {
+            let held: Vec<(&State, Tensor, Tensor)> = group
+                .iter()
+                .filter_map(|s| Some((s, s.param.value(), s.param.grad()?)))
+                .collect();
+            if held.is_empty() {
+                continue;
             }
+            if self.moments[k].is_none() {
+                let n: usize = group.iter().map(|s| s.param.numel()).sum();
+                self.moments[k] = Some(Tensor::zeros(&gpu, &[n * rule.moments()])?);
+            }
+            let slots: Vec<Slot> = held
+                .iter()
+                .map(|(s, p, g)| Slot {
+                    param: p,
+                    grad: g,
+                    scale: (s.tied as f32).powf(-1.0),
+                    offset: s.offset,
+                })
+                .collect();
+            kernels::step_(&slots, self.moments[k].as_ref().unwrap(), &clip, rule)?;
         }
         self.last_clip = Some(clip);
         Ok(())
