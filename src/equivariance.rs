@@ -25,7 +25,8 @@ pub enum Group {
     C4,
     /// The rotations and reflections of D4, elements k = 1..7 (SPEC §9).
     D4,
-    /// Integer translations by each (dy, dx) in `shifts`, compared on the interior.
+    /// Integer translations by each (dy, dx) in `shifts`, compared on the interior. A shift that
+    /// leaves no interior of a small output to compare is skipped (an error when every one does).
     Translations {
         shifts: Vec<(i64, i64)>,
         margin: usize,
@@ -57,7 +58,7 @@ pub fn group_act_any(x: &Tensor, k: usize) -> Result<Tensor> {
 }
 
 /// The relative error for each group element (r = 1, 2, 3 for C4; k = 1..7 for D4; one per shift
-/// for translations).
+/// for translations, of the shifts that leave part of the output to compare).
 pub fn equivariance_errors(phi: Map<'_>, x: &Tensor, group: &Group) -> Result<Vec<f64>> {
     let y = phi(x)?;
     match group {
@@ -87,31 +88,38 @@ pub fn equivariance_errors(phi: Map<'_>, x: &Tensor, group: &Group) -> Result<Ve
             }
             let ys = y.shape();
             let (ho, wo) = (ys[ys.len() - 2], ys[ys.len() - 1]);
-            shifts
+            let m = *margin as i64;
+            let inside = |q: i64, d: i64, n: usize| {
+                let hi = n as i64 - m;
+                q >= m && q < hi && q - d >= m && q - d < hi
+            };
+            let masked: Vec<((i64, i64), Vec<bool>)> = shifts
                 .iter()
                 .map(|&(dy, dx)| {
-                    let lhs = phi(&transform::translate(x, dy, dx)?)?;
-                    let rhs = transform::translate(&y, dy, dx)?;
+                    let mask = (0..ho * wo)
+                        .map(|q| inside((q / wo) as i64, dy, ho) && inside((q % wo) as i64, dx, wo))
+                        .collect();
+                    ((dy, dx), mask)
+                })
+                .filter(|(_, mask): &(_, Vec<bool>)| mask.iter().any(|&b| b))
+                .collect();
+            if masked.is_empty() {
+                return Err(Error::invalid(format!(
+                    "no shift of {shifts:?} with margin {margin} leaves an interior of the {ho}×{wo} output to compare"
+                )));
+            }
+            masked
+                .iter()
+                .map(|((dy, dx), mask)| {
+                    let lhs = phi(&transform::translate(x, *dy, *dx)?)?;
+                    let rhs = transform::translate(&y, *dy, *dx)?;
                     if lhs.shape() != rhs.shape() {
                         return Err(Error::shape(
                             "equivariance",
                             format!("Φ(g·x) {:?} vs g·Φ(x) {:?}", lhs.shape(), rhs.shape()),
                         ));
                     }
-                    let m = *margin as i64;
-                    let inside = |q: i64, d: i64, n: usize| {
-                        let hi = n as i64 - m;
-                        q >= m && q < hi && q - d >= m && q - d < hi
-                    };
-                    let mask: Vec<bool> = (0..ho * wo)
-                        .map(|q| inside((q / wo) as i64, dy, ho) && inside((q % wo) as i64, dx, wo))
-                        .collect();
-                    if !mask.iter().any(|&b| b) {
-                        return Err(Error::invalid(format!(
-                            "the shift ({dy}, {dx}) with margin {margin} leaves no interior of the {ho}×{wo} output to compare"
-                        )));
-                    }
-                    Ok(rel(&lhs.to_vec()?, &rhs.to_vec()?, Some(&mask)))
+                    Ok(rel(&lhs.to_vec()?, &rhs.to_vec()?, Some(mask)))
                 })
                 .collect()
         }

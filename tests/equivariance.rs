@@ -203,6 +203,17 @@ fn bad_inputs_are_errors() {
         margin: 0,
     };
     assert!(equivariance_error(&id, &x, &far).is_err());
+    // A shift past a small map is skipped; the others are measured (one error each).
+    let mixed = Group::Translations {
+        shifts: vec![(1, 2), (9, 0), (-2, 1)],
+        margin: 0,
+    };
+    let v: Vec<f32> = (0..20).map(|i| i as f32).collect();
+    let x = Tensor::from_slice(&g, &[1, 1, 4, 5], &v).unwrap();
+    let double = |x: &Tensor| elementwise::affine(x, 2.0, 0.0);
+    let errs = equivariance_errors(&double, &x, &mixed).unwrap();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs.iter().all(|&e| e == 0.0), "{errs:?}");
 }
 
 #[test]
