@@ -56,6 +56,11 @@ fn bad_inputs_give_one_line_and_a_nonzero_exit() {
         (&["run", "--tasks", "upside-down"], 1, "upside-down"),
         (&["run", "--groups", "o3"], 1, "unknown group 'o3'"),
         (
+            &["run", "--trans-pad", "11"],
+            1,
+            "--trans-pad 11: use 1 to 10 pixels",
+        ),
+        (
             &["teacher", "--model", "d4-gcnn", "--task", "trans-sb"],
             1,
             "does not go with task trans-sb",

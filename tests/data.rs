@@ -697,3 +697,67 @@ fn fashion_mnist_loads_when_installed() {
     assert_eq!((few.train.n, few.test.n), (100, 50));
     assert_eq!(few.train.images[..], ds.train.images[..100 * 784]);
 }
+
+/// `trans-sb` on a compact canvas (`--trans-pad`): with p pixels of padding the canvas is the
+/// digit plus p on each side, every shift is ⌈p/3⌉..p left or right and 0..p down, the digit
+/// arrives whole (every pixel at its shifted place, none lost), the label follows the side,
+/// and both sides and every shift occur; the batcher refuses a canvas too small for its digits.
+#[test]
+fn trans_sb_on_a_compact_canvas_keeps_every_digit_whole() {
+    use symclone::data::Canvas;
+    let g = gpu();
+    let ds = Dataset::embedded()
+        .unwrap()
+        .subset(Some(400), Some(10))
+        .unwrap();
+    let split = &ds.train;
+    for pad in [1usize, 2, 3] {
+        let c = Canvas::compact(SIDE, pad);
+        assert_eq!((c.size, c.pad), (SIDE + 2 * pad, pad));
+        let b = Batcher::new(&g, split, Task::TransSb, Part::Train, 400, 5)
+            .unwrap()
+            .with_canvas(c)
+            .unwrap();
+        let batch = b.batch(0).unwrap();
+        assert_eq!(batch.images.shape(), [400, 1, c.size, c.size]);
+        let imgs = to_u8(&batch.images.to_vec().unwrap());
+        let labels = batch.labels.to_vec_u32().unwrap();
+        let (s, p) = (c.size, pad as i32);
+        let lo = pad.div_ceil(3) as i32;
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, smp) in b.samples().iter().enumerate() {
+            assert!((lo..=p).contains(&smp.dx.abs()), "pad {pad}: dx {}", smp.dx);
+            assert!((0..=p).contains(&smp.dy), "pad {pad}: dy {}", smp.dy);
+            seen.insert((smp.dx, smp.dy));
+            let digit = split.labels[smp.index as usize] as u32;
+            assert_eq!(labels[k], digit + if smp.dx > 0 { 10 } else { 0 });
+            let got = &imgs[k * s * s..(k + 1) * s * s];
+            let mut want = vec![0u8; s * s];
+            let orig = split.image(smp.index as usize);
+            for y in 0..SIDE {
+                for x in 0..SIDE {
+                    let ty = (p + y as i32 + smp.dy) as usize;
+                    let tx = (p + x as i32 + smp.dx) as usize;
+                    want[ty * s + tx] = orig[y * SIDE + x];
+                }
+            }
+            assert_eq!(got, want, "pad {pad}: digit {k} not whole at its place");
+        }
+        let shifts = 2 * (p - lo + 1) * (p + 1);
+        assert_eq!(
+            seen.len() as i32,
+            shifts,
+            "pad {pad}: shifts drawn {seen:?}"
+        );
+    }
+    let small = Canvas {
+        size: SIDE + 1,
+        ..Canvas::compact(SIDE, 1)
+    };
+    let e = Batcher::new(&g, split, Task::TransSb, Part::Train, 8, 5)
+        .unwrap()
+        .with_canvas(small)
+        .err()
+        .expect("a canvas smaller than the digit and its padding");
+    assert!(e.to_string().contains("cannot hold"), "{e}");
+}

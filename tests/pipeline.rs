@@ -27,7 +27,9 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
-    let g = gpu();
+    // A device of its own: the step and evaluation counts it checks are per device, and the
+    // other tests here launch kernels at the same time.
+    let g = gpu_with_limits(adapter_limits());
     let out = tmp("smoke");
     let cfg = tiny();
     let r = pipeline::run(&g, &cfg, &out, false, None, &mut Silent).unwrap();
@@ -706,4 +708,55 @@ fn a_smoke_run_under_webgpu_default_limits() {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `--trans-pad`: the trans-sb canvas (and so the T(2) models' input) follows the padding,
+/// other tasks keep theirs, 0 returns to SPEC's scaled canvas, a configuration without the key
+/// serialises as before (so earlier runs' hashes hold), and one outside 1..=10 is refused.
+#[test]
+fn the_trans_pad_knob_sets_the_t2_canvas_alone() {
+    use symclone::data::Task;
+    let mut c = RunConfig::preset("medium").unwrap();
+    assert_eq!(c.trans_pad, None);
+    let spec = c.arch(ModelKind::Cnn, Task::TransSb).side;
+    assert_eq!(spec, 48);
+    assert!(!serde_json::to_string(&c).unwrap().contains("trans_pad"));
+    let pad = |p| symclone::config::Overrides {
+        trans_pad: Some(p),
+        ..Default::default()
+    };
+    c.apply(&pad(2)).unwrap();
+    assert_eq!(c.trans_pad, Some(2));
+    assert_eq!(c.arch(ModelKind::Cnn, Task::TransSb).side, c.side + 4);
+    assert_eq!(c.canvas(Task::TransSb).dx, (1, 2));
+    assert_eq!(c.arch(ModelKind::Cnn, Task::Symmetric).side, c.side);
+    assert!(serde_json::to_string(&c)
+        .unwrap()
+        .contains("\"trans_pad\":2"));
+    c.validate().unwrap();
+    c.apply(&pad(0)).unwrap();
+    assert_eq!(c.trans_pad, None);
+    assert_eq!(c.arch(ModelKind::Cnn, Task::TransSb).side, spec);
+    // The quick preset puts trans-sb on the 18×18 compact canvas, with both T(2)-cloned models.
+    let q = RunConfig::preset("quick").unwrap();
+    assert_eq!(q.trans_pad, Some(1));
+    assert_eq!(q.arch(ModelKind::FauxCnnKl, Task::TransSb).side, 18);
+    let t = q.tasks.iter().find(|t| t.task == "trans-sb").unwrap();
+    assert_eq!(
+        t.models,
+        [
+            ModelKind::Cnn,
+            ModelKind::Mlp,
+            ModelKind::FauxCnn,
+            ModelKind::FauxCnnKl
+        ]
+    );
+    for bad in [11, 40] {
+        c.trans_pad = Some(bad);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("--trans-pad {bad}: use 1 to 10")),
+            "{e}"
+        );
+    }
 }

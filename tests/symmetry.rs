@@ -85,11 +85,11 @@ fn a_gcnn_is_invariant_and_a_cnn_trained_upright_is_not() {
         &mut rg,
     )
     .unwrap();
-    let gb = symmetry::layer_errors(&gcnn, &te, task, 4).unwrap();
+    let gb = symmetry::layer_errors(&gcnn, &te, task, task.canvas(16), 4).unwrap();
     fit(&gcnn, &tr, &te, task, 0.0);
     fit(&cnn, &tr, &te, task, 0.0);
-    let og = symmetry::orbit(&gcnn, &te, task, 64).unwrap();
-    let oc = symmetry::orbit(&cnn, &te, task, 64).unwrap();
+    let og = symmetry::orbit(&gcnn, &te, task, task.canvas(16), 64).unwrap();
+    let oc = symmetry::orbit(&cnn, &te, task, task.canvas(16), 64).unwrap();
     assert_eq!(og.digits, 64);
     let tol = gcnn_tol(&ga);
     assert!(og.invariance_error <= tol, "gcnn {og:?} (bound {tol:.1e})");
@@ -102,11 +102,11 @@ fn a_gcnn_is_invariant_and_a_cnn_trained_upright_is_not() {
     assert!(oc.accuracy[0] > oc.accuracy[2], "cnn {oc:?}");
     // Layer by layer: every gcnn layer is C4 equivariant before and after training; the cnn's
     // convolutions are not.
-    let ga_after = symmetry::layer_errors(&gcnn, &te, task, 4).unwrap();
+    let ga_after = symmetry::layer_errors(&gcnn, &te, task, task.canvas(16), 4).unwrap();
     for (l, e) in gb.iter().chain(&ga_after).enumerate() {
         assert!(*e <= sum_tol(4 * 9 * 3), "gcnn layer {}: {e:.2e}", l % 4);
     }
-    let ce = symmetry::layer_errors(&cnn, &te, task, 4).unwrap();
+    let ce = symmetry::layer_errors(&cnn, &te, task, task.canvas(16), 4).unwrap();
     assert_eq!(ce.len(), 4);
     assert!(ce.iter().all(|&e| e > 0.05), "cnn layers {ce:?}");
     // Under trans-sb's group (translations) the same convolutions are equivariant.
@@ -120,12 +120,13 @@ fn a_gcnn_is_invariant_and_a_cnn_trained_upright_is_not() {
         &mut rg,
     )
     .unwrap();
-    let te_t = symmetry::layer_errors(&cnn_t, &te, Task::TransSb, 4).unwrap();
+    let te_t =
+        symmetry::layer_errors(&cnn_t, &te, Task::TransSb, Task::TransSb.canvas(16), 4).unwrap();
     assert!(
         te_t.iter().all(|&e| e <= sum_tol(9 * 3)),
         "cnn layers under translations {te_t:?}"
     );
-    let ot = symmetry::orbit(&cnn_t, &te, Task::TransSb, 64).unwrap();
+    let ot = symmetry::orbit(&cnn_t, &te, Task::TransSb, Task::TransSb.canvas(16), 64).unwrap();
     assert!(ot.group.starts_with("T(2)"), "{ot:?}");
     assert!(ot.invariance_error > 0.0 && ot.invariance_error.is_finite());
 }
@@ -147,8 +148,8 @@ fn a_d4_gcnn_is_invariant_over_all_eight_elements_and_a_gcnn_only_over_the_turns
     )
     .unwrap();
     fit(&d4, &tr, &te, task, 0.0);
-    let od = symmetry::orbit(&d4, &te, task, 64).unwrap();
-    let og = symmetry::orbit(&gcnn, &te, task, 64).unwrap();
+    let od = symmetry::orbit(&d4, &te, task, task.canvas(16), 64).unwrap();
+    let og = symmetry::orbit(&gcnn, &te, task, task.canvas(16), 64).unwrap();
     assert!(od.group.starts_with("D4"), "{od:?}");
     assert_eq!(od.accuracy.len(), 8);
     let tol = group_tol(&da, 8);
@@ -167,9 +168,9 @@ fn a_d4_gcnn_is_invariant_over_all_eight_elements_and_a_gcnn_only_over_the_turns
     );
     assert!(og.invariance_error > 0.01, "gcnn {og:?}");
     // Per layer: the d4-gcnn's under D4, the gcnn's under C4 (its maps have 4 orientations).
-    let ld = symmetry::layer_errors(&d4, &te, task, 4).unwrap();
+    let ld = symmetry::layer_errors(&d4, &te, task, task.canvas(16), 4).unwrap();
     assert!(ld.iter().all(|&e| e <= 1e-5), "d4-gcnn layers {ld:?}");
-    let lg = symmetry::layer_errors(&gcnn, &te, task, 4).unwrap();
+    let lg = symmetry::layer_errors(&gcnn, &te, task, task.canvas(16), 4).unwrap();
     assert!(lg.iter().all(|&e| e <= 1e-5), "gcnn layers under C4 {lg:?}");
     // A plain cnn's layers measured under D4 are far from equivariant.
     let cnn = Model::new(
@@ -180,7 +181,7 @@ fn a_d4_gcnn_is_invariant_over_all_eight_elements_and_a_gcnn_only_over_the_turns
         &mut rg,
     )
     .unwrap();
-    let lc = symmetry::layer_errors(&cnn, &te, task, 4).unwrap();
+    let lc = symmetry::layer_errors(&cnn, &te, task, task.canvas(16), 4).unwrap();
     assert!(lc.iter().all(|&e| e > 0.05), "cnn layers under D4 {lc:?}");
 }
 
@@ -232,11 +233,11 @@ fn a_network_on_exact_d4_clones_is_d4_invariant_and_c4_clones_do_not_fit_it() {
     let mut rg = rng(52);
     let m = Model::new(&g, kind, &a, &set, &mut rg).unwrap();
     let task = Task::MirrorSb;
-    let o = symmetry::orbit(&m, &te, task, 64).unwrap();
+    let o = symmetry::orbit(&m, &te, task, task.canvas(16), 64).unwrap();
     assert_eq!(o.accuracy.len(), 8);
     let tol = group_tol(&a, 8);
     assert!(o.invariance_error <= tol, "{o:?} (bound {tol:.1e})");
-    let layers = symmetry::layer_errors(&m, &te, task, 4).unwrap();
+    let layers = symmetry::layer_errors(&m, &te, task, task.canvas(16), 4).unwrap();
     assert!(layers.iter().all(|&e| e <= 1e-5), "{layers:?}");
     // The same network on C4 clones of the same sides: an error that names what was given.
     let c4 = exact_set(OperatorKind::Lift, OperatorKind::P4);
@@ -274,7 +275,7 @@ fn orbit_consistency_allows_the_label_shift_the_task_asks_for() {
     // A wrong but consistent classifier is consistent.
     assert!(consistent(&[5, 5, 15, 15], &labels(Task::RotSb)));
     let orbit_labels = |t: Task| -> Vec<u32> {
-        symmetry::orbit_elements(t)
+        symmetry::orbit_elements(t, t.canvas(16))
             .into_iter()
             .map(|(k, dx, _)| t.label(7, k, dx))
             .collect()
@@ -289,8 +290,22 @@ fn orbit_consistency_allows_the_label_shift_the_task_asks_for() {
     assert!(!consistent(&[7; 8], &ml));
     assert_eq!(orbit_labels(Task::SymmetricD4), [7; 8]);
     assert!(consistent(&[7; 8], &orbit_labels(Task::SymmetricD4)));
+    // trans-sb's placements shift by the canvas's padding, at most 10 px: SPEC's canvas (10 px
+    // of padding at 28 px) keeps 10, a compact one its own, so no placement cuts the digit.
+    let t = Task::TransSb;
+    let spec = symmetry::orbit_elements(t, t.canvas(28));
+    assert_eq!(spec, [(0, -10, 0), (0, -10, 10), (0, 10, 0), (0, 10, 10)]);
+    let compact = symmetry::orbit_elements(t, symclone::data::Canvas::compact(16, 1));
+    assert_eq!(compact, [(0, -1, 0), (0, -1, 1), (0, 1, 0), (0, 1, 1)]);
+    assert_eq!(
+        symmetry::group_name(t, symclone::data::Canvas::compact(16, 1)),
+        "T(2) within a side (shift down by 1 px)"
+    );
     assert_eq!(symmetry::invariance_pairs(Task::MirrorSb).len(), 7);
-    assert_eq!(symmetry::orbit_elements(Task::Symmetric).len(), 4);
+    assert_eq!(
+        symmetry::orbit_elements(Task::Symmetric, Task::Symmetric.canvas(16)).len(),
+        4
+    );
 }
 
 #[test]
@@ -324,9 +339,9 @@ fn kl_terms_start_at_zero_and_grow_in_training() {
             .all(|t| t.kl == 0.0 && t.l2 == Some(0.0) && t.common_share == Some(0.0)),
         "{k0:?}"
     );
-    let before = symmetry::layer_errors(&m, &te, Task::RotSb, 4).unwrap();
+    let before = symmetry::layer_errors(&m, &te, Task::RotSb, Task::RotSb.canvas(16), 4).unwrap();
     fit(&m, &tr, &te, Task::RotSb, 1.0);
-    let s = symmetry::measure(&m, &te, Task::RotSb, &before).unwrap();
+    let s = symmetry::measure(&m, &te, Task::RotSb, Task::RotSb.canvas(16), &before).unwrap();
     assert_eq!(s.kl.len(), 16);
     assert!(s.kl.iter().all(|t| t.kl >= 0.0), "{:?}", s.kl);
     // The drift measured whole: some tensor moved, and each common share is a share.

@@ -33,6 +33,13 @@ impl RunConfig {
                 self.side
             )));
         }
+        if let Some(p) = self.trans_pad {
+            if !(1..=MAX_TRANS_PAD).contains(&p) {
+                return Err(Error::invalid(format!(
+                    "--trans-pad {p}: use 1 to {MAX_TRANS_PAD} pixels (0 on the command line: SPEC's canvas)"
+                )));
+            }
+        }
         for (n, what) in [(self.train_n, "train"), (self.test_n, "test")] {
             if n == Some(0) {
                 return Err(Error::invalid(format!(
@@ -83,6 +90,9 @@ impl RunConfig {
 
 /// The most seeds per model a run may train.
 pub const MAX_SEEDS: usize = 1000;
+
+/// The largest `trans-sb` padding a configuration may ask for (SPEC's own is 10 px at 28 px).
+pub const MAX_TRANS_PAD: usize = 10;
 /// The most iterations (and warm-up steps) of one clone (SPEC §3's is 10,000).
 pub const MAX_CLONE_ITERS: usize = 100_000_000;
 /// The most filter codes or noise images per filter of a cloning iteration.

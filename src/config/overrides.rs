@@ -28,6 +28,8 @@ pub struct Overrides {
     pub channels: Option<Vec<usize>>,
     /// Read the faux models' frozen clone blocks in half precision (true or false).
     pub half_blocks: Option<bool>,
+    /// The `trans-sb` canvas's padding in pixels (0: SPEC's canvas scaled to the side).
+    pub trans_pad: Option<usize>,
     /// Seeds per model (the report gives mean ± std).
     pub seeds: Option<usize>,
     /// First seed.
@@ -136,6 +138,9 @@ impl RunConfig {
         }
         if let Some(h) = o.half_blocks {
             self.half_blocks = h;
+        }
+        if let Some(p) = o.trans_pad {
+            self.trans_pad = (p > 0).then_some(p);
         }
         if let Some(ch) = &o.channels {
             let a: [usize; 4] = ch

@@ -127,6 +127,11 @@ pub struct RunConfig {
     /// default; left out of `config.json` then, so the hashes of earlier runs stay as they were).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub half_blocks: bool,
+    /// The `trans-sb` canvas's padding in pixels, shifts within it ([`crate::data::Canvas::compact`]);
+    /// None: SPEC §6's canvas scaled to the side (left out of `config.json` then, so the hashes
+    /// of earlier runs stay as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trans_pad: Option<usize>,
     pub seeds: usize,
     pub seed: u64,
     pub clone: CloneSettings,
@@ -134,11 +139,16 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The canvas a task's digits are placed on under this configuration.
+    pub fn canvas(&self, task: Task) -> crate::data::Canvas {
+        task.canvas_for(self.side, self.trans_pad)
+    }
+
     /// The architecture of a model on a task under this configuration: SPEC §4's for the task's
     /// canvas, with the configuration's channels (÷ √2 for the D4 networks) and MLP widths when it sets
     /// them.
     pub fn arch(&self, model: ModelKind, task: Task) -> Arch {
-        let side = task.canvas(self.side).size;
+        let side = self.canvas(task).size;
         let mut a = Arch::paper(model, side, task.num_classes());
         if let Some(c) = self.channels {
             // The configuration's channels are the C4 network's; the D4 one divides them by √2.

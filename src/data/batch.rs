@@ -244,6 +244,20 @@ impl Batcher {
         Ok(self)
     }
 
+    /// Place the digits on `canvas` instead of the task's default for the split's side (a run's
+    /// own `trans-sb` canvas, [`crate::config::RunConfig::canvas`]). Re-plans the current epoch.
+    pub fn with_canvas(mut self, canvas: Canvas) -> Result<Batcher> {
+        if canvas.size < self.split.h.max(self.split.w) + 2 * canvas.pad {
+            return Err(Error::invalid(format!(
+                "a {}-pixel canvas cannot hold {}×{} digits with {} px of padding",
+                canvas.size, self.split.h, self.split.w, canvas.pad
+            )));
+        }
+        self.canvas = canvas;
+        self.set_epoch(self.epoch)?;
+        Ok(self)
+    }
+
     /// Draw fresh per-sample transforms every epoch (default: off, a fixed transformed data set).
     /// Re-plans the current epoch.
     pub fn resample(mut self, on: bool) -> Result<Batcher> {

@@ -16,6 +16,8 @@
 //! `trans-sb` the 28×28 digit is placed at (10, 10) on a zero 48×48 canvas (10 px of padding each
 //! side), then the canvas is shifted left by U{5..15} px or right by U{5..15} px (each with
 //! probability ½) and down by U{0..15} px with zero fill; pixels shifted off the canvas are lost.
+//! A run may ask for a compact `trans-sb` canvas instead ([`Canvas::compact`], `--trans-pad`):
+//! p px of padding and shifts within it, so no pixel is lost.
 
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -96,6 +98,23 @@ pub struct Canvas {
     pub dy_max: i32,
 }
 
+impl Canvas {
+    /// A `trans-sb` canvas that cuts no content: `pad` pixels of zeros on each side of the
+    /// digit, shifts of ⌈pad/3⌉ to `pad` pixels left or right and 0 to `pad` down, so the digit
+    /// always stays whole on the canvas and a left shift never equals a right one (`pad` at least 1). A smaller
+    /// canvas than SPEC's (whose shifts reach past its padding), for presets sized for a CPU
+    /// driver: the cloned layers' blocks grow with the fourth power of the canvas side.
+    pub fn compact(side: usize, pad: usize) -> Canvas {
+        let pad = pad.max(1);
+        Canvas {
+            size: side + 2 * pad,
+            pad,
+            dx: (pad.div_ceil(3) as i32, pad as i32),
+            dy_max: pad as i32,
+        }
+    }
+}
+
 impl Task {
     /// Every task, in the order the CLI shows them.
     pub const ALL: [Task; 6] = [
@@ -155,6 +174,15 @@ impl Task {
                 dx: (0, 0),
                 dy_max: 0,
             },
+        }
+    }
+
+    /// The canvas of a run whose `trans-sb` padding is `trans_pad` pixels (None: SPEC's, scaled
+    /// to the side, [`Task::canvas`]): see [`Canvas::compact`]. Other tasks ignore it.
+    pub fn canvas_for(self, side: usize, trans_pad: Option<usize>) -> Canvas {
+        match (self, trans_pad) {
+            (Task::TransSb, Some(pad)) => Canvas::compact(side, pad),
+            _ => self.canvas(side),
         }
     }
 

@@ -143,8 +143,10 @@ fn teacher_material(
         Part::Train,
         plan.train.batch,
         cfg.seed,
-    )?;
-    let eb = Batcher::new(gpu, &ds.test, task, Part::Test, 256, cfg.seed)?;
+    )?
+    .with_canvas(cfg.canvas(task))?;
+    let eb = Batcher::new(gpu, &ds.test, task, Part::Test, 256, cfg.seed)?
+        .with_canvas(cfg.canvas(task))?;
     let total = (tb.steps() * plan.train.epochs) as u64;
     rep.phase(&format!("teacher {} on {task}", model.name()), total);
     let tr = train::train(&m, &mut tb, &eb, &plan.train, &mut |e, st, n| {
@@ -164,6 +166,7 @@ fn teacher_material(
         256,
         cfg.seed ^ 0x7EAC,
     )?
+    .with_canvas(cfg.canvas(probe_task))?
     .batch(0)?;
     let inputs = m.layer_inputs(&probe.images)?;
     let layer_sides = arch.feature_sides()?;

@@ -4,8 +4,9 @@
 //! - the **orbit** of a digit: its transforms. On the C4 rotation tasks the rotations by 0°,
 //!   90°, 180° and 270°; on the D4 tasks (`symmetric-d4`, `mirror-sb`) the eight elements of D4
 //!   (each rotation, then each rotation with the rows flipped); on `trans-sb`, whose symmetry is the translations that keep the label,
-//!   four placements on the canvas: shifted left by 10 px, left by 10 px and down by 10 px, right
-//!   by 10 px, right by 10 px and down by 10 px. Each transform is labelled by the task's rule
+//!   four placements on the canvas: shifted left by s, left by s and down by s, right by s, right
+//!   by s and down by s, where s is the canvas's padding, at most 10 px (10 px on SPEC's canvas;
+//!   a shift within the padding keeps the digit whole). Each transform is labelled by the task's rule
 //!   (SPEC §6, §9), so rot-sb's 180° and 270°, mirror-sb's flipped elements and trans-sb's right
 //!   placements carry digit + 10;
 //! - the accuracy on each element of the orbit, and the **orbit consistency**: the share of digits
@@ -22,7 +23,7 @@
 //! - for KL models, each cloned tensor's `KL_t` against its initial value (SPEC §5, no β).
 
 use crate::autograd::Tape;
-use crate::data::{GpuSplit, Sample, Task};
+use crate::data::{Canvas, GpuSplit, Sample, Task};
 use crate::equivariance::{equivariance_error, Group};
 use crate::models::Model;
 use crate::results::{KlTerm, LayerEquivariance};
@@ -34,7 +35,8 @@ pub const ORBIT_DIGITS: usize = 500;
 pub const LAYER_DIGITS: usize = 8;
 /// Images per forward pass.
 const CHUNK: usize = 256;
-/// The horizontal and vertical offsets of `trans-sb`'s orbit placements, in pixels.
+/// The largest horizontal and vertical offset of `trans-sb`'s orbit placements, in pixels (the
+/// canvas's padding when smaller).
 const TRANS_SHIFT: i32 = 10;
 
 /// The orbit measures of one network (see the module docs).
@@ -66,14 +68,14 @@ pub fn rotational(task: Task) -> bool {
 }
 
 /// The orbit elements of a task as (group element, dx, dy): the 4 rotations, the 8 elements of
-/// D4 on its tasks, or 4 placements on `trans-sb`.
-pub fn orbit_elements(task: Task) -> Vec<(u32, i32, i32)> {
+/// D4 on its tasks, or 4 placements on `trans-sb`'s `canvas`.
+pub fn orbit_elements(task: Task, canvas: Canvas) -> Vec<(u32, i32, i32)> {
     if rotational(task) {
         (0..task.group().order() as u32)
             .map(|k| (k, 0, 0))
             .collect()
     } else {
-        let s = TRANS_SHIFT;
+        let s = TRANS_SHIFT.min(canvas.pad as i32);
         vec![(0, -s, 0), (0, -s, s), (0, s, 0), (0, s, s)]
     }
 }
@@ -87,12 +89,15 @@ pub fn invariance_pairs(task: Task) -> Vec<(usize, usize)> {
     }
 }
 
-/// The group the measures use, in words.
-pub fn group_name(task: Task) -> &'static str {
+/// The group the measures use on `canvas`, in words.
+pub fn group_name(task: Task, canvas: Canvas) -> String {
     match (rotational(task), task.group()) {
-        (false, _) => "T(2) within a side (shift down by 10 px)",
-        (true, crate::group::Group::D4) => "D4 (rotations by 90° and reflections)",
-        (true, _) => "C4 (rotations by 90°)",
+        (false, _) => format!(
+            "T(2) within a side (shift down by {} px)",
+            TRANS_SHIFT.min(canvas.pad as i32)
+        ),
+        (true, crate::group::Group::D4) => "D4 (rotations by 90° and reflections)".into(),
+        (true, _) => "C4 (rotations by 90°)".into(),
     }
 }
 
@@ -119,8 +124,14 @@ pub fn consistent(preds: &[u32], labels: &[u32]) -> bool {
 }
 
 /// The first `n` test digits (at most the split) under orbit element `e`.
-fn samples(split: &GpuSplit, task: Task, e: usize, range: std::ops::Range<usize>) -> Vec<Sample> {
-    let (rot, dx, dy) = orbit_elements(task)[e];
+fn samples(
+    split: &GpuSplit,
+    task: Task,
+    canvas: Canvas,
+    e: usize,
+    range: std::ops::Range<usize>,
+) -> Vec<Sample> {
+    let (rot, dx, dy) = orbit_elements(task, canvas)[e];
     range
         .map(|i| Sample {
             index: i as u32,
@@ -133,21 +144,26 @@ fn samples(split: &GpuSplit, task: Task, e: usize, range: std::ops::Range<usize>
 }
 
 /// The orbit measures of a network on the first `n` digits of a test split.
-pub fn orbit(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Orbit> {
+pub fn orbit(
+    model: &Model,
+    split: &GpuSplit,
+    task: Task,
+    canvas: Canvas,
+    n: usize,
+) -> Result<Orbit> {
     let n = n.min(split.n);
     if n == 0 {
         return Err(Error::invalid("orbit measures of no test digits"));
     }
-    let canvas = task.canvas(split.h);
     let classes = model.arch.classes;
-    let order = orbit_elements(task).len();
+    let order = orbit_elements(task, canvas).len();
     let mut logits: Vec<Vec<f32>> = (0..order)
         .map(|_| Vec::with_capacity(n * classes))
         .collect();
     let mut labels: Vec<Vec<u32>> = (0..order).map(|_| Vec::with_capacity(n)).collect();
     for (e, (lg, lb)) in logits.iter_mut().zip(&mut labels).enumerate() {
         for start in (0..n).step_by(CHUNK) {
-            let s = samples(split, task, e, start..(start + CHUNK).min(n));
+            let s = samples(split, task, canvas, e, start..(start + CHUNK).min(n));
             let b = split.gather_samples(canvas, &s)?;
             let mut tape = Tape::no_grad();
             let x = tape.input(b.images.clone());
@@ -190,7 +206,7 @@ pub fn orbit(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Or
         }
     }
     Ok(Orbit {
-        group: group_name(task).to_string(),
+        group: group_name(task, canvas),
         accuracy,
         consistency: agree as f32 / n as f32,
         invariance_error: err / (n * pairs.len()) as f64,
@@ -200,12 +216,18 @@ pub fn orbit(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Or
 
 /// The equivariance error of each feature layer of a network, alone, on the inputs the network
 /// feeds it for the first `n` test digits (orbit element 0); empty for the MLP.
-pub fn layer_errors(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Result<Vec<f64>> {
+pub fn layer_errors(
+    model: &Model,
+    split: &GpuSplit,
+    task: Task,
+    canvas: Canvas,
+    n: usize,
+) -> Result<Vec<f64>> {
     if model.feature_count() == 0 {
         return Ok(Vec::new());
     }
     let n = n.min(split.n);
-    let b = split.gather_samples(task.canvas(split.h), &samples(split, task, 0, 0..n))?;
+    let b = split.gather_samples(canvas, &samples(split, task, canvas, 0, 0..n))?;
     let inputs = model.layer_inputs(&b.images)?;
     let group = layer_group(task, model);
     inputs
@@ -217,10 +239,16 @@ pub fn layer_errors(model: &Model, split: &GpuSplit, task: Task, n: usize) -> Re
 
 /// Every measure of a trained network, with its per-layer errors before training (`before`, from
 /// [`layer_errors`] on the freshly built network).
-pub fn measure(model: &Model, split: &GpuSplit, task: Task, before: &[f64]) -> Result<Symmetry> {
-    let after = layer_errors(model, split, task, LAYER_DIGITS)?;
+pub fn measure(
+    model: &Model,
+    split: &GpuSplit,
+    task: Task,
+    canvas: Canvas,
+    before: &[f64],
+) -> Result<Symmetry> {
+    let after = layer_errors(model, split, task, canvas, LAYER_DIGITS)?;
     Ok(Symmetry {
-        orbit: orbit(model, split, task, ORBIT_DIGITS)?,
+        orbit: orbit(model, split, task, canvas, ORBIT_DIGITS)?,
         layers: after
             .iter()
             .enumerate()

@@ -171,9 +171,12 @@ impl Training<'_> {
         }
         let mut rng = Rng::new(seed.wrapping_mul(7919).wrapping_add(17));
         let m = Model::new(self.gpu, model, arch, self.clones, &mut rng)?;
-        let before = symmetry::layer_errors(&m, &data.test, task, symmetry::LAYER_DIGITS)?;
-        let mut tb = Batcher::on(data.train.clone(), task, Part::Train, tcfg.batch, seed)?;
-        let eb = Batcher::on(data.test.clone(), task, Part::Test, 256, seed)?;
+        let canvas = self.plan.cfg.canvas(task);
+        let before = symmetry::layer_errors(&m, &data.test, task, canvas, symmetry::LAYER_DIGITS)?;
+        let mut tb = Batcher::on(data.train.clone(), task, Part::Train, tcfg.batch, seed)?
+            .with_canvas(canvas)?;
+        let eb =
+            Batcher::on(data.test.clone(), task, Part::Test, 256, seed)?.with_canvas(canvas)?;
         let total = (tb.steps() * tcfg.epochs) as u64;
         rep.phase(&format!("{} on {task} (seed {seed})", model.name()), total);
         let tt = std::time::Instant::now();
@@ -211,7 +214,7 @@ impl Training<'_> {
             },
         )?;
         let same = clones_unchanged(model, &m, self.clones)?;
-        let measured = symmetry::measure(&m, &data.test, task, &before)?;
+        let measured = symmetry::measure(&m, &data.test, task, canvas, &before)?;
         write_json(&res_path, &(h.clone(), &r, same, &measured))?;
         rep.finish(&format!(
             "{} on {task} (seed {seed}): test accuracy {:.2}%, {:.0} s",

@@ -309,7 +309,7 @@ fn symmetry_tables(r: &Report, b: &mut Vec<Block>) {
     if !orbit.is_empty() {
         b.push(Block::Heading(2, "Symmetry of the trained networks".into()));
         b.push(Block::Para(
-            "Orbit consistency: the share of test digits whose transforms (rotations by 0°, 90°, 180°, 270°; on the D4 tasks also each of those flipped; on trans-sb, left or right by 10 px, each unshifted or shifted down by 10 px) all get the same prediction, up to the +10 label shift the task asks for. Invariance error: ‖f(g·x) − f(x)‖ / ‖f(x)‖ of the logits, mean over the digits and the transforms the task labels alike."
+            "Orbit consistency: the share of test digits whose transforms (rotations by 0°, 90°, 180°, 270°; on the D4 tasks also each of those flipped; on trans-sb, left or right by s px, each unshifted or shifted down by s px, s the canvas's padding up to 10 px: the T(2) row of the next table names it) all get the same prediction, up to the +10 label shift the task asks for. Invariance error: ‖f(g·x) − f(x)‖ / ‖f(x)‖ of the logits, mean over the digits and the transforms the task labels alike."
                 .into(),
         ));
         b.push(Block::Table(Table {

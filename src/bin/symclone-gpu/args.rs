@@ -37,6 +37,12 @@ pub struct OverrideArgs {
     /// f32 (true or false; default false)
     #[arg(long)]
     pub half_blocks: Option<bool>,
+    /// The trans-sb canvas's padding in pixels: the digit with this many pixels of zeros on each
+    /// side, shifted left or right by ⌈N/3⌉ to N pixels and down by 0 to N, so that none of it
+    /// leaves the canvas (1 to 10; 0: SPEC §6's canvas, scaled to --side, whose shifts reach
+    /// past its padding)
+    #[arg(long)]
+    pub trans_pad: Option<usize>,
     /// Seeds per model (the report gives mean ± std).
     #[arg(long)]
     pub seeds: Option<usize>,
@@ -105,6 +111,7 @@ impl OverrideArgs {
             downsample: self.downsample,
             channels: self.channels.clone(),
             half_blocks: self.half_blocks,
+            trans_pad: self.trans_pad,
             seeds: self.seeds,
             seed: self.seed,
             groups: self.groups.clone(),
