@@ -154,9 +154,10 @@ impl RunConfig {
                 // rotated digits over 3 seeds; after 4 the engine's 3 seeds ranged 84.6-93.0 %),
                 // rot-sb 6, trans-sb 2 (3 put the run past twice the time of 76c343d's preset:
                 // 667 s against 328 s in one sitting). On rot-sb and trans-sb the KL weight is
-                // QUICK_SB_BETA, not SPEC's 5e10: over 6 epochs (1/55 of SPEC's steps) at 5e10 the clones leave the
-                // symmetry only through the shift SPEC §5's KL cannot see, late and by chance
-                // (faux-gcnn-kl above 50 % on 1 seed of 3 in PyTorch, 0 of 3 in the engine), while
+                // QUICK_SB_BETA, not SPEC's 5e10: over 6 epochs (1/55 of SPEC's steps) at 5e10
+                // the clones leave the symmetry only through the shift SPEC §5's KL cannot see,
+                // late and by chance (faux-gcnn-kl above 50 % on 1 seed of 3 in PyTorch, 0 of 3
+                // in the engine), while
                 // at 1e8 it breaks away on every seed tried (PyTorch 79.7 and 87.9 %; β = 1e4:
                 // 84.5 and 85.0 %). docs/beta-sweep.md has the sweep. Clones on the exact expected loss
                 // (trained in the span of the taps: a step costs the same at every d) with SPEC
@@ -168,9 +169,9 @@ impl RunConfig {
                 // and 0-1 px down, 18×18; no digit is cut) with all four models: on SPEC's canvas
                 // scaled to these digits (28×28) the faux models' dense layers cost 50 s
                 // (faux-cnn) and 2.5 minutes (faux-cnn-kl) per 2,000 digits here; on 18×18, 25 s
-                // and 58 s for all 9,000 digits × 3 epochs. Tried first in PyTorch: 22×22 (3 px) gave
-                // faux-cnn-kl 67.4 % at β = 1e8 and 49.9 % at 5e10, at 2.4 times the products.
-                // The engine at 18×18, 2 epochs, three seeds: faux-cnn-kl 70.0, 52.1, 52.4 % at
+                // and 58 s for all 9,000 digits × 3 epochs. Tried first in PyTorch: 22×22 (3 px)
+                // gave faux-cnn-kl 67.4 % at β = 1e8 and 49.9 % at 5e10, at 2.4 times the
+                // products. The engine at 18×18, 2 epochs, three seeds: faux-cnn-kl 70.0, 52.1, 52.4 % at
                 // 5e10 (faux-cnn 57.8, 53.7, 53.4 %), 70.3, 73.6, 60.7 % at 1e8.
                 use ModelKind::*;
                 let mut tasks = all_tasks(QUICK_EPOCHS[0].1);

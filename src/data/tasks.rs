@@ -101,8 +101,8 @@ pub struct Canvas {
 impl Canvas {
     /// A `trans-sb` canvas that cuts no content: `pad` pixels of zeros on each side of the
     /// digit, shifts of ⌈pad/3⌉ to `pad` pixels left or right and 0 to `pad` down, so the digit
-    /// always stays whole on the canvas and a left shift never equals a right one (`pad` at least 1). A smaller
-    /// canvas than SPEC's (whose shifts reach past its padding), for presets sized for a CPU
+    /// always stays whole on the canvas and a left shift never equals a right one (`pad` at
+    /// least 1). A smaller canvas than SPEC's (whose shifts reach past its padding), for presets sized for a CPU
     /// driver: the cloned layers' blocks grow with the fourth power of the canvas side.
     pub fn compact(side: usize, pad: usize) -> Canvas {
         let pad = pad.max(1);

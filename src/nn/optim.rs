@@ -52,8 +52,6 @@ impl OptimizerKind {
 
 struct State {
     param: Param,
-    /// Where the parameter's moments start in its launch group's packed state.
-    offset: usize,
     /// How many tied entries each element of the parameter stands for (1: an ordinary parameter;
     /// see [`Optimizer::with_tied`]).
     tied: usize,
@@ -78,21 +76,12 @@ pub struct Optimizer {
 
 impl Optimizer {
     pub fn new(kind: OptimizerKind, lr: f32, params: &[Param]) -> Self {
-        let mut offset = 0;
         let states: Vec<State> = params
             .iter()
             .filter(|p| p.trainable())
-            .enumerate()
-            .map(|(i, p)| {
-                if i % kernels::SLOTS == 0 {
-                    offset = 0;
-                }
-                offset += p.numel();
-                State {
-                    param: p.clone(),
-                    offset: offset - p.numel(),
-                    tied: 1,
-                }
+            .map(|p| State {
+                param: p.clone(),
+                tied: 1,
             })
             .collect();
         let groups = states.len().div_ceil(kernels::SLOTS);
@@ -179,14 +168,13 @@ impl Optimizer {
                     .collect::<Result<Vec<Tensor>>>()?;
                 kernels::clip_coefficient(&grads, max_norm)?
             }
-            None => match &self.unclipped {
-                Some(t) => t.clone(),
-                None => Tensor::from_slice(&gpu, &[2], &[1.0, 0.0])?,
-            },
+            None => {
+                if self.unclipped.is_none() {
+                    self.unclipped = Some(Tensor::from_slice(&gpu, &[2], &[1.0, 0.0])?);
+                }
+                self.unclipped.clone().unwrap()
+            }
         };
-        if self.clip.is_none() {
-            self.unclipped = Some(clip.clone());
-        }
         let rule = match self.kind {
             OptimizerKind::Sgd {
                 momentum,
@@ -218,24 +206,31 @@ impl Optimizer {
             }),
         };
         for (k, group) in self.states.chunks(kernels::SLOTS).enumerate() {
-            let held: Vec<(&State, Tensor, Tensor)> = group
+            // Each tensor's moments follow those of the group's tensors before it, whether or
+            // not they have a gradient this step.
+            let mut at = 0;
+            let held: Vec<(f32, usize, Tensor, Tensor)> = group
                 .iter()
-                .filter_map(|s| Some((s, s.param.value(), s.param.grad()?)))
+                .filter_map(|s| {
+                    let offset = at;
+                    at += s.param.numel();
+                    let scale = (s.tied as f32).powf(-1.0);
+                    Some((scale, offset, s.param.value(), s.param.grad()?))
+                })
                 .collect();
             if held.is_empty() {
                 continue;
             }
             if self.moments[k].is_none() {
-                let n: usize = group.iter().map(|s| s.param.numel()).sum();
-                self.moments[k] = Some(Tensor::zeros(&gpu, &[n * rule.moments()])?);
+                self.moments[k] = Some(Tensor::zeros(&gpu, &[at * rule.moments()])?);
             }
             let slots: Vec<Slot> = held
                 .iter()
-                .map(|(s, p, g)| Slot {
+                .map(|(scale, offset, p, g)| Slot {
                     param: p,
                     grad: g,
-                    scale: (s.tied as f32).powf(-1.0),
-                    offset: s.offset,
+                    scale: *scale,
+                    offset: *offset,
                 })
                 .collect();
             kernels::step_(&slots, self.moments[k].as_ref().unwrap(), &clip, rule)?;
