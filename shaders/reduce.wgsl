@@ -7,7 +7,7 @@ struct P {
     inner: u32,
     alpha: f32,
     offset: u32,
-    _p0: u32,
+    splits: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -16,7 +16,28 @@ struct P {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-// out[o, j] = alpha * sum_k x[o, k, j]; one invocation per output, 4 partial sums for ILP.
+// The term x[i] of the sum, or with p.splits > 1 the sum over a leading axis of splits (partial
+// sums, p.outer * p.n * p.inner elements apart) of that term, in sum_axis's order over the splits:
+// sum_axis over the splits, then over n, in one pass.
+fn split_term(i: u32) -> f32 {
+    if p.splits <= 1u { return x[i]; }
+    let stride = p.outer * p.n * p.inner;
+    var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+    var k = 0u;
+    for (; k + 4u <= p.splits; k += 4u) {
+        s0 += x[i + k * stride];
+        s1 += x[i + (k + 1u) * stride];
+        s2 += x[i + (k + 2u) * stride];
+        s3 += x[i + (k + 3u) * stride];
+    }
+    for (; k < p.splits; k += 1u) {
+        s0 += x[i + k * stride];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+// out[o, j] = alpha * sum_k x[o, k, j] (each term summed over the splits first: split_term); one
+// invocation per output, 4 partial sums for ILP.
 @compute @workgroup_size(256)
 fn sum_axis(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = idx(gid, nwg, 256u);
@@ -27,13 +48,13 @@ fn sum_axis(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
     var k = 0u;
     for (; k + 4u <= p.n; k += 4u) {
-        s0 += x[base + k * p.inner];
-        s1 += x[base + (k + 1u) * p.inner];
-        s2 += x[base + (k + 2u) * p.inner];
-        s3 += x[base + (k + 3u) * p.inner];
+        s0 += split_term(base + k * p.inner);
+        s1 += split_term(base + (k + 1u) * p.inner);
+        s2 += split_term(base + (k + 2u) * p.inner);
+        s3 += split_term(base + (k + 3u) * p.inner);
     }
     for (; k < p.n; k += 1u) {
-        s0 += x[base + k * p.inner];
+        s0 += split_term(base + k * p.inner);
     }
     out[t] = p.alpha * ((s0 + s1) + (s2 + s3));
 }

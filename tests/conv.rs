@@ -13,7 +13,7 @@ use symclone::gpu::KernelFamily;
 use symclone::group::Group;
 use symclone::ops::conv::{self, ConvDims};
 use symclone::ops::pool::RotPool;
-use symclone::ops::{elementwise, gconv, pool, transform};
+use symclone::ops::{elementwise, gconv, pool, reduce, transform};
 use symclone::reference::{self as r, finite_diff, rel_err64, to64};
 use symclone::tensor::Tensor;
 use symclone::{Error, Gpu};
@@ -276,6 +276,69 @@ fn filter_transforms_and_adjoints_match_reference() {
     assert_eq!(&tw[20..24], &[1.0, 3.0, 2.0, 4.0]);
 }
 
+/// The fused transforms equal their unfused compositions bit for bit: the filter transform with
+/// the bias repeated beside it (`*_filter_bias`) against the transform and `expand_bias`; the
+/// adjoint over partial sums (splits) against `sum_axis` over the splits and then the adjoint; the
+/// bias gradient's sum over splits and orientations (`sum_splits_axis`) against two `sum_axis`.
+#[test]
+fn fused_transforms_equal_their_compositions() {
+    let g = gpu();
+    let mut rg = rng(23);
+    let bits =
+        |t: &Tensor| -> Vec<u32> { t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect() };
+    for group in Group::ALL {
+        let n = group.order();
+        for (cout, cin, k, splits) in [(3, 2, 3, 6), (2, 5, 1, 4), (7, 1, 3, 1), (1, 3, 5, 9)] {
+            let (b, _) = upload(&g, &[cout], &mut rg);
+            let expanded = gconv::expand_bias(&b, n).unwrap();
+            // Lift.
+            let (w, _) = upload(&g, &[cout, cin, k, k], &mut rg);
+            let (tw, tb) = gconv::lift_filter_bias(&w, Some(&b), group).unwrap();
+            assert_eq!(bits(&tw), bits(&gconv::lift_filter(&w, group).unwrap()));
+            assert_eq!(bits(&tb.unwrap()), bits(&expanded));
+            let (parts, _) = upload(&g, &[splits, cout * n, cin, k, k], &mut rg);
+            let summed = reduce::sum_axis(&parts, 0).unwrap();
+            assert_eq!(
+                bits(&gconv::lift_filter_adjoint(&parts, group).unwrap()),
+                bits(&gconv::lift_filter_adjoint(&summed, group).unwrap()),
+                "lift_filter_adjoint over {splits} splits, {group}"
+            );
+            // Group.
+            let (w, _) = upload(&g, &[cout, cin, n, k, k], &mut rg);
+            let (tw, tb) = gconv::group_filter_bias(&w, Some(&b), group).unwrap();
+            assert_eq!(bits(&tw), bits(&gconv::group_filter(&w, group).unwrap()));
+            assert_eq!(bits(&tb.unwrap()), bits(&expanded));
+            let (parts, _) = upload(&g, &[splits, cout * n, cin * n, k, k], &mut rg);
+            let summed = reduce::sum_axis(&parts, 0).unwrap();
+            assert_eq!(
+                bits(&gconv::group_filter_adjoint(&parts, group).unwrap()),
+                bits(&gconv::group_filter_adjoint(&summed, group).unwrap()),
+                "group_filter_adjoint over {splits} splits, {group}"
+            );
+            // The bias gradient: (splits, Cout, n) → (Cout).
+            let (bp, _) = upload(&g, &[splits, cout, n], &mut rg);
+            let two = reduce::sum_axis(&reduce::sum_axis(&bp, 0).unwrap(), 1).unwrap();
+            assert_eq!(
+                bits(&reduce::sum_splits_axis(&bp, 1).unwrap()),
+                bits(&two),
+                "sum_splits_axis over {splits} splits, {group}"
+            );
+        }
+    }
+    // Ill-fitting biases and splits are refused.
+    let w = Tensor::zeros(&g, &[2, 1, 3, 3]).unwrap();
+    let b3 = Tensor::zeros(&g, &[3]).unwrap();
+    assert!(is_shape_err(gconv::lift_filter_bias(
+        &w,
+        Some(&b3),
+        Group::C4
+    )));
+    let empty = Tensor::zeros(&g, &[0, 4, 3]).unwrap();
+    assert!(is_shape_err(reduce::sum_splits_axis(&empty, 1)));
+    let ragged = Tensor::zeros(&g, &[2, 6, 1, 3, 3]).unwrap();
+    assert!(is_shape_err(gconv::lift_filter_adjoint(&ragged, Group::C4)));
+}
+
 #[test]
 fn lift_and_p4_layers_forward_backward_match_reference() {
     gconv_cases(
@@ -284,6 +347,8 @@ fn lift_and_p4_layers_forward_backward_match_reference() {
             (2, 1, 11, 9, 3, 3, 0),
             (1, 3, 7, 7, 2, 5, 2),
             (2, 2, 6, 5, 4, 1, 1),
+            // Nine splits of the batch for the weight and bias gradients' partial sums.
+            (9, 2, 5, 6, 3, 3, 1),
         ],
     );
 }

@@ -267,8 +267,9 @@ fn fold_elementwise(g: &Arc<Gpu>, rg: &mut Rng) {
     );
 }
 
-/// Reductions: sum over the middle axis of (5, 3, 1000) (5000 outputs), its broadcast back
-/// (15000), and the chunked total of 100,000 values (25 chunks of 4096, one workgroup each).
+/// Reductions: sum over the middle axis of (5, 3, 1000) (5000 outputs), alone and over 6 splits,
+/// its broadcast back (15000), and the chunked total of 100,000 values (25 chunks of 4096, one
+/// workgroup each).
 fn fold_reductions(g: &Arc<Gpu>, rg: &mut Rng) {
     let shape = [5usize, 3, 1000];
     let (t, t6) = up(g, &shape, rg);
@@ -279,6 +280,14 @@ fn fold_reductions(g: &Arc<Gpu>, rg: &mut Rng) {
         &sum,
         &r::reduce::sum_axis(&t6, &shape, 1),
         sum_tol(3),
+    );
+    // The same sum over 6 splits of its input, summed first as sum_axis over them would.
+    let (parts, parts6) = up(g, &[6, 5, 3, 1000], rg);
+    close(
+        "sum_axis over splits",
+        &reduce::sum_splits_axis(&parts, 1).unwrap(),
+        &r::reduce::sum_axis(&r::reduce::sum_splits(&parts6, 6), &shape, 1),
+        sum_tol(18),
     );
     folds(15000, 256);
     let (gs, gs6) = up(g, &[5, 1000], rg);
@@ -517,7 +526,8 @@ fn fold_image_transforms(g: &Arc<Gpu>, rg: &mut Rng) {
     );
 }
 
-/// Group-convolution filter transforms (64 per workgroup) and their adjoints, C4 and D4.
+/// Group-convolution filter transforms (64 per workgroup), with the bias repeated beside them,
+/// and their adjoints over three splits of the gradient, C4 and D4.
 fn fold_filter_transforms(g: &Arc<Gpu>, rg: &mut Rng) {
     for group in Group::ALL {
         let n = group.order();
@@ -530,11 +540,32 @@ fn fold_filter_transforms(g: &Arc<Gpu>, rg: &mut Rng) {
             &r::gconv::lift_filter(&wl6, cout, cin, k, group.order()),
             0.0,
         );
-        let (gt, gt6) = up(g, &[cout * n, cin, k, k], rg);
+        let (b, b6) = up(g, &[cout], rg);
+        let (tw, tb) = gconv::lift_filter_bias(&wl, Some(&b), group).unwrap();
+        close(
+            "lift_filter_bias",
+            &tw,
+            &r::gconv::lift_filter(&wl6, cout, cin, k, group.order()),
+            0.0,
+        );
+        close(
+            "lift_filter_bias (bias)",
+            &tb.unwrap(),
+            &r::gconv::expand_bias(&b6, n),
+            0.0,
+        );
+        // Three splits of the gradient, summed as the adjoint reads them.
+        let (gt, gt6) = up(g, &[3, cout * n, cin, k, k], rg);
         close(
             "lift_filter_adjoint",
             &gconv::lift_filter_adjoint(&gt, group).unwrap(),
-            &r::gconv::lift_filter_adjoint(&gt6, cout, cin, k, group.order()),
+            &r::gconv::lift_filter_adjoint(
+                &r::reduce::sum_splits(&gt6, 3),
+                cout,
+                cin,
+                k,
+                group.order(),
+            ),
             1e-6,
         );
         // Every (o, k, i, s, tap) of the output is a work item: 4,608 of them for either group.
@@ -547,11 +578,31 @@ fn fold_filter_transforms(g: &Arc<Gpu>, rg: &mut Rng) {
             &r::gconv::group_filter(&wp6, cout, cin, k, group.order()),
             0.0,
         );
-        let (gt, gt6) = up(g, &[cout * n, cin * n, k, k], rg);
+        let (b, b6) = up(g, &[cout], rg);
+        let (tw, tb) = gconv::group_filter_bias(&wp, Some(&b), group).unwrap();
+        close(
+            "p4_filter_bias",
+            &tw,
+            &r::gconv::group_filter(&wp6, cout, cin, k, group.order()),
+            0.0,
+        );
+        close(
+            "p4_filter_bias (bias)",
+            &tb.unwrap(),
+            &r::gconv::expand_bias(&b6, n),
+            0.0,
+        );
+        let (gt, gt6) = up(g, &[3, cout * n, cin * n, k, k], rg);
         close(
             "p4_filter_adjoint",
             &gconv::group_filter_adjoint(&gt, group).unwrap(),
-            &r::gconv::group_filter_adjoint(&gt6, cout, cin, k, group.order()),
+            &r::gconv::group_filter_adjoint(
+                &r::reduce::sum_splits(&gt6, 3),
+                cout,
+                cin,
+                k,
+                group.order(),
+            ),
             1e-6,
         );
     }

@@ -5,7 +5,7 @@ use super::cases::{Case, Kernel};
 use super::exec::{abs, up, Out};
 use crate::autograd::Tape;
 use crate::gpu::Gpu;
-use crate::ops::{cloned, conv, gconv, matmul};
+use crate::ops::{cloned, conv, gconv, matmul, reduce};
 use crate::reference as r;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -130,39 +130,67 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
         } => {
             let (cout, cin, k, group) = (*cout, *cin, *k, *group);
             let n = group.order();
+            // Each transform with the bias repeated beside it, each adjoint over three splits of
+            // its gradient (as the weight-gradient kernels leave them), and the bias gradient's
+            // sum over the splits and the orientations.
+            const SPLITS: usize = 3;
+            let (b, b6) = up(g, &[cout], rg)?;
+            let bias_want = r::gconv::expand_bias(&b6, n);
             let (w, w6) = up(g, &[cout, cin, k, k], rg)?;
-            let lf = gconv::lift_filter(&w, group)?;
+            let (lf, lb) = gconv::lift_filter_bias(&w, Some(&b), group)?;
             o.exact(
                 "lift_filter",
                 &lf,
                 &r::gconv::lift_filter(&w6, cout, cin, k, group.order()),
             )?;
-            let (d, d6) = up(g, lf.shape(), rg)?;
+            o.exact("lift_filter (bias)", &expect_some(lb)?, &bias_want)?;
+            let (d, d6) = up(g, &splits_shape(SPLITS, lf.shape()), rg)?;
+            let (d6, d6_abs) = (
+                r::reduce::sum_splits(&d6, SPLITS),
+                r::reduce::sum_splits(&abs(&d6), SPLITS),
+            );
             let want = r::gconv::lift_filter_adjoint(&d6, cout, cin, k, group.order());
-            let want_abs = r::gconv::lift_filter_adjoint(&abs(&d6), cout, cin, k, group.order());
+            let want_abs = r::gconv::lift_filter_adjoint(&d6_abs, cout, cin, k, group.order());
             o.sums(
                 "lift_filter_adjoint",
                 &gconv::lift_filter_adjoint(&d, group)?,
                 &want,
                 &want_abs,
-                n,
+                n * SPLITS,
             )?;
             let (w, w6) = up(g, &[cout, cin, n, k, k], rg)?;
-            let pf = gconv::group_filter(&w, group)?;
+            let (pf, pb) = gconv::group_filter_bias(&w, Some(&b), group)?;
             o.exact(
                 "group_filter",
                 &pf,
                 &r::gconv::group_filter(&w6, cout, cin, k, group.order()),
             )?;
-            let (d, d6) = up(g, pf.shape(), rg)?;
+            o.exact("group_filter (bias)", &expect_some(pb)?, &bias_want)?;
+            let (d, d6) = up(g, &splits_shape(SPLITS, pf.shape()), rg)?;
+            let (d6, d6_abs) = (
+                r::reduce::sum_splits(&d6, SPLITS),
+                r::reduce::sum_splits(&abs(&d6), SPLITS),
+            );
             let want = r::gconv::group_filter_adjoint(&d6, cout, cin, k, group.order());
-            let want_abs = r::gconv::group_filter_adjoint(&abs(&d6), cout, cin, k, group.order());
+            let want_abs = r::gconv::group_filter_adjoint(&d6_abs, cout, cin, k, group.order());
             o.sums(
                 "group_filter_adjoint",
                 &gconv::group_filter_adjoint(&d, group)?,
                 &want,
                 &want_abs,
-                n,
+                n * SPLITS,
+            )?;
+            let (d, d6) = up(g, &[SPLITS, cout, n], rg)?;
+            let shape = [cout, n];
+            let want = r::reduce::sum_axis(&r::reduce::sum_splits(&d6, SPLITS), &shape, 1);
+            let want_abs =
+                r::reduce::sum_axis(&r::reduce::sum_splits(&abs(&d6), SPLITS), &shape, 1);
+            o.sums(
+                "bias gradient (sum over splits and orientations)",
+                &reduce::sum_splits_axis(&d, 1)?,
+                &want,
+                &want_abs,
+                n * SPLITS,
             )?;
         }
         Kernel::Gconv { p4, d, group } => {
@@ -297,4 +325,16 @@ fn run_matmul_half(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, d: r::matmul::Dims) 
         .grad(va)
         .ok_or_else(|| Error::Gpu("a gradient is missing".into()))?;
     o.sums("dA", grad, &da, &da_abs, d.n)
+}
+
+/// `shape` behind a leading axis of `splits`.
+fn splits_shape(splits: usize, shape: &[usize]) -> Vec<usize> {
+    std::iter::once(splits)
+        .chain(shape.iter().copied())
+        .collect()
+}
+
+/// The bias a `*_filter_bias` launch was given back.
+fn expect_some(t: Option<crate::tensor::Tensor>) -> Result<crate::tensor::Tensor> {
+    t.ok_or_else(|| Error::invalid("a transform given a bias returned none"))
 }

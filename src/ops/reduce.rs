@@ -34,7 +34,7 @@ shader_params!(
         inner: u32,
         alpha: f32,
         offset: u32,
-        _p0: u32,
+        splits: u32,
         _p1: u32,
         _p2: u32,
     }
@@ -47,6 +47,7 @@ fn params(outer: usize, n: usize, inner: usize, alpha: f32, offset: usize) -> Re
         inner: u32_of("inner extent", inner)?,
         alpha,
         offset: u32_of("offset", offset)?,
+        splits: 1,
         ..Default::default()
     })
 }
@@ -54,7 +55,39 @@ fn params(outer: usize, n: usize, inner: usize, alpha: f32, offset: usize) -> Re
 /// `alpha · Σ_axis x` (the axis is removed from the shape).
 pub fn sum_axis_scaled(x: &Tensor, axis: usize, alpha: f32) -> Result<Tensor> {
     check_axis("sum_axis", x, axis)?;
-    let (outer, n, inner) = split(x.shape(), axis);
+    sum_axis_launch(x, 1, x.shape(), axis, alpha)
+}
+
+/// `Σ_s Σ_axis parts[s]`: partial sums over a leading axis of splits (as the weight-gradient
+/// kernels write them), summed and then reduced over `axis` of the rest in one pass, in the order
+/// of `sum_axis(&sum_axis(parts, 0), axis)` (the same float32 sums).
+pub fn sum_splits_axis(parts: &Tensor, axis: usize) -> Result<Tensor> {
+    check_axis("sum_splits_axis", parts, axis + 1)?;
+    let (splits, rest) = parts.shape().split_first().expect("rank checked");
+    if *splits == 0 {
+        return Err(Error::shape(
+            "sum_splits_axis",
+            format!("{:?} has no splits to sum", parts.shape()),
+        ));
+    }
+    parts.gpu().check_loops(
+        "sum_splits_axis",
+        splits / 4 + splits % 4,
+        || format!("a sum over {splits} splits"),
+        "use smaller sizes or another adapter",
+    )?;
+    sum_axis_launch(parts, *splits, rest, axis, 1.0)
+}
+
+/// One `sum_axis` launch: `x` holds `splits` tensors of `shape`, summed over the splits and `axis`.
+fn sum_axis_launch(
+    x: &Tensor,
+    splits: usize,
+    shape: &[usize],
+    axis: usize,
+    alpha: f32,
+) -> Result<Tensor> {
+    let (outer, n, inner) = split(shape, axis);
     // The kernel's loops run n / 4 + n % 4 iterations.
     x.gpu().check_loops(
         "sum_axis",
@@ -62,12 +95,15 @@ pub fn sum_axis_scaled(x: &Tensor, axis: usize, alpha: f32) -> Result<Tensor> {
         || format!("a sum over {n} rows"),
         "use smaller sizes or another adapter",
     )?;
-    let mut shape = x.shape().to_vec();
+    let mut shape = shape.to_vec();
     shape.remove(axis);
     let out = Tensor::empty(x.gpu(), &shape)?;
     x.gpu()
         .launch(&REDUCE, "sum_axis")
-        .params(&params(outer, n, inner, alpha, 0)?)
+        .params(&ReduceP {
+            splits: u32_of("splits", splits)?,
+            ..params(outer, n, inner, alpha, 0)?
+        })
         .read(&x)
         .write(&out)
         .dispatch_1d(outer * inner, 256)?;

@@ -86,7 +86,8 @@ pub fn group_filter_adjoint(dtw: &[f64], cout: usize, cin: usize, k: usize, n: u
     dw
 }
 
-fn expand_bias(b: &[f64], n: usize) -> Vec<f64> {
+/// `bias[o]` repeated over the orientations: channel o·n + k.
+pub fn expand_bias(b: &[f64], n: usize) -> Vec<f64> {
     b.iter().flat_map(|&v| std::iter::repeat_n(v, n)).collect()
 }
 

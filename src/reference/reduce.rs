@@ -38,3 +38,12 @@ pub fn sum(x: &[f64]) -> f64 {
 pub fn sumsq(x: &[f64]) -> f64 {
     x.iter().map(|v| v * v).sum()
 }
+
+/// The sum of `splits` equal parts of `x`: partial sums over a leading axis, as the
+/// weight-gradient kernels leave them.
+pub fn sum_splits(x: &[f64], splits: usize) -> Vec<f64> {
+    let n = x.len() / splits.max(1);
+    (0..n)
+        .map(|i| (0..splits).map(|s| x[s * n + i]).sum())
+        .collect()
+}

@@ -40,7 +40,8 @@ pub use igemm::{dw_chunks, IgemmP, DW_MAX_CHUNKS, IGEMM_ROWS};
 pub use im2col::im2col;
 pub use reg::{fused_backward_fits, ConvGen, GenConvP, FUSED_MAX_K};
 pub use taped::{
-    channel_bias_relu_t, channel_bias_t, conv2d_grads, conv2d_grads_with, conv2d_t, conv2d_t_with,
+    channel_bias_relu_t, channel_bias_t, conv2d_grad_parts_with, conv2d_grads, conv2d_grads_with,
+    conv2d_t, conv2d_t_with, conv2d_transformed_t, TransformAdjoint,
 };
 pub use tune::{FWD, INPUT_GRAD, WEIGHT_GRAD};
 

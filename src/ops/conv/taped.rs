@@ -85,49 +85,123 @@ pub fn conv2d_grads(
     conv2d_grads_with(algos, x, w, g, d, need)
 }
 
-/// [`conv2d_grads`] by given algorithms (input gradient, weight gradient). With the register
-/// kernels for both, a layer that [`reg::fused_backward_fits`] (one input channel) and whose input
-/// and weight gradients are both needed gets all three from one kernel (`conv_bwd_reg`, one read
-/// of `g`); otherwise the weight and bias gradients come together where both are needed.
+/// [`conv2d_grads`] by given algorithms (input gradient, weight gradient): the partial sums of
+/// [`conv2d_grad_parts_with`], summed.
 pub fn conv2d_grads_with(
-    (dx_algo, wgrad): (ConvAlgo, WeightGradAlgo),
+    algos: (ConvAlgo, WeightGradAlgo),
     x: &Tensor,
     w: &Tensor,
     g: &Tensor,
     d: ConvDims,
     need: [bool; 3],
 ) -> Result<[Option<Tensor>; 3]> {
+    let (dx, dw, db) = conv2d_grad_parts_with(algos, x, w, g, d, need)?;
+    Ok([
+        dx,
+        dw.map(sum_splits).transpose()?,
+        db.map(sum_splits).transpose()?,
+    ])
+}
+
+/// The gradients of `conv2d(x, w) + b` that `need` asks for (input, weight, bias), the weight's and
+/// the bias's as partial sums over a leading axis of splits of the batch, (splits, Cout, Cin, k, k)
+/// and (splits, Cout), to be summed ([`sum_splits`], or a transform's adjoint that sums them as it
+/// reads them); one split where the algorithm sums them itself. With the register kernels for both,
+/// a layer that [`reg::fused_backward_fits`] (one input channel) and whose input and weight
+/// gradients are both needed gets all three from one kernel (`conv_bwd_reg`, one read of `g`);
+/// otherwise the weight and bias gradients come together where both are needed.
+pub fn conv2d_grad_parts_with(
+    (dx_algo, wgrad): (ConvAlgo, WeightGradAlgo),
+    x: &Tensor,
+    w: &Tensor,
+    g: &Tensor,
+    d: ConvDims,
+    need: [bool; 3],
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
     let [need_dx, need_dw, need_db] = need;
-    if need_dx
-        && need_dw
-        && (dx_algo, wgrad) == (ConvAlgo::Reg, WeightGradAlgo::Reg)
-        && reg::fused_backward_fits(d)
-    {
+    let reg = (dx_algo, wgrad) == (ConvAlgo::Reg, WeightGradAlgo::Reg);
+    if need_dx && need_dw && reg && reg::fused_backward_fits(d) {
         check_weight_grad(x, g, d)?;
         check_filter("conv2d_input_grad", w, d)?;
         let (dx, part, bpart) = reg::backward_reg(x, w, g, d)?;
-        let db = if need_db {
-            Some(sum_splits(bpart)?)
-        } else {
-            None
-        };
-        return Ok([Some(dx), Some(sum_splits(part)?), db]);
+        return Ok((Some(dx), Some(part), need_db.then_some(bpart)));
     }
     let dx = if need_dx {
         Some(conv2d_input_grad_with(dx_algo, g, w, d)?)
     } else {
         None
     };
+    // One split: the gradient with a leading axis of 1.
+    let one = |t: Tensor| {
+        let shape: Vec<usize> = std::iter::once(1)
+            .chain(t.shape().iter().copied())
+            .collect();
+        t.reshape(&shape)
+    };
+    let partials_fit =
+        wgrad == WeightGradAlgo::Reg && d.cout * d.cin > 0 && d.batch * d.ho() * d.wo() > 0;
     let (dw, db) = match (need_dw, need_db) {
+        (true, _) if partials_fit => {
+            check_weight_grad(x, g, d)?;
+            let (part, bpart) = reg::weight_bias_partials_reg(x, g, d)?;
+            (Some(part), need_db.then_some(bpart))
+        }
         (true, true) => {
             let (dw, db) = conv2d_weight_bias_grad_with(wgrad, x, g, d)?;
-            (Some(dw), Some(db))
+            (Some(one(dw)?), Some(one(db)?))
         }
-        (true, false) => (Some(conv2d_weight_grad_with(wgrad, x, g, d)?), None),
-        (false, true) => (None, Some(conv2d_bias_grad(g)?)),
+        (true, false) => (Some(one(conv2d_weight_grad_with(wgrad, x, g, d)?)?), None),
+        (false, true) => (None, Some(one(conv2d_bias_grad(g)?)?)),
         (false, false) => (None, None),
     };
-    Ok([dx, dw, db])
+    Ok((dx, dw, db))
+}
+
+/// The backward of a filter and bias transform: from the partial sums (splits, …) of the made
+/// filters' and bias's gradients, as [`conv2d_grad_parts_with`] gives them, to the gradients of the
+/// parameters they were made from (each where given).
+pub type TransformAdjoint =
+    Box<dyn Fn(Option<&Tensor>, Option<&Tensor>) -> Result<(Option<Tensor>, Option<Tensor>)>>;
+
+/// Taped `conv2d(x, tw) + tb` where the filters `tw` and bias `tb` were made from the tape's `w`
+/// and `b` by a transform (the group convolutions): one tape node over x, w and b, whose backward
+/// hands the weight and bias gradients' partial sums to `adjoint` unsummed, so the transform's
+/// adjoint sums them as it reads them. Each pass by the algorithm the tuner picks for its shape, as
+/// [`conv2d_t`].
+pub fn conv2d_transformed_t(
+    tape: &mut Tape,
+    x: Var,
+    (w, b): (Var, Option<Var>),
+    (tw, tb): (Tensor, Option<Tensor>),
+    pad: usize,
+    adjoint: TransformAdjoint,
+) -> Result<Var> {
+    let xv = tape.value(x).clone();
+    let d = conv_dims(&xv, &tw, tb.as_ref(), pad)?;
+    let algo = choose_algo(&xv, d, tune::FWD)?;
+    let algos = (
+        choose_algo(&xv, d, tune::INPUT_GRAD)?,
+        tune::choose_dw(xv.gpu(), d)?.algo,
+    );
+    let out = conv2d_with(algo, &xv, &tw, tb.as_ref(), pad)?;
+    let mut inputs = vec![x, w];
+    inputs.extend(b);
+    let with_bias = tb.is_some() && b.is_some();
+    Ok(tape.push(
+        out,
+        &inputs,
+        Box::new(move |g, need| {
+            let need_db = with_bias && need.get(2) == Some(&true);
+            let (dx, pw, pb) =
+                conv2d_grad_parts_with(algos, &xv, &tw, g, d, [need[0], need[1], need_db])?;
+            let (dw, db) = adjoint(pw.as_ref(), pb.as_ref())?;
+            let mut v = vec![dx, dw];
+            if need.len() > 2 {
+                v.push(db);
+            }
+            Ok(v)
+        }),
+    ))
 }
 
 /// `y[b, c, …] = x[b, c, …] + bias[c]` for x of shape (B, C, …), taped; the bias gradient sums
