@@ -95,3 +95,44 @@ fn chunk_sum(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         out[p.offset + c] = part[0];
     }
 }
+
+// out[c] = Σ_b Σ_j x[b, c, j] for x of (p.outer = B, p.n = C, p.inner = plane): the bias gradient
+// of a (B, C, …) gradient in one pass, one workgroup per channel. Invocation t sums the planes of
+// images t, t + 64, … into part[b] as sum_axis over the plane does; the first invocation then sums
+// part over the images as sum_axis over the batch does: the same float32 sums as those two passes.
+// B ≤ 256 (part's length; the launcher runs the two passes beyond).
+@compute @workgroup_size(64)
+fn sum_batch_plane(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = wid.x + wid.y * nwg.x;
+    if c >= p.n { return; }
+    for (var b = lid.x; b < p.outer; b += 64u) {
+        let base = (b * p.n + c) * p.inner;
+        var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+        var k = 0u;
+        for (; k + 4u <= p.inner; k += 4u) {
+            s0 += x[base + k];
+            s1 += x[base + k + 1u];
+            s2 += x[base + k + 2u];
+            s3 += x[base + k + 3u];
+        }
+        for (; k < p.inner; k += 1u) {
+            s0 += x[base + k];
+        }
+        part[b] = (s0 + s1) + (s2 + s3);
+    }
+    workgroupBarrier();
+    if lid.x == 0u {
+        var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+        var k = 0u;
+        for (; k + 4u <= p.outer; k += 4u) {
+            s0 += part[k];
+            s1 += part[k + 1u];
+            s2 += part[k + 2u];
+            s3 += part[k + 3u];
+        }
+        for (; k < p.outer; k += 1u) {
+            s0 += part[k];
+        }
+        out[c] = (s0 + s1) + (s2 + s3);
+    }
+}

@@ -279,7 +279,8 @@ fn filter_transforms_and_adjoints_match_reference() {
 /// The fused transforms equal their unfused compositions bit for bit: the filter transform with
 /// the bias repeated beside it (`*_filter_bias`) against the transform and `expand_bias`; the
 /// adjoint over partial sums (splits) against `sum_axis` over the splits and then the adjoint; the
-/// bias gradient's sum over splits and orientations (`sum_splits_axis`) against two `sum_axis`.
+/// bias gradient's sum over splits and orientations (`sum_splits_axis`) against two `sum_axis`, and
+/// a plain convolution's bias gradient in one launch (`sum_batch_plane`) against two.
 #[test]
 fn fused_transforms_equal_their_compositions() {
     let g = gpu();
@@ -325,6 +326,35 @@ fn fused_transforms_equal_their_compositions() {
             );
         }
     }
+    // The bias gradient of a (B, C, H, W) gradient in one launch against a sum over the planes
+    // and one over the batch; past 256 images it is those two passes; against the reference.
+    for &(b, c, h, w) in &[
+        (1, 3, 1, 1),
+        (5, 2, 7, 3),
+        (64, 9, 14, 14),
+        (256, 2, 5, 5),
+        (257, 3, 2, 3),
+    ] {
+        let (gy, gy6) = upload(&g, &[b, c, h, w], &mut rg);
+        let two = reduce::sum_axis(
+            &reduce::sum_axis(&gy.reshape(&[b, c, h * w]).unwrap(), 2).unwrap(),
+            0,
+        )
+        .unwrap();
+        let got = conv::conv2d_bias_grad(&gy).unwrap();
+        assert_eq!(bits(&got), bits(&two), "bias gradient of {b}×{c}×{h}×{w}");
+        let want: Vec<f64> = (0..c)
+            .map(|o| {
+                (0..b)
+                    .flat_map(|i| &gy6[(i * c + o) * h * w..][..h * w])
+                    .sum()
+            })
+            .collect();
+        assert_close("bias gradient", &got.to_vec().unwrap(), &want, 1e-5);
+    }
+    assert!(is_shape_err(reduce::sum_batch_plane(
+        &Tensor::zeros(&g, &[257, 1, 1]).unwrap()
+    )));
     // Ill-fitting biases and splits are refused.
     let w = Tensor::zeros(&g, &[2, 1, 3, 3]).unwrap();
     let b3 = Tensor::zeros(&g, &[3]).unwrap();

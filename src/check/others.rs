@@ -36,6 +36,19 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
                 &b,
                 &r::reduce::broadcast_axis(&g6, shape, *axis),
             )?;
+            // A rank-3 shape read as (B, C, plane): the sum over its first and last axes (a bias
+            // gradient) in one launch.
+            if let &[b, c, plane] = shape.as_slice() {
+                let inner = r::reduce::sum_axis(&x6, shape, 2);
+                let inner_abs = r::reduce::sum_axis(&abs(&x6), shape, 2);
+                o.sums(
+                    "sum_batch_plane",
+                    &reduce::sum_batch_plane(&x)?,
+                    &r::reduce::sum_axis(&inner, &[b, c], 0),
+                    &r::reduce::sum_axis(&inner_abs, &[b, c], 0),
+                    b * plane,
+                )?;
+            }
         }
         Kernel::SumAll { n } => {
             let (x, x6) = up(g, &[*n], rg)?;

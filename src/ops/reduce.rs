@@ -122,6 +122,45 @@ pub fn mean_axis(x: &Tensor, axis: usize) -> Result<Tensor> {
     sum_axis_scaled(x, axis, 1.0 / n as f32)
 }
 
+/// Most images [`sum_batch_plane`] takes (the length of its workgroup's array of per-image sums).
+pub const BATCH_PLANE_MAX: usize = 256;
+
+/// `out[c] = Σ_b Σ_j x[b, c, j]` for x (B, C, plane), B ≤ [`BATCH_PLANE_MAX`], in one launch (one
+/// workgroup per channel): the same float32 sums as `sum_axis(&sum_axis(x, 2), 0)`.
+pub fn sum_batch_plane(x: &Tensor) -> Result<Tensor> {
+    expect_f32("sum_batch_plane", x)?;
+    let &[b, c, plane] = x.shape() else {
+        return Err(Error::shape(
+            "sum_batch_plane",
+            format!("expected (B, C, plane), got {:?}", x.shape()),
+        ));
+    };
+    if b > BATCH_PLANE_MAX {
+        return Err(Error::shape(
+            "sum_batch_plane",
+            format!("{b} images, over the {BATCH_PLANE_MAX} one launch sums"),
+        ));
+    }
+    for n in [plane, b] {
+        x.gpu().check_loops(
+            "sum_batch_plane",
+            n / 4 + n % 4,
+            || format!("a sum over {n} terms"),
+            "use smaller sizes or another adapter",
+        )?;
+    }
+    let out = Tensor::empty(x.gpu(), &[c])?;
+    if c > 0 {
+        x.gpu()
+            .launch(&REDUCE, "sum_batch_plane")
+            .params(&params(b, c, plane, 1.0, 0)?)
+            .read(&x)
+            .write(&out)
+            .dispatch_1d(c, 1)?;
+    }
+    Ok(out)
+}
+
 /// Insert `axis` of size `n` by repeating `g` (times alpha): the backward of `sum_axis`.
 pub fn broadcast_axis(g: &Tensor, axis: usize, n: usize, alpha: f32) -> Result<Tensor> {
     expect_f32("broadcast_axis", g)?;
