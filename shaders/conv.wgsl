@@ -90,9 +90,11 @@ fn conv_fwd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
             bv = cbias[o];
         }
         let obase = ((b * p.cout + o) * p.ho + y) * p.wo;
+        let relu = (p.flags & 4u) != 0u;
         for (var q = 0u; q < TX; q += 1u) {
             if x0 + q < p.wo {
-                cout_[obase + x0 + q] = acc[j][q] + bv;
+                let v = acc[j][q] + bv;
+                cout_[obase + x0 + q] = select(v, max(v, 0.0), relu);
             }
         }
     }

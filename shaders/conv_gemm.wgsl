@@ -133,7 +133,8 @@ fn igemm_fwd(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
         for (var j = 0u; j < 4u; j += 1u) {
             let nj = n0 + tx + 16u * j;
             if nj < nn {
-                cy[((nj / ohw) * p.cout + o) * ohw + nj % ohw] = acc[i][j] + bv;
+                let v = acc[i][j] + bv;
+                cy[((nj / ohw) * p.cout + o) * ohw + nj % ohw] = select(v, max(v, 0.0), (p.flags & 4u) != 0u);
             }
         }
     }

@@ -369,6 +369,91 @@ fn fused_transforms_equal_their_compositions() {
     assert!(is_shape_err(gconv::lift_filter_adjoint(&ragged, Group::C4)));
 }
 
+/// A taped convolution with ReLU in its own launch (plain, lifting and group, C4 and D4) gives the
+/// same output and the same input, filter and bias gradients, bit for bit, as the convolution
+/// followed by a taped ReLU.
+#[test]
+fn relu_in_the_convolution_equals_relu_after_it() {
+    let g = gpu();
+    let mut rg = rng(29);
+    let bits =
+        |t: &Tensor| -> Vec<u32> { t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect() };
+    type Layer = dyn Fn(&mut Tape, [symclone::autograd::Var; 3], bool) -> symclone::autograd::Var;
+    type Case = (&'static str, Vec<usize>, Vec<usize>, Box<Layer>);
+    let (batch, cin, side, cout, k, pad) = (5, 2, 6, 3, 3, 1);
+    for group in Group::ALL {
+        let n = group.order();
+        let plain: Box<Layer> = Box::new(move |t, [x, w, b], relu| {
+            conv::conv2d_relu_t(t, x, w, Some(b), pad, relu).unwrap()
+        });
+        let lift: Box<Layer> = Box::new(move |t, [x, w, b], relu| {
+            gconv::lift_conv_relu_t(t, x, (w, Some(b)), (pad, relu), group).unwrap()
+        });
+        let p4: Box<Layer> = Box::new(move |t, [x, w, b], relu| {
+            gconv::group_conv_relu_t(t, x, (w, Some(b)), (pad, relu), group).unwrap()
+        });
+        let cases: [Case; 3] = [
+            (
+                "conv2d",
+                vec![batch, cin, side, side],
+                vec![cout, cin, k, k],
+                plain,
+            ),
+            (
+                "lift",
+                vec![batch, cin, side, side],
+                vec![cout, cin, k, k],
+                lift,
+            ),
+            (
+                "group",
+                vec![batch, cin, n, side, side],
+                vec![cout, cin, n, k, k],
+                p4,
+            ),
+        ];
+        for (what, xs, ws, layer) in cases {
+            let (x, _) = upload(&g, &xs, &mut rg);
+            let (w, _) = upload(&g, &ws, &mut rg);
+            let (b, _) = upload(&g, &[cout], &mut rg);
+            let run = |fused: bool, gy: Option<Tensor>| {
+                let mut tape = Tape::new();
+                let v = [
+                    tape.leaf(x.clone()),
+                    tape.leaf(w.clone()),
+                    tape.leaf(b.clone()),
+                ];
+                let y = if fused {
+                    layer(&mut tape, v, true)
+                } else {
+                    let y = layer(&mut tape, v, false);
+                    elementwise::relu_t(&mut tape, y).unwrap()
+                };
+                let out = tape.value(y).clone();
+                let gy = gy.unwrap_or_else(|| Tensor::zeros(&g, out.shape()).unwrap());
+                tape.backward_with(y, gy).unwrap();
+                let grads: Vec<Vec<u32>> = v.iter().map(|&v| bits(tape.grad(v).unwrap())).collect();
+                (out, grads)
+            };
+            let (out, _) = run(false, None);
+            let (gy, _) = upload(&g, out.shape(), &mut rg);
+            let (after, after_grads) = run(false, Some(gy.clone()));
+            let (fused, fused_grads) = run(true, Some(gy));
+            assert_eq!(bits(&fused), bits(&after), "{what} with ReLU, {group}");
+            assert!(
+                bits(&after).contains(&0),
+                "{what}: the ReLU clamps some outputs"
+            );
+            for (name, (a, f)) in ["dx", "dw", "db"]
+                .iter()
+                .zip(after_grads.iter().zip(&fused_grads))
+            {
+                assert_eq!(f, a, "{what} with ReLU, {group}: {name}");
+            }
+        }
+    }
+}
+
 #[test]
 fn lift_and_p4_layers_forward_backward_match_reference() {
     gconv_cases(

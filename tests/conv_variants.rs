@@ -1,8 +1,9 @@
 //! Every convolution algorithm (`ConvAlgo::ALL` for the forward pass and the input gradient,
 //! `WeightGradAlgo::ALL` for the weight gradient) against the CPU reference on ragged shapes, on
 //! the test adapter and on a device held to WebGPU's default limits; the fused backward of a
-//! layer with one input channel; the taped convolution's gradients through forced algorithms; and
-//! the new kernels' results bit-identical run to run.
+//! layer with one input channel; each forward with ReLU in its launch against the ReLU of its
+//! output; the taped convolution's gradients through forced algorithms; and the new kernels'
+//! results bit-identical run to run.
 
 mod common;
 use common::*;
@@ -86,8 +87,19 @@ fn every_algorithm(g: &Arc<Gpu>, device: &str) {
             let y = conv::conv2d_with(algo, &c.x.0, &c.w.0, Some(&c.b.0), d.pad).unwrap();
             assert_eq!(y.shape(), d.out_shape());
             assert_sum_close(&what("forward"), &vec(&y), &want, &want_abs, kf);
+            // With ReLU in the same launch: exactly the ReLU of the output above.
+            let relu = |y: &Tensor| -> Vec<f32> { vec(y).iter().map(|v| v.max(0.0)).collect() };
+            let yr = conv::conv2d_relu_with(algo, &c.x.0, &c.w.0, Some(&c.b.0), d.pad, true);
+            assert_eq!(vec(&yr.unwrap()), relu(&y), "{}", what("forward with ReLU"));
             let y = conv::conv2d_with(algo, &c.x.0, &c.w.0, None, d.pad).unwrap();
             assert_sum_close(&what("forward, no bias"), &vec(&y), &want_nob, &nob_abs, kf);
+            let yr = conv::conv2d_relu_with(algo, &c.x.0, &c.w.0, None, d.pad, true);
+            assert_eq!(
+                vec(&yr.unwrap()),
+                relu(&y),
+                "{}",
+                what("forward, ReLU, no bias")
+            );
             let gx = conv::conv2d_input_grad_with(algo, &c.g.0, &c.w.0, d).unwrap();
             assert_eq!(gx.shape(), [d.batch, d.cin, d.h, d.w]);
             let kx = d.cout * d.k * d.k;

@@ -48,6 +48,16 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
             let want = r::conv::forward(&x6, &w6, Some(&b6), d);
             let want_abs = r::conv::forward(&abs(&x6), &abs(&w6), Some(&abs(&b6)), d);
             o.sums("forward", &y, &want, &want_abs, d.cin * d.k * d.k + 1)?;
+            // With ReLU in the same launch: the ReLU of the reference, within the same bound.
+            let yr = conv::conv2d_relu_with(*algo, &x, &w, Some(&b), d.pad, true)?;
+            let relu: Vec<f64> = want.iter().map(|v| v.max(0.0)).collect();
+            o.sums(
+                "forward with ReLU",
+                &yr,
+                &relu,
+                &want_abs,
+                d.cin * d.k * d.k + 1,
+            )?;
             let dx = conv::conv2d_input_grad_with(*algo, &gy, &w, d)?;
             let (rx, _, _) = r::conv::backward(&x6, &w6, &g6, d);
             let (ax, _, _) = r::conv::backward(&abs(&x6), &abs(&w6), &abs(&g6), d);

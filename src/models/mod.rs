@@ -333,20 +333,10 @@ impl Model {
         for (l, f) in self.features.iter().enumerate() {
             probe(l, tape.value(h));
             // Each layer's ReLU is taken into a pass that runs anyway: after layers 1 and 3 into
-            // the pool (pooling the ReLU is the ReLU of the pool), elsewhere into a cloned layer's
-            // bias; only the convolutions of layers 0 and 2 take a pass of their own for it.
+            // the pool (pooling the ReLU is the ReLU of the pool), after layers 0 and 2 into the
+            // convolution's own launch or a cloned layer's bias pass.
             let pooled = l == 1 || l == 3;
-            h = match f {
-                Feature::Cloned(c) => c.forward_ex(tape, h, !pooled)?,
-                _ => {
-                    let y = Self::feature(f, tape, h)?;
-                    if pooled {
-                        y
-                    } else {
-                        elementwise::relu_t(tape, y)?
-                    }
-                }
-            };
+            h = Self::feature_ex(f, tape, h, !pooled)?;
             if pooled {
                 h = self.pool_relu(tape, h)?;
             }
@@ -437,13 +427,18 @@ impl Model {
 
     /// A feature layer's map (its convolution and bias, no ReLU).
     fn feature(f: &Feature, tape: &mut Tape, x: Var) -> Result<Var> {
+        Self::feature_ex(f, tape, x, false)
+    }
+
+    /// A feature layer's map, then ReLU when `relu` (in the layer's own last pass).
+    fn feature_ex(f: &Feature, tape: &mut Tape, x: Var, relu: bool) -> Result<Var> {
         match f {
-            Feature::Conv(c) => c.forward(tape, x),
-            Feature::Lift(c) => c.forward(tape, x),
-            Feature::P4(c) => c.forward(tape, x),
-            Feature::LiftD4(c) => c.forward(tape, x),
-            Feature::P4m(c) => c.forward(tape, x),
-            Feature::Cloned(c) => c.forward(tape, x),
+            Feature::Conv(c) => c.forward_ex(tape, x, relu),
+            Feature::Lift(c) => c.forward_ex(tape, x, relu),
+            Feature::P4(c) => c.forward_ex(tape, x, relu),
+            Feature::LiftD4(c) => c.forward_ex(tape, x, relu),
+            Feature::P4m(c) => c.forward_ex(tape, x, relu),
+            Feature::Cloned(c) => c.forward_ex(tape, x, relu),
         }
     }
 

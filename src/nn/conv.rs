@@ -45,7 +45,8 @@ fn init(
 /// Which convolution a [`ConvLayer`] computes: its weight shape and its ops.
 pub trait ConvKind {
     fn weight_shape(cout: usize, cin: usize, k: usize) -> Vec<usize>;
-    fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize) -> Result<Var>;
+    /// The taped convolution, then ReLU when `relu` (by the convolution's own launch).
+    fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize, relu: bool) -> Result<Var>;
     fn apply(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize) -> Result<Tensor>;
 }
 
@@ -62,8 +63,8 @@ impl ConvKind for Plain {
     fn weight_shape(cout: usize, cin: usize, k: usize) -> Vec<usize> {
         vec![cout, cin, k, k]
     }
-    fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize) -> Result<Var> {
-        conv::conv2d_t(tape, x, w, Some(b), pad)
+    fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize, relu: bool) -> Result<Var> {
+        conv::conv2d_relu_t(tape, x, w, Some(b), pad, relu)
     }
     fn apply(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize) -> Result<Tensor> {
         conv::conv2d(x, w, Some(b), pad)
@@ -83,8 +84,8 @@ impl<const N: usize> ConvKind for Lift<N> {
     fn weight_shape(cout: usize, cin: usize, k: usize) -> Vec<usize> {
         vec![cout, cin, k, k]
     }
-    fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize) -> Result<Var> {
-        gconv::lift_conv_t(tape, x, w, Some(b), pad, group_of(N))
+    fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize, relu: bool) -> Result<Var> {
+        gconv::lift_conv_relu_t(tape, x, (w, Some(b)), (pad, relu), group_of(N))
     }
     fn apply(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize) -> Result<Tensor> {
         gconv::lift_conv(x, w, Some(b), pad, group_of(N))
@@ -95,8 +96,8 @@ impl<const N: usize> ConvKind for GroupConv<N> {
     fn weight_shape(cout: usize, cin: usize, k: usize) -> Vec<usize> {
         vec![cout, cin, N, k, k]
     }
-    fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize) -> Result<Var> {
-        gconv::group_conv_t(tape, x, w, Some(b), pad, group_of(N))
+    fn taped(tape: &mut Tape, x: Var, w: Var, b: Var, pad: usize, relu: bool) -> Result<Var> {
+        gconv::group_conv_relu_t(tape, x, (w, Some(b)), (pad, relu), group_of(N))
     }
     fn apply(x: &Tensor, w: &Tensor, b: &Tensor, pad: usize) -> Result<Tensor> {
         gconv::group_conv(x, w, Some(b), pad, group_of(N))
@@ -141,9 +142,13 @@ impl<K: ConvKind> ConvLayer<K> {
         })
     }
     pub fn forward(&self, tape: &mut Tape, x: Var) -> Result<Var> {
+        self.forward_ex(tape, x, false)
+    }
+    /// [`forward`](Self::forward), then ReLU when `relu` (by the convolution's own launch).
+    pub fn forward_ex(&self, tape: &mut Tape, x: Var, relu: bool) -> Result<Var> {
         let w = tape.param(&self.weight);
         let b = tape.param(&self.bias);
-        K::taped(tape, x, w, b, self.pad)
+        K::taped(tape, x, w, b, self.pad, relu)
     }
     /// The forward pass without a tape.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {

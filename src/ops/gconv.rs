@@ -332,9 +332,20 @@ pub fn lift_conv_t(
     pad: usize,
     group: Group,
 ) -> Result<Var> {
+    lift_conv_relu_t(tape, x, (w, b), (pad, false), group)
+}
+
+/// Taped [`lift_conv`], then ReLU when `relu` (applied by the convolution's own launch).
+pub fn lift_conv_relu_t(
+    tape: &mut Tape,
+    x: Var,
+    (w, b): (Var, Option<Var>),
+    pad_relu: (usize, bool),
+    group: Group,
+) -> Result<Var> {
     lift_check(tape.value(x), tape.value(w))?;
     let made = lift_filter_bias(tape.value(w), b.map(|b| tape.value(b)), group)?;
-    conv_over_group_t(tape, x, (w, b), made, pad, group, lift_filter_adjoint)
+    conv_over_group_t(tape, x, (w, b), made, pad_relu, group, lift_filter_adjoint)
 }
 
 /// Taped [`group_conv`].
@@ -346,11 +357,30 @@ pub fn group_conv_t(
     pad: usize,
     group: Group,
 ) -> Result<Var> {
+    group_conv_relu_t(tape, x, (w, b), (pad, false), group)
+}
+
+/// Taped [`group_conv`], then ReLU when `relu` (applied by the convolution's own launch).
+pub fn group_conv_relu_t(
+    tape: &mut Tape,
+    x: Var,
+    (w, b): (Var, Option<Var>),
+    pad_relu: (usize, bool),
+    group: Group,
+) -> Result<Var> {
     group_check(tape.value(x), tape.value(w), group)?;
     let xs = tape.value(x).shape().to_vec();
     let xf = tape.reshape(x, &[xs[0], xs[1] * group.order(), xs[3], xs[4]])?;
     let made = group_filter_bias(tape.value(w), b.map(|b| tape.value(b)), group)?;
-    conv_over_group_t(tape, xf, (w, b), made, pad, group, group_filter_adjoint)
+    conv_over_group_t(
+        tape,
+        xf,
+        (w, b),
+        made,
+        pad_relu,
+        group,
+        group_filter_adjoint,
+    )
 }
 
 /// The shared tail of the taped lifting and group convolutions: the plain convolution of `x` (its
@@ -364,7 +394,7 @@ fn conv_over_group_t(
     x: Var,
     (w, b): (Var, Option<Var>),
     made: (Tensor, Option<Tensor>),
-    pad: usize,
+    pad_relu: (usize, bool),
     group: Group,
     filter_adjoint: fn(&Tensor, Group) -> Result<Tensor>,
 ) -> Result<Var> {
@@ -378,7 +408,7 @@ fn conv_over_group_t(
             .transpose()?;
         Ok((dw, db))
     };
-    let y = conv2d_transformed_t(tape, x, (w, b), made, pad, Box::new(adjoint))?;
+    let y = conv2d_transformed_t(tape, x, (w, b), made, pad_relu, Box::new(adjoint))?;
     let s = tape.value(y).shape().to_vec();
     tape.reshape(y, &[s[0], cout, n, s[2], s[3]])
 }

@@ -95,17 +95,19 @@ fn reg_kernel_head(entry: &str, bindings: &[(&str, &str, &str)], what: &str) -> 
 }
 
 /// The start of a `conv_reg` kernel: [`reg_kernel_head`] with the packed filter as an array of
-/// `wv_elem`, the bias and the output.
+/// `wv_elem`, the bias and the output, and the output's activation `act` (ReLU with `p.aux` bit 1).
 fn conv_reg_head(wv_elem: &str, what: &str) -> String {
-    reg_kernel_head(
-        "conv_reg",
-        &[
-            ("read", "wv", wv_elem),
-            ("read", "bias", "f32"),
-            ("read_write", "y", "f32"),
-        ],
-        what,
-    )
+    // The output's activation: ReLU where p.aux bit 1 asks for it.
+    String::from("fn act(v: f32) -> f32 { return select(v, max(v, 0.0), (p.aux & 2u) != 0u); }\n")
+        + &reg_kernel_head(
+            "conv_reg",
+            &[
+                ("read", "wv", wv_elem),
+                ("read", "bias", "f32"),
+                ("read_write", "y", "f32"),
+            ],
+            what,
+        )
 }
 
 /// WGSL of `conv_reg`: a direct convolution, one invocation per (image, output row, block of
@@ -184,7 +186,7 @@ pub fn conv_reg_source(k: u32, to: u32, tx: u32) -> String {
             for xi in 0..tx {
                 let _ = writeln!(
                     s,
-                    "            if xs + {xi}u < p.wo {{ y[base + {xi}u] = c{xi}_{j}.{lane} + bv; }}"
+                    "            if xs + {xi}u < p.wo {{ y[base + {xi}u] = act(c{xi}_{j}.{lane} + bv); }}"
                 );
             }
             s += "        }\n";
@@ -254,7 +256,9 @@ fn rows_kernel(k: u32, to: u32, tx: u32, fused: Option<u32>) -> String {
     let mut s = match fused {
         None => conv_reg_head("f32", &what),
         Some(_) => {
-            padded_load("ldi", "xin", "p.wo")
+            // The input gradient has no activation.
+            String::from("fn act(v: f32) -> f32 { return v; }\n")
+                + &padded_load("ldi", "xin", "p.wo")
                 + &reg_kernel_head(
                     "conv_bwd_reg",
                     &[
@@ -425,7 +429,7 @@ fn rows_kernel(k: u32, to: u32, tx: u32, fused: Option<u32>) -> String {
             for xi in 0..tx {
                 let _ = writeln!(
                     s,
-                    "                if xs + {xi}u < p.wo {{ y[base + {xi}u] = c{dy}_{xi}_{m} + bv; }}"
+                    "                if xs + {xi}u < p.wo {{ y[base + {xi}u] = act(c{dy}_{xi}_{m} + bv); }}"
                 );
             }
             s += "            }\n";

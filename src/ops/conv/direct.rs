@@ -3,7 +3,7 @@
 //! loops unroll (forward, and the input gradient after `flip_transpose`); `conv_dw`, which keeps
 //! k columns × 4 output channels of the weight gradient in registers and slides along the rows.
 
-use super::{add_channel_bias_, conv_flops, params, ConvDims, TILE_OUT, WG};
+use super::{conv_flops, finish, params, ConvDims, TILE_OUT, WG};
 use crate::gpu::LOOP_BUDGET;
 use crate::ops::CONV;
 use crate::tensor::Tensor;
@@ -14,7 +14,7 @@ use crate::Result;
 pub(super) fn conv_direct(
     x: &Tensor,
     w: &Tensor,
-    bias: Option<&Tensor>,
+    (bias, relu): (Option<&Tensor>, bool),
     (batch, cin, h, wd): (usize, usize, usize, usize),
     (cout, k): (usize, usize),
     pad: i64,
@@ -31,10 +31,7 @@ pub(super) fn conv_direct(
     if cin == 0 {
         // An empty sum: the bias alone (or zeros).
         out.fill_(0.0)?;
-        if let Some(b) = bias {
-            add_channel_bias_(&out, b)?;
-        }
-        return Ok(out);
+        return finish(out, bias, relu);
     }
     gpu.count_flops(conv_flops(batch * cout * cin * ho * wo, k));
     let p = params(
@@ -46,7 +43,7 @@ pub(super) fn conv_direct(
         ho,
         wo,
         pad,
-        u32::from(bias.is_some()),
+        u32::from(bias.is_some()) | u32::from(relu) << 2,
         nxb,
         nob,
         total,

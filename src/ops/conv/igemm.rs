@@ -102,11 +102,11 @@ fn grid(gpu: &crate::Gpu, tiles: usize, rows: usize) -> Result<[u32; 3]> {
 }
 
 /// The forward-form convolution by `igemm_fwd`: `x` (B, cin, h, w) with the filter `w`
-/// (cout, cin, k, k), signed padding, given output size, plus the bias.
+/// (cout, cin, k, k), signed padding, given output size, plus the bias, then ReLU when `relu`.
 pub(super) fn conv_igemm(
     x: &Tensor,
     w: &Tensor,
-    bias: Option<&Tensor>,
+    (bias, relu): (Option<&Tensor>, bool),
     geo: Geometry,
 ) -> Result<Tensor> {
     let ((batch, cin, h, wd), (cout, k), pad, (ho, wo)) = geo;
@@ -124,7 +124,7 @@ pub(super) fn conv_igemm(
         cout,
         (ho, wo),
         pad,
-        u32::from(bias.is_some()),
+        u32::from(bias.is_some()) | u32::from(relu) << 2,
         tiles,
         0,
         cin * k * k,

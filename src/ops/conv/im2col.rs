@@ -1,6 +1,6 @@
 //! Convolution as im2col + the matrix-product kernel (a checked variant of the forward pass).
 
-use super::{add_channel_bias_, fwd_geo, params, ConvDims, Geometry, WG};
+use super::{finish, fwd_geo, params, ConvDims, Geometry, WG};
 use crate::ops::{matmul, CONV};
 use crate::tensor::Tensor;
 use crate::Result;
@@ -33,19 +33,16 @@ fn im2col_geo(
     Ok(col)
 }
 
-/// The convolution as `W (Cout, Cin·k²) · im2col(x)`, plus the bias.
+/// The convolution as `W (Cout, Cin·k²) · im2col(x)`, plus the bias, then ReLU when `relu`.
 pub(super) fn conv_im2col(
     x: &Tensor,
     w: &Tensor,
-    bias: Option<&Tensor>,
+    (bias, relu): (Option<&Tensor>, bool),
     geo: Geometry,
 ) -> Result<Tensor> {
     let ((batch, cin, h, wd), (cout, k), pad, (ho, wo)) = geo;
     let col = im2col_geo(x, (batch, cin, h, wd), k, pad, (ho, wo))?;
     let wm = w.reshape(&[cout, cin * k * k])?;
     let y = matmul::matmul(&wm, &col, false, false)?.reshape(&[batch, cout, ho, wo])?;
-    if let Some(b) = bias {
-        add_channel_bias_(&y, b)?;
-    }
-    Ok(y)
+    finish(y, bias, relu)
 }

@@ -41,7 +41,7 @@ pub use im2col::im2col;
 pub use reg::{fused_backward_fits, ConvGen, GenConvP, FUSED_MAX_K};
 pub use taped::{
     channel_bias_relu_t, channel_bias_t, conv2d_grad_parts_with, conv2d_grads, conv2d_grads_with,
-    conv2d_t, conv2d_t_with, conv2d_transformed_t, TransformAdjoint,
+    conv2d_relu_t, conv2d_t, conv2d_t_with, conv2d_transformed_t, TransformAdjoint,
 };
 pub use tune::{FWD, INPUT_GRAD, WEIGHT_GRAD};
 
@@ -277,27 +277,60 @@ fn conv_any(
     geo: Geometry,
     algo: ConvAlgo,
 ) -> Result<Tensor> {
+    conv_any_ex(x, w, (bias, false), geo, algo)
+}
+
+/// [`conv_any`] with ReLU applied to the output by the same launch when `relu` (each algorithm's
+/// epilogue; im2col's bias pass).
+fn conv_any_ex(
+    x: &Tensor,
+    w: &Tensor,
+    epilogue: (Option<&Tensor>, bool),
+    geo: Geometry,
+    algo: ConvAlgo,
+) -> Result<Tensor> {
     let ((batch, cin, h, wd), (cout, k), pad, (ho, wo)) = geo;
     let col_elems = batch * cin * k * k * ho * wo;
     if algo == ConvAlgo::Direct || cin == 0 || col_elems == 0 {
-        return direct::conv_direct(x, w, bias, (batch, cin, h, wd), (cout, k), pad, (ho, wo));
-    }
-    if algo == ConvAlgo::Igemm {
-        return igemm::conv_igemm(x, w, bias, geo);
-    }
-    if algo == ConvAlgo::Reg {
-        return reg::conv_reg(
+        return direct::conv_direct(
             x,
             w,
-            false,
-            bias,
+            epilogue,
             (batch, cin, h, wd),
             (cout, k),
             pad,
             (ho, wo),
         );
     }
-    im2col::conv_im2col(x, w, bias, geo)
+    if algo == ConvAlgo::Igemm {
+        return igemm::conv_igemm(x, w, epilogue, geo);
+    }
+    if algo == ConvAlgo::Reg {
+        return reg::conv_reg(
+            x,
+            w,
+            false,
+            epilogue,
+            (batch, cin, h, wd),
+            (cout, k),
+            pad,
+            (ho, wo),
+        );
+    }
+    im2col::conv_im2col(x, w, epilogue, geo)
+}
+
+/// The bias and ReLU of an output made without them: one bias pass (with the ReLU), or a ReLU
+/// pass alone.
+fn finish(y: Tensor, bias: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    match bias {
+        Some(b) => {
+            add_channel_bias_ex_(&y, b, relu)?;
+            Ok(y)
+        }
+        None if relu => crate::ops::elementwise::relu(&y),
+        None => Ok(y),
+    }
 }
 
 fn fwd_geo(d: &ConvDims) -> Geometry {
@@ -323,8 +356,20 @@ pub fn conv2d_with(
     bias: Option<&Tensor>,
     pad: usize,
 ) -> Result<Tensor> {
+    conv2d_relu_with(algo, x, w, bias, pad, false)
+}
+
+/// [`conv2d_with`], then ReLU when `relu`, in the same launch.
+pub fn conv2d_relu_with(
+    algo: ConvAlgo,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    pad: usize,
+    relu: bool,
+) -> Result<Tensor> {
     let d = conv_dims(x, w, bias, pad)?;
-    conv_any(x, w, bias, fwd_geo(&d), algo)
+    conv_any_ex(x, w, (bias, relu), fwd_geo(&d), algo)
 }
 
 /// [`conv2d`] by the direct kernel.
@@ -400,7 +445,7 @@ pub fn conv2d_input_grad_with(
     );
     if algo == ConvAlgo::Reg && d.cout > 0 && d.cin > 0 {
         // The generated kernel reads w flipped and transposed as it packs it.
-        return reg::conv_reg(g, w, true, None, geo.0, geo.1, geo.2, geo.3);
+        return reg::conv_reg(g, w, true, (None, false), geo.0, geo.1, geo.2, geo.3);
     }
     let wt = direct::flip_transpose(w, d)?;
     conv_any(g, &wt, None, geo, algo)

@@ -202,7 +202,7 @@ pub(super) fn conv_reg(
     x: &Tensor,
     w: &Tensor,
     flip: bool,
-    bias: Option<&Tensor>,
+    (bias, relu): (Option<&Tensor>, bool),
     (batch, cin, h, wd): (usize, usize, usize, usize),
     (cout, k): (usize, usize),
     pad: i64,
@@ -234,7 +234,8 @@ pub(super) fn conv_reg(
         // The packed filter row: vec4s, or floats for a scalar tile.
         if scalar { wide } else { wide / 4 },
         total,
-        usize::from(bias.is_some()),
+        // Bit 0: the bias; bit 1: ReLU.
+        usize::from(bias.is_some()) | usize::from(relu) << 1,
     )?;
     gpu.count_flops(conv_flops(batch * cout * cin * ho * wo, k));
     let sh = ConvGen::Reg {

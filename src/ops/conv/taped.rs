@@ -5,8 +5,8 @@
 
 use super::{
     add_channel_bias_ex_, check_filter, check_weight_grad, choose_algo, conv2d_bias_grad,
-    conv2d_input_grad_with, conv2d_weight_bias_grad_with, conv2d_weight_grad_with, conv2d_with,
-    conv_dims, reg, sum_splits, tune, ConvAlgo, ConvDims, WeightGradAlgo,
+    conv2d_input_grad_with, conv2d_relu_with, conv2d_weight_bias_grad_with,
+    conv2d_weight_grad_with, conv_dims, reg, sum_splits, tune, ConvAlgo, ConvDims, WeightGradAlgo,
 };
 use crate::autograd::{Tape, Var};
 use crate::ops::elementwise;
@@ -15,6 +15,19 @@ use crate::Result;
 
 /// Taped `conv2d(x, w) + b`, each pass by the algorithm the tuner picks for its shape.
 pub fn conv2d_t(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, pad: usize) -> Result<Var> {
+    conv2d_relu_t(tape, x, w, b, pad, false)
+}
+
+/// [`conv2d_t`], then ReLU when `relu`, applied by the convolution's own launch; the backward
+/// masks the gradient with the output first.
+pub fn conv2d_relu_t(
+    tape: &mut Tape,
+    x: Var,
+    w: Var,
+    b: Option<Var>,
+    pad: usize,
+    relu: bool,
+) -> Result<Var> {
     let (xv, wv) = (tape.value(x), tape.value(w));
     let d = conv_dims(xv, wv, b.map(|v| tape.value(v)), pad)?;
     let algos = (
@@ -22,7 +35,7 @@ pub fn conv2d_t(tape: &mut Tape, x: Var, w: Var, b: Option<Var>, pad: usize) -> 
         choose_algo(xv, d, tune::INPUT_GRAD)?,
         tune::choose_dw(xv.gpu(), d)?.algo,
     );
-    conv_taped(tape, x, w, b, pad, algos)
+    conv_taped(tape, x, w, b, (pad, relu), algos)
 }
 
 /// [`conv2d_t`] by given algorithms: (forward and input gradient, weight gradient).
@@ -34,7 +47,7 @@ pub fn conv2d_t_with(
     pad: usize,
     (algo, wgrad): (ConvAlgo, WeightGradAlgo),
 ) -> Result<Var> {
-    conv_taped(tape, x, w, b, pad, (algo, algo, wgrad))
+    conv_taped(tape, x, w, b, (pad, false), (algo, algo, wgrad))
 }
 
 /// The taped convolution with (forward, input-gradient, weight-gradient) algorithms.
@@ -43,14 +56,15 @@ fn conv_taped(
     x: Var,
     w: Var,
     b: Option<Var>,
-    pad: usize,
+    (pad, relu): (usize, bool),
     (algo, dx_algo, wgrad): (ConvAlgo, ConvAlgo, WeightGradAlgo),
 ) -> Result<Var> {
     let xv = tape.value(x).clone();
     let wv = tape.value(w).clone();
     let bv = b.map(|v| tape.value(v).clone());
     let d = conv_dims(&xv, &wv, bv.as_ref(), pad)?;
-    let out = conv2d_with(algo, &xv, &wv, bv.as_ref(), pad)?;
+    let out = conv2d_relu_with(algo, &xv, &wv, bv.as_ref(), pad, relu)?;
+    let y = out.clone();
     let mut inputs = vec![x, w];
     inputs.extend(b);
     Ok(tape.push(
@@ -59,6 +73,7 @@ fn conv_taped(
         Box::new(move |g, need| {
             let with_bias = need.len() > 2;
             let need = [need[0], need[1], with_bias && need[2]];
+            let g = &relu_mask(g, &y, relu)?;
             let [dx, dw, db] = conv2d_grads_with((dx_algo, wgrad), &xv, &wv, g, d, need)?;
             let mut v = vec![dx, dw];
             if with_bias {
@@ -173,7 +188,7 @@ pub fn conv2d_transformed_t(
     x: Var,
     (w, b): (Var, Option<Var>),
     (tw, tb): (Tensor, Option<Tensor>),
-    pad: usize,
+    (pad, relu): (usize, bool),
     adjoint: TransformAdjoint,
 ) -> Result<Var> {
     let xv = tape.value(x).clone();
@@ -183,7 +198,8 @@ pub fn conv2d_transformed_t(
         choose_algo(&xv, d, tune::INPUT_GRAD)?,
         tune::choose_dw(xv.gpu(), d)?.algo,
     );
-    let out = conv2d_with(algo, &xv, &tw, tb.as_ref(), pad)?;
+    let out = conv2d_relu_with(algo, &xv, &tw, tb.as_ref(), pad, relu)?;
+    let y = out.clone();
     let mut inputs = vec![x, w];
     inputs.extend(b);
     let with_bias = tb.is_some() && b.is_some();
@@ -192,6 +208,7 @@ pub fn conv2d_transformed_t(
         &inputs,
         Box::new(move |g, need| {
             let need_db = with_bias && need.get(2) == Some(&true);
+            let g = &relu_mask(g, &y, relu)?;
             let (dx, pw, pb) =
                 conv2d_grad_parts_with(algos, &xv, &tw, g, d, [need[0], need[1], need_db])?;
             let (dw, db) = adjoint(pw.as_ref(), pb.as_ref())?;
@@ -202,6 +219,15 @@ pub fn conv2d_transformed_t(
             Ok(v)
         }),
     ))
+}
+
+/// The gradient through a ReLU whose output is `y` (when `relu`; `g` itself otherwise).
+fn relu_mask(g: &Tensor, y: &Tensor, relu: bool) -> Result<Tensor> {
+    if relu {
+        elementwise::relu_bwd(g, y)
+    } else {
+        Ok(g.clone())
+    }
 }
 
 /// `y[b, c, …] = x[b, c, …] + bias[c]` for x of shape (B, C, …), taped; the bias gradient sums
@@ -220,11 +246,7 @@ pub fn channel_bias_relu_t(tape: &mut Tape, x: Var, bias: Var, relu: bool) -> Re
         out,
         &[x, bias],
         Box::new(move |g, need| {
-            let g = if relu {
-                elementwise::relu_bwd(g, &y)?
-            } else {
-                g.clone()
-            };
+            let g = relu_mask(g, &y, relu)?;
             let db = if need[1] {
                 Some(conv2d_bias_grad(&g)?)
             } else {
