@@ -123,6 +123,15 @@ fn sums_past_the_loop_limiter_are_refused_where_it_would_cut_them() {
             }
         }
     }
+    // A bias gradient whose one-launch form would pass the loop budget (4 images of 60,000
+    // values per invocation) takes the sum over the planes and the sum over the batch instead,
+    // and stays exact; the one-launch form itself is refused on a limited driver.
+    let (b, plane) = (256usize, 60_000usize);
+    assert!(!reduce::batch_plane_fits(b, plane));
+    let gy = Tensor::full(&g, &[b, 1, plane], 1.0).unwrap();
+    let db = symclone::ops::conv::conv2d_bias_grad(&gy).unwrap();
+    assert_eq!(db.to_vec().unwrap(), vec![(b * plane) as f32]);
+    assert_eq!(reduce::sum_batch_plane(&gy).is_ok(), !g.loop_limited());
     for (n, runs) in [(200_000usize, true), (300_000, !g.loop_limited())] {
         let x = Tensor::full(&g, &[n, 2], 1.0).unwrap();
         match reduce::sum_axis(&x, 0) {

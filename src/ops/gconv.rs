@@ -95,9 +95,11 @@ fn splits_of(op: &'static str, dtw: &Tensor, rank: usize) -> Result<(usize, Vec<
     match s.len() {
         r if r == rank => Ok((1, s.to_vec())),
         r if r == rank + 1 && s[0] > 0 => {
+            // The loops over the splits run once per orientation (up to 8): a loop limiter
+            // counts them all.
             dtw.gpu().check_loops(
                 op,
-                s[0] / 4 + s[0] % 4,
+                8 * (s[0] / 4 + s[0] % 4 + 2),
                 || format!("a sum over {} splits", s[0]),
                 "use smaller sizes or another adapter",
             )?;

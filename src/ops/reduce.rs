@@ -70,10 +70,12 @@ pub fn sum_splits_axis(parts: &Tensor, axis: usize) -> Result<Tensor> {
             format!("{:?} has no splits to sum", parts.shape()),
         ));
     }
+    // The loops over the splits run once per term of the sum: a loop limiter counts them all.
+    let n = rest[axis];
     parts.gpu().check_loops(
         "sum_splits_axis",
-        splits / 4 + splits % 4,
-        || format!("a sum over {splits} splits"),
+        n * (splits / 4 + splits % 4 + 2),
+        || format!("a sum over {n} terms of {splits} splits each"),
         "use smaller sizes or another adapter",
     )?;
     sum_axis_launch(parts, *splits, rest, axis, 1.0)
@@ -125,6 +127,20 @@ pub fn mean_axis(x: &Tensor, axis: usize) -> Result<Tensor> {
 /// Most images [`sum_batch_plane`] takes (the length of its workgroup's array of per-image sums).
 pub const BATCH_PLANE_MAX: usize = 256;
 
+/// Whether [`sum_batch_plane`] takes `b` images of `plane` values: at most [`BATCH_PLANE_MAX`]
+/// images, and its loops within a loop limiter's budget ([`crate::gpu::LOOP_BUDGET`]) on any
+/// adapter.
+pub fn batch_plane_fits(b: usize, plane: usize) -> bool {
+    b <= BATCH_PLANE_MAX && batch_plane_loops(b, plane) <= crate::gpu::LOOP_BUDGET
+}
+
+/// The most loop iterations one invocation of `sum_batch_plane` runs (a loop limiter counts a
+/// loop's iterations over all the times it is entered): the loops over a plane once for each of
+/// its images, and the loop over the images.
+fn batch_plane_loops(b: usize, plane: usize) -> usize {
+    (b.div_ceil(64) * (plane / 4 + plane % 4 + 2)).max(b / 4 + b % 4)
+}
+
 /// `out[c] = Σ_b Σ_j x[b, c, j]` for x (B, C, plane), B ≤ [`BATCH_PLANE_MAX`], in one launch (one
 /// workgroup per channel): the same float32 sums as `sum_axis(&sum_axis(x, 2), 0)`.
 pub fn sum_batch_plane(x: &Tensor) -> Result<Tensor> {
@@ -141,14 +157,12 @@ pub fn sum_batch_plane(x: &Tensor) -> Result<Tensor> {
             format!("{b} images, over the {BATCH_PLANE_MAX} one launch sums"),
         ));
     }
-    for n in [plane, b] {
-        x.gpu().check_loops(
-            "sum_batch_plane",
-            n / 4 + n % 4,
-            || format!("a sum over {n} terms"),
-            "use smaller sizes or another adapter",
-        )?;
-    }
+    x.gpu().check_loops(
+        "sum_batch_plane",
+        batch_plane_loops(b, plane),
+        || format!("a sum over {b} images of {plane} values"),
+        "use smaller sizes or another adapter",
+    )?;
     let out = Tensor::empty(x.gpu(), &[c])?;
     if c > 0 {
         x.gpu()

@@ -4,6 +4,8 @@
 //! registers and every index a literal, as in the register matrix product
 //! (`ops/matmul/codegen.rs`). The keys of their shaders ([`super::ConvGen`]) live with their
 //! launchers in `reg.rs`.
+//! Over 600 lines: the generators share one prelude, padded row loaders and output epilogues
+//! (bias, ReLU); split, each part would import the others' pieces.
 
 use std::fmt::Write;
 

@@ -529,9 +529,9 @@ fn sum_splits(t: Tensor) -> Result<Tensor> {
     }
 }
 
-/// The bias gradient: `Σ_{b,y,x} g[b, o, y, x]`, shape (Cout): one launch up to
-/// [`reduce::BATCH_PLANE_MAX`] images, a sum over the planes and one over the batch beyond (the
-/// same float32 sums either way).
+/// The bias gradient: `Σ_{b,y,x} g[b, o, y, x]`, shape (Cout): one launch where it fits
+/// ([`reduce::batch_plane_fits`]: up to 256 images), a sum over the planes and one over the batch
+/// beyond (the same float32 sums either way).
 pub fn conv2d_bias_grad(g: &Tensor) -> Result<Tensor> {
     expect_f32("conv2d_bias_grad", g)?;
     if g.rank() < 2 {
@@ -543,7 +543,7 @@ pub fn conv2d_bias_grad(g: &Tensor) -> Result<Tensor> {
     let (b, c) = (g.shape()[0], g.shape()[1]);
     let plane: usize = g.shape()[2..].iter().product();
     let g = g.reshape(&[b, c, plane])?;
-    if b <= reduce::BATCH_PLANE_MAX {
+    if reduce::batch_plane_fits(b, plane) {
         return reduce::sum_batch_plane(&g);
     }
     let s = reduce::sum_axis(&g, 2)?;
