@@ -148,3 +148,34 @@ fn sum_batch_plane(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgr
         out[c] = (s0 + s1) + (s2 + s3);
     }
 }
+
+// The backward of a ReLU whose output is y, and the column sums of the result, in one pass:
+// gm[r, j] = x[r, j] where y[r, j] > 0 (else 0), out[j] = Σ_r gm[r, j] over the p.n rows of
+// p.inner columns, summed as sum_axis over the rows does (4 partial sums): a linear layer's
+// masked gradient and its bias gradient. One invocation per column.
+@group(0) @binding(3) var<storage, read> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gm: array<f32>;
+
+fn masked(i: u32) -> f32 {
+    let v = select(0.0, x[i], y[i] > 0.0);
+    gm[i] = v;
+    return v;
+}
+
+@compute @workgroup_size(256)
+fn relu_bwd_sum_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = idx(gid, nwg, 256u);
+    if j >= p.inner { return; }
+    var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+    var k = 0u;
+    for (; k + 4u <= p.n; k += 4u) {
+        s0 += masked(j + k * p.inner);
+        s1 += masked(j + (k + 1u) * p.inner);
+        s2 += masked(j + (k + 2u) * p.inner);
+        s3 += masked(j + (k + 3u) * p.inner);
+    }
+    for (; k < p.n; k += 1u) {
+        s0 += masked(j + k * p.inner);
+    }
+    out[j] = (s0 + s1) + (s2 + s3);
+}

@@ -289,6 +289,18 @@ fn fold_reductions(g: &Arc<Gpu>, rg: &mut Rng) {
         &r::reduce::sum_axis(&r::reduce::sum_splits(&parts6, 6), &shape, 1),
         sum_tol(18),
     );
+    // A ReLU backward with its sums over the rows: 5000 columns, one invocation each.
+    let (gy, gy6) = up(g, &[3, 5000], rg);
+    let (y, y6) = up(g, &[3, 5000], rg);
+    let (gm, db) = reduce::relu_bwd_sum_rows(&gy, &y).unwrap();
+    let masked = r::elementwise::relu_bwd(&gy6, &y6);
+    close("relu_bwd_sum_rows (masked)", &gm, &masked, 0.0);
+    close(
+        "relu_bwd_sum_rows (sums)",
+        &db,
+        &r::reduce::sum_axis(&masked, &[3, 5000], 0),
+        sum_tol(3),
+    );
     folds(15000, 256);
     let (gs, gs6) = up(g, &[5, 1000], rg);
     close(

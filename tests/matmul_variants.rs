@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use symclone::autograd::Tape;
 use symclone::ops::matmul::{self, variants::VARIANTS};
+use symclone::ops::{elementwise, reduce};
 use symclone::reference::{self as r, matmul::Dims, to64};
 use symclone::tensor::Tensor;
 use symclone::Gpu;
@@ -465,4 +466,30 @@ fn half_precision_constant_operand() {
     let mut tape = Tape::new();
     let va = tape.input(a);
     assert!(matmul_half_const_t(&mut tape, va, &h, &h).is_err());
+}
+
+/// A linear layer's ReLU backward and bias gradient in one launch (`relu_bwd_sum_rows`) equal the
+/// ReLU backward and then the sum over the rows bit for bit, at row counts around its 4-way
+/// partial sums; ill-fitting shapes are refused.
+#[test]
+fn relu_backward_with_the_bias_sum_equals_the_two_passes() {
+    let g = gpu();
+    let mut rg = rng(83);
+    let bits =
+        |t: &Tensor| -> Vec<u32> { t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect() };
+    for (rows, n) in [(1, 1), (3, 10), (32, 64), (129, 7), (64, 300)] {
+        let gy = Tensor::from_slice(&g, &[rows, n], &rg.normal_vec(rows * n)).unwrap();
+        let y = Tensor::from_slice(&g, &[rows, n], &rg.normal_vec(rows * n)).unwrap();
+        let (gm, db) = reduce::relu_bwd_sum_rows(&gy, &y).unwrap();
+        let masked = elementwise::relu_bwd(&gy, &y).unwrap();
+        assert_eq!(bits(&gm), bits(&masked), "masked gradient {rows}×{n}");
+        let sum = reduce::sum_axis(&masked, 0).unwrap();
+        assert_eq!(bits(&db), bits(&sum), "bias gradient {rows}×{n}");
+    }
+    let a = Tensor::zeros(&g, &[2, 3]).unwrap();
+    let b = Tensor::zeros(&g, &[3, 2]).unwrap();
+    assert!(reduce::relu_bwd_sum_rows(&a, &b).is_err());
+    assert!(
+        reduce::relu_bwd_sum_rows(&a.reshape(&[6]).unwrap(), &a.reshape(&[6]).unwrap()).is_err()
+    );
 }

@@ -36,6 +36,20 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
                 &b,
                 &r::reduce::broadcast_axis(&g6, shape, *axis),
             )?;
+            // A rank-2 sum over the rows: with a ReLU's backward before it, in one launch.
+            if let (&[rows, _], 0) = (shape.as_slice(), *axis) {
+                let (y, y6) = up(g, shape, rg)?;
+                let (gm, db) = reduce::relu_bwd_sum_rows(&x, &y)?;
+                let masked = r::elementwise::relu_bwd(&x6, &y6);
+                o.exact("relu_bwd_sum_rows (masked)", &gm, &masked)?;
+                o.sums(
+                    "relu_bwd_sum_rows",
+                    &db,
+                    &r::reduce::sum_axis(&masked, shape, 0),
+                    &r::reduce::sum_axis(&abs(&masked), shape, 0),
+                    rows,
+                )?;
+            }
             // A rank-3 shape read as (B, C, plane): the sum over its first and last axes (a bias
             // gradient) in one launch.
             if let &[b, c, plane] = shape.as_slice() {

@@ -124,6 +124,44 @@ pub fn mean_axis(x: &Tensor, axis: usize) -> Result<Tensor> {
     sum_axis_scaled(x, axis, 1.0 / n as f32)
 }
 
+/// The backward of a ReLU whose output is `y`, and its column sums, in one launch: for `g` and
+/// `y` of (rows, n), the masked gradient `g` where `y > 0` (else 0), and its sum over the rows
+/// (n), the same float32 sums as `sum_axis(&relu_bwd(g, y), 0)`: a linear layer's masked gradient
+/// and its bias gradient.
+pub fn relu_bwd_sum_rows(g: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
+    expect_f32("relu_bwd_sum_rows", g)?;
+    expect_f32("relu_bwd_sum_rows", y)?;
+    let &[rows, n] = g.shape() else {
+        return Err(Error::shape(
+            "relu_bwd_sum_rows",
+            format!("expected (rows, columns), got {:?}", g.shape()),
+        ));
+    };
+    if y.shape() != g.shape() {
+        return Err(Error::shape(
+            "relu_bwd_sum_rows",
+            format!("output {:?} for a gradient {:?}", y.shape(), g.shape()),
+        ));
+    }
+    g.gpu().check_loops(
+        "relu_bwd_sum_rows",
+        rows / 4 + rows % 4,
+        || format!("a sum over {rows} rows"),
+        "use smaller sizes or another adapter",
+    )?;
+    let gm = Tensor::empty(g.gpu(), g.shape())?;
+    let out = Tensor::empty(g.gpu(), &[n])?;
+    g.gpu()
+        .launch(&REDUCE, "relu_bwd_sum_rows")
+        .params(&params(1, rows, n, 1.0, 0)?)
+        .read(g)
+        .write(&out)
+        .read(y)
+        .write(&gm)
+        .dispatch_1d(n, 256)?;
+    Ok((gm, out))
+}
+
 /// Most images [`sum_batch_plane`] takes (the length of its workgroup's array of per-image sums).
 pub const BATCH_PLANE_MAX: usize = 256;
 

@@ -452,10 +452,19 @@ pub fn matmul_t(
         out,
         &inputs,
         Box::new(move |g, need| {
-            let g = if relu {
-                elementwise::relu_bwd(g, &y)?
-            } else {
-                g.clone()
+            let n = g.shape()[g.rank() - 1];
+            let rows = g.numel() / n.max(1);
+            // With ReLU and a bias gradient to take, both in one launch.
+            let mut dbias = None;
+            let g = match (relu, need.get(2) == Some(&true)) {
+                (true, true) => {
+                    let flat = |t: &Tensor| t.reshape(&[rows, n]);
+                    let (gm, sum) = reduce::relu_bwd_sum_rows(&flat(g)?, &flat(&y)?)?;
+                    dbias = Some(sum);
+                    gm.reshape(g.shape())?
+                }
+                (true, false) => elementwise::relu_bwd(g, &y)?,
+                (false, _) => g.clone(),
             };
             let da = if need[0] {
                 Some(if ta {
@@ -477,14 +486,10 @@ pub fn matmul_t(
             };
             let mut out = vec![da, db];
             if need.len() > 2 {
-                out.push(if need[2] {
-                    let n = g.shape()[g.rank() - 1];
-                    Some(reduce::sum_axis(
-                        &g.reshape(&[g.numel() / n.max(1), n])?,
-                        0,
-                    )?)
-                } else {
-                    None
+                out.push(match dbias {
+                    Some(db) => Some(db),
+                    None if need[2] => Some(reduce::sum_axis(&g.reshape(&[rows, n])?, 0)?),
+                    None => None,
                 });
             }
             Ok(out)
