@@ -140,7 +140,7 @@ fn a_smoke_run_writes_a_complete_report_and_resume_reuses_it() {
         );
         assert!(c.record_us > 0.0 && c.submissions > 0.0, "{what}: {c:?}");
         assert_eq!(c.steps, 2, "{what}: the steps after the first of 3");
-        for f in ["elementwise", "matmul", "optim"] {
+        for f in ["loss", "matmul", "optim"] {
             assert!(
                 c.families.get(f).is_some_and(|f| f.dispatches > 0.0),
                 "{what}: {f}"
