@@ -109,44 +109,44 @@ fn chunk_sum(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
 }
 
 // out[c] = Σ_b Σ_j x[b, c, j] for x of (p.outer = B, p.n = C, p.inner = plane): the bias gradient
-// of a (B, C, …) gradient in one pass, one workgroup per channel. Invocation t sums the planes of
-// images t, t + 64, … into part[b] as sum_axis over the plane does; the first invocation then sums
-// part over the images as sum_axis over the batch does: the same float32 sums as those two passes.
-// B ≤ 256 (part's length; the launcher runs the two passes beyond).
+// of a (B, C, …) gradient in one pass, one invocation per channel. Each image's plane is summed as
+// sum_axis over the plane does, and those sums are added as they come into the 4 partial sums of
+// sum_axis over the batch: the same float32 sums as those two passes. (No workgroup array and no
+// barrier: lavapipe runs a workgroup with a barrier as one fiber per invocation, at several times
+// the cost.)
+fn plane_sum(base: u32) -> f32 {
+    var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+    var k = 0u;
+    for (; k + 4u <= p.inner; k += 4u) {
+        s0 += x[base + k];
+        s1 += x[base + k + 1u];
+        s2 += x[base + k + 2u];
+        s3 += x[base + k + 3u];
+    }
+    for (; k < p.inner; k += 1u) {
+        s0 += x[base + k];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
 @compute @workgroup_size(64)
-fn sum_batch_plane(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = wid.x + wid.y * nwg.x;
+fn sum_batch_plane(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = idx(gid, nwg, 64u);
     if c >= p.n { return; }
-    for (var b = lid.x; b < p.outer; b += 64u) {
-        let base = (b * p.n + c) * p.inner;
-        var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
-        var k = 0u;
-        for (; k + 4u <= p.inner; k += 4u) {
-            s0 += x[base + k];
-            s1 += x[base + k + 1u];
-            s2 += x[base + k + 2u];
-            s3 += x[base + k + 3u];
-        }
-        for (; k < p.inner; k += 1u) {
-            s0 += x[base + k];
-        }
-        part[b] = (s0 + s1) + (s2 + s3);
+    let stride = p.n * p.inner;
+    let base = c * p.inner;
+    var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+    var b = 0u;
+    for (; b + 4u <= p.outer; b += 4u) {
+        s0 += plane_sum(base + b * stride);
+        s1 += plane_sum(base + (b + 1u) * stride);
+        s2 += plane_sum(base + (b + 2u) * stride);
+        s3 += plane_sum(base + (b + 3u) * stride);
     }
-    workgroupBarrier();
-    if lid.x == 0u {
-        var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
-        var k = 0u;
-        for (; k + 4u <= p.outer; k += 4u) {
-            s0 += part[k];
-            s1 += part[k + 1u];
-            s2 += part[k + 2u];
-            s3 += part[k + 3u];
-        }
-        for (; k < p.outer; k += 1u) {
-            s0 += part[k];
-        }
-        out[c] = (s0 + s1) + (s2 + s3);
+    for (; b < p.outer; b += 1u) {
+        s0 += plane_sum(base + b * stride);
     }
+    out[c] = (s0 + s1) + (s2 + s3);
 }
 
 // The backward of a ReLU whose output is y, and the column sums of the result, in one pass:

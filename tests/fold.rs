@@ -281,6 +281,18 @@ fn fold_reductions(g: &Arc<Gpu>, rg: &mut Rng) {
         &r::reduce::sum_axis(&t6, &shape, 1),
         sum_tol(3),
     );
+    // The bias gradient's sum over the first and last axes of (4, 5000, 3), one invocation per
+    // channel (drawn from a generator of its own: the families after this one keep their inputs).
+    folds(5000, 64);
+    let bshape = [4usize, 5000, 3];
+    let (bg, bg6) = up(g, &bshape, &mut rng(501));
+    let inner = r::reduce::sum_axis(&bg6, &bshape, 2);
+    close(
+        "sum_batch_plane",
+        &reduce::sum_batch_plane(&bg).unwrap(),
+        &r::reduce::sum_axis(&inner, &[4, 5000], 0),
+        sum_tol(12),
+    );
     // The same sum over 6 splits of its input, summed first as sum_axis over them would.
     let (parts, parts6) = up(g, &[6, 5, 3, 1000], rg);
     close(

@@ -123,7 +123,7 @@ fn sums_past_the_loop_limiter_are_refused_where_it_would_cut_them() {
             }
         }
     }
-    // A bias gradient whose one-launch form would pass the loop budget (4 images of 60,000
+    // A bias gradient whose one-launch form would pass the loop budget (256 images of 60,000
     // values per invocation) takes the sum over the planes and the sum over the batch instead,
     // and stays exact; the one-launch form itself is refused on a limited driver.
     let (b, plane) = (256usize, 60_000usize);

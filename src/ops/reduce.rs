@@ -162,25 +162,21 @@ pub fn relu_bwd_sum_rows(g: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((gm, out))
 }
 
-/// Most images [`sum_batch_plane`] takes (the length of its workgroup's array of per-image sums).
-pub const BATCH_PLANE_MAX: usize = 256;
-
-/// Whether [`sum_batch_plane`] takes `b` images of `plane` values: at most [`BATCH_PLANE_MAX`]
-/// images, and its loops within a loop limiter's budget ([`crate::gpu::LOOP_BUDGET`]) on any
-/// adapter.
+/// Whether [`sum_batch_plane`] takes `b` images of `plane` values on any adapter: its loops within
+/// a loop limiter's budget ([`crate::gpu::LOOP_BUDGET`]).
 pub fn batch_plane_fits(b: usize, plane: usize) -> bool {
-    b <= BATCH_PLANE_MAX && batch_plane_loops(b, plane) <= crate::gpu::LOOP_BUDGET
+    batch_plane_loops(b, plane) <= crate::gpu::LOOP_BUDGET
 }
 
-/// The most loop iterations one invocation of `sum_batch_plane` runs (a loop limiter counts a
-/// loop's iterations over all the times it is entered): the loops over a plane once for each of
-/// its images, and the loop over the images.
+/// The most loop iterations one invocation of `sum_batch_plane` runs in one loop (a loop limiter
+/// counts a loop's iterations over all the times it is entered): the loops over a plane once for
+/// each image.
 fn batch_plane_loops(b: usize, plane: usize) -> usize {
-    (b.div_ceil(64) * (plane / 4 + plane % 4 + 2)).max(b / 4 + b % 4)
+    b * (plane / 4 + plane % 4 + 2)
 }
 
-/// `out[c] = Σ_b Σ_j x[b, c, j]` for x (B, C, plane), B ≤ [`BATCH_PLANE_MAX`], in one launch (one
-/// workgroup per channel): the same float32 sums as `sum_axis(&sum_axis(x, 2), 0)`.
+/// `out[c] = Σ_b Σ_j x[b, c, j]` for x (B, C, plane) in one launch (one invocation per channel):
+/// the same float32 sums as `sum_axis(&sum_axis(x, 2), 0)`.
 pub fn sum_batch_plane(x: &Tensor) -> Result<Tensor> {
     expect_f32("sum_batch_plane", x)?;
     let &[b, c, plane] = x.shape() else {
@@ -189,12 +185,6 @@ pub fn sum_batch_plane(x: &Tensor) -> Result<Tensor> {
             format!("expected (B, C, plane), got {:?}", x.shape()),
         ));
     };
-    if b > BATCH_PLANE_MAX {
-        return Err(Error::shape(
-            "sum_batch_plane",
-            format!("{b} images, over the {BATCH_PLANE_MAX} one launch sums"),
-        ));
-    }
     x.gpu().check_loops(
         "sum_batch_plane",
         batch_plane_loops(b, plane),
@@ -208,7 +198,7 @@ pub fn sum_batch_plane(x: &Tensor) -> Result<Tensor> {
             .params(&params(b, c, plane, 1.0, 0)?)
             .read(&x)
             .write(&out)
-            .dispatch_1d(c, 1)?;
+            .dispatch_1d(c, 64)?;
     }
     Ok(out)
 }

@@ -530,8 +530,8 @@ fn sum_splits(t: Tensor) -> Result<Tensor> {
 }
 
 /// The bias gradient: `Σ_{b,y,x} g[b, o, y, x]`, shape (Cout): one launch where it fits
-/// ([`reduce::batch_plane_fits`]: up to 256 images), a sum over the planes and one over the batch
-/// beyond (the same float32 sums either way).
+/// ([`reduce::batch_plane_fits`]: its loops within a loop limiter's budget), a sum over the planes
+/// and one over the batch otherwise (the same float32 sums either way).
 pub fn conv2d_bias_grad(g: &Tensor) -> Result<Tensor> {
     expect_f32("conv2d_bias_grad", g)?;
     if g.rank() < 2 {
