@@ -179,3 +179,47 @@ fn relu_bwd_sum_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
     out[j] = (s0 + s1) + (s2 + s3);
 }
+
+// Two tensors of partial sums over a leading axis of the same p.n splits, summed over it in one
+// launch, in sum_axis's order: out[j] = Σ_s x[s * p.inner + j] for the p.inner entries of the
+// first, gm[j] = Σ_s y[s * p.outer + j] for the p.outer entries of the second (y and gm: the
+// bindings relu_bwd_sum_rows declares). A convolution's weight and bias gradients.
+fn split_sum_x(j: u32) -> f32 {
+    var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+    var k = 0u;
+    for (; k + 4u <= p.n; k += 4u) {
+        s0 += x[j + k * p.inner];
+        s1 += x[j + (k + 1u) * p.inner];
+        s2 += x[j + (k + 2u) * p.inner];
+        s3 += x[j + (k + 3u) * p.inner];
+    }
+    for (; k < p.n; k += 1u) {
+        s0 += x[j + k * p.inner];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+fn split_sum_y(j: u32) -> f32 {
+    var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+    var k = 0u;
+    for (; k + 4u <= p.n; k += 4u) {
+        s0 += y[j + k * p.outer];
+        s1 += y[j + (k + 1u) * p.outer];
+        s2 += y[j + (k + 2u) * p.outer];
+        s3 += y[j + (k + 3u) * p.outer];
+    }
+    for (; k < p.n; k += 1u) {
+        s0 += y[j + k * p.outer];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+@compute @workgroup_size(256)
+fn sum_splits_pair(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = idx(gid, nwg, 256u);
+    if t < p.inner {
+        out[t] = split_sum_x(t);
+    } else if t < p.inner + p.outer {
+        gm[t - p.inner] = split_sum_y(t - p.inner);
+    }
+}

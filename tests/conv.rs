@@ -285,8 +285,6 @@ fn filter_transforms_and_adjoints_match_reference() {
 fn fused_transforms_equal_their_compositions() {
     let g = gpu();
     let mut rg = rng(23);
-    let bits =
-        |t: &Tensor| -> Vec<u32> { t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect() };
     for group in Group::ALL {
         let n = group.order();
         for (cout, cin, k, splits) in [(3, 2, 3, 6), (2, 5, 1, 4), (7, 1, 3, 1), (1, 3, 5, 9)] {
@@ -355,6 +353,29 @@ fn fused_transforms_equal_their_compositions() {
     assert!(is_shape_err(reduce::sum_batch_plane(
         &Tensor::zeros(&g, &[2, 3]).unwrap()
     )));
+    // A plain convolution's weight and bias partials over the same splits, summed in one launch,
+    // against a sum over each one's splits.
+    for splits in [2, 5, 9] {
+        let (pw, _) = upload(&g, &[splits, 4, 3, 3, 3], &mut rg);
+        let (pb, _) = upload(&g, &[splits, 4], &mut rg);
+        let (dw, db) = reduce::sum_splits_pair(&pw, &pb).unwrap();
+        assert_eq!(dw.shape(), [4, 3, 3, 3]);
+        assert_eq!(
+            bits(&dw),
+            bits(&reduce::sum_axis(&pw, 0).unwrap()),
+            "{splits} splits"
+        );
+        assert_eq!(
+            bits(&db),
+            bits(&reduce::sum_axis(&pb, 0).unwrap()),
+            "{splits} splits"
+        );
+    }
+    let (p2, p3) = (
+        Tensor::zeros(&g, &[2, 4]).unwrap(),
+        Tensor::zeros(&g, &[3, 4]).unwrap(),
+    );
+    assert!(is_shape_err(reduce::sum_splits_pair(&p2, &p3)));
     // Ill-fitting biases and splits are refused.
     let w = Tensor::zeros(&g, &[2, 1, 3, 3]).unwrap();
     let b3 = Tensor::zeros(&g, &[3]).unwrap();
@@ -376,8 +397,6 @@ fn fused_transforms_equal_their_compositions() {
 fn relu_in_the_convolution_equals_relu_after_it() {
     let g = gpu();
     let mut rg = rng(29);
-    let bits =
-        |t: &Tensor| -> Vec<u32> { t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect() };
     type Layer = dyn Fn(&mut Tape, [symclone::autograd::Var; 3], bool) -> symclone::autograd::Var;
     type Case = (&'static str, Vec<usize>, Vec<usize>, Box<Layer>);
     let (batch, cin, side, cout, k, pad) = (5, 2, 6, 3, 3, 1);

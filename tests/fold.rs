@@ -293,6 +293,24 @@ fn fold_reductions(g: &Arc<Gpu>, rg: &mut Rng) {
         &r::reduce::sum_axis(&inner, &[4, 5000], 0),
         sum_tol(12),
     );
+    // A weight and a bias gradient's partial sums over 5 splits, summed in one launch: 4000 + 1000
+    // sums.
+    folds(5000, 256);
+    let mut own = rng(502);
+    let ((pa, pa6), (pb, pb6)) = (up(g, &[5, 4000], &mut own), up(g, &[5, 1000], &mut own));
+    let (sa, sb) = reduce::sum_splits_pair(&pa, &pb).unwrap();
+    close(
+        "sum_splits_pair (first)",
+        &sa,
+        &r::reduce::sum_splits(&pa6, 5),
+        sum_tol(5),
+    );
+    close(
+        "sum_splits_pair (second)",
+        &sb,
+        &r::reduce::sum_splits(&pb6, 5),
+        sum_tol(5),
+    );
     // The same sum over 6 splits of its input, summed first as sum_axis over them would.
     let (parts, parts6) = up(g, &[6, 5, 3, 1000], rg);
     close(

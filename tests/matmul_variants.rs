@@ -475,8 +475,6 @@ fn half_precision_constant_operand() {
 fn relu_backward_with_the_bias_sum_equals_the_two_passes() {
     let g = gpu();
     let mut rg = rng(83);
-    let bits =
-        |t: &Tensor| -> Vec<u32> { t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect() };
     for (rows, n) in [(1, 1), (3, 10), (32, 64), (129, 7), (64, 300)] {
         let gy = Tensor::from_slice(&g, &[rows, n], &rg.normal_vec(rows * n)).unwrap();
         let y = Tensor::from_slice(&g, &[rows, n], &rg.normal_vec(rows * n)).unwrap();

@@ -42,13 +42,13 @@ pub(super) fn run(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, case: &Case) -> Resul
                 let (gm, db) = reduce::relu_bwd_sum_rows(&x, &y)?;
                 let masked = r::elementwise::relu_bwd(&x6, &y6);
                 o.exact("relu_bwd_sum_rows (masked)", &gm, &masked)?;
-                o.sums(
-                    "relu_bwd_sum_rows",
-                    &db,
-                    &r::reduce::sum_axis(&masked, shape, 0),
-                    &r::reduce::sum_axis(&abs(&masked), shape, 0),
-                    rows,
-                )?;
+                let msum = r::reduce::sum_axis(&masked, shape, 0);
+                let msum_abs = r::reduce::sum_axis(&abs(&masked), shape, 0);
+                o.sums("relu_bwd_sum_rows", &db, &msum, &msum_abs, rows)?;
+                // The rows as splits of partial sums: two tensors of them summed in one launch.
+                let (sx, sm) = reduce::sum_splits_pair(&x, &gm)?;
+                o.sums("sum_splits_pair", &sx, &want, &want_abs, rows)?;
+                o.sums("sum_splits_pair (second)", &sm, &msum, &msum_abs, rows)?;
             }
             // A rank-3 shape read as (B, C, plane): the sum over its first and last axes (a bias
             // gradient) in one launch.

@@ -162,6 +162,47 @@ pub fn relu_bwd_sum_rows(g: &Tensor, y: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((gm, out))
 }
 
+/// Two tensors of partial sums over a leading axis of the same splits, (S, …) each, summed over
+/// the splits in one launch: the same float32 sums as `sum_axis(·, 0)` of each (a convolution's
+/// weight and bias gradients from its weight-gradient kernel's batch splits).
+pub fn sum_splits_pair(a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)> {
+    expect_f32("sum_splits_pair", a)?;
+    expect_f32("sum_splits_pair", b)?;
+    let (Some((&sa, ra)), Some((&sb, rb))) = (a.shape().split_first(), b.shape().split_first())
+    else {
+        return Err(Error::shape("sum_splits_pair", "a tensor of rank 0"));
+    };
+    if sa != sb || sa == 0 {
+        return Err(Error::shape(
+            "sum_splits_pair",
+            format!(
+                "{:?} and {:?} are not splits of the same count",
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    a.gpu().check_loops(
+        "sum_splits_pair",
+        sa / 4 + sa % 4,
+        || format!("a sum over {sa} splits"),
+        "use smaller sizes or another adapter",
+    )?;
+    let (na, nb) = (a.numel() / sa, b.numel() / sa);
+    let (sum_a, sum_b) = (Tensor::empty(a.gpu(), ra)?, Tensor::empty(a.gpu(), rb)?);
+    if na + nb > 0 {
+        a.gpu()
+            .launch(&REDUCE, "sum_splits_pair")
+            .params(&params(nb, sa, na, 1.0, 0)?)
+            .read(a)
+            .write(&sum_a)
+            .read(b)
+            .write(&sum_b)
+            .dispatch_1d(na + nb, 256)?;
+    }
+    Ok((sum_a, sum_b))
+}
+
 /// Whether [`sum_batch_plane`] takes `b` images of `plane` values on any adapter: its loops within
 /// a loop limiter's budget ([`crate::gpu::LOOP_BUDGET`]).
 pub fn batch_plane_fits(b: usize, plane: usize) -> bool {

@@ -102,6 +102,11 @@ pub fn abs64(v: &[f64]) -> Vec<f64> {
     v.iter().map(|x| x.abs()).collect()
 }
 
+/// A tensor's values as their bit patterns, for comparisons that must hold bit for bit.
+pub fn bits(t: &symclone::tensor::Tensor) -> Vec<u32> {
+    t.to_vec().unwrap().iter().map(|v| v.to_bits()).collect()
+}
+
 pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     let e = symclone::reference::rel_err(got, want);
     assert!(e <= tol, "{what}: relative error {e:.3e} > {tol:.1e}");

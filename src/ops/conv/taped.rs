@@ -9,7 +9,7 @@ use super::{
     conv2d_weight_grad_with, conv_dims, reg, sum_splits, tune, ConvAlgo, ConvDims, WeightGradAlgo,
 };
 use crate::autograd::{Tape, Var};
-use crate::ops::elementwise;
+use crate::ops::{elementwise, reduce};
 use crate::tensor::Tensor;
 use crate::Result;
 
@@ -111,6 +111,13 @@ pub fn conv2d_grads_with(
     need: [bool; 3],
 ) -> Result<[Option<Tensor>; 3]> {
     let (dx, dw, db) = conv2d_grad_parts_with(algos, x, w, g, d, need)?;
+    if let (Some(pw), Some(pb)) = (&dw, &db) {
+        if pw.shape()[0] > 1 && pw.shape()[0] == pb.shape()[0] {
+            // Both over the same splits: one launch.
+            let (dw, db) = reduce::sum_splits_pair(pw, pb)?;
+            return Ok([dx, Some(dw), Some(db)]);
+        }
+    }
     Ok([
         dx,
         dw.map(sum_splits).transpose()?,
