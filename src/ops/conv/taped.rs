@@ -30,12 +30,18 @@ pub fn conv2d_relu_t(
 ) -> Result<Var> {
     let (xv, wv) = (tape.value(x), tape.value(w));
     let d = conv_dims(xv, wv, b.map(|v| tape.value(v)), pad)?;
-    let algos = (
-        choose_algo(xv, d, tune::FWD)?,
-        choose_algo(xv, d, tune::INPUT_GRAD)?,
-        tune::choose_dw(xv.gpu(), d)?.algo,
-    );
+    let algos = tuned_algos(xv, d)?;
     conv_taped(tape, x, w, b, (pad, relu), algos)
+}
+
+/// The algorithms the tuner picks for a taped convolution of `x` with dims `d`: (forward, input
+/// gradient, weight gradient).
+fn tuned_algos(x: &Tensor, d: ConvDims) -> Result<(ConvAlgo, ConvAlgo, WeightGradAlgo)> {
+    Ok((
+        choose_algo(x, d, tune::FWD)?,
+        choose_algo(x, d, tune::INPUT_GRAD)?,
+        tune::choose_dw(x.gpu(), d)?.algo,
+    ))
 }
 
 /// [`conv2d_t`] by given algorithms: (forward and input gradient, weight gradient).
@@ -200,11 +206,8 @@ pub fn conv2d_transformed_t(
 ) -> Result<Var> {
     let xv = tape.value(x).clone();
     let d = conv_dims(&xv, &tw, tb.as_ref(), pad)?;
-    let algo = choose_algo(&xv, d, tune::FWD)?;
-    let algos = (
-        choose_algo(&xv, d, tune::INPUT_GRAD)?,
-        tune::choose_dw(xv.gpu(), d)?.algo,
-    );
+    let (algo, dx_algo, wgrad) = tuned_algos(&xv, d)?;
+    let algos = (dx_algo, wgrad);
     let out = conv2d_relu_with(algo, &xv, &tw, tb.as_ref(), pad, relu)?;
     let y = out.clone();
     let mut inputs = vec![x, w];
