@@ -2,9 +2,10 @@
 //
 // A is read as scalars through strides, so a transposed A costs nothing: element (z, m, k) sits at
 // z*sab + m*sam + k*sak. B and C are row-major with rows of n4 vec4 (B packed K × n4, C M × n4);
-// the launcher packs B (transpose, zero padding) and unpacks C only when N is not a multiple of 4
-// or B is transposed, and the product is too large for `mm_strided` (at the end of this file),
-// which reads B through strides and writes C unpadded. Flags: bit 0 add bias[n], bit 1 apply ReLU.
+// when N is not a multiple of 4 or B is transposed, the strided kernels read B through strides and
+// write C unpadded (`mm_strided` at the end of this file for small products, the generated
+// `mm_reg_s` where `mm_reg` runs), and the launcher packs B (transpose, zero padding) and unpacks
+// C around the workgroup kernels. Flags: bit 0 add bias[n], bit 1 apply ReLU.
 
 struct P {
     m: u32,
@@ -38,10 +39,41 @@ fn epilogue(v: vec4<f32>, col: u32) -> vec4<f32> {
     return r;
 }
 
-// Scalar views of bindings 2–4 for `mm_strided` (an entry point uses one view of each binding).
+// Scalar views of bindings 2–4 for the strided kernels, `mm_strided` below and the generated
+// `mm_reg_s` (an entry point uses one view of each binding).
 @group(0) @binding(2) var<storage, read> bs: array<f32>;
 @group(0) @binding(3) var<storage, read> bias_s: array<f32>;
 @group(0) @binding(4) var<storage, read_write> cs: array<f32>;
+
+// The epilogue of four consecutive columns col .. col + 3 of a strided kernel, where p.n4 holds N
+// itself: the bias read as scalars, its index clamped to the last column (columns past N are never
+// stored). Each lane is `strided_store`'s arithmetic.
+fn epilogue_s(v: vec4<f32>, col: u32) -> vec4<f32> {
+    var r = v;
+    if (p.flags & 1u) != 0u {
+        let l = p.n4 - 1u;
+        r = r + vec4<f32>(bias_s[min(col, l)], bias_s[min(col + 1u, l)], bias_s[min(col + 2u, l)], bias_s[min(col + 3u, l)]);
+    }
+    if (p.flags & 2u) != 0u {
+        r = max(r, vec4<f32>(0.0));
+    }
+    return r;
+}
+
+// One output of a strided kernel, where p.n4 holds N itself: (row, col) of batch z, with the
+// bias and ReLU of the flags, skipped past the edge; C is (nz, m, N) row-major, unpadded.
+fn strided_store(row: u32, col: u32, z: u32, v: f32) {
+    if row < p.m && col < p.n4 {
+        var r = v;
+        if (p.flags & 1u) != 0u {
+            r += bias_s[col];
+        }
+        if (p.flags & 2u) != 0u {
+            r = max(r, 0.0);
+        }
+        cs[z * p.scb + row * p.n4 + col] = r;
+    }
+}
 
 // ---- Register-tiled: each invocation owns TM rows × TN vec4 columns; no workgroup memory. ----
 // This is the loop form, kept as the readable reference (and validated for every tile in
@@ -260,19 +292,6 @@ fn mm_block(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid
 // Grid: (ceil(N / SWX), ceil(m / SR), nz).
 const SWX: u32 = 16u;
 const SR: u32 = 4u;
-
-fn strided_store(row: u32, col: u32, z: u32, v: f32) {
-    if row < p.m && col < p.n4 {
-        var r = v;
-        if (p.flags & 1u) != 0u {
-            r += bias_s[col];
-        }
-        if (p.flags & 2u) != 0u {
-            r = max(r, 0.0);
-        }
-        cs[z * p.scb + row * p.n4 + col] = r;
-    }
-}
 
 @compute @workgroup_size(SWX, 1, 1)
 fn mm_strided(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {

@@ -261,15 +261,41 @@ fn the_register_tile_set_on_a_device_is_the_one_mm_reg_runs() {
     assert_eq!(matmul::reg_tile(&h), matmul::codegen::DEFAULT_REG_TILE);
 }
 
-/// `mm_strided`, the one-dispatch kernel for small products whose B is transposed or whose N is
-/// not a multiple of 4: against the reference on ragged shapes, every transpose, batches on each
-/// side, bias and ReLU; bit for bit the packed `mm_reg` path's result (the same fma chain over
-/// k); and chosen by the launcher for a small product of that kind (one dispatch) but not for a
-/// large one or an aligned, untransposed one.
+/// B of `d` as the packing pass lays it out: untransposed, each row zero-padded to a multiple of
+/// 4 columns. Returns its shape and values.
+fn packed_b(b: &[f32], d: Dims) -> (Vec<usize>, Vec<f32>) {
+    let (z, n4) = (d.zb.max(1), d.n.div_ceil(4) * 4);
+    let mut out = vec![0.0; z * d.k * n4];
+    for zi in 0..z {
+        for ki in 0..d.k {
+            for ni in 0..d.n {
+                let at = if d.tb { ni * d.k + ki } else { ki * d.n + ni };
+                out[(zi * d.k + ki) * n4 + ni] = b[zi * d.k * d.n + at];
+            }
+        }
+    }
+    let shape = if d.zb == 0 {
+        vec![d.k, n4]
+    } else {
+        vec![d.zb, d.k, n4]
+    };
+    (shape, out)
+}
+
+/// The strided kernels, for products whose B is transposed or whose N is not a multiple of 4:
+/// `mm_strided` (one column per invocation, for small products) and `mm_reg_s` (the register
+/// tile, which the launcher runs instead of packing B and unpacking C around `mm_reg`). Against
+/// the reference on ragged shapes, every transpose, batches on each side, bias and ReLU; both bit
+/// for bit the result of `mm_reg` on B packed as the packing pass lays it out (the same fma chain
+/// over k), `mm_reg_s` on several register tiles; the launcher's choice of one dispatch for a
+/// small product of that kind, and for a large one on the register kernel, but packing for a
+/// large one on a workgroup kernel.
 #[test]
-fn the_strided_kernel_matches_the_reference_and_the_packed_path() {
+fn the_strided_kernels_match_the_reference_and_the_packed_path() {
     let g = Gpu::from_env().expect("adapter");
-    let packed = forced("mm_reg", false);
+    // A device of its own: the register tile changes below.
+    let packed = Gpu::from_env().expect("adapter");
+    packed.force(matmul::OP, Some("mm_reg"));
     let mut rg = rng(300);
     let mut n_cases = 0;
     for (za, zb) in [(0, 0), (3, 3), (0, 4), (5, 0)] {
@@ -309,22 +335,55 @@ fn the_strided_kernel_matches_the_reference_and_the_packed_path() {
                         r::matmul::forward(&abs(&a), &abs(&b), d, bias.then_some(&babs[..]), relu);
                     let what = format!("{d:?} bias={bias} relu={relu}");
                     assert_sum_close(&format!("strided {what}"), &got, &want, &want_abs, k);
-                    assert_eq!(
-                        got,
-                        run(&packed, false),
-                        "strided and packed differ: {what}"
-                    );
+                    // mm_reg on B packed (and its bias padded) on the host, C cropped.
+                    let (pshape, pb) = packed_b(&b, d);
+                    let n4 = pshape[pshape.len() - 1];
+                    let mut pbias = bi.clone();
+                    pbias.resize(n4, 0.0);
+                    let gbias = bias.then(|| up(&packed, &[n4], &pbias));
+                    let c = matmul::matmul_variant(
+                        "mm_reg",
+                        &up(&packed, &d.a_shape(), &a),
+                        &up(&packed, &pshape, &pb),
+                        ta,
+                        false,
+                        gbias.as_ref(),
+                        relu,
+                    )
+                    .unwrap()
+                    .to_vec()
+                    .unwrap();
+                    let cropped: Vec<f32> = c
+                        .chunks(n4)
+                        .flat_map(|row| row[..n].iter().copied())
+                        .collect();
+                    assert_eq!(got, cropped, "mm_strided and packed mm_reg differ: {what}");
+                    let tiles: &[(u32, u32)] = if bias && tb {
+                        &[(4, 2), (16, 12), (32, 8)]
+                    } else {
+                        &[(32, 8)]
+                    };
+                    for &t in tiles {
+                        matmul::set_reg_tile(&packed, t).unwrap();
+                        let regs = run(&packed, false);
+                        matmul::set_reg_tile(&packed, matmul::codegen::DEFAULT_REG_TILE).unwrap();
+                        assert_eq!(
+                            regs, cropped,
+                            "mm_reg_s {t:?} and packed mm_reg differ: {what}"
+                        );
+                    }
                 }
             }
         }
     }
     assert_eq!(n_cases, 4 * 5 * 4 * 2);
 
-    // The launcher's choice: one dispatch for a small transposed product, the packed path (pack,
-    // product) for a large one, the tiled kernel alone for an aligned untransposed one.
-    let count = |m: usize, k: usize, n: usize, tb: bool| {
-        let a = Tensor::zeros(&g, &[m, k]).unwrap();
-        let b = Tensor::zeros(&g, &if tb { [n, k] } else { [k, n] }).unwrap();
+    // The launcher's choice: one dispatch for a small transposed product; for a large one, one
+    // on the register kernel (`mm_reg_s`), the packed path (pack, product, unpack where N is
+    // ragged) on a workgroup kernel; the tiled kernel alone for an aligned untransposed one.
+    let count = |g: &Arc<Gpu>, m: usize, k: usize, n: usize, tb: bool| {
+        let a = Tensor::zeros(g, &[m, k]).unwrap();
+        let b = Tensor::zeros(g, &if tb { [n, k] } else { [k, n] }).unwrap();
         g.sync().unwrap();
         let before = g.counters();
         matmul::matmul(&a, &b, false, tb).unwrap();
@@ -332,14 +391,43 @@ fn the_strided_kernel_matches_the_reference_and_the_packed_path() {
         g.sync().unwrap();
         c.dispatches
     };
-    assert_eq!(count(64, 9, 10, true), 1, "small, transposed B");
-    assert_eq!(count(512, 10, 9, false), 1, "small, N = 9");
+    assert_eq!(count(&g, 64, 9, 10, true), 1, "small, transposed B");
+    assert_eq!(count(&g, 512, 10, 9, false), 1, "small, N = 9");
+    assert_eq!(count(&g, 64, 9, 12, false), 1, "aligned");
     assert_eq!(
-        count(512, 512, 512, true),
-        2,
-        "large, transposed B: pack and product"
+        count(&packed, 512, 512, 512, true),
+        1,
+        "large, transposed B, mm_reg"
     );
-    assert_eq!(count(64, 9, 12, false), 1, "aligned");
+    assert_eq!(
+        count(&packed, 512, 300, 257, false),
+        1,
+        "large, N = 257, mm_reg"
+    );
+    let block = forced("mm_block64x64", false);
+    assert_eq!(
+        count(&block, 512, 512, 512, true),
+        2,
+        "large, transposed B, mm_block: pack and product"
+    );
+    assert_eq!(
+        count(&block, 512, 300, 257, false),
+        3,
+        "large, N = 257, mm_block: pack, product, unpack"
+    );
+    let (a, b) = (
+        Tensor::zeros(&packed, &[512, 64]).unwrap(),
+        Tensor::zeros(&packed, &[257, 64]).unwrap(),
+    );
+    let (_, times) = packed
+        .profile(|| matmul::matmul(&a, &b, false, true))
+        .unwrap();
+    if let Some(t) = times {
+        assert!(
+            t.len() == 1 && t[0].0 == "matmul_regs_32x8::mm_reg_s",
+            "{t:?}"
+        );
+    }
 }
 
 /// A constant B in half precision (`mm_reg_h`): the packing puts each element's binary16 bits in

@@ -16,6 +16,10 @@ pub enum MatmulGen {
     /// `mm_reg_h`: `mm_reg` whose B holds half-precision pairs (each vec4 of a row as two `u32`,
     /// decoded with integer operations: every adapter, `SHADER_F16` or not).
     RegHalf { tm: u32, tn: u32 },
+    /// `mm_reg_s`: `mm_reg` whose B is read as scalars through its strides (transposed or not,
+    /// any N) and whose C is written unpadded, so a product with a transposed B or an N that is
+    /// not a multiple of 4 needs no packing or unpacking pass around it.
+    RegStrided { tm: u32, tn: u32 },
     /// `mm_subgroup` (`shaders/matmul_subgroup.wgsl` behind the matmul prelude): needs an adapter
     /// with subgroup operations, so it is not among the portable sources.
     Subgroup,
@@ -27,6 +31,7 @@ impl Generate for MatmulGen {
         match self {
             MatmulGen::Reg { tm, tn } => format!("matmul_reg_{tm}x{tn}"),
             MatmulGen::RegHalf { tm, tn } => format!("matmul_regh_{tm}x{tn}"),
+            MatmulGen::RegStrided { tm, tn } => format!("matmul_regs_{tm}x{tn}"),
             MatmulGen::Subgroup => "matmul_subgroup".into(),
         }
     }
@@ -35,6 +40,7 @@ impl Generate for MatmulGen {
         match self {
             MatmulGen::Reg { tm, tn } => matmul_reg_source(tm, tn),
             MatmulGen::RegHalf { tm, tn } => matmul_reg_half_source(tm, tn),
+            MatmulGen::RegStrided { tm, tn } => matmul_reg_strided_source(tm, tn),
             MatmulGen::Subgroup => subgroup_source(),
         }
     }
@@ -54,7 +60,13 @@ impl MatmulGen {
 pub fn generated_variants() -> Vec<MatmulGen> {
     reg_tiles_in_use()
         .into_iter()
-        .flat_map(|(tm, tn)| [MatmulGen::Reg { tm, tn }, MatmulGen::RegHalf { tm, tn }])
+        .flat_map(|(tm, tn)| {
+            [
+                MatmulGen::Reg { tm, tn },
+                MatmulGen::RegHalf { tm, tn },
+                MatmulGen::RegStrided { tm, tn },
+            ]
+        })
         .collect()
 }
 
@@ -131,7 +143,7 @@ fn matmul_prelude() -> Result<String> {
 /// workgroup id, so the A row offsets are the same across an invocation's SIMD lanes, and nothing
 /// returns early: rows and columns past the edge are clamped for loads and skipped at the store.
 pub fn matmul_reg_source(tm: u32, tn: u32) -> Result<String> {
-    reg_source(tm, tn, false)
+    reg_source(tm, tn, BForm::Packed)
 }
 
 /// Four binary16 values (two words, the low half first) as f32, decoded with integer operations:
@@ -155,18 +167,45 @@ const HALF4: &str = "fn half4(w: vec2<u32>) -> vec4<f32> {
 /// `vec2` the four halves of one vec4 of B, decoded by [`HALF4`]; the products and sums stay f32,
 /// so the result is `mm_reg`'s on B rounded to half precision.
 pub fn matmul_reg_half_source(tm: u32, tn: u32) -> Result<String> {
-    reg_source(tm, tn, true)
+    reg_source(tm, tn, BForm::Half)
 }
 
-fn reg_source(tm: u32, tn: u32, half: bool) -> Result<String> {
+/// [`matmul_reg_source`] with B read as scalars through its strides (`p.sbk`, `p.sbn`, `p.sbb`)
+/// and C written unpadded by `strided_store`, where `p.n4` holds N itself (as for `mm_strided`):
+/// every invocation still owns `tm` rows × `tn` groups of four columns, its four B scalars of a
+/// group loaded with their column clamped to N − 1 (columns past the edge are computed, never
+/// stored). The sum over k runs in the same order with the same `fma`s, so C is `mm_reg`'s on the
+/// packed operands bit for bit.
+pub fn matmul_reg_strided_source(tm: u32, tn: u32) -> Result<String> {
+    reg_source(tm, tn, BForm::Strided)
+}
+
+/// How the register kernel reads B.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BForm {
+    /// Packed vec4 rows.
+    Packed,
+    /// Packed rows of half-precision pairs.
+    Half,
+    /// Scalars through strides, C unpadded.
+    Strided,
+}
+
+fn reg_source(tm: u32, tn: u32, form: BForm) -> Result<String> {
     let mut s = matmul_prelude()?;
-    let (entry, load) = if half {
-        s += "@group(0) @binding(2) var<storage, read> bh: array<vec2<u32>>;\n";
-        s += HALF4;
-        ("mm_reg_h", "half4(bh[bk + bc{j}])")
-    } else {
-        ("mm_reg", "b[bk + bc{j}]")
+    let (entry, load) = match form {
+        BForm::Half => {
+            s += "@group(0) @binding(2) var<storage, read> bh: array<vec2<u32>>;\n";
+            s += HALF4;
+            ("mm_reg_h", "half4(bh[bk + bc{j}])")
+        }
+        BForm::Packed => ("mm_reg", "b[bk + bc{j}]"),
+        BForm::Strided => (
+            "mm_reg_s",
+            "vec4<f32>(bs[bk + bc{j}_0], bs[bk + bc{j}_1], bs[bk + bc{j}_2], bs[bk + bc{j}_3])",
+        ),
     };
+    let strided = form == BForm::Strided;
     let wx = REG_WORKGROUP;
     let _ = writeln!(
         s,
@@ -184,7 +223,16 @@ fn reg_source(tm: u32, tn: u32, half: bool) -> Result<String> {
         );
     }
     for j in 0..tn {
-        let _ = writeln!(s, "    let bc{j} = z * p.sbb + min(c0 + {j}u, p.n4 - 1u);");
+        if strided {
+            for t in 0..4 {
+                let _ = writeln!(
+                    s,
+                    "    let bc{j}_{t} = z * p.sbb + min((c0 + {j}u) * 4u + {t}u, p.n4 - 1u) * p.sbn;"
+                );
+            }
+        } else {
+            let _ = writeln!(s, "    let bc{j} = z * p.sbb + min(c0 + {j}u, p.n4 - 1u);");
+        }
     }
     for i in 0..tm {
         for j in 0..tn {
@@ -205,7 +253,38 @@ fn reg_source(tm: u32, tn: u32, half: bool) -> Result<String> {
             let _ = writeln!(s, "        c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});");
         }
     }
-    s += "        ak += p.sak;\n        bk += p.n4;\n    }\n";
+    s += "        ak += p.sak;\n";
+    s += if strided {
+        "        bk += p.sbk;\n    }\n"
+    } else {
+        "        bk += p.n4;\n    }\n"
+    };
+    if strided {
+        // C unpadded: each group's epilogue once, its columns up to N stored as scalars.
+        for j in 0..tn {
+            let _ = writeln!(s, "    let q{j} = (c0 + {j}u) * 4u;");
+        }
+        for i in 0..tm {
+            let _ = writeln!(s, "    if r0 + {i}u < p.m {{");
+            let _ = writeln!(s, "        let o{i} = z * p.scb + (r0 + {i}u) * p.n4;");
+            for j in 0..tn {
+                let _ = writeln!(s, "        if q{j} < p.n4 {{");
+                let _ = writeln!(s, "            let v = epilogue_s(c{i}_{j}, q{j});");
+                let _ = writeln!(s, "            cs[o{i} + q{j}] = v.x;");
+                for (t, lane) in ["y", "z", "w"].iter().enumerate() {
+                    let t = t + 1;
+                    let _ = writeln!(
+                        s,
+                        "            if q{j} + {t}u < p.n4 {{ cs[o{i} + q{j} + {t}u] = v.{lane}; }}"
+                    );
+                }
+                s += "        }\n";
+            }
+            s += "    }\n";
+        }
+        s += "}\n";
+        return Ok(s);
+    }
     for i in 0..tm {
         let _ = writeln!(s, "    if r0 + {i}u < p.m {{");
         let _ = writeln!(s, "        let o{i} = z * p.scb + (r0 + {i}u) * p.n4;");
@@ -246,6 +325,9 @@ mod tests {
             let src = matmul_reg_half_source(tm, tn).unwrap();
             crate::gpu::shader::validate("matmul_regh", &src)
                 .unwrap_or_else(|e| panic!("half {tm}x{tn}: {e}"));
+            let src = matmul_reg_strided_source(tm, tn).unwrap();
+            crate::gpu::shader::validate("matmul_regs", &src)
+                .unwrap_or_else(|e| panic!("strided {tm}x{tn}: {e}"));
         }
     }
 

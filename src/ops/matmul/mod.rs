@@ -5,8 +5,10 @@
 //! CPU adapters such as lavapipe run well) and the workgroup-tiled `mm_block…` and `mm_tiled`; the
 //! one run is chosen by measurement per shape bucket (`gpu::tune`, as the tuned op [`OP`] with the
 //! candidates of [`variants`]). The WGSL of `mm_reg` and `mm_subgroup` is generated in [`codegen`].
-//! B is packed to zero-padded vec4 rows only when it is transposed or N is not a multiple of 4; C
-//! likewise.
+//! A B that is transposed or whose N is not a multiple of 4 is read through its strides, with C
+//! written unpadded, by `mm_strided` for small products and by `mm_reg_s` (the register kernel's
+//! strided form) where `mm_reg` is the variant; the workgroup variants get B packed to zero-padded
+//! vec4 rows and C unpacked after them.
 
 pub mod codegen;
 pub mod half;
@@ -238,7 +240,19 @@ fn matmul_by(
         && gpu.forced(OP).is_none()
         && strided_grid(m, n, z).is_ok_and(fits)
     {
-        return strided(a, b, ta, tb, bias, relu, p);
+        return strided(a, b, ta, tb, bias, relu, p, Strided::Column);
+    }
+    if m == 0 || n == 0 {
+        return Tensor::empty(&gpu, &p.shape);
+    }
+    let v = match v {
+        Some(v) => v,
+        None => variants::choose(&gpu, m, n, k)?,
+    };
+    // The register kernel reads a transposed or ragged B through its strides and writes C
+    // unpadded: no packing pass before it, no unpacking after.
+    if v.kernel == variants::Kernel::Reg && (tb || !aligned) {
+        return strided(a, b, ta, tb, bias, relu, p, Strided::Register);
     }
     // B as K × n4 vec4 rows.
     let bpacked;
@@ -277,24 +291,18 @@ fn matmul_by(
         flags,
         ..Default::default()
     };
-    if m > 0 && n > 0 {
-        gpu.count_flops(2 * (z * m * n * k) as u64);
-        let biasraw = biasbuf.unwrap_or(bbuf);
-        let v = match v {
-            Some(v) => v,
-            None => variants::choose(&gpu, m, n, k)?,
-        };
-        let ops = variants::Operands {
-            a,
-            b: bbuf,
-            bias: biasraw,
-            c: cbuf,
-        };
-        let (m32, n432) = (u32_of("rows", m)?, u32_of("vec4 columns", n4)?);
-        variants::launch(&gpu, v, &params, ops, (m32, n432, u32_of("batch", z)?))?;
-        if let Some(padded) = &padded {
-            unpack_c(padded, &out, m, n, z)?;
-        }
+    gpu.count_flops(2 * (z * m * n * k) as u64);
+    let biasraw = biasbuf.unwrap_or(bbuf);
+    let ops = variants::Operands {
+        a,
+        b: bbuf,
+        bias: biasraw,
+        c: cbuf,
+    };
+    let (m32, n432) = (u32_of("rows", m)?, u32_of("vec4 columns", n4)?);
+    variants::launch(&gpu, v, &params, ops, (m32, n432, u32_of("batch", z)?))?;
+    if let Some(padded) = &padded {
+        unpack_c(padded, &out, m, n, z)?;
     }
     Ok(out)
 }
@@ -343,9 +351,28 @@ pub fn matmul_strided(
     bias: Option<&Tensor>,
     relu: bool,
 ) -> Result<Tensor> {
-    strided(a, b, ta, tb, bias, relu, product(a, b, ta, tb, bias)?)
+    strided(
+        a,
+        b,
+        ta,
+        tb,
+        bias,
+        relu,
+        product(a, b, ta, tb, bias)?,
+        Strided::Column,
+    )
 }
 
+/// The kernels that read B through its strides and write C unpadded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strided {
+    /// `mm_strided`: one column of four rows per invocation.
+    Column,
+    /// `mm_reg_s`: the register tile of `mm_reg`.
+    Register,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn strided(
     a: &Tensor,
     b: &Tensor,
@@ -354,6 +381,7 @@ fn strided(
     bias: Option<&Tensor>,
     relu: bool,
     p: Product,
+    kernel: Strided,
 ) -> Result<Tensor> {
     let Product {
         shape,
@@ -386,13 +414,28 @@ fn strided(
         sbn: u32_of("column stride of B", sbn)?,
         nz: u32_of("batch", z)?,
     };
-    gpu.launch(&MATMUL, "mm_strided")
-        .params(&params)
-        .read(&a)
-        .read(&b)
-        .read(&bias.unwrap_or(b))
-        .write(&out)
-        .dispatch(strided_grid(m, n, z)?)?;
+    let ops = variants::Operands {
+        a,
+        b,
+        bias: bias.unwrap_or(b),
+        c: &out,
+    };
+    match kernel {
+        Strided::Column => gpu
+            .launch(&MATMUL, "mm_strided")
+            .params(&params)
+            .read(ops.a)
+            .read(ops.b)
+            .read(ops.bias)
+            .write(ops.c)
+            .dispatch(strided_grid(m, n, z)?)?,
+        Strided::Register => variants::launch_reg_strided(
+            gpu,
+            &params,
+            ops,
+            (params.m, u32_of("vec4 columns", n.div_ceil(4))?, params.nz),
+        )?,
+    }
     Ok(out)
 }
 

@@ -214,6 +214,25 @@ pub(super) fn launch(
         .dispatch(groups)
 }
 
+/// Dispatch `mm_reg_s` (B through its strides, C unpadded; `p.n4` holds N) for (m rows, n4
+/// groups of four columns, z batches), on the device's register tile shrunk as `mm_reg`'s is.
+pub(super) fn launch_reg_strided(
+    gpu: &Arc<Gpu>,
+    p: &MatmulP,
+    o: Operands,
+    (m, n4, z): (u32, u32, u32),
+) -> Result<()> {
+    let (tm, tn) = effective_reg_tile(reg_tile(gpu), m, n4);
+    let sh = MatmulGen::RegStrided { tm, tn }.shader()?;
+    gpu.launch(sh, "mm_reg_s")
+        .params(p)
+        .read(o.a)
+        .read(o.b)
+        .read(o.bias)
+        .write(o.c)
+        .dispatch([n4.div_ceil(tn * REG_WORKGROUP), m.div_ceil(tm), z])
+}
+
 /// Largest product timed while choosing (multiply-adds): a bucket above it is timed at a smaller
 /// size of the same aspect, so one choice costs well under a second even on a CPU adapter.
 const TIMED_MACS: u64 = 1 << 25;
