@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::gpu;
+use common::{bits, gpu};
 use symclone::gpu::counters::{family_name, family_of, FAMILY_SLOTS};
 use symclone::gpu::Counters;
 use symclone::ops::matmul::matmul;
@@ -80,8 +80,64 @@ fn generated_kernels_count_under_their_family() {
     assert_eq!(name("conv_reg_3_4x4"), "conv");
     assert_eq!(name("conv_dw_reg_3_4x4"), "conv");
     assert_eq!(name("conv_gemm"), "conv_gemm");
+    assert_eq!(name("optim_k12"), "optim");
     assert_eq!(name("elementwise"), "elementwise");
     assert_eq!(name("matmulx"), "other");
     assert_eq!(name("probe"), "other");
     assert_eq!(family_name(FAMILY_SLOTS - 1), "other");
+}
+
+/// An optimiser over fourteen trainable tensors takes one update launch per step where the device
+/// allows 2 + 2 · 14 storage bindings (lavapipe), and five, three tensors each, under WebGPU's
+/// default limits; the parameters come out the same bit for bit.
+#[test]
+fn an_optimiser_groups_its_tensors_by_what_the_device_binds() {
+    use symclone::autograd::Param;
+    use symclone::gpu::KernelFamily;
+    use symclone::nn::{Optimizer, OptimizerKind};
+    use symclone::ops::optim;
+    let tensors = 14;
+    let sizes: Vec<usize> = (0..tensors).map(|i| 1 + (i * 37) % 300).collect();
+    let mut launches = Vec::new();
+    let mut values = Vec::new();
+    for g in [gpu(), common::gpu_webgpu(KernelFamily::Register)] {
+        let params: Vec<Param> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let v: Vec<f32> = (0..n).map(|j| ((i + j) % 7) as f32 * 0.125).collect();
+                Param::new(format!("p{i}"), Tensor::from_slice(&g, &[n], &v).unwrap())
+            })
+            .collect();
+        let mut opt = Optimizer::new(OptimizerKind::adamw(0.01), 1e-2, &params);
+        let mut per_step = Vec::new();
+        for t in 0..2 {
+            for (i, p) in params.iter().enumerate() {
+                let v: Vec<f32> = (0..sizes[i])
+                    .map(|j| ((i * 3 + j + t) % 5) as f32 - 2.0)
+                    .collect();
+                p.accumulate_grad(Tensor::from_slice(&g, &[sizes[i]], &v).unwrap())
+                    .unwrap();
+            }
+            g.sync().unwrap();
+            let before = g.counters();
+            opt.step().unwrap();
+            per_step.push(g.counters().since(&before).family("optim").dispatches);
+            opt.zero_grad();
+        }
+        let k = optim::slots_per_launch(&g);
+        assert_eq!(
+            per_step,
+            vec![tensors.div_ceil(k) as u64; 2],
+            "{k} per launch"
+        );
+        launches.push(per_step[0]);
+        values.push(params.iter().map(|p| bits(&p.value())).collect::<Vec<_>>());
+    }
+    if gpu().limits.max_storage_buffers_per_shader_stage >= 2 + 2 * tensors as u32 {
+        assert_eq!(launches, [1, 5]);
+    }
+    for (i, (a, w)) in values[0].iter().zip(&values[1]).enumerate() {
+        assert!(a == w, "tensor {i} differs between the two devices");
+    }
 }

@@ -1,7 +1,8 @@
 //! The engine under limits lower than the adapter's: a buffer limit that is not a size class of the
 //! pool, fewer storage bindings than a kernel takes, and limits the adapter lacks. (Lowered
 //! workgroups per dimension: tests/fold.rs; WebGPU's default limits: the `*_under_webgpu_default_limits`
-//! tests of each area.) And the limit no adapter states: lavapipe's loop limiter, which stops every
+//! tests of each area; the optimiser's tensors per launch, which follow the storage bindings.) And
+//! the limit no adapter states: lavapipe's loop limiter, which stops every
 //! loop of an invocation after 65,535 iterations in all.
 
 mod common;
@@ -55,35 +56,32 @@ fn limits_beyond_the_adapter_are_refused_by_name() {
 #[test]
 fn a_kernel_binding_more_storage_buffers_than_allowed_is_an_error_naming_the_limit() {
     let mut l = adapter_limits();
-    l.max_storage_buffers_per_shader_stage = 4;
+    l.max_storage_buffers_per_shader_stage = 3;
     let g = gpu_with_limits(l);
     let t = || Tensor::zeros(&g, &[8]).unwrap();
     let (p, gr, state, clip) = (t(), t(), Tensor::zeros(&g, &[16]).unwrap(), t());
-    let h = optim::AdamStep {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        decoupled: true,
-        t: 1,
-    };
-    // An optimiser step binds eight: the clip coefficient, the moments, three (parameters,
-    // gradient) pairs.
+    // An optimiser step binds at least four: the clip coefficient, the moments, one (parameters,
+    // gradient) pair.
     let slot = optim::Slot {
         param: &p,
         grad: &gr,
         scale: 1.0,
         offset: 0,
     };
-    let e = optim::step_(&[slot], &state, &clip, optim::Rule::Adam(h))
-        .unwrap_err()
-        .to_string();
+    assert_eq!(optim::slots_per_launch(&g), 1);
+    let e = optim::step_(
+        &[slot],
+        &state,
+        &clip,
+        optim::Rule::Adam(adam_step(true, 1)),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
-        e.contains("optim::adam") && e.contains("max_storage_buffers_per_shader_stage"),
+        e.contains("optim_k1::adam") && e.contains("max_storage_buffers_per_shader_stage"),
         "{e}"
     );
-    // Four are fine.
+    // Three are fine.
     assert!(p.axpby(&gr, 1.0, 1.0).is_ok());
 }
 
@@ -144,5 +142,120 @@ fn sums_past_the_loop_limiter_are_refused_where_it_would_cut_them() {
                 assert!(e.to_string().contains("a sum over 300000 rows"), "{e}");
             }
         }
+    }
+}
+
+/// An optimiser step over fourteen parameter tensors of ragged sizes (1 to 300 elements, gaps in
+/// the packed state, a scale per tensor and a clip coefficient) on the adapter's own limits, in as
+/// few launches as its storage bindings allow (one on lavapipe), gives bit for bit the parameters
+/// and state of the same steps under WebGPU's default limits, three tensors per launch: Adam,
+/// AdamW and SGD, three steps each.
+#[test]
+fn an_optimiser_step_is_the_same_bit_for_bit_whatever_the_tensors_per_launch() {
+    use symclone::gpu::KernelFamily;
+    let (ga, gw) = (gpu(), gpu_webgpu(KernelFamily::Register));
+    let (ka, kw) = (optim::slots_per_launch(&ga), optim::slots_per_launch(&gw));
+    assert_eq!(kw, 3);
+    let tensors = 14;
+    if ga.limits.max_storage_buffers_per_shader_stage >= 2 + 2 * tensors as u32 {
+        assert!(ka >= tensors, "{ka} tensors per launch");
+    }
+    let mut rg = rng(71);
+    let sizes: Vec<usize> = (0..tensors).map(|_| 1 + rg.below(300)).collect();
+    let scales: Vec<f32> = (0..tensors)
+        .map(|i| [1.0, 0.5, 0.25, 1.0 / 3.0][i % 4])
+        .collect();
+    // Each tensor's state after a gap of i entries.
+    let mut offsets = Vec::new();
+    let mut total = 0;
+    for (i, &n) in sizes.iter().enumerate() {
+        offsets.push(total + i);
+        total += i + n;
+    }
+    let rules = [
+        ("adam", optim::Rule::Adam(adam_step(false, 1))),
+        ("adamw", optim::Rule::Adam(adam_step(true, 1))),
+        (
+            "sgd",
+            optim::Rule::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                weight_decay: 1e-3,
+            },
+        ),
+    ];
+    for (what, rule) in rules {
+        let values: Vec<Vec<f32>> = sizes.iter().map(|&n| rg.normal_vec(n)).collect();
+        let on = |g: &std::sync::Arc<Gpu>| {
+            let params: Vec<Tensor> = values
+                .iter()
+                .map(|v| Tensor::from_slice(g, &[v.len()], v).unwrap())
+                .collect();
+            let state = Tensor::zeros(g, &[rule.moments() * total]).unwrap();
+            (params, state)
+        };
+        let (pa, sa) = on(&ga);
+        let (pw, sw) = on(&gw);
+        for t in 1..=3u32 {
+            let rule = match rule {
+                optim::Rule::Adam(h) => optim::Rule::Adam(optim::AdamStep { t, ..h }),
+                sgd => sgd,
+            };
+            let grads: Vec<Vec<f32>> = sizes.iter().map(|&n| rg.normal_vec(n)).collect();
+            let coef = [0.8125 - 0.125 * t as f32, 3.0];
+            let mut launches = Vec::new();
+            for (g, params, state) in [(&ga, &pa, &sa), (&gw, &pw, &sw)] {
+                let gs: Vec<Tensor> = grads
+                    .iter()
+                    .map(|v| Tensor::from_slice(g, &[v.len()], v).unwrap())
+                    .collect();
+                let clip = Tensor::from_slice(g, &[2], &coef).unwrap();
+                let slots: Vec<optim::Slot> = (0..tensors)
+                    .map(|i| optim::Slot {
+                        param: &params[i],
+                        grad: &gs[i],
+                        scale: scales[i],
+                        offset: offsets[i],
+                    })
+                    .collect();
+                g.sync().unwrap();
+                let before = g.counters();
+                optim::step_(&slots, state, &clip, rule).unwrap();
+                launches.push(g.counters().since(&before).family("optim").dispatches);
+            }
+            assert_eq!(
+                launches,
+                [tensors.div_ceil(ka) as u64, tensors.div_ceil(3) as u64],
+                "{what}, step {t}: launches on the adapter's limits and WebGPU's"
+            );
+            for i in 0..tensors {
+                assert!(
+                    bits(&pa[i]) == bits(&pw[i]),
+                    "{what}, step {t}: tensor {i} of {} elements differs",
+                    sizes[i]
+                );
+            }
+            assert!(
+                bits(&sa) == bits(&sw),
+                "{what}, step {t}: the state differs"
+            );
+            if t == 1 {
+                for (p, v) in pa.iter().zip(&values) {
+                    assert_ne!(&p.to_vec().unwrap(), v, "{what}: a tensor kept its values");
+                }
+            }
+        }
+    }
+}
+
+fn adam_step(decoupled: bool, t: u32) -> optim::AdamStep {
+    optim::AdamStep {
+        lr: 1e-2,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.01,
+        decoupled,
+        t,
     }
 }

@@ -1,5 +1,6 @@
 //! Every WGSL shader, in every constant variant the launchers use, and every kernel generated in
-//! Rust (every register tile and the tiles it shrinks to, every convolution tile at k ∈ {1, 3, 5}),
+//! Rust (every register tile and the tiles it shrinks to, every convolution tile at k ∈ {1, 3, 5},
+//! the optimiser's update for each number of tensors per launch),
 //! parses and validates with naga, and translates with naga to SPIR-V, MSL, HLSL and GLSL (ES 3.10
 //! and 4.30 core), entry point by entry point: a shader that would fail on Vulkan, Metal, DX12 or
 //! OpenGL fails `cargo test` here with naga's message, without that hardware.
@@ -29,6 +30,9 @@ fn every_shader_validates_fits_default_limits_and_translates_to_spirv_msl_hlsl_g
         "conv_dw_reg_5_16x2",
         "conv_bwd_reg_3_1x28_p1",
         "conv_bwd_reg_1_1x7_p0",
+        "optim_k1",
+        "optim_k3",
+        "optim_k16",
     ] {
         assert!(has(p), "no shader labelled {p}");
     }

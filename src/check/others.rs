@@ -432,8 +432,10 @@ fn run_elementwise(g: &Arc<Gpu>, o: &mut Out, rg: &mut Rng, op: Ew, n: usize) ->
     Ok(())
 }
 
-/// Four parameter tensors of ragged sizes (two launches of [`optim::SLOTS`]), with gradient
-/// scales and a gap in the packed state, against the reference tensor by tensor.
+/// Four parameter tensors of ragged sizes, with gradient scales and a gap in the packed state,
+/// against the reference tensor by tensor: odd steps in two launches of three tensors (the form
+/// under WebGPU's default limits), even steps in the device's own (one launch where it binds
+/// four pairs).
 fn run_optim(
     g: &Arc<Gpu>,
     o: &mut Out,
@@ -503,7 +505,12 @@ fn run_optim(
                 weight_decay: 1e-3,
             }
         };
-        optim::step_(&slots, &state, &clip_t, rule)?;
+        let per_launch = if t % 2 == 1 {
+            3
+        } else {
+            optim::slots_per_launch(g)
+        };
+        optim::step_in_launches_of(&slots, &state, &clip_t, rule, per_launch)?;
         for (i, (rp, rm, rv)) in refs.iter_mut().enumerate() {
             let scale = coef * scales[i] as f64;
             if adam {

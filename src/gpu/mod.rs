@@ -25,6 +25,7 @@ mod validate;
 pub use adapter::{AdapterChoice, AdapterSummary};
 pub use counters::{Counters, StepCounts};
 pub use device::{Gpu, KernelFamily};
+pub use pipelines::MAX_BINDINGS;
 pub use pool::{PoolStats, PooledBuffer};
 pub use recorder::{grid_1d, Bindable, Launch};
 pub use shader::{specialize, Shader};

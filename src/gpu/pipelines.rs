@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 /// Most specialised constants one launch sets.
 pub const MAX_CONSTS: usize = 4;
-/// Most storage bindings one kernel takes (bindings 1..=MAX_BINDINGS; 0 is the uniform block).
-pub const MAX_BINDINGS: usize = 8;
+/// Most storage bindings one kernel takes (bindings 1..=MAX_BINDINGS; 0 is the uniform block):
+/// the optimiser's update over its most tensors per launch (`ops::optim::CAP`), where the device
+/// allows as many; every other kernel takes at most 8, WebGPU's default.
+pub const MAX_BINDINGS: usize = 34;
 
 /// How a storage buffer is bound: part of a pipeline's binding layout (and so of its key), which
 /// the recorder fills from each launch's buffers.
@@ -29,7 +31,7 @@ pub(super) struct PipelineKey {
     consts: [(&'static str, u32); MAX_CONSTS],
     /// Storage bindings, and which of them are read-write (bit i: binding i + 1).
     bindings: u8,
-    read_write: u8,
+    read_write: u64,
 }
 
 impl PipelineKey {
@@ -45,7 +47,7 @@ impl PipelineKey {
             .iter()
             .enumerate()
             .filter(|(_, a)| **a == Access::ReadWrite)
-            .fold(0u8, |m, (i, _)| m | (1 << i));
+            .fold(0u64, |m, (i, _)| m | (1 << i));
         PipelineKey {
             shader: shader as *const Shader as usize,
             entry,

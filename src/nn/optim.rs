@@ -64,9 +64,12 @@ pub struct Optimizer {
     /// Clip the global gradient norm to this value before each step.
     pub clip: Option<f32>,
     states: Vec<State>,
-    /// The moments of each launch group (the trainable parameters taken [`kernels::SLOTS`] at a
-    /// time, in order), packed ([`kernels::step_`]); made at the first step. One buffer per
-    /// launch, so that each launch binds only the state it updates.
+    /// Trainable parameters per launch group: the device's [`kernels::slots_per_launch`], learned
+    /// at the first step (0 before it).
+    per_launch: usize,
+    /// The moments of each launch group (the trainable parameters taken `per_launch` at a time,
+    /// in order), packed ([`kernels::step_`]); made at the first step. One buffer per launch, so
+    /// that each launch binds only the state it updates.
     moments: Vec<Option<Tensor>>,
     /// The clip coefficient when clipping is off: `[1, 0]`, made once.
     unclipped: Option<Tensor>,
@@ -84,13 +87,13 @@ impl Optimizer {
                 tied: 1,
             })
             .collect();
-        let groups = states.len().div_ceil(kernels::SLOTS);
         Optimizer {
             kind,
             lr,
             clip: None,
             states,
-            moments: vec![None; groups],
+            per_launch: 0,
+            moments: Vec::new(),
             unclipped: None,
             t: 0,
             last_clip: None,
@@ -205,7 +208,11 @@ impl Optimizer {
                 t: self.t,
             }),
         };
-        for (k, group) in self.states.chunks(kernels::SLOTS).enumerate() {
+        if self.per_launch == 0 {
+            self.per_launch = kernels::slots_per_launch(&gpu);
+            self.moments = vec![None; self.states.len().div_ceil(self.per_launch)];
+        }
+        for (k, group) in self.states.chunks(self.per_launch).enumerate() {
             // Each tensor's moments follow those of the group's tensors before it, whether or
             // not they have a gradient this step.
             let mut at = 0;
@@ -233,7 +240,8 @@ impl Optimizer {
                     offset: *offset,
                 })
                 .collect();
-            kernels::step_(&slots, self.moments[k].as_ref().unwrap(), &clip, rule)?;
+            let state = self.moments[k].as_ref().unwrap();
+            kernels::step_in_launches_of(&slots, state, &clip, rule, self.per_launch)?;
         }
         self.last_clip = Some(clip);
         Ok(())

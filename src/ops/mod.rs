@@ -54,7 +54,7 @@ pub(crate) use crate::tensor::{expect_f32, same_shape};
 
 /// Every kernel generated in Rust that the launchers can run, as (name, source): `mm_reg` for every
 /// register tile and every tile it shrinks to, `conv_reg`, `conv_dw_reg` and `conv_bwd_reg` for
-/// every tile at k ∈ {1, 3, 5}.
+/// every tile at k ∈ {1, 3, 5}, and the optimiser's update for 1 to `optim::CAP` tensors.
 pub fn generated_sources() -> Result<Vec<(String, String)>> {
     fn sources<K: Generate>(keys: Vec<K>) -> Result<Vec<(String, String)>> {
         keys.into_iter()
@@ -63,6 +63,7 @@ pub fn generated_sources() -> Result<Vec<(String, String)>> {
     }
     let mut v = sources(matmul::codegen::generated_variants())?;
     v.extend(sources(conv::generated_variants())?);
+    v.extend(sources(optim::generated_variants())?);
     Ok(v)
 }
 
