@@ -442,14 +442,7 @@ fn optimiser_cases(g: &Arc<Gpu>) {
                     ),
                     None => (Tensor::full(&g, &[2], 1.0).unwrap(), 1.0),
                 };
-                let slots: Vec<optim::Slot> = (0..2)
-                    .map(|i| optim::Slot {
-                        param: &ps[i],
-                        grad: &gts[i],
-                        scale: scales[i],
-                        offset: offsets[i],
-                    })
-                    .collect();
+                let slots = optim::Slot::each(&ps, &gts, &scales, &offsets);
                 let rule = match kind {
                     "sgd" => optim::Rule::Sgd {
                         lr: 0.05,

@@ -210,14 +210,7 @@ fn an_optimiser_step_is_the_same_bit_for_bit_whatever_the_tensors_per_launch() {
                     .map(|v| Tensor::from_slice(g, &[v.len()], v).unwrap())
                     .collect();
                 let clip = Tensor::from_slice(g, &[2], &coef).unwrap();
-                let slots: Vec<optim::Slot> = (0..tensors)
-                    .map(|i| optim::Slot {
-                        param: &params[i],
-                        grad: &gs[i],
-                        scale: scales[i],
-                        offset: offsets[i],
-                    })
-                    .collect();
+                let slots = optim::Slot::each(params, &gs, &scales, &offsets);
                 g.sync().unwrap();
                 let before = g.counters();
                 optim::step_(&slots, state, &clip, rule).unwrap();

@@ -480,14 +480,7 @@ fn run_optim(
         } else {
             (Tensor::full(g, &[2], 1.0)?, 1.0)
         };
-        let slots: Vec<optim::Slot> = (0..sizes.len())
-            .map(|i| optim::Slot {
-                param: &ps[i],
-                grad: &gs[i],
-                scale: scales[i],
-                offset: offsets[i],
-            })
-            .collect();
+        let slots = optim::Slot::each(&ps, &gs, &scales, &offsets);
         let rule = if adam {
             optim::Rule::Adam(optim::AdamStep {
                 lr: 1e-2,

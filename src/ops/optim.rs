@@ -190,6 +190,28 @@ pub struct Slot<'a> {
     pub offset: usize,
 }
 
+impl<'a> Slot<'a> {
+    /// One slot per tensor: `params[i]` with `grads[i]`, `scales[i]` and state at `offsets[i]`.
+    pub fn each(
+        params: &'a [Tensor],
+        grads: &'a [Tensor],
+        scales: &[f32],
+        offsets: &[usize],
+    ) -> Vec<Slot<'a>> {
+        params
+            .iter()
+            .zip(grads)
+            .zip(scales.iter().zip(offsets))
+            .map(|((param, grad), (&scale, &offset))| Slot {
+                param,
+                grad,
+                scale,
+                offset,
+            })
+            .collect()
+    }
+}
+
 /// The update rule of [`step_`].
 #[derive(Clone, Copy, Debug)]
 pub enum Rule {
