@@ -78,11 +78,17 @@ fn a_training_step_row_reports_its_counts() {
     assert_eq!(rows.len(), 1);
     let c = rows[0].counts.as_ref().expect("counts");
     // The MLP 256-256-128-20 with dropout: a handful of products, element-wise passes and one
-    // Adam dispatch per three of its six parameter tensors, every step alike.
+    // Adam dispatch per as many of its six parameter tensors as the device binds at once, every
+    // step alike.
     assert!(c.dispatches >= 10.0 && c.dispatches.fract() == 0.0, "{c:?}");
     assert!(c.bytes_read > 4.0 * (256 * 256) as f64, "{c:?}");
     assert!(c.bytes_written > 0.0 && c.record_us > 0.0, "{c:?}");
-    assert_eq!(c.families["optim"].dispatches, 2.0, "{c:?}");
+    let per_launch = symclone::ops::optim::slots_per_launch(&g);
+    assert_eq!(
+        c.families["optim"].dispatches,
+        6usize.div_ceil(per_launch) as f64,
+        "{c:?}"
+    );
     let md = symclone::bench::markdown(&g, &rows);
     assert!(
         md.contains("| dispatches | MB read | MB written | CPU µs recording |"),
