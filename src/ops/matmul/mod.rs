@@ -115,12 +115,14 @@ shader_params!(
 
 /// The most multiply-adds a product whose B is transposed or whose N is not a multiple of 4 may
 /// have to run as `mm_strided` (one dispatch, B read through strides, C written unpadded)
-/// instead of packing B and unpacking C around a tiled kernel (three dispatches): the heads'
+/// instead of the chosen variant: `mm_reg_s` (also one dispatch) where that is `mm_reg`, else B
+/// packed and C unpacked around a workgroup kernel (three dispatches). These are the heads'
 /// small products and the smallest of the cloned layers' coefficient products. Through lavapipe
 /// `mm_strided` runs at about 0.4 GFMA/s against the tiled kernels' 10 or more (its B loads are
 /// gathers there), so past this size the two passes it saves cost less than it does (measured on
-/// the quick preset's step, BENCHMARKS.md). A device with a matrix-product variant forced on it
-/// ([`crate::Gpu::force`]: tests of that variant) never runs it.
+/// the quick preset's step, BENCHMARKS.md, before `mm_reg_s`; against `mm_reg_s` the limit is not
+/// measured). A device with a matrix-product variant forced on it ([`crate::Gpu::force`]: tests
+/// of that variant) never runs it.
 pub const STRIDED_MAX_FMAS: usize = 1 << 16;
 
 /// Pack x (batch of rows × cols, or its transpose) into zero-padded vec4 rows.
